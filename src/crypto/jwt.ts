@@ -1,0 +1,79 @@
+import type { JsonObject } from '../domain/types.js';
+import type { SigningKey } from './signing_key.js';
+
+const SEGMENT = /^[A-Za-z0-9_-]+$/;
+/** Tokens longer than this are refused before any parsing (J-22). */
+export const MAX_TOKEN_LENGTH = 8192;
+
+export interface DecodedJwt {
+  header: JsonObject;
+  payload: JsonObject;
+  signingInput: Buffer;
+  signature: Buffer;
+}
+
+const encodeJson = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url');
+
+/** Signs a compact JWS. The header always names the key (`kid`) and its fixed algorithm. */
+export function signJwt(key: SigningKey, payload: JsonObject, extraHeader: JsonObject = {}): string {
+  const header = { alg: key.alg, ...extraHeader, kid: key.kid };
+  const signingInput = `${encodeJson(header)}.${encodeJson(payload)}`;
+  return `${signingInput}.${key.sign(Buffer.from(signingInput)).toString('base64url')}`;
+}
+
+/** Strict base64url: decoding then re-encoding must give back the same text (no padding, no stray bits). */
+function decodeSegment(segment: string): Buffer | null {
+  if (!SEGMENT.test(segment)) return null;
+  const bytes = Buffer.from(segment, 'base64url');
+  return bytes.toString('base64url') === segment ? bytes : null;
+}
+
+function parseObject(bytes: Buffer): JsonObject | null {
+  try {
+    const value: unknown = JSON.parse(bytes.toString('utf8'));
+    return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as JsonObject) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Splits and parses a compact JWS without trusting it. Returns null for anything that is not exactly
+ * three canonical base64url segments with JSON-object header and payload.
+ */
+export function decodeJwt(token: string): DecodedJwt | null {
+  if (token.length > MAX_TOKEN_LENGTH) return null;
+  const parts = token.split('.');
+  if (parts.length !== 3) return null;
+  const [h, p, s] = parts as [string, string, string];
+  const headerBytes = decodeSegment(h);
+  const payloadBytes = decodeSegment(p);
+  const signature = decodeSegment(s);
+  if (!headerBytes || !payloadBytes || !signature) return null;
+  const header = parseObject(headerBytes);
+  const payload = parseObject(payloadBytes);
+  if (!header || !payload) return null;
+  return { header, payload, signingInput: Buffer.from(`${h}.${p}`), signature };
+}
+
+/**
+ * Header checks that do not depend on the key: a string `kid`, no critical extensions, and no
+ * embedded or remote key references that we would never honour anyway.
+ */
+export function headerKid(header: JsonObject): string | null {
+  if ('crit' in header || 'jwk' in header || 'jku' in header || 'x5u' in header || 'x5c' in header) return null;
+  if (typeof header.alg !== 'string' || typeof header.kid !== 'string') return null;
+  if (header.kid.length === 0 || header.kid.length > 64) return null;
+  return header.kid;
+}
+
+/** Verifies the signature with the one key the kid names; `alg` must equal that key's algorithm. */
+export function verifySignature(decoded: DecodedJwt, key: SigningKey): boolean {
+  if (decoded.header.alg !== key.alg) return false;
+  return key.verify(decoded.signingInput, decoded.signature);
+}
+
+/** A NumericDate claim: a finite, non-negative integer number of seconds. */
+export function numericDate(value: unknown): number | null {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 ? value : null;
+}

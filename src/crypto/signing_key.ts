@@ -1,0 +1,89 @@
+import {
+  createHmac, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign, verify,
+  timingSafeEqual, type KeyObject,
+} from 'node:crypto';
+import type { Algorithm } from '../domain/policy.js';
+import type { JsonObject } from '../domain/types.js';
+
+/** Freshly generated key material: the private part (to be sealed) and the public JWK (null for HMAC). */
+export interface GeneratedKey {
+  secret: Buffer;
+  publicJwk: JsonObject | null;
+}
+
+export const MIN_HMAC_SECRET_BYTES = 32;
+export const MIN_RSA_BITS = 2048;
+
+export function generateKeyMaterial(alg: Algorithm, kid: string): GeneratedKey {
+  if (alg === 'HS256') return { secret: randomBytes(32), publicJwk: null };
+  const pair =
+    alg === 'ES256' ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
+    : alg === 'EdDSA' ? generateKeyPairSync('ed25519')
+    : generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const secret = pair.privateKey.export({ format: 'der', type: 'pkcs8' });
+  const jwk = pair.publicKey.export({ format: 'jwk' }) as JsonObject;
+  return { secret, publicJwk: { ...jwk, kid, alg, use: 'sig' } };
+}
+
+/**
+ * A signing key ready for use: imported into a KeyObject once, so the hot path never parses key material.
+ * `alg` is fixed per key; verification refuses any other algorithm (no confusion between key types).
+ */
+export class SigningKey {
+  readonly kid: string;
+  readonly alg: Algorithm;
+  private readonly privateKey: KeyObject | null;
+  private readonly publicKey: KeyObject | null;
+  private readonly hmacSecret: Buffer | null;
+  /** Expected raw signature length: a shorter or longer one is refused before any crypto. */
+  private readonly signatureLength: number;
+
+  constructor(kid: string, alg: Algorithm, secret: Buffer) {
+    this.kid = kid;
+    this.alg = alg;
+    if (alg === 'HS256') {
+      if (secret.length < MIN_HMAC_SECRET_BYTES) throw new Error(`HS256 secret of key ${kid} is shorter than 32 bytes`);
+      this.hmacSecret = secret;
+      this.privateKey = null;
+      this.publicKey = null;
+      this.signatureLength = 32;
+      return;
+    }
+    this.hmacSecret = null;
+    this.privateKey = createPrivateKey({ key: secret, format: 'der', type: 'pkcs8' });
+    this.publicKey = createPublicKey(this.privateKey);
+    const expectedType = alg === 'ES256' ? 'ec' : alg === 'EdDSA' ? 'ed25519' : 'rsa';
+    if (this.privateKey.asymmetricKeyType !== expectedType) throw new Error(`key ${kid} is not a ${alg} key`);
+    if (alg === 'RS256') {
+      const bits = this.privateKey.asymmetricKeyDetails?.modulusLength ?? 0;
+      if (bits < MIN_RSA_BITS) throw new Error(`RSA key ${kid} has ${bits} bits; at least 2048 are required`);
+      this.signatureLength = bits / 8;
+    } else {
+      this.signatureLength = 64;
+    }
+  }
+
+  sign(data: Buffer): Buffer {
+    switch (this.alg) {
+      case 'HS256': return createHmac('sha256', this.hmacSecret as Buffer).update(data).digest();
+      case 'ES256': return sign('sha256', data, { key: this.privateKey as KeyObject, dsaEncoding: 'ieee-p1363' });
+      case 'EdDSA': return sign(null, data, this.privateKey as KeyObject);
+      case 'RS256': return sign('sha256', data, this.privateKey as KeyObject);
+    }
+  }
+
+  verify(data: Buffer, signature: Buffer): boolean {
+    if (signature.length !== this.signatureLength) return false;
+    switch (this.alg) {
+      case 'HS256': return timingSafeEqual(this.sign(data), signature);
+      case 'ES256': return verify('sha256', data, { key: this.publicKey as KeyObject, dsaEncoding: 'ieee-p1363' }, signature);
+      case 'EdDSA': return verify(null, data, this.publicKey as KeyObject, signature);
+      case 'RS256': return verify('sha256', data, this.publicKey as KeyObject, signature);
+    }
+  }
+
+  /** SubjectPublicKeyInfo PEM text of the public key (null for HMAC keys). */
+  publicPem(): string | null {
+    return this.publicKey ? (this.publicKey.export({ format: 'pem', type: 'spki' }) as string) : null;
+  }
+}

@@ -1,0 +1,171 @@
+import { newAppKey, parseAppKey, constantTimeEqual } from '../crypto/secrets.js';
+import type { Store } from '../store/contract.js';
+import type { Clock } from './clock.js';
+import { invalidRequest, RotorError } from './errors.js';
+import type { Observer } from './events.js';
+import { isUlid, isValidAppName, newId } from './ids.js';
+import type { Keyring } from './keyring.js';
+import { applyPolicyPatch, isProfile, PROFILE_DEFAULTS, PROFILES, type Profile } from './policy.js';
+import type { App, SigningKeyRecord } from './types.js';
+
+const APP_CACHE_MS = 1000;
+
+export interface CreateAppInput {
+  name: unknown;
+  profile?: unknown;
+  public?: unknown;
+  policy?: unknown;
+  description?: unknown;
+}
+
+/** Apps (tenants), their app keys and their signing keys. */
+export class Apps {
+  private readonly cache = new Map<string, { at: number; app: App | null }>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly keyring: Keyring,
+    private readonly clock: Clock,
+    private readonly observer: Observer,
+  ) {}
+
+  async create(input: CreateAppInput): Promise<{ app: App; appKey: string; appKeyId: string }> {
+    const name = input.name;
+    if (typeof name !== 'string' || !isValidAppName(name)) {
+      throw invalidRequest('name must match [a-z0-9][a-z0-9_-]{0,62} and must not be a ULID');
+    }
+    const profile: Profile = input.profile === undefined ? 'native' : (input.profile as Profile);
+    if (!isProfile(profile)) throw invalidRequest(`profile must be one of ${PROFILES.join(', ')}`);
+    if (input.public !== undefined && typeof input.public !== 'boolean') throw invalidRequest('public must be true or false');
+    const description = input.description === undefined ? '' : input.description;
+    if (typeof description !== 'string' || description.length > 1024) throw invalidRequest('description must be a string of at most 1024 characters');
+    const policy = applyPolicyPatch(PROFILE_DEFAULTS[profile], input.policy);
+    const now = this.clock.now();
+    const app: App = { id: newId(), name, profile, public: input.public === true, policy, description, createdAt: now, updatedAt: now };
+    const keyId = newId();
+    const { appKey, secretHash } = newAppKey(keyId);
+    const signingKey = this.keyring.newKeyRecord(app.id, policy.alg);
+    const { created } = await this.store.createApp({
+      app, appKey: { id: keyId, appId: app.id, secretHash, createdAt: now, revokedAt: null }, signingKey,
+    });
+    if (!created) throw new RotorError('conflict', `an app named "${name}" already exists`);
+    return { app, appKey, appKeyId: keyId };
+  }
+
+  /** Finds an app by ULID or by name; `app_not_found` otherwise. */
+  async get(ref: unknown): Promise<App> {
+    const app = typeof ref === 'string' && ref.length > 0 && ref.length <= 64 ? await this.lookup(ref) : null;
+    if (!app) throw new RotorError('app_not_found', 'no app has that id or name');
+    return app;
+  }
+
+  private async lookup(ref: string): Promise<App | null> {
+    return isUlid(ref) ? this.byId(ref.toUpperCase()) : this.store.findApp({ name: ref });
+  }
+
+  /** By id, cached for a second: the refresh path asks for its app on every call. */
+  async byId(id: string): Promise<App | null> {
+    const now = this.clock.now();
+    const hit = this.cache.get(id);
+    if (hit && now - hit.at < APP_CACHE_MS && now >= hit.at) return hit.app;
+    const app = await this.store.findApp({ id });
+    this.cache.set(id, { at: now, app });
+    if (this.cache.size > 10_000) this.cache.clear();
+    return app;
+  }
+
+  list(): Promise<App[]> {
+    return this.store.listApps();
+  }
+
+  async update(ref: unknown, patch: { name?: unknown; public?: unknown; policy?: unknown; description?: unknown }): Promise<App> {
+    const app = await this.get(ref);
+    const next: App = { ...app, updatedAt: this.clock.now() };
+    if (patch.name !== undefined) {
+      if (typeof patch.name !== 'string' || !isValidAppName(patch.name)) throw invalidRequest('name must match [a-z0-9][a-z0-9_-]{0,62} and must not be a ULID');
+      next.name = patch.name;
+    }
+    if (patch.public !== undefined) {
+      if (typeof patch.public !== 'boolean') throw invalidRequest('public must be true or false');
+      next.public = patch.public;
+    }
+    if (patch.description !== undefined) {
+      if (typeof patch.description !== 'string' || patch.description.length > 1024) throw invalidRequest('description must be a string of at most 1024 characters');
+      next.description = patch.description;
+    }
+    next.policy = applyPolicyPatch(app.policy, patch.policy);
+    const { updated } = await this.store.updateApp(next);
+    if (!updated) throw new RotorError('conflict', `an app named "${next.name}" already exists`);
+    this.cache.delete(app.id);
+    // A new algorithm takes effect through a key rotation, so old tokens keep verifying.
+    if (next.policy.alg !== app.policy.alg) await this.rotateKey(next);
+    return next;
+  }
+
+  async delete(ref: unknown): Promise<void> {
+    const app = await this.get(ref);
+    await this.store.deleteApp(app.id);
+    this.cache.delete(app.id);
+    this.keyring.invalidate(app.id);
+  }
+
+  // ── app keys ───────────────────────────────────────────────────────────────────────────────────
+
+  async createAppKey(ref: unknown): Promise<{ id: string; appKey: string }> {
+    const app = await this.get(ref);
+    const id = newId();
+    const { appKey, secretHash } = newAppKey(id);
+    await this.store.createAppKey({ id, appId: app.id, secretHash, createdAt: this.clock.now(), revokedAt: null });
+    return { id, appKey };
+  }
+
+  async revokeAppKey(ref: unknown, keyId: unknown): Promise<void> {
+    const app = await this.get(ref);
+    if (typeof keyId !== 'string' || !(await this.store.revokeAppKey(app.id, keyId, this.clock.now()))) {
+      throw new RotorError('not_found', 'no live app key has that id');
+    }
+  }
+
+  /**
+   * The app an app key belongs to, when it is live (and, with `app`, belongs to that app).
+   * The secret is compared by hash in constant time; any failure is the same `invalid_app_key`.
+   */
+  async authenticate(appKey: unknown, app?: App): Promise<App> {
+    const parsed = typeof appKey === 'string' ? parseAppKey(appKey) : null;
+    const record = parsed ? await this.store.findAppKey(parsed.id) : null;
+    const ok = record !== null && parsed !== null && record.revokedAt === null && constantTimeEqual(record.secretHash, parsed.secretHash);
+    if (!ok || (app && record.appId !== app.id)) throw new RotorError('invalid_app_key', 'the app key is missing, wrong or revoked');
+    const owner = app ?? (await this.byId(record.appId));
+    if (!owner) throw new RotorError('invalid_app_key', 'the app key is missing, wrong or revoked');
+    return owner;
+  }
+
+  // ── signing keys ───────────────────────────────────────────────────────────────────────────────
+
+  async listKeys(ref: unknown): Promise<SigningKeyRecord[]> {
+    const app = await this.get(ref);
+    return this.store.listSigningKeys(app.id);
+  }
+
+  async rotateKey(appOrRef: App | unknown): Promise<SigningKeyRecord> {
+    const app = isApp(appOrRef) ? appOrRef : await this.get(appOrRef);
+    const active = (await this.store.listSigningKeys(app.id)).find((k) => k.state === 'active');
+    await this.keyring.rotate(app, active?.kid ?? null);
+    const now = (await this.store.listSigningKeys(app.id)).find((k) => k.state === 'active');
+    if (!now) throw new RotorError('store_unavailable', 'the rotation could not be read back');
+    this.observer.event('key_rotated', { appId: app.id, kid: now.kid, previousKid: active?.kid ?? null });
+    return now;
+  }
+
+  async revokeKey(ref: unknown, kid: unknown): Promise<void> {
+    const app = await this.get(ref);
+    if (typeof kid !== 'string' || !(await this.keyring.revoke(app.id, kid))) {
+      throw new RotorError('not_found', 'no unrevoked signing key of this app has that kid');
+    }
+    this.observer.event('key_revoked', { appId: app.id, kid });
+  }
+}
+
+function isApp(value: unknown): value is App {
+  return typeof value === 'object' && value !== null && 'policy' in value && 'profile' in value;
+}

@@ -1,0 +1,391 @@
+import { decodeJwt, headerKid, numericDate, signJwt, verifySignature, type DecodedJwt } from '../crypto/jwt.js';
+import type { MasterKey } from '../crypto/master_key.js';
+import { isOpaqueRefreshToken, newOpaqueRefreshToken, opaqueRefreshId } from '../crypto/secrets.js';
+import type { SigningKey } from '../crypto/signing_key.js';
+import type { Store } from '../store/contract.js';
+import { toSeconds, type Clock } from './clock.js';
+import { invalidAccessToken, invalidRefreshToken, RotorError, type RefreshRefusal } from './errors.js';
+import type { Observer } from './events.js';
+import { formatFor, type JwtParts, type MintContext, type TokenFormat } from './formats/index.js';
+import { newId } from './ids.js';
+import type { Keyring } from './keyring.js';
+import type { App, JsonObject, Millis, RefreshRecord, Session, SubjectStatus } from './types.js';
+
+/** Clock leeway for `nbf` (skew between instances). `exp` has none: a token is valid while now < exp. */
+export const NBF_LEEWAY_SECONDS = 30;
+
+/** One issuance or renewal, before any API shapes it. */
+export interface Issued {
+  app: App;
+  session: Session;
+  accessToken: string;
+  accessPayload: JsonObject;
+  /** Seconds until the access token expires. */
+  expiresIn: number;
+  refreshToken: string | null;
+  refreshExpiresIn: number | null;
+  refreshPayload: JsonObject | null;
+  key: SigningKey;
+}
+
+export interface VerifiedAccess {
+  app: App;
+  session: Session;
+  payload: JsonObject;
+  header: JsonObject;
+}
+
+export interface ClientContext {
+  ip?: string | null;
+  userAgent?: string | null;
+}
+
+interface EngineDeps {
+  store: Store;
+  keyring: Keyring;
+  masterKey: MasterKey;
+  clock: Clock;
+  issuer: string;
+  observer: Observer;
+  apps: { byId(id: string): Promise<App | null> };
+}
+
+/**
+ * The rotation engine: issues sessions, renews them, detects reuse, verifies and revokes tokens.
+ * It knows the storage contract and the token formats, nothing of HTTP or SQL.
+ */
+export class Engine {
+  constructor(private readonly deps: EngineDeps) {}
+
+  private nowMs(): Millis {
+    return this.deps.clock.now();
+  }
+
+  // ── issuance ───────────────────────────────────────────────────────────────────────────────────
+
+  async issue(app: App, input: {
+    subject: string; claims: JsonObject; audience?: string | null; client?: ClientContext;
+    /** Revoke the subject's other sessions in the same step. */
+    revokeOthers?: string;
+    accessTtl?: number;
+  }): Promise<Issued> {
+    const now = this.nowMs();
+    const { policy } = app;
+    const format = formatFor(app.profile);
+    const ip = input.client?.ip ?? null;
+    const userAgent = input.client?.userAgent ?? null;
+    const expiresAt = policy.sessionMaxAge === null ? null : now + policy.sessionMaxAge * 1000;
+    const session: Session = {
+      id: newId(), appId: app.id, subject: input.subject, claims: input.claims, audience: input.audience ?? null,
+      createdAt: now, lastRenewedAt: now, expiresAt, ip, userAgent, lastIp: ip, lastUserAgent: userAgent,
+      revokedAt: null, revokeReason: null, horizonAt: now,
+    };
+    const pairId = newId();
+    const plan = this.planRefresh(app, format, session, now, pairId, null);
+    const accessExp = this.accessExp(app, session, now, input.accessTtl);
+    session.horizonAt = Math.max(accessExp * 1000, plan?.record.expiresAt ?? 0);
+    const key = await this.deps.keyring.activeKey(app);
+    const ctx = this.mintContext(app, session, now, accessExp, pairId, plan?.record ?? null);
+    const refreshParts = plan && format.refreshFormat === 'jwt' ? format.refreshToken(ctx) : null;
+    const refreshToken = plan ? (refreshParts ? signJwt(key, refreshParts.payload, refreshParts.header) : plan.opaque) : null;
+    const result = await this.deps.store.issueSession({
+      session, refresh: plan?.record ?? null, newSubjectClaims: {}, revokeOthers: input.revokeOthers,
+    });
+    if (!result.issued) throw new RotorError('subject_disabled', 'the subject is disabled');
+    return this.finish(app, session, key, ctx, format, refreshToken, refreshParts?.payload ?? null, now);
+  }
+
+  // ── refresh ────────────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Renews a session from its refresh token. `client` restricts the token to one app (OAuth client,
+   * dialect path): another app's token is refused and left untouched.
+   */
+  async refresh(token: unknown, options: { client?: App; context?: ClientContext; profile?: App['profile'] } = {}): Promise<Issued> {
+    try {
+      return await this.refreshOrThrow(token, options);
+    } catch (err) {
+      if (err instanceof RotorError && err.code !== 'store_unavailable' && err.reason !== 'reused') {
+        this.deps.observer.refresh('refused', err.reason ?? err.code, options.client?.id ?? null);
+      }
+      throw err;
+    }
+  }
+
+  private async refreshOrThrow(token: unknown, options: { client?: App; context?: ClientContext; profile?: App['profile'] }): Promise<Issued> {
+    const id = await this.refreshIdOf(token, options.client);
+    const found = await this.deps.store.findRefresh(id);
+    if (!found) throw invalidRefreshToken('unknown');
+    if (options.client && found.record.appId !== options.client.id) throw invalidRefreshToken('unknown');
+    const app = options.client ?? (await this.deps.apps.byId(found.record.appId));
+    if (!app) throw invalidRefreshToken('unknown');
+    if (options.profile && app.profile !== options.profile) throw invalidRefreshToken('unknown');
+    return this.renewFrom(app, found, options.context ?? {}, 0);
+  }
+
+  private async renewFrom(
+    app: App,
+    found: { record: RefreshRecord; session: Session; subjectStatus: SubjectStatus | null },
+    client: ClientContext,
+    attempt: number,
+  ): Promise<Issued> {
+    const now = this.nowMs();
+    const { record, session } = found;
+    if (now >= record.expiresAt) throw invalidRefreshToken('expired');
+    this.assertSessionAlive(app, session, found.subjectStatus, now);
+    if (record.consumedAt !== null) return this.replayed(app, found, client, now);
+    if (now < record.notBefore) throw invalidRefreshToken('not_yet_valid');
+    this.assertBinding(app, session, client);
+
+    const format = formatFor(app.profile);
+    const pairId = newId();
+    const plan = this.planRefresh(app, format, session, now, pairId, record.id);
+    if (!plan) throw invalidRefreshToken('unknown');
+    const key = await this.deps.keyring.activeKey(app);
+    const accessExp = this.accessExp(app, session, now);
+    const ctx = this.mintContext(app, session, now, accessExp, pairId, plan.record);
+    const refreshParts = format.refreshFormat === 'jwt' ? format.refreshToken(ctx) : null;
+    const refreshToken = refreshParts ? signJwt(key, refreshParts.payload, refreshParts.header) : plan.opaque;
+    const successorSealed = app.policy.reuseGrace > 0
+      ? this.deps.masterKey.seal('refresh-successor', Buffer.from(refreshToken), record.id)
+      : null;
+    const recordClient = app.policy.binding !== 'off';
+    const { rotated } = await this.deps.store.rotateRefresh({
+      parentId: record.id, child: plan.record, successorSealed, now,
+      lastIp: recordClient ? client.ip ?? null : null, lastUserAgent: recordClient ? client.userAgent ?? null : null,
+    });
+    if (!rotated) {
+      // Another request consumed the parent first, or the session was revoked meanwhile: decide again
+      // from what was committed.
+      const again = await this.deps.store.findRefresh(record.id);
+      if (!again || attempt > 0) throw invalidRefreshToken('revoked');
+      return this.renewFrom(app, again, client, attempt + 1);
+    }
+    this.deps.observer.refresh('rotated', 'ok', app.id);
+    const renewed = { ...session, lastRenewedAt: now };
+    return this.finish(app, renewed, key, ctx, format, refreshToken, refreshParts?.payload ?? null, now);
+  }
+
+  /**
+   * A consumed token came back. Inside the grace window, and while its successor is unused, this is a
+   * retry: answer with the very same successor. Anything else is reuse: the session dies.
+   */
+  private async replayed(
+    app: App,
+    found: { record: RefreshRecord; session: Session },
+    client: ClientContext,
+    now: Millis,
+  ): Promise<Issued> {
+    const { record, session } = found;
+    const grace = app.policy.reuseGrace * 1000;
+    const inWindow = grace > 0 && record.consumedAt !== null && now - record.consumedAt < grace && now >= record.consumedAt;
+    const bindingOk = app.policy.binding !== 'useragent' || (client.userAgent ?? null) === session.userAgent;
+    if (inWindow && bindingOk && record.successorId && record.successorSealed) {
+      const child = await this.deps.store.findRefresh(record.successorId);
+      if (child && child.record.consumedAt === null && !child.session.revokedAt && now < child.record.expiresAt) {
+        const successor = this.deps.masterKey.open('refresh-successor', record.successorSealed, record.id).toString();
+        const format = formatFor(app.profile);
+        const key = await this.deps.keyring.activeKey(app);
+        const accessExp = this.accessExp(app, session, now);
+        const ctx = this.mintContext(app, session, now, accessExp, newId(), child.record);
+        this.deps.observer.refresh('retry', 'grace', app.id);
+        const refreshPayload = format.refreshFormat === 'jwt' ? decodeJwt(successor)?.payload ?? null : null;
+        const issued = this.finish(app, session, key, ctx, format, successor, refreshPayload, now);
+        issued.refreshExpiresIn = Math.max(0, toSeconds(child.record.expiresAt - now));
+        return issued;
+      }
+    }
+    const revoked = await this.deps.store.revokeSession(session.id, 'reuse', now);
+    this.deps.observer.refresh('reuse', 'reused', app.id);
+    if (revoked) this.deps.observer.event('reuse_detected', { appId: app.id, sessionId: session.id });
+    throw invalidRefreshToken('reused');
+  }
+
+  /** The stored id of a presented refresh token, after checking its form (and signature, for JWTs). */
+  private async refreshIdOf(token: unknown, client: App | undefined): Promise<string> {
+    if (typeof token !== 'string' || token.length === 0) throw invalidRefreshToken('malformed');
+    if (isOpaqueRefreshToken(token)) return opaqueRefreshId(token);
+    // Expiry is judged from the stored record (the same instant as the JWT's `exp`), so allow it here.
+    const verified = await this.verifyJwt(token, client, { allowExpired: true });
+    if (!verified) throw invalidRefreshToken(token.startsWith('rt_') ? 'unknown' : 'malformed');
+    const format = formatFor(verified.app.profile);
+    const id = format.refreshFormat === 'jwt' ? format.refreshIdOf(verified.parts) : null;
+    if (!id) throw invalidRefreshToken('malformed');
+    return id;
+  }
+
+  // ── verification and revocation ────────────────────────────────────────────────────────────────
+
+  /**
+   * Checks a JWT's signature with the key its `kid` names, within `client` when given (key lookup is
+   * scoped to the tenant), and its time claims. Returns null for anything not genuine.
+   */
+  async verifyJwt(
+    token: string,
+    client: App | undefined,
+    options: { allowExpired: boolean },
+  ): Promise<{ app: App; parts: JwtParts; decoded: DecodedJwt } | null> {
+    const decoded = decodeJwt(token);
+    if (!decoded) return null;
+    const kid = headerKid(decoded.header);
+    if (!kid) return null;
+    let app = client;
+    if (!app) {
+      const record = await this.deps.store.findSigningKey(kid);
+      if (!record) return null;
+      app = (await this.deps.apps.byId(record.appId)) ?? undefined;
+      if (!app) return null;
+    }
+    const key = await this.deps.keyring.verificationKey(app.id, kid);
+    if (!key || !verifySignature(decoded, key)) return null;
+    const now = toSeconds(this.nowMs());
+    const exp = numericDate(decoded.payload.exp);
+    if (exp === null || (!options.allowExpired && now >= exp)) return null;
+    if ('nbf' in decoded.payload) {
+      const nbf = numericDate(decoded.payload.nbf);
+      if (nbf === null || nbf > now + NBF_LEEWAY_SECONDS) return null;
+    }
+    const expectedIssuer = formatFor(app.profile).expectedIssuer(app, this.deps.issuer);
+    if (expectedIssuer !== null && decoded.payload.iss !== expectedIssuer) return null;
+    return { app, parts: { header: decoded.header, payload: decoded.payload }, decoded };
+  }
+
+  /** A genuine, unexpired access token whose session is alive; otherwise `invalid_access_token`. */
+  async verifyAccess(token: unknown, options: { client?: App; allowExpired?: boolean; profile?: App['profile'] } = {}): Promise<VerifiedAccess> {
+    if (typeof token !== 'string' || token.length === 0) throw invalidAccessToken('malformed');
+    const verified = await this.verifyJwt(token, options.client, { allowExpired: options.allowExpired ?? false });
+    if (!verified) throw invalidAccessToken('invalid');
+    const { app, parts } = verified;
+    if (options.profile && app.profile !== options.profile) throw invalidAccessToken('invalid');
+    const format = formatFor(app.profile);
+    if (!format.isAccessToken(parts)) throw invalidAccessToken('invalid');
+    const session = await this.sessionOf(app, format, parts.payload);
+    if (!session) throw invalidAccessToken('revoked');
+    return { app, session, payload: parts.payload, header: parts.header };
+  }
+
+  private async sessionOf(app: App, format: TokenFormat, payload: JsonObject): Promise<Session | null> {
+    const locator = format.sessionOf(payload);
+    if (!locator) return null;
+    let found: { session: Session; subjectStatus: SubjectStatus | null } | null;
+    if ('sessionId' in locator) {
+      found = await this.deps.store.findSession(locator.sessionId);
+    } else {
+      const refresh = await this.deps.store.findRefresh(locator.refreshId);
+      found = refresh && { session: refresh.session, subjectStatus: refresh.subjectStatus };
+    }
+    if (!found || found.session.appId !== app.id) return null;
+    if (typeof payload.sub === 'string' && payload.sub !== found.session.subject) return null;
+    try {
+      this.assertSessionAlive(app, found.session, found.subjectStatus, this.nowMs());
+    } catch {
+      return null;
+    }
+    if (found.session.audience !== null && payload.aud !== undefined && payload.aud !== found.session.audience) return null;
+    return found.session;
+  }
+
+  /**
+   * RFC 7009 semantics: revokes the session of a valid refresh or access token; anything else is
+   * silently ignored. Store failures still throw (a revocation is never falsely confirmed).
+   */
+  async revokeToken(token: unknown, client?: App): Promise<{ revoked: boolean }> {
+    if (typeof token !== 'string' || token.length === 0 || token.length > 8192) return { revoked: false };
+    let sessionId: string | null = null;
+    let appId: string | null = null;
+    try {
+      const id = await this.refreshIdOf(token, client);
+      const found = await this.deps.store.findRefresh(id);
+      if (found && (!client || found.record.appId === client.id) && this.nowMs() < found.record.expiresAt) {
+        sessionId = found.session.id;
+        appId = found.record.appId;
+      }
+    } catch (err) {
+      if (!(err instanceof RotorError) || err.code === 'store_unavailable') throw err;
+    }
+    if (!sessionId) {
+      try {
+        const access = await this.verifyAccess(token, { client });
+        sessionId = access.session.id;
+        appId = access.app.id;
+      } catch (err) {
+        if (!(err instanceof RotorError) || err.code === 'store_unavailable') throw err;
+      }
+    }
+    if (!sessionId) return { revoked: false };
+    return { revoked: await this.revokeSession(sessionId, 'revoked', appId) };
+  }
+
+  async revokeSession(sessionId: string, reason: string, appId: string | null): Promise<boolean> {
+    const revoked = await this.deps.store.revokeSession(sessionId, reason, this.nowMs());
+    if (revoked) this.deps.observer.event('session_revoked', { appId, sessionId, reason });
+    return revoked;
+  }
+
+  // ── helpers ────────────────────────────────────────────────────────────────────────────────────
+
+  private assertSessionAlive(app: App, session: Session, subjectStatus: SubjectStatus | null, now: Millis): void {
+    if (subjectStatus === 'disabled') throw new RotorError('subject_disabled', 'the subject is disabled', { reason: 'subject_disabled' });
+    if (subjectStatus === null) throw new RotorError('invalid_refresh_token', 'revoked', { reason: 'subject_not_found' });
+    if (session.revokedAt !== null) throw invalidRefreshToken('revoked');
+    if (session.expiresAt !== null && now >= session.expiresAt) throw invalidRefreshToken('expired');
+    const idle = app.policy.sessionIdleTimeout;
+    if (idle !== null && now - session.lastRenewedAt >= idle * 1000) throw invalidRefreshToken('expired');
+  }
+
+  private assertBinding(app: App, session: Session, client: ClientContext): void {
+    if (app.policy.binding === 'useragent' && (client.userAgent ?? null) !== session.userAgent) {
+      throw new RotorError('invalid_refresh_token', 'revoked', { reason: 'binding_mismatch' satisfies RefreshRefusal });
+    }
+  }
+
+  private accessExp(app: App, session: Session, now: Millis, ttl = app.policy.accessTtl): number {
+    const exp = toSeconds(now) + ttl;
+    return session.expiresAt === null ? exp : Math.min(exp, toSeconds(session.expiresAt));
+  }
+
+  /** The next refresh record of a session (opaque token generated here), or null without refresh tokens. */
+  private planRefresh(
+    app: App, format: TokenFormat, session: Session, now: Millis, pairId: string, parentId: string | null,
+  ): { record: RefreshRecord; opaque: string } | null {
+    const ttl = app.policy.refreshTtl;
+    if (ttl === null || format.refreshFormat === 'none') return null;
+    const opaque = format.refreshFormat === 'opaque' ? newOpaqueRefreshToken() : '';
+    const id = format.refreshFormat === 'opaque' ? opaqueRefreshId(opaque) : format.refreshRecordId({ pairId, refreshJti: newId() });
+    let expiresAt = now + ttl * 1000;
+    if (session.expiresAt !== null) expiresAt = Math.min(expiresAt, session.expiresAt);
+    // Whole seconds, so that a JWT's `exp` and the stored expiry agree exactly.
+    expiresAt = Math.floor(expiresAt / 1000) * 1000;
+    const notBefore = Math.floor(now / 1000) * 1000 + app.policy.refreshNotBefore * 1000;
+    return {
+      record: {
+        id, sessionId: session.id, appId: app.id, parentId, issuedAt: now, notBefore, expiresAt,
+        consumedAt: null, successorId: null, successorSealed: null,
+      },
+      opaque,
+    };
+  }
+
+  private mintContext(app: App, session: Session, now: Millis, accessExp: number, pairId: string, refresh: RefreshRecord | null): MintContext {
+    return {
+      app, session, issuer: this.deps.issuer, now: toSeconds(now), accessExp, pairId,
+      refresh: refresh && { id: refresh.id, notBefore: toSeconds(refresh.notBefore), exp: toSeconds(refresh.expiresAt) },
+    };
+  }
+
+  private finish(
+    app: App, session: Session, key: SigningKey, ctx: MintContext, format: TokenFormat,
+    refreshToken: string | null, refreshPayload: JsonObject | null, now: Millis,
+  ): Issued {
+    const access = format.accessToken(ctx);
+    return {
+      app, session, key,
+      accessToken: signJwt(key, access.payload, access.header),
+      accessPayload: access.payload,
+      expiresIn: Math.max(0, ctx.accessExp - toSeconds(now)),
+      refreshToken,
+      refreshExpiresIn: ctx.refresh ? Math.max(0, ctx.refresh.exp - toSeconds(now)) : null,
+      refreshPayload,
+    };
+  }
+}

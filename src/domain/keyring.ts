@@ -1,0 +1,113 @@
+import { RotorError } from './errors.js';
+import { longestTokenLifetime } from './policy.js';
+import type { Clock } from './clock.js';
+import type { App, SigningKeyRecord } from './types.js';
+import type { Store } from '../store/contract.js';
+import type { MasterKey } from '../crypto/master_key.js';
+import { generateKeyMaterial, SigningKey } from '../crypto/signing_key.js';
+import { newId } from './ids.js';
+
+/** How long a cached view of an app's keys is trusted before the store is asked again. */
+const CACHE_MS = 1000;
+
+interface AppKeys {
+  loadedAt: number;
+  records: SigningKeyRecord[];
+}
+
+/**
+ * Signing keys per app: creation, rotation (manual and by period), revocation, and a short-lived cache
+ * of imported KeyObjects so the hot path neither decrypts nor parses key material.
+ */
+export class Keyring {
+  private readonly byApp = new Map<string, AppKeys>();
+  private readonly imported = new Map<string, SigningKey>();
+
+  constructor(private readonly store: Store, private readonly masterKey: MasterKey, private readonly clock: Clock) {}
+
+  /** A new sealed key record; it becomes usable only once a store operation persists it. */
+  newKeyRecord(appId: string, alg: App['policy']['alg']): SigningKeyRecord {
+    const kid = newId();
+    const material = generateKeyMaterial(alg, kid);
+    return {
+      kid, appId, alg, state: 'active', publicJwk: material.publicJwk,
+      privateSealed: this.masterKey.seal('signing-key', material.secret, kid),
+      createdAt: this.clock.now(), retiredAt: null, publishUntil: null, revokedAt: null,
+    };
+  }
+
+  invalidate(appId: string): void {
+    this.byApp.delete(appId);
+  }
+
+  private async records(appId: string): Promise<SigningKeyRecord[]> {
+    const cached = this.byApp.get(appId);
+    const now = this.clock.now();
+    if (cached && now - cached.loadedAt < CACHE_MS && now >= cached.loadedAt) return cached.records;
+    const records = await this.store.listSigningKeys(appId);
+    this.byApp.set(appId, { loadedAt: now, records });
+    return records;
+  }
+
+  private use(record: SigningKeyRecord): SigningKey {
+    let key = this.imported.get(record.kid);
+    if (!key) {
+      key = new SigningKey(record.kid, record.alg, this.masterKey.open('signing-key', record.privateSealed, record.kid));
+      this.imported.set(record.kid, key);
+    }
+    return key;
+  }
+
+  /** The key that signs new tokens now, rotating first when the policy's period has passed. */
+  async activeKey(app: App): Promise<SigningKey> {
+    let active = (await this.records(app.id)).find((k) => k.state === 'active');
+    const period = app.policy.keyRotationPeriod;
+    const stale = active && period !== null && this.clock.now() - active.createdAt >= period * 1000;
+    if (!active || stale || active.alg !== app.policy.alg) {
+      await this.rotate(app, active?.kid ?? null);
+      active = (await this.records(app.id)).find((k) => k.state === 'active');
+    }
+    if (!active) throw new RotorError('store_unavailable', 'no active signing key could be loaded');
+    return this.use(active);
+  }
+
+  /**
+   * A key that may still verify tokens of this app: active, or retiring and still published.
+   * Lookup is scoped to the app, so a kid of another tenant is simply unknown here.
+   */
+  async verificationKey(appId: string, kid: string): Promise<SigningKey | null> {
+    const record = (await this.records(appId)).find((k) => k.kid === kid);
+    if (!record || !isUsableForVerification(record, this.clock.now())) return null;
+    return this.use(record);
+  }
+
+  /** Retires the active key (if still `expectActiveKid`) in favour of a new one; a lost race is fine. */
+  async rotate(app: App, expectActiveKid: string | null): Promise<void> {
+    const now = this.clock.now();
+    const next = this.newKeyRecord(app.id, app.policy.alg);
+    const publishUntil = now + (longestTokenLifetime(app.profile, app.policy) + 60) * 1000;
+    await this.store.rotateSigningKey({ appId: app.id, expectActiveKid, next, now, publishUntil });
+    this.invalidate(app.id);
+  }
+
+  async revoke(appId: string, kid: string): Promise<boolean> {
+    const revoked = await this.store.revokeSigningKey(appId, kid, this.clock.now());
+    this.imported.delete(kid);
+    this.invalidate(appId);
+    return revoked;
+  }
+
+  async appKeys(appId: string): Promise<SigningKeyRecord[]> {
+    return this.records(appId);
+  }
+}
+
+export function isUsableForVerification(record: SigningKeyRecord, now: number): boolean {
+  if (record.state === 'active') return true;
+  return record.state === 'retiring' && record.publishUntil !== null && now < record.publishUntil;
+}
+
+/** The public JWK of a published asymmetric key; HMAC keys are never published. */
+export function publishedJwk(record: SigningKeyRecord): Record<string, unknown> | null {
+  return record.publicJwk ? { ...record.publicJwk } : null;
+}

@@ -1,0 +1,119 @@
+import { invalidRequest } from './errors.js';
+
+export const PROFILES = ['native', 'verifik', 'jwtplus', 'flolive', 'fib', 'abitmedia'] as const;
+export type Profile = (typeof PROFILES)[number];
+
+export const ALGORITHMS = ['ES256', 'EdDSA', 'RS256', 'HS256'] as const;
+export type Algorithm = (typeof ALGORITHMS)[number];
+
+export const BINDINGS = ['off', 'record', 'useragent'] as const;
+export type Binding = (typeof BINDINGS)[number];
+
+/** An app's token policy. Durations are whole seconds; `null` switches a limit off. */
+export interface Policy {
+  accessTtl: number;
+  /** `null` for profiles that issue no refresh token (verifik). */
+  refreshTtl: number | null;
+  refreshNotBefore: number;
+  reuseGrace: number;
+  sessionMaxAge: number | null;
+  sessionIdleTimeout: number | null;
+  binding: Binding;
+  alg: Algorithm;
+  keyRotationPeriod: number | null;
+  verifikMaxMonths: number;
+  flolivePermitExpiredAccess: boolean;
+}
+
+const DAY = 86400;
+
+const BASE: Policy = {
+  accessTtl: 15 * 60,
+  refreshTtl: 30 * DAY,
+  refreshNotBefore: 0,
+  reuseGrace: 10,
+  sessionMaxAge: 90 * DAY,
+  sessionIdleTimeout: null,
+  binding: 'off',
+  alg: 'ES256',
+  keyRotationPeriod: null,
+  verifikMaxMonths: 120,
+  flolivePermitExpiredAccess: true,
+};
+
+/** SPEC §3: each profile's defaults. Dialect source systems have no absolute session lifetime. */
+export const PROFILE_DEFAULTS: Record<Profile, Policy> = {
+  native: BASE,
+  verifik: { ...BASE, accessTtl: 30 * DAY, refreshTtl: null, reuseGrace: 0, sessionMaxAge: null },
+  jwtplus: { ...BASE, accessTtl: 3600, refreshTtl: 3 * 3600, refreshNotBefore: 60, reuseGrace: 0, sessionMaxAge: null },
+  flolive: { ...BASE, alg: 'HS256', accessTtl: 3600, reuseGrace: 0, sessionMaxAge: null },
+  fib: { ...BASE, alg: 'EdDSA', accessTtl: 300, refreshTtl: DAY, reuseGrace: 0, sessionMaxAge: null },
+  abitmedia: { ...BASE, alg: 'HS256', accessTtl: 3600, reuseGrace: 0, sessionMaxAge: null },
+};
+
+/** Upper bounds that keep arithmetic safe and tokens sane (ten years). */
+const MAX_DURATION = 3650 * DAY;
+/** Grace is a retry window, not a second lifetime. */
+const MAX_REUSE_GRACE = 300;
+
+export function isProfile(value: unknown): value is Profile {
+  return typeof value === 'string' && (PROFILES as readonly string[]).includes(value);
+}
+
+function duration(field: string, value: unknown, opts: { nullable: boolean; min?: number; max?: number }): number | null {
+  if (value === null && opts.nullable) return null;
+  const min = opts.min ?? 0;
+  const max = opts.max ?? MAX_DURATION;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
+    throw invalidRequest(`policy.${field} must be a whole number of seconds between ${min} and ${max}${opts.nullable ? ' (or null for off)' : ''}`);
+  }
+  return value;
+}
+
+function oneOf<T extends string>(field: string, value: unknown, allowed: readonly T[]): T {
+  if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
+    throw invalidRequest(`policy.${field} must be one of ${allowed.join(', ')}`);
+  }
+  return value as T;
+}
+
+/**
+ * Applies a caller's partial policy over `base`, validating every field.
+ * Unknown fields are refused so that a typo never silently leaves a default in force.
+ */
+export function applyPolicyPatch(base: Policy, patch: unknown): Policy {
+  if (patch === undefined || patch === null) return { ...base };
+  if (typeof patch !== 'object' || Array.isArray(patch)) throw invalidRequest('policy must be a JSON object');
+  const next: Policy = { ...base };
+  for (const [field, value] of Object.entries(patch as Record<string, unknown>)) {
+    switch (field) {
+      case 'accessTtl': next.accessTtl = duration(field, value, { nullable: false, min: 1 }) as number; break;
+      case 'refreshTtl': next.refreshTtl = duration(field, value, { nullable: true, min: 1 }); break;
+      case 'refreshNotBefore': next.refreshNotBefore = duration(field, value, { nullable: false }) as number; break;
+      case 'reuseGrace': next.reuseGrace = duration(field, value, { nullable: false, max: MAX_REUSE_GRACE }) as number; break;
+      case 'sessionMaxAge': next.sessionMaxAge = duration(field, value, { nullable: true, min: 1 }); break;
+      case 'sessionIdleTimeout': next.sessionIdleTimeout = duration(field, value, { nullable: true, min: 1 }); break;
+      case 'keyRotationPeriod': next.keyRotationPeriod = duration(field, value, { nullable: true, min: 60 }); break;
+      case 'binding': next.binding = oneOf(field, value, BINDINGS); break;
+      case 'alg': next.alg = oneOf(field, value, ALGORITHMS); break;
+      case 'verifikMaxMonths': next.verifikMaxMonths = duration(field, value, { nullable: false, min: 1, max: 120 }) as number; break;
+      case 'flolivePermitExpiredAccess':
+        if (typeof value !== 'boolean') throw invalidRequest('policy.flolivePermitExpiredAccess must be true or false');
+        next.flolivePermitExpiredAccess = value;
+        break;
+      default:
+        throw invalidRequest(`policy has no field "${field.slice(0, 40)}"`);
+    }
+  }
+  if (next.refreshTtl !== null && next.refreshNotBefore >= next.refreshTtl) {
+    throw invalidRequest('policy.refreshNotBefore must be shorter than policy.refreshTtl');
+  }
+  return next;
+}
+
+/** The longest any token signed under this policy can live: how long a retiring key stays published. */
+export function longestTokenLifetime(profile: Profile, policy: Policy): number {
+  if (profile === 'verifik') return Math.max(policy.accessTtl, policy.verifikMaxMonths * 30 * DAY);
+  // Opaque refresh tokens are not signed; JWT ones (every dialect but verifik) are.
+  return profile === 'native' ? policy.accessTtl : Math.max(policy.accessTtl, policy.refreshTtl ?? 0);
+}

@@ -1,0 +1,96 @@
+import type { MasterKey } from '../crypto/master_key.js';
+import type { Store } from '../store/contract.js';
+import { Apps } from './apps.js';
+import { optionalText, validateClaims, validateSubject } from './claims.js';
+import type { Clock } from './clock.js';
+import { Engine, type ClientContext, type Issued } from './engine.js';
+import { RotorError } from './errors.js';
+import { silentObserver, type Observer } from './events.js';
+import { formatFor } from './formats/index.js';
+import { isUsableForVerification, Keyring } from './keyring.js';
+import { Subjects } from './subjects.js';
+import type { App, Session } from './types.js';
+
+export interface RotorOptions {
+  store: Store;
+  masterKey: MasterKey;
+  clock: Clock;
+  issuer: string;
+  observer?: Observer;
+}
+
+/** The composition of the domain: what every API (native, OAuth, admin, dialects, CLI) calls. */
+export class Rotor {
+  readonly store: Store;
+  readonly clock: Clock;
+  readonly issuer: string;
+  readonly keyring: Keyring;
+  readonly apps: Apps;
+  readonly subjects: Subjects;
+  readonly engine: Engine;
+  readonly observer: Observer;
+
+  constructor(options: RotorOptions) {
+    this.store = options.store;
+    this.clock = options.clock;
+    this.issuer = options.issuer;
+    this.observer = options.observer ?? silentObserver;
+    this.keyring = new Keyring(options.store, options.masterKey, options.clock);
+    this.apps = new Apps(options.store, this.keyring, options.clock, this.observer);
+    this.subjects = new Subjects(options.store, options.clock, this.observer);
+    this.engine = new Engine({
+      store: options.store, keyring: this.keyring, masterKey: options.masterKey, clock: options.clock,
+      issuer: options.issuer, observer: this.observer, apps: this.apps,
+    });
+  }
+
+  /** Issues a session for a subject, copying the subject's claims under the caller's. */
+  async issueSession(app: App, input: {
+    subject: unknown; claims?: unknown; audience?: unknown; ip?: unknown; userAgent?: unknown;
+  }): Promise<Issued> {
+    const subject = validateSubject(input.subject);
+    const claims = validateClaims(input.claims, formatFor(app.profile).reservedClaims);
+    const audience = optionalText(input.audience, 'audience', 256);
+    const client: ClientContext = { ip: optionalText(input.ip, 'ip', 64), userAgent: optionalText(input.userAgent, 'userAgent') };
+    const existing = await this.store.findSubject(app.id, subject);
+    if (existing && existing.status !== 'active') throw new RotorError('subject_disabled', 'the subject is disabled');
+    return this.engine.issue(app, { subject, claims: { ...existing?.claims, ...claims }, audience, client });
+  }
+
+  async login(app: App, input: { username: unknown; password: unknown; ip?: unknown; userAgent?: unknown }): Promise<Issued> {
+    const subject = await this.subjects.checkPassword(app, input.username, input.password);
+    const client: ClientContext = { ip: optionalText(input.ip, 'ip', 64), userAgent: optionalText(input.userAgent, 'userAgent') };
+    return this.engine.issue(app, { subject: subject.subject, claims: subject.claims, client });
+  }
+
+  async listSessions(app: App, subject: unknown): Promise<Session[]> {
+    return this.store.listSessions(app.id, validateSubject(subject));
+  }
+
+  async revokeSessionOf(app: App, sessionId: unknown): Promise<void> {
+    const found = typeof sessionId === 'string' && sessionId.length <= 64 ? await this.store.findSession(sessionId) : null;
+    if (!found || found.session.appId !== app.id) throw new RotorError('not_found', 'no session of this app has that id');
+    await this.engine.revokeSession(found.session.id, 'revoked', app.id);
+  }
+
+  async revokeSubjectSessions(app: App, subject: unknown): Promise<number> {
+    const count = await this.store.revokeSubjectSessions(app.id, validateSubject(subject), 'revoked', this.clock.now());
+    if (count > 0) this.observer.event('session_revoked', { appId: app.id, count, reason: 'revoked' });
+    return count;
+  }
+
+  /** JWKS of one app, or of every app: active and still-published retiring asymmetric keys only. */
+  async jwks(app?: App): Promise<{ keys: Record<string, unknown>[] }> {
+    const now = this.clock.now();
+    const records = app ? await this.store.listSigningKeys(app.id) : await this.store.listPublishedSigningKeys(now);
+    const keys = records
+      .filter((k) => k.publicJwk !== null && isUsableForVerification(k, now))
+      .map((k) => ({ ...(k.publicJwk as Record<string, unknown>) }));
+    return { keys };
+  }
+
+  /** Deletes what nothing can use any more; run periodically by `serve`. */
+  prune(revokedRetentionSeconds = 7 * 86400) {
+    return this.store.prune(this.clock.now(), { revokedRetention: revokedRetentionSeconds * 1000 });
+  }
+}

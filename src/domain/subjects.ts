@@ -1,0 +1,82 @@
+import { hashPassword, verifyPassword } from '../crypto/passwords.js';
+import type { Store } from '../store/contract.js';
+import { validateClaims, validateSubject } from './claims.js';
+import type { Clock } from './clock.js';
+import { invalidRequest, RotorError } from './errors.js';
+import type { Observer } from './events.js';
+import { formatFor } from './formats/index.js';
+import type { App, Subject } from './types.js';
+
+export interface SubjectPatch {
+  claims?: unknown;
+  status?: unknown;
+  password?: unknown;
+  ed25519PublicKey?: unknown;
+}
+
+const ED25519_HEX = /^[0-9a-fA-F]{64}$/;
+
+/** Users of an app, with optional credentials. Disabling or deleting one ends its sessions. */
+export class Subjects {
+  constructor(private readonly store: Store, private readonly clock: Clock, private readonly observer: Observer) {}
+
+  /** Creates or updates a subject; fields left out keep their current values. */
+  async put(app: App, subjectId: unknown, patch: SubjectPatch): Promise<Subject> {
+    const subject = validateSubject(subjectId);
+    const now = this.clock.now();
+    const existing = await this.store.findSubject(app.id, subject);
+    const next: Subject = existing
+      ? { ...existing, updatedAt: now }
+      : { appId: app.id, subject, claims: {}, status: 'active', passwordHash: null, ed25519PublicKey: null, createdAt: now, updatedAt: now };
+    if (patch.claims !== undefined) next.claims = validateClaims(patch.claims, formatFor(app.profile).reservedClaims);
+    if (patch.status !== undefined) {
+      if (patch.status !== 'active' && patch.status !== 'disabled') throw invalidRequest('status must be "active" or "disabled"');
+      next.status = patch.status;
+    }
+    if (patch.password !== undefined) {
+      if (patch.password === null) next.passwordHash = null;
+      else if (typeof patch.password !== 'string' || patch.password.length < 1 || patch.password.length > 1024) {
+        throw invalidRequest('password must be a string of 1 to 1024 characters');
+      } else next.passwordHash = await hashPassword(patch.password);
+    }
+    if (patch.ed25519PublicKey !== undefined) {
+      if (patch.ed25519PublicKey === null) next.ed25519PublicKey = null;
+      else if (typeof patch.ed25519PublicKey !== 'string' || !ED25519_HEX.test(patch.ed25519PublicKey)) {
+        throw invalidRequest('ed25519PublicKey must be 64 hex characters (a raw 32-byte Ed25519 public key)');
+      } else next.ed25519PublicKey = patch.ed25519PublicKey.toLowerCase();
+    }
+    await this.store.putSubject(next, now);
+    if (next.status === 'disabled' && existing?.status !== 'disabled') {
+      this.observer.event('subject_disabled', { appId: app.id });
+    }
+    return next;
+  }
+
+  async get(app: App, subjectId: unknown): Promise<Subject> {
+    const subject = await this.store.findSubject(app.id, validateSubject(subjectId));
+    if (!subject) throw new RotorError('subject_not_found', 'no subject has that id in this app');
+    return subject;
+  }
+
+  async delete(app: App, subjectId: unknown): Promise<void> {
+    const deleted = await this.store.deleteSubject(app.id, validateSubject(subjectId), this.clock.now());
+    if (!deleted) throw new RotorError('subject_not_found', 'no subject has that id in this app');
+    this.observer.event('subject_deleted', { appId: app.id });
+  }
+
+  /** The subject whose password this is; an unknown user and a wrong password answer alike and in like time. */
+  async checkPassword(app: App, username: unknown, password: unknown): Promise<Subject> {
+    const fail = (): never => {
+      this.observer.event('login_failed', { appId: app.id });
+      throw new RotorError('invalid_credentials', 'the username or password is wrong');
+    };
+    if (typeof username !== 'string' || typeof password !== 'string' || username.length > 255 || password.length > 1024) {
+      return fail();
+    }
+    const subject = username.length > 0 ? await this.store.findSubject(app.id, username) : null;
+    const ok = await verifyPassword(subject?.passwordHash ?? null, password);
+    if (!ok || !subject) return fail();
+    if (subject.status !== 'active') throw new RotorError('subject_disabled', 'the subject is disabled');
+    return subject;
+  }
+}

@@ -1,0 +1,79 @@
+import type {
+  App, AppKeyRecord, Millis, RefreshRecord, Session, SigningKeyRecord, Subject, SubjectStatus,
+} from '../domain/types.js';
+
+/**
+ * The storage contract every store implements. Operations that decide a race say who won in their
+ * result, from one conditional write — never from a read followed by a write.
+ * Stores throw `StoreUnavailableError` when the database cannot be reached; everything else is a value.
+ */
+export interface Store {
+  readonly kind: 'sqlite' | 'postgres';
+
+  migrate(): Promise<void>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+
+  // Apps, with their first app key and signing key, created in one step.
+  createApp(input: { app: App; appKey: AppKeyRecord; signingKey: SigningKeyRecord }): Promise<{ created: boolean }>;
+  findApp(ref: { id?: string; name?: string }): Promise<App | null>;
+  listApps(): Promise<App[]>;
+  /** Replaces the mutable fields; false when the new name is taken. */
+  updateApp(app: App): Promise<{ updated: boolean }>;
+  deleteApp(appId: string): Promise<boolean>;
+
+  createAppKey(key: AppKeyRecord): Promise<void>;
+  findAppKey(id: string): Promise<AppKeyRecord | null>;
+  listAppKeys(appId: string): Promise<AppKeyRecord[]>;
+  revokeAppKey(appId: string, id: string, now: Millis): Promise<boolean>;
+
+  listSigningKeys(appId: string): Promise<SigningKeyRecord[]>;
+  findSigningKey(kid: string): Promise<SigningKeyRecord | null>;
+  /** Every app's keys that are still published (active, or retiring until `publishUntil`). */
+  listPublishedSigningKeys(now: Millis): Promise<SigningKeyRecord[]>;
+  /**
+   * Makes `next` the active key and retires `expectActiveKid`, only if that is still the active key
+   * (null: the app has none). Exactly one of several concurrent rotations wins.
+   */
+  rotateSigningKey(input: {
+    appId: string; expectActiveKid: string | null; next: SigningKeyRecord; now: Millis; publishUntil: Millis;
+  }): Promise<{ rotated: boolean }>;
+  revokeSigningKey(appId: string, kid: string, now: Millis): Promise<boolean>;
+
+  findSubject(appId: string, subject: string): Promise<Subject | null>;
+  /** Creates or replaces a subject. Disabling it revokes its sessions in the same step. */
+  putSubject(subject: Subject, now: Millis): Promise<void>;
+  /** Deletes a subject and revokes all its sessions in one step. */
+  deleteSubject(appId: string, subject: string, now: Millis): Promise<boolean>;
+
+  /**
+   * Creates the session and its first refresh token (if any) in one step; creates the subject with
+   * `newSubjectClaims` when it does not exist. Refused when the subject exists but is disabled.
+   */
+  issueSession(input: {
+    session: Session; refresh: RefreshRecord | null; newSubjectClaims: Record<string, unknown>;
+    /** Revoke every other live session of the subject first (Verifik renew-and-revoke). */
+    revokeOthers?: string;
+  }): Promise<{ issued: true; subject: Subject } | { issued: false; reason: 'subject_disabled' }>;
+  findSession(id: string): Promise<{ session: Session; subjectStatus: SubjectStatus | null } | null>;
+  listSessions(appId: string, subject: string): Promise<Session[]>;
+  /** Revokes a live session; true only for the caller whose write revoked it. */
+  revokeSession(sessionId: string, reason: string, now: Millis): Promise<boolean>;
+  revokeSubjectSessions(appId: string, subject: string, reason: string, now: Millis): Promise<number>;
+  /** Records a renewal that minted only an access token (no refresh rotation). */
+  touchSession(input: { sessionId: string; now: Millis; lastIp: string | null; lastUserAgent: string | null; horizonAt: Millis }): Promise<boolean>;
+
+  findRefresh(id: string): Promise<{ record: RefreshRecord; session: Session; subjectStatus: SubjectStatus | null } | null>;
+  /**
+   * The rotation: consumes `parentId` and inserts `child`, atomically, only if the parent is unconsumed
+   * and its session is not revoked. `rotated: false` means another request consumed it first, or
+   * the session was revoked meanwhile.
+   */
+  rotateRefresh(input: {
+    parentId: string; child: RefreshRecord; successorSealed: Buffer | null; now: Millis;
+    lastIp: string | null; lastUserAgent: string | null;
+  }): Promise<{ rotated: boolean }>;
+
+  /** Deletes rows nothing can use any more; see docs/architecture.md "Pruning". */
+  prune(now: Millis, options: { revokedRetention: number }): Promise<{ refreshTokens: number; sessions: number }>;
+}

@@ -1,0 +1,98 @@
+import type { Policy, Profile, Algorithm } from '../domain/policy.js';
+import type {
+  App, AppKeyRecord, RefreshRecord, Session, SigningKeyRecord, SigningKeyState, Subject, SubjectStatus,
+} from '../domain/types.js';
+
+/** Row ↔ record mapping shared by every SQL store (same column names everywhere). */
+type Row = Record<string, unknown>;
+
+const num = (v: unknown): number => Number(v);
+const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+const strOrNull = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
+const buf = (v: unknown): Buffer => (Buffer.isBuffer(v) ? v : Buffer.from(v as Uint8Array));
+const bufOrNull = (v: unknown): Buffer | null => (v === null || v === undefined ? null : buf(v));
+const json = <T>(v: unknown): T => (typeof v === 'string' ? JSON.parse(v) : v) as T;
+
+export const appFromRow = (r: Row): App => ({
+  id: String(r.id),
+  name: String(r.name),
+  profile: r.profile as Profile,
+  public: r.public === true || r.public === 1,
+  policy: json<Policy>(r.policy),
+  description: String(r.description ?? ''),
+  createdAt: num(r.created_at),
+  updatedAt: num(r.updated_at),
+});
+
+export const appKeyFromRow = (r: Row): AppKeyRecord => ({
+  id: String(r.id),
+  appId: String(r.app_id),
+  secretHash: buf(r.secret_hash),
+  createdAt: num(r.created_at),
+  revokedAt: numOrNull(r.revoked_at),
+});
+
+export const signingKeyFromRow = (r: Row): SigningKeyRecord => ({
+  kid: String(r.kid),
+  appId: String(r.app_id),
+  alg: r.alg as Algorithm,
+  state: r.state as SigningKeyState,
+  publicJwk: r.public_jwk === null || r.public_jwk === undefined ? null : json(r.public_jwk),
+  privateSealed: buf(r.private_sealed),
+  createdAt: num(r.created_at),
+  retiredAt: numOrNull(r.retired_at),
+  publishUntil: numOrNull(r.publish_until),
+  revokedAt: numOrNull(r.revoked_at),
+});
+
+export const subjectFromRow = (r: Row): Subject => ({
+  appId: String(r.app_id),
+  subject: String(r.subject),
+  claims: json(r.claims),
+  status: r.status as SubjectStatus,
+  passwordHash: strOrNull(r.password_hash),
+  ed25519PublicKey: strOrNull(r.ed25519_public_key),
+  createdAt: num(r.created_at),
+  updatedAt: num(r.updated_at),
+});
+
+/** Session columns may come prefixed (`s_…`) when joined with other tables. */
+export const sessionFromRow = (r: Row, p = ''): Session => ({
+  id: String(r[`${p}id`]),
+  appId: String(r[`${p}app_id`]),
+  subject: String(r[`${p}subject`]),
+  claims: json(r[`${p}claims`]),
+  audience: strOrNull(r[`${p}audience`]),
+  createdAt: num(r[`${p}created_at`]),
+  lastRenewedAt: num(r[`${p}last_renewed_at`]),
+  expiresAt: numOrNull(r[`${p}expires_at`]),
+  ip: strOrNull(r[`${p}ip`]),
+  userAgent: strOrNull(r[`${p}user_agent`]),
+  lastIp: strOrNull(r[`${p}last_ip`]),
+  lastUserAgent: strOrNull(r[`${p}last_user_agent`]),
+  revokedAt: numOrNull(r[`${p}revoked_at`]),
+  revokeReason: strOrNull(r[`${p}revoke_reason`]),
+  horizonAt: num(r[`${p}horizon_at`]),
+});
+
+export const refreshFromRow = (r: Row): RefreshRecord => ({
+  id: String(r.id),
+  sessionId: String(r.session_id),
+  appId: String(r.app_id),
+  parentId: strOrNull(r.parent_id),
+  issuedAt: num(r.issued_at),
+  notBefore: num(r.not_before),
+  expiresAt: num(r.expires_at),
+  consumedAt: numOrNull(r.consumed_at),
+  successorId: strOrNull(r.successor_id),
+  successorSealed: bufOrNull(r.successor_sealed),
+});
+
+/** The joined SELECT list that returns a session with `s_` prefixes. */
+export const SESSION_COLUMNS_PREFIXED = [
+  'id', 'app_id', 'subject', 'claims', 'audience', 'created_at', 'last_renewed_at', 'expires_at', 'ip',
+  'user_agent', 'last_ip', 'last_user_agent', 'revoked_at', 'revoke_reason', 'horizon_at',
+].map((c) => `s.${c} AS s_${c}`).join(', ');
+
+/** How long a sealed successor is kept: the largest grace window any policy may set. */
+export const MAX_GRACE_MS = 300_000;

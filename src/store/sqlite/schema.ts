@@ -1,0 +1,83 @@
+/** Versioned migrations; each runs once, in order, inside one transaction. */
+export const SQLITE_MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE apps (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    profile TEXT NOT NULL,
+    public INTEGER NOT NULL,
+    policy TEXT NOT NULL,
+    description TEXT NOT NULL DEFAULT '',
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+  );
+  CREATE TABLE app_keys (
+    id TEXT PRIMARY KEY,
+    app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+    secret_hash BLOB NOT NULL,
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER
+  );
+  CREATE INDEX app_keys_app ON app_keys(app_id);
+  CREATE TABLE signing_keys (
+    kid TEXT PRIMARY KEY,
+    app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+    alg TEXT NOT NULL,
+    state TEXT NOT NULL,
+    public_jwk TEXT,
+    private_sealed BLOB NOT NULL,
+    created_at INTEGER NOT NULL,
+    retired_at INTEGER,
+    publish_until INTEGER,
+    revoked_at INTEGER
+  );
+  CREATE INDEX signing_keys_app ON signing_keys(app_id);
+  CREATE UNIQUE INDEX signing_keys_one_active ON signing_keys(app_id) WHERE state = 'active';
+  CREATE TABLE subjects (
+    app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+    subject TEXT NOT NULL,
+    claims TEXT NOT NULL,
+    status TEXT NOT NULL,
+    password_hash TEXT,
+    ed25519_public_key TEXT,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (app_id, subject)
+  );
+  CREATE TABLE sessions (
+    id TEXT PRIMARY KEY,
+    app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+    subject TEXT NOT NULL,
+    claims TEXT NOT NULL,
+    audience TEXT,
+    created_at INTEGER NOT NULL,
+    last_renewed_at INTEGER NOT NULL,
+    expires_at INTEGER,
+    ip TEXT,
+    user_agent TEXT,
+    last_ip TEXT,
+    last_user_agent TEXT,
+    revoked_at INTEGER,
+    revoke_reason TEXT,
+    horizon_at INTEGER NOT NULL
+  );
+  CREATE INDEX sessions_subject ON sessions(app_id, subject);
+  CREATE INDEX sessions_horizon ON sessions(horizon_at);
+  CREATE INDEX sessions_revoked ON sessions(revoked_at) WHERE revoked_at IS NOT NULL;
+  CREATE TABLE refresh_tokens (
+    id TEXT PRIMARY KEY,
+    session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+    app_id TEXT NOT NULL,
+    parent_id TEXT,
+    issued_at INTEGER NOT NULL,
+    not_before INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    consumed_at INTEGER,
+    successor_id TEXT,
+    successor_sealed BLOB
+  ) WITHOUT ROWID;
+  CREATE INDEX refresh_tokens_session ON refresh_tokens(session_id);
+  CREATE INDEX refresh_tokens_expires ON refresh_tokens(expires_at);
+  CREATE INDEX refresh_tokens_sealed ON refresh_tokens(consumed_at) WHERE successor_sealed IS NOT NULL;
+  `,
+];

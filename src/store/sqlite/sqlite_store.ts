@@ -1,0 +1,405 @@
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { StoreUnavailableError } from '../../domain/errors.js';
+import type { App, AppKeyRecord, Millis, RefreshRecord, Session, SigningKeyRecord, Subject } from '../../domain/types.js';
+import type { Store } from '../contract.js';
+import {
+  appFromRow, appKeyFromRow, MAX_GRACE_MS, refreshFromRow, SESSION_COLUMNS_PREFIXED, sessionFromRow,
+  signingKeyFromRow, subjectFromRow,
+} from '../rows.js';
+import { SQLITE_MIGRATIONS } from './schema.js';
+
+type Row = Record<string, unknown>;
+
+/** SQLite errors that mean "the database cannot take this now" rather than a bug: answered with 503. */
+const UNAVAILABLE = /^SQLITE_(BUSY|LOCKED|FULL|READONLY|IOERR|CANTOPEN|CORRUPT|NOTADB|PROTOCOL|PERM)/;
+
+export interface SqliteStoreOptions {
+  /** `synchronous` pragma: NORMAL survives process crashes in WAL mode; FULL also survives power loss. */
+  synchronous?: 'NORMAL' | 'FULL';
+  busyTimeoutMs?: number;
+}
+
+/**
+ * The embedded store. better-sqlite3 is synchronous, so each operation runs to completion on the event
+ * loop; writes that decide races run in `BEGIN IMMEDIATE` transactions, which also serialise them
+ * against other processes sharing the file (WAL mode, busy timeout).
+ */
+export class SqliteStore implements Store {
+  readonly kind = 'sqlite' as const;
+  private readonly db: Database.Database;
+  private readonly statements = new Map<string, Database.Statement>();
+
+  constructor(path: string, options: SqliteStoreOptions = {}) {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    this.db = new Database(path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma(`synchronous = ${options.synchronous ?? 'NORMAL'}`);
+    this.db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
+    this.db.pragma('foreign_keys = ON');
+  }
+
+  /** Prepared once, reused: the refresh path never re-parses SQL. */
+  private sql(text: string): Database.Statement {
+    let statement = this.statements.get(text);
+    if (!statement) {
+      statement = this.db.prepare(text);
+      this.statements.set(text, statement);
+    }
+    return statement;
+  }
+
+  private run<T>(work: () => T): Promise<T> {
+    try {
+      return Promise.resolve(work());
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (typeof code === 'string' && UNAVAILABLE.test(code)) return Promise.reject(new StoreUnavailableError(err));
+      return Promise.reject(err);
+    }
+  }
+
+  private immediate<T>(work: () => T): T {
+    return this.db.transaction(work).immediate();
+  }
+
+  migrate(): Promise<void> {
+    return this.run(() => {
+      this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)');
+      this.immediate(() => {
+        const row = this.db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as Row;
+        const current = Number(row.v ?? 0);
+        if (current > SQLITE_MIGRATIONS.length) {
+          throw new Error(`the database schema is at version ${current}, newer than this Rotor (${SQLITE_MIGRATIONS.length}); upgrade Rotor`);
+        }
+        SQLITE_MIGRATIONS.slice(current).forEach((migration, i) => {
+          this.db.exec(migration);
+          this.db.prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)').run(current + i + 1, Date.now());
+        });
+      });
+    });
+  }
+
+  ping(): Promise<void> {
+    return this.run(() => {
+      this.sql('SELECT 1').get();
+    });
+  }
+
+  close(): Promise<void> {
+    this.db.close();
+    return Promise.resolve();
+  }
+
+  // ── apps ───────────────────────────────────────────────────────────────────────────────────────
+
+  createApp(input: { app: App; appKey: AppKeyRecord; signingKey: SigningKeyRecord }): Promise<{ created: boolean }> {
+    return this.run(() =>
+      this.immediate(() => {
+        const { app } = input;
+        const inserted = this.sql(
+          `INSERT INTO apps (id, name, profile, public, policy, description, created_at, updated_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+        ).run(app.id, app.name, app.profile, app.public ? 1 : 0, JSON.stringify(app.policy), app.description, app.createdAt, app.updatedAt);
+        if (inserted.changes === 0) return { created: false };
+        this.insertAppKey(input.appKey);
+        this.insertSigningKey(input.signingKey);
+        return { created: true };
+      }),
+    );
+  }
+
+  findApp(ref: { id?: string; name?: string }): Promise<App | null> {
+    return this.run(() => {
+      const row = ref.id !== undefined
+        ? this.sql('SELECT * FROM apps WHERE id = ?').get(ref.id)
+        : this.sql('SELECT * FROM apps WHERE name = ?').get(ref.name ?? '');
+      return row ? appFromRow(row as Row) : null;
+    });
+  }
+
+  listApps(): Promise<App[]> {
+    return this.run(() => (this.sql('SELECT * FROM apps ORDER BY name').all() as Row[]).map(appFromRow));
+  }
+
+  updateApp(app: App): Promise<{ updated: boolean }> {
+    return this.run(() => {
+      try {
+        const result = this.sql(
+          'UPDATE apps SET name = ?, public = ?, policy = ?, description = ?, updated_at = ? WHERE id = ?',
+        ).run(app.name, app.public ? 1 : 0, JSON.stringify(app.policy), app.description, app.updatedAt, app.id);
+        return { updated: result.changes === 1 };
+      } catch (err) {
+        if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') return { updated: false };
+        throw err;
+      }
+    });
+  }
+
+  deleteApp(appId: string): Promise<boolean> {
+    return this.run(() => this.sql('DELETE FROM apps WHERE id = ?').run(appId).changes === 1);
+  }
+
+  // ── app keys ───────────────────────────────────────────────────────────────────────────────────
+
+  private insertAppKey(key: AppKeyRecord): void {
+    this.sql('INSERT INTO app_keys (id, app_id, secret_hash, created_at, revoked_at) VALUES (?, ?, ?, ?, ?)')
+      .run(key.id, key.appId, key.secretHash, key.createdAt, key.revokedAt);
+  }
+
+  createAppKey(key: AppKeyRecord): Promise<void> {
+    return this.run(() => this.insertAppKey(key));
+  }
+
+  findAppKey(id: string): Promise<AppKeyRecord | null> {
+    return this.run(() => {
+      const row = this.sql('SELECT * FROM app_keys WHERE id = ?').get(id);
+      return row ? appKeyFromRow(row as Row) : null;
+    });
+  }
+
+  listAppKeys(appId: string): Promise<AppKeyRecord[]> {
+    return this.run(() => (this.sql('SELECT * FROM app_keys WHERE app_id = ? ORDER BY id').all(appId) as Row[]).map(appKeyFromRow));
+  }
+
+  revokeAppKey(appId: string, id: string, now: Millis): Promise<boolean> {
+    return this.run(() =>
+      this.sql('UPDATE app_keys SET revoked_at = ? WHERE app_id = ? AND id = ? AND revoked_at IS NULL').run(now, appId, id).changes === 1,
+    );
+  }
+
+  // ── signing keys ───────────────────────────────────────────────────────────────────────────────
+
+  private insertSigningKey(key: SigningKeyRecord): void {
+    this.sql(
+      `INSERT INTO signing_keys (kid, app_id, alg, state, public_jwk, private_sealed, created_at, retired_at, publish_until, revoked_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(
+      key.kid, key.appId, key.alg, key.state, key.publicJwk ? JSON.stringify(key.publicJwk) : null, key.privateSealed,
+      key.createdAt, key.retiredAt, key.publishUntil, key.revokedAt,
+    );
+  }
+
+  listSigningKeys(appId: string): Promise<SigningKeyRecord[]> {
+    return this.run(() => (this.sql('SELECT * FROM signing_keys WHERE app_id = ? ORDER BY kid').all(appId) as Row[]).map(signingKeyFromRow));
+  }
+
+  findSigningKey(kid: string): Promise<SigningKeyRecord | null> {
+    return this.run(() => {
+      const row = this.sql('SELECT * FROM signing_keys WHERE kid = ?').get(kid);
+      return row ? signingKeyFromRow(row as Row) : null;
+    });
+  }
+
+  listPublishedSigningKeys(now: Millis): Promise<SigningKeyRecord[]> {
+    return this.run(() =>
+      (this.sql(
+        `SELECT * FROM signing_keys WHERE state = 'active' OR (state = 'retiring' AND publish_until > ?) ORDER BY app_id, kid`,
+      ).all(now) as Row[]).map(signingKeyFromRow),
+    );
+  }
+
+  rotateSigningKey(input: {
+    appId: string; expectActiveKid: string | null; next: SigningKeyRecord; now: Millis; publishUntil: Millis;
+  }): Promise<{ rotated: boolean }> {
+    return this.run(() =>
+      this.immediate(() => {
+        const active = this.sql(`SELECT kid FROM signing_keys WHERE app_id = ? AND state = 'active'`).get(input.appId) as Row | undefined;
+        if ((active ? String(active.kid) : null) !== input.expectActiveKid) return { rotated: false };
+        if (active) {
+          this.sql(`UPDATE signing_keys SET state = 'retiring', retired_at = ?, publish_until = ? WHERE kid = ?`)
+            .run(input.now, input.publishUntil, active.kid);
+        }
+        this.insertSigningKey(input.next);
+        return { rotated: true };
+      }),
+    );
+  }
+
+  revokeSigningKey(appId: string, kid: string, now: Millis): Promise<boolean> {
+    return this.run(() =>
+      this.sql(`UPDATE signing_keys SET state = 'revoked', revoked_at = ? WHERE app_id = ? AND kid = ? AND state != 'revoked'`)
+        .run(now, appId, kid).changes === 1,
+    );
+  }
+
+  // ── subjects ───────────────────────────────────────────────────────────────────────────────────
+
+  findSubject(appId: string, subject: string): Promise<Subject | null> {
+    return this.run(() => {
+      const row = this.sql('SELECT * FROM subjects WHERE app_id = ? AND subject = ?').get(appId, subject);
+      return row ? subjectFromRow(row as Row) : null;
+    });
+  }
+
+  putSubject(subject: Subject, now: Millis): Promise<void> {
+    return this.run(() =>
+      this.immediate(() => {
+        this.sql(
+          `INSERT INTO subjects (app_id, subject, claims, status, password_hash, ed25519_public_key, created_at, updated_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (app_id, subject) DO UPDATE SET claims = excluded.claims, status = excluded.status,
+             password_hash = excluded.password_hash, ed25519_public_key = excluded.ed25519_public_key,
+             updated_at = excluded.updated_at`,
+        ).run(
+          subject.appId, subject.subject, JSON.stringify(subject.claims), subject.status, subject.passwordHash,
+          subject.ed25519PublicKey, subject.createdAt, subject.updatedAt,
+        );
+        if (subject.status === 'disabled') this.revokeSubjectSessionsNow(subject.appId, subject.subject, 'subject_disabled', now);
+      }),
+    );
+  }
+
+  deleteSubject(appId: string, subject: string, now: Millis): Promise<boolean> {
+    return this.run(() =>
+      this.immediate(() => {
+        this.revokeSubjectSessionsNow(appId, subject, 'subject_deleted', now);
+        return this.sql('DELETE FROM subjects WHERE app_id = ? AND subject = ?').run(appId, subject).changes === 1;
+      }),
+    );
+  }
+
+  // ── sessions ───────────────────────────────────────────────────────────────────────────────────
+
+  issueSession(input: {
+    session: Session; refresh: RefreshRecord | null; newSubjectClaims: Record<string, unknown>; revokeOthers?: string;
+  }): Promise<{ issued: true; subject: Subject } | { issued: false; reason: 'subject_disabled' }> {
+    return this.run(() =>
+      this.immediate(() => {
+        const { session } = input;
+        let row = this.sql('SELECT * FROM subjects WHERE app_id = ? AND subject = ?').get(session.appId, session.subject) as Row | undefined;
+        if (!row) {
+          this.sql(
+            `INSERT INTO subjects (app_id, subject, claims, status, created_at, updated_at) VALUES (?, ?, ?, 'active', ?, ?)`,
+          ).run(session.appId, session.subject, JSON.stringify(input.newSubjectClaims), session.createdAt, session.createdAt);
+          row = this.sql('SELECT * FROM subjects WHERE app_id = ? AND subject = ?').get(session.appId, session.subject) as Row;
+        }
+        const subject = subjectFromRow(row);
+        if (subject.status !== 'active') return { issued: false as const, reason: 'subject_disabled' as const };
+        if (input.revokeOthers) this.revokeSubjectSessionsNow(session.appId, session.subject, input.revokeOthers, session.createdAt);
+        this.insertSession(session);
+        if (input.refresh) this.insertRefresh(input.refresh);
+        return { issued: true as const, subject };
+      }),
+    );
+  }
+
+  private insertSession(s: Session): void {
+    this.sql(
+      `INSERT INTO sessions (id, app_id, subject, claims, audience, created_at, last_renewed_at, expires_at, ip, user_agent,
+         last_ip, last_user_agent, revoked_at, revoke_reason, horizon_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(
+      s.id, s.appId, s.subject, JSON.stringify(s.claims), s.audience, s.createdAt, s.lastRenewedAt, s.expiresAt, s.ip,
+      s.userAgent, s.lastIp, s.lastUserAgent, s.revokedAt, s.revokeReason, s.horizonAt,
+    );
+  }
+
+  private insertRefresh(r: RefreshRecord): void {
+    this.sql(
+      `INSERT INTO refresh_tokens (id, session_id, app_id, parent_id, issued_at, not_before, expires_at, consumed_at, successor_id, successor_sealed)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(r.id, r.sessionId, r.appId, r.parentId, r.issuedAt, r.notBefore, r.expiresAt, r.consumedAt, r.successorId, r.successorSealed);
+  }
+
+  findSession(id: string) {
+    return this.run(() => {
+      const row = this.sql(
+        `SELECT s.*, subj.status AS subject_status FROM sessions s
+         LEFT JOIN subjects subj ON subj.app_id = s.app_id AND subj.subject = s.subject WHERE s.id = ?`,
+      ).get(id) as Row | undefined;
+      if (!row) return null;
+      return { session: sessionFromRow(row), subjectStatus: (row.subject_status ?? null) as Subject['status'] | null };
+    });
+  }
+
+  listSessions(appId: string, subject: string): Promise<Session[]> {
+    return this.run(() =>
+      (this.sql('SELECT * FROM sessions WHERE app_id = ? AND subject = ? ORDER BY id DESC').all(appId, subject) as Row[])
+        .map((row) => sessionFromRow(row)),
+    );
+  }
+
+  revokeSession(sessionId: string, reason: string, now: Millis): Promise<boolean> {
+    return this.run(() =>
+      this.sql('UPDATE sessions SET revoked_at = ?, revoke_reason = ? WHERE id = ? AND revoked_at IS NULL')
+        .run(now, reason, sessionId).changes === 1,
+    );
+  }
+
+  private revokeSubjectSessionsNow(appId: string, subject: string, reason: string, now: Millis): number {
+    return this.sql('UPDATE sessions SET revoked_at = ?, revoke_reason = ? WHERE app_id = ? AND subject = ? AND revoked_at IS NULL')
+      .run(now, reason, appId, subject).changes;
+  }
+
+  revokeSubjectSessions(appId: string, subject: string, reason: string, now: Millis): Promise<number> {
+    return this.run(() => this.revokeSubjectSessionsNow(appId, subject, reason, now));
+  }
+
+  touchSession(input: { sessionId: string; now: Millis; lastIp: string | null; lastUserAgent: string | null; horizonAt: Millis }): Promise<boolean> {
+    return this.run(() =>
+      this.sql(
+        `UPDATE sessions SET last_renewed_at = ?, last_ip = COALESCE(?, last_ip), last_user_agent = COALESCE(?, last_user_agent),
+           horizon_at = MAX(horizon_at, ?) WHERE id = ? AND revoked_at IS NULL`,
+      ).run(input.now, input.lastIp, input.lastUserAgent, input.horizonAt, input.sessionId).changes === 1,
+    );
+  }
+
+  // ── refresh tokens ─────────────────────────────────────────────────────────────────────────────
+
+  findRefresh(id: string) {
+    return this.run(() => {
+      const row = this.sql(
+        `SELECT r.*, ${SESSION_COLUMNS_PREFIXED}, subj.status AS subject_status
+         FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id
+         LEFT JOIN subjects subj ON subj.app_id = s.app_id AND subj.subject = s.subject
+         WHERE r.id = ?`,
+      ).get(id) as Row | undefined;
+      if (!row) return null;
+      return {
+        record: refreshFromRow(row),
+        session: sessionFromRow(row, 's_'),
+        subjectStatus: (row.subject_status ?? null) as Subject['status'] | null,
+      };
+    });
+  }
+
+  rotateRefresh(input: {
+    parentId: string; child: RefreshRecord; successorSealed: Buffer | null; now: Millis;
+    lastIp: string | null; lastUserAgent: string | null;
+  }): Promise<{ rotated: boolean }> {
+    return this.run(() =>
+      this.immediate(() => {
+        // The one conditional write that decides the race: only an unconsumed parent of a live session.
+        const consumed = this.sql(
+          `UPDATE refresh_tokens SET consumed_at = ?, successor_id = ?, successor_sealed = ?
+           WHERE id = ? AND consumed_at IS NULL
+             AND EXISTS (SELECT 1 FROM sessions s WHERE s.id = refresh_tokens.session_id AND s.revoked_at IS NULL)`,
+        ).run(input.now, input.child.id, input.successorSealed, input.parentId);
+        if (consumed.changes !== 1) return { rotated: false };
+        this.insertRefresh(input.child);
+        this.sql(
+          `UPDATE sessions SET last_renewed_at = ?, last_ip = COALESCE(?, last_ip), last_user_agent = COALESCE(?, last_user_agent),
+             horizon_at = MAX(horizon_at, ?) WHERE id = ?`,
+        ).run(input.now, input.lastIp, input.lastUserAgent, input.child.expiresAt, input.child.sessionId);
+        return { rotated: true };
+      }),
+    );
+  }
+
+  prune(now: Millis, options: { revokedRetention: number }): Promise<{ refreshTokens: number; sessions: number }> {
+    return this.run(() =>
+      this.immediate(() => {
+        const cutoff = now - options.revokedRetention;
+        const sessions = this.sql(
+          'DELETE FROM sessions WHERE horizon_at < ? OR (revoked_at IS NOT NULL AND revoked_at < ?)',
+        ).run(cutoff, cutoff).changes;
+        const refreshTokens = this.sql('DELETE FROM refresh_tokens WHERE expires_at <= ?').run(now).changes;
+        this.sql('UPDATE refresh_tokens SET successor_sealed = NULL WHERE successor_sealed IS NOT NULL AND consumed_at < ?')
+          .run(now - MAX_GRACE_MS);
+        return { refreshTokens, sessions };
+      }),
+    );
+  }
+}
