@@ -35,6 +35,16 @@ export interface VerifiedAccess {
   header: JsonObject;
 }
 
+export interface Introspection {
+  active: boolean;
+  tokenType?: 'access_token' | 'refresh_token';
+  sub?: string;
+  sid?: string;
+  exp?: number;
+  iat?: number;
+  claims?: JsonObject;
+}
+
 export interface ClientContext {
   ip?: string | null;
   userAgent?: string | null;
@@ -212,6 +222,37 @@ export class Engine {
     const id = format.refreshFormat === 'jwt' ? format.refreshIdOf(verified.parts) : null;
     if (!id) throw invalidRefreshToken('malformed');
     return id;
+  }
+
+  /** RFC 7662: what a token is, if it is alive and belongs to `client`; `{active:false}` otherwise. */
+  async introspect(token: unknown, client: App): Promise<Introspection> {
+    if (typeof token !== 'string' || token.length === 0 || token.length > 8192) return { active: false };
+    const now = this.nowMs();
+    try {
+      const found = await this.deps.store.findRefresh(await this.refreshIdOf(token, client));
+      if (found && found.record.appId === client.id && found.record.consumedAt === null && now < found.record.expiresAt) {
+        this.assertSessionAlive(client, found.session, found.subjectStatus, now);
+        return {
+          active: true, tokenType: 'refresh_token', sub: found.session.subject, sid: found.session.id,
+          exp: toSeconds(found.record.expiresAt), iat: toSeconds(found.record.issuedAt), claims: found.session.claims,
+        };
+      }
+    } catch (err) {
+      if (!(err instanceof RotorError) || err.code === 'store_unavailable') throw err;
+    }
+    try {
+      const access = await this.verifyAccess(token, { client });
+      const reserved = formatFor(client.profile).reservedClaims;
+      const claims: JsonObject = {};
+      for (const [k, v] of Object.entries(access.payload)) if (!reserved.has(k)) claims[k] = v;
+      return {
+        active: true, tokenType: 'access_token', sub: access.session.subject, sid: access.session.id,
+        exp: numericDate(access.payload.exp) ?? undefined, iat: numericDate(access.payload.iat) ?? undefined, claims,
+      };
+    } catch (err) {
+      if (!(err instanceof RotorError) || err.code === 'store_unavailable') throw err;
+    }
+    return { active: false };
   }
 
   // ── verification and revocation ────────────────────────────────────────────────────────────────

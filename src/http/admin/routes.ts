@@ -1,0 +1,83 @@
+import type { FastifyRequest } from 'fastify';
+import { constantTimeEqualText } from '../../crypto/secrets.js';
+import { RotorError } from '../../domain/errors.js';
+import { type Api, noStore } from '../api.js';
+import { authorizationCredential, bodyOf } from '../auth.js';
+import { sendProblem } from '../native/problem.js';
+import { appView, signingKeyView, subjectView } from './views.js';
+
+type P = { app: string; id: string; kid: string; subject: string };
+
+/** SPEC §4.3: management API behind ROTOR_ADMIN_TOKEN. Registered only when the token is set. */
+export const adminApi: Api = {
+  name: 'admin',
+  renderError: (err, _request, reply) => sendProblem(reply, err),
+  routes(app, ctx) {
+    const { rotor } = ctx;
+    const adminToken = ctx.config.adminToken;
+    if (adminToken === null) return;
+
+    app.addHook('onRequest', async (request: FastifyRequest) => {
+      if (!request.url.startsWith('/admin')) return;
+      const presented = authorizationCredential(request, 'Bearer');
+      if (!presented || !constantTimeEqualText(presented, adminToken)) {
+        throw new RotorError('unauthorized', 'send the admin token as Authorization: Bearer <ROTOR_ADMIN_TOKEN>');
+      }
+    });
+    app.addHook('onSend', async (_request, reply) => {
+      reply.header('Cache-Control', 'no-store');
+    });
+
+    const params = (request: FastifyRequest) => request.params as P;
+
+    app.post('/admin/apps', async (request, reply) => {
+      const body = bodyOf(request);
+      const { app: created, appKey } = await rotor.apps.create({
+        name: body.name, profile: body.profile, public: body.public, policy: body.policy, description: body.description,
+      });
+      return noStore(reply).code(201).send({ id: created.id, name: created.name, profile: created.profile, appKey, policy: created.policy });
+    });
+    app.get('/admin/apps', async () => ({ apps: (await rotor.apps.list()).map(appView) }));
+    app.get('/admin/apps/:app', async (request) => appView(await rotor.apps.get(params(request).app)));
+    app.patch('/admin/apps/:app', async (request) => {
+      const body = bodyOf(request);
+      return appView(await rotor.apps.update(params(request).app, body));
+    });
+    app.delete('/admin/apps/:app', async (request, reply) => {
+      await rotor.apps.delete(params(request).app);
+      return reply.code(204).send();
+    });
+
+    app.post('/admin/apps/:app/app-keys', async (request, reply) => {
+      return reply.code(201).send(await rotor.apps.createAppKey(params(request).app));
+    });
+    app.delete('/admin/apps/:app/app-keys/:id', async (request, reply) => {
+      await rotor.apps.revokeAppKey(params(request).app, params(request).id);
+      return reply.code(204).send();
+    });
+
+    app.get('/admin/apps/:app/keys', async (request) => ({
+      keys: (await rotor.apps.listKeys(params(request).app)).map(signingKeyView),
+    }));
+    app.post('/admin/apps/:app/keys/rotate', async (request) => signingKeyView(await rotor.apps.rotateKey(params(request).app)));
+    app.post('/admin/apps/:app/keys/:kid/revoke', async (request) => {
+      await rotor.apps.revokeKey(params(request).app, params(request).kid);
+      return { revoked: true };
+    });
+
+    app.put('/admin/apps/:app/subjects/:subject', async (request) => {
+      const target = await rotor.apps.get(params(request).app);
+      const body = bodyOf(request);
+      return subjectView(await rotor.subjects.put(target, params(request).subject, body));
+    });
+    app.get('/admin/apps/:app/subjects/:subject', async (request) => {
+      const target = await rotor.apps.get(params(request).app);
+      return subjectView(await rotor.subjects.get(target, params(request).subject));
+    });
+    app.delete('/admin/apps/:app/subjects/:subject', async (request, reply) => {
+      const target = await rotor.apps.get(params(request).app);
+      await rotor.subjects.delete(target, params(request).subject);
+      return reply.code(204).send();
+    });
+  },
+};

@@ -1,0 +1,51 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { RotorError } from '../domain/errors.js';
+import type { Rotor } from '../domain/rotor.js';
+import type { Config } from '../config.js';
+import type { Metrics } from './observability.js';
+import { isServerFault, toRotorError } from './errors.js';
+
+/** What every API module (native, OAuth, admin, each dialect) is handed. */
+export interface ApiContext {
+  rotor: Rotor;
+  config: Config;
+  metrics: Metrics;
+}
+
+/**
+ * One API: its routes and how it writes a catalogue error in its own envelope.
+ * Every API and dialect has this same shape, registered by `registerApi`.
+ */
+export interface Api {
+  name: string;
+  routes(app: FastifyInstance, ctx: ApiContext): void;
+  renderError(err: RotorError, request: FastifyRequest, reply: FastifyReply): unknown;
+}
+
+export function registerApi(app: FastifyInstance, api: Api, ctx: ApiContext): void {
+  app.register(async (scope) => {
+    scope.setErrorHandler((raw, request, reply) => {
+      const err = toRotorError(raw);
+      if (isServerFault(err)) request.log.error({ err: raw }, 'request failed');
+      if (err.code === 'store_unavailable') {
+        ctx.metrics.storeErrors.inc();
+        reply.header('Retry-After', '1');
+      }
+      return api.renderError(err, request, reply);
+    });
+    api.routes(scope, ctx);
+  });
+}
+
+/** Token responses must never be cached (RFC 6749 §5.1). */
+export function noStore(reply: FastifyReply): FastifyReply {
+  return reply.header('Cache-Control', 'no-store').header('Pragma', 'no-cache');
+}
+
+/** The client's address and user agent as this request shows them (body values win when given). */
+export function clientOf(request: FastifyRequest, body: Record<string, unknown>): { ip: unknown; userAgent: unknown } {
+  return {
+    ip: body.ip ?? request.ip,
+    userAgent: body.userAgent ?? request.headers['user-agent'] ?? null,
+  };
+}

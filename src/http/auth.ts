@@ -1,0 +1,29 @@
+import type { FastifyRequest } from 'fastify';
+
+/**
+ * The credential of an `Authorization: <scheme> <credential>` header. Schemes compare
+ * case-insensitively; anything else (two headers, extra spaces, trailing parts) yields null.
+ */
+export function authorizationCredential(request: FastifyRequest, scheme: string): string | null {
+  const header = request.headers.authorization;
+  if (typeof header !== 'string') return null;
+  const space = header.indexOf(' ');
+  if (space <= 0 || header.slice(0, space).toLowerCase() !== scheme.toLowerCase()) return null;
+  const credential = header.slice(space + 1);
+  return credential.length > 0 && !/\s/.test(credential) ? credential : null;
+}
+
+export function basicCredentials(request: FastifyRequest): { user: string; password: string } | null {
+  const encoded = authorizationCredential(request, 'Basic');
+  if (!encoded || !/^[A-Za-z0-9+/]+={0,2}$/.test(encoded)) return null;
+  const decoded = Buffer.from(encoded, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon < 0) return null;
+  return { user: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+}
+
+/** Fields of a JSON or form body, or an empty object when there is none. */
+export function bodyOf(request: FastifyRequest): Record<string, unknown> {
+  const body = request.body;
+  return body !== null && typeof body === 'object' && !Array.isArray(body) ? (body as Record<string, unknown>) : {};
+}

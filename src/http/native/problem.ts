@@ -1,0 +1,39 @@
+import type { FastifyReply } from 'fastify';
+import type { RotorError } from '../../domain/errors.js';
+
+const TITLES: Record<string, string> = {
+  invalid_request: 'Invalid request',
+  invalid_app_key: 'Invalid app key',
+  unauthorized: 'Unauthorized',
+  invalid_credentials: 'Invalid credentials',
+  app_not_found: 'App not found',
+  not_found: 'Not found',
+  conflict: 'Conflict',
+  invalid_refresh_token: 'Invalid refresh token',
+  invalid_access_token: 'Invalid access token',
+  invalid_scope: 'Invalid scope',
+  subject_disabled: 'Subject disabled',
+  subject_not_found: 'Subject not found',
+  payload_too_large: 'Payload too large',
+  unsupported_media_type: 'Unsupported media type',
+  method_not_allowed: 'Method not allowed',
+  rate_limited: 'Rate limited',
+  store_unavailable: 'Store unavailable',
+  internal_error: 'Internal error',
+};
+
+/** RFC 9457 problem details with Rotor's stable `code`. */
+export function sendProblem(reply: FastifyReply, err: RotorError): FastifyReply {
+  if (err.status === 401) reply.header('WWW-Authenticate', 'Bearer realm="rotor"');
+  return reply
+    .code(err.status)
+    .header('Content-Type', 'application/problem+json; charset=utf-8')
+    .header('Cache-Control', 'no-store')
+    .send(JSON.stringify({
+      type: `urn:rotor:error:${err.code}`,
+      title: TITLES[err.code] ?? err.code,
+      status: err.status,
+      code: err.code,
+      detail: err.detail,
+    }));
+}

@@ -1,0 +1,97 @@
+import type { FastifyRequest } from 'fastify';
+import { RotorError } from '../../domain/errors.js';
+import type { App } from '../../domain/types.js';
+import { type Api, type ApiContext, clientOf, noStore } from '../api.js';
+import { authorizationCredential, bodyOf } from '../auth.js';
+import { sendProblem } from './problem.js';
+import { sessionView, tokenPair } from './token_pair.js';
+
+type AppParams = { app: string };
+
+/** The app named in the path, authenticated by the app key in `Authorization: Bearer`. */
+async function authenticatedApp(ctx: ApiContext, request: FastifyRequest): Promise<App> {
+  const app = await ctx.rotor.apps.get((request.params as AppParams).app);
+  const key = authorizationCredential(request, 'Bearer');
+  if (!key) throw new RotorError('invalid_app_key', 'send the app key as Authorization: Bearer <app key>');
+  return ctx.rotor.apps.authenticate(key, app);
+}
+
+/** SPEC §4.1: Rotor's own API. */
+export const nativeApi: Api = {
+  name: 'native',
+  renderError: (err, _request, reply) => sendProblem(reply, err),
+  routes(app, ctx) {
+    const { rotor } = ctx;
+
+    app.post('/v1/apps/:app/sessions', async (request, reply) => {
+      const target = await authenticatedApp(ctx, request);
+      const body = bodyOf(request);
+      const issued = await rotor.issueSession(target, {
+        subject: body.subject, claims: body.claims, audience: body.audience, ...clientOf(request, body),
+      });
+      return noStore(reply).code(201).send(tokenPair(issued));
+    });
+
+    app.post('/v1/apps/:app/login', async (request, reply) => {
+      const target = await rotor.apps.get((request.params as AppParams).app);
+      const body = bodyOf(request);
+      const issued = await rotor.login(target, { username: body.username, password: body.password, ...clientOf(request, body) });
+      return noStore(reply).send(tokenPair(issued));
+    });
+
+    app.post('/v1/refresh', async (request, reply) => {
+      const body = bodyOf(request);
+      if (typeof body.refreshToken !== 'string') throw new RotorError('invalid_request', 'refreshToken (a string) is required');
+      const client = clientOf(request, body);
+      const issued = await rotor.engine.refresh(body.refreshToken, {
+        context: { ip: typeof client.ip === 'string' ? client.ip : null, userAgent: typeof client.userAgent === 'string' ? client.userAgent : null },
+      });
+      return noStore(reply).send(tokenPair(issued));
+    });
+
+    app.post('/v1/revoke', async (request, reply) => {
+      const body = bodyOf(request);
+      if (typeof body.token !== 'string') throw new RotorError('invalid_request', 'token (a string) is required');
+      await rotor.engine.revokeToken(body.token);
+      return noStore(reply).send({});
+    });
+
+    app.post('/v1/introspect', async (request, reply) => {
+      const key = authorizationCredential(request, 'Bearer');
+      if (!key) throw new RotorError('invalid_app_key', 'send the app key as Authorization: Bearer <app key>');
+      const client = await rotor.apps.authenticate(key);
+      const body = bodyOf(request);
+      if (typeof body.token !== 'string') throw new RotorError('invalid_request', 'token (a string) is required');
+      return noStore(reply).send(await rotor.engine.introspect(body.token, client));
+    });
+
+    app.get('/v1/apps/:app/sessions', async (request, reply) => {
+      const target = await authenticatedApp(ctx, request);
+      const subject = (request.query as Record<string, unknown>).subject;
+      if (typeof subject !== 'string') throw new RotorError('invalid_request', 'the query parameter subject is required');
+      const sessions = await rotor.listSessions(target, subject);
+      return noStore(reply).send({ sessions: sessions.map(sessionView) });
+    });
+
+    app.delete('/v1/apps/:app/sessions/:sessionId', async (request, reply) => {
+      const target = await authenticatedApp(ctx, request);
+      await rotor.revokeSessionOf(target, (request.params as { sessionId: string }).sessionId);
+      return reply.code(204).send();
+    });
+
+    app.delete('/v1/apps/:app/subjects/:subject/sessions', async (request, reply) => {
+      const target = await authenticatedApp(ctx, request);
+      const revoked = await rotor.revokeSubjectSessions(target, (request.params as { subject: string }).subject);
+      return noStore(reply).send({ revoked });
+    });
+
+    app.get('/v1/apps/:app/jwks.json', async (request, reply) => {
+      const target = await rotor.apps.get((request.params as AppParams).app);
+      return reply.header('Cache-Control', 'public, max-age=60').send(await rotor.jwks(target));
+    });
+
+    app.get('/.well-known/jwks.json', async (_request, reply) => {
+      return reply.header('Cache-Control', 'public, max-age=60').send(await rotor.jwks());
+    });
+  },
+};

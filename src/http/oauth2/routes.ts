@@ -1,0 +1,159 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { RotorError } from '../../domain/errors.js';
+import type { App } from '../../domain/types.js';
+import { type Api, type ApiContext, noStore } from '../api.js';
+import { basicCredentials, bodyOf } from '../auth.js';
+
+/** RFC 6749 §5.2 error codes, from the catalogue. */
+function oauthError(err: RotorError): { status: number; error: string } {
+  switch (err.code) {
+    case 'invalid_refresh_token':
+    case 'subject_disabled':
+    case 'subject_not_found':
+      return { status: 400, error: 'invalid_grant' };
+    case 'invalid_app_key':
+    case 'app_not_found':
+      return { status: 401, error: 'invalid_client' };
+    case 'invalid_scope':
+      return { status: 400, error: 'invalid_scope' };
+    case 'store_unavailable':
+      return { status: 503, error: 'temporarily_unavailable' };
+    case 'internal_error':
+      return { status: 500, error: 'server_error' };
+    case 'rate_limited':
+      return { status: 429, error: 'slow_down' };
+    default:
+      return err.reason === 'unsupported_grant_type' ? { status: 400, error: 'unsupported_grant_type' } : { status: err.status === 413 || err.status === 415 ? err.status : 400, error: 'invalid_request' };
+  }
+}
+
+const FORM = 'application/x-www-form-urlencoded';
+
+function requireForm(request: FastifyRequest): Record<string, unknown> {
+  const type = String(request.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
+  if (type !== FORM) throw new RotorError('invalid_request', `the body must be ${FORM}`);
+  return bodyOf(request);
+}
+
+/**
+ * Client authentication (RFC 6749 §2.3): HTTP Basic or client_secret_post with an app key; a public
+ * app may send only its client_id. Using two methods at once is refused.
+ */
+async function authenticateClient(ctx: ApiContext, request: FastifyRequest, body: Record<string, unknown>): Promise<App> {
+  const basic = basicCredentials(request);
+  if (request.headers.authorization !== undefined && !basic) throw new RotorError('invalid_app_key', 'malformed Basic client authentication');
+  if (basic && (body.client_secret !== undefined)) throw new RotorError('invalid_request', 'use one client authentication method');
+  const clientId: unknown = basic ? safeDecode(basic.user) : body.client_id;
+  const secret: unknown = basic ? safeDecode(basic.password) : body.client_secret;
+  if (basic && body.client_id !== undefined && body.client_id !== clientId) throw new RotorError('invalid_request', 'client_id differs from the authenticated client');
+  if (typeof clientId !== 'string' || clientId.length === 0) throw new RotorError('invalid_app_key', 'client authentication is required');
+  let app: App;
+  try {
+    app = await ctx.rotor.apps.get(clientId);
+  } catch {
+    throw new RotorError('invalid_app_key', 'unknown client');
+  }
+  if (secret === undefined || secret === '') {
+    if (app.public) return app;
+    throw new RotorError('invalid_app_key', 'client authentication is required');
+  }
+  return ctx.rotor.apps.authenticate(secret, app);
+}
+
+/** Basic credentials are form-urlencoded before base64 (RFC 6749 §2.3.1). */
+function safeDecode(text: string): string | undefined {
+  try {
+    return decodeURIComponent(text.replace(/\+/g, ' '));
+  } catch {
+    return undefined;
+  }
+}
+
+/** RFC 6749 §6: a narrower scope is fine and keeps the original grant; a broader one is refused. */
+function checkScope(requested: unknown, granted: unknown): void {
+  if (requested === undefined || requested === '') return;
+  if (typeof requested !== 'string') throw new RotorError('invalid_request', 'scope must be a string');
+  const grantedSet = new Set(typeof granted === 'string' ? granted.split(' ').filter(Boolean) : []);
+  for (const scope of requested.split(' ').filter(Boolean)) {
+    if (!grantedSet.has(scope)) throw new RotorError('invalid_scope', 'the requested scope exceeds the granted scope');
+  }
+}
+
+function send(reply: FastifyReply, status: number, body: unknown): FastifyReply {
+  return noStore(reply).code(status).header('Content-Type', 'application/json; charset=utf-8').send(JSON.stringify(body));
+}
+
+/** SPEC §4.2: the refresh grant, revocation, introspection and discovery. */
+export const oauth2Api: Api = {
+  name: 'oauth2',
+  renderError(err, request, reply) {
+    const { status, error } = oauthError(err);
+    if (status === 401) reply.header('WWW-Authenticate', 'Basic realm="rotor", charset="UTF-8"');
+    const body: Record<string, string> = { error };
+    if (err.code !== 'internal_error') body.error_description = err.detail;
+    void request;
+    return send(reply, status, body);
+  },
+  routes(app, ctx) {
+    const { rotor } = ctx;
+
+    app.post('/oauth2/token', async (request, reply) => {
+      const body = requireForm(request);
+      const client = await authenticateClient(ctx, request, body);
+      if (body.grant_type === undefined) throw new RotorError('invalid_request', 'grant_type is required');
+      if (body.grant_type !== 'refresh_token') {
+        throw new RotorError('invalid_request', 'only grant_type=refresh_token is supported', { reason: 'unsupported_grant_type' });
+      }
+      if (typeof body.refresh_token !== 'string' || body.refresh_token.length === 0) throw new RotorError('invalid_request', 'refresh_token is required');
+      // Scope is checked against the session before rotating, so a refused scope consumes nothing.
+      if (body.scope !== undefined && body.scope !== '') {
+        const peek = await rotor.engine.introspect(body.refresh_token, client);
+        checkScope(body.scope, peek.active ? peek.claims?.scope : undefined);
+      }
+      const issued = await rotor.engine.refresh(body.refresh_token, {
+        client,
+        context: { ip: request.ip, userAgent: typeof request.headers['user-agent'] === 'string' ? request.headers['user-agent'] : null },
+      });
+      const out: Record<string, unknown> = { access_token: issued.accessToken, token_type: 'Bearer', expires_in: issued.expiresIn };
+      if (issued.refreshToken !== null) out.refresh_token = issued.refreshToken;
+      if (typeof issued.session.claims.scope === 'string') out.scope = issued.session.claims.scope;
+      return send(reply, 200, out);
+    });
+
+    app.post('/oauth2/revoke', async (request, reply) => {
+      const body = requireForm(request);
+      const client = await authenticateClient(ctx, request, body);
+      if (typeof body.token !== 'string') throw new RotorError('invalid_request', 'token is required');
+      await rotor.engine.revokeToken(body.token, client);
+      return send(reply, 200, {});
+    });
+
+    app.post('/oauth2/introspect', async (request, reply) => {
+      const body = requireForm(request);
+      const client = await authenticateClient(ctx, request, body);
+      if (typeof body.token !== 'string') throw new RotorError('invalid_request', 'token is required');
+      const result = await rotor.engine.introspect(body.token, client);
+      if (!result.active) return send(reply, 200, { active: false });
+      return send(reply, 200, {
+        ...result.claims, active: true, client_id: client.id, token_type: result.tokenType, sub: result.sub, sid: result.sid,
+        exp: result.exp, iat: result.iat, iss: rotor.issuer,
+      });
+    });
+
+    app.get('/.well-known/oauth-authorization-server', async (_request, reply) => {
+      const base = rotor.issuer;
+      return reply.header('Cache-Control', 'public, max-age=300').send({
+        issuer: base,
+        token_endpoint: `${base}/oauth2/token`,
+        revocation_endpoint: `${base}/oauth2/revoke`,
+        introspection_endpoint: `${base}/oauth2/introspect`,
+        jwks_uri: `${base}/.well-known/jwks.json`,
+        grant_types_supported: ['refresh_token'],
+        response_types_supported: [],
+        token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'none'],
+        revocation_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'none'],
+        introspection_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'none'],
+      });
+    });
+  },
+};

@@ -1,0 +1,58 @@
+/** A compact OpenAPI 3.1 description of the native, OAuth and admin APIs (docs/api.md has the prose). */
+export function openApiDocument(issuer: string): Record<string, unknown> {
+  const json = (schema: Record<string, unknown>) => ({ content: { 'application/json': { schema } } });
+  const problem = { description: 'Error (application/problem+json with a stable `code`)' };
+  const tokenPair = {
+    type: 'object',
+    required: ['accessToken', 'tokenType', 'expiresIn', 'sessionId'],
+    properties: {
+      accessToken: { type: 'string' }, tokenType: { const: 'Bearer' }, expiresIn: { type: 'integer' },
+      refreshToken: { type: 'string' }, refreshExpiresIn: { type: 'integer' }, sessionId: { type: 'string' },
+    },
+  };
+  const appKey = [{ appKey: [] }];
+  const admin = [{ adminToken: [] }];
+  const op = (summary: string, extra: Record<string, unknown> = {}) => ({ summary, responses: { '200': { description: 'OK' }, default: problem }, ...extra });
+  return {
+    openapi: '3.1.0',
+    info: { title: 'Rotor', version: '0.1.0', description: 'Token renewal service: sessions, rotating refresh tokens, JWKS, revocation.' },
+    servers: [{ url: issuer }],
+    components: {
+      securitySchemes: {
+        appKey: { type: 'http', scheme: 'bearer', description: 'An app key' },
+        adminToken: { type: 'http', scheme: 'bearer', description: 'ROTOR_ADMIN_TOKEN' },
+        client: { type: 'http', scheme: 'basic', description: 'OAuth client: app id or name, app key' },
+      },
+      schemas: { TokenPair: tokenPair },
+    },
+    paths: {
+      '/v1/apps/{app}/sessions': {
+        post: op('Issue a session', { security: appKey, requestBody: json({ type: 'object', required: ['subject'], properties: { subject: { type: 'string' }, claims: { type: 'object' }, ip: { type: 'string' }, userAgent: { type: 'string' }, audience: { type: 'string' } } }), responses: { '201': { description: 'Created', ...json(tokenPair) }, default: problem } }),
+        get: op('List a subject\'s sessions', { security: appKey, parameters: [{ name: 'subject', in: 'query', required: true, schema: { type: 'string' } }] }),
+      },
+      '/v1/apps/{app}/login': { post: op('Log in with a password', { requestBody: json({ type: 'object', required: ['username', 'password'] }) }) },
+      '/v1/refresh': { post: op('Refresh a session', { requestBody: json({ type: 'object', required: ['refreshToken'], properties: { refreshToken: { type: 'string' } } }) }) },
+      '/v1/revoke': { post: op('Revoke the session of a token (RFC 7009 semantics)') },
+      '/v1/introspect': { post: op('Introspect a token (RFC 7662 semantics)', { security: appKey }) },
+      '/v1/apps/{app}/sessions/{sessionId}': { delete: op('Revoke one session', { security: appKey }) },
+      '/v1/apps/{app}/subjects/{subject}/sessions': { delete: op('Revoke every session of a subject', { security: appKey }) },
+      '/v1/apps/{app}/jwks.json': { get: op('The app\'s JWKS') },
+      '/.well-known/jwks.json': { get: op('Every app\'s published keys') },
+      '/oauth2/token': { post: op('OAuth 2.0 refresh_token grant (form-encoded)') },
+      '/oauth2/revoke': { post: op('RFC 7009 revocation') },
+      '/oauth2/introspect': { post: op('RFC 7662 introspection') },
+      '/.well-known/oauth-authorization-server': { get: op('RFC 8414 metadata') },
+      '/admin/apps': { post: op('Create an app', { security: admin }), get: op('List apps', { security: admin }) },
+      '/admin/apps/{app}': { get: op('Show an app', { security: admin }), patch: op('Update an app', { security: admin }), delete: op('Delete an app', { security: admin }) },
+      '/admin/apps/{app}/app-keys': { post: op('Create an app key', { security: admin }) },
+      '/admin/apps/{app}/app-keys/{id}': { delete: op('Revoke an app key', { security: admin }) },
+      '/admin/apps/{app}/keys': { get: op('List signing keys', { security: admin }) },
+      '/admin/apps/{app}/keys/rotate': { post: op('Rotate the signing key', { security: admin }) },
+      '/admin/apps/{app}/keys/{kid}/revoke': { post: op('Revoke a signing key', { security: admin }) },
+      '/admin/apps/{app}/subjects/{subject}': { put: op('Create or update a subject', { security: admin }), get: op('Show a subject', { security: admin }), delete: op('Delete a subject', { security: admin }) },
+      '/healthz': { get: op('Liveness') },
+      '/readyz': { get: op('Readiness: the store answers') },
+      '/metrics': { get: op('Prometheus metrics') },
+    },
+  };
+}

@@ -1,0 +1,68 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import pino, { type Logger } from 'pino';
+import type { Config } from '../config.js';
+import type { Rotor } from '../domain/rotor.js';
+import { adminApi } from './admin/routes.js';
+import { type Api, type ApiContext, registerApi } from './api.js';
+import { toRotorError } from './errors.js';
+import { registerFormParser } from './form.js';
+import { sendProblem } from './native/problem.js';
+import { nativeApi } from './native/routes.js';
+import { oauth2Api } from './oauth2/routes.js';
+import type { Metrics } from './observability.js';
+import { notFound, opsApi } from './ops/routes.js';
+
+/** Every API the server speaks; each dialect adds one entry of the same shape. */
+export const APIS: readonly Api[] = [opsApi, nativeApi, oauth2Api, adminApi];
+
+export const BODY_LIMIT = 64 * 1024;
+
+/** Log lines carry the path only: a query string could hold something secret. */
+const requestSerializer = (req: { method?: string; url?: string; id?: string }) => ({
+  id: req.id, method: req.method, path: (req.url ?? '').split('?')[0]?.slice(0, 200),
+});
+
+export function createLogger(level: string, destination?: NodeJS.WritableStream): Logger {
+  const options = {
+    level,
+    serializers: { req: requestSerializer, err: pino.stdSerializers.err },
+    redact: { paths: ['req.headers.authorization', 'headers.authorization', '*.password', '*.token', '*.refreshToken'], censor: '[redacted]' },
+  };
+  return destination ? pino(options, destination as pino.DestinationStream) : pino(options);
+}
+
+export function buildServer(input: { rotor: Rotor; config: Config; metrics: Metrics; logger: Logger }): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: input.logger,
+    bodyLimit: BODY_LIMIT,
+    trustProxy: input.config.trustProxy,
+    disableRequestLogging: true,
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
+    return503OnClosing: true,
+    requestTimeout: 30_000,
+    connectionTimeout: 30_000,
+  }) as unknown as FastifyInstance;
+  registerFormParser(app);
+
+  const ctx: ApiContext = { rotor: input.rotor, config: input.config, metrics: input.metrics };
+
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    input.metrics.requests.inc({ route, method: request.method, status: String(reply.statusCode) });
+    input.metrics.latency.observe({ route }, reply.elapsedTime / 1000);
+    if (reply.statusCode >= 500) request.log.warn({ req: request, status: reply.statusCode }, 'request answered with a server error');
+  });
+
+  for (const api of APIS) registerApi(app, api, ctx);
+
+  app.setNotFoundHandler((_request, reply) => sendProblem(reply, notFound()));
+  // Errors outside any API scope (e.g. a body that failed to parse before routing).
+  app.setErrorHandler((raw, request, reply) => {
+    const err = toRotorError(raw);
+    if (err.status >= 500 && err.code !== 'store_unavailable') request.log.error({ err: raw }, 'request failed');
+    if (err.code === 'store_unavailable') reply.header('Retry-After', '1');
+    return sendProblem(reply, err);
+  });
+  return app;
+}

@@ -1,0 +1,76 @@
+import cluster from 'node:cluster';
+import type { FastifyInstance } from 'fastify';
+import { loadConfig, type Config } from './config.js';
+import { systemClock } from './domain/clock.js';
+import type { Rotor } from './domain/rotor.js';
+import { Metrics, observerFor } from './http/observability.js';
+import { buildServer, createLogger } from './http/server.js';
+import { openRotor } from './runtime.js';
+
+const PRUNE_EVERY_MS = 60_000;
+
+export interface RunningServer {
+  app: FastifyInstance;
+  rotor: Rotor;
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Starts one HTTP server on the configured store; prunes periodically. */
+export async function startServer(config: Config = loadConfig()): Promise<RunningServer> {
+  const logger = createLogger(config.logLevel);
+  const metrics = new Metrics();
+  const { rotor } = await openRotor({ config, clock: systemClock, observer: observerFor(metrics, logger), logger });
+  const app = buildServer({ rotor, config, metrics, logger });
+  const prune = async () => {
+    try {
+      const pruned = await rotor.prune(config.revokedRetention);
+      if (pruned.refreshTokens + pruned.sessions > 0) logger.info({ event: 'pruned', ...pruned }, 'pruned dead rows');
+    } catch (err) {
+      logger.warn({ err }, 'pruning failed; will retry');
+    }
+  };
+  const timer = setInterval(prune, PRUNE_EVERY_MS);
+  timer.unref();
+  await prune();
+  const url = await app.listen({ host: config.host, port: config.port });
+  logger.info({ event: 'listening', url, store: rotor.store.kind }, `rotor listening on ${url}`);
+  return {
+    app, rotor, url,
+    async close() {
+      clearInterval(timer);
+      await app.close();
+      await rotor.store.close();
+    },
+  };
+}
+
+/** `rotor serve`: one process, or ROTOR_WORKERS processes sharing the port (node:cluster). */
+export async function serve(): Promise<void> {
+  const config = loadConfig();
+  if (config.workers > 1 && cluster.isPrimary) {
+    // Migrate once before forking so workers never race on the schema.
+    const { rotor } = await openRotor({ config });
+    await rotor.store.close();
+    for (let i = 0; i < config.workers; i += 1) cluster.fork();
+    cluster.on('exit', (worker, code, signal) => {
+      if (signal !== 'SIGTERM' && code !== 0) {
+        process.stderr.write(`rotor: worker ${worker.process.pid} exited (${signal ?? code}); starting another\n`);
+        cluster.fork();
+      }
+    });
+    const stop = () => {
+      for (const worker of Object.values(cluster.workers ?? {})) worker?.kill('SIGTERM');
+      setTimeout(() => process.exit(0), 5000).unref();
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+    return;
+  }
+  const server = await startServer(config);
+  const stop = () => {
+    server.close().then(() => process.exit(0), () => process.exit(1));
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}

@@ -1,0 +1,17 @@
+import { databaseTarget, type Config } from '../config.js';
+import { ConfigError } from '../config.js';
+import type { Store } from './contract.js';
+import { SqliteStore } from './sqlite/sqlite_store.js';
+
+/** Opens (and migrates) the store ROTOR_DATABASE_URL names. */
+export async function openStore(config: Config): Promise<Store> {
+  const target = databaseTarget(config.databaseUrl);
+  let store: Store;
+  if (target.kind === 'sqlite') {
+    store = new SqliteStore(target.path, { synchronous: config.sqliteSynchronous });
+  } else {
+    throw new ConfigError('the PostgreSQL store is not built into this version yet');
+  }
+  await store.migrate();
+  return store;
+}
