@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { Rotor } from '../domain/rotor.js';
@@ -36,7 +36,7 @@ export function buildServer(input: { rotor: Rotor; config: Config; metrics: Metr
     loggerInstance: input.logger,
     bodyLimit: BODY_LIMIT,
     trustProxy: input.config.trustProxy,
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
     return503OnClosing: true,
@@ -51,6 +51,7 @@ export function buildServer(input: { rotor: Rotor; config: Config; metrics: Metr
     const route = request.routeOptions.url ?? 'unmatched';
     input.metrics.requests.inc({ route, method: request.method, status: String(reply.statusCode) });
     input.metrics.latency.observe({ route }, reply.elapsedTime / 1000);
+    request.log.debug({ req: request, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request completed');
     if (reply.statusCode >= 500) request.log.warn({ req: request, status: reply.statusCode }, 'request answered with a server error');
   });
 
