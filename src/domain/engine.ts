@@ -45,6 +45,16 @@ export interface Introspection {
   claims?: JsonObject;
 }
 
+export interface RefreshOptions {
+  /** The authenticated client (OAuth) or the app a dialect path names: other apps' tokens are unknown. */
+  client?: App;
+  /** Only tokens of apps of this profile (dialect endpoints). */
+  profile?: App['profile'];
+  /** The token must belong to this session (floLIVE pairs an access token with its refresh token). */
+  expectSessionId?: string;
+  context?: ClientContext;
+}
+
 export interface ClientContext {
   ip?: string | null;
   userAgent?: string | null;
@@ -111,7 +121,7 @@ export class Engine {
    * Renews a session from its refresh token. `client` restricts the token to one app (OAuth client,
    * dialect path): another app's token is refused and left untouched.
    */
-  async refresh(token: unknown, options: { client?: App; context?: ClientContext; profile?: App['profile'] } = {}): Promise<Issued> {
+  async refresh(token: unknown, options: RefreshOptions = {}): Promise<Issued> {
     try {
       return await this.refreshOrThrow(token, options);
     } catch (err) {
@@ -122,7 +132,7 @@ export class Engine {
     }
   }
 
-  private async refreshOrThrow(token: unknown, options: { client?: App; context?: ClientContext; profile?: App['profile'] }): Promise<Issued> {
+  private async refreshOrThrow(token: unknown, options: RefreshOptions): Promise<Issued> {
     const id = await this.refreshIdOf(token, options.client);
     const found = await this.deps.store.findRefresh(id);
     if (!found) throw invalidRefreshToken('unknown');
@@ -130,6 +140,7 @@ export class Engine {
     const app = options.client ?? (await this.deps.apps.byId(found.record.appId));
     if (!app) throw invalidRefreshToken('unknown');
     if (options.profile && app.profile !== options.profile) throw invalidRefreshToken('unknown');
+    if (options.expectSessionId !== undefined && found.session.id !== options.expectSessionId) throw invalidRefreshToken('unknown');
     return this.renewFrom(app, found, options.context ?? {}, 0);
   }
 
@@ -209,6 +220,27 @@ export class Engine {
     this.deps.observer.refresh('reuse', 'reused', app.id);
     if (revoked) this.deps.observer.event('reuse_detected', { appId: app.id, sessionId: session.id });
     throw invalidRefreshToken('reused');
+  }
+
+  /**
+   * A new access token in the session of a verified one, without touching its refresh chain
+   * (Verifik renewals). The session must be alive; `accessTtl` overrides the policy's.
+   */
+  async renewAccess(access: VerifiedAccess, options: { accessTtl?: number; context?: ClientContext } = {}): Promise<Issued> {
+    const { app, session } = access;
+    const now = this.nowMs();
+    const format = formatFor(app.profile);
+    const key = await this.deps.keyring.activeKey(app);
+    const accessExp = this.accessExp(app, session, now, options.accessTtl);
+    const recordClient = app.policy.binding !== 'off';
+    const touched = await this.deps.store.touchSession({
+      sessionId: session.id, now, horizonAt: accessExp * 1000,
+      lastIp: recordClient ? options.context?.ip ?? null : null,
+      lastUserAgent: recordClient ? options.context?.userAgent ?? null : null,
+    });
+    if (!touched) throw invalidAccessToken('revoked');
+    const ctx = this.mintContext(app, session, now, accessExp, newId(), null);
+    return this.finish(app, { ...session, lastRenewedAt: now }, key, ctx, format, null, null, now);
   }
 
   /** The stored id of a presented refresh token, after checking its form (and signature, for JWTs). */
