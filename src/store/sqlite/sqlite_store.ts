@@ -51,6 +51,7 @@ export class SqliteStore implements Store {
   }
 
   private run<T>(work: () => T): Promise<T> {
+    if (!this.db.open) return Promise.reject(new StoreUnavailableError());
     try {
       return Promise.resolve(work());
     } catch (err) {
