@@ -43,6 +43,8 @@ export function buildServer(input: { rotor: Rotor; config: Config; metrics: Metr
     requestTimeout: 30_000,
     connectionTimeout: 30_000,
   }) as unknown as FastifyInstance;
+  // JSON and forms only: text/plain bodies (a CSRF "simple request") are refused with 415.
+  app.removeContentTypeParser('text/plain');
   registerFormParser(app);
 
   const ctx: ApiContext = { rotor: input.rotor, config: input.config, metrics: input.metrics };
