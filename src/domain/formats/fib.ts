@@ -1,0 +1,46 @@
+import { randomUUID } from 'node:crypto';
+import type { TokenFormat } from './format.js';
+import { withoutReserved } from './format.js';
+
+const RESERVED = new Set(['iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jti', 'sid', 'acjti']);
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+const isUuid = (value: unknown): value is string => typeof value === 'string' && UUID.test(value);
+
+/**
+ * SPEC §3 `fib`: EdDSA; the access token is `acc sub role exp jti` (a UUID; `acc` and `role` are the
+ * subject's claims), the refresh token `sub acjti exp jti` where `acjti` is the access token's `jti`.
+ *
+ * The refresh record is stored under that shared id, so the access token (which names no session)
+ * finds its session through it: `sessionOf` → `{ refreshId: jti }`. The record id is a random UUID
+ * chosen when the refresh is planned; the access token minted with it takes it as its `jti`.
+ */
+export const fibFormat: TokenFormat = {
+  reservedClaims: RESERVED,
+  refreshFormat: 'jwt',
+  refreshRecordId: () => randomUUID(),
+  accessToken(ctx) {
+    // FIB's layout is fixed: of the subject's claims only `acc` and `role` have a place in it.
+    const { acc, role } = withoutReserved(ctx.session.claims, RESERVED);
+    const payload: Record<string, unknown> = {};
+    if (acc !== undefined) payload.acc = acc;
+    payload.sub = ctx.session.subject;
+    if (role !== undefined) payload.role = role;
+    payload.exp = ctx.accessExp;
+    // Without a refresh token (a policy with refreshTtl off) there is no record to share an id with.
+    payload.jti = ctx.refresh?.id ?? randomUUID();
+    return { header: {}, payload };
+  },
+  refreshToken(ctx) {
+    if (!ctx.refresh) return null;
+    return {
+      header: {},
+      payload: { sub: ctx.session.subject, acjti: ctx.refresh.id, exp: ctx.refresh.exp, jti: randomUUID() },
+    };
+  },
+  isAccessToken: ({ payload }) => !('acjti' in payload) && typeof payload.sub === 'string' && isUuid(payload.jti),
+  refreshIdOf: ({ payload }) =>
+    typeof payload.sub === 'string' && isUuid(payload.acjti) && isUuid(payload.jti) ? payload.acjti : null,
+  sessionOf: (payload) => (isUuid(payload.jti) ? { refreshId: payload.jti } : null),
+  expectedIssuer: () => null,
+};

@@ -1,0 +1,39 @@
+import type { TokenFormat } from './format.js';
+import { withoutReserved } from './format.js';
+
+/** `typ` is reserved too: it is what tells a refresh token from an access token. */
+const RESERVED = new Set(['iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jti', 'sid', 'typ']);
+
+/**
+ * SPEC §3 `flolive`: HS256; the access token is the subject's claims (e.g. `uid email`) plus
+ * `sid jti iat exp`; the refresh token is a JWT `sid jti iat exp typ:"Refresh"`, stored under its `jti`.
+ */
+export const floliveFormat: TokenFormat = {
+  reservedClaims: RESERVED,
+  refreshFormat: 'jwt',
+  refreshRecordId: ({ refreshJti }) => refreshJti,
+  accessToken(ctx) {
+    return {
+      header: {},
+      payload: {
+        ...withoutReserved(ctx.session.claims, RESERVED),
+        sid: ctx.session.id,
+        jti: ctx.pairId,
+        iat: ctx.now,
+        exp: ctx.accessExp,
+      },
+    };
+  },
+  refreshToken(ctx) {
+    if (!ctx.refresh) return null;
+    return {
+      header: {},
+      payload: { sid: ctx.session.id, jti: ctx.refresh.id, iat: ctx.now, exp: ctx.refresh.exp, typ: 'Refresh' },
+    };
+  },
+  isAccessToken: ({ payload }) => !('typ' in payload) && typeof payload.sid === 'string' && typeof payload.jti === 'string',
+  refreshIdOf: ({ payload }) =>
+    payload.typ === 'Refresh' && typeof payload.sid === 'string' && typeof payload.jti === 'string' ? payload.jti : null,
+  sessionOf: (payload) => (typeof payload.sid === 'string' ? { sessionId: payload.sid } : null),
+  expectedIssuer: () => null,
+};
