@@ -1,0 +1,100 @@
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rotor } from './helpers/cli.js';
+
+describe('rotor CLI (--json on every command, no server needed)', () => {
+  let dir: string;
+  let env: Record<string, string>;
+  const run = async (...args: string[]) => {
+    const res = await rotor(['--json', ...args], env);
+    if (res.code !== 0) throw new Error(`rotor ${args.join(' ')} failed (${res.code}): ${res.stderr}`);
+    expect(res.stderr).toBe('');
+    return JSON.parse(res.stdout);
+  };
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'rotor-cli-'));
+    env = { ROTOR_DATABASE_URL: `sqlite:${join(dir, 'rotor.db')}` };
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('migrate, and a master key file of mode 0600 beside the database', async () => {
+    expect(await run('migrate')).toEqual({ migrated: true, store: 'sqlite' });
+    expect(statSync(join(dir, 'master.key')).mode & 0o777).toBe(0o600);
+  });
+
+  it('apps create/list/show/update/delete', async () => {
+    const created = await run('apps', 'create', 'cli-app', '--access-ttl', '10m', '--refresh-ttl', '7d', '--reuse-grace', '5s',
+      '--session-max-age', '30d', '--session-idle-timeout', 'off', '--binding', 'record', '--alg', 'EdDSA', '--key-rotation', '30d', '--refresh-not-before', '0');
+    expect(Object.keys(created).sort()).toEqual(['appKey', 'id', 'name', 'policy', 'profile']);
+    expect(created).toMatchObject({ name: 'cli-app', profile: 'native' });
+    expect(created.appKey).toMatch(/^ak_/);
+    expect(created.policy).toMatchObject({ accessTtl: 600, refreshTtl: 604800, reuseGrace: 5, sessionMaxAge: 2592000, sessionIdleTimeout: null, binding: 'record', alg: 'EdDSA', keyRotationPeriod: 2592000 });
+    expect((await run('apps', 'list')).apps.map((a: any) => a.name)).toContain('cli-app');
+    expect((await run('apps', 'show', created.id)).name).toBe('cli-app');
+    expect((await run('apps', 'update', 'cli-app', '--access-ttl', '5m')).policy.accessTtl).toBe(300);
+    await run('apps', 'create', 'doomed');
+    expect(await run('apps', 'delete', 'doomed')).toEqual({ deleted: true });
+    const missing = await rotor(['--json', 'apps', 'show', 'doomed'], env);
+    expect(missing.code).not.toBe(0);
+    expect(missing.stdout).toBe('');
+    expect(missing.stderr.trim().split('\n')).toHaveLength(1);
+    expect(missing.stderr).toMatch(/app_not_found/);
+  });
+
+  it('app-keys create/revoke', async () => {
+    const key = await run('app-keys', 'create', 'cli-app');
+    expect(key.appKey).toMatch(/^ak_/);
+    expect(await run('app-keys', 'revoke', 'cli-app', key.id)).toEqual({ revoked: true, id: key.id });
+  });
+
+  it('keys list/rotate/revoke', async () => {
+    const before = (await run('keys', 'list', 'cli-app')).keys;
+    expect(before.filter((k: any) => k.state === 'active')).toHaveLength(1);
+    const rotated = await run('keys', 'rotate', 'cli-app');
+    expect(rotated.state).toBe('active');
+    const after = (await run('keys', 'list', 'cli-app')).keys;
+    expect(after.find((k: any) => k.kid === before[0].kid).state).toBe('retiring');
+    expect(await run('keys', 'revoke', 'cli-app', before[0].kid)).toEqual({ revoked: true, kid: before[0].kid });
+    for (const k of after) expect(JSON.stringify(k)).not.toMatch(/"d"|private/i);
+  });
+
+  it('subjects set (password from stdin, Ed25519 key)/disable/enable/delete', async () => {
+    const res = await rotor(['--json', 'subjects', 'set', 'cli-app', 'alice', '--claims', '{"role":"admin"}', '--password-stdin',
+      '--ed25519-public-key', '7fbedb314a9b0c00caef967ac5cabb982ec45da828a0c58a9aafc854f32422ac'], env, 'hunter2\n');
+    expect(res.code).toBe(0);
+    const subject = JSON.parse(res.stdout);
+    expect(subject).toMatchObject({ subject: 'alice', claims: { role: 'admin' }, status: 'active', hasPassword: true });
+    expect(res.stdout).not.toContain('hunter2');
+    expect((await run('subjects', 'disable', 'cli-app', 'alice')).status).toBe('disabled');
+    expect((await run('subjects', 'enable', 'cli-app', 'alice')).status).toBe('active');
+    await run('subjects', 'set', 'cli-app', 'zed');
+    expect(await run('subjects', 'delete', 'cli-app', 'zed')).toEqual({ deleted: true });
+  });
+
+  it('sessions issue/list/revoke/revoke-all', async () => {
+    const pair = await run('sessions', 'issue', 'cli-app', 'bob', '--claims', '{"plan":"pro"}');
+    expect(Object.keys(pair).sort()).toEqual(['accessToken', 'expiresIn', 'refreshExpiresIn', 'refreshToken', 'sessionId', 'tokenType']);
+    await run('sessions', 'issue', 'cli-app', 'bob');
+    const listed = (await run('sessions', 'list', 'cli-app', '--subject', 'bob')).sessions;
+    expect(listed).toHaveLength(2);
+    expect(await run('sessions', 'revoke', 'cli-app', pair.sessionId)).toEqual({ revoked: true, id: pair.sessionId });
+    expect(await run('sessions', 'revoke-all', 'cli-app', '--subject', 'bob')).toEqual({ revoked: 1 });
+  });
+
+  it('bad input: one line on stderr saying what is wrong, non-zero exit', async () => {
+    const bad = await rotor(['apps', 'create', 'x', '--access-ttl', 'soon'], env);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/--access-ttl must be/);
+    const name = await rotor(['apps', 'create', 'Bad Name'], env);
+    expect(name.code).not.toBe(0);
+    expect(name.stderr).toMatch(/name must match/);
+    const claims = await rotor(['sessions', 'issue', 'cli-app', 'bob', '--claims', '{"sub":"x"}'], env);
+    expect(claims.stderr).toMatch(/reserved claim "sub"/);
+    const config = await rotor(['apps', 'list'], { ROTOR_DATABASE_URL: 'mysql://nope' });
+    expect(config.code).not.toBe(0);
+    expect(config.stderr).toMatch(/ROTOR_DATABASE_URL must be/);
+  });
+});
