@@ -1,5 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
@@ -17,10 +18,10 @@ export interface CliResult {
 }
 
 /** Runs `rotor …` as a user would, with the given environment and optional stdin. */
-export function rotor(args: string[], env: Record<string, string>, stdin?: string): Promise<CliResult> {
+export function rotor(args: string[], env: Record<string, string>, stdin?: string, cwd?: string): Promise<CliResult> {
   assertBuilt();
   return new Promise((resolve) => {
-    const child = execFile(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, timeout: 20_000 }, (err, stdout, stderr) => {
+    const child = execFile(process.execPath, [CLI, ...args], { cwd, env: { PATH: process.env.PATH ?? '', ...env }, timeout: 20_000 }, (err, stdout, stderr) => {
       const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
       resolve({ code, stdout, stderr });
     });
@@ -30,9 +31,10 @@ export function rotor(args: string[], env: Record<string, string>, stdin?: strin
 }
 
 /** Starts `rotor serve` as a child process and waits until /healthz answers. */
-export async function serveProcess(env: Record<string, string>, port: number): Promise<{ url: string; stop(): Promise<void> }> {
+export async function serveProcess(env: Record<string, string>, port: number, cwd?: string): Promise<{ url: string; stop(): Promise<void> }> {
   assertBuilt();
   const child = spawn(process.execPath, [CLI, 'serve'], {
+    cwd,
     env: { PATH: process.env.PATH ?? '', ROTOR_PORT: String(port), ROTOR_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -54,4 +56,17 @@ export async function serveProcess(env: Record<string, string>, port: number): P
       child.kill('SIGTERM');
     }),
   };
+}
+
+/** A port that was free a moment ago (for child processes that must be told their port). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      probe.close(() => resolve(port));
+    });
+  });
 }
