@@ -16,6 +16,8 @@ export interface Config {
   /** How long revoked sessions stay listable before pruning, seconds. */
   revokedRetention: number;
   masterKeyBase64: string | null;
+  /** Verifik dialect: `signature.message` of its 401 bodies (ROTOR_VERIFIK_SIGNATURE_MESSAGE). */
+  verifikSignatureMessage: string;
 }
 
 export class ConfigError extends Error {
@@ -53,7 +55,17 @@ export function loadConfig(env: Env = process.env): Config {
     sqliteSynchronous: synchronous,
     revokedRetention: integer(env.ROTOR_REVOKED_RETENTION, 7 * 86400, 'ROTOR_REVOKED_RETENTION', 0, 3650 * 86400),
     masterKeyBase64: env.ROTOR_MASTER_KEY?.trim() || null,
+    verifikSignatureMessage: verifikSignatureMessage(env.ROTOR_VERIFIK_SIGNATURE_MESSAGE),
   };
+}
+
+function verifikSignatureMessage(text: string | undefined): string {
+  if (text === undefined || text === '') return 'Certified by Rotor';
+  // eslint-disable-next-line no-control-regex
+  if (text.length > 200 || /[\u0000-\u001f\u007f]/.test(text)) {
+    throw new ConfigError('ROTOR_VERIFIK_SIGNATURE_MESSAGE must be at most 200 printable characters');
+  }
+  return text;
 }
 
 function integer(text: string | undefined, fallback: number, name: string, min: number, max: number): number {

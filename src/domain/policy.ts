@@ -45,7 +45,7 @@ const BASE: Policy = {
 export const PROFILE_DEFAULTS: Record<Profile, Policy> = {
   native: BASE,
   verifik: { ...BASE, accessTtl: 30 * DAY, refreshTtl: null, reuseGrace: 0, sessionMaxAge: null },
-  jwtplus: { ...BASE, accessTtl: 3600, refreshTtl: 3 * 3600, refreshNotBefore: 60, reuseGrace: 0, sessionMaxAge: null },
+  jwtplus: { ...BASE, accessTtl: 3600, refreshTtl: 3 * 3600, refreshNotBefore: 60, reuseGrace: 0, sessionMaxAge: null, binding: 'record' },
   flolive: { ...BASE, alg: 'HS256', accessTtl: 3600, reuseGrace: 0, sessionMaxAge: null },
   fib: { ...BASE, alg: 'EdDSA', accessTtl: 300, refreshTtl: DAY, reuseGrace: 0, sessionMaxAge: null },
   abitmedia: { ...BASE, alg: 'HS256', accessTtl: 3600, reuseGrace: 0, sessionMaxAge: null },

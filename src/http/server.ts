@@ -4,6 +4,7 @@ import type { Config } from '../config.js';
 import type { Rotor } from '../domain/rotor.js';
 import { adminApi } from './admin/routes.js';
 import { type Api, type ApiContext, registerApi } from './api.js';
+import { verifikApi } from './dialects/verifik/index.js';
 import { toRotorError } from './errors.js';
 import { registerFormParser } from './form.js';
 import { sendProblem } from './native/problem.js';
@@ -13,7 +14,7 @@ import type { Metrics } from './observability.js';
 import { notFound, opsApi } from './ops/routes.js';
 
 /** Every API the server speaks; each dialect adds one entry of the same shape. */
-export const APIS: readonly Api[] = [opsApi, nativeApi, oauth2Api, adminApi];
+export const APIS: readonly Api[] = [opsApi, nativeApi, oauth2Api, adminApi, verifikApi];
 
 export const BODY_LIMIT = 64 * 1024;
 

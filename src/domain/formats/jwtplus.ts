@@ -1,0 +1,62 @@
+import type { JsonObject } from '../types.js';
+import type { TokenFormat } from './format.js';
+import { withoutReserved } from './format.js';
+
+/**
+ * Claims Rotor sets on JWTPlus tokens. `sub` and `aud` come from the issuance body but are the
+ * session's subject and audience; `type` is reserved so that no auth token can pass for a refresh token.
+ */
+const RESERVED = new Set(['iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jti', 'sid', 'jid', 'type']);
+
+/** JWTPlus (Go, golang-jwt MapClaims) serialises claims with sorted keys; so do we. */
+function sorted(payload: JsonObject): JsonObject {
+  const out: JsonObject = {};
+  for (const key of Object.keys(payload).sort()) out[key] = payload[key];
+  return out;
+}
+
+/**
+ * SPEC §3 `jwtplus`: the auth token carries the issuance body (`sub aud ip useragent` + custom claims)
+ * plus `jid iat nbf exp iss` (iss = the app's name); the refresh token is a JWT with
+ * `exp iat iss jid nbf type:"refresh"`. Both tokens of a pair share one `jid`, a fresh ULID per
+ * issuance and renewal, and the refresh record is stored under that `jid`: the auth token's `jid`
+ * therefore also locates its session.
+ */
+export const jwtplusFormat: TokenFormat = {
+  reservedClaims: RESERVED,
+  refreshFormat: 'jwt',
+  refreshRecordId: ({ pairId }) => pairId,
+  accessToken(ctx) {
+    // The pair's jid is the refresh record's id (equal to pairId, except on a grace-window replay).
+    const jid = ctx.refresh?.id ?? ctx.pairId;
+    const payload: JsonObject = {
+      ...withoutReserved(ctx.session.claims, RESERVED),
+      sub: ctx.session.subject,
+      jid,
+      iat: ctx.now,
+      nbf: ctx.now,
+      exp: ctx.accessExp,
+      iss: ctx.app.name,
+    };
+    if (ctx.session.audience !== null) payload.aud = ctx.session.audience;
+    return { header: { typ: 'JWT' }, payload: sorted(payload) };
+  },
+  refreshToken(ctx) {
+    if (!ctx.refresh) return null;
+    return {
+      header: { typ: 'JWT' },
+      payload: sorted({
+        jid: ctx.refresh.id,
+        iat: ctx.now,
+        nbf: ctx.refresh.notBefore,
+        exp: ctx.refresh.exp,
+        iss: ctx.app.name,
+        type: 'refresh',
+      }),
+    };
+  },
+  isAccessToken: ({ payload }) => typeof payload.jid === 'string' && !('type' in payload),
+  refreshIdOf: ({ payload }) => (payload.type === 'refresh' && typeof payload.jid === 'string' ? payload.jid : null),
+  sessionOf: (payload) => (typeof payload.jid === 'string' ? { refreshId: payload.jid } : null),
+  expectedIssuer: (app) => app.name,
+};

@@ -1,0 +1,67 @@
+import type { FastifyReply } from 'fastify';
+import type { RotorError } from '../../../domain/errors.js';
+
+const MONTHS = [
+  'January', 'February', 'March', 'April', 'May', 'June',
+  'July', 'August', 'September', 'October', 'November', 'December',
+];
+
+/** Verifik's signature time, in UTC: `August 31, 2022 3:24 PM`. */
+export function signatureDateTime(ms: number): string {
+  const d = new Date(ms);
+  const hours = d.getUTCHours();
+  const hour12 = hours % 12 === 0 ? 12 : hours % 12;
+  const minutes = String(d.getUTCMinutes()).padStart(2, '0');
+  return `${MONTHS[d.getUTCMonth()]} ${d.getUTCDate()}, ${d.getUTCFullYear()} ${hour12}:${minutes} ${hours < 12 ? 'AM' : 'PM'}`;
+}
+
+/** Restify-style error codes, as Verifik's API answers them, for the catalogue's other statuses. */
+const RESTIFY_CODES: Record<number, string> = {
+  400: 'BadRequest',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'NotFound',
+  405: 'MethodNotAllowed',
+  409: 'Conflict',
+  413: 'PayloadTooLarge',
+  415: 'UnsupportedMediaType',
+  429: 'TooManyRequests',
+  500: 'InternalServer',
+  503: 'ServiceUnavailable',
+};
+
+export interface VerifikErrorOptions {
+  /** The signature of 401 bodies: the time is the request's, the message configurable. */
+  now: number;
+  signatureMessage: string;
+}
+
+function send(reply: FastifyReply, status: number, body: unknown): FastifyReply {
+  return reply
+    .code(status)
+    .header('Content-Type', 'application/json; charset=utf-8')
+    .header('Cache-Control', 'no-store')
+    .send(JSON.stringify(body));
+}
+
+/**
+ * SPEC §4.4 verifik errors: a missing header or bad parameter is 409 `MissingParameter`; any token
+ * that is not a live access token of a verifik app is 401 with Verifik's signed body. Other failures
+ * (store unavailable, body too large) keep Verifik's `{code, message}` shape.
+ */
+export function renderVerifikError(err: RotorError, reply: FastifyReply, options: VerifikErrorOptions): FastifyReply {
+  if (err.code === 'invalid_request') {
+    return send(reply, 409, { code: 'MissingParameter', message: err.detail });
+  }
+  if (err.code === 'invalid_access_token' || err.code === 'invalid_refresh_token' || err.code === 'subject_disabled'
+    || err.code === 'unauthorized' || err.code === 'subject_not_found') {
+    return send(reply, 401, {
+      code: 'Unauthorized',
+      message: 'Invalid or expired token.',
+      signature: { dateTime: signatureDateTime(options.now), message: options.signatureMessage },
+    });
+  }
+  const status = err.status >= 500 && err.code !== 'store_unavailable' ? 500 : err.status;
+  const message = status === 500 ? 'Internal error.' : err.detail;
+  return send(reply, status, { code: RESTIFY_CODES[status] ?? 'InternalServer', message });
+}

@@ -1,0 +1,1 @@
+export { verifikApi } from './routes.js';

@@ -1,0 +1,91 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { VerifiedAccess } from '../../../domain/engine.js';
+import { invalidRequest } from '../../../domain/errors.js';
+import type { App } from '../../../domain/types.js';
+import { type Api, type ApiContext, noStore } from '../../api.js';
+import { renderVerifikError } from './envelope.js';
+
+/** The context of each server this API is registered on (its clock and configured signature message). */
+const contexts = new WeakMap<FastifyInstance, ApiContext>();
+
+const DAY = 86400;
+/** A Verifik "month" is 30 days. */
+const MONTH = 30 * DAY;
+
+/**
+ * The access token in `Authorization`, raw or `Bearer `-prefixed (any case). A missing or empty
+ * header is Verifik's 409 MissingParameter; anything else is judged as a token.
+ */
+function presentedToken(request: FastifyRequest): string {
+  const header = request.headers.authorization;
+  if (typeof header !== 'string' || header.trim() === '') throw invalidRequest('missing Authorization header');
+  const trimmed = header.trim();
+  const bearer = /^bearer\s+/i.exec(trimmed);
+  return bearer ? trimmed.slice(bearer[0].length) : trimmed;
+}
+
+/** A live access token of a verifik app (the app is the one whose key signed it). */
+async function verifiedAccess(ctx: ApiContext, request: FastifyRequest): Promise<VerifiedAccess> {
+  const token = presentedToken(request);
+  return ctx.rotor.engine.verifyAccess(token, { profile: 'verifik' });
+}
+
+/**
+ * `expiresIn` (or Verifik's older spelling `expireIn`; `expiresIn` wins) in months of 30 days:
+ * a whole number from 1 to the app's `verifikMaxMonths`. Absent: the app's accessTtl (30 days).
+ */
+function requestedTtl(app: App, query: Record<string, unknown>): number | undefined {
+  const name = query.expiresIn !== undefined ? 'expiresIn' : query.expireIn !== undefined ? 'expireIn' : null;
+  if (name === null) return undefined;
+  const raw = query[name];
+  const max = app.policy.verifikMaxMonths;
+  const months = typeof raw === 'string' && /^[0-9]{1,6}$/.test(raw) ? Number(raw) : NaN;
+  if (!Number.isInteger(months) || months < 1 || months > max) {
+    throw invalidRequest(`${name} must be a whole number of months from 1 to ${max}`);
+  }
+  return months * MONTH;
+}
+
+function clientContext(request: FastifyRequest): { ip: string | null; userAgent: string | null } {
+  const ua = request.headers['user-agent'];
+  return { ip: request.ip ?? null, userAgent: typeof ua === 'string' ? ua.slice(0, 512) : null };
+}
+
+/**
+ * SPEC §4.4 verifik: renew a live access token (same session, N × 30 days), or start over in a new
+ * session after revoking every session of the subject. No refresh tokens exist in this dialect.
+ */
+export const verifikApi: Api = {
+  name: 'verifik',
+  renderError(err, request, reply) {
+    const ctx = contexts.get(request.server);
+    return renderVerifikError(err, reply, {
+      now: ctx ? ctx.rotor.clock.now() : Date.now(),
+      signatureMessage: ctx ? ctx.config.verifikSignatureMessage : 'Certified by Rotor',
+    });
+  },
+  routes(app, ctx) {
+    contexts.set(app, ctx);
+
+    const renew = async (request: FastifyRequest, reply: FastifyReply) => {
+      const access = await verifiedAccess(ctx, request);
+      const query = (request.query ?? {}) as Record<string, unknown>;
+      if (query.origin !== undefined && query.origin !== 'refresh') throw invalidRequest('origin must be "refresh"');
+      const accessTtl = requestedTtl(access.app, query);
+      const issued = await ctx.rotor.engine.renewAccess(access, { accessTtl, context: clientContext(request) });
+      return noStore(reply).send({ accessToken: issued.accessToken, tokenType: 'bearer' });
+    };
+    app.get('/v2/auth/session', renew);
+    app.post('/v2/auth/session', renew);
+
+    app.post('/v2/auth/renew-and-revoke', async (request, reply) => {
+      const access = await verifiedAccess(ctx, request);
+      const { session } = access;
+      const issued = await ctx.rotor.engine.issue(access.app, {
+        subject: session.subject, claims: session.claims, audience: session.audience,
+        client: clientContext(request), revokeOthers: 'renew_and_revoke',
+      });
+      return noStore(reply).send({ token: issued.accessToken });
+    });
+  },
+};
