@@ -5,6 +5,9 @@ import type { Rotor } from '../domain/rotor.js';
 import { adminApi } from './admin/routes.js';
 import { type Api, type ApiContext, registerApi } from './api.js';
 import { verifikApi } from './dialects/verifik/index.js';
+import { abitmediaApi } from './dialects/abitmedia/index.js';
+import { fibApi } from './dialects/fib/index.js';
+import { floliveApi } from './dialects/flolive/index.js';
 import { toRotorError } from './errors.js';
 import { registerFormParser } from './form.js';
 import { sendProblem } from './native/problem.js';
@@ -12,9 +15,11 @@ import { nativeApi } from './native/routes.js';
 import { oauth2Api } from './oauth2/routes.js';
 import type { Metrics } from './observability.js';
 import { notFound, opsApi } from './ops/routes.js';
+import { trackRoutes } from './method_not_allowed.js';
+import { RotorError } from '../domain/errors.js';
 
 /** Every API the server speaks; each dialect adds one entry of the same shape. */
-export const APIS: readonly Api[] = [opsApi, nativeApi, oauth2Api, adminApi, verifikApi];
+export const APIS: readonly Api[] = [opsApi, nativeApi, oauth2Api, adminApi, verifikApi, floliveApi, fibApi, abitmediaApi];
 
 export const BODY_LIMIT = 64 * 1024;
 
@@ -58,9 +63,15 @@ export function buildServer(input: { rotor: Rotor; config: Config; metrics: Metr
     if (reply.statusCode >= 500) request.log.warn({ req: request, status: reply.statusCode }, 'request answered with a server error');
   });
 
+  const allowedMethods = trackRoutes(app);
   for (const api of APIS) registerApi(app, api, ctx);
 
-  app.setNotFoundHandler((_request, reply) => sendProblem(reply, notFound()));
+  app.setNotFoundHandler((request, reply) => {
+    const allowed = allowedMethods(request);
+    if (allowed.length === 0 || allowed.includes(request.method)) return sendProblem(reply, notFound());
+    reply.header('Allow', allowed.join(', '));
+    return sendProblem(reply, new RotorError('method_not_allowed', `this endpoint answers ${allowed.join(', ')}`));
+  });
   // Errors outside any API scope (e.g. a body that failed to parse before routing).
   app.setErrorHandler((raw, request, reply) => {
     const err = toRotorError(raw);

@@ -260,3 +260,22 @@ describe('store unavailable', () => {
     await server.app.close();
   });
 });
+
+describe('methods', () => {
+  it('answers 405 with Allow for a known path under another method, and ignores method overrides', async () => {
+    const server = await startTestServer();
+    try {
+      const get = await server.call('GET', '/v1/refresh');
+      expect(get.status).toBe(405);
+      expect(get.headers.get('allow')).toBe('POST');
+      expect(get.body.code).toBe('method_not_allowed');
+      const override = await server.call('GET', '/v1/refresh', { headers: { 'x-http-method-override': 'POST' } });
+      expect(override.status).toBe(405);
+      const query = await server.call('GET', '/v1/refresh?refreshToken=rt_x');
+      expect(query.status).toBe(405);
+      expect(query.text).not.toContain('rt_x');
+    } finally {
+      await server.close();
+    }
+  });
+});
