@@ -1,3 +1,5 @@
+import { createPublicKey, verify as verifySignature } from 'node:crypto';
+import { blake2b } from '@noble/hashes/blake2.js';
 import { hashPassword, verifyPassword } from '../crypto/passwords.js';
 import type { Store } from '../store/contract.js';
 import { validateClaims, validateSubject } from './claims.js';
@@ -15,6 +17,16 @@ export interface SubjectPatch {
 }
 
 const ED25519_HEX = /^[0-9a-fA-F]{64}$/;
+const ED25519_SIGNATURE_HEX = /^[0-9a-fA-F]{128}$/;
+/** DER prefix of an Ed25519 SubjectPublicKeyInfo; the raw 32-byte key follows it. */
+const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+
+/** What a FIB client signs to log in: BLAKE2b-256 of the UTF-8 e-mail, with the lowest bit of its last byte set. */
+export function fibLoginDigest(email: string): Buffer {
+  const digest = Buffer.from(blake2b(Buffer.from(email, 'utf8'), { dkLen: 32 }));
+  digest[31] = (digest[31] as number) | 1;
+  return digest;
+}
 
 /** Users of an app, with optional credentials. Disabling or deleting one ends its sessions. */
 export class Subjects {
@@ -62,6 +74,42 @@ export class Subjects {
     const deleted = await this.store.deleteSubject(app.id, validateSubject(subjectId), this.clock.now());
     if (!deleted) throw new RotorError('subject_not_found', 'no subject has that id in this app');
     this.observer.event('subject_deleted', { appId: app.id });
+  }
+
+  /**
+   * FIB login (SPEC §4.4): `signatureHex` must be an Ed25519 signature of `fibLoginDigest(subject)` made
+   * with the key registered for that subject, and `publicKeyHex` must be that key. Malformed input is
+   * `invalid_request`, an unknown subject `subject_not_found`, a key or signature that does not verify
+   * `invalid_credentials`; a disabled subject is told so only after its signature verified.
+   */
+  async checkEd25519(app: App, subjectId: unknown, signatureHex: unknown, publicKeyHex: unknown): Promise<Subject> {
+    const subject = validateSubject(subjectId, 'email');
+    if (typeof signatureHex !== 'string' || !ED25519_SIGNATURE_HEX.test(signatureHex)) {
+      throw invalidRequest('signature must be 128 hex characters (an Ed25519 signature)');
+    }
+    if (typeof publicKeyHex !== 'string' || !ED25519_HEX.test(publicKeyHex)) {
+      throw invalidRequest('authPublicKeyHex must be 64 hex characters (a raw Ed25519 public key)');
+    }
+    const found = await this.store.findSubject(app.id, subject);
+    if (!found) throw new RotorError('subject_not_found', 'no subject has that id in this app');
+    const fail = (): never => {
+      this.observer.event('login_failed', { appId: app.id });
+      throw new RotorError('invalid_credentials', 'the signature or public key does not verify');
+    };
+    const registered = found.ed25519PublicKey;
+    if (registered === null || registered !== publicKeyHex.toLowerCase()) return fail();
+    let ok = false;
+    try {
+      const key = createPublicKey({
+        key: Buffer.concat([ED25519_SPKI_PREFIX, Buffer.from(registered, 'hex')]), format: 'der', type: 'spki',
+      });
+      ok = verifySignature(null, fibLoginDigest(subject), key, Buffer.from(signatureHex, 'hex'));
+    } catch {
+      ok = false;
+    }
+    if (!ok) return fail();
+    if (found.status !== 'active') throw new RotorError('subject_disabled', 'the subject is disabled');
+    return found;
   }
 
   /** The subject whose password this is; an unknown user and a wrong password answer alike and in like time. */

@@ -1,0 +1,52 @@
+import type { FastifyReply } from 'fastify';
+import type { Issued } from '../../../domain/engine.js';
+import type { RotorError } from '../../../domain/errors.js';
+
+/** Abitmedia's messages, byte-exact (UTF-8) as SPEC §4.4 gives them. */
+export const MESSAGES = {
+  refreshed: 'Token de refresco exitoso',
+  loggedIn: 'Autenticación exitosa',
+  badCredentials: 'Autenticación fallida, credenciales incorrectas',
+  badRefreshToken: 'Token de refresco inválido o expirado',
+  unknownApp: 'Aplicación no encontrada',
+  tooLarge: 'La solicitud es demasiado grande',
+  unavailable: 'Servicio no disponible temporalmente, intente de nuevo',
+  internal: 'Error interno del servidor',
+} as const;
+
+export function tokensBody(issued: Issued, message: string): Record<string, unknown> {
+  return {
+    success: true,
+    status: 200,
+    message,
+    accessToken: issued.accessToken,
+    refreshToken: issued.refreshToken,
+    expiresIn: issued.expiresIn,
+  };
+}
+
+function statusOf(err: RotorError): { status: number; message: string } {
+  switch (err.code) {
+    case 'invalid_credentials':
+      return { status: 401, message: MESSAGES.badCredentials };
+    case 'app_not_found':
+      return { status: 404, message: MESSAGES.unknownApp };
+    case 'payload_too_large':
+      return { status: 413, message: MESSAGES.tooLarge };
+    case 'store_unavailable':
+      return { status: 503, message: MESSAGES.unavailable };
+    default:
+      // Anything wrong with a refresh request (no token, a bad one, a bad body) is the one answer.
+      return err.status < 500 ? { status: 400, message: MESSAGES.badRefreshToken } : { status: 500, message: MESSAGES.internal };
+  }
+}
+
+/** `{"success":false,"status":<http>,"message":"…"}`. */
+export function sendAbitmediaError(reply: FastifyReply, err: RotorError): FastifyReply {
+  const { status, message } = statusOf(err);
+  return reply
+    .code(status)
+    .header('Cache-Control', 'no-store')
+    .header('Content-Type', 'application/json; charset=utf-8')
+    .send(JSON.stringify({ success: false, status, message }));
+}

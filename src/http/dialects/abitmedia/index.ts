@@ -1,0 +1,1 @@
+export { abitmediaApi } from './routes.js';

@@ -1,0 +1,102 @@
+import multipart from '@fastify/multipart';
+import type { FastifyRequest } from 'fastify';
+import type { ClientContext, Issued } from '../../../domain/engine.js';
+import { invalidRefreshToken, RotorError } from '../../../domain/errors.js';
+import type { App } from '../../../domain/types.js';
+import { type Api, type ApiContext, noStore } from '../../api.js';
+import { basicCredentials, bodyOf } from '../../auth.js';
+import { MESSAGES, sendAbitmediaError, tokensBody } from './envelope.js';
+
+const PROFILE = 'abitmedia';
+/** A refresh token is a few hundred bytes: multipart parts are kept far below the 64 KiB body limit. */
+const MULTIPART_LIMITS = { fieldNameSize: 100, fieldSize: 16 * 1024, fields: 20, fileSize: 16 * 1024, files: 2, parts: 22, headerPairs: 50 };
+
+const contextOf = (request: FastifyRequest): ClientContext => ({ ip: request.ip, userAgent: request.headers['user-agent'] ?? null });
+
+/** The app a `/abitmedia/{app}` base URL names (it must be an Abitmedia app), or undefined at the root. */
+async function appOfPath(ctx: ApiContext, request: FastifyRequest): Promise<App | undefined> {
+  const ref = (request.params as { app?: string }).app;
+  if (ref === undefined) return undefined;
+  const app = await ctx.rotor.apps.get(ref);
+  if (app.profile !== PROFILE) throw new RotorError('app_not_found', 'no Abitmedia app has that id or name');
+  return app;
+}
+
+/** `refreshToken` from a JSON, url-encoded or multipart body (a multipart file part counts as text). */
+function refreshTokenOf(request: FastifyRequest): string {
+  const value = bodyOf(request).refreshToken;
+  if (typeof value === 'string') return value;
+  if (Buffer.isBuffer(value)) return value.toString('utf8');
+  throw invalidRefreshToken('malformed');
+}
+
+/**
+ * Basic login. At the root a login names no app: it goes to the Abitmedia app(s) that know this
+ * e-mail (the first whose password matches); `/abitmedia/{app}` names it. Unknown users cost the
+ * same password check as known ones.
+ */
+async function login(ctx: ApiContext, request: FastifyRequest, pathApp: App | undefined): Promise<Issued> {
+  const credentials = basicCredentials(request);
+  if (!credentials) throw new RotorError('invalid_credentials', 'send Authorization: Basic base64(email:password)');
+  const input = { username: credentials.user, password: credentials.password, ...contextOf(request) };
+  const candidates = pathApp ? [pathApp] : await appsKnowing(ctx, credentials.user);
+  let refusal: unknown = new RotorError('invalid_credentials', 'the username or password is wrong');
+  for (const app of candidates) {
+    try {
+      return await ctx.rotor.login(app, input);
+    } catch (err) {
+      if (!(err instanceof RotorError) || (err.code !== 'invalid_credentials' && err.code !== 'subject_disabled')) throw err;
+      refusal = err;
+    }
+  }
+  // A disabled subject gets the same answer as a wrong password: Abitmedia has no other.
+  throw refusal instanceof RotorError && refusal.code === 'subject_disabled'
+    ? new RotorError('invalid_credentials', 'the username or password is wrong')
+    : refusal;
+}
+
+async function appsKnowing(ctx: ApiContext, email: string): Promise<App[]> {
+  const apps = (await ctx.rotor.apps.list()).filter((a) => a.profile === PROFILE);
+  const knowing: App[] = [];
+  for (const app of apps) {
+    try {
+      await ctx.rotor.subjects.get(app, email);
+      knowing.push(app);
+    } catch (err) {
+      if (!(err instanceof RotorError) || (err.code !== 'subject_not_found' && err.code !== 'invalid_request')) throw err;
+    }
+  }
+  // Nobody knows this e-mail: still run one password check, so the answer takes as long.
+  const [first] = apps;
+  return knowing.length > 0 ? knowing : first ? [first] : [];
+}
+
+/**
+ * SPEC §4.4 Abitmedia: `POST /v1/refreshToken` (JSON, url-encoded or multipart) and `GET /v1/auth`
+ * (Basic login). Also served under `/abitmedia/{app}`.
+ */
+export const abitmediaApi: Api = {
+  name: 'abitmedia',
+  renderError: (err, _request, reply) => sendAbitmediaError(reply, err),
+  routes(app, ctx) {
+    // multipart/form-data is parsed only here, not by the other APIs.
+    app.register(async (scope) => {
+      await scope.register(multipart, { attachFieldsToBody: 'keyValues', limits: MULTIPART_LIMITS });
+      for (const prefix of ['', '/abitmedia/:app']) {
+        scope.post(`${prefix}/v1/refreshToken`, async (request, reply) => {
+          const pathApp = await appOfPath(ctx, request);
+          const issued = await ctx.rotor.engine.refresh(refreshTokenOf(request), {
+            client: pathApp, profile: PROFILE, context: contextOf(request),
+          });
+          return noStore(reply).send(tokensBody(issued, MESSAGES.refreshed));
+        });
+
+        scope.get(`${prefix}/v1/auth`, async (request, reply) => {
+          const pathApp = await appOfPath(ctx, request);
+          const issued = await login(ctx, request, pathApp);
+          return noStore(reply).send(tokensBody(issued, MESSAGES.loggedIn));
+        });
+      }
+    });
+  },
+};

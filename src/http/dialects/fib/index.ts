@@ -1,0 +1,1 @@
+export { fibApi } from './routes.js';

@@ -1,0 +1,122 @@
+import type { FastifyRequest } from 'fastify';
+import type { ClientContext } from '../../../domain/engine.js';
+import { invalidRequest, RotorError } from '../../../domain/errors.js';
+import { formatFor } from '../../../domain/formats/index.js';
+import type { App, Subject } from '../../../domain/types.js';
+import { type Api, type ApiContext, noStore } from '../../api.js';
+import { authorizationCredential } from '../../auth.js';
+import { loggedOut, sendFibError, sessionBody } from './envelope.js';
+
+const PROFILE = 'fib';
+const BASE = '/auth/api/v1/authentication-management';
+
+/** The token in `Authorization`, `Bearer `-prefixed or raw; a missing or unparsable header is 401. */
+function tokenOf(request: FastifyRequest): string {
+  const header = request.headers.authorization;
+  if (typeof header === 'string') {
+    if (/^bearer /i.test(header)) {
+      const credential = authorizationCredential(request, 'Bearer');
+      if (credential) return credential;
+    } else if (header.length > 0 && !/\s/.test(header)) {
+      return header;
+    }
+  }
+  throw new RotorError('unauthorized', 'Missing or invalid Authorization header');
+}
+
+const contextOf = (request: FastifyRequest): ClientContext => ({ ip: request.ip, userAgent: request.headers['user-agent'] ?? null });
+
+/** The app a `/fib/{app}` base URL names (it must be a FIB app), or undefined at the root. */
+async function appOfPath(ctx: ApiContext, request: FastifyRequest): Promise<App | undefined> {
+  const ref = (request.params as { app?: string }).app;
+  if (ref === undefined) return undefined;
+  const app = await ctx.rotor.apps.get(ref);
+  if (app.profile !== PROFILE) throw new RotorError('app_not_found', 'no FIB app has that id or name');
+  return app;
+}
+
+/**
+ * At the root a login names no app. It goes to the one FIB app there is; with several, to the one
+ * where this e-mail has this public key registered (ambiguity is refused: use `/fib/{app}`).
+ */
+async function appOfLogin(ctx: ApiContext, email: string, publicKeyHex: string): Promise<App> {
+  const apps = (await ctx.rotor.apps.list()).filter((a) => a.profile === PROFILE);
+  const [only] = apps;
+  if (apps.length === 1 && only) return only;
+  const knowing: App[] = [];
+  const matching: App[] = [];
+  for (const app of apps) {
+    const subject = await subjectOrNull(ctx, app, email);
+    if (!subject) continue;
+    knowing.push(app);
+    if (subject.ed25519PublicKey === publicKeyHex.toLowerCase()) matching.push(app);
+  }
+  const [first] = matching.length > 0 ? matching : knowing;
+  if (matching.length > 1) throw invalidRequest('several FIB apps know this e-mail and key: use the base URL /fib/{app}');
+  if (!first) throw new RotorError('subject_not_found', 'no subject has that id');
+  return first;
+}
+
+/** SPEC §4.4 FIB: refresh (PATCH), Ed25519 login (POST) and logout. Also served under `/fib/{app}`. */
+export const fibApi: Api = {
+  name: 'fib',
+  renderError: (err, _request, reply) => sendFibError(reply, err),
+  routes(app, ctx) {
+    const { rotor } = ctx;
+    for (const prefix of ['', '/fib/:app']) {
+      app.patch(`${prefix}${BASE}/session`, async (request, reply) => {
+        const pathApp = await appOfPath(ctx, request);
+        const token = tokenOf(request);
+        const issued = await rotor.engine.refresh(token, { client: pathApp, profile: PROFILE, context: contextOf(request) });
+        return noStore(reply).send(sessionBody(issued));
+      });
+
+      app.post(`${prefix}${BASE}/session`, async (request, reply) => {
+        const pathApp = await appOfPath(ctx, request);
+        const body = request.body;
+        if (body === null || typeof body !== 'object' || Array.isArray(body)) throw invalidRequest('The request body must be a JSON object');
+        const { email, signature, authPublicKeyHex } = body as Record<string, unknown>;
+        for (const [field, value] of [['email', email], ['signature', signature], ['authPublicKeyHex', authPublicKeyHex]] as const) {
+          if (typeof value !== 'string') throw invalidRequest(`${field} is required and must be a string`);
+        }
+        const target = pathApp ?? (await appOfLogin(ctx, email as string, authPublicKeyHex as string));
+        const subject = await rotor.subjects.checkEd25519(target, email, signature, authPublicKeyHex);
+        const issued = await rotor.engine.issue(target, { subject: subject.subject, claims: subject.claims, client: contextOf(request) });
+        return noStore(reply).send(sessionBody(issued));
+      });
+
+      app.post(`${prefix}${BASE}/logout`, async (request, reply) => {
+        const pathApp = await appOfPath(ctx, request);
+        const token = tokenOf(request);
+        let access;
+        try {
+          access = await rotor.engine.verifyAccess(token, { client: pathApp, profile: PROFILE });
+        } catch (err) {
+          if (err instanceof RotorError && err.code === 'invalid_access_token') await refuseGoneSubject(ctx, token, pathApp);
+          throw err;
+        }
+        await rotor.engine.revokeSession(access.session.id, 'logout', access.app.id);
+        return noStore(reply).send(loggedOut);
+      });
+    }
+  },
+};
+
+/** A genuine FIB access token whose subject was deleted is 404 (SPEC §4.4), not merely 401. */
+async function refuseGoneSubject(ctx: ApiContext, token: string, pathApp: App | undefined): Promise<void> {
+  const verified = await ctx.rotor.engine.verifyJwt(token, pathApp, { allowExpired: false });
+  if (!verified || verified.app.profile !== PROFILE || !formatFor(PROFILE).isAccessToken(verified.parts)) return;
+  const sub = verified.parts.payload.sub;
+  if (typeof sub === 'string' && !(await subjectOrNull(ctx, verified.app, sub))) {
+    throw new RotorError('subject_not_found', 'no subject has that id');
+  }
+}
+
+async function subjectOrNull(ctx: ApiContext, app: App, subject: string): Promise<Subject | null> {
+  try {
+    return await ctx.rotor.subjects.get(app, subject);
+  } catch (err) {
+    if (err instanceof RotorError && err.code === 'subject_not_found') return null;
+    throw err;
+  }
+}

@@ -1,0 +1,1 @@
+export { floliveApi } from './routes.js';

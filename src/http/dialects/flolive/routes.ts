@@ -1,0 +1,60 @@
+import type { FastifyRequest } from 'fastify';
+import { invalidRequest, RotorError } from '../../../domain/errors.js';
+import type { App } from '../../../domain/types.js';
+import { type Api, type ApiContext, noStore } from '../../api.js';
+import { renewed, sendFloliveError } from './envelope.js';
+
+const PROFILE = 'flolive';
+
+/** The app a `/flolive/{app}` base URL names (it must be a floLIVE app), or undefined at the root. */
+async function appOfPath(ctx: ApiContext, request: FastifyRequest): Promise<App | undefined> {
+  const ref = (request.params as { app?: string }).app;
+  if (ref === undefined) return undefined;
+  const app = await ctx.rotor.apps.get(ref);
+  if (app.profile !== PROFILE) throw new RotorError('app_not_found', 'no floLIVE app has that id or name');
+  return app;
+}
+
+/** `{token, refreshToken}` from a JSON body; anything else is `REQ_1001` naming what is wrong. */
+function pairOf(request: FastifyRequest): { token: string; refreshToken: string } {
+  const type = String(request.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
+  if (type !== 'application/json') throw invalidRequest('The request body must be JSON (Content-Type: application/json)');
+  const body = request.body;
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw invalidRequest('The request body must be a JSON object');
+  const fields = body as Record<string, unknown>;
+  for (const field of ['token', 'refreshToken']) {
+    if (fields[field] === undefined || fields[field] === null) throw invalidRequest(`Missing required field: ${field}`);
+    if (typeof fields[field] !== 'string') throw invalidRequest(`Field ${field} must be a string`);
+  }
+  return { token: fields.token as string, refreshToken: fields.refreshToken as string };
+}
+
+/**
+ * SPEC §4.4 floLIVE: `PUT /api/v2/auth/token` renews a pair. The access token must be genuine and of
+ * the same session as the refresh token; an expired one is accepted unless the app's policy
+ * `flolivePermitExpiredAccess` is false. Also served under `/flolive/{app}` (then only that app's tokens).
+ */
+export const floliveApi: Api = {
+  name: 'flolive',
+  renderError: (err, _request, reply) => sendFloliveError(reply, err),
+  routes(app, ctx) {
+    const { engine } = ctx.rotor;
+    for (const prefix of ['', '/flolive/:app']) {
+      app.put(`${prefix}/api/v2/auth/token`, async (request, reply) => {
+        const pathApp = await appOfPath(ctx, request);
+        const { token, refreshToken } = pairOf(request);
+        const access = await engine.verifyAccess(token, { client: pathApp, profile: PROFILE, allowExpired: true });
+        if (!access.app.policy.flolivePermitExpiredAccess) {
+          await engine.verifyAccess(token, { client: access.app, profile: PROFILE, allowExpired: false });
+        }
+        const issued = await engine.refresh(refreshToken, {
+          client: access.app,
+          profile: PROFILE,
+          expectSessionId: access.session.id,
+          context: { ip: request.ip, userAgent: request.headers['user-agent'] ?? null },
+        });
+        return noStore(reply).send(renewed(issued));
+      });
+    }
+  },
+};
