@@ -1,0 +1,61 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { CLI, assertBuilt, freePort } from './helpers/cli.js';
+
+const ADMIN = 'durability-admin-token-123';
+
+/** Starts `rotor serve`; `kill()` sends SIGKILL, as a crash would. */
+async function start(dir: string, port: number) {
+  assertBuilt();
+  const child = spawn(process.execPath, [CLI, 'serve'], {
+    cwd: dir, stdio: 'ignore',
+    env: { PATH: process.env.PATH ?? '', ROTOR_PORT: String(port), ROTOR_ADMIN_TOKEN: ADMIN, ROTOR_LOG_LEVEL: 'warn' },
+  });
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 100; i += 1) {
+    try { if ((await fetch(`${url}/readyz`)).ok) break; } catch { /* starting */ }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    url,
+    kill: () => new Promise<void>((resolve) => { child.once('exit', () => resolve()); child.kill('SIGKILL'); }),
+  };
+}
+
+const post = async (url: string, body: unknown, headers: Record<string, string> = {}) => {
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+  return { status: res.status, body: await res.json() };
+};
+
+describe('durability across SIGKILL (N1, N4)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'rotor-durable-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('a revocation and a rotation that answered survive kill -9 and restart', async () => {
+    const port = await freePort();
+    let server = await start(dir, port);
+    const app = await post(`${server.url}/admin/apps`, { name: 'durable', policy: { reuseGrace: 0 } }, { authorization: `Bearer ${ADMIN}` });
+    const auth = { authorization: `Bearer ${app.body.appKey}` };
+    const doomed = await post(`${server.url}/v1/apps/durable/sessions`, { subject: 'a' }, auth);
+    const kept = await post(`${server.url}/v1/apps/durable/sessions`, { subject: 'b' }, auth);
+    const rotated = await post(`${server.url}/v1/refresh`, { refreshToken: kept.body.refreshToken });
+    expect(rotated.status).toBe(200);
+    expect((await post(`${server.url}/v1/revoke`, { token: doomed.body.refreshToken })).status).toBe(200);
+    await server.kill();
+
+    server = await start(dir, port);
+    try {
+      expect((await post(`${server.url}/v1/refresh`, { refreshToken: doomed.body.refreshToken })).body.detail).toBe('revoked');
+      // The latest token the client holds works; its consumed parent is still recognised as reuse.
+      const next = await post(`${server.url}/v1/refresh`, { refreshToken: rotated.body.refreshToken });
+      expect(next.status).toBe(200);
+      const replay = await post(`${server.url}/v1/refresh`, { refreshToken: kept.body.refreshToken });
+      expect(replay.body.detail).toBe('reused');
+    } finally {
+      await server.kill();
+    }
+  });
+});
