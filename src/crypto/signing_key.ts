@@ -12,6 +12,25 @@ export interface GeneratedKey {
 }
 
 export const MIN_HMAC_SECRET_BYTES = 32;
+
+/** P-256 group order and half of it: ECDSA signatures are kept (and required) in low-S form. */
+const P256_N = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n;
+const P256_HALF_N = P256_N >> 1n;
+
+const toBigInt = (bytes: Buffer): bigint => BigInt(`0x${bytes.toString('hex') || '0'}`);
+
+/**
+ * ECDSA is malleable: (r, s) and (r, n − s) both verify. Rotor signs only with s ≤ n/2 and refuses the
+ * other form, so a token has exactly one valid encoding (SECURITY-CASES J-14).
+ */
+function lowS(signature: Buffer): Buffer {
+  const s = toBigInt(signature.subarray(32));
+  if (s <= P256_HALF_N) return signature;
+  const flipped = Buffer.from((P256_N - s).toString(16).padStart(64, '0'), 'hex');
+  return Buffer.concat([signature.subarray(0, 32), flipped]);
+}
+
+const isLowS = (signature: Buffer): boolean => toBigInt(signature.subarray(32)) <= P256_HALF_N;
 export const MIN_RSA_BITS = 2048;
 
 export function generateKeyMaterial(alg: Algorithm, kid: string): GeneratedKey {
@@ -66,7 +85,7 @@ export class SigningKey {
   sign(data: Buffer): Buffer {
     switch (this.alg) {
       case 'HS256': return createHmac('sha256', this.hmacSecret as Buffer).update(data).digest();
-      case 'ES256': return sign('sha256', data, { key: this.privateKey as KeyObject, dsaEncoding: 'ieee-p1363' });
+      case 'ES256': return lowS(sign('sha256', data, { key: this.privateKey as KeyObject, dsaEncoding: 'ieee-p1363' }));
       case 'EdDSA': return sign(null, data, this.privateKey as KeyObject);
       case 'RS256': return sign('sha256', data, this.privateKey as KeyObject);
     }
@@ -76,7 +95,8 @@ export class SigningKey {
     if (signature.length !== this.signatureLength) return false;
     switch (this.alg) {
       case 'HS256': return timingSafeEqual(this.sign(data), signature);
-      case 'ES256': return verify('sha256', data, { key: this.publicKey as KeyObject, dsaEncoding: 'ieee-p1363' }, signature);
+      case 'ES256':
+        return isLowS(signature) && verify('sha256', data, { key: this.publicKey as KeyObject, dsaEncoding: 'ieee-p1363' }, signature);
       case 'EdDSA': return verify(null, data, this.publicKey as KeyObject, signature);
       case 'RS256': return verify('sha256', data, this.publicKey as KeyObject, signature);
     }
