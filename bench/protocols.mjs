@@ -1,0 +1,144 @@
+// @ts-check
+/**
+ * How each row's renewal call is made and how its answer is read. The load generator imports this
+ * file; every protocol is a pure function pair, so a new dialect is one more entry here.
+ *
+ * State is what a connection holds between calls: `{ refresh, access }` (either may be absent when
+ * the protocol does not use it). `next` returns the new state or throws a short reason string;
+ * `key(state)` is the token that must be new on every answer (the duplicate check).
+ *
+ * @typedef {{ refresh?: string, access?: string }} TokenState
+ * @typedef {{ appId?: string, appName?: string, appKey?: string, basic?: string }} Setup
+ * @typedef {{ method: string, path: string, headers: Record<string, string>, body?: string }} Call
+ * @typedef {{
+ *   request(state: TokenState, setup: Setup): Call,
+ *   next(status: number, json: any, state: TokenState): TokenState,
+ *   key(state: TokenState): string | undefined,
+ * }} Protocol
+ */
+
+const JSON_TYPE = { 'content-type': 'application/json' };
+const FORM_TYPE = 'application/x-www-form-urlencoded';
+
+/** @param {unknown} value @param {string} what */
+function token(value, what) {
+  if (typeof value !== 'string' || value.length === 0) throw `no ${what} in the answer`;
+  return value;
+}
+
+/** @param {number} status @param {number} [expected] */
+function expectStatus(status, expected = 200) {
+  if (status !== expected) throw `status ${status}`;
+}
+
+/** `{accessToken, refreshToken}` answers (Rotor native, the floors, abitmedia). */
+/** @param {number} status @param {any} json */
+function camelPair(status, json) {
+  expectStatus(status);
+  return { refresh: token(json?.refreshToken, 'refreshToken'), access: token(json?.accessToken, 'accessToken') };
+}
+
+/** RFC 6749 §5.1 answers (Rotor /oauth2/token, node-oidc-provider). */
+/** @param {number} status @param {any} json */
+function oauthPair(status, json) {
+  expectStatus(status);
+  return { refresh: token(json?.refresh_token, 'refresh_token'), access: token(json?.access_token, 'access_token') };
+}
+
+/** @type {(state: TokenState) => string | undefined} */
+const refreshKey = (state) => state.refresh;
+
+/** @type {Record<string, Protocol>} */
+export const PROTOCOLS = {
+  /** Rotor SPEC §4.1 POST /v1/refresh. */
+  native: {
+    request: (s) => ({ method: 'POST', path: '/v1/refresh', headers: JSON_TYPE, body: JSON.stringify({ refreshToken: s.refresh }) }),
+    next: camelPair,
+    key: refreshKey,
+  },
+  /** RFC 6749 §6 with client_secret_basic (Rotor /oauth2/token). */
+  oauth2: {
+    request: (s, setup) => ({
+      method: 'POST', path: '/oauth2/token',
+      headers: { 'content-type': FORM_TYPE, authorization: `Basic ${setup.basic}` },
+      body: `grant_type=refresh_token&refresh_token=${encodeURIComponent(s.refresh ?? '')}`,
+    }),
+    next: oauthPair,
+    key: refreshKey,
+  },
+  /** node-oidc-provider's token endpoint, same grant, same client authentication. */
+  oidc: {
+    request: (s, setup) => ({
+      method: 'POST', path: '/token',
+      headers: { 'content-type': FORM_TYPE, authorization: `Basic ${setup.basic}` },
+      body: `grant_type=refresh_token&refresh_token=${encodeURIComponent(s.refresh ?? '')}`,
+    }),
+    next: oauthPair,
+    key: refreshKey,
+  },
+  /** The floors (bench/targets/floor.mjs). */
+  floor: {
+    request: (s) => ({ method: 'POST', path: '/refresh', headers: JSON_TYPE, body: JSON.stringify({ refreshToken: s.refresh }) }),
+    next: camelPair,
+    key: refreshKey,
+  },
+  /** SPEC §4.4 verifik: a new access token from a live one (no refresh token in this profile). */
+  verifik: {
+    request: (s) => ({ method: 'GET', path: '/v2/auth/session?origin=refresh', headers: { authorization: `Bearer ${s.access}` } }),
+    next: (status, json) => {
+      expectStatus(status);
+      return { access: token(json?.accessToken, 'accessToken') };
+    },
+    key: (s) => s.access,
+  },
+  /** SPEC §4.4 jwtplus: POST /app/{app_id}/renew, raw app key in Authorization. */
+  jwtplus: {
+    request: (s, setup) => ({
+      method: 'POST', path: `/app/${setup.appId}/renew`,
+      headers: { ...JSON_TYPE, authorization: setup.appKey ?? '' },
+      body: JSON.stringify({ refresh_token: s.refresh, ip: '127.0.0.1', useragent: 'rotor-bench' }),
+    }),
+    next: (status, json) => {
+      expectStatus(status);
+      return { refresh: token(json?.refresh_token, 'refresh_token'), access: token(json?.auth_token, 'auth_token') };
+    },
+    key: refreshKey,
+  },
+  /** SPEC §4.4 flolive: the pair travels together. */
+  flolive: {
+    request: (s) => ({
+      method: 'PUT', path: '/api/v2/auth/token', headers: JSON_TYPE,
+      body: JSON.stringify({ token: s.access, refreshToken: s.refresh }),
+    }),
+    next: (status, json) => {
+      expectStatus(status);
+      const content = Array.isArray(json?.content) ? json.content[0] : undefined;
+      return { refresh: token(content?.refreshToken, 'refreshToken'), access: token(content?.token, 'token') };
+    },
+    key: refreshKey,
+  },
+  /** SPEC §4.4 fib: the refresh token in Authorization. */
+  fib: {
+    request: (s) => ({
+      method: 'PATCH', path: '/auth/api/v1/authentication-management/session', headers: { authorization: `Bearer ${s.refresh}` },
+    }),
+    next: (status, json) => {
+      expectStatus(status);
+      return { refresh: token(json?.data?.refreshToken, 'refreshToken'), access: token(json?.data?.accessToken, 'accessToken') };
+    },
+    key: refreshKey,
+  },
+  /** SPEC §4.4 abitmedia. */
+  abitmedia: {
+    request: (s) => ({ method: 'POST', path: '/v1/refreshToken', headers: JSON_TYPE, body: JSON.stringify({ refreshToken: s.refresh }) }),
+    next: camelPair,
+    key: refreshKey,
+  },
+};
+
+/** @param {string} name @returns {Protocol} */
+export function protocol(name) {
+  const found = PROTOCOLS[name];
+  if (!found) throw new Error(`unknown protocol ${name}`);
+  return found;
+}

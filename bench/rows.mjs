@@ -1,0 +1,34 @@
+// @ts-check
+/**
+ * The rows of the table, in order. Each row is data: which server, which renewal call, which store
+ * and settings. A dialect row runs when its endpoint answers (the probe in harness.mjs); a row whose
+ * `requires` returns a reason is listed as skipped.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT } from './harness.mjs';
+
+/** @type {() => string | null} */
+const postgresBuilt = () => (existsSync(join(ROOT, 'src/store/postgres')) && existsSync(join(ROOT, 'dist/src/store/postgres'))
+  ? null : 'src/store/postgres is not built yet');
+
+/** Dialect apps renew right away: jwtplus's 60 s refreshNotBefore would refuse a chain at once. */
+/** @type {import('./harness.mjs').Row[]} */
+const DIALECTS = ['verifik', 'jwtplus', 'flolive', 'fib', 'abitmedia'].map((profile) => ({
+  id: `${profile}-sqlite`, label: `Rotor ${profile} renewal, SQLite`, target: 'rotor', protocol: profile, store: 'sqlite', profile,
+  policy: profile === 'jwtplus' ? { refreshNotBefore: 0 } : {},
+}));
+
+/** @type {import('./harness.mjs').Row[]} */
+export const ROWS = [
+  { id: 'native-sqlite', label: 'Rotor native /v1/refresh, SQLite', target: 'rotor', protocol: 'native', store: 'sqlite' },
+  { id: 'oauth2-sqlite', label: 'Rotor /oauth2/token, SQLite', target: 'rotor', protocol: 'oauth2', store: 'sqlite' },
+  { id: 'native-postgres', label: 'Rotor native /v1/refresh, PostgreSQL', target: 'rotor', protocol: 'native', store: 'postgres', requires: postgresBuilt },
+  ...DIALECTS,
+  { id: 'native-workers2', label: 'Rotor native, SQLite, ROTOR_WORKERS=2', target: 'rotor', protocol: 'native', store: 'sqlite', env: { ROTOR_WORKERS: '2' } },
+  { id: 'native-10k', label: 'Rotor native, SQLite, 10,000 live sessions', target: 'rotor', protocol: 'native', store: 'sqlite', fill: 10_000 },
+  { id: 'native-1m', label: 'Rotor native, SQLite, 1,000,000 live sessions', target: 'rotor', protocol: 'native', store: 'sqlite', fill: 1_000_000 },
+  { id: 'oidc-provider', label: 'node-oidc-provider, refresh_token grant, in-memory', target: 'oidc', protocol: 'oidc', baseline: true },
+  { id: 'floor-sign', label: 'floor: node:http + one ES256 JWT', target: 'floor', protocol: 'floor', floorMode: 'sign' },
+  { id: 'floor-sqlite', label: 'floor: + naive better-sqlite3 rotation', target: 'floor', protocol: 'floor', floorMode: 'sqlite' },
+];
