@@ -1,0 +1,252 @@
+import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FixedClock } from '../../src/domain/clock.js';
+import { fibLoginDigest } from '../../src/domain/subjects.js';
+import { admin, createApp, decodeJwtPart, issue, startTestServer, type TestServer } from '../helpers/server.js';
+
+/** SPEC §4.4's public example data. */
+const SEED = '413b285d1819a6166b0daa762bb6bef2d082cffb9a13ce041cb0fda5e2f06dc3';
+const PUBLIC = '7fbedb314a9b0c00caef967ac5cabb982ec45da828a0c58a9aafc854f32422ac';
+const ALICE = 'alice@wonderland.space';
+const ALICE_SIG = '57e7115dfb9faa9add2d2ceb321c20db8c1e7f468d2ffc122793fa61e8ed61581580faaeae83a07fe857894bb33defd61c4ba099b981020146fe8d2be00e630a';
+const BOB = 'bob@wonderland.space';
+const BOB_SIG = 'c7126087ca5b91fe0466dee18cdcf9a084c03458691a77da84c5d05a869e1285af9082f915e6546f529363035329e6f9ea94c4098e92c633eb095e351ebbc30c';
+
+const BASE = '/auth/api/v1/authentication-management';
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+const ok = (accessToken: string, refreshToken: string, expirationTime = 300) =>
+  `{"status":{"code":200,"name":"OK"},"data":{"accessToken":"${accessToken}","refreshToken":"${refreshToken}","expirationTime":${expirationTime}}}`;
+const error = (code: number, name: string, message: string) => `{"status":{"code":${code},"name":"${name}","message":"${message}"},"data":null}`;
+const INVALID_TOKEN = error(401, 'UNAUTHORIZED', 'Invalid or expired token');
+const NO_HEADER = error(401, 'UNAUTHORIZED', 'Missing or invalid Authorization header');
+const BAD_SIGNATURE = error(422, 'UNPROCESSABLE_ENTITY', 'Signature verification failed');
+const NO_SUBJECT = error(404, 'NOT_FOUND', 'Subject not found');
+
+const privateFromSeed = (seedHex: string) =>
+  createPrivateKey({ key: Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), Buffer.from(seedHex, 'hex')]), format: 'der', type: 'pkcs8' });
+const rawPublic = (key: ReturnType<typeof createPublicKey>) => Buffer.from((key.export({ format: 'jwk' }).x as string), 'base64url').toString('hex');
+
+describe('fib dialect', () => {
+  let server: TestServer;
+  let clock: FixedClock;
+  let fib: Awaited<ReturnType<typeof createApp>>;
+
+  const putSubject = (app: string, subject: string, body: Record<string, unknown>) =>
+    server.call('PUT', `/admin/apps/${app}/subjects/${encodeURIComponent(subject)}`, { json: body, headers: admin });
+  const login = (body: unknown, prefix = '') => server.call('POST', `${prefix}${BASE}/session`, { json: body });
+  const refresh = (authorization: string | null, prefix = '') =>
+    server.call('PATCH', `${prefix}${BASE}/session`, { headers: authorization === null ? {} : { authorization } });
+  const logout = (authorization: string | null, prefix = '') =>
+    server.call('POST', `${prefix}${BASE}/logout`, { headers: authorization === null ? {} : { authorization } });
+
+  beforeAll(async () => {
+    clock = new FixedClock(Date.UTC(2026, 3, 1, 9, 0, 0));
+    server = await startTestServer({ clock });
+    fib = await createApp(server, { name: 'fib', profile: 'fib' });
+    for (const subject of [ALICE, BOB]) {
+      const res = await putSubject('fib', subject, { claims: { acc: `acc-${subject.slice(0, 3)}`, role: 'user' }, ed25519PublicKey: PUBLIC });
+      expect(res.status).toBe(200);
+    }
+  });
+  afterAll(async () => { await server.close(); });
+
+  it('the SPEC key pair and vectors are what they claim (digest[31] |= 1 matters for bob)', () => {
+    const key = privateFromSeed(SEED);
+    expect(rawPublic(createPublicKey(key))).toBe(PUBLIC);
+    expect(sign(null, fibLoginDigest(ALICE), key).toString('hex')).toBe(ALICE_SIG);
+    expect(sign(null, fibLoginDigest(BOB), key).toString('hex')).toBe(BOB_SIG);
+    const unset = Buffer.from(fibLoginDigest(BOB));
+    unset[31] = (unset[31] as number) & 0xfe;
+    expect(verify(null, unset, createPublicKey(key), Buffer.from(BOB_SIG, 'hex'))).toBe(false);
+  });
+
+  it('logs in with both SPEC test vectors and issues the FIB layout (EdDSA, kid, acjti = access jti)', async () => {
+    const kid = (await server.call('GET', '/admin/apps/fib/keys', { headers: admin })).body.keys[0].kid;
+    const jwks = (await server.call('GET', '/v1/apps/fib/jwks.json')).body;
+    const publicKey = createPublicKey({ key: jwks.keys.find((k: any) => k.kid === kid), format: 'jwk' });
+    for (const [email, signature] of [[ALICE, ALICE_SIG], [BOB, BOB_SIG]] as const) {
+      const res = await login({ email, signature, authPublicKeyHex: PUBLIC });
+      expect(res.status, email).toBe(200);
+      expect(res.headers.get('cache-control')).toBe('no-store');
+      const { accessToken, refreshToken } = res.body.data;
+      expect(res.text).toBe(ok(accessToken, refreshToken));
+      const now = Math.floor(clock.now() / 1000);
+      for (const token of [accessToken, refreshToken]) {
+        expect(decodeJwtPart(token, 0)).toEqual({ alg: 'EdDSA', kid });
+        const [h, p, s] = token.split('.') as [string, string, string];
+        expect(verify(null, Buffer.from(`${h}.${p}`), publicKey, Buffer.from(s, 'base64url'))).toBe(true);
+      }
+      const access = decodeJwtPart(accessToken, 1);
+      expect(Object.keys(access)).toEqual(['acc', 'sub', 'role', 'exp', 'jti']);
+      expect(access).toEqual({ acc: `acc-${email.slice(0, 3)}`, sub: email, role: 'user', exp: now + 300, jti: access.jti });
+      expect(access.jti).toMatch(UUID);
+      const rt = decodeJwtPart(refreshToken, 1);
+      expect(Object.keys(rt)).toEqual(['sub', 'acjti', 'exp', 'jti']);
+      expect(rt).toEqual({ sub: email, acjti: access.jti, exp: now + 86400, jti: rt.jti });
+      expect(rt.jti).toMatch(UUID);
+      expect(rt.jti).not.toBe(access.jti);
+    }
+  });
+
+  async function aliceSession(prefix = '') {
+    const res = await login({ email: ALICE, signature: ALICE_SIG, authPublicKeyHex: PUBLIC }, prefix);
+    expect(res.status).toBe(200);
+    return res.body.data as { accessToken: string; refreshToken: string };
+  }
+
+  it('refreshes with the refresh token in Authorization, Bearer-prefixed or raw', async () => {
+    const first = await aliceSession();
+    clock.advance(10);
+    const bearer = await refresh(`Bearer ${first.refreshToken}`);
+    expect(bearer.status).toBe(200);
+    expect(bearer.headers.get('cache-control')).toBe('no-store');
+    const second = bearer.body.data;
+    expect(bearer.text).toBe(ok(second.accessToken, second.refreshToken));
+    const access = decodeJwtPart(second.accessToken, 1);
+    expect(decodeJwtPart(second.refreshToken, 1).acjti).toBe(access.jti);
+    expect(access.exp).toBe(Math.floor(clock.now() / 1000) + 300);
+
+    const raw = await refresh(second.refreshToken);
+    expect(raw.status).toBe(200);
+    expect(raw.text).toBe(ok(raw.body.data.accessToken, raw.body.data.refreshToken));
+  });
+
+  it('reuse of a consumed refresh token revokes the session (grace 0)', async () => {
+    const first = await aliceSession();
+    const next = (await refresh(`Bearer ${first.refreshToken}`)).body.data;
+    const replay = await refresh(`Bearer ${first.refreshToken}`);
+    expect(replay.status).toBe(401);
+    expect(replay.text).toBe(INVALID_TOKEN);
+    const successor = await refresh(`Bearer ${next.refreshToken}`);
+    expect(successor.status).toBe(401);
+    expect(successor.text).toBe(INVALID_TOKEN);
+    expect((await logout(`Bearer ${next.accessToken}`)).text).toBe(INVALID_TOKEN);
+  });
+
+  it('logout with the access token revokes the session; an older access token of the session still finds it', async () => {
+    const first = await aliceSession();
+    const next = (await refresh(`Bearer ${first.refreshToken}`)).body.data;
+    // The first access token's jti names a consumed record: it still locates the live session.
+    const res = await logout(`Bearer ${first.accessToken}`);
+    expect(res.status).toBe(200);
+    expect(res.text).toBe('{"status":{"code":200,"name":"OK"},"data":{}}');
+    expect((await refresh(`Bearer ${next.refreshToken}`)).text).toBe(INVALID_TOKEN);
+    expect((await logout(next.accessToken)).text).toBe(INVALID_TOKEN);
+  });
+
+  it('never takes a refresh token for an access token or the other way round', async () => {
+    const s = await aliceSession();
+    const asRefresh = await refresh(`Bearer ${s.accessToken}`);
+    expect(asRefresh.status).toBe(401);
+    expect(asRefresh.text).toBe(INVALID_TOKEN);
+    const asAccess = await logout(`Bearer ${s.refreshToken}`);
+    expect(asAccess.status).toBe(401);
+    expect(asAccess.text).toBe(INVALID_TOKEN);
+    expect((await refresh(`Bearer ${s.refreshToken}`)).status).toBe(200);
+  });
+
+  it('401 for a missing or unparsable Authorization header and for expired or forged tokens', async () => {
+    const s = await aliceSession();
+    for (const header of [null, '', 'Bearer', 'Bearer ', 'Bearer a b', 'Basic']) {
+      const res = await refresh(header);
+      expect(res.status, String(header)).toBe(401);
+      expect([NO_HEADER, INVALID_TOKEN]).toContain(res.text);
+    }
+    expect((await refresh(null)).text).toBe(NO_HEADER);
+    expect((await refresh('Bearer a b')).text).toBe(NO_HEADER);
+    expect((await logout(null)).text).toBe(NO_HEADER);
+    const [h, p, sig] = s.refreshToken.split('.') as [string, string, string];
+    const flipped = `${h}.${p}.${sig.slice(0, -2)}${sig.endsWith('AA') ? 'BA' : 'AA'}`;
+    const tampered = `${h}.${Buffer.from(JSON.stringify({ ...decodeJwtPart(s.refreshToken, 1), sub: BOB })).toString('base64url')}.${sig}`;
+    for (const token of [flipped, tampered, 'garbage', 'rt_' + 'A'.repeat(43)]) {
+      const res = await refresh(`Bearer ${token}`);
+      expect(res.status).toBe(401);
+      expect(res.text).toBe(INVALID_TOKEN);
+    }
+    clock.advance(300);
+    expect((await logout(`Bearer ${s.accessToken}`)).text).toBe(INVALID_TOKEN);
+    clock.advance(86400 - 300);
+    const expired = await refresh(`Bearer ${s.refreshToken}`);
+    expect(expired.status).toBe(401);
+    expect(expired.text).toBe(INVALID_TOKEN);
+  });
+
+  it('422 when a well-formed login does not verify; 404 for an unknown subject; 400 for a malformed body', async () => {
+    const other = generateKeyPairSync('ed25519');
+    const otherHex = rawPublic(other.publicKey);
+    const bad: [unknown, string][] = [
+      [{ email: ALICE, signature: BOB_SIG, authPublicKeyHex: PUBLIC }, BAD_SIGNATURE],
+      [{ email: ALICE, signature: ALICE_SIG.replace(/^57/, '58'), authPublicKeyHex: PUBLIC }, BAD_SIGNATURE],
+      // A valid signature by another key: the key is not the one registered for alice.
+      [{ email: ALICE, signature: sign(null, fibLoginDigest(ALICE), other.privateKey).toString('hex'), authPublicKeyHex: otherHex }, BAD_SIGNATURE],
+      [{ email: 'nobody@wonderland.space', signature: ALICE_SIG, authPublicKeyHex: PUBLIC }, NO_SUBJECT],
+      [{ email: ALICE, signature: 'zz', authPublicKeyHex: PUBLIC }, error(400, 'BAD_REQUEST', 'signature must be 128 hex characters (an Ed25519 signature)')],
+      [{ email: ALICE, signature: ALICE_SIG, authPublicKeyHex: 'abc' }, error(400, 'BAD_REQUEST', 'authPublicKeyHex must be 64 hex characters (a raw Ed25519 public key)')],
+      [{ signature: ALICE_SIG, authPublicKeyHex: PUBLIC }, error(400, 'BAD_REQUEST', 'email is required and must be a string')],
+      [{ email: ALICE, signature: 5, authPublicKeyHex: PUBLIC }, error(400, 'BAD_REQUEST', 'signature is required and must be a string')],
+      [[ALICE], error(400, 'BAD_REQUEST', 'The request body must be a JSON object')],
+    ];
+    for (const [body, expected] of bad) {
+      const res = await login(body);
+      expect(res.text, JSON.stringify(body)).toBe(expected);
+      expect(res.status).toBe(JSON.parse(expected).status.code);
+    }
+    const notJson = await server.call('POST', `${BASE}/session`, { body: '{"email":', headers: { 'content-type': 'application/json' } });
+    expect(notJson.status).toBe(400);
+    expect(notJson.text).toBe(error(400, 'BAD_REQUEST', 'the request body is not valid JSON'));
+
+    // Any registered key works the same way.
+    await putSubject('fib', 'carol@wonderland.space', { ed25519PublicKey: otherHex.toUpperCase() });
+    const carol = await login({ email: 'carol@wonderland.space', signature: sign(null, fibLoginDigest('carol@wonderland.space'), other.privateKey).toString('hex'), authPublicKeyHex: otherHex });
+    expect(carol.status).toBe(200);
+  });
+
+  it('a deleted subject is 404 on refresh, logout and login; a disabled one is 401', async () => {
+    await putSubject('fib', 'dora@wonderland.space', { ed25519PublicKey: PUBLIC });
+    const key = privateFromSeed(SEED);
+    const doraLogin = { email: 'dora@wonderland.space', signature: sign(null, fibLoginDigest('dora@wonderland.space'), key).toString('hex'), authPublicKeyHex: PUBLIC };
+    const s = (await login(doraLogin)).body.data;
+    const deleted = await server.call('DELETE', '/admin/apps/fib/subjects/dora%40wonderland.space', { headers: admin });
+    expect(deleted.status).toBe(204);
+    for (const res of [await refresh(`Bearer ${s.refreshToken}`), await logout(`Bearer ${s.accessToken}`), await login(doraLogin)]) {
+      expect(res.status).toBe(404);
+      expect(res.text).toBe(NO_SUBJECT);
+    }
+
+    await putSubject('fib', 'dora@wonderland.space', { ed25519PublicKey: PUBLIC });
+    const again = (await login(doraLogin)).body.data;
+    await putSubject('fib', 'dora@wonderland.space', { status: 'disabled' });
+    const disabled = await refresh(`Bearer ${again.refreshToken}`);
+    expect(disabled.status).toBe(401);
+    expect((await login(doraLogin)).status).toBe(401);
+  });
+
+  it('refuses tokens of a native app, of another dialect and of another FIB app (through /fib/{app})', async () => {
+    const native = await createApp(server, { name: 'fib-native', policy: { alg: 'EdDSA' } });
+    const abit = await createApp(server, { name: 'fib-abit', profile: 'abitmedia' });
+    const other = await createApp(server, { name: 'fib-other', profile: 'fib' });
+    for (const app of [native, abit]) {
+      const pair = await issue(server, app, ALICE);
+      expect((await refresh(`Bearer ${pair.refreshToken}`)).text).toBe(INVALID_TOKEN);
+      expect((await logout(`Bearer ${pair.accessToken}`)).text).toBe(INVALID_TOKEN);
+    }
+    const foreign = await issue(server, other, ALICE);
+    expect((await refresh(`Bearer ${foreign.refreshToken}`, '/fib/fib')).text).toBe(INVALID_TOKEN);
+    expect((await logout(`Bearer ${foreign.accessToken}`, '/fib/fib')).text).toBe(INVALID_TOKEN);
+    // Untouched: it renews under its own base URL.
+    expect((await refresh(`Bearer ${foreign.refreshToken}`, '/fib/fib-other')).status).toBe(200);
+    expect((await refresh(`Bearer ${foreign.refreshToken}`, '/fib/fib-native')).text).toBe(error(404, 'NOT_FOUND', 'App not found'));
+  });
+
+  it('with several FIB apps, a root login goes to the app where that e-mail has that key; /fib/{app} names it', async () => {
+    await putSubject('fib-other', ALICE, { ed25519PublicKey: PUBLIC });
+    const ambiguous = await login({ email: ALICE, signature: ALICE_SIG, authPublicKeyHex: PUBLIC });
+    expect(ambiguous.status).toBe(400);
+    const named = await aliceSession('/fib/fib-other');
+    expect(decodeJwtPart(named.accessToken, 0).kid).toBe((await server.call('GET', '/admin/apps/fib-other/keys', { headers: admin })).body.keys[0].kid);
+    // Bob is known to "fib" only: the root finds it.
+    const bob = await login({ email: BOB, signature: BOB_SIG, authPublicKeyHex: PUBLIC });
+    expect(bob.status).toBe(200);
+    expect(decodeJwtPart(bob.body.data.accessToken, 0).kid).toBe((await server.call('GET', '/admin/apps/fib/keys', { headers: admin })).body.keys[0].kid);
+  });
+});
