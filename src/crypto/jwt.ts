@@ -56,12 +56,15 @@ export function decodeJwt(token: string): DecodedJwt | null {
   return { header, payload, signingInput: Buffer.from(`${h}.${p}`), signature };
 }
 
+/** Rotor's tokens carry exactly these header parameters; any other (crit, jwk, jku, x5u, x5c, x5t, zip, enc, b64…) is refused. */
+const HEADER_PARAMETERS = new Set(['alg', 'kid', 'typ']);
+
 /**
- * Header checks that do not depend on the key: a string `kid`, no critical extensions, and no
- * embedded or remote key references that we would never honour anyway.
+ * Header checks that do not depend on the key: only the parameters Rotor itself writes, and a string
+ * `kid`. No critical extensions, no embedded or remote key references, no JWE.
  */
 export function headerKid(header: JsonObject): string | null {
-  if ('crit' in header || 'jwk' in header || 'jku' in header || 'x5u' in header || 'x5c' in header) return null;
+  for (const name of Object.keys(header)) if (!HEADER_PARAMETERS.has(name)) return null;
   if (typeof header.alg !== 'string' || typeof header.kid !== 'string') return null;
   if (header.kid.length === 0 || header.kid.length > 64) return null;
   return header.kid;
