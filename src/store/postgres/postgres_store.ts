@@ -1,0 +1,552 @@
+import pg from 'pg';
+import type { App, AppKeyRecord, Millis, RefreshRecord, Session, SigningKeyRecord, Subject } from '../../domain/types.js';
+import type { Store } from '../contract.js';
+import {
+  appFromRow, appKeyFromRow, MAX_GRACE_MS, refreshFromRow, SESSION_COLUMNS_PREFIXED, sessionFromRow,
+  signingKeyFromRow, subjectFromRow,
+} from '../rows.js';
+import { connectionIsBroken, toStoreError } from './errors.js';
+import { MIGRATION_LOCK, POSTGRES_MIGRATIONS } from './schema.js';
+
+type Row = Record<string, unknown>;
+
+/**
+ * Connection settings, chosen for a token service whose every query is a point read or a one-row
+ * conditional write (see docs/production.md "Pool size, statement timeout, prepared statements").
+ */
+export interface PostgresStoreOptions {
+  /**
+   * Connections per process (default 10). A refresh holds a connection for two short round trips, so
+   * ten connections carry thousands of refreshes a second; the budget that matters is
+   * instances × workers × poolMax, which must stay below the server's `max_connections`.
+   */
+  poolMax?: number;
+  /**
+   * Server-side `statement_timeout` (default 5000 ms): no statement, including a wait for a row lock,
+   * outlives it; the request then fails with 503 instead of piling up behind a stuck lock. The client
+   * gives up 2 s later (`query_timeout`) on a connection that has gone silent.
+   */
+  statementTimeoutMs?: number;
+  /** How long to wait for a connection, new or from the pool (default 3000 ms); then 503. */
+  connectTimeoutMs?: number;
+  /**
+   * Named (server-side prepared) statements on the hot path (default true): parsed and planned once
+   * per connection. Turn off behind a pooler in transaction mode that cannot track them
+   * (PgBouncer before 1.21, or without `max_prepared_statements`).
+   */
+  preparedStatements?: boolean;
+}
+
+/** Store settings given as query parameters of ROTOR_DATABASE_URL (`?pool_max=20&statement_timeout_ms=3000`). */
+const URL_OPTIONS = ['pool_max', 'statement_timeout_ms', 'connect_timeout_ms', 'prepared_statements'] as const;
+
+/** Splits Rotor's own settings off a postgres:// URL; the rest of the URL goes to the driver as is. */
+export function postgresOptionsFromUrl(url: string): { connectionString: string; options: PostgresStoreOptions } {
+  const parsed = new URL(url);
+  const take = (name: (typeof URL_OPTIONS)[number]): string | null => {
+    const value = parsed.searchParams.get(name);
+    parsed.searchParams.delete(name);
+    return value;
+  };
+  const int = (name: (typeof URL_OPTIONS)[number], min: number, max: number): number | undefined => {
+    const text = take(name);
+    if (text === null) return undefined;
+    const value = Number(text);
+    if (!Number.isInteger(value) || value < min || value > max) {
+      throw new Error(`ROTOR_DATABASE_URL: ${name} must be a whole number from ${min} to ${max}`);
+    }
+    return value;
+  };
+  const options: PostgresStoreOptions = {};
+  const poolMax = int('pool_max', 1, 1000);
+  const statementTimeoutMs = int('statement_timeout_ms', 100, 600_000);
+  const connectTimeoutMs = int('connect_timeout_ms', 100, 600_000);
+  const prepared = take('prepared_statements');
+  if (poolMax !== undefined) options.poolMax = poolMax;
+  if (statementTimeoutMs !== undefined) options.statementTimeoutMs = statementTimeoutMs;
+  if (connectTimeoutMs !== undefined) options.connectTimeoutMs = connectTimeoutMs;
+  if (prepared !== null) {
+    if (!['true', 'false', '1', '0'].includes(prepared)) throw new Error('ROTOR_DATABASE_URL: prepared_statements must be true or false');
+    options.preparedStatements = prepared === 'true' || prepared === '1';
+  }
+  return { connectionString: parsed.toString(), options };
+}
+
+interface Querier {
+  query(text: string, values?: unknown[], name?: string): Promise<Row[]>;
+}
+
+const noop = (): void => {};
+
+/**
+ * The shared store for several instances. Every race-deciding operation decides in one conditional
+ * statement (or, where a new snapshot is needed after taking a lock, in one READ COMMITTED transaction
+ * whose first write takes that lock). Driver and server failures that mean "not now" become
+ * `StoreUnavailableError` (503); text the database cannot store (NUL) becomes `invalid_request` (400).
+ */
+export class PostgresStore implements Store {
+  readonly kind = 'postgres' as const;
+  private readonly pool: pg.Pool;
+  private readonly prepared: boolean;
+
+  constructor(connectionString: string, options: PostgresStoreOptions = {}) {
+    const statementTimeout = options.statementTimeoutMs ?? 5000;
+    this.prepared = options.preparedStatements ?? true;
+    this.pool = new pg.Pool({
+      connectionString,
+      max: options.poolMax ?? 10,
+      connectionTimeoutMillis: options.connectTimeoutMs ?? 3000,
+      idleTimeoutMillis: 30_000,
+      statement_timeout: statementTimeout,
+      lock_timeout: statementTimeout,
+      idle_in_transaction_session_timeout: statementTimeout * 2,
+      query_timeout: statementTimeout + 2000,
+      keepAlive: true,
+      application_name: 'rotor',
+    });
+    // An idle connection that breaks (server restart, network cut) is dropped by the pool; without a
+    // listener the 'error' event would crash the process.
+    this.pool.on('error', noop);
+  }
+
+  private async checkout(): Promise<pg.PoolClient> {
+    try {
+      const client = await this.pool.connect();
+      client.on('error', noop); // a socket error while checked out surfaces through the running query
+      return client;
+    } catch (err) {
+      throw toStoreError(err);
+    }
+  }
+
+  private release(client: pg.PoolClient, err?: unknown): void {
+    client.removeListener('error', noop);
+    client.release(err !== undefined && connectionIsBroken(err) ? (err as Error) : undefined);
+  }
+
+  private querier(client: pg.PoolClient): Querier {
+    return {
+      query: async (text, values, name) => {
+        const config: pg.QueryConfig = { text, values: values ?? [] };
+        if (name && this.prepared) config.name = name;
+        return (await client.query(config)).rows as Row[];
+      },
+    };
+  }
+
+  /** One statement on a pooled connection (one round trip); `name` makes it a prepared statement. */
+  private async one(text: string, values: unknown[] = [], name?: string): Promise<Row[]> {
+    const client = await this.checkout();
+    try {
+      const rows = await this.querier(client).query(text, values, name);
+      this.release(client);
+      return rows;
+    } catch (err) {
+      this.release(client, err);
+      throw toStoreError(err);
+    }
+  }
+
+  /** A READ COMMITTED transaction: each statement sees what committed before it started. */
+  private async tx<T>(work: (q: Querier) => Promise<T>): Promise<T> {
+    const client = await this.checkout();
+    const q = this.querier(client);
+    try {
+      await client.query('BEGIN');
+      const result = await work(q);
+      await client.query('COMMIT');
+      this.release(client);
+      return result;
+    } catch (err) {
+      let broken: unknown = connectionIsBroken(err) ? err : undefined;
+      if (broken === undefined) {
+        await client.query('ROLLBACK').catch((rollbackErr: unknown) => { broken = rollbackErr; });
+      }
+      this.release(client, broken);
+      throw toStoreError(err);
+    }
+  }
+
+  async migrate(): Promise<void> {
+    await this.tx(async (q) => {
+      // Held until COMMIT: instances starting together queue here; the first applies, the rest see it done.
+      await q.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
+      await q.query('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)');
+      const [row] = await q.query('SELECT COALESCE(MAX(version), 0)::int AS v FROM schema_migrations');
+      const current = Number(row?.v ?? 0);
+      if (current > POSTGRES_MIGRATIONS.length) {
+        throw new Error(`the database schema is at version ${current}, newer than this Rotor (${POSTGRES_MIGRATIONS.length}); upgrade Rotor`);
+      }
+      for (const [i, migration] of POSTGRES_MIGRATIONS.slice(current).entries()) {
+        await q.query(migration);
+        await q.query('INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)', [current + i + 1, Date.now()]);
+      }
+    });
+  }
+
+  async ping(): Promise<void> {
+    await this.one('SELECT 1');
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+
+  // ── apps ───────────────────────────────────────────────────────────────────────────────────────
+
+  async createApp(input: { app: App; appKey: AppKeyRecord; signingKey: SigningKeyRecord }): Promise<{ created: boolean }> {
+    const { app, appKey: k, signingKey: s } = input;
+    // One statement: the key rows are inserted only if the app row was.
+    const rows = await this.one(
+      `WITH a AS (
+         INSERT INTO apps (id, name, profile, public, policy, description, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING id
+       ), k AS (
+         INSERT INTO app_keys (id, app_id, secret_hash, created_at, revoked_at)
+         SELECT $9::text, id, $10::bytea, $11::bigint, $12::bigint FROM a
+       ), s AS (
+         INSERT INTO signing_keys (kid, app_id, alg, state, public_jwk, private_sealed, created_at, retired_at, publish_until, revoked_at)
+         SELECT $13::text, id, $14::text, $15::text, $16::text, $17::bytea, $18::bigint, $19::bigint, $20::bigint, $21::bigint FROM a
+       )
+       SELECT count(*)::int AS created FROM a`,
+      [
+        app.id, app.name, app.profile, app.public, JSON.stringify(app.policy), app.description, app.createdAt, app.updatedAt,
+        k.id, k.secretHash, k.createdAt, k.revokedAt,
+        s.kid, s.alg, s.state, s.publicJwk ? JSON.stringify(s.publicJwk) : null, s.privateSealed, s.createdAt, s.retiredAt,
+        s.publishUntil, s.revokedAt,
+      ],
+    );
+    return { created: Number(rows[0]?.created) === 1 };
+  }
+
+  async findApp(ref: { id?: string; name?: string }): Promise<App | null> {
+    const rows = ref.id !== undefined
+      ? await this.one('SELECT * FROM apps WHERE id = $1', [ref.id], 'rotor_app_by_id')
+      : await this.one('SELECT * FROM apps WHERE name = $1', [ref.name ?? ''], 'rotor_app_by_name');
+    return rows[0] ? appFromRow(rows[0]) : null;
+  }
+
+  async listApps(): Promise<App[]> {
+    return (await this.one('SELECT * FROM apps ORDER BY name')).map(appFromRow);
+  }
+
+  async updateApp(app: App): Promise<{ updated: boolean }> {
+    try {
+      const rows = await this.one(
+        'UPDATE apps SET name = $1, public = $2, policy = $3, description = $4, updated_at = $5 WHERE id = $6 RETURNING id',
+        [app.name, app.public, JSON.stringify(app.policy), app.description, app.updatedAt, app.id],
+      );
+      return { updated: rows.length === 1 };
+    } catch (err) {
+      if ((err as { code?: string }).code === '23505') return { updated: false };
+      throw err;
+    }
+  }
+
+  async deleteApp(appId: string): Promise<boolean> {
+    return (await this.one('DELETE FROM apps WHERE id = $1 RETURNING id', [appId])).length === 1;
+  }
+
+  // ── app keys ───────────────────────────────────────────────────────────────────────────────────
+
+  async createAppKey(key: AppKeyRecord): Promise<void> {
+    await this.one(
+      'INSERT INTO app_keys (id, app_id, secret_hash, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5)',
+      [key.id, key.appId, key.secretHash, key.createdAt, key.revokedAt],
+    );
+  }
+
+  async findAppKey(id: string): Promise<AppKeyRecord | null> {
+    const rows = await this.one('SELECT * FROM app_keys WHERE id = $1', [id], 'rotor_app_key');
+    return rows[0] ? appKeyFromRow(rows[0]) : null;
+  }
+
+  async listAppKeys(appId: string): Promise<AppKeyRecord[]> {
+    return (await this.one('SELECT * FROM app_keys WHERE app_id = $1 ORDER BY id', [appId])).map(appKeyFromRow);
+  }
+
+  async revokeAppKey(appId: string, id: string, now: Millis): Promise<boolean> {
+    const rows = await this.one(
+      'UPDATE app_keys SET revoked_at = $1 WHERE app_id = $2 AND id = $3 AND revoked_at IS NULL RETURNING id', [now, appId, id],
+    );
+    return rows.length === 1;
+  }
+
+  // ── signing keys ───────────────────────────────────────────────────────────────────────────────
+
+  async listSigningKeys(appId: string): Promise<SigningKeyRecord[]> {
+    return (await this.one('SELECT * FROM signing_keys WHERE app_id = $1 ORDER BY kid', [appId])).map(signingKeyFromRow);
+  }
+
+  async findSigningKey(kid: string): Promise<SigningKeyRecord | null> {
+    const rows = await this.one('SELECT * FROM signing_keys WHERE kid = $1', [kid], 'rotor_signing_key');
+    return rows[0] ? signingKeyFromRow(rows[0]) : null;
+  }
+
+  async listPublishedSigningKeys(now: Millis): Promise<SigningKeyRecord[]> {
+    return (await this.one(
+      `SELECT * FROM signing_keys WHERE state = 'active' OR (state = 'retiring' AND publish_until > $1) ORDER BY app_id, kid`,
+      [now], 'rotor_published_keys',
+    )).map(signingKeyFromRow);
+  }
+
+  async rotateSigningKey(input: {
+    appId: string; expectActiveKid: string | null; next: SigningKeyRecord; now: Millis; publishUntil: Millis;
+  }): Promise<{ rotated: boolean }> {
+    const n = input.next;
+    // One statement. With an expected key: retire it only if it is still the active one (the UPDATE
+    // locks the row, so a concurrent rotation waits, re-reads `state`, and retires nothing), and insert
+    // the new key only if that happened. With none expected: insert only if the app has no active key;
+    // two such inserts meet at the one-active-key unique index, where ON CONFLICT lets the second lose.
+    const rows = await this.one(
+      `WITH old AS (
+         UPDATE signing_keys SET state = 'retiring', retired_at = $3, publish_until = $4
+         WHERE app_id = $1 AND kid = $2 AND state = 'active'
+         RETURNING kid
+       ), ins AS (
+         INSERT INTO signing_keys (kid, app_id, alg, state, public_jwk, private_sealed, created_at, retired_at, publish_until, revoked_at)
+         SELECT $5::text, $1::text, $6::text, $7::text, $8::text, $9::bytea, $10::bigint, $11::bigint, $12::bigint, $13::bigint
+         WHERE CASE WHEN $2::text IS NULL
+                    THEN NOT EXISTS (SELECT 1 FROM signing_keys WHERE app_id = $1 AND state = 'active')
+                    ELSE EXISTS (SELECT 1 FROM old) END
+         ON CONFLICT (app_id) WHERE state = 'active' DO NOTHING
+         RETURNING kid
+       )
+       SELECT count(*)::int AS rotated FROM ins`,
+      [
+        input.appId, input.expectActiveKid, input.now, input.publishUntil,
+        n.kid, n.alg, n.state, n.publicJwk ? JSON.stringify(n.publicJwk) : null, n.privateSealed, n.createdAt, n.retiredAt,
+        n.publishUntil, n.revokedAt,
+      ],
+    );
+    return { rotated: Number(rows[0]?.rotated) === 1 };
+  }
+
+  async revokeSigningKey(appId: string, kid: string, now: Millis): Promise<boolean> {
+    const rows = await this.one(
+      `UPDATE signing_keys SET state = 'revoked', revoked_at = $1 WHERE app_id = $2 AND kid = $3 AND state != 'revoked' RETURNING kid`,
+      [now, appId, kid],
+    );
+    return rows.length === 1;
+  }
+
+  // ── subjects ───────────────────────────────────────────────────────────────────────────────────
+
+  async findSubject(appId: string, subject: string): Promise<Subject | null> {
+    const rows = await this.one('SELECT * FROM subjects WHERE app_id = $1 AND subject = $2', [appId, subject], 'rotor_subject');
+    return rows[0] ? subjectFromRow(rows[0]) : null;
+  }
+
+  async putSubject(subject: Subject, now: Millis): Promise<void> {
+    // The upsert locks the subject row (waiting for an issuance that holds it); the revocation that
+    // follows is a new statement, so it sees every session committed before the lock was granted.
+    await this.tx(async (q) => {
+      await q.query(
+        `INSERT INTO subjects (app_id, subject, claims, status, password_hash, ed25519_public_key, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (app_id, subject) DO UPDATE SET claims = excluded.claims, status = excluded.status,
+           password_hash = excluded.password_hash, ed25519_public_key = excluded.ed25519_public_key,
+           updated_at = excluded.updated_at`,
+        [
+          subject.appId, subject.subject, JSON.stringify(subject.claims), subject.status, subject.passwordHash,
+          subject.ed25519PublicKey, subject.createdAt, subject.updatedAt,
+        ],
+      );
+      if (subject.status === 'disabled') await revokeSubjectSessionsIn(q, subject.appId, subject.subject, 'subject_disabled', now);
+    });
+  }
+
+  async deleteSubject(appId: string, subject: string, now: Millis): Promise<boolean> {
+    // Delete first (taking the row lock), then revoke in a fresh statement: see putSubject.
+    return this.tx(async (q) => {
+      const deleted = await q.query('DELETE FROM subjects WHERE app_id = $1 AND subject = $2 RETURNING subject', [appId, subject]);
+      await revokeSubjectSessionsIn(q, appId, subject, 'subject_deleted', now);
+      return deleted.length === 1;
+    });
+  }
+
+  // ── sessions ───────────────────────────────────────────────────────────────────────────────────
+
+  async issueSession(input: {
+    session: Session; refresh: RefreshRecord | null; newSubjectClaims: Record<string, unknown>; revokeOthers?: string;
+  }): Promise<{ issued: true; subject: Subject } | { issued: false; reason: 'subject_disabled' }> {
+    const s = input.session;
+    const r = input.refresh;
+    return this.tx(async (q) => {
+      // Create the subject if it is new (a concurrent creator makes this wait, then do nothing) and
+      // lock it: FOR SHARE lets issuances run side by side while a disable/delete (which updates the
+      // row) waits for them and then revokes what they created. Renew-and-revoke takes the stronger
+      // lock, so two of them for one subject run one after the other and the second revokes the first.
+      await q.query(
+        `INSERT INTO subjects (app_id, subject, claims, status, created_at, updated_at) VALUES ($1, $2, $3, 'active', $4, $4)
+         ON CONFLICT (app_id, subject) DO NOTHING`,
+        [s.appId, s.subject, JSON.stringify(input.newSubjectClaims), s.createdAt], 'rotor_subject_create',
+      );
+      const lock = input.revokeOthers ? 'FOR NO KEY UPDATE' : 'FOR SHARE';
+      const [row] = await q.query(`SELECT * FROM subjects WHERE app_id = $1 AND subject = $2 ${lock}`, [s.appId, s.subject]);
+      if (!row) throw new Error('the subject vanished while it was locked'); // unreachable: created above
+      const subject = subjectFromRow(row);
+      if (subject.status !== 'active') return { issued: false as const, reason: 'subject_disabled' as const };
+      if (input.revokeOthers) await revokeSubjectSessionsIn(q, s.appId, s.subject, input.revokeOthers, s.createdAt);
+      await q.query(
+        `WITH s AS (
+           INSERT INTO sessions (id, app_id, subject, claims, audience, created_at, last_renewed_at, expires_at, ip, user_agent,
+             last_ip, last_user_agent, revoked_at, revoke_reason, horizon_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+           RETURNING id
+         )
+         INSERT INTO refresh_tokens (id, session_id, app_id, parent_id, issued_at, not_before, expires_at, consumed_at,
+           successor_id, successor_sealed)
+         SELECT $16::text, id, $17::text, $18::text, $19::bigint, $20::bigint, $21::bigint, $22::bigint, $23::text, $24::bytea FROM s WHERE $16::text IS NOT NULL`,
+        [
+          s.id, s.appId, s.subject, JSON.stringify(s.claims), s.audience, s.createdAt, s.lastRenewedAt, s.expiresAt, s.ip,
+          s.userAgent, s.lastIp, s.lastUserAgent, s.revokedAt, s.revokeReason, s.horizonAt,
+          r?.id ?? null, r?.appId ?? null, r?.parentId ?? null, r?.issuedAt ?? null, r?.notBefore ?? null, r?.expiresAt ?? null,
+          r?.consumedAt ?? null, r?.successorId ?? null, r?.successorSealed ?? null,
+        ],
+        'rotor_session_insert',
+      );
+      return { issued: true as const, subject };
+    });
+  }
+
+  async findSession(id: string) {
+    const [row] = await this.one(
+      `SELECT s.*, subj.status AS subject_status FROM sessions s
+       LEFT JOIN subjects subj ON subj.app_id = s.app_id AND subj.subject = s.subject WHERE s.id = $1`,
+      [id], 'rotor_find_session',
+    );
+    if (!row) return null;
+    return { session: sessionFromRow(row), subjectStatus: (row.subject_status ?? null) as Subject['status'] | null };
+  }
+
+  async listSessions(appId: string, subject: string): Promise<Session[]> {
+    return (await this.one('SELECT * FROM sessions WHERE app_id = $1 AND subject = $2 ORDER BY id DESC', [appId, subject]))
+      .map((row) => sessionFromRow(row));
+  }
+
+  async revokeSession(sessionId: string, reason: string, now: Millis): Promise<boolean> {
+    const rows = await this.one(
+      'UPDATE sessions SET revoked_at = $1, revoke_reason = $2 WHERE id = $3 AND revoked_at IS NULL RETURNING id',
+      [now, reason, sessionId], 'rotor_revoke_session',
+    );
+    return rows.length === 1;
+  }
+
+  async revokeSubjectSessions(appId: string, subject: string, reason: string, now: Millis): Promise<number> {
+    const client = await this.checkout();
+    try {
+      const count = await revokeSubjectSessionsIn(this.querier(client), appId, subject, reason, now);
+      this.release(client);
+      return count;
+    } catch (err) {
+      this.release(client, err);
+      throw toStoreError(err);
+    }
+  }
+
+  async touchSession(input: { sessionId: string; now: Millis; lastIp: string | null; lastUserAgent: string | null; horizonAt: Millis }): Promise<boolean> {
+    const rows = await this.one(
+      `UPDATE sessions SET last_renewed_at = $1, last_ip = COALESCE($2, last_ip), last_user_agent = COALESCE($3, last_user_agent),
+         horizon_at = GREATEST(horizon_at, $4) WHERE id = $5 AND revoked_at IS NULL RETURNING id`,
+      [input.now, input.lastIp, input.lastUserAgent, input.horizonAt, input.sessionId], 'rotor_touch_session',
+    );
+    return rows.length === 1;
+  }
+
+  // ── refresh tokens ─────────────────────────────────────────────────────────────────────────────
+
+  async findRefresh(id: string) {
+    const [row] = await this.one(
+      `SELECT r.*, ${SESSION_COLUMNS_PREFIXED}, subj.status AS subject_status
+       FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id
+       LEFT JOIN subjects subj ON subj.app_id = s.app_id AND subj.subject = s.subject
+       WHERE r.id = $1`,
+      [id], 'rotor_find_refresh',
+    );
+    if (!row) return null;
+    return {
+      record: refreshFromRow(row),
+      session: sessionFromRow(row, 's_'),
+      subjectStatus: (row.subject_status ?? null) as Subject['status'] | null,
+    };
+  }
+
+  async rotateRefresh(input: {
+    parentId: string; child: RefreshRecord; successorSealed: Buffer | null; now: Millis;
+    lastIp: string | null; lastUserAgent: string | null;
+  }): Promise<{ rotated: boolean }> {
+    const c = input.child;
+    // The rotation, in ONE statement (one round trip, one implicit transaction):
+    //  live:    lock the parent's session row FOR NO KEY UPDATE, only if it is not revoked. A revocation
+    //           is an UPDATE of that row, so the two serialise on this lock: if the revocation committed
+    //           first, READ COMMITTED re-checks `revoked_at IS NULL` on the newest row version and the
+    //           lock returns nothing, so nothing rotates; if the rotation holds the lock first, the
+    //           revocation waits and then revokes the session together with the new child. Never does
+    //           a rotation commit after a revocation it did not see. NO KEY UPDATE rather than FOR
+    //           SHARE because this statement updates the same row below (`touched`): two rotations
+    //           holding SHARE and then both upgrading would deadlock; this way they queue.
+    //  parent:  the compare-and-set on the parent: `consumed_at IS NULL`. Of any number of concurrent
+    //           rotations of one parent exactly one finds it unconsumed; the rest re-check the newest
+    //           version after the winner commits and update nothing.
+    //  child:   inserted only from the row `parent` returned, so no child without a consumed parent.
+    //  touched: last-seen values and the session's horizon, in the same step.
+    // MATERIALIZED keeps `live` a separate step, so the lock is taken exactly as written.
+    const rows = await this.one(
+      `WITH live AS MATERIALIZED (
+         SELECT s.id FROM sessions s
+         WHERE s.id = (SELECT p.session_id FROM refresh_tokens p WHERE p.id = $1) AND s.revoked_at IS NULL
+         FOR NO KEY UPDATE
+       ), parent AS (
+         UPDATE refresh_tokens SET consumed_at = $2::bigint, successor_id = $3::text, successor_sealed = $4::bytea
+         WHERE id = $1 AND consumed_at IS NULL AND session_id IN (SELECT id FROM live)
+         RETURNING session_id
+       ), child AS (
+         INSERT INTO refresh_tokens (id, session_id, app_id, parent_id, issued_at, not_before, expires_at, consumed_at,
+           successor_id, successor_sealed)
+         SELECT $3::text, $5::text, $6::text, $7::text, $8::bigint, $9::bigint, $10::bigint, $11::bigint, $12::text, $13::bytea FROM parent
+         RETURNING id
+       ), touched AS (
+         UPDATE sessions SET last_renewed_at = $2::bigint, last_ip = COALESCE($14::text, last_ip),
+           last_user_agent = COALESCE($15::text, last_user_agent), horizon_at = GREATEST(horizon_at, $10::bigint)
+         WHERE id IN (SELECT session_id FROM parent)
+       )
+       SELECT count(*)::int AS rotated FROM child`,
+      [
+        input.parentId, input.now, c.id, input.successorSealed,
+        c.sessionId, c.appId, c.parentId, c.issuedAt, c.notBefore, c.expiresAt, c.consumedAt, c.successorId, c.successorSealed,
+        input.lastIp, input.lastUserAgent,
+      ],
+      'rotor_rotate_refresh',
+    );
+    return { rotated: Number(rows[0]?.rotated) === 1 };
+  }
+
+  async prune(now: Millis, options: { revokedRetention: number }): Promise<{ refreshTokens: number; sessions: number }> {
+    // Sessions first, then tokens: the same lock order as a rotation (session row, then its tokens).
+    return this.tx(async (q) => {
+      const cutoff = now - options.revokedRetention;
+      const sessions = await q.query(
+        'WITH d AS (DELETE FROM sessions WHERE horizon_at < $1 OR (revoked_at IS NOT NULL AND revoked_at < $1) RETURNING 1) SELECT count(*)::int AS n FROM d',
+        [cutoff],
+      );
+      const tokens = await q.query(
+        'WITH d AS (DELETE FROM refresh_tokens WHERE expires_at <= $1 RETURNING 1) SELECT count(*)::int AS n FROM d', [now],
+      );
+      await q.query(
+        'UPDATE refresh_tokens SET successor_sealed = NULL WHERE successor_sealed IS NOT NULL AND consumed_at < $1', [now - MAX_GRACE_MS],
+      );
+      return { refreshTokens: Number(tokens[0]?.n ?? 0), sessions: Number(sessions[0]?.n ?? 0) };
+    });
+  }
+}
+
+async function revokeSubjectSessionsIn(q: Querier, appId: string, subject: string, reason: string, now: Millis): Promise<number> {
+  const rows = await q.query(
+    `WITH r AS (
+       UPDATE sessions SET revoked_at = $1, revoke_reason = $2 WHERE app_id = $3 AND subject = $4 AND revoked_at IS NULL RETURNING 1
+     ) SELECT count(*)::int AS n FROM r`,
+    [now, reason, appId, subject], 'rotor_revoke_subject_sessions',
+  );
+  return Number(rows[0]?.n ?? 0);
+}

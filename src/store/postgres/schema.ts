@@ -1,0 +1,94 @@
+/**
+ * Versioned migrations for PostgreSQL; each runs once, in order, inside one transaction that holds
+ * `pg_advisory_xact_lock(MIGRATION_LOCK)`, so instances starting together apply each exactly once.
+ *
+ * Same tables and columns as the SQLite schema (src/store/rows.ts maps both). Times are epoch
+ * milliseconds (BIGINT); JSON is kept as TEXT so claims keep their key order and `\u0000` inside a
+ * JSON string is stored as written (jsonb would reorder keys and refuse it). Identifier and name
+ * columns use the "C" collation: byte order, as in SQLite, so listings sort the same on both stores,
+ * and comparisons skip locale rules.
+ */
+export const MIGRATION_LOCK = 0x526f746f72; // "Rotor"
+
+export const POSTGRES_MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE apps (
+    id TEXT COLLATE "C" PRIMARY KEY,
+    name TEXT COLLATE "C" NOT NULL UNIQUE,
+    profile TEXT NOT NULL,
+    public BOOLEAN NOT NULL,
+    policy TEXT NOT NULL,
+    description TEXT NOT NULL DEFAULT '',
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+  );
+  CREATE TABLE app_keys (
+    id TEXT COLLATE "C" PRIMARY KEY,
+    app_id TEXT COLLATE "C" NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+    secret_hash BYTEA NOT NULL,
+    created_at BIGINT NOT NULL,
+    revoked_at BIGINT
+  );
+  CREATE INDEX app_keys_app ON app_keys(app_id);
+  CREATE TABLE signing_keys (
+    kid TEXT COLLATE "C" PRIMARY KEY,
+    app_id TEXT COLLATE "C" NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+    alg TEXT NOT NULL,
+    state TEXT NOT NULL,
+    public_jwk TEXT,
+    private_sealed BYTEA NOT NULL,
+    created_at BIGINT NOT NULL,
+    retired_at BIGINT,
+    publish_until BIGINT,
+    revoked_at BIGINT
+  );
+  CREATE INDEX signing_keys_app ON signing_keys(app_id);
+  CREATE UNIQUE INDEX signing_keys_one_active ON signing_keys(app_id) WHERE state = 'active';
+  CREATE TABLE subjects (
+    app_id TEXT COLLATE "C" NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+    subject TEXT COLLATE "C" NOT NULL,
+    claims TEXT NOT NULL,
+    status TEXT NOT NULL,
+    password_hash TEXT,
+    ed25519_public_key TEXT,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (app_id, subject)
+  );
+  CREATE TABLE sessions (
+    id TEXT COLLATE "C" PRIMARY KEY,
+    app_id TEXT COLLATE "C" NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+    subject TEXT COLLATE "C" NOT NULL,
+    claims TEXT NOT NULL,
+    audience TEXT,
+    created_at BIGINT NOT NULL,
+    last_renewed_at BIGINT NOT NULL,
+    expires_at BIGINT,
+    ip TEXT,
+    user_agent TEXT,
+    last_ip TEXT,
+    last_user_agent TEXT,
+    revoked_at BIGINT,
+    revoke_reason TEXT,
+    horizon_at BIGINT NOT NULL
+  );
+  CREATE INDEX sessions_subject ON sessions(app_id, subject);
+  CREATE INDEX sessions_horizon ON sessions(horizon_at);
+  CREATE INDEX sessions_revoked ON sessions(revoked_at) WHERE revoked_at IS NOT NULL;
+  CREATE TABLE refresh_tokens (
+    id TEXT COLLATE "C" PRIMARY KEY,
+    session_id TEXT COLLATE "C" NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+    app_id TEXT COLLATE "C" NOT NULL,
+    parent_id TEXT COLLATE "C",
+    issued_at BIGINT NOT NULL,
+    not_before BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    consumed_at BIGINT,
+    successor_id TEXT COLLATE "C",
+    successor_sealed BYTEA
+  );
+  CREATE INDEX refresh_tokens_session ON refresh_tokens(session_id);
+  CREATE INDEX refresh_tokens_expires ON refresh_tokens(expires_at);
+  CREATE INDEX refresh_tokens_sealed ON refresh_tokens(consumed_at) WHERE successor_sealed IS NOT NULL;
+  `,
+];

@@ -1,0 +1,564 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { RotorError } from '../../src/domain/errors.js';
+import { newId } from '../../src/domain/ids.js';
+import { PROFILE_DEFAULTS } from '../../src/domain/policy.js';
+import type { App, AppKeyRecord, RefreshRecord, Session, SigningKeyRecord, Subject } from '../../src/domain/types.js';
+import type { Store } from '../../src/store/contract.js';
+import { MAX_GRACE_MS } from '../../src/store/rows.js';
+
+/**
+ * One database for one test. `open()` returns a new store instance (its own connection or pool) on
+ * that same database, so several instances can race; the suite closes every store it opened.
+ */
+export interface ConformanceDatabase {
+  open(): Promise<Store>;
+  dispose(): Promise<void>;
+}
+
+export interface ConformanceHarness {
+  /** A new, empty database (not yet migrated). */
+  freshDatabase(): Promise<ConformanceDatabase>;
+}
+
+const NOW = 1_800_000_000_000;
+const HOUR = 3_600_000;
+
+// ── record builders ──────────────────────────────────────────────────────────────────────────────
+
+export function appRecord(overrides: Partial<App> = {}): App {
+  const id = newId();
+  return {
+    id, name: `app-${id.slice(-10).toLowerCase()}`, profile: 'native', public: false, policy: { ...PROFILE_DEFAULTS.native },
+    description: '', createdAt: NOW, updatedAt: NOW, ...overrides,
+  };
+}
+
+export function appKeyRecord(appId: string, overrides: Partial<AppKeyRecord> = {}): AppKeyRecord {
+  return { id: newId(), appId, secretHash: randomBytes(32), createdAt: NOW, revokedAt: null, ...overrides };
+}
+
+export function signingKeyRecord(appId: string, overrides: Partial<SigningKeyRecord> = {}): SigningKeyRecord {
+  return {
+    kid: newId(), appId, alg: 'ES256', state: 'active', publicJwk: { kty: 'EC', crv: 'P-256', x: 'x', y: 'y' },
+    privateSealed: randomBytes(48), createdAt: NOW, retiredAt: null, publishUntil: null, revokedAt: null, ...overrides,
+  };
+}
+
+export function sessionRecord(appId: string, subject: string, overrides: Partial<Session> = {}): Session {
+  return {
+    id: newId(), appId, subject, claims: { role: 'user', z: 1, a: 2 }, audience: null, createdAt: NOW, lastRenewedAt: NOW,
+    expiresAt: NOW + 24 * HOUR, ip: '192.0.2.1', userAgent: 'ua/1', lastIp: '192.0.2.1', lastUserAgent: 'ua/1',
+    revokedAt: null, revokeReason: null, horizonAt: NOW + HOUR, ...overrides,
+  };
+}
+
+export function refreshRecord(session: Session, overrides: Partial<RefreshRecord> = {}): RefreshRecord {
+  return {
+    id: createHash('sha256').update(randomBytes(32)).digest('base64url'), sessionId: session.id, appId: session.appId,
+    parentId: null, issuedAt: NOW, notBefore: NOW, expiresAt: NOW + HOUR, consumedAt: null, successorId: null,
+    successorSealed: null, ...overrides,
+  };
+}
+
+/** Registers the storage-contract tests for one store. Every store must pass them unchanged. */
+export function describeStoreConformance(name: string, harness: ConformanceHarness): void {
+  describe(`store conformance: ${name}`, () => {
+    let db: ConformanceDatabase;
+    let opened: Store[] = [];
+    let store: Store;
+
+    /** Another instance on the same database (SQLite: a second connection; PostgreSQL: a second pool). */
+    const another = async (): Promise<Store> => {
+      const s = await db.open();
+      opened.push(s);
+      await s.migrate();
+      return s;
+    };
+
+    beforeEach(async () => {
+      db = await harness.freshDatabase();
+      opened = [];
+      store = await another();
+    });
+
+    afterEach(async () => {
+      for (const s of opened) await s.close();
+      await db.dispose();
+    });
+
+    /** An app with its first key and signing key, created through the store. */
+    const seedApp = async (s: Store = store, overrides: Partial<App> = {}) => {
+      const app = appRecord(overrides);
+      const appKey = appKeyRecord(app.id);
+      const signingKey = signingKeyRecord(app.id);
+      expect(await s.createApp({ app, appKey, signingKey })).toEqual({ created: true });
+      return { app, appKey, signingKey };
+    };
+
+    /** A session with its first refresh token. */
+    const seedSession = async (s: Store, appId: string, subject = 'alice', overrides: Partial<Session> = {}) => {
+      const session = sessionRecord(appId, subject, overrides);
+      const refresh = refreshRecord(session);
+      const result = await s.issueSession({ session, refresh, newSubjectClaims: { email: `${subject}@example.com` } });
+      expect(result.issued).toBe(true);
+      return { session, refresh };
+    };
+
+    const childOf = (parent: RefreshRecord, overrides: Partial<RefreshRecord> = {}): RefreshRecord =>
+      refreshRecord({ id: parent.sessionId, appId: parent.appId } as Session, {
+        parentId: parent.id, issuedAt: NOW + 1000, notBefore: NOW + 1000, expiresAt: NOW + 2 * HOUR, ...overrides,
+      });
+
+    const rotate = (s: Store, parent: RefreshRecord, child = childOf(parent), sealed: Buffer | null = Buffer.from('sealed')) =>
+      s.rotateRefresh({ parentId: parent.id, child, successorSealed: sealed, now: NOW + 1000, lastIp: '198.51.100.7', lastUserAgent: null });
+
+    // ── lifecycle ──────────────────────────────────────────────────────────────────────────────────
+
+    it('migrate is idempotent and safe when several instances start at once', async () => {
+      const others = await Promise.all([db.open(), db.open(), db.open()]);
+      opened.push(...others);
+      await Promise.all([store.migrate(), ...others.map((s) => s.migrate())]);
+      await store.migrate();
+      const { app } = await seedApp(others[0]);
+      expect((await others[2]!.findApp({ id: app.id }))?.name).toBe(app.name);
+    });
+
+    it('ping answers while the store is open', async () => {
+      await expect(store.ping()).resolves.toBeUndefined();
+      expect(['sqlite', 'postgres']).toContain(store.kind);
+    });
+
+    // ── apps ───────────────────────────────────────────────────────────────────────────────────────
+
+    it('createApp stores the app with its first app key and signing key; a taken name creates nothing', async () => {
+      const { app, appKey, signingKey } = await seedApp();
+      expect(await store.findApp({ id: app.id })).toEqual(app);
+      expect(await store.findApp({ name: app.name })).toEqual(app);
+      expect(await store.findAppKey(appKey.id)).toEqual(appKey);
+      expect(await store.findSigningKey(signingKey.kid)).toEqual(signingKey);
+
+      const clash = appRecord({ name: app.name });
+      const clashKey = appKeyRecord(clash.id);
+      const clashSigning = signingKeyRecord(clash.id);
+      expect(await store.createApp({ app: clash, appKey: clashKey, signingKey: clashSigning })).toEqual({ created: false });
+      expect(await store.findApp({ id: clash.id })).toBeNull();
+      expect(await store.findAppKey(clashKey.id)).toBeNull();
+      expect(await store.findSigningKey(clashSigning.kid)).toBeNull();
+      expect(await store.findApp({ name: 'no-such-app' })).toBeNull();
+      expect(await store.findApp({ id: newId() })).toBeNull();
+    });
+
+    it('createApp with one name from many instances at once creates exactly one app', async () => {
+      const stores = [store, await another()];
+      const name = 'contested-name';
+      const results = await Promise.all(Array.from({ length: 20 }, (_, i) => {
+        const app = appRecord({ name });
+        return stores[i % 2]!.createApp({ app, appKey: appKeyRecord(app.id), signingKey: signingKeyRecord(app.id) });
+      }));
+      expect(results.filter((r) => r.created)).toHaveLength(1);
+      const winner = (await store.findApp({ name }))!;
+      expect(await store.listAppKeys(winner.id)).toHaveLength(1);
+      expect(await store.listSigningKeys(winner.id)).toHaveLength(1);
+      expect((await store.listApps()).filter((a) => a.name === name)).toHaveLength(1);
+    });
+
+    it('listApps orders by name, byte-wise', async () => {
+      for (const n of ['b-app', 'a_app', 'a-app', '0app', 'ab']) await seedApp(store, { name: n });
+      expect((await store.listApps()).map((a) => a.name)).toEqual(['0app', 'a-app', 'a_app', 'ab', 'b-app']);
+    });
+
+    it('updateApp replaces the mutable fields and refuses a taken name', async () => {
+      const { app } = await seedApp();
+      const { app: other } = await seedApp();
+      const changed: App = {
+        ...app, name: 'renamed', public: true, description: 'new', updatedAt: NOW + 5,
+        policy: { ...app.policy, reuseGrace: 0, accessTtl: 60 },
+      };
+      expect(await store.updateApp(changed)).toEqual({ updated: true });
+      expect(await store.findApp({ id: app.id })).toEqual(changed);
+      expect(await store.updateApp({ ...changed, name: other.name })).toEqual({ updated: false });
+      expect((await store.findApp({ id: app.id }))?.name).toBe('renamed');
+      expect(await store.updateApp(appRecord())).toEqual({ updated: false });
+    });
+
+    it('deleteApp removes the app and everything that belongs to it', async () => {
+      const { app, appKey, signingKey } = await seedApp();
+      const { session, refresh } = await seedSession(store, app.id);
+      expect(await store.deleteApp(app.id)).toBe(true);
+      expect(await store.deleteApp(app.id)).toBe(false);
+      expect(await store.findApp({ id: app.id })).toBeNull();
+      expect(await store.findAppKey(appKey.id)).toBeNull();
+      expect(await store.findSigningKey(signingKey.kid)).toBeNull();
+      expect(await store.findSession(session.id)).toBeNull();
+      expect(await store.findRefresh(refresh.id)).toBeNull();
+      expect(await store.findSubject(app.id, 'alice')).toBeNull();
+    });
+
+    // ── app keys ───────────────────────────────────────────────────────────────────────────────────
+
+    it('app keys: create, find, list in id order, revoke once', async () => {
+      const { app, appKey } = await seedApp();
+      const second = appKeyRecord(app.id, { createdAt: NOW + 1 });
+      await store.createAppKey(second);
+      expect(await store.listAppKeys(app.id)).toEqual([appKey, second].sort((a, b) => (a.id < b.id ? -1 : 1)));
+      expect(await store.revokeAppKey(app.id, second.id, NOW + 9)).toBe(true);
+      expect(await store.revokeAppKey(app.id, second.id, NOW + 10)).toBe(false);
+      expect((await store.findAppKey(second.id))?.revokedAt).toBe(NOW + 9);
+      const { app: other } = await seedApp();
+      expect(await store.revokeAppKey(other.id, appKey.id, NOW)).toBe(false); // another app's key: untouched
+      expect((await store.findAppKey(appKey.id))?.revokedAt).toBeNull();
+      expect(await store.findAppKey(newId())).toBeNull();
+    });
+
+    // ── signing keys ───────────────────────────────────────────────────────────────────────────────
+
+    it('signing keys: rotate retires the active key, publish window, revoke', async () => {
+      const { app, signingKey } = await seedApp();
+      const next = signingKeyRecord(app.id, { alg: 'EdDSA', publicJwk: { kty: 'OKP', crv: 'Ed25519', x: 'k' }, createdAt: NOW + 1 });
+      expect(await store.rotateSigningKey({ appId: app.id, expectActiveKid: signingKey.kid, next, now: NOW + 1, publishUntil: NOW + HOUR }))
+        .toEqual({ rotated: true });
+      const old = await store.findSigningKey(signingKey.kid);
+      expect(old).toMatchObject({ state: 'retiring', retiredAt: NOW + 1, publishUntil: NOW + HOUR });
+      expect(await store.findSigningKey(next.kid)).toEqual(next);
+      expect((await store.listSigningKeys(app.id)).map((k) => k.kid)).toEqual([signingKey.kid, next.kid].sort());
+
+      const published = async (at: number) => (await store.listPublishedSigningKeys(at)).filter((k) => k.appId === app.id).map((k) => k.kid);
+      expect(await published(NOW + 2)).toEqual([signingKey.kid, next.kid].sort());
+      expect(await published(NOW + HOUR)).toEqual([next.kid]);
+
+      // A stale expectation loses and changes nothing.
+      const stale = signingKeyRecord(app.id);
+      expect(await store.rotateSigningKey({ appId: app.id, expectActiveKid: signingKey.kid, next: stale, now: NOW + 2, publishUntil: NOW + HOUR }))
+        .toEqual({ rotated: false });
+      expect(await store.findSigningKey(stale.kid)).toBeNull();
+      // null expectation while a key is active: refused.
+      expect(await store.rotateSigningKey({ appId: app.id, expectActiveKid: null, next: stale, now: NOW + 2, publishUntil: NOW + HOUR }))
+        .toEqual({ rotated: false });
+
+      expect(await store.revokeSigningKey(app.id, next.kid, NOW + 3)).toBe(true);
+      expect(await store.revokeSigningKey(app.id, next.kid, NOW + 4)).toBe(false);
+      expect(await store.findSigningKey(next.kid)).toMatchObject({ state: 'revoked', revokedAt: NOW + 3 });
+      expect(await published(NOW + 2)).toEqual([signingKey.kid]);
+      // No active key any more: a rotation expecting none installs one.
+      const fresh = signingKeyRecord(app.id);
+      expect(await store.rotateSigningKey({ appId: app.id, expectActiveKid: null, next: fresh, now: NOW + 5, publishUntil: NOW + HOUR }))
+        .toEqual({ rotated: true });
+      expect((await store.listSigningKeys(app.id)).filter((k) => k.state === 'active').map((k) => k.kid)).toEqual([fresh.kid]);
+      expect(await store.findSigningKey(newId())).toBeNull();
+    });
+
+    it('rotateSigningKey racing from two instances: exactly one wins, one active key', async () => {
+      const { app, signingKey } = await seedApp();
+      const stores = [store, await another()];
+      const results = await Promise.all(Array.from({ length: 20 }, (_, i) => stores[i % 2]!.rotateSigningKey({
+        appId: app.id, expectActiveKid: signingKey.kid, next: signingKeyRecord(app.id), now: NOW + 1, publishUntil: NOW + HOUR,
+      })));
+      expect(results.filter((r) => r.rotated)).toHaveLength(1);
+      const keys = await store.listSigningKeys(app.id);
+      expect(keys).toHaveLength(2);
+      expect(keys.filter((k) => k.state === 'active')).toHaveLength(1);
+
+      // And when no key is active, racing "expect none" rotations also leave exactly one.
+      const active = keys.find((k) => k.state === 'active')!;
+      await store.revokeSigningKey(app.id, active.kid, NOW + 2);
+      await store.revokeSigningKey(app.id, signingKey.kid, NOW + 2);
+      const fromNone = await Promise.all(Array.from({ length: 20 }, (_, i) => stores[i % 2]!.rotateSigningKey({
+        appId: app.id, expectActiveKid: null, next: signingKeyRecord(app.id), now: NOW + 3, publishUntil: NOW + HOUR,
+      })));
+      expect(fromNone.filter((r) => r.rotated)).toHaveLength(1);
+      expect((await store.listSigningKeys(app.id)).filter((k) => k.state === 'active')).toHaveLength(1);
+    });
+
+    // ── subjects ───────────────────────────────────────────────────────────────────────────────────
+
+    it('subjects: put creates and replaces; disabling revokes the sessions; delete revokes them too', async () => {
+      const { app } = await seedApp();
+      expect(await store.findSubject(app.id, 'bob')).toBeNull();
+      const bob: Subject = {
+        appId: app.id, subject: 'bob', claims: { role: 'admin', nested: { a: [1, 2] } }, status: 'active', passwordHash: '$argon2id$x',
+        ed25519PublicKey: null, createdAt: NOW, updatedAt: NOW,
+      };
+      await store.putSubject(bob, NOW);
+      expect(await store.findSubject(app.id, 'bob')).toEqual(bob);
+      const { session: s1 } = await seedSession(store, app.id, 'bob');
+      const { session: s2 } = await seedSession(store, app.id, 'bob');
+      const { session: other } = await seedSession(store, app.id, 'carol');
+
+      const replaced: Subject = { ...bob, claims: { role: 'user' }, passwordHash: null, ed25519PublicKey: 'pk', updatedAt: NOW + 1, createdAt: NOW + 99 };
+      await store.putSubject(replaced, NOW + 1);
+      expect(await store.findSubject(app.id, 'bob')).toEqual({ ...replaced, createdAt: NOW }); // created_at is kept
+      expect((await store.findSession(s1.id))?.session.revokedAt).toBeNull();
+
+      await store.putSubject({ ...replaced, status: 'disabled', updatedAt: NOW + 2 }, NOW + 2);
+      for (const s of [s1, s2]) {
+        const found = await store.findSession(s.id);
+        expect(found?.session).toMatchObject({ revokedAt: NOW + 2, revokeReason: 'subject_disabled' });
+        expect(found?.subjectStatus).toBe('disabled');
+      }
+      expect((await store.findSession(other.id))?.session.revokedAt).toBeNull();
+
+      const { session: c2 } = await seedSession(store, app.id, 'carol');
+      expect(await store.deleteSubject(app.id, 'carol', NOW + 3)).toBe(true);
+      expect(await store.deleteSubject(app.id, 'carol', NOW + 4)).toBe(false);
+      expect(await store.findSubject(app.id, 'carol')).toBeNull();
+      for (const s of [other, c2]) {
+        const found = await store.findSession(s.id);
+        expect(found?.session).toMatchObject({ revokedAt: NOW + 3, revokeReason: 'subject_deleted' });
+        expect(found?.subjectStatus).toBeNull();
+      }
+    });
+
+    // ── sessions ───────────────────────────────────────────────────────────────────────────────────
+
+    it('issueSession creates the subject with its first claims, the session and its first refresh token', async () => {
+      const { app } = await seedApp();
+      const session = sessionRecord(app.id, 'dave', { audience: 'api://x' });
+      const refresh = refreshRecord(session, { successorSealed: null });
+      const result = await store.issueSession({ session, refresh, newSubjectClaims: { email: 'dave@example.com' } });
+      expect(result).toEqual({ issued: true, subject: expect.objectContaining({ subject: 'dave', status: 'active', claims: { email: 'dave@example.com' } }) });
+      expect(await store.findSession(session.id)).toEqual({ session, subjectStatus: 'active' });
+      expect(await store.findRefresh(refresh.id)).toEqual({ record: refresh, session, subjectStatus: 'active' });
+
+      // An existing subject keeps its claims; a session without a refresh token stores none.
+      const second = sessionRecord(app.id, 'dave');
+      const again = await store.issueSession({ session: second, refresh: null, newSubjectClaims: { email: 'other' } });
+      expect(again.issued && again.subject.claims).toEqual({ email: 'dave@example.com' });
+      expect((await store.listSessions(app.id, 'dave')).map((s) => s.id)).toEqual([second.id, session.id]);
+      expect(await store.findSession(newId())).toBeNull();
+      expect(await store.findRefresh('no-such-id')).toBeNull();
+    });
+
+    it('issueSession for a disabled subject is refused and writes nothing', async () => {
+      const { app } = await seedApp();
+      await store.putSubject({
+        appId: app.id, subject: 'eve', claims: {}, status: 'disabled', passwordHash: null, ed25519PublicKey: null, createdAt: NOW, updatedAt: NOW,
+      }, NOW);
+      const session = sessionRecord(app.id, 'eve');
+      const refresh = refreshRecord(session);
+      expect(await store.issueSession({ session, refresh, newSubjectClaims: {} })).toEqual({ issued: false, reason: 'subject_disabled' });
+      expect(await store.findSession(session.id)).toBeNull();
+      expect(await store.findRefresh(refresh.id)).toBeNull();
+      expect(await store.listSessions(app.id, 'eve')).toEqual([]);
+    });
+
+    it('issueSession racing a disable from another instance leaves no live session of the disabled subject', async () => {
+      const { app } = await seedApp();
+      const other = await another();
+      await seedSession(store, app.id, 'frank');
+      const issuances = Array.from({ length: 20 }, (_, i) => {
+        const session = sessionRecord(app.id, 'frank');
+        return (i % 2 ? other : store).issueSession({ session, refresh: refreshRecord(session), newSubjectClaims: {} });
+      });
+      const disable = other.putSubject({
+        appId: app.id, subject: 'frank', claims: {}, status: 'disabled', passwordHash: null, ed25519PublicKey: null, createdAt: NOW, updatedAt: NOW + 1,
+      }, NOW + 1);
+      const results = await Promise.all([...issuances, disable]);
+      const sessions = await store.listSessions(app.id, 'frank');
+      expect(sessions.length).toBe(1 + results.filter((r) => r && typeof r === 'object' && 'issued' in r && r.issued).length);
+      expect(sessions.filter((s) => s.revokedAt === null)).toEqual([]);
+    });
+
+    it('issueSession with revokeOthers revokes the subject\'s other live sessions in the same step', async () => {
+      const { app } = await seedApp();
+      const { session: old1 } = await seedSession(store, app.id, 'gina');
+      const { session: old2 } = await seedSession(store, app.id, 'gina');
+      const { session: elsewhere } = await seedSession(store, app.id, 'hank');
+      const session = sessionRecord(app.id, 'gina', { createdAt: NOW + 7 });
+      await store.issueSession({ session, refresh: refreshRecord(session), newSubjectClaims: {}, revokeOthers: 'renewed' });
+      for (const s of [old1, old2]) {
+        expect((await store.findSession(s.id))?.session).toMatchObject({ revokedAt: NOW + 7, revokeReason: 'renewed' });
+      }
+      expect((await store.findSession(session.id))?.session.revokedAt).toBeNull();
+      expect((await store.findSession(elsewhere.id))?.session.revokedAt).toBeNull();
+
+      // Two concurrent renew-and-revoke issuances: at most one of them stays alive.
+      const a = sessionRecord(app.id, 'gina');
+      const b = sessionRecord(app.id, 'gina');
+      const other = await another();
+      await Promise.all([
+        store.issueSession({ session: a, refresh: null, newSubjectClaims: {}, revokeOthers: 'renewed' }),
+        other.issueSession({ session: b, refresh: null, newSubjectClaims: {}, revokeOthers: 'renewed' }),
+      ]);
+      expect((await store.listSessions(app.id, 'gina')).filter((s) => s.revokedAt === null)).toHaveLength(1);
+    });
+
+    it('revokeSession: true only for the caller whose write revoked it, also under concurrency', async () => {
+      const { app } = await seedApp();
+      const { session } = await seedSession(store, app.id);
+      expect(await store.revokeSession(session.id, 'logout', NOW + 1)).toBe(true);
+      expect(await store.revokeSession(session.id, 'logout', NOW + 2)).toBe(false);
+      expect((await store.findSession(session.id))?.session).toMatchObject({ revokedAt: NOW + 1, revokeReason: 'logout' });
+      expect(await store.revokeSession(newId(), 'logout', NOW)).toBe(false);
+
+      const { session: raced } = await seedSession(store, app.id);
+      const stores = [store, await another()];
+      const results = await Promise.all(Array.from({ length: 20 }, (_, i) => stores[i % 2]!.revokeSession(raced.id, `r${i}`, NOW + i)));
+      expect(results.filter(Boolean)).toHaveLength(1);
+    });
+
+    it('revokeSubjectSessions revokes the live sessions of one subject and counts them', async () => {
+      const { app } = await seedApp();
+      const { session: a } = await seedSession(store, app.id, 'ivy');
+      await seedSession(store, app.id, 'ivy');
+      await store.revokeSession(a.id, 'logout', NOW);
+      const { session: other } = await seedSession(store, app.id, 'jack');
+      expect(await store.revokeSubjectSessions(app.id, 'ivy', 'admin', NOW + 1)).toBe(1);
+      expect(await store.revokeSubjectSessions(app.id, 'ivy', 'admin', NOW + 2)).toBe(0);
+      expect((await store.findSession(a.id))?.session.revokeReason).toBe('logout');
+      expect((await store.findSession(other.id))?.session.revokedAt).toBeNull();
+    });
+
+    it('touchSession records the renewal of a live session only', async () => {
+      const { app } = await seedApp();
+      const { session } = await seedSession(store, app.id);
+      expect(await store.touchSession({ sessionId: session.id, now: NOW + 5, lastIp: '203.0.113.9', lastUserAgent: null, horizonAt: NOW + 10 })).toBe(true);
+      expect((await store.findSession(session.id))?.session).toMatchObject({
+        lastRenewedAt: NOW + 5, lastIp: '203.0.113.9', lastUserAgent: 'ua/1', horizonAt: NOW + HOUR, // the horizon never moves back
+      });
+      await store.touchSession({ sessionId: session.id, now: NOW + 6, lastIp: null, lastUserAgent: 'ua/2', horizonAt: NOW + 3 * HOUR });
+      expect((await store.findSession(session.id))?.session).toMatchObject({ lastIp: '203.0.113.9', lastUserAgent: 'ua/2', horizonAt: NOW + 3 * HOUR });
+      await store.revokeSession(session.id, 'logout', NOW + 7);
+      expect(await store.touchSession({ sessionId: session.id, now: NOW + 8, lastIp: null, lastUserAgent: null, horizonAt: NOW })).toBe(false);
+      expect(await store.touchSession({ sessionId: newId(), now: NOW + 8, lastIp: null, lastUserAgent: null, horizonAt: NOW })).toBe(false);
+    });
+
+    // ── refresh tokens ─────────────────────────────────────────────────────────────────────────────
+
+    it('rotateRefresh consumes the parent and inserts the child in one step; a consumed parent rotates no more', async () => {
+      const { app } = await seedApp();
+      const { session, refresh } = await seedSession(store, app.id);
+      const child = childOf(refresh, { expiresAt: NOW + 5 * HOUR });
+      const sealed = randomBytes(40);
+      expect(await rotate(store, refresh, child, sealed)).toEqual({ rotated: true });
+      const parent = await store.findRefresh(refresh.id);
+      expect(parent?.record).toEqual({ ...refresh, consumedAt: NOW + 1000, successorId: child.id, successorSealed: sealed });
+      const stored = await store.findRefresh(child.id);
+      expect(stored?.record).toEqual(child);
+      expect(stored?.session).toMatchObject({ lastRenewedAt: NOW + 1000, lastIp: '198.51.100.7', lastUserAgent: session.lastUserAgent, horizonAt: NOW + 5 * HOUR });
+
+      const loser = childOf(refresh);
+      expect(await rotate(store, refresh, loser)).toEqual({ rotated: false });
+      expect(await store.findRefresh(loser.id)).toBeNull();
+      expect((await store.findRefresh(refresh.id))?.record.successorId).toBe(child.id);
+      // The chain goes on from the child.
+      expect(await rotate(store, child, childOf(child), null)).toEqual({ rotated: true });
+      expect(await rotate(store, { ...refresh, id: 'unknown-parent' })).toEqual({ rotated: false });
+    });
+
+    it('rotateRefresh of a revoked session rotates nothing', async () => {
+      const { app } = await seedApp();
+      const { refresh, session } = await seedSession(store, app.id);
+      await store.revokeSession(session.id, 'logout', NOW);
+      const child = childOf(refresh);
+      expect(await rotate(store, refresh, child)).toEqual({ rotated: false });
+      expect((await store.findRefresh(refresh.id))?.record.consumedAt).toBeNull();
+      expect(await store.findRefresh(child.id)).toBeNull();
+    });
+
+    it('atomic consume: 50 concurrent rotations of one parent over two instances — exactly one rotated, one child row', async () => {
+      const { app } = await seedApp();
+      const { refresh } = await seedSession(store, app.id);
+      const stores = [store, await another()];
+      const children = Array.from({ length: 50 }, () => childOf(refresh));
+      const results = await Promise.all(children.map((child, i) => rotate(stores[i % 2]!, refresh, child)));
+      expect(results.filter((r) => r.rotated)).toHaveLength(1);
+      const winner = children[results.findIndex((r) => r.rotated)]!;
+      const found = await Promise.all(children.map((c) => store.findRefresh(c.id)));
+      expect(found.filter((f) => f !== null).map((f) => f!.record.id)).toEqual([winner.id]);
+      expect((await store.findRefresh(refresh.id))?.record.successorId).toBe(winner.id);
+    });
+
+    it('revocation racing rotation: the outcome is always one of the two orders, never a mix', async () => {
+      const { app } = await seedApp();
+      const other = await another();
+      for (let round = 0; round < 15; round += 1) {
+        const { session, refresh } = await seedSession(store, app.id, `race-${round}`);
+        const child = childOf(refresh);
+        const [rotation, revoked] = await Promise.all([
+          rotate(round % 2 ? store : other, refresh, child),
+          (round % 2 ? other : store).revokeSession(session.id, 'logout', NOW + 500),
+        ]);
+        expect(revoked).toBe(true);
+        const parent = (await store.findRefresh(refresh.id))!;
+        const stored = await store.findRefresh(child.id);
+        expect(parent.session.revokedAt).toBe(NOW + 500);
+        if (rotation.rotated) {
+          expect(parent.record.successorId).toBe(child.id);
+          expect(stored?.record.id).toBe(child.id);
+        } else {
+          expect(parent.record.consumedAt).toBeNull();
+          expect(stored).toBeNull();
+        }
+        // Whatever the order, nothing rotates after the revocation committed.
+        expect(await rotate(store, stored?.record ?? refresh)).toEqual({ rotated: false });
+      }
+    });
+
+    // ── pruning ────────────────────────────────────────────────────────────────────────────────────
+
+    it('prune deletes what nothing can use any more and keeps the rest', async () => {
+      const { app } = await seedApp();
+      const retention = 7 * 24 * HOUR;
+      const now = NOW + 10 * HOUR;
+      // A live session whose first token was rotated long ago: the consumed parent is kept until it expires.
+      const { session: live, refresh: liveParent } = await seedSession(store, app.id, 'p1', { horizonAt: now + HOUR });
+      const liveChild = childOf(liveParent, { expiresAt: now + HOUR });
+      await rotate(store, liveParent, liveChild, Buffer.from('old-sealed')); // consumed at NOW+1000, long before now-grace
+      // A session whose horizon is older than the retention.
+      const { session: dead } = await seedSession(store, app.id, 'p2', { horizonAt: now - retention - 1 });
+      // Revoked recently (kept, still listable) and revoked beyond the retention (deleted).
+      const { session: recent } = await seedSession(store, app.id, 'p3', { horizonAt: now + 100 * 24 * HOUR });
+      await store.revokeSession(recent.id, 'logout', now - 1000);
+      const { session: ancient } = await seedSession(store, app.id, 'p4', { horizonAt: now + 100 * 24 * HOUR });
+      await store.revokeSession(ancient.id, 'logout', now - retention - 1);
+
+      const result = await store.prune(now, { revokedRetention: retention });
+      // Sessions p2 and p4 (their tokens go with them); expired tokens: liveParent and p3's first token.
+      expect(result).toEqual({ sessions: 2, refreshTokens: 2 });
+      expect(await store.findSession(dead.id)).toBeNull();
+      expect(await store.findSession(ancient.id)).toBeNull();
+      expect(await store.findSession(recent.id)).not.toBeNull();
+      expect(await store.findSession(live.id)).not.toBeNull();
+      expect(await store.findRefresh(liveParent.id)).toBeNull();
+      expect((await store.findRefresh(liveChild.id))?.record.expiresAt).toBe(now + HOUR);
+      expect(await store.prune(now, { revokedRetention: retention })).toEqual({ sessions: 0, refreshTokens: 0 });
+
+      // Sealed successors are cleared once the largest grace window has passed, and only then.
+      const session = sessionRecord(app.id, 'p6', { horizonAt: now + 10 * HOUR });
+      const first = refreshRecord(session, { expiresAt: now + 10 * HOUR });
+      await store.issueSession({ session, refresh: first, newSubjectClaims: {} });
+      const second = childOf(first, { expiresAt: now + 10 * HOUR });
+      await store.rotateRefresh({ parentId: first.id, child: second, successorSealed: Buffer.from('old'), now: now - MAX_GRACE_MS - 1, lastIp: null, lastUserAgent: null });
+      await store.rotateRefresh({ parentId: second.id, child: childOf(second, { expiresAt: now + 10 * HOUR }), successorSealed: Buffer.from('new'), now: now - 1000, lastIp: null, lastUserAgent: null });
+      expect(await store.prune(now, { revokedRetention: retention })).toEqual({ sessions: 0, refreshTokens: 0 });
+      expect((await store.findRefresh(first.id))?.record).toMatchObject({ successorId: second.id, successorSealed: null });
+      expect((await store.findRefresh(second.id))?.record.successorSealed).toEqual(Buffer.from('new'));
+    });
+
+    // ── hostile input ──────────────────────────────────────────────────────────────────────────────
+
+    it('text the database cannot store is the caller\'s error (or simply not found), never a server fault', async () => {
+      const { app } = await seedApp();
+      const probes: Array<() => Promise<unknown>> = [
+        () => store.findSubject(app.id, 'nul\u0000byte'),
+        () => store.findApp({ name: 'nul\u0000' }),
+        () => store.findRefresh('id\u0000'),
+        () => store.findSession('\u0000'),
+      ];
+      for (const probe of probes) {
+        try {
+          expect(await probe()).toBeNull();
+        } catch (err) {
+          expect(err).toBeInstanceOf(RotorError);
+          expect((err as RotorError).code).toBe('invalid_request');
+        }
+      }
+      // Lone surrogates and NUL inside JSON claims are stored as the JSON text says.
+      const session = sessionRecord(app.id, 'kim', { claims: { odd: '\ud800x\u0000y' } });
+      await store.issueSession({ session, refresh: null, newSubjectClaims: { also: '\u0000' } });
+      expect((await store.findSession(session.id))?.session.claims).toEqual({ odd: '\ud800x\u0000y' });
+      expect((await store.findSubject(app.id, 'kim'))?.claims).toEqual({ also: '\u0000' });
+    });
+  });
+}

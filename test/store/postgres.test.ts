@@ -1,0 +1,192 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RotorError, StoreUnavailableError } from '../../src/domain/errors.js';
+import { PostgresStore, postgresOptionsFromUrl } from '../../src/store/postgres/postgres_store.js';
+import { classifyPgError } from '../../src/store/postgres/errors.js';
+import {
+  appKeyRecord, appRecord, describeStoreConformance, refreshRecord, sessionRecord, signingKeyRecord,
+} from './conformance.js';
+import { createTestDatabase, urlWithSchema } from './pg_harness.js';
+
+let database: Awaited<ReturnType<typeof createTestDatabase>>;
+let admin: pg.Client;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  admin = new pg.Client({ connectionString: database.url });
+  await admin.connect();
+});
+
+afterAll(async () => {
+  await admin?.end();
+  await database?.drop();
+});
+
+/** Waits until `n` Rotor connections of this database wait for a lock (read from the server, not a clock). */
+async function waitForLockWaiters(n: number): Promise<void> {
+  for (;;) {
+    const { rows } = await admin.query(
+      `SELECT count(*)::int AS n FROM pg_stat_activity
+       WHERE application_name = 'rotor' AND wait_event_type = 'Lock' AND datname = current_database()`,
+    );
+    if (rows[0].n >= n) return;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** Each conformance test gets an empty schema of its own in this run's database. */
+const freshSchema = async (): Promise<{ url: string; drop(): Promise<void> }> => {
+  const schema = `t_${randomBytes(5).toString('hex')}`;
+  await admin.query(`CREATE SCHEMA ${schema}`);
+  return { url: urlWithSchema(database.url, schema), drop: async () => { await admin.query(`DROP SCHEMA ${schema} CASCADE`); } };
+};
+
+describeStoreConformance('postgres', {
+  async freshDatabase() {
+    const { url, drop } = await freshSchema();
+    return { open: async () => new PostgresStore(url, { poolMax: 10 }), dispose: drop };
+  },
+});
+
+describe('postgres specifics', () => {
+  it('a rotation waiting on a revocation that then commits rotates nothing', async () => {
+    const { url, drop } = await freshSchema();
+    const store = new PostgresStore(url);
+    const locker = new pg.Client({ connectionString: url });
+    await locker.connect();
+    try {
+      await store.migrate();
+      const app = appRecord();
+      await store.createApp({ app, appKey: appKeyRecord(app.id), signingKey: signingKeyRecord(app.id) });
+      const session = sessionRecord(app.id, 'alice');
+      const parent = refreshRecord(session);
+      await store.issueSession({ session, refresh: parent, newSubjectClaims: {} });
+
+      // The revocation holds the session row, uncommitted, while the rotation starts.
+      await locker.query('BEGIN');
+      await locker.query('UPDATE sessions SET revoked_at = 1, revoke_reason = $2 WHERE id = $1', [session.id, 'logout']);
+      const child = refreshRecord(session, { parentId: parent.id });
+      const rotation = store.rotateRefresh({ parentId: parent.id, child, successorSealed: null, now: 2, lastIp: null, lastUserAgent: null });
+      await waitForLockWaiters(1); // the rotation is blocked on that row lock
+      await locker.query('COMMIT');
+      expect(await rotation).toEqual({ rotated: false });
+      expect((await store.findRefresh(parent.id))?.record.consumedAt).toBeNull();
+      expect(await store.findRefresh(child.id)).toBeNull();
+    } finally {
+      await locker.end();
+      await store.close();
+      await drop();
+    }
+  });
+
+  it('a revocation arriving while a rotation holds the session lock waits, then revokes the new child too', async () => {
+    const { url, drop } = await freshSchema();
+    const store = new PostgresStore(url);
+    const blocker = new pg.Client({ connectionString: url });
+    await blocker.connect();
+    try {
+      await store.migrate();
+      const app = appRecord();
+      await store.createApp({ app, appKey: appKeyRecord(app.id), signingKey: signingKeyRecord(app.id) });
+      const session = sessionRecord(app.id, 'alice');
+      const parent = refreshRecord(session);
+      await store.issueSession({ session, refresh: parent, newSubjectClaims: {} });
+
+      // Hold the parent token row so the rotation stops after it has locked the session row.
+      await blocker.query('BEGIN');
+      await blocker.query('SELECT 1 FROM refresh_tokens WHERE id = $1 FOR UPDATE', [parent.id]);
+      const child = refreshRecord(session, { parentId: parent.id });
+      const rotation = store.rotateRefresh({ parentId: parent.id, child, successorSealed: null, now: 2, lastIp: null, lastUserAgent: null });
+      await waitForLockWaiters(1);
+      const revocation = store.revokeSession(session.id, 'logout', 3);
+      await waitForLockWaiters(2); // the revocation queues behind the rotation's session lock
+      await blocker.query('ROLLBACK');
+      expect(await rotation).toEqual({ rotated: true });
+      expect(await revocation).toBe(true);
+      const found = await store.findRefresh(child.id);
+      expect(found?.session).toMatchObject({ revokedAt: 3, revokeReason: 'logout' });
+    } finally {
+      await blocker.end();
+      await store.close();
+      await drop();
+    }
+  });
+
+  it('NUL in text is invalid_request (400), not a server fault', async () => {
+    const { url, drop } = await freshSchema();
+    const store = new PostgresStore(url);
+    try {
+      await store.migrate();
+      const err = await store.findSubject('app', 'a\u0000b').catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(RotorError);
+      expect((err as RotorError).code).toBe('invalid_request');
+      expect((err as RotorError).status).toBe(400);
+      // The connection that saw the error stays usable.
+      await expect(store.ping()).resolves.toBeUndefined();
+    } finally {
+      await store.close();
+      await drop();
+    }
+  });
+
+  it('an unreachable server is StoreUnavailableError, quickly, and so is a closed port', async () => {
+    const store = new PostgresStore('postgres://postgres@127.0.0.1:1/none', { connectTimeoutMs: 500 });
+    try {
+      const err = await store.ping().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(StoreUnavailableError);
+      expect((err as RotorError).status).toBe(503);
+      expect(String((err as Error).message)).not.toMatch(/postgres:\/\//);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('server error classes map as documented', () => {
+    const e = (code: string) => Object.assign(new Error('x'), { code });
+    expect(classifyPgError(e('53100'))).toBe('unavailable'); // disk full
+    expect(classifyPgError(e('57P01'))).toBe('unavailable'); // admin shutdown
+    expect(classifyPgError(e('57014'))).toBe('unavailable'); // statement timeout
+    expect(classifyPgError(e('08006'))).toBe('unavailable');
+    expect(classifyPgError(e('40001'))).toBe('unavailable');
+    expect(classifyPgError(e('25006'))).toBe('unavailable'); // read-only after failover
+    expect(classifyPgError(e('ECONNRESET'))).toBe('unavailable');
+    expect(classifyPgError(new Error('Connection terminated unexpectedly'))).toBe('unavailable');
+    expect(classifyPgError(e('22021'))).toBe('invalid');
+    expect(classifyPgError(e('23505'))).toBe('other');
+    expect(classifyPgError(e('42601'))).toBe('other'); // a syntax error is a bug: 500
+  });
+
+  it('a statement that outlives statement_timeout is 503, and the pool goes on', async () => {
+    const { url, drop } = await freshSchema();
+    const store = new PostgresStore(url, { statementTimeoutMs: 200 });
+    const locker = new pg.Client({ connectionString: url });
+    await locker.connect();
+    try {
+      await store.migrate();
+      const app = appRecord();
+      await store.createApp({ app, appKey: appKeyRecord(app.id), signingKey: signingKeyRecord(app.id) });
+      const session = sessionRecord(app.id, 'alice');
+      await store.issueSession({ session, refresh: null, newSubjectClaims: {} });
+      await locker.query('BEGIN');
+      await locker.query('SELECT 1 FROM sessions WHERE id = $1 FOR UPDATE', [session.id]);
+      const err = await store.revokeSession(session.id, 'x', 1).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(StoreUnavailableError);
+      await locker.query('ROLLBACK');
+      expect(await store.revokeSession(session.id, 'x', 1)).toBe(true);
+    } finally {
+      await locker.end();
+      await store.close();
+      await drop();
+    }
+  });
+
+  it('ROTOR_DATABASE_URL carries the pool settings; the rest goes to the driver', () => {
+    const { connectionString, options } = postgresOptionsFromUrl(
+      'postgres://u:p@db:5432/rotor?pool_max=20&statement_timeout_ms=3000&connect_timeout_ms=1000&prepared_statements=false&sslmode=require',
+    );
+    expect(options).toEqual({ poolMax: 20, statementTimeoutMs: 3000, connectTimeoutMs: 1000, preparedStatements: false });
+    expect(connectionString).toBe('postgres://u:p@db:5432/rotor?sslmode=require');
+    expect(() => postgresOptionsFromUrl('postgres://db/rotor?pool_max=0')).toThrow(/pool_max/);
+  });
+});
