@@ -21,6 +21,7 @@ export async function startServer(config: Config = loadConfig()): Promise<Runnin
   const logger = createLogger(config.logLevel);
   const metrics = new Metrics();
   const { rotor } = await openRotor({ config, clock: systemClock, observer: observerFor(metrics, logger), logger });
+  await rotor.keyring.checkPublishedKeys();
   const app = buildServer({ rotor, config, metrics, logger });
   const prune = async () => {
     try {

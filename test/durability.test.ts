@@ -59,3 +59,27 @@ describe('durability across SIGKILL (N1, N4)', () => {
     }
   });
 });
+
+describe('refusing a bad start (F-13)', () => {
+  it('refuses to start with a master key that does not open the stored signing keys', async () => {
+    const { rotor } = await import('./helpers/cli.js');
+    const dir = mkdtempSync(join(tmpdir(), 'rotor-badkey-'));
+    try {
+      const env = { ROTOR_DATABASE_URL: `sqlite:${join(dir, 'rotor.db')}` };
+      expect((await rotor(['apps', 'create', 'k'], env)).code).toBe(0);
+      const wrong = Buffer.alloc(32, 7).toString('base64');
+      const port = await freePort();
+      const res = await rotor(['serve'], { ...env, ROTOR_MASTER_KEY: wrong, ROTOR_PORT: String(port) });
+      expect(res.code).not.toBe(0);
+      expect(res.stderr).toMatch(/master key does not decrypt/);
+      const short = await rotor(['serve'], { ...env, ROTOR_MASTER_KEY: 'c2hvcnQ=', ROTOR_PORT: String(port) });
+      expect(short.code).not.toBe(0);
+      expect(short.stderr).toMatch(/ROTOR_MASTER_KEY must be 32 bytes/);
+      const pg = await rotor(['serve'], { ROTOR_DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/test', ROTOR_PORT: String(port) });
+      expect(pg.code).not.toBe(0);
+      expect(pg.stderr).toMatch(/ROTOR_MASTER_KEY is required with PostgreSQL/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

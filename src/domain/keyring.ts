@@ -1,5 +1,5 @@
 import { RotorError } from './errors.js';
-import { longestTokenLifetime } from './policy.js';
+import { ALGORITHMS, longestTokenLifetime } from './policy.js';
 import type { Clock } from './clock.js';
 import type { App, SigningKeyRecord } from './types.js';
 import type { Store } from '../store/contract.js';
@@ -95,6 +95,25 @@ export class Keyring {
     this.imported.delete(kid);
     this.invalidate(appId);
     return revoked;
+  }
+
+  /**
+   * Opens every published key once (F-13, J-29): refuses a start with a wrong master key, an HMAC secret
+   * under 32 bytes, an RSA key under 2048 bits or an unknown algorithm, instead of failing per request.
+   */
+  async checkPublishedKeys(): Promise<number> {
+    const records = await this.store.listPublishedSigningKeys(this.clock.now());
+    for (const record of records) {
+      if (!(ALGORITHMS as readonly string[]).includes(record.alg)) throw new Error(`signing key ${record.kid} has the unknown algorithm ${String(record.alg).slice(0, 20)}`);
+      let secret: Buffer;
+      try {
+        secret = this.masterKey.open('signing-key', record.privateSealed, record.kid);
+      } catch {
+        throw new Error(`the master key does not decrypt signing key ${record.kid}: is ROTOR_MASTER_KEY (or data/master.key) the one this database was created with?`);
+      }
+      this.imported.set(record.kid, new SigningKey(record.kid, record.alg, secret));
+    }
+    return records.length;
   }
 
   async appKeys(appId: string): Promise<SigningKeyRecord[]> {
