@@ -4,6 +4,7 @@ import type { Config } from '../config.js';
 import type { Rotor } from '../domain/rotor.js';
 import { adminApi } from './admin/routes.js';
 import { type Api, type ApiContext, registerApi } from './api.js';
+import { jwtplusApi } from './dialects/jwtplus/index.js';
 import { verifikApi } from './dialects/verifik/index.js';
 import { abitmediaApi } from './dialects/abitmedia/index.js';
 import { fibApi } from './dialects/fib/index.js';
@@ -19,7 +20,7 @@ import { trackRoutes } from './method_not_allowed.js';
 import { RotorError } from '../domain/errors.js';
 
 /** Every API the server speaks; each dialect adds one entry of the same shape. */
-export const APIS: readonly Api[] = [opsApi, nativeApi, oauth2Api, adminApi, verifikApi, floliveApi, fibApi, abitmediaApi];
+export const APIS: readonly Api[] = [opsApi, nativeApi, oauth2Api, adminApi, verifikApi, jwtplusApi, floliveApi, fibApi, abitmediaApi];
 
 export const BODY_LIMIT = 64 * 1024;
 

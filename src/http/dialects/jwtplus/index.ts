@@ -1,0 +1,1 @@
+export { jwtplusApi } from './routes.js';

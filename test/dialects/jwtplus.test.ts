@@ -1,0 +1,348 @@
+import { createPublicKey, verify as cryptoVerify } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { FixedClock } from '../../src/domain/clock.js';
+import { admin, createApp, decodeJwtPart, issue, startTestServer, type TestServer } from '../helpers/server.js';
+
+const ULID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
+const INVALID_REFRESH = '{"message":"invalid refresh token"}';
+const INVALID_APP_ID = '{"errors":"invalid app id"}';
+const INVALID_APP_KEY = '{"errors":"invalid app key or id"}';
+const EMPTY_BODY = '{"errors":"empty request body"}';
+const INVALID_JSON = '{"errors":{"error_field":"","error_message":"invalid json format"}}';
+const INVALID_JSON_TYPE = '{"errors":{"error_field":"","error_message":"invalid json data type"}}';
+const fieldErrors = (...errors: [string, string][]) =>
+  `{"errors":[${errors.map(([f, m]) => `{"error_field":"${f}","error_message":"${m}"}`).join(',')}]}`;
+const REQUIRED = 'This field is required.';
+const NOT_JWT = 'This field requires a valid jwt token.';
+const NOT_IP = 'This field requires a valid ipv4 or ipv6 address.';
+
+type App = Awaited<ReturnType<typeof createApp>>;
+interface Tokens { auth_token: string; key_id: string; public_key: string; refresh_token: string }
+
+/** Verifies a JWT with the PEM JWTPlus handed out (`public_key` = base64 of the SPKI PEM), node:crypto only. */
+function verifyWithPublicKey(token: string, publicKeyB64: string): boolean {
+  const pem = Buffer.from(publicKeyB64, 'base64').toString('utf8');
+  const key = createPublicKey(pem);
+  const [h, p, s] = token.split('.') as [string, string, string];
+  const alg = decodeJwtPart(token, 0).alg;
+  const data = Buffer.from(`${h}.${p}`);
+  const sig = Buffer.from(s, 'base64url');
+  if (alg === 'ES256') return cryptoVerify('sha256', data, { key, dsaEncoding: 'ieee-p1363' }, sig);
+  if (alg === 'RS256') return cryptoVerify('sha256', data, key, sig);
+  if (alg === 'EdDSA') return cryptoVerify(null, data, key, sig);
+  return false;
+}
+
+/** The payload's keys in the order they were serialised. */
+const rawKeys = (token: string): string[] =>
+  Object.keys(JSON.parse(Buffer.from(token.split('.')[1] as string, 'base64url').toString('utf8')));
+
+describe('jwtplus dialect', () => {
+  let server: TestServer;
+  let clock: FixedClock;
+  let jp: App;
+
+  beforeAll(async () => {
+    server = await startTestServer({ fixedClock: true });
+    clock = server.clock as FixedClock;
+    jp = await createApp(server, { name: 'jp', profile: 'jwtplus' });
+  });
+  afterAll(async () => { await server.close(); });
+
+  const post = (app: { id: string }, action: string, json: unknown, key: string | null) =>
+    server.call('POST', `/app/${app.id}/${action}`, { json, headers: key === null ? {} : { authorization: key } });
+  const sign = (app: App, body: Record<string, unknown>) => post(app, 'sign', body, app.appKey);
+  const renew = (app: App, refreshToken: unknown, ip = '10.0.0.2', useragent = 'curl/8.5.0') =>
+    post(app, 'renew', { refresh_token: refreshToken, ip, useragent }, app.appKey);
+  const verify = async (app: App, token: string) => (await post(app, 'verify', { token }, app.appKey)).text;
+
+  async function signed(app: App = jp, sub = 'user-1', extra: Record<string, unknown> = {}): Promise<Tokens> {
+    const res = await sign(app, { sub, aud: 'web', ip: '192.168.1.10', useragent: 'Mozilla/5.0', role: 'admin', ...extra });
+    expect(res.status).toBe(200);
+    return res.body as Tokens;
+  }
+
+  it('sign: the documented request, byte-exact body, no-store, tokens verifiable with the public_key they came with', async () => {
+    const res = await sign(jp, { sub: 'user-1', aud: 'web', ip: '192.168.1.10', useragent: 'Mozilla/5.0', role: 'admin', plan: { tier: 2 } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('cache-control')).toBe('no-store');
+    expect(res.headers.get('content-type')).toBe('application/json; charset=utf-8');
+    const t = res.body as Tokens;
+    expect(res.text).toBe(`{"auth_token":"${t.auth_token}","key_id":"${t.key_id}","public_key":"${t.public_key}","refresh_token":"${t.refresh_token}"}`);
+    expect(t.key_id).toMatch(ULID);
+    const pem = Buffer.from(t.public_key, 'base64').toString('utf8');
+    expect(pem).toMatch(/^-----BEGIN PUBLIC KEY-----\n[A-Za-z0-9+/=\n]+-----END PUBLIC KEY-----\n$/);
+    expect(Buffer.from(pem).toString('base64')).toBe(t.public_key); // standard base64 with padding
+    expect(verifyWithPublicKey(t.auth_token, t.public_key)).toBe(true);
+    expect(verifyWithPublicKey(t.refresh_token, t.public_key)).toBe(true);
+
+    for (const token of [t.auth_token, t.refresh_token]) {
+      expect(decodeJwtPart(token, 0)).toEqual({ alg: 'ES256', typ: 'JWT', kid: t.key_id });
+    }
+    const auth = decodeJwtPart(t.auth_token, 1);
+    const refresh = decodeJwtPart(t.refresh_token, 1);
+    expect(rawKeys(t.auth_token)).toEqual(['aud', 'exp', 'iat', 'ip', 'iss', 'jid', 'nbf', 'plan', 'role', 'sub', 'useragent']);
+    expect(rawKeys(t.refresh_token)).toEqual(['exp', 'iat', 'iss', 'jid', 'nbf', 'type']);
+    const now = Math.floor(clock.now() / 1000);
+    expect(auth).toEqual({
+      aud: 'web', exp: now + 3600, iat: now, ip: '192.168.1.10', iss: 'jp', jid: auth.jid, nbf: now,
+      plan: { tier: 2 }, role: 'admin', sub: 'user-1', useragent: 'Mozilla/5.0',
+    });
+    expect(refresh).toEqual({ exp: now + 3 * 3600, iat: now, iss: 'jp', jid: auth.jid, nbf: now + 60, type: 'refresh' });
+    expect(auth.jid).toMatch(ULID);
+    expect(await verify(jp, t.auth_token)).toBe('{"verified":true}');
+  });
+
+  it('renew: refused before the refresh nbf, works after it; new jid per pair; claims copied; one-time', async () => {
+    const first = await signed();
+    const before = await renew(jp, first.refresh_token);
+    expect(before.status).toBe(404);
+    expect(before.text).toBe(INVALID_REFRESH);
+    clock.advance(59);
+    expect((await renew(jp, first.refresh_token)).text).toBe(INVALID_REFRESH);
+    clock.advance(1);
+    const res = await renew(jp, first.refresh_token, '10.0.0.2', 'curl/8.5.0');
+    expect(res.status).toBe(200);
+    expect(res.headers.get('cache-control')).toBe('no-store');
+    const next = res.body as Tokens;
+    expect(res.text).toBe(`{"auth_token":"${next.auth_token}","key_id":"${next.key_id}","public_key":"${next.public_key}","refresh_token":"${next.refresh_token}"}`);
+    expect(verifyWithPublicKey(next.auth_token, next.public_key)).toBe(true);
+    expect(verifyWithPublicKey(next.refresh_token, next.public_key)).toBe(true);
+    const oldAuth = decodeJwtPart(first.auth_token, 1);
+    const auth = decodeJwtPart(next.auth_token, 1);
+    const refresh = decodeJwtPart(next.refresh_token, 1);
+    expect(auth.jid).not.toBe(oldAuth.jid);
+    expect(refresh.jid).toBe(auth.jid);
+    expect(auth.jid).toMatch(ULID);
+    const now = Math.floor(clock.now() / 1000);
+    // The issuance claims are copied (ip/useragent are those of the sign call, as in JWTPlus).
+    expect(auth).toEqual({ ...oldAuth, jid: auth.jid, iat: now, nbf: now, exp: now + 3600 });
+    expect(refresh).toEqual({ exp: now + 3 * 3600, iat: now, iss: 'jp', jid: auth.jid, nbf: now + 60, type: 'refresh' });
+    expect(rawKeys(next.auth_token)).toEqual([...rawKeys(next.auth_token)].sort());
+
+    // Strictly one-time: the used token is refused, and (reuse detection) the whole session dies.
+    const replay = await renew(jp, first.refresh_token);
+    expect(replay.status).toBe(404);
+    expect(replay.text).toBe(INVALID_REFRESH);
+    clock.advance(60);
+    expect((await renew(jp, next.refresh_token)).text).toBe(INVALID_REFRESH);
+    expect(await verify(jp, next.auth_token)).toBe('{"verified":false}');
+  });
+
+  it('renew works after the auth token expired and after a key rotation (a retiring key still renews)', async () => {
+    const t = await signed(jp, 'user-rot');
+    clock.advance(3600 + 5);
+    expect(await verify(jp, t.auth_token)).toBe('{"verified":false}');
+    const rotated = await server.call('POST', `/admin/apps/${jp.id}/keys/rotate`, { headers: admin });
+    expect(rotated.status).toBe(200);
+    const res = await renew(jp, t.refresh_token);
+    expect(res.status).toBe(200);
+    const next = res.body as Tokens;
+    expect(next.key_id).not.toBe(t.key_id);
+    expect(next.key_id).toBe(rotated.body.kid);
+    expect(next.public_key).not.toBe(t.public_key);
+    expect(decodeJwtPart(next.auth_token, 0).kid).toBe(next.key_id);
+    expect(verifyWithPublicKey(next.auth_token, next.public_key)).toBe(true);
+    expect(verifyWithPublicKey(next.auth_token, t.public_key)).toBe(false);
+    expect(await verify(jp, next.auth_token)).toBe('{"verified":true}');
+  });
+
+  it('renew refuses expired, forged, wrong-type and foreign refresh tokens with the same 404', async () => {
+    const t = await signed(jp, 'user-forge');
+    const other = await createApp(server, { name: 'jp-other', profile: 'jwtplus' });
+    const foreign = await signed(other, 'user-forge');
+    clock.advance(60);
+    const [h, p, s] = t.refresh_token.split('.') as [string, string, string];
+    const payload = decodeJwtPart(t.refresh_token, 1);
+    const forged = `${h}.${Buffer.from(JSON.stringify({ ...payload, exp: payload.exp + 86400 })).toString('base64url')}.${s}`;
+    const noneAlg = `${Buffer.from('{"alg":"none","typ":"JWT"}').toString('base64url')}.${p}.`;
+    const verifikApp = await createApp(server, { name: 'jp-vk', profile: 'verifik' });
+    const verifikToken = (await issue(server, verifikApp)).accessToken;
+    for (const token of [forged, noneAlg, `${h}.${p}.${s.slice(0, -4)}`, t.auth_token, foreign.refresh_token, foreign.auth_token, verifikToken]) {
+      const res = await renew(jp, token);
+      expect(res.status).toBe(404);
+      expect(res.text).toBe(INVALID_REFRESH);
+    }
+    // The foreign app's token was left untouched, and ours still works.
+    expect((await renew(other, foreign.refresh_token)).status).toBe(200);
+    expect((await renew(jp, t.refresh_token)).status).toBe(200);
+    // Expiry (exp is exclusive).
+    const late = await signed(jp, 'user-late');
+    clock.advance(3 * 3600);
+    const expired = await renew(jp, late.refresh_token);
+    expect(expired.status).toBe(404);
+    expect(expired.text).toBe(INVALID_REFRESH);
+  });
+
+  it('a native app cannot be reached through the jwtplus API, and its tokens are not JWTPlus tokens', async () => {
+    const native = await createApp(server, { name: 'jp-native' });
+    const pair = await issue(server, native);
+    const own = await post(native, 'sign', { sub: 'a', aud: 'b', ip: '1.2.3.4', useragent: 'x' }, native.appKey);
+    expect(own.status).toBe(403);
+    expect(own.text).toBe(INVALID_APP_KEY);
+    const opaque = await renew(jp, pair.refreshToken);
+    expect(opaque.status).toBe(400);
+    expect(opaque.text).toBe(fieldErrors(['refresh_token', NOT_JWT]));
+    expect(await verify(jp, pair.accessToken)).toBe('{"verified":false}');
+    expect((await post(jp, 'logout', { token: pair.accessToken }, jp.appKey)).text).toBe('{"status":"ok"}');
+    // Logout through jwtplus did not touch the native session.
+    expect((await server.call('POST', '/v1/refresh', { json: { refreshToken: pair.refreshToken } })).status).toBe(200);
+  });
+
+  it('app authentication: ULID check first, then one 403 for a missing, wrong or foreign key and unknown apps', async () => {
+    const body = { refresh_token: 'a.b.c', ip: '1.2.3.4', useragent: 'x' };
+    for (const id of ['not-a-ulid', 'jp', '01ARZ3NDEKTSV4RRFFQ69G5FA', '01ARZ3NDEKTSV4RRFFQ69G5FAVX', '01ARZ3NDEKTSV4RRFFQ69G5FAI']) {
+      const res = await post({ id }, 'renew', body, jp.appKey);
+      expect(res.status, id).toBe(403);
+      expect(res.text).toBe(INVALID_APP_ID);
+    }
+    const other = await createApp(server, { name: 'jp-keys', profile: 'jwtplus' });
+    const cases: [{ id: string }, string | null][] = [
+      [jp, null], [jp, ''], [jp, 'wrong-key'], [jp, other.appKey], [jp, `${jp.appKey}x`],
+      [{ id: '01ARZ3NDEKTSV4RRFFQ69G5FAV' }, jp.appKey],
+    ];
+    for (const [app, key] of cases) {
+      const res = await post(app, 'renew', body, key);
+      expect(res.status).toBe(403);
+      expect(res.text).toBe(INVALID_APP_KEY);
+    }
+    // The lower-case spelling of the id, and a Bearer prefix, are accepted.
+    const lower = await post({ id: jp.id.toLowerCase() }, 'verify', { token: 'a.b.c' }, `Bearer ${jp.appKey}`);
+    expect(lower.text).toBe('{"verified":false}');
+    for (const path of [`/app/${jp.id}`, `/app/${jp.id}/pub-keys`]) {
+      const res = await server.call('GET', path, { headers: { authorization: other.appKey } });
+      expect(res.status).toBe(403);
+      expect(res.text).toBe(INVALID_APP_KEY);
+    }
+  });
+
+  it('bad bodies: empty, not JSON, wrong JSON types, missing and malformed fields, reserved claims', async () => {
+    const raw = (action: string, body: string, contentType = 'application/json') =>
+      server.call('POST', `/app/${jp.id}/${action}`, { body, headers: { authorization: jp.appKey, 'content-type': contentType } });
+    for (const action of ['sign', 'renew', 'verify', 'logout', 'get-session']) {
+      for (const [body, expected] of [['', EMPTY_BODY], ['  ', EMPTY_BODY], ['{"a":', INVALID_JSON], ['nope', INVALID_JSON], ['[]', INVALID_JSON_TYPE], ['"x"', INVALID_JSON_TYPE], ['42', INVALID_JSON_TYPE]] as const) {
+        const res = await raw(action, body);
+        expect(res.status, `${action} ${body}`).toBe(400);
+        expect(res.text).toBe(expected);
+      }
+    }
+    const empty = await post(jp, 'renew', {}, jp.appKey);
+    expect(empty.status).toBe(400);
+    expect(empty.text).toBe(fieldErrors(['refresh_token', REQUIRED], ['ip', REQUIRED], ['useragent', REQUIRED]));
+    expect((await post(jp, 'renew', null, jp.appKey)).text).toBe(empty.text);
+    const shapes = await post(jp, 'renew', { refresh_token: 'abc', ip: '999.1.1.1', useragent: 'x' }, jp.appKey);
+    expect(shapes.text).toBe(fieldErrors(['refresh_token', NOT_JWT], ['ip', NOT_IP]));
+    expect((await post(jp, 'renew', { refresh_token: 5, ip: '1.2.3.4', useragent: 'x' }, jp.appKey)).text).toBe(INVALID_JSON_TYPE);
+    expect((await post(jp, 'sign', {}, jp.appKey)).text)
+      .toBe(fieldErrors(['sub', REQUIRED], ['aud', REQUIRED], ['ip', REQUIRED], ['useragent', REQUIRED]));
+    expect((await post(jp, 'sign', { sub: 'u', aud: 'a', ip: 'localhost', useragent: 'x' }, jp.appKey)).text).toBe(fieldErrors(['ip', NOT_IP]));
+    expect((await post(jp, 'verify', {}, jp.appKey)).text).toBe(fieldErrors(['token', REQUIRED]));
+    expect((await post(jp, 'logout', { token: 'not a jwt' }, jp.appKey)).text).toBe(fieldErrors(['token', NOT_JWT]));
+    expect((await post(jp, 'get-session', { sub: '' }, jp.appKey)).text).toBe(fieldErrors(['sub', REQUIRED]));
+    const reserved = await post(jp, 'sign', { sub: 'u', aud: 'a', ip: '::1', useragent: 'x', jid: 'mine', exp: 1e12, type: 'refresh' }, jp.appKey);
+    expect(reserved.status).toBe(400);
+    expect(reserved.text).toBe(fieldErrors(['jid', 'This field is reserved.'], ['exp', 'This field is reserved.'], ['type', 'This field is reserved.']));
+    const proto = await raw('sign', '{"sub":"u","aud":"a","ip":"::1","useragent":"x","__proto__":{"admin":true}}');
+    expect(proto.status).toBe(400);
+    expect(proto.text).not.toMatch(/stack|at /);
+    // Like JWTPlus (gin's ShouldBindJSON), the body is JSON whatever the Content-Type says.
+    const plain = await raw('sign', JSON.stringify({ sub: 'u', aud: 'a', ip: '::1', useragent: 'x' }), 'text/plain');
+    expect(plain.status).toBe(200);
+    const noType = await server.call('POST', `/app/${jp.id}/verify`, { body: '{"token":"a.b.c"}', headers: { authorization: jp.appKey } });
+    expect(noType.text).toBe('{"verified":false}');
+  });
+
+  it('verify and logout: auth tokens verify until logout; logout accepts auth or refresh tokens, unknown is still ok', async () => {
+    const a = await signed(jp, 'user-out');
+    const b = await signed(jp, 'user-out');
+    expect(await verify(jp, a.auth_token)).toBe('{"verified":true}');
+    expect(await verify(jp, a.refresh_token)).toBe('{"verified":false}');
+    expect(await verify(jp, 'eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.')).toBe('{"verified":false}');
+    const out = await post(jp, 'logout', { token: a.auth_token }, jp.appKey);
+    expect(out.status).toBe(200);
+    expect(out.text).toBe('{"status":"ok"}');
+    expect(await verify(jp, a.auth_token)).toBe('{"verified":false}');
+    clock.advance(60);
+    expect((await renew(jp, a.refresh_token)).text).toBe(INVALID_REFRESH);
+    expect(await verify(jp, b.auth_token)).toBe('{"verified":true}');
+    expect((await post(jp, 'logout', { token: b.refresh_token }, jp.appKey)).text).toBe('{"status":"ok"}');
+    expect(await verify(jp, b.auth_token)).toBe('{"verified":false}');
+    expect((await post(jp, 'logout', { token: 'a.b.c' }, jp.appKey)).text).toBe('{"status":"ok"}');
+  });
+
+  it('get-session lists the live sessions of a subject in JWTPlus field order, [] when none', async () => {
+    const none = await post(jp, 'get-session', { sub: 'nobody' }, jp.appKey);
+    expect(none.status).toBe(200);
+    expect(none.text).toBe('{"sessions":[]}');
+    const first = await signed(jp, 'user-list');
+    clock.advance(60);
+    const renewed = (await renew(jp, first.refresh_token, '10.9.8.7', 'App/2.0 <beta> & co')).body as Tokens;
+    const second = await signed(jp, 'user-list');
+    const gone = await signed(jp, 'user-list');
+    await post(jp, 'logout', { token: gone.auth_token }, jp.appKey);
+    const res = await post(jp, 'get-session', { sub: 'user-list' }, jp.appKey);
+    expect(res.status).toBe(200);
+    const rows = res.body.sessions as Record<string, unknown>[];
+    expect(rows).toHaveLength(2);
+    const expectRow = (row: Record<string, unknown>, t: Tokens, ip: string, ua: string) => {
+      const auth = decodeJwtPart(t.auth_token, 1);
+      const refresh = decodeJwtPart(t.refresh_token, 1);
+      expect(Object.keys(row)).toEqual(['token_id', 'key_id', 'auth_token_iat', 'auth_token_nbf', 'auth_token_exp',
+        'refresh_token_iat', 'refresh_token_nbf', 'refresh_token_exp', 'ip_address', 'user_agent']);
+      expect(row).toMatchObject({
+        key_id: t.key_id, auth_token_iat: auth.iat, auth_token_nbf: auth.nbf, auth_token_exp: auth.exp,
+        refresh_token_iat: refresh.iat, refresh_token_nbf: refresh.nbf, refresh_token_exp: refresh.exp,
+        ip_address: ip, user_agent: ua,
+      });
+      expect(row.token_id).toMatch(ULID);
+    };
+    expectRow(rows[0]!, renewed, '10.9.8.7', 'App/2.0 <beta> & co');
+    expectRow(rows[1]!, second, '192.168.1.10', 'Mozilla/5.0');
+    // Go's encoder escapes <, > and & — byte-compatible with JWTPlus.
+    expect(res.text).toContain('"user_agent":"App/2.0 \\u003cbeta\\u003e \\u0026 co"');
+    // Once the auth token has expired the session no longer shows (JWTPlus lists live auth tokens).
+    clock.advance(3601);
+    expect((await post(jp, 'get-session', { sub: 'user-list' }, jp.appKey)).text).toBe('{"sessions":[]}');
+  });
+
+  it('pub-keys and app info in JWTPlus shapes', async () => {
+    const app = await createApp(server, { name: 'jp-info', profile: 'jwtplus', policy: { keyRotationPeriod: 86400 } });
+    const t = await signed(app as App, 'user-keys');
+    const info = await server.call('GET', `/app/${app.id}`, { headers: { authorization: app.appKey } });
+    expect(info.status).toBe(200);
+    const created = info.body.app.add_time as number;
+    expect(info.text).toBe(`{"app":{"id":"${app.id}","name":"jp-info","description":"","token_expiry":3600,"token_notbefore":0,` +
+      `"refresh_expiry":10800,"refresh_notbefore":60,"key_type":"ECDSA","algo":"ES256","rotation_period":86400,` +
+      `"add_time":${created},"update_time":0,"last_key_rotate":0}}`);
+    expect(Math.abs(created - Math.floor(clock.now() / 1000))).toBeLessThanOrEqual(1);
+
+    const rotated = await server.call('POST', `/admin/apps/${app.id}/keys/rotate`, { headers: admin });
+    const keys = await server.call('GET', `/app/${app.id}/pub-keys`, { headers: { authorization: app.appKey } });
+    expect(keys.status).toBe(200);
+    const list = keys.body.keys as Record<string, unknown>[];
+    expect(list).toHaveLength(2);
+    const old = list.find((k) => k.key_id === t.key_id)!;
+    const fresh = list.find((k) => k.key_id === rotated.body.kid)!;
+    expect(Object.keys(old)).toEqual(['key_id', 'public_key', 'key_type', 'key_algo', 'exp_time', 'is_expired', 'is_revoked']);
+    expect(old).toMatchObject({ public_key: t.public_key, key_type: 'ECDSA', key_algo: 'ES256', is_expired: 'yes', is_revoked: 'no' });
+    expect(fresh).toMatchObject({ key_type: 'ECDSA', key_algo: 'ES256', is_expired: 'no', is_revoked: 'no' });
+    expect(verifyWithPublicKey(t.auth_token, old.public_key as string)).toBe(true);
+    const after = await server.call('GET', `/app/${app.id}`, { headers: { authorization: app.appKey } });
+    expect(after.body.app.last_key_rotate).toBe(Math.floor(clock.now() / 1000));
+
+    const rsa = await createApp(server, { name: 'jp-rsa', profile: 'jwtplus', policy: { alg: 'RS256' } });
+    const rt = await signed(rsa as App, 'user-rsa');
+    expect(decodeJwtPart(rt.auth_token, 0).alg).toBe('RS256');
+    expect(verifyWithPublicKey(rt.auth_token, rt.public_key)).toBe(true);
+    const rsaKeys = await server.call('GET', `/app/${rsa.id}/pub-keys`, { headers: { authorization: rsa.appKey } });
+    expect(rsaKeys.body.keys[0]).toMatchObject({ key_type: 'RSA', key_algo: 'RS256', public_key: rt.public_key });
+  });
+
+  it('records the renewing client as last seen (visible through the native session listing)', async () => {
+    const t = await signed(jp, 'user-seen');
+    clock.advance(60);
+    expect((await renew(jp, t.refresh_token, '2001:db8::7', 'Renewer/1.0')).status).toBe(200);
+    const res = await server.call('GET', `/v1/apps/jp/sessions?subject=user-seen`, { headers: { authorization: `Bearer ${jp.appKey}` } });
+    expect(res.body.sessions[0]).toMatchObject({ ip: '192.168.1.10', userAgent: 'Mozilla/5.0', lastIp: '2001:db8::7', lastUserAgent: 'Renewer/1.0' });
+  });
+});
