@@ -108,6 +108,12 @@ describe('abitmedia dialect', () => {
       expect(decodeJwtPart(body.accessToken, 1).exp).toBe(Math.floor(clock.now() / 1000) + 3600);
       refreshToken = body.refreshToken;
     }
+    // multipart/form-data is parsed for this dialect only: the native API still refuses it.
+    const form = new FormData();
+    form.append('refreshToken', refreshToken);
+    const native = await fetch(`${server.url}/v1/refresh`, { method: 'POST', body: form });
+    expect(native.status).toBe(415);
+    expect((await refreshJson({ refreshToken })).status).toBe(200);
   });
 
   it('any invalid, missing, expired, used or revoked refresh token is the one 400', async () => {

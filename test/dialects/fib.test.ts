@@ -111,6 +111,32 @@ describe('fib dialect', () => {
     expect(raw.text).toBe(ok(raw.body.data.accessToken, raw.body.data.refreshToken));
   });
 
+  it('accepts an empty body sent as application/json on refresh and logout', async () => {
+    const s = await aliceSession();
+    const headers = { authorization: `Bearer ${s.refreshToken}`, 'content-type': 'application/json' };
+    const res = await server.call('PATCH', `${BASE}/session`, { headers, body: '' });
+    expect(res.status).toBe(200);
+    const out = await server.call('POST', `${BASE}/logout`, { headers: { authorization: `Bearer ${res.body.data.accessToken}`, 'content-type': 'application/json' }, body: '' });
+    expect(out.status).toBe(200);
+  });
+
+  it('with a grace window set by policy, a retried refresh returns the same successor and an access token paired to it', async () => {
+    const graced = await createApp(server, { name: 'fib-grace', profile: 'fib', policy: { reuseGrace: 10 } });
+    const gina = 'gina@wonderland.space';
+    await putSubject('fib-grace', gina, { ed25519PublicKey: PUBLIC });
+    const signature = sign(null, fibLoginDigest(gina), privateFromSeed(SEED)).toString('hex');
+    const s = (await login({ email: gina, signature, authPublicKeyHex: PUBLIC })).body.data;
+    const first = await refresh(`Bearer ${s.refreshToken}`);
+    const retry = await refresh(`Bearer ${s.refreshToken}`);
+    expect(retry.status).toBe(200);
+    expect(retry.body.data.refreshToken).toBe(first.body.data.refreshToken);
+    const acjti = decodeJwtPart(retry.body.data.refreshToken, 1).acjti;
+    expect(decodeJwtPart(retry.body.data.accessToken, 1).jti).toBe(acjti);
+    // That access token locates the session: logout with it works.
+    expect((await logout(`Bearer ${retry.body.data.accessToken}`)).status).toBe(200);
+    expect(graced.profile).toBe('fib');
+  });
+
   it('reuse of a consumed refresh token revokes the session (grace 0)', async () => {
     const first = await aliceSession();
     const next = (await refresh(`Bearer ${first.refreshToken}`)).body.data;

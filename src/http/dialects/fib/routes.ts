@@ -63,6 +63,14 @@ export const fibApi: Api = {
   renderError: (err, _request, reply) => sendFibError(reply, err),
   routes(app, ctx) {
     const { rotor } = ctx;
+    // FIB clients may send `Content-Type: application/json` with no body on PATCH and logout: in this
+    // scope an empty JSON body is `{}` (anything else goes through Fastify's own, poisoning-safe parser).
+    const json = app.getDefaultJsonParser('error', 'error');
+    app.removeContentTypeParser('application/json');
+    app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+      if (body === '') done(null, {});
+      else json(request, body as string, done);
+    });
     for (const prefix of ['', '/fib/:app']) {
       app.patch(`${prefix}${BASE}/session`, async (request, reply) => {
         const pathApp = await appOfPath(ctx, request);
