@@ -1,4 +1,5 @@
 import { createPublicKey, verify as cryptoVerify } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FixedClock } from '../../src/domain/clock.js';
 import { admin, createApp, decodeJwtPart, issue, startTestServer, type TestServer } from '../helpers/server.js';
@@ -344,5 +345,32 @@ describe('jwtplus dialect', () => {
     expect((await renew(jp, t.refresh_token, '2001:db8::7', 'Renewer/1.0')).status).toBe(200);
     const res = await server.call('GET', `/v1/apps/jp/sessions?subject=user-seen`, { headers: { authorization: `Bearer ${jp.appKey}` } });
     expect(res.body.sessions[0]).toMatchObject({ ip: '192.168.1.10', userAgent: 'Mozilla/5.0', lastIp: '2001:db8::7', lastUserAgent: 'Renewer/1.0' });
+  });
+});
+
+describe('jwtplus dialect: limits and faults', () => {
+  it('answers 413 for a body over 64 KiB and 503 {"message":"error"} with Retry-After when the store is down', async () => {
+    const server = await startTestServer();
+    try {
+      const jp = await createApp(server, { name: 'jp-down', profile: 'jwtplus' });
+      const big = await server.call('POST', `/app/${jp.id}/sign`, {
+        json: { sub: 'u', aud: 'a', ip: '::1', useragent: 'x', pad: 'x'.repeat(70 * 1024) }, headers: { authorization: jp.appKey },
+      });
+      expect(big.status).toBe(413);
+      expect(big.text).toBe('{"errors":"request body too large"}');
+      const t = (await server.call('POST', `/app/${jp.id}/sign`, {
+        json: { sub: 'u', aud: 'a', ip: '::1', useragent: 'x' }, headers: { authorization: jp.appKey },
+      })).body;
+      await server.rotor.store.close();
+      for (const [action, json] of [['renew', { refresh_token: t.refresh_token, ip: '::1', useragent: 'x' }], ['verify', { token: t.auth_token }], ['logout', { token: t.auth_token }]] as const) {
+        const res = await server.call('POST', `/app/${jp.id}/${action}`, { json, headers: { authorization: jp.appKey } });
+        expect(res.status, action).toBe(503);
+        expect(res.text).toBe('{"message":"error"}');
+        expect(res.headers.get('retry-after')).toBe('1');
+      }
+    } finally {
+      await server.app.close();
+      rmSync(server.dir, { recursive: true, force: true });
+    }
   });
 });
