@@ -180,4 +180,30 @@ describe('abitmedia dialect', () => {
     expect((await auth(basic('zoe@example.com', 'zoe-pass'), '/abitmedia/abit')).text).toBe(BAD_LOGIN);
     expect((await auth(basic(EMAIL, PASSWORD), '/abitmedia/abit')).status).toBe(200);
   });
+  it('hostile bodies get a 4xx in the Abitmedia envelope, never a 5xx', async () => {
+    const big = 'x'.repeat(70 * 1024);
+    const form = (fill: (f: FormData) => void) => { const f = new FormData(); fill(f); return f; };
+    const cases: [string, RequestInit, number][] = [
+      ['truncated multipart', { headers: { 'content-type': 'multipart/form-data; boundary=zzz' }, body: '--zzz\r\nContent-Disposition: form-data; name="refreshToken"\r\n\r\nabc' }, 400],
+      ['multipart without boundary', { headers: { 'content-type': 'multipart/form-data' }, body: 'garbage' }, 400],
+      ['multipart file over its limit', { body: form((f) => f.append('refreshToken', new Blob([big]), 'x')) }, 413],
+      ['too many multipart fields', { body: form((f) => { for (let i = 0; i < 50; i++) f.append(`k${i}`, 'v'); }) }, 413],
+      ['refreshToken twice (multipart)', { body: form((f) => { f.append('refreshToken', 'a'); f.append('refreshToken', 'b'); }) }, 400],
+      ['refreshToken twice (form)', { headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'refreshToken=a&refreshToken=b' }, 400],
+      ['JSON over 64 KiB', { headers: { 'content-type': 'application/json' }, body: JSON.stringify({ refreshToken: big }) }, 413],
+      ['prototype poisoning', { headers: { 'content-type': 'application/json' }, body: '{"__proto__":{"x":1}}' }, 400],
+      ['operator object', { headers: { 'content-type': 'application/json' }, body: '{"refreshToken":{"$ne":null}}' }, 400],
+    ];
+    for (const [name, init, status] of cases) {
+      const res = await raw('POST', '/v1/refreshToken', init);
+      expect(res.status, name).toBe(status);
+      expect(res.body.success, name).toBe(false);
+      expect(res.body.status, name).toBe(status);
+    }
+    // The token in the query string is never read.
+    const s = await login();
+    const query = await raw('POST', `/v1/refreshToken?refreshToken=${s.refreshToken}`);
+    expect(query.text).toBe(BAD_REFRESH);
+    expect((await refreshJson({ refreshToken: s.refreshToken })).status).toBe(200);
+  });
 });

@@ -22,12 +22,33 @@ async function appOfPath(ctx: ApiContext, request: FastifyRequest): Promise<App 
   return app;
 }
 
-/** `refreshToken` from a JSON, url-encoded or multipart body (a multipart file part counts as text). */
-function refreshTokenOf(request: FastifyRequest): string {
-  const value = bodyOf(request).refreshToken;
-  if (typeof value === 'string') return value;
-  if (Buffer.isBuffer(value)) return value.toString('utf8');
-  throw invalidRefreshToken('malformed');
+/**
+ * `refreshToken` from a JSON, url-encoded or multipart body (a multipart file part counts as text).
+ * A malformed multipart body is just another bad request: never a 5xx.
+ */
+async function refreshTokenOf(request: FastifyRequest): Promise<string> {
+  if (!request.isMultipart()) {
+    const value = bodyOf(request).refreshToken;
+    if (typeof value === 'string') return value;
+    throw invalidRefreshToken('malformed');
+  }
+  let token: string | null = null;
+  let seen = 0;
+  try {
+    for await (const part of request.parts({ limits: MULTIPART_LIMITS })) {
+      // File parts are read (and bounded) even when unused, or the stream would stall.
+      const text = part.type === 'file' ? (await part.toBuffer()).toString('utf8') : part.value;
+      if (part.fieldname !== 'refreshToken') continue;
+      seen += 1;
+      token = typeof text === 'string' ? text : null;
+    }
+  } catch (err) {
+    const status = (err as { statusCode?: unknown }).statusCode;
+    if (status === 413) throw new RotorError('payload_too_large', 'the multipart body is larger than its limits');
+    throw invalidRefreshToken('malformed');
+  }
+  if (seen !== 1 || token === null) throw invalidRefreshToken('malformed');
+  return token;
 }
 
 /**
@@ -81,11 +102,11 @@ export const abitmediaApi: Api = {
   routes(app, ctx) {
     // multipart/form-data is parsed only here, not by the other APIs.
     app.register(async (scope) => {
-      await scope.register(multipart, { attachFieldsToBody: 'keyValues', limits: MULTIPART_LIMITS });
+      await scope.register(multipart, { limits: MULTIPART_LIMITS });
       for (const prefix of ['', '/abitmedia/:app']) {
         scope.post(`${prefix}/v1/refreshToken`, async (request, reply) => {
           const pathApp = await appOfPath(ctx, request);
-          const issued = await ctx.rotor.engine.refresh(refreshTokenOf(request), {
+          const issued = await ctx.rotor.engine.refresh(await refreshTokenOf(request), {
             client: pathApp, profile: PROFILE, context: contextOf(request),
           });
           return noStore(reply).send(tokensBody(issued, MESSAGES.refreshed));
