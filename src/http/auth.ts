@@ -5,12 +5,25 @@ import type { FastifyRequest } from 'fastify';
  * case-insensitively; anything else (two headers, extra spaces, trailing parts) yields null.
  */
 export function authorizationCredential(request: FastifyRequest, scheme: string): string | null {
-  const header = request.headers.authorization;
-  if (typeof header !== 'string') return null;
+  const header = singleAuthorization(request);
+  if (header === null) return null;
   const space = header.indexOf(' ');
   if (space <= 0 || header.slice(0, space).toLowerCase() !== scheme.toLowerCase()) return null;
   const credential = header.slice(space + 1);
   return credential.length > 0 && !/\s/.test(credential) ? credential : null;
+}
+
+/**
+ * The one Authorization header of a request. Node keeps only the first of several, so the raw header
+ * list is consulted: two Authorization headers are ambiguous and count as none (H-12).
+ */
+export function singleAuthorization(request: FastifyRequest): string | null {
+  const header = request.headers.authorization;
+  if (typeof header !== 'string') return null;
+  let seen = 0;
+  const raw = request.raw.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) if ((raw[i] as string).length === 13 && (raw[i] as string).toLowerCase() === 'authorization') seen += 1;
+  return seen === 1 ? header : null;
 }
 
 export function basicCredentials(request: FastifyRequest): { user: string; password: string } | null {

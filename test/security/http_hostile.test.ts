@@ -1,0 +1,179 @@
+import { connect } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp, decodeJwtPart, issue, startTestServer, type TestServer } from '../helpers/server.js';
+
+/** Sends raw bytes and returns the raw response (or '' when the server closed without one). */
+function raw(url: string, request: string | Buffer, waitMs = 1500): Promise<string> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve) => {
+    const socket = connect(Number(port), hostname);
+    let data = '';
+    socket.on('data', (chunk) => { data += String(chunk); });
+    socket.on('close', () => resolve(data));
+    socket.on('error', () => resolve(data));
+    socket.write(request);
+    setTimeout(() => socket.destroy(), waitMs);
+  });
+}
+const statusOf = (response: string) => Number(response.slice(9, 12));
+
+/** SECURITY-CASES §3 (H-rows) on the native and OAuth APIs. */
+describe('hostile HTTP input (H-01 … H-15)', () => {
+  let server: TestServer;
+  let app: Awaited<ReturnType<typeof createApp>>;
+  let control: Awaited<ReturnType<typeof issue>>;
+  beforeAll(async () => {
+    server = await startTestServer({ env: { ROTOR_LOG_LEVEL: 'warn' } });
+    app = await createApp(server, { name: 'hostile' });
+    control = await issue(server, app);
+  });
+  afterAll(async () => { await server.close(); });
+
+  const controlAlive = async () => {
+    const res = await server.call('POST', '/v1/introspect', { json: { token: control.accessToken }, headers: { authorization: `Bearer ${app.appKey}` } });
+    expect(res.body.active).toBe(true);
+  };
+
+  it('H-01 large bodies and lying Content-Length get 413 without buffering', async () => {
+    const big = await server.call('POST', '/v1/refresh', { body: JSON.stringify({ refreshToken: 'x'.repeat(1_000_000) }), headers: { 'content-type': 'application/json' } });
+    expect(big.status).toBe(413);
+    const lie = await raw(server.url, 'POST /v1/refresh HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000000000000\r\n\r\n{}');
+    expect(statusOf(lie)).toBe(413);
+    const chunked = await raw(server.url, `POST /v1/refresh HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n${'10000\r\n' + 'a'.repeat(0x10000) + '\r\n'}${'10000\r\n' + 'a'.repeat(0x10000) + '\r\n'}`);
+    expect(statusOf(chunked)).toBe(413);
+    await controlAlive();
+  });
+
+  it('H-02 oversized headers get 431', async () => {
+    const res = await raw(server.url, `GET /healthz HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${'a'.repeat(20_000)}\r\n\r\n`);
+    expect(statusOf(res)).toBe(431);
+    await controlAlive();
+  });
+
+  it('H-04 / H-05 content types: forms and JSON decide alike; text/plain and JSON-as-OAuth are refused', async () => {
+    const plain = await server.call('POST', '/v1/refresh', { body: `{"refreshToken":"${control.refreshToken}"}`, headers: { 'content-type': 'text/plain' } });
+    expect(plain.status).toBe(415);
+    const utf16 = await server.call('POST', '/v1/refresh', { body: '{}', headers: { 'content-type': 'application/json; charset=utf-16' } });
+    expect([400, 415]).toContain(utf16.status);
+    const none = await raw(server.url, 'POST /oauth2/token HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}');
+    expect(statusOf(none)).toBeGreaterThanOrEqual(400);
+    expect(statusOf(none)).toBeLessThan(500);
+    const qs = await server.call('POST', '/oauth2/token', { body: 'a[b]=1&a[__proto__]=b&a[length]=100000000', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    expect(qs.status).toBeGreaterThanOrEqual(400);
+    expect(qs.status).toBeLessThan(500);
+    // The same garbage refresh token is refused alike through JSON and through a form.
+    const asJson = await server.call('POST', '/v1/refresh', { json: { refreshToken: 'rt_nope' } });
+    const asForm = await server.call('POST', '/v1/refresh', { form: { refreshToken: 'rt_nope' } });
+    expect(asJson.status).toBe(400);
+    expect(asForm.status).toBe(400);
+    expect(asForm.body.code).toBe(asJson.body.code);
+    await controlAlive();
+  });
+
+  it('H-06 a field of the wrong type is 400 and never reaches the store as an object', async () => {
+    for (const refreshToken of [1, true, null, ['rt_x'], { $ne: null }]) {
+      const res = await server.call('POST', '/v1/refresh', { json: { refreshToken } });
+      expect(res.status).toBe(400);
+      expect(res.body.code).toBe('invalid_request');
+    }
+    for (const subject of [1, null, [], {}, { $gt: '' }]) {
+      const res = await server.call('POST', `/v1/apps/${app.name}/sessions`, { json: { subject }, headers: { authorization: `Bearer ${app.appKey}` } });
+      expect(res.status).toBe(400);
+    }
+  });
+
+  it('H-07 invalid UTF-8 and NUL characters are 4xx', async () => {
+    for (const bytes of [Buffer.from([0x7b, 0x22, 0x72, 0x22, 0x3a, 0x22, 0xc3, 0x28, 0x22, 0x7d]), Buffer.from('{"refreshToken":"\\ud800"}'), Buffer.from('{"refreshToken":"rt_\\u0000x"}')]) {
+      const res = await fetch(`${server.url}/v1/refresh`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: bytes });
+      expect(res.status).toBeGreaterThanOrEqual(400);
+      expect(res.status).toBeLessThan(500);
+    }
+    const nulClient = await server.call('POST', '/oauth2/token', { form: { grant_type: 'refresh_token', refresh_token: 'x', client_id: 'a\u0000b' } });
+    expect(nulClient.status).toBe(401);
+  });
+
+  it('H-08 JSON bombs and odd JSON are 400 and the process stays up', async () => {
+    for (const body of ['['.repeat(100_000), `{${Array.from({ length: 5000 }, (_, i) => `"k${i}":1`).join(',')}}`, '{"refreshToken":1e400}', '\ufeff{"refreshToken":"x"}', '{"refreshToken":"x"} garbage']) {
+      const res = await server.call('POST', '/v1/refresh', { body, headers: { 'content-type': 'application/json' } });
+      expect(res.status, body.slice(0, 20)).toBeGreaterThanOrEqual(400);
+      expect(res.status, body.slice(0, 20)).toBeLessThan(500);
+    }
+    // Duplicate keys: one documented rule, the last member wins (JSON.parse).
+    const dup = await server.call('POST', '/v1/refresh', { body: `{"refreshToken":"garbage","refreshToken":"rt_${'A'.repeat(43)}"}`, headers: { 'content-type': 'application/json' } });
+    expect(dup.body.detail).toBe('unknown');
+    await controlAlive();
+  });
+
+  it('H-09 prototype pollution is refused and leaves no trace in the next request', async () => {
+    for (const body of ['{"__proto__":{"admin":true}}', '{"constructor":{"prototype":{"admin":true}}}', '{"hasOwnProperty":1,"refreshToken":"x"}', '{"toString":"x"}', '{"__proto__":null}']) {
+      const res = await server.call('POST', '/v1/refresh', { body, headers: { 'content-type': 'application/json' } });
+      expect(res.status).toBe(400);
+    }
+    const claims = await server.call('POST', `/v1/apps/${app.name}/sessions`, { body: '{"subject":"p","claims":{"__proto__":{"admin":true}}}', headers: { 'content-type': 'application/json', authorization: `Bearer ${app.appKey}` } });
+    expect(claims.status).toBe(400);
+    const next = await issue(server, app, 'p');
+    expect(decodeJwtPart(next.accessToken, 1).admin).toBeUndefined();
+    expect(({} as Record<string, unknown>).admin).toBeUndefined();
+  });
+
+  it('H-10 CR/LF never becomes a header or a forged log line', async () => {
+    const res = await server.call('POST', '/oauth2/token', { form: { grant_type: 'refresh_token', refresh_token: 'x', client_id: 'evil\r\nSet-Cookie: a=b' } });
+    expect(res.status).toBe(401);
+    expect(res.headers.get('set-cookie')).toBeNull();
+    expect(res.headers.get('www-authenticate')).toBe('Basic realm="rotor", charset="UTF-8"');
+    expect(server.logs.join('')).not.toMatch(/\nSet-Cookie/);
+  });
+
+  it('H-11 Host and forwarding headers do not change the issuer or the discovery URLs', async () => {
+    const headers = { host: 'evil.example', 'x-forwarded-host': 'evil.example', 'x-forwarded-proto': 'https', forwarded: 'host=evil.example' };
+    const meta = await server.call('GET', '/.well-known/oauth-authorization-server', { headers });
+    expect(meta.body.issuer).toBe('http://rotor.test');
+    expect(meta.text).not.toContain('evil');
+    const pair = await server.call('POST', `/v1/apps/${app.name}/sessions`, { json: { subject: 'h' }, headers: { ...headers, authorization: `Bearer ${app.appKey}` } });
+    expect(decodeJwtPart(pair.body.accessToken, 1).iss).toBe('http://rotor.test');
+  });
+
+  it('H-12 Authorization variants: empty, double space, lowercase scheme, extra parts', async () => {
+    const path = `/v1/apps/${app.name}/sessions`;
+    const send = (authorization: string) => server.call('POST', path, { json: { subject: 'h12' }, headers: { authorization } });
+    expect((await send('Bearer')).status).toBe(401);
+    expect((await send('Bearer ')).status).toBe(401);
+    expect((await send(`Bearer  ${app.appKey}`)).status).toBe(401);
+    expect((await send(`Bearer ${app.appKey} extra`)).status).toBe(401);
+    expect((await send(`bearer ${app.appKey}`)).status).toBe(201);
+    const twice = await raw(server.url, `POST ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${app.appKey}\r\nAuthorization: Bearer ${app.appKey}\r\nContent-Type: application/json\r\nContent-Length: 17\r\n\r\n{"subject":"h12"}`);
+    expect(statusOf(twice)).toBe(401);
+  });
+
+  it('H-13 request smuggling: CL with TE, duplicate CL, bad TE are 400 and close', async () => {
+    for (const head of [
+      'Content-Length: 4\r\nTransfer-Encoding: chunked',
+      'Content-Length: 2\r\nContent-Length: 3',
+      'Transfer-Encoding: xchunked',
+    ]) {
+      const res = await raw(server.url, `POST /v1/refresh HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n${head}\r\n\r\n0\r\n\r\n`);
+      expect(statusOf(res), head).toBe(400);
+    }
+    const fold = await raw(server.url, 'GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n');
+    expect(statusOf(fold)).toBe(400);
+    await controlAlive();
+  });
+
+  it('H-14 OPTIONS and an arbitrary Origin reflect nothing', async () => {
+    const res = await server.call('OPTIONS', '/v1/refresh', { headers: { origin: 'https://evil.example' } });
+    expect(res.status).toBeLessThan(500);
+    expect(res.headers.get('access-control-allow-origin')).toBeNull();
+    expect(res.headers.get('access-control-allow-credentials')).toBeNull();
+  });
+
+  it('H-15 every error is JSON with a charset', async () => {
+    for (const res of [
+      await server.call('POST', '/v1/refresh', { json: {} }),
+      await server.call('POST', '/oauth2/token', { form: {} }),
+      await server.call('GET', '/nowhere'),
+      await server.call('POST', '/v1/refresh', { body: 'x', headers: { 'content-type': 'text/plain' } }),
+    ]) {
+      expect(res.headers.get('content-type')).toMatch(/json; charset=utf-8/);
+    }
+  });
+});
