@@ -275,4 +275,25 @@ describe('fib dialect', () => {
     expect(bob.status).toBe(200);
     expect(decodeJwtPart(bob.body.data.accessToken, 0).kid).toBe((await server.call('GET', '/admin/apps/fib/keys', { headers: admin })).body.keys[0].kid);
   });
+  it('hostile requests get a 4xx in the FIB envelope, never a 5xx', async () => {
+    const none = `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from('{"sub":"x"}').toString('base64url')}.`;
+    const cases: [string, string, RequestInit, number][] = [
+      ['PATCH', 'session', { headers: { authorization: `Bearer ${none}` } }, 401],
+      ['PATCH', 'session', { headers: { authorization: 'x'.repeat(9000) } }, 401],
+      ['POST', 'logout', { headers: { authorization: 'Bearer a.b.c' } }, 401],
+      ['POST', 'session', { headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: 'e'.repeat(5000), signature: 'a'.repeat(128), authPublicKeyHex: 'b'.repeat(64) }) }, 400],
+      ['POST', 'session', { headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: 'x\u0000', signature: 'a'.repeat(128), authPublicKeyHex: 'b'.repeat(64) }) }, 400],
+      ['POST', 'session', { headers: { 'content-type': 'application/json' }, body: '{"__proto__":{"admin":true}}' }, 400],
+      ['POST', 'session', { headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: ALICE, signature: 'a'.repeat(70 * 1024), authPublicKeyHex: PUBLIC }) }, 413],
+      ['POST', 'session', { headers: { 'content-type': 'text/plain' }, body: 'hi' }, 400],
+      ['POST', 'session', {}, 400],
+    ];
+    for (const [method, path, init, status] of cases) {
+      const res = await fetch(`${server.url}${BASE}/${path}`, { method, ...init });
+      const body = await res.json() as { status: { code: number; name: string }; data: unknown };
+      expect(res.status, `${method} ${path}`).toBe(status);
+      expect(body.status.code).toBe(status);
+      expect(body.data).toBeNull();
+    }
+  });
 });

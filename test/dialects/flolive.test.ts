@@ -206,4 +206,20 @@ describe('flolive dialect', () => {
       expect(res.text).toBe('{"errorCode":"REQ_1004","errorMessage":"Unknown app","content":"","pageable":""}');
     }
   });
+  it('hostile requests get a 4xx in the floLIVE envelope, never a 5xx', async () => {
+    const cases: [RequestInit, number][] = [
+      [{ headers: { 'content-type': 'application/json' }, body: '{"token":{"$ne":null},"refreshToken":"x"}' }, 400],
+      [{ headers: { 'content-type': 'application/json' }, body: '{"__proto__":{"admin":true}}' }, 400],
+      [{ headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: 'x'.repeat(70 * 1024), refreshToken: 'y' }) }, 413],
+      [{ headers: { 'content-type': 'application/json' }, body: '{"token":"a.b.c","refreshToken":"a.b.c"}' }, 401],
+      [{ headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: 'e'.repeat(9000), refreshToken: 'r'.repeat(9000) }) }, 401],
+      [{}, 400],
+    ];
+    for (const [init, status] of cases) {
+      const res = await fetch(server.url + PATH, { method: 'PUT', ...init });
+      const body = await res.json() as Record<string, unknown>;
+      expect(res.status).toBe(status);
+      expect(Object.keys(body)).toEqual(['errorCode', 'errorMessage', 'content', 'pageable']);
+    }
+  });
 });
