@@ -1,4 +1,4 @@
-import { createPublicKey, verify as cryptoVerify } from 'node:crypto';
+import { createHmac, createPublicKey, verify as cryptoVerify } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FixedClock } from '../../src/domain/clock.js';
@@ -372,5 +372,56 @@ describe('jwtplus dialect: limits and faults', () => {
       await server.app.close();
       rmSync(server.dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('jwtplus dialect: hostile tokens (SECURITY-CASES J-01, J-04, J-07, J-10, J-13, J-20, J-24)', () => {
+  let server: TestServer;
+  let clock: FixedClock;
+  beforeAll(async () => {
+    server = await startTestServer({ fixedClock: true });
+    clock = server.clock as FixedClock;
+  });
+  afterAll(async () => { await server.close(); });
+
+  const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+  const hs256 = (header: unknown, payload: unknown, key: string | Buffer) => {
+    const input = `${b64(header)}.${b64(payload)}`;
+    return `${input}.${createHmac('sha256', key).update(input).digest('base64url')}`;
+  };
+
+  it('refuses forgeries on renew (404), verify (false) and logout (no effect); the real tokens keep working', async () => {
+    const jp = await createApp(server, { name: 'jp-hostile', profile: 'jwtplus' });
+    const headers = { authorization: jp.appKey };
+    const t = (await server.call('POST', `/app/${jp.id}/sign`, { json: { sub: 'u1', aud: 'web', ip: '1.2.3.4', useragent: 'x' }, headers })).body as Tokens;
+    clock.advance(60);
+    const pem = Buffer.from(t.public_key, 'base64').toString('utf8');
+    const refresh = decodeJwtPart(t.refresh_token, 1);
+    const auth = decodeJwtPart(t.auth_token, 1);
+    const [, , sig] = t.refresh_token.split('.') as [string, string, string];
+    const forge = (payload: Record<string, unknown>) => [
+      hs256({ alg: 'HS256', typ: 'JWT', kid: t.key_id }, payload, pem),
+      hs256({ alg: 'HS256', typ: 'JWT', kid: t.key_id }, payload, pem.trimEnd()),
+      hs256({ alg: 'HS256', typ: 'JWT', kid: t.key_id }, payload, t.public_key),
+      `${b64({ alg: 'none', typ: 'JWT' })}.${b64(payload)}.`,
+      `${b64({ alg: 'nOnE', kid: t.key_id })}.${b64(payload)}.${sig}`,
+      hs256({ alg: 'HS256', kid: '../../../../../../dev/null' }, payload, ''),
+      hs256({ alg: 'HS256', kid: "x' UNION SELECT '1';--" }, payload, '1'),
+      `${b64({ alg: 'ES256', kid: t.key_id })}.${b64(payload)}.${'A'.repeat(86)}`,
+      `${b64({ alg: 'ES256', kid: t.key_id, crit: ['exp'], exp: 1 })}.${b64(payload)}.${sig}`,
+      `${b64({ alg: 'ES256', kid: t.key_id, jwk: { kty: 'oct', k: 'AAAA' } })}.${b64(payload)}.${sig}`,
+    ];
+    for (const token of forge({ ...refresh, exp: refresh.exp + 86400 })) {
+      const res = await server.call('POST', `/app/${jp.id}/renew`, { json: { refresh_token: token, ip: '1.2.3.4', useragent: 'x' }, headers });
+      expect(res.status).toBe(404);
+      expect(res.text).toBe(INVALID_REFRESH);
+    }
+    for (const token of forge({ ...auth, sub: 'admin' })) {
+      expect((await server.call('POST', `/app/${jp.id}/verify`, { json: { token }, headers })).text).toBe('{"verified":false}');
+      expect((await server.call('POST', `/app/${jp.id}/logout`, { json: { token }, headers })).text).toBe('{"status":"ok"}');
+    }
+    expect((await server.call('POST', `/app/${jp.id}/verify`, { json: { token: t.auth_token }, headers })).text).toBe('{"verified":true}');
+    const ok = await server.call('POST', `/app/${jp.id}/renew`, { json: { refresh_token: t.refresh_token, ip: '1.2.3.4', useragent: 'x' }, headers });
+    expect(ok.status).toBe(200);
   });
 });

@@ -1,4 +1,4 @@
-import { createPublicKey, verify as cryptoVerify } from 'node:crypto';
+import { createHmac, createPublicKey, verify as cryptoVerify } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FixedClock } from '../../src/domain/clock.js';
@@ -288,5 +288,42 @@ describe('verifik dialect: limits and faults', () => {
       await server.app.close();
       rmSync(server.dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('verifik dialect: hostile tokens (SECURITY-CASES J-01, J-04, J-07, J-13, J-20)', () => {
+  let server: TestServer;
+  beforeAll(async () => { server = await startTestServer({ clock: new FixedClock(START) }); });
+  afterAll(async () => { await server.close(); });
+
+  const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+  const hs256 = (header: unknown, payload: unknown, key: string | Buffer) => {
+    const input = `${b64(header)}.${b64(payload)}`;
+    return `${input}.${createHmac('sha256', key).update(input).digest('base64url')}`;
+  };
+
+  it('answers every forgery with the same 401 and leaves the real token working', async () => {
+    const vk = await createApp(server, { name: 'vk-hostile', profile: 'verifik' });
+    const { accessToken } = await issue(server, vk);
+    const header = decodeJwtPart(accessToken, 0);
+    const payload = { ...decodeJwtPart(accessToken, 1), exp: 4102444800 };
+    const jwk = (await server.call('GET', '/v1/apps/vk-hostile/jwks.json')).body.keys[0];
+    const pem = createPublicKey({ key: jwk, format: 'jwk' }).export({ format: 'pem', type: 'spki' }) as string;
+    const sig = accessToken.split('.')[2] as string;
+    const forgeries = [
+      hs256({ alg: 'HS256', typ: 'JWT', kid: header.kid }, payload, pem),
+      hs256({ alg: 'HS256', typ: 'JWT', kid: header.kid }, payload, JSON.stringify(jwk)),
+      `${b64({ alg: 'none', typ: 'JWT' })}.${b64(payload)}.`,
+      hs256({ alg: 'HS256', typ: 'JWT', kid: '/dev/null' }, payload, ''),
+      `${b64({ alg: 'ES256', typ: 'JWT', kid: header.kid })}.${b64(payload)}.${'A'.repeat(86)}`,
+      `${b64({ alg: 'ES256', typ: 'JWT', kid: header.kid, crit: ['exp'] })}.${b64(payload)}.${sig}`,
+      `${b64(header)}.${b64(payload)}.${sig}`,
+    ];
+    for (const token of forgeries) {
+      const res = await server.call('GET', '/v2/auth/session?origin=refresh&expiresIn=120', { headers: { authorization: token } });
+      expect(res.status).toBe(401);
+      expect(res.text).toBe(unauthorized(SIGNATURE_AT_START));
+    }
+    expect((await server.call('GET', '/v2/auth/session', { headers: { authorization: accessToken } })).status).toBe(200);
   });
 });
