@@ -1,6 +1,7 @@
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Logger } from 'pino';
 import type { Observer } from '../domain/events.js';
+import type { WebhookSink } from './webhook.js';
 
 /** Prometheus metrics of one server. Labels are route patterns, outcomes and reasons: never tokens or ids. */
 export class Metrics {
@@ -33,8 +34,8 @@ export class Metrics {
   }
 }
 
-/** Connects the domain's observations to metrics and structured logs (`event` field, ids only). */
-export function observerFor(metrics: Metrics, log: Logger): Observer {
+/** Connects the domain's observations to metrics, structured logs (`event` field, ids only) and the webhook. */
+export function observerFor(metrics: Metrics, log: Logger, webhook?: WebhookSink): Observer {
   return {
     refresh(outcome, reason) {
       metrics.refreshes.inc({ outcome, reason });
@@ -43,6 +44,7 @@ export function observerFor(metrics: Metrics, log: Logger): Observer {
     event(event, fields) {
       metrics.events.inc({ event });
       log.warn({ event, ...fields }, event.replace(/_/g, ' '));
+      webhook?.send({ event, at: new Date().toISOString(), ...fields });
     },
   };
 }
