@@ -339,6 +339,31 @@ describe('jwtplus dialect', () => {
     expect(rsaKeys.body.keys[0]).toMatchObject({ key_type: 'RSA', key_algo: 'RS256', public_key: rt.public_key });
   });
 
+  it('with a grace window set by the operator, a retried renew returns the same pair identity (jid of the successor)', async () => {
+    const app = await createApp(server, { name: 'jp-grace', profile: 'jwtplus', policy: { reuseGrace: 10 } });
+    const t = await signed(app as App, 'user-grace');
+    clock.advance(60);
+    const first = await renew(app as App, t.refresh_token);
+    const retry = await renew(app as App, t.refresh_token);
+    expect(first.status).toBe(200);
+    expect(retry.status).toBe(200);
+    expect(retry.body.refresh_token).toBe(first.body.refresh_token);
+    const jid = decodeJwtPart(first.body.refresh_token, 1).jid;
+    expect(decodeJwtPart(retry.body.auth_token, 1).jid).toBe(jid);
+    expect(await verify(app as App, retry.body.auth_token)).toBe('{"verified":true}');
+  });
+
+  it('sign for a disabled subject is refused, and so are its renewals', async () => {
+    const t = await signed(jp, 'user-off');
+    const put = await server.call('PUT', '/admin/apps/jp/subjects/user-off', { json: { status: 'disabled' }, headers: admin });
+    expect(put.status).toBe(200);
+    const res = await sign(jp, { sub: 'user-off', aud: 'web', ip: '1.2.3.4', useragent: 'x' });
+    expect(res.status).toBe(400);
+    expect(res.text).toBe(fieldErrors(['sub', 'This subject is disabled.']));
+    clock.advance(60);
+    expect((await renew(jp, t.refresh_token)).text).toBe(INVALID_REFRESH);
+  });
+
   it('records the renewing client as last seen (visible through the native session listing)', async () => {
     const t = await signed(jp, 'user-seen');
     clock.advance(60);
