@@ -100,6 +100,11 @@ describe('verifik dialect', () => {
     expect(await months(await renew(accessToken, ''))).toBe(1);
     const post = await server.call('POST', '/v2/auth/session?origin=refresh&expiresIn=4', { headers: { authorization: accessToken } });
     expect(await months(post)).toBe(4);
+    // A body, even an empty one labelled JSON, is ignored.
+    for (const body of ['', '{}', 'x=1']) {
+      const res = await server.call('POST', '/v2/auth/session?origin=refresh', { body, headers: { authorization: accessToken, 'content-type': 'application/json' } });
+      expect(await months(res)).toBe(1);
+    }
   });
 
   it('answers 409 MissingParameter, byte for byte, without a header or with a bad expiresIn', async () => {

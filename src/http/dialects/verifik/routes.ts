@@ -66,6 +66,10 @@ export const verifikApi: Api = {
   },
   routes(app, ctx) {
     contexts.set(app, ctx);
+    // Verifik's calls carry no body: whatever a client sends (an empty JSON body, a form) is ignored,
+    // within the server's 64 KiB limit.
+    app.removeAllContentTypeParsers();
+    app.addContentTypeParser('*', { parseAs: 'string' }, (_request, _body, done) => done(null, undefined));
 
     const renew = async (request: FastifyRequest, reply: FastifyReply) => {
       const access = await verifiedAccess(ctx, request);
