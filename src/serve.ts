@@ -54,13 +54,17 @@ export async function serve(): Promise<void> {
     const { rotor } = await openRotor({ config });
     await rotor.store.close();
     for (let i = 0; i < config.workers; i += 1) cluster.fork();
+    let stopping = false;
     cluster.on('exit', (worker, code, signal) => {
-      if (signal !== 'SIGTERM' && code !== 0) {
+      // A worker that dies on its own is replaced (after a pause, so a worker that cannot start does
+      // not spin); one that exits while the service stops is not.
+      if (!stopping && signal !== 'SIGTERM' && code !== 0) {
         process.stderr.write(`rotor: worker ${worker.process.pid} exited (${signal ?? code}); starting another\n`);
-        cluster.fork();
+        setTimeout(() => { if (!stopping) cluster.fork(); }, 1000);
       }
     });
     const stop = () => {
+      stopping = true;
       for (const worker of Object.values(cluster.workers ?? {})) worker?.kill('SIGTERM');
       setTimeout(() => process.exit(0), 5000).unref();
     };

@@ -1,0 +1,114 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp, issue, type TestResponse, type TestServer, startTestServer } from './helpers/server.js';
+import { TcpProxy } from './helpers/tcp_proxy.js';
+import { createTestDatabase } from './store/pg_harness.js';
+
+/**
+ * SECURITY-CASES F-01/F-02: a real server whose PostgreSQL sits behind a TCP proxy the test cuts and
+ * restores. While it is cut: /readyz 503, token calls 503 with Retry-After (fail closed), nothing half
+ * written. Once restored: the service recovers by itself, without a restart.
+ */
+describe('PostgreSQL outage behind a TCP proxy', () => {
+  let database: Awaited<ReturnType<typeof createTestDatabase>>;
+  let proxy: TcpProxy;
+  let server: TestServer;
+  let direct: pg.Client;
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    proxy = new TcpProxy('127.0.0.1', 5432);
+    await proxy.start();
+    const url = new URL(database.url);
+    url.port = String(proxy.port);
+    url.searchParams.set('statement_timeout_ms', '500');
+    url.searchParams.set('connect_timeout_ms', '500');
+    server = await startTestServer({ env: { ROTOR_DATABASE_URL: url.toString(), ROTOR_MASTER_KEY: randomBytes(32).toString('base64') } });
+    direct = new pg.Client({ connectionString: database.url });
+    await direct.connect();
+  });
+
+  afterAll(async () => {
+    await direct?.end();
+    await server?.close();
+    await proxy?.close();
+    await database?.drop();
+  });
+
+  const refresh = (refreshToken: string) => server.call('POST', '/v1/refresh', { json: { refreshToken } });
+
+  const expectUnavailable = (res: TestResponse) => {
+    expect(res.status).toBe(503);
+    expect(res.headers.get('retry-after')).toMatch(/^\d+$/);
+    expect(res.text).not.toMatch(/rt_|postgres:\/\/|127\.0\.0\.1/);
+  };
+
+  /** The service comes back by itself: readiness is polled (bounded), never a timed assertion. */
+  async function awaitReady(): Promise<void> {
+    for (let attempt = 0; attempt < 200; attempt += 1) {
+      if ((await server.call('GET', '/readyz')).status === 200) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error('the service did not recover');
+  }
+
+  const rowsOf = async (sessionId: string) =>
+    (await direct.query('SELECT consumed_at FROM refresh_tokens WHERE session_id = $1', [sessionId])).rows as Array<{ consumed_at: string | null }>;
+
+  for (const mode of ['reset', 'blackhole'] as const) {
+    it(`${mode}: 503 with Retry-After everywhere a token is decided, nothing half written, then recovery`, async () => {
+      const app = await createApp(server, { name: `outage-${mode}`, policy: { reuseGrace: 0 } });
+      const pair = await issue(server, app);
+      expect((await server.call('GET', '/readyz')).status).toBe(200);
+
+      proxy.cut(mode);
+      const ready = await server.call('GET', '/readyz');
+      expect(ready.status).toBe(503);
+      expectUnavailable(await refresh(pair.refreshToken));
+      expectUnavailable(await server.call('POST', `/v1/apps/${app.name}/sessions`, {
+        json: { subject: 'bob' }, headers: { authorization: `Bearer ${app.appKey}` },
+      }));
+      expectUnavailable(await server.call('POST', '/v1/revoke', { json: { token: pair.refreshToken } })); // never 200 [CVE-2020-15223]
+      expect((await server.call('GET', '/healthz')).status).toBe(200); // the process itself is fine
+
+      // Nothing half written: the presented token is unconsumed and has no child; bob has no session.
+      expect(await rowsOf(pair.sessionId)).toEqual([{ consumed_at: null }]);
+      const bob = await direct.query('SELECT count(*)::int AS n FROM sessions WHERE subject = $1', ['bob']);
+      expect(bob.rows[0].n).toBe(0);
+
+      proxy.restore();
+      await awaitReady();
+      // The very token that failed during the outage now rotates: no restart, no lost state.
+      const renewed = await refresh(pair.refreshToken);
+      expect(renewed.status).toBe(200);
+      expect(await refresh(renewed.body.refreshToken)).toMatchObject({ status: 200 });
+    });
+  }
+
+  it('a cut in the middle of 30 concurrent refreshes: only 200 or 503, one successor, and the retry gets it', async () => {
+    const app = await createApp(server, { name: 'outage-midflight' }); // native: 10 s grace
+    const pair = await issue(server, app);
+    // The cut comes as soon as the first answer is out: the rest are somewhere between request and commit.
+    let cut = false;
+    const inFlight = Array.from({ length: 30 }, () => refresh(pair.refreshToken).then((res) => {
+      if (!cut) { cut = true; proxy.cut('reset'); }
+      return res;
+    }));
+    const results = await Promise.all(inFlight);
+    expect(results.filter((r) => r.status !== 200 && r.status !== 503)).toEqual([]);
+    for (const r of results.filter((x) => x.status === 503)) expectUnavailable(r);
+    const issued = new Set(results.filter((r) => r.status === 200).map((r) => r.body.refreshToken as string));
+    expect(issued.size).toBeLessThanOrEqual(1);
+
+    proxy.restore();
+    await awaitReady();
+    const rows = await rowsOf(pair.sessionId);
+    expect(rows.length).toBeLessThanOrEqual(2); // the first token and at most one child
+    // A client that saw a 503 retries and gets the one successor (the grace window covers a lost answer).
+    const retry = await refresh(pair.refreshToken);
+    expect(retry.status).toBe(200);
+    if (issued.size === 1) expect(retry.body.refreshToken).toBe([...issued][0]);
+    expect(await rowsOf(pair.sessionId)).toHaveLength(2);
+  });
+});
