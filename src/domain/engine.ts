@@ -424,7 +424,7 @@ export class Engine {
     const ttl = app.policy.refreshTtl;
     if (ttl === null || format.refreshFormat === 'none') return null;
     const opaque = format.refreshFormat === 'opaque' ? newOpaqueRefreshToken() : '';
-    const id = format.refreshFormat === 'opaque' ? opaqueRefreshId(opaque) : format.refreshRecordId({ pairId, refreshJti: newId() });
+    const id = format.refreshFormat === 'opaque' ? opaqueRefreshId(opaque) : format.refreshRecordId({ pairId, refreshJti: newId(), sessionId: session.id, issuedAt: now });
     let expiresAt = now + ttl * 1000;
     if (session.expiresAt !== null) expiresAt = Math.min(expiresAt, session.expiresAt);
     // Whole seconds, so that a JWT's `exp` and the stored expiry agree exactly.

@@ -1,5 +1,6 @@
 import { createHmac, createPublicKey, verify as cryptoVerify } from 'node:crypto';
 import { rmSync } from 'node:fs';
+import { decodeTime } from 'ulid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FixedClock } from '../../src/domain/clock.js';
 import { admin, createApp, decodeJwtPart, issue, startTestServer, type TestServer } from '../helpers/server.js';
@@ -91,6 +92,7 @@ describe('jwtplus dialect', () => {
     });
     expect(refresh).toEqual({ exp: now + 3 * 3600, iat: now, iss: 'jp', jid: auth.jid, nbf: now + 60, type: 'refresh' });
     expect(auth.jid).toMatch(ULID);
+    expect(decodeTime(auth.jid)).toBe(clock.now());
     expect(await verify(jp, t.auth_token)).toBe('{"verified":true}');
   });
 
@@ -295,7 +297,9 @@ describe('jwtplus dialect', () => {
         refresh_token_iat: refresh.iat, refresh_token_nbf: refresh.nbf, refresh_token_exp: refresh.exp,
         ip_address: ip, user_agent: ua,
       });
-      expect(row.token_id).toMatch(ULID);
+      // token_id is the live pair's jid, as in JWTPlus.
+      expect(row.token_id).toBe(auth.jid);
+      expect(row.token_id).toBe(refresh.jid);
     };
     expectRow(rows[0]!, renewed, '10.9.8.7', 'App/2.0 <beta> & co');
     expectRow(rows[1]!, second, '192.168.1.10', 'Mozilla/5.0');

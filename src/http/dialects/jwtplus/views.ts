@@ -1,6 +1,7 @@
 import { createPublicKey } from 'node:crypto';
 import type { Session, SigningKeyRecord, App } from '../../../domain/types.js';
 import type { Algorithm } from '../../../domain/policy.js';
+import { jwtplusPairId } from '../../../domain/formats/jwtplus.js';
 
 const seconds = (ms: number): number => Math.floor(ms / 1000);
 
@@ -64,9 +65,9 @@ export function appView(app: App, keys: SigningKeyRecord[]): Record<string, unkn
 }
 
 /**
- * One `get-session` row, derived from the session: its last issuance or renewal fixes the times of
- * the live pair (the engine stamps both tokens with that instant), the key is the one that was active
- * then. `token_id` is the session's id, which stays the same across renewals (see docs/dialects.md).
+ * One `get-session` row, derived from the session: its last issuance or renewal fixes the live pair —
+ * its `jid` (derived from the session and that instant, see `jwtplusPairId`) and its times (the engine
+ * stamps both tokens with that instant) — and the key is the one that was active then.
  */
 export function sessionView(session: Session, app: App, keys: SigningKeyRecord[]): Record<string, unknown> {
   const iat = seconds(session.lastRenewedAt);
@@ -75,7 +76,7 @@ export function sessionView(session: Session, app: App, keys: SigningKeyRecord[]
     .filter((k) => k.createdAt <= session.lastRenewedAt && (k.retiredAt === null || k.retiredAt > session.lastRenewedAt))
     .sort((a, b) => b.createdAt - a.createdAt)[0];
   return {
-    token_id: session.id,
+    token_id: jwtplusPairId(session.id, session.lastRenewedAt),
     key_id: signer?.kid ?? '',
     auth_token_iat: iat,
     auth_token_nbf: iat,
