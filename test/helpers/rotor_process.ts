@@ -1,17 +1,33 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 
+/** True when dist/ holds a compiled file, at least as new, for every source file (as after `npm test`'s build). */
+function distIsCurrent(): boolean {
+  const walk = (dir: string): string[] =>
+    readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : [join(dir, e.name)]));
+  try {
+    return walk(join(ROOT, 'src')).filter((f) => f.endsWith('.ts')).every((ts) => {
+      const js = join(ROOT, 'dist', relative(ROOT, ts)).replace(/\.ts$/, '.js');
+      return existsSync(js) && statSync(js).mtimeMs >= statSync(ts).mtimeMs;
+    });
+  } catch {
+    return false;
+  }
+}
+
 /**
- * Compiles the current source into a private directory (not the shared dist/, which other test files
- * and builds write at the same time) and returns the path of its `rotor` entry point. Type errors in
- * files under construction elsewhere do not stop tsc from emitting; a missing entry point does.
+ * The `rotor` entry point of the current source: dist/ when it is current (npm test builds it first),
+ * else the source compiled into a private directory (not dist/, which other test files and builds
+ * write at the same time). Type errors in files under construction elsewhere do not stop tsc from
+ * emitting; a missing entry point does.
  */
 export async function buildRotor(): Promise<{ main: string; dispose(): void }> {
+  if (distIsCurrent()) return { main: join(ROOT, 'dist', 'src', 'cli', 'main.js'), dispose: () => {} };
   const dir = mkdtempSync(join(tmpdir(), 'rotor-build-'));
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ type: 'module' }));
   symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'), 'dir');
