@@ -70,6 +70,14 @@ describe('abitmedia dialect', () => {
     expect((await introspect(refreshToken)).body.tokenType).toBe('refresh_token');
   });
 
+  it('HEAD /v1/auth does not log in', async () => {
+    const before = (await server.call('GET', `/v1/apps/abit/sessions?subject=${EMAIL}`, { headers: { authorization: `Bearer ${abit.appKey}` } })).body.sessions.length;
+    const res = await fetch(`${server.url}/v1/auth`, { method: 'HEAD', headers: { authorization: basic(EMAIL, PASSWORD) } });
+    expect(res.status).not.toBe(200);
+    const after = (await server.call('GET', `/v1/apps/abit/sessions?subject=${EMAIL}`, { headers: { authorization: `Bearer ${abit.appKey}` } })).body.sessions.length;
+    expect(after).toBe(before);
+  });
+
   it('refuses bad credentials alike: wrong password, unknown user, no or malformed header', async () => {
     for (const header of [basic(EMAIL, 'wrong'), basic('nobody@example.com', PASSWORD), undefined, 'Basic !!!', `Bearer ${abit.appKey}`, basic(EMAIL, '')]) {
       const res = await auth(header);

@@ -112,7 +112,8 @@ export const abitmediaApi: Api = {
           return noStore(reply).send(tokensBody(issued, MESSAGES.refreshed));
         });
 
-        scope.get(`${prefix}/v1/auth`, async (request, reply) => {
+        // No automatic HEAD twin: a HEAD would log in and throw the tokens away.
+        scope.get(`${prefix}/v1/auth`, { exposeHeadRoute: false }, async (request, reply) => {
           const pathApp = await appOfPath(ctx, request);
           const issued = await login(ctx, request, pathApp);
           return noStore(reply).send(tokensBody(issued, MESSAGES.loggedIn));
