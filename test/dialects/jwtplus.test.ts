@@ -1,9 +1,10 @@
-import { createHmac, createPublicKey, verify as cryptoVerify } from 'node:crypto';
+import { createHmac, createPublicKey, randomBytes, verify as cryptoVerify } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { decodeTime } from 'ulid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FixedClock } from '../../src/domain/clock.js';
 import { admin, createApp, decodeJwtPart, issue, startTestServer, type TestServer } from '../helpers/server.js';
+import { createTestDatabase } from '../store/pg_harness.js';
 
 const ULID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
 const INVALID_REFRESH = '{"message":"invalid refresh token"}';
@@ -452,5 +453,41 @@ describe('jwtplus dialect: hostile tokens (SECURITY-CASES J-01, J-04, J-07, J-10
     expect((await server.call('POST', `/app/${jp.id}/verify`, { json: { token: t.auth_token }, headers })).text).toBe('{"verified":true}');
     const ok = await server.call('POST', `/app/${jp.id}/renew`, { json: { refresh_token: t.refresh_token, ip: '1.2.3.4', useragent: 'x' }, headers });
     expect(ok.status).toBe(200);
+  });
+});
+
+describe('jwtplus dialect on PostgreSQL', () => {
+  let server: TestServer;
+  let db: Awaited<ReturnType<typeof createTestDatabase>>;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    server = await startTestServer({
+      fixedClock: true, env: { ROTOR_DATABASE_URL: db.url, ROTOR_MASTER_KEY: randomBytes(32).toString('base64') },
+    });
+  });
+  afterAll(async () => {
+    await server?.close();
+    await db?.drop();
+  });
+
+  it('sign, renew after nbf, get-session names the live pair, reuse kills the session', async () => {
+    const clock = server.clock as FixedClock;
+    const jp = await createApp(server, { name: 'jp-pg', profile: 'jwtplus' });
+    const headers = { authorization: jp.appKey };
+    const t = (await server.call('POST', `/app/${jp.id}/sign`, { json: { sub: 'u1', aud: 'web', ip: '1.2.3.4', useragent: 'x' }, headers })).body as Tokens;
+    expect(verifyWithPublicKey(t.auth_token, t.public_key)).toBe(true);
+    const early = await server.call('POST', `/app/${jp.id}/renew`, { json: { refresh_token: t.refresh_token, ip: '1.2.3.4', useragent: 'x' }, headers });
+    expect(early.text).toBe(INVALID_REFRESH);
+    clock.advance(60);
+    const res = await server.call('POST', `/app/${jp.id}/renew`, { json: { refresh_token: t.refresh_token, ip: '5.6.7.8', useragent: 'y' }, headers });
+    expect(res.status).toBe(200);
+    const next = res.body as Tokens;
+    const jid = decodeJwtPart(next.auth_token, 1).jid;
+    const sessions = await server.call('POST', `/app/${jp.id}/get-session`, { json: { sub: 'u1' }, headers });
+    expect(sessions.body.sessions).toHaveLength(1);
+    expect(sessions.body.sessions[0]).toMatchObject({ token_id: jid, key_id: next.key_id, ip_address: '5.6.7.8', user_agent: 'y' });
+    const replay = await server.call('POST', `/app/${jp.id}/renew`, { json: { refresh_token: t.refresh_token, ip: '1.2.3.4', useragent: 'x' }, headers });
+    expect(replay.text).toBe(INVALID_REFRESH);
+    expect((await server.call('POST', `/app/${jp.id}/verify`, { json: { token: next.auth_token }, headers })).text).toBe('{"verified":false}');
   });
 });

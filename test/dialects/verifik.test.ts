@@ -1,8 +1,9 @@
-import { createHmac, createPublicKey, verify as cryptoVerify } from 'node:crypto';
+import { createHmac, createPublicKey, randomBytes, verify as cryptoVerify } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FixedClock } from '../../src/domain/clock.js';
 import { admin, createApp, decodeJwtPart, issue, startTestServer, type TestServer } from '../helpers/server.js';
+import { createTestDatabase } from '../store/pg_harness.js';
 
 const DAY = 86400;
 /** Verifik's own example time: the 401 signature must read exactly like this at this instant. */
@@ -330,5 +331,36 @@ describe('verifik dialect: hostile tokens (SECURITY-CASES J-01, J-04, J-07, J-13
       expect(res.text).toBe(unauthorized(SIGNATURE_AT_START));
     }
     expect((await server.call('GET', '/v2/auth/session', { headers: { authorization: accessToken } })).status).toBe(200);
+  });
+});
+
+describe('verifik dialect on PostgreSQL', () => {
+  let server: TestServer;
+  let db: Awaited<ReturnType<typeof createTestDatabase>>;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    server = await startTestServer({
+      clock: new FixedClock(START), env: { ROTOR_DATABASE_URL: db.url, ROTOR_MASTER_KEY: randomBytes(32).toString('base64') },
+    });
+  });
+  afterAll(async () => {
+    await server?.close();
+    await db?.drop();
+  });
+
+  it('renews, renew-and-revokes, and refuses the revoked tokens', async () => {
+    const vk = await createApp(server, { name: 'vk-pg', profile: 'verifik' });
+    const { accessToken } = await issue(server, vk);
+    const res = await server.call('GET', '/v2/auth/session?origin=refresh&expiresIn=3', { headers: { authorization: `Bearer ${accessToken}` } });
+    expect(res.status).toBe(200);
+    const claims = decodeJwtPart(res.body.accessToken, 1);
+    expect(claims.exp - claims.iat).toBe(90 * DAY);
+    const fresh = await server.call('POST', '/v2/auth/renew-and-revoke', { headers: { authorization: res.body.accessToken } });
+    expect(fresh.status).toBe(200);
+    for (const old of [accessToken, res.body.accessToken]) {
+      const refused = await server.call('GET', '/v2/auth/session?origin=refresh', { headers: { authorization: old } });
+      expect(refused.text).toBe(unauthorized(SIGNATURE_AT_START));
+    }
+    expect((await server.call('GET', '/v2/auth/session', { headers: { authorization: fresh.body.token } })).status).toBe(200);
   });
 });
