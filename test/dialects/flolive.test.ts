@@ -68,6 +68,16 @@ describe('flolive dialect', () => {
     expect(again.status).toBe(200);
   });
 
+  it('the native API renews a floLIVE pair too, in the floLIVE layout', async () => {
+    const pair = await issue(server, flo, 'u-1');
+    const res = await server.call('POST', '/v1/refresh', { json: { refreshToken: pair.refreshToken } });
+    expect(res.status).toBe(200);
+    expect(decodeJwtPart(res.body.refreshToken, 1).typ).toBe('Refresh');
+    expect(decodeJwtPart(res.body.accessToken, 1).sid).toBe(pair.sessionId);
+    const dialect = await renew({ token: res.body.accessToken, refreshToken: res.body.refreshToken });
+    expect(dialect.status).toBe(200);
+  });
+
   it('reuse of a consumed refresh token (grace 0) revokes the session', async () => {
     const pair = await issue(server, flo, 'u-1');
     const first = await renew({ token: pair.accessToken, refreshToken: pair.refreshToken });
