@@ -191,7 +191,7 @@ describe('abitmedia dialect', () => {
   it('hostile bodies get a 4xx in the Abitmedia envelope, never a 5xx', async () => {
     const big = 'x'.repeat(70 * 1024);
     const form = (fill: (f: FormData) => void) => { const f = new FormData(); fill(f); return f; };
-    const cases: [string, RequestInit, number][] = [
+    const cases: [string, { headers?: Record<string, string>; body?: BodyInit }, number][] = [
       ['truncated multipart', { headers: { 'content-type': 'multipart/form-data; boundary=zzz' }, body: '--zzz\r\nContent-Disposition: form-data; name="refreshToken"\r\n\r\nabc' }, 400],
       ['multipart without boundary', { headers: { 'content-type': 'multipart/form-data' }, body: 'garbage' }, 400],
       ['multipart file over its limit', { body: form((f) => f.append('refreshToken', new Blob([big]), 'x')) }, 413],
