@@ -115,14 +115,21 @@ describe('postgres specifics', () => {
 
   it('NUL in text is invalid_request (400), not a server fault', async () => {
     const { url, drop } = await freshSchema();
-    const store = new PostgresStore(url);
+    const store = new PostgresStore(url, { poolMax: 1 });
     try {
       await store.migrate();
       const err = await store.findSubject('app', 'a\u0000b').catch((e: unknown) => e);
       expect(err).toBeInstanceOf(RotorError);
       expect((err as RotorError).code).toBe('invalid_request');
       expect((err as RotorError).status).toBe(400);
-      // The connection that saw the error stays usable.
+      // The one connection that saw the error stays usable, its prepared statement too.
+      expect(await store.findSubject('app', 'ab')).toBeNull();
+      const app = appRecord();
+      await store.createApp({ app, appKey: appKeyRecord(app.id), signingKey: signingKeyRecord(app.id) });
+      const session = sessionRecord(app.id, 'nul\u0000subject');
+      const inTx = await store.issueSession({ session, refresh: refreshRecord(session), newSubjectClaims: {} }).catch((e: unknown) => e);
+      expect((inTx as RotorError).code).toBe('invalid_request');
+      expect(await store.findSession(session.id)).toBeNull();
       await expect(store.ping()).resolves.toBeUndefined();
     } finally {
       await store.close();
