@@ -187,6 +187,14 @@ describe('abitmedia dialect', () => {
     expect(decodeJwtPart(root.body.accessToken, 0).kid).toBe(otherKid);
     expect((await auth(basic('zoe@example.com', 'zoe-pass'), '/abitmedia/abit')).text).toBe(BAD_LOGIN);
     expect((await auth(basic(EMAIL, PASSWORD), '/abitmedia/abit')).status).toBe(200);
+    // Known to both apps with the same password: the latest registration wins.
+    clock.advance(1);
+    await server.call('PUT', '/admin/apps/abit/subjects/zoe@example.com', { json: { password: 'zoe-pass' }, headers: admin });
+    expect(decodeJwtPart((await auth(basic('zoe@example.com', 'zoe-pass'))).body.accessToken, 0).kid).toBe(kid);
+    // Known to both, but the password matches only in the older one: that one.
+    clock.advance(1);
+    await server.call('PUT', '/admin/apps/abit/subjects/zoe@example.com', { json: { password: 'other-pass' }, headers: admin });
+    expect(decodeJwtPart((await auth(basic('zoe@example.com', 'zoe-pass'))).body.accessToken, 0).kid).toBe(otherKid);
   });
   it('hostile bodies get a 4xx in the Abitmedia envelope, never a 5xx', async () => {
     const big = 'x'.repeat(70 * 1024);

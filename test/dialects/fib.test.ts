@@ -264,17 +264,30 @@ describe('fib dialect', () => {
     expect((await refresh(`Bearer ${foreign.refreshToken}`, '/fib/fib-native')).text).toBe(error(404, 'NOT_FOUND', 'App not found'));
   });
 
-  it('with several FIB apps, a root login goes to the app where that e-mail has that key; /fib/{app} names it', async () => {
+  it('with several FIB apps, a root login goes to the app where that e-mail has that key (the latest registration); /fib/{app} names it', async () => {
+    const kidOf = async (app: string) => (await server.call('GET', `/admin/apps/${app}/keys`, { headers: admin })).body.keys[0].kid;
+    const rootLogin = async (email: string, signature: string) => {
+      const res = await login({ email, signature, authPublicKeyHex: PUBLIC });
+      expect(res.status).toBe(200);
+      return decodeJwtPart(res.body.data.accessToken, 0).kid;
+    };
+    clock.advance(1);
     await putSubject('fib-other', ALICE, { ed25519PublicKey: PUBLIC });
-    const ambiguous = await login({ email: ALICE, signature: ALICE_SIG, authPublicKeyHex: PUBLIC });
-    expect(ambiguous.status).toBe(400);
-    const named = await aliceSession('/fib/fib-other');
-    expect(decodeJwtPart(named.accessToken, 0).kid).toBe((await server.call('GET', '/admin/apps/fib-other/keys', { headers: admin })).body.keys[0].kid);
+    expect(await rootLogin(ALICE, ALICE_SIG)).toBe(await kidOf('fib-other'));
+    clock.advance(1);
+    await putSubject('fib', ALICE, { ed25519PublicKey: PUBLIC });
+    expect(await rootLogin(ALICE, ALICE_SIG)).toBe(await kidOf('fib'));
+    // A registration of another key does not attract the login.
+    clock.advance(1);
+    await putSubject('fib-other', ALICE, { ed25519PublicKey: 'ab'.repeat(32) });
+    expect(await rootLogin(ALICE, ALICE_SIG)).toBe(await kidOf('fib'));
+    // The base URL names the app outright: there alice's key is now another one.
+    const named = await login({ email: ALICE, signature: ALICE_SIG, authPublicKeyHex: PUBLIC }, '/fib/fib-other');
+    expect(named.text).toBe(BAD_SIGNATURE);
     // Bob is known to "fib" only: the root finds it.
-    const bob = await login({ email: BOB, signature: BOB_SIG, authPublicKeyHex: PUBLIC });
-    expect(bob.status).toBe(200);
-    expect(decodeJwtPart(bob.body.data.accessToken, 0).kid).toBe((await server.call('GET', '/admin/apps/fib/keys', { headers: admin })).body.keys[0].kid);
+    expect(await rootLogin(BOB, BOB_SIG)).toBe(await kidOf('fib'));
   });
+
   it('hostile requests get a 4xx in the FIB envelope, never a 5xx', async () => {
     const none = `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from('{"sub":"x"}').toString('base64url')}.`;
     const cases: [string, string, RequestInit, number][] = [

@@ -53,8 +53,8 @@ async function refreshTokenOf(request: FastifyRequest): Promise<string> {
 
 /**
  * Basic login. At the root a login names no app: it goes to the Abitmedia app(s) that know this
- * e-mail (the first whose password matches); `/abitmedia/{app}` names it. Unknown users cost the
- * same password check as known ones.
+ * e-mail (the most recently set first whose password matches); `/abitmedia/{app}` names it.
+ * Unknown users cost the same password check as known ones.
  */
 async function login(ctx: ApiContext, request: FastifyRequest, pathApp: App | undefined): Promise<Issued> {
   const credentials = basicCredentials(request);
@@ -76,20 +76,21 @@ async function login(ctx: ApiContext, request: FastifyRequest, pathApp: App | un
     : refusal;
 }
 
+/** The Abitmedia apps that know this e-mail, the most recently set first (or one app, to spend the same time). */
 async function appsKnowing(ctx: ApiContext, email: string): Promise<App[]> {
   const apps = (await ctx.rotor.apps.list()).filter((a) => a.profile === PROFILE);
-  const knowing: App[] = [];
+  const knowing: { app: App; updatedAt: number }[] = [];
   for (const app of apps) {
     try {
-      await ctx.rotor.subjects.get(app, email);
-      knowing.push(app);
+      knowing.push({ app, updatedAt: (await ctx.rotor.subjects.get(app, email)).updatedAt });
     } catch (err) {
       if (!(err instanceof RotorError) || (err.code !== 'subject_not_found' && err.code !== 'invalid_request')) throw err;
     }
   }
   // Nobody knows this e-mail: still run one password check, so the answer takes as long.
   const [first] = apps;
-  return knowing.length > 0 ? knowing : first ? [first] : [];
+  if (knowing.length === 0) return first ? [first] : [];
+  return knowing.sort((a, b) => b.updatedAt - a.updatedAt).map((k) => k.app);
 }
 
 /**

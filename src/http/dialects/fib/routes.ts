@@ -36,25 +36,23 @@ async function appOfPath(ctx: ApiContext, request: FastifyRequest): Promise<App 
 }
 
 /**
- * At the root a login names no app. It goes to the one FIB app there is; with several, to the one
- * where this e-mail has this public key registered (ambiguity is refused: use `/fib/{app}`).
+ * At the root a login names no app. It goes to the one FIB app there is; with several, to the app
+ * where this e-mail has this public key registered — the most recently registered one if several do
+ * (each of them trusts that key for that e-mail). `/fib/{app}` names the app outright.
  */
 async function appOfLogin(ctx: ApiContext, email: string, publicKeyHex: string): Promise<App> {
   const apps = (await ctx.rotor.apps.list()).filter((a) => a.profile === PROFILE);
   const [only] = apps;
   if (apps.length === 1 && only) return only;
-  const knowing: App[] = [];
-  const matching: App[] = [];
+  const knowing: { app: App; subject: Subject }[] = [];
   for (const app of apps) {
     const subject = await subjectOrNull(ctx, app, email);
-    if (!subject) continue;
-    knowing.push(app);
-    if (subject.ed25519PublicKey === publicKeyHex.toLowerCase()) matching.push(app);
+    if (subject) knowing.push({ app, subject });
   }
-  const [first] = matching.length > 0 ? matching : knowing;
-  if (matching.length > 1) throw invalidRequest('several FIB apps know this e-mail and key: use the base URL /fib/{app}');
-  if (!first) throw new RotorError('subject_not_found', 'no subject has that id');
-  return first;
+  const matching = knowing.filter((k) => k.subject.ed25519PublicKey === publicKeyHex.toLowerCase());
+  const [best] = (matching.length > 0 ? matching : knowing).sort((a, b) => b.subject.updatedAt - a.subject.updatedAt);
+  if (!best) throw new RotorError('subject_not_found', 'no subject has that id');
+  return best.app;
 }
 
 /** SPEC §4.4 FIB: refresh (PATCH), Ed25519 login (POST) and logout. Also served under `/fib/{app}`. */
