@@ -86,6 +86,26 @@ describe('PostgreSQL outage behind a TCP proxy', () => {
     });
   }
 
+  it('3 s of network latency under 50 concurrent refreshes: no double success, timeouts are 503, then recovery', async () => {
+    const app = await createApp(server, { name: 'outage-latency', policy: { reuseGrace: 0 } });
+    const pair = await issue(server, app);
+    proxy.latencyMs = 3000; // beyond statement_timeout (500 ms) + the client's 2 s grace: only timeouts answer
+    const results = await Promise.all(Array.from({ length: 50 }, () => refresh(pair.refreshToken)));
+    expect(results.filter((r) => r.status !== 503 && r.status !== 200 && r.status !== 400)).toEqual([]);
+    expect(results.filter((r) => r.status === 200).length).toBeLessThanOrEqual(1);
+    expect(results.filter((r) => r.status === 503).length).toBeGreaterThan(0);
+    for (const r of results.filter((x) => x.status === 503)) expectUnavailable(r);
+
+    proxy.restore();
+    await awaitReady();
+    const rows = await rowsOf(pair.sessionId);
+    expect(rows.length).toBeLessThanOrEqual(2);
+    if (!results.some((r) => r.status === 200) && rows.length === 1) {
+      // Nothing was committed: the token still works once the network is healthy again.
+      expect((await refresh(pair.refreshToken)).status).toBe(200);
+    }
+  });
+
   it('a cut in the middle of 30 concurrent refreshes: only 200 or 503, one successor, and the retry gets it', async () => {
     const app = await createApp(server, { name: 'outage-midflight' }); // native: 10 s grace
     const pair = await issue(server, app);

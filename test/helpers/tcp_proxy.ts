@@ -2,7 +2,7 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 
 /**
  * A TCP proxy the test controls, between Rotor and PostgreSQL.
- * - `up`: bytes flow both ways.
+ * - `up`: bytes flow both ways (after `latencyMs`, if set: a slow network).
  * - `reset`: every open connection is destroyed, and new ones are closed as soon as they arrive
  *   (the database host went away; a firewall rejects).
  * - `blackhole`: nothing flows any more, on open connections or new ones, and nothing is closed
@@ -10,6 +10,8 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
  */
 export class TcpProxy {
   private mode: 'up' | 'reset' | 'blackhole' = 'up';
+  /** Delay added to every chunk, each way, while up. */
+  latencyMs = 0;
   private readonly sockets = new Set<Socket>();
   private readonly stalled = new Set<Socket>();
   private server: Server | null = null;
@@ -30,6 +32,15 @@ export class TcpProxy {
     socket.on('error', () => socket.destroy());
   }
 
+  private forward(from: Socket, to: Socket): void {
+    from.on('data', (chunk: Buffer) => {
+      if (this.stalled.has(from) || this.stalled.has(to)) return; // dropped on the floor
+      if (this.latencyMs > 0) setTimeout(() => { if (!to.destroyed) to.write(chunk); }, this.latencyMs);
+      else to.write(chunk);
+    });
+    from.on('close', () => to.destroy());
+  }
+
   private accept(client: Socket): void {
     this.track(client);
     if (this.mode === 'reset') {
@@ -37,35 +48,28 @@ export class TcpProxy {
       return;
     }
     if (this.mode === 'blackhole') {
-      client.pause();
       this.stalled.add(client);
       return;
     }
     const upstream = connect(this.targetPort, this.targetHost);
     this.track(upstream);
-    client.pipe(upstream);
-    upstream.pipe(client);
-    client.on('close', () => upstream.destroy());
-    upstream.on('close', () => client.destroy());
+    this.forward(client, upstream);
+    this.forward(upstream, client);
   }
 
   /** From now on, the database is unreachable in the given way. */
   cut(mode: 'reset' | 'blackhole'): void {
     this.mode = mode;
     for (const socket of this.sockets) {
-      if (mode === 'reset') {
-        socket.destroy();
-      } else {
-        socket.unpipe();
-        socket.pause();
-        this.stalled.add(socket);
-      }
+      if (mode === 'reset') socket.destroy();
+      else this.stalled.add(socket);
     }
   }
 
   /** The database is reachable again. Connections stalled meanwhile are dropped, as a real network would time them out. */
   restore(): void {
     this.mode = 'up';
+    this.latencyMs = 0;
     for (const socket of this.stalled) socket.destroy();
     this.stalled.clear();
   }

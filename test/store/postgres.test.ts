@@ -137,6 +137,28 @@ describe('postgres specifics', () => {
     }
   });
 
+  it('a read-only database (a demoted primary, F-09) is 503 for writes; reads go on', async () => {
+    const { url, drop } = await freshSchema();
+    const writable = new PostgresStore(url);
+    const readOnlyUrl = new URL(url);
+    readOnlyUrl.searchParams.set('options', `${readOnlyUrl.searchParams.get('options')} -c default_transaction_read_only=on`);
+    const readOnly = new PostgresStore(readOnlyUrl.toString());
+    try {
+      await writable.migrate();
+      const app = appRecord();
+      await writable.createApp({ app, appKey: appKeyRecord(app.id), signingKey: signingKeyRecord(app.id) });
+      expect((await readOnly.findApp({ id: app.id }))?.name).toBe(app.name);
+      const session = sessionRecord(app.id, 'alice');
+      const err = await readOnly.issueSession({ session, refresh: refreshRecord(session), newSubjectClaims: {} }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(StoreUnavailableError);
+      expect(await writable.findSession(session.id)).toBeNull();
+    } finally {
+      await readOnly.close();
+      await writable.close();
+      await drop();
+    }
+  });
+
   it('an unreachable server is StoreUnavailableError, quickly, and so is a closed port', async () => {
     const store = new PostgresStore('postgres://postgres@127.0.0.1:1/none', { connectTimeoutMs: 500 });
     try {

@@ -76,10 +76,12 @@ export function classifyPgError(err: unknown): PgErrorKind {
 /**
  * True when the connection itself must not be reused: anything but an ordinary SQL error on a healthy
  * session (a syntax or constraint error leaves the connection usable and its prepared statements).
+ * A read-only error means the server was demoted by a failover: a new connection finds the new primary.
  */
 export function connectionIsBroken(err: unknown): boolean {
   const state = sqlState(err);
   if (state === null) return true;
+  if (state === '25006') return true;
   return ['08', '57'].includes(state.slice(0, 2)) && state !== '57014';
 }
 

@@ -97,11 +97,15 @@ export class PostgresStore implements Store {
       max: options.poolMax ?? 10,
       connectionTimeoutMillis: options.connectTimeoutMs ?? 3000,
       idleTimeoutMillis: 30_000,
+      // Connections are renewed every 30 minutes, so after a failover or a DNS change every
+      // connection soon points at the current primary, and load spreads over new backends.
+      maxLifetimeSeconds: 1800,
       statement_timeout: statementTimeout,
       lock_timeout: statementTimeout,
       idle_in_transaction_session_timeout: statementTimeout * 2,
       query_timeout: statementTimeout + 2000,
       keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
       application_name: 'rotor',
     });
     // An idle connection that breaks (server restart, network cut) is dropped by the pool; without a
