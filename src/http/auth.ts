@@ -26,6 +26,17 @@ export function singleAuthorization(request: FastifyRequest): string | null {
   return seen === 1 ? header : null;
 }
 
+/**
+ * A credential sent raw or `Bearer `-prefixed (any case) in the one Authorization header, as several
+ * dialects accept; null when absent, empty, doubled or containing whitespace.
+ */
+export function rawOrBearerCredential(request: FastifyRequest): string | null {
+  const header = singleAuthorization(request);
+  if (header === null) return null;
+  const credential = header.trim().replace(/^bearer\s+/i, '');
+  return credential.length > 0 && !/\s/.test(credential) ? credential : null;
+}
+
 export function basicCredentials(request: FastifyRequest): { user: string; password: string } | null {
   const encoded = authorizationCredential(request, 'Basic');
   if (!encoded || !/^[A-Za-z0-9+/]+={0,2}$/.test(encoded)) return null;

@@ -4,7 +4,7 @@ import { invalidRequest, RotorError } from '../../../domain/errors.js';
 import { formatFor } from '../../../domain/formats/index.js';
 import type { App, Subject } from '../../../domain/types.js';
 import { type Api, type ApiContext, noStore } from '../../api.js';
-import { authorizationCredential } from '../../auth.js';
+import { rawOrBearerCredential } from '../../auth.js';
 import { loggedOut, sendFibError, sessionBody } from './envelope.js';
 
 const PROFILE = 'fib';
@@ -12,15 +12,8 @@ const BASE = '/auth/api/v1/authentication-management';
 
 /** The token in `Authorization`, `Bearer `-prefixed or raw; a missing or unparsable header is 401. */
 function tokenOf(request: FastifyRequest): string {
-  const header = request.headers.authorization;
-  if (typeof header === 'string') {
-    if (/^bearer /i.test(header)) {
-      const credential = authorizationCredential(request, 'Bearer');
-      if (credential) return credential;
-    } else if (header.length > 0 && !/\s/.test(header)) {
-      return header;
-    }
-  }
+  const credential = rawOrBearerCredential(request);
+  if (credential) return credential;
   throw new RotorError('unauthorized', 'Missing or invalid Authorization header');
 }
 

@@ -3,6 +3,7 @@ import { RotorError } from '../../../domain/errors.js';
 import type { Issued } from '../../../domain/engine.js';
 import { formatFor } from '../../../domain/formats/index.js';
 import type { App, Session } from '../../../domain/types.js';
+import { rawOrBearerCredential } from '../../auth.js';
 import { type Api, type ApiContext, noStore } from '../../api.js';
 import { parseBody, validateFields } from './body.js';
 import { fieldErrors, invalidAppId, invalidAppKey, renderJwtPlusError, sendGo } from './envelope.js';
@@ -21,8 +22,7 @@ async function authenticatedApp(ctx: ApiContext, request: FastifyRequest): Promi
   if (typeof id !== 'string' || !ULID_SHAPE.test(id)) throw invalidAppId();
   const app = await ctx.rotor.apps.byId(id.toUpperCase());
   if (!app || app.profile !== 'jwtplus') throw invalidAppKey();
-  const header = request.headers.authorization;
-  const key = typeof header === 'string' ? header.trim().replace(/^bearer\s+/i, '') : '';
+  const key = rawOrBearerCredential(request) ?? '';
   try {
     return await ctx.rotor.apps.authenticate(key, app);
   } catch (err) {

@@ -3,6 +3,7 @@ import type { VerifiedAccess } from '../../../domain/engine.js';
 import { invalidRequest } from '../../../domain/errors.js';
 import type { App } from '../../../domain/types.js';
 import { type Api, type ApiContext, noStore } from '../../api.js';
+import { rawOrBearerCredential } from '../../auth.js';
 import { renderVerifikError } from './envelope.js';
 
 /** The context of each server this API is registered on (its clock and configured signature message). */
@@ -19,9 +20,8 @@ const MONTH = 30 * DAY;
 function presentedToken(request: FastifyRequest): string {
   const header = request.headers.authorization;
   if (typeof header !== 'string' || header.trim() === '') throw invalidRequest('missing Authorization header');
-  const trimmed = header.trim();
-  const bearer = /^bearer\s+/i.exec(trimmed);
-  return bearer ? trimmed.slice(bearer[0].length) : trimmed;
+  // Doubled headers or whitespace inside the token make it no token at all: judged (and refused) as one.
+  return rawOrBearerCredential(request) ?? '';
 }
 
 /** A live access token of a verifik app (the app is the one whose key signed it). */
