@@ -18,6 +18,9 @@ export interface Config {
   masterKeyBase64: string | null;
   /** Verifik dialect: `signature.message` of its 401 bodies (ROTOR_VERIFIK_SIGNATURE_MESSAGE). */
   verifikSignatureMessage: string;
+  /** Security events are POSTed here when set (signed with webhookSecret when that is set too). */
+  webhookUrl: string | null;
+  webhookSecret: string | null;
 }
 
 export class ConfigError extends Error {
@@ -56,7 +59,20 @@ export function loadConfig(env: Env = process.env): Config {
     revokedRetention: integer(env.ROTOR_REVOKED_RETENTION, 7 * 86400, 'ROTOR_REVOKED_RETENTION', 0, 3650 * 86400),
     masterKeyBase64: env.ROTOR_MASTER_KEY?.trim() || null,
     verifikSignatureMessage: verifikSignatureMessage(env.ROTOR_VERIFIK_SIGNATURE_MESSAGE),
+    webhookUrl: webhookUrl(env.ROTOR_WEBHOOK_URL),
+    webhookSecret: env.ROTOR_WEBHOOK_SECRET?.length ? env.ROTOR_WEBHOOK_SECRET : null,
   };
+}
+
+function webhookUrl(text: string | undefined): string | null {
+  if (!text?.trim()) return null;
+  try {
+    const url = new URL(text.trim());
+    if (url.protocol === 'http:' || url.protocol === 'https:') return url.toString();
+  } catch {
+    // reported below
+  }
+  throw new ConfigError('ROTOR_WEBHOOK_URL must be an http(s) URL, e.g. https://hooks.example.com/rotor');
 }
 
 function verifikSignatureMessage(text: string | undefined): string {

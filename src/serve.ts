@@ -5,6 +5,7 @@ import { systemClock } from './domain/clock.js';
 import type { Rotor } from './domain/rotor.js';
 import { Metrics, observerFor } from './http/observability.js';
 import { buildServer, createLogger } from './http/server.js';
+import { WebhookSink } from './http/webhook.js';
 import { openRotor } from './runtime.js';
 
 const PRUNE_EVERY_MS = 60_000;
@@ -20,7 +21,8 @@ export interface RunningServer {
 export async function startServer(config: Config = loadConfig()): Promise<RunningServer> {
   const logger = createLogger(config.logLevel);
   const metrics = new Metrics();
-  const { rotor } = await openRotor({ config, clock: systemClock, observer: observerFor(metrics, logger), logger });
+  const webhook = config.webhookUrl ? new WebhookSink({ url: config.webhookUrl, secret: config.webhookSecret }, logger) : undefined;
+  const { rotor } = await openRotor({ config, clock: systemClock, observer: observerFor(metrics, logger, webhook), logger });
   await rotor.keyring.checkPublishedKeys();
   const app = buildServer({ rotor, config, metrics, logger });
   const prune = async () => {
