@@ -12,6 +12,17 @@ import { SQLITE_MIGRATIONS } from './schema.js';
 
 type Row = Record<string, unknown>;
 
+/** Built once: the statement cache is keyed by the SQL text, so the hot path must not rebuild it. */
+const FIND_REFRESH_SQL = `SELECT r.*, ${SESSION_COLUMNS_PREFIXED}, subj.status AS subject_status
+  FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id
+  LEFT JOIN subjects subj ON subj.app_id = s.app_id AND subj.subject = s.subject
+  WHERE r.id = ?`;
+
+interface RotateInput {
+  parentId: string; child: RefreshRecord; successorSealed: Buffer | null; now: Millis;
+  lastIp: string | null; lastUserAgent: string | null;
+}
+
 /** SQLite errors that mean "the database cannot take this now" rather than a bug: answered with 503. */
 const UNAVAILABLE = /^SQLITE_(BUSY|LOCKED|FULL|READONLY|IOERR|CANTOPEN|CORRUPT|NOTADB|PROTOCOL|PERM)/;
 
@@ -30,6 +41,7 @@ export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   private readonly db: Database.Database;
   private readonly statements = new Map<string, Database.Statement>();
+  private rotateTransaction: Database.Transaction<(input: RotateInput) => { rotated: boolean }> | null = null;
 
   constructor(path: string, options: SqliteStoreOptions = {}) {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
@@ -351,12 +363,7 @@ export class SqliteStore implements Store {
 
   findRefresh(id: string) {
     return this.run(() => {
-      const row = this.sql(
-        `SELECT r.*, ${SESSION_COLUMNS_PREFIXED}, subj.status AS subject_status
-         FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id
-         LEFT JOIN subjects subj ON subj.app_id = s.app_id AND subj.subject = s.subject
-         WHERE r.id = ?`,
-      ).get(id) as Row | undefined;
+      const row = this.sql(FIND_REFRESH_SQL).get(id) as Row | undefined;
       if (!row) return null;
       return {
         record: refreshFromRow(row),
@@ -366,27 +373,28 @@ export class SqliteStore implements Store {
     });
   }
 
-  rotateRefresh(input: {
-    parentId: string; child: RefreshRecord; successorSealed: Buffer | null; now: Millis;
-    lastIp: string | null; lastUserAgent: string | null;
-  }): Promise<{ rotated: boolean }> {
-    return this.run(() =>
-      this.immediate(() => {
-        // The one conditional write that decides the race: only an unconsumed parent of a live session.
-        const consumed = this.sql(
-          `UPDATE refresh_tokens SET consumed_at = ?, successor_id = ?, successor_sealed = ?
-           WHERE id = ? AND consumed_at IS NULL
-             AND EXISTS (SELECT 1 FROM sessions s WHERE s.id = refresh_tokens.session_id AND s.revoked_at IS NULL)`,
-        ).run(input.now, input.child.id, input.successorSealed, input.parentId);
-        if (consumed.changes !== 1) return { rotated: false };
-        this.insertRefresh(input.child);
-        this.sql(
-          `UPDATE sessions SET last_renewed_at = ?, last_ip = COALESCE(?, last_ip), last_user_agent = COALESCE(?, last_user_agent),
-             horizon_at = MAX(horizon_at, ?) WHERE id = ?`,
-        ).run(input.now, input.lastIp, input.lastUserAgent, input.child.expiresAt, input.child.sessionId);
-        return { rotated: true };
-      }),
-    );
+  rotateRefresh(input: RotateInput): Promise<{ rotated: boolean }> {
+    return this.run(() => this.rotation().immediate(input));
+  }
+
+  /** The rotation's transaction, built once (better-sqlite3 builds a wrapper per `transaction()` call). */
+  private rotation(): Database.Transaction<(input: RotateInput) => { rotated: boolean }> {
+    this.rotateTransaction ??= this.db.transaction((input: RotateInput) => {
+      // The one conditional write that decides the race: only an unconsumed parent of a live session.
+      const consumed = this.sql(
+        `UPDATE refresh_tokens SET consumed_at = ?, successor_id = ?, successor_sealed = ?
+         WHERE id = ? AND consumed_at IS NULL
+           AND EXISTS (SELECT 1 FROM sessions s WHERE s.id = refresh_tokens.session_id AND s.revoked_at IS NULL)`,
+      ).run(input.now, input.child.id, input.successorSealed, input.parentId);
+      if (consumed.changes !== 1) return { rotated: false };
+      this.insertRefresh(input.child);
+      this.sql(
+        `UPDATE sessions SET last_renewed_at = ?, last_ip = COALESCE(?, last_ip), last_user_agent = COALESCE(?, last_user_agent),
+           horizon_at = MAX(horizon_at, ?) WHERE id = ?`,
+      ).run(input.now, input.lastIp, input.lastUserAgent, input.child.expiresAt, input.child.sessionId);
+      return { rotated: true };
+    });
+    return this.rotateTransaction;
   }
 
   prune(now: Millis, options: { revokedRetention: number }): Promise<{ refreshTokens: number; sessions: number }> {
