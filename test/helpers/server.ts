@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +10,7 @@ import type { Rotor } from '../../src/domain/rotor.js';
 import { Metrics, observerFor } from '../../src/http/observability.js';
 import { buildServer, createLogger } from '../../src/http/server.js';
 import { openRotor } from '../../src/runtime.js';
+import { createTestSchema } from '../store/pg_harness.js';
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789';
 
@@ -39,12 +41,15 @@ export interface TestResponse {
  */
 export async function startTestServer(options: { clock?: Clock; env?: Record<string, string>; fixedClock?: boolean } = {}): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), 'rotor-test-'));
+  // ROTOR_TEST_STORE=postgres: the same tests on PostgreSQL, in a schema of this server's own.
+  const pgSchema = process.env.ROTOR_TEST_STORE === 'postgres' && !options.env?.ROTOR_DATABASE_URL ? await createTestSchema() : null;
   const config = loadConfig({
     ROTOR_DATABASE_URL: `sqlite:${join(dir, 'rotor.db')}`,
     ROTOR_PORT: '0',
     ROTOR_ADMIN_TOKEN: ADMIN_TOKEN,
     ROTOR_ISSUER: 'http://rotor.test',
     ROTOR_LOG_LEVEL: 'debug',
+    ...(pgSchema ? { ROTOR_DATABASE_URL: pgSchema.url, ROTOR_MASTER_KEY: randomBytes(32).toString('base64') } : {}),
     ...options.env,
   });
   const clock = options.clock ?? (options.fixedClock ? new FixedClock(Date.now()) : systemClock);
@@ -63,6 +68,7 @@ export async function startTestServer(options: { clock?: Clock; env?: Record<str
       await app.close();
       await rotor.store.close();
       rmSync(dir, { recursive: true, force: true });
+      await pgSchema?.drop();
     },
     async call(method, path, opts = {}) {
       const headers: Record<string, string> = { ...opts.headers };

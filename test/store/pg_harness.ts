@@ -37,3 +37,22 @@ export function urlWithSchema(databaseUrl: string, schema: string): string {
   url.searchParams.set('options', `-c search_path=${schema}`);
   return url.toString();
 }
+
+/**
+ * A schema of its own in the admin database, for one test server (`ROTOR_TEST_STORE=postgres` runs the
+ * HTTP, dialect and security suites on PostgreSQL through test/helpers/server.ts).
+ */
+export async function createTestSchema(): Promise<{ url: string; drop(): Promise<void> }> {
+  const schema = `rotor_${randomBytes(6).toString('hex')}`;
+  const run = async (sql: string) => {
+    const client = new pg.Client({ connectionString: PG_ADMIN_URL });
+    await client.connect();
+    try {
+      await client.query(sql);
+    } finally {
+      await client.end();
+    }
+  };
+  await run(`CREATE SCHEMA ${schema}`);
+  return { url: urlWithSchema(PG_ADMIN_URL, schema), drop: () => run(`DROP SCHEMA IF EXISTS ${schema} CASCADE`) };
+}

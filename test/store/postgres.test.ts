@@ -7,6 +7,7 @@ import { classifyPgError } from '../../src/store/postgres/errors.js';
 import {
   appKeyRecord, appRecord, describeStoreConformance, refreshRecord, sessionRecord, signingKeyRecord,
 } from './conformance.js';
+import { createApp, issue, startTestServer } from '../helpers/server.js';
 import { createTestDatabase, urlWithSchema } from './pg_harness.js';
 
 let database: Awaited<ReturnType<typeof createTestDatabase>>;
@@ -217,5 +218,35 @@ describe('postgres specifics', () => {
     expect(options).toEqual({ poolMax: 20, statementTimeoutMs: 3000, connectTimeoutMs: 1000, preparedStatements: false });
     expect(connectionString).toBe('postgres://u:p@db:5432/rotor?sslmode=require');
     expect(() => postgresOptionsFromUrl('postgres://db/rotor?pool_max=0')).toThrow(/pool_max/);
+  });
+});
+
+describe('postgres at rest', () => {
+  it('stores no refresh token, access token or app key, only hashes and sealed values', async () => {
+    const { url, drop } = await freshSchema();
+    const server = await startTestServer({ env: { ROTOR_DATABASE_URL: url, ROTOR_MASTER_KEY: randomBytes(32).toString('base64') } });
+    try {
+      const app = await createApp(server, { name: 'at-rest' });
+      const first = await issue(server, app);
+      const renewed = await server.call('POST', '/v1/refresh', { json: { refreshToken: first.refreshToken } });
+      expect(renewed.status).toBe(200);
+      const secrets = [app.appKey, first.refreshToken, renewed.body.refreshToken, first.accessToken, renewed.body.accessToken];
+      const schema = new URL(url).searchParams.get('options')!.split('=')[1]!;
+      const tables = (await admin.query('SELECT table_name FROM information_schema.tables WHERE table_schema = $1', [schema])).rows;
+      expect(tables.length).toBeGreaterThanOrEqual(6);
+      let dump = '';
+      for (const { table_name } of tables) {
+        const rows = (await admin.query(`SELECT * FROM ${schema}.${table_name}`)).rows;
+        dump += JSON.stringify(rows, (_k, v) => (v && v.type === 'Buffer' ? Buffer.from(v.data).toString('latin1') : v));
+      }
+      expect(dump).toContain(renewed.body.sessionId ?? first.sessionId);
+      for (const secret of secrets) {
+        expect(dump.includes(secret)).toBe(false);
+        expect(dump.includes(secret.slice(-24))).toBe(false);
+      }
+    } finally {
+      await server.close();
+      await drop();
+    }
   });
 });

@@ -192,7 +192,9 @@ export class PostgresStore implements Store {
     await this.one('SELECT 1');
   }
 
+  /** Ends the pool once; closing again is a no-op (as with SQLite). */
   async close(): Promise<void> {
+    if (this.pool.ending) return;
     await this.pool.end();
   }
 
