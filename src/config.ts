@@ -1,5 +1,6 @@
 import { dirname, join, resolve } from 'node:path';
 import { MasterKey } from './crypto/master_key.js';
+import { DEFAULT_RATE_LIMITS, type RateLimits } from './http/rate_limit.js';
 
 /** SPEC §6. Every value comes from the environment; nothing here reads a file except the master key. */
 export interface Config {
@@ -20,6 +21,8 @@ export interface Config {
   verifikSignatureMessage: string;
   /** Security events are POSTed here when set (signed with webhookSecret when that is set too). */
   webhookUrl: string | null;
+  /** Per-minute request limits; null when ROTOR_RATE_LIMITS=off. */
+  rateLimits: RateLimits | null;
   webhookSecret: string | null;
 }
 
@@ -60,8 +63,24 @@ export function loadConfig(env: Env = process.env): Config {
     masterKeyBase64: env.ROTOR_MASTER_KEY?.trim() || null,
     verifikSignatureMessage: verifikSignatureMessage(env.ROTOR_VERIFIK_SIGNATURE_MESSAGE),
     webhookUrl: webhookUrl(env.ROTOR_WEBHOOK_URL),
+    rateLimits: rateLimits(env.ROTOR_RATE_LIMITS),
     webhookSecret: env.ROTOR_WEBHOOK_SECRET?.length ? env.ROTOR_WEBHOOK_SECRET : null,
   };
+}
+
+/** `ROTOR_RATE_LIMITS`: `off`, or `name=count,…` overriding the defaults (per minute). */
+function rateLimits(text: string | undefined): RateLimits | null {
+  if (text?.trim().toLowerCase() === 'off') return null;
+  const limits: RateLimits = { ...DEFAULT_RATE_LIMITS };
+  for (const part of (text ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
+    const [name, value] = part.split('=') as [string, string | undefined];
+    const count = Number(value);
+    if (!(name in limits) || !Number.isInteger(count) || count < 1) {
+      throw new ConfigError(`ROTOR_RATE_LIMITS: "${part.slice(0, 60)}" is not name=count with name one of ${Object.keys(DEFAULT_RATE_LIMITS).join(', ')} (or set it to off)`);
+    }
+    limits[name as keyof RateLimits] = count;
+  }
+  return limits;
 }
 
 function webhookUrl(text: string | undefined): string | null {

@@ -44,14 +44,17 @@ export class RotorError extends Error {
   readonly detail: string;
   /** A machine-readable sub-reason (e.g. `reused`), never sent where the envelope has no room. */
   readonly reason: string | undefined;
+  /** Seconds after which a retry may succeed (503, 429): sent as `Retry-After`. */
+  readonly retryAfter: number | undefined;
 
-  constructor(code: ErrorCode, detail: string, options: { reason?: string; cause?: unknown } = {}) {
+  constructor(code: ErrorCode, detail: string, options: { reason?: string; cause?: unknown; retryAfter?: number } = {}) {
     super(`${code}: ${detail}`, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'RotorError';
     this.code = code;
     this.status = ERROR_CODES[code];
     this.detail = detail;
     this.reason = options.reason;
+    this.retryAfter = options.retryAfter ?? (code === 'store_unavailable' ? 1 : undefined);
   }
 }
 

@@ -27,10 +27,8 @@ export function registerApi(app: FastifyInstance, api: Api, ctx: ApiContext): vo
     scope.setErrorHandler((raw, request, reply) => {
       const err = toRotorError(raw);
       if (isServerFault(err)) request.log.error({ err: raw }, 'request failed');
-      if (err.code === 'store_unavailable') {
-        ctx.metrics.storeErrors.inc();
-        reply.header('Retry-After', '1');
-      }
+      if (err.code === 'store_unavailable') ctx.metrics.storeErrors.inc();
+      if (err.retryAfter !== undefined) reply.header('Retry-After', String(err.retryAfter));
       return api.renderError(err, request, reply);
     });
     api.routes(scope, ctx);

@@ -17,6 +17,7 @@ import { oauth2Api } from './oauth2/routes.js';
 import type { Metrics } from './observability.js';
 import { notFound, opsApi } from './ops/routes.js';
 import { trackRoutes } from './method_not_allowed.js';
+import { RateLimiter } from './rate_limit.js';
 import { RotorError } from '../domain/errors.js';
 
 /** Every API the server speaks; each dialect adds one entry of the same shape. */
@@ -63,6 +64,15 @@ export function buildServer(input: { rotor: Rotor; config: Config; metrics: Metr
     request.log.debug({ req: request, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request completed');
     if (reply.statusCode >= 500) request.log.warn({ req: request, status: reply.statusCode }, 'request answered with a server error');
   });
+
+  if (input.config.rateLimits) {
+    const store = input.rotor.store;
+    const counter = store.addRateHits ? { addRateHits: store.addRateHits.bind(store) } : null;
+    const limiter = new RateLimiter(input.config.rateLimits, input.rotor.clock, counter, input.logger);
+    limiter.register(app, () => input.metrics.events.inc({ event: 'rate_limited' }));
+    limiter.start();
+    app.addHook('onClose', async () => limiter.stop());
+  }
 
   const allowedMethods = trackRoutes(app);
   for (const api of APIS) registerApi(app, api, ctx);

@@ -74,6 +74,12 @@ export interface Store {
     lastIp: string | null; lastUserAgent: string | null;
   }): Promise<{ rotated: boolean }>;
 
+  /**
+   * Rate-limit pooling: adds this instance's hits for a one-minute window and returns every key's total
+   * across instances. Optional: without it each instance limits on its own counts.
+   */
+  addRateHits?(input: { windowStart: Millis; hits: { key: string; count: number }[] }): Promise<Map<string, number>>;
+
   /** Deletes rows nothing can use any more; see docs/architecture.md "Pruning". */
   prune(now: Millis, options: { revokedRetention: number }): Promise<{ refreshTokens: number; sessions: number }>;
 }

@@ -49,6 +49,8 @@ export async function startTestServer(options: { clock?: Clock; env?: Record<str
     ROTOR_ADMIN_TOKEN: ADMIN_TOKEN,
     ROTOR_ISSUER: 'http://rotor.test',
     ROTOR_LOG_LEVEL: 'debug',
+    // Tests that are not about rate limits must not trip them; test/security/rate_limit.test.ts sets its own.
+    ROTOR_RATE_LIMITS: 'off',
     ...(pgSchema ? { ROTOR_DATABASE_URL: pgSchema.url, ROTOR_MASTER_KEY: randomBytes(32).toString('base64') } : {}),
     ...options.env,
   });

@@ -11,6 +11,7 @@ export const MESSAGES = {
   unknownApp: 'Aplicación no encontrada',
   tooLarge: 'La solicitud es demasiado grande',
   unavailable: 'Servicio no disponible temporalmente, intente de nuevo',
+  tooManyRequests: 'Demasiadas solicitudes, intente de nuevo más tarde',
   internal: 'Error interno del servidor',
 } as const;
 
@@ -35,6 +36,8 @@ function statusOf(err: RotorError): { status: number; message: string } {
       return { status: 413, message: MESSAGES.tooLarge };
     case 'store_unavailable':
       return { status: 503, message: MESSAGES.unavailable };
+    case 'rate_limited':
+      return { status: 429, message: MESSAGES.tooManyRequests };
     default:
       // Anything wrong with a refresh request (no token, a bad one, a bad body) is the one answer.
       return err.status < 500 ? { status: 400, message: MESSAGES.badRefreshToken } : { status: 500, message: MESSAGES.internal };

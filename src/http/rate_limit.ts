@@ -1,0 +1,205 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { RotorError } from '../domain/errors.js';
+import type { Clock } from '../domain/clock.js';
+
+/** Where instances pool their counts: adds this instance's hits for a window, returns the totals. */
+export interface SharedCounter {
+  addRateHits(input: { windowStart: number; hits: { key: string; count: number }[] }): Promise<Map<string, number>>;
+}
+
+export interface RateLimits {
+  /** Refresh attempts per client ip per minute (every refresh endpoint, native, OAuth and dialects). */
+  refreshPerIp: number;
+  /** Failed refreshes per client ip per minute: guessing refresh tokens (R-15). */
+  refreshFailuresPerIp: number;
+  /** Login attempts per client ip per minute. */
+  loginPerIp: number;
+  /** Failed logins per (ip, username) per minute: slows guessing without letting anyone lock a user out. */
+  loginFailuresPerUser: number;
+  /** Admin API calls per client ip per minute. */
+  adminPerIp: number;
+  /** Session issuance per app per minute. */
+  issuePerApp: number;
+}
+
+export const DEFAULT_RATE_LIMITS: RateLimits = {
+  refreshPerIp: 6000,
+  refreshFailuresPerIp: 120,
+  loginPerIp: 300,
+  loginFailuresPerUser: 10,
+  adminPerIp: 1200,
+  issuePerApp: 60_000,
+};
+
+type RouteClass = 'refresh' | 'login' | 'admin' | 'issue';
+
+const WINDOW_MS = 60_000;
+const SYNC_MS = 1000;
+
+/** Route patterns by class: every refresh and login endpoint of every API. */
+const CLASSES: Record<string, RouteClass> = {
+  '/v1/refresh': 'refresh',
+  '/oauth2/token': 'refresh',
+  '/v2/auth/session': 'refresh',
+  '/app/:app_id/renew': 'refresh',
+  '/api/v2/auth/token': 'refresh',
+  '/auth/api/v1/authentication-management/session': 'refresh',
+  '/v1/refreshToken': 'refresh',
+  '/v1/apps/:app/login': 'login',
+  '/v1/auth': 'login',
+  '/v1/apps/:app/sessions': 'issue',
+  '/app/:app_id/sign': 'issue',
+};
+
+function classOf(request: FastifyRequest): RouteClass | null {
+  const url = request.routeOptions.url ?? '';
+  if (url.startsWith('/admin')) return 'admin';
+  const bare = url.replace(/^\/(flolive|fib|abitmedia)\/:[a-z_]+/, '');
+  if (bare === '/auth/api/v1/authentication-management/session' && request.method === 'POST') return 'login';
+  if (CLASSES[bare] === 'issue' && request.method !== 'POST') return null;
+  return CLASSES[bare] ?? null;
+}
+
+/**
+ * Fixed one-minute windows counted locally and pooled through the store every second, so every
+ * instance sees (within a second) what all of them counted, without a store write per request.
+ * When the store cannot be reached, each instance goes on with its own counts (fail-open for limits only).
+ */
+export class RateLimiter {
+  private windowStart = 0;
+  /** Totals of all instances as of the last sync (including this instance's synced hits). */
+  private shared = new Map<string, number>();
+  /** Hits not yet pooled. */
+  private pending = new Map<string, number>();
+  private syncing: Promise<void> | null = null;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly limits: RateLimits,
+    private readonly clock: Clock,
+    private readonly counter: SharedCounter | null,
+    private readonly log: Logger,
+  ) {}
+
+  start(): void {
+    if (this.counter && !this.timer) {
+      this.timer = setInterval(() => void this.sync(), SYNC_MS);
+      this.timer.unref();
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.sync();
+  }
+
+  private roll(): void {
+    const start = Math.floor(this.clock.now() / WINDOW_MS) * WINDOW_MS;
+    if (start !== this.windowStart) {
+      this.windowStart = start;
+      this.shared = new Map();
+      this.pending = new Map();
+    }
+  }
+
+  private count(key: string): number {
+    return (this.shared.get(key) ?? 0) + (this.pending.get(key) ?? 0);
+  }
+
+  hit(key: string): void {
+    this.roll();
+    this.pending.set(key, (this.pending.get(key) ?? 0) + 1);
+  }
+
+  /** Seconds until the current window ends. */
+  retryAfter(): number {
+    return Math.max(1, Math.ceil((this.windowStart + WINDOW_MS - this.clock.now()) / 1000));
+  }
+
+  /** Refuses when `key` already reached `limit` in this window. */
+  check(key: string, limit: number): void {
+    this.roll();
+    if (this.count(key) >= limit) throw new RotorError('rate_limited', `too many requests; retry in ${this.retryAfter()} s`, { retryAfter: this.retryAfter() });
+  }
+
+  async sync(): Promise<void> {
+    if (!this.counter) return;
+    if (this.syncing) return this.syncing;
+    this.roll();
+    const windowStart = this.windowStart;
+    const pending = this.pending;
+    if (pending.size === 0 && this.shared.size === 0) return;
+    this.pending = new Map();
+    const hits = [...pending].map(([key, count]) => ({ key, count }));
+    this.syncing = (async () => {
+      try {
+        const totals = await this.counter!.addRateHits({ windowStart, hits });
+        if (windowStart === this.windowStart) for (const [key, total] of totals) this.shared.set(key, total);
+      } catch {
+        // Keep counting locally; the hits are pooled again with the next sync.
+        if (windowStart === this.windowStart) for (const [key, count] of pending) this.pending.set(key, (this.pending.get(key) ?? 0) + count);
+        this.log.debug({ event: 'rate_limit_sync_failed' }, 'rate-limit counts could not be pooled');
+      } finally {
+        this.syncing = null;
+      }
+    })();
+    return this.syncing;
+  }
+
+  /** Wires the limits into a server: checked before routing decisions, failures counted after. */
+  register(app: FastifyInstance, onLimited: () => void): void {
+    const { limits } = this;
+    app.addHook('preHandler', async (request) => {
+      const kind = classOf(request);
+      if (!kind) return;
+      const ip = request.ip;
+      const appRef = String((request.params as Record<string, unknown> | undefined)?.app ?? (request.params as Record<string, unknown> | undefined)?.app_id ?? '');
+      try {
+        if (kind === 'refresh') {
+          this.check(`rf:${ip}`, limits.refreshFailuresPerIp);
+          this.check(`r:${ip}`, limits.refreshPerIp);
+          this.hit(`r:${ip}`);
+        } else if (kind === 'login') {
+          this.check(`l:${ip}`, limits.loginPerIp);
+          const user = loginName(request);
+          if (user !== null) this.check(`lf:${ip}:${user}`, limits.loginFailuresPerUser);
+          this.hit(`l:${ip}`);
+        } else if (kind === 'admin') {
+          this.check(`a:${ip}`, limits.adminPerIp);
+          this.hit(`a:${ip}`);
+        } else if (kind === 'issue') {
+          this.check(`i:${appRef}`, limits.issuePerApp);
+          this.hit(`i:${appRef}`);
+        }
+      } catch (err) {
+        onLimited();
+        throw err;
+      }
+    });
+    app.addHook('onResponse', async (request, reply) => {
+      const kind = classOf(request);
+      const failed = reply.statusCode >= 400 && reply.statusCode < 500 && reply.statusCode !== 429;
+      if (!failed) return;
+      if (kind === 'refresh') this.hit(`rf:${request.ip}`);
+      if (kind === 'login') {
+        const user = loginName(request);
+        if (user !== null) this.hit(`lf:${request.ip}:${user}`);
+      }
+    });
+  }
+}
+
+/** The username a login request names, in whichever form its API takes it. */
+function loginName(request: FastifyRequest): string | null {
+  const body = request.body as Record<string, unknown> | undefined;
+  const name = body?.username ?? body?.email;
+  if (typeof name === 'string') return name.slice(0, 256).toLowerCase();
+  const auth = request.headers.authorization;
+  if (typeof auth === 'string' && /^basic /i.test(auth)) {
+    const decoded = Buffer.from(auth.slice(6), 'base64').toString('utf8');
+    return decoded.split(':')[0]?.slice(0, 256).toLowerCase() ?? null;
+  }
+  return null;
+}

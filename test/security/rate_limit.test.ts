@@ -1,0 +1,76 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { admin, createApp, issue, startTestServer, type TestServer } from '../helpers/server.js';
+
+const LIMITS = 'refreshFailuresPerIp=5,loginFailuresPerUser=3,loginPerIp=40,adminPerIp=60,refreshPerIp=100';
+
+describe('rate limits (R-15, issue 6)', () => {
+  let server: TestServer;
+  beforeAll(async () => { server = await startTestServer({ env: { ROTOR_RATE_LIMITS: LIMITS } }); });
+  afterAll(async () => { await server.close(); });
+
+  it('R-15: guessing refresh tokens from one ip gets 429 with Retry-After on every refresh API', async () => {
+    const app = await createApp(server, { name: 'rl' });
+    const pair = await issue(server, app);
+    const guess = () => server.call('POST', '/v1/refresh', { json: { refreshToken: `rt_${Math.random().toString(36).slice(2).padEnd(43, 'x')}` } });
+    for (let i = 0; i < 5; i += 1) expect((await guess()).status).toBe(400);
+    const limited = await guess();
+    expect(limited.status).toBe(429);
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(limited.body.code).toBe('rate_limited');
+    // Even a valid token is refused from that ip now, and nothing was consumed by the refusal.
+    expect((await server.call('POST', '/v1/refresh', { json: { refreshToken: pair.refreshToken } })).status).toBe(429);
+    const oauth = await server.call('POST', '/oauth2/token', { form: { grant_type: 'refresh_token', refresh_token: pair.refreshToken, client_id: app.id, client_secret: app.appKey } });
+    expect(oauth.status).toBe(429);
+    for (const [method, path] of [['PUT', '/api/v2/auth/token'], ['PATCH', '/auth/api/v1/authentication-management/session'], ['POST', '/v1/refreshToken'], ['GET', '/v2/auth/session']] as const) {
+      const res = await server.call(method, path, { json: method === 'GET' || method === 'PATCH' ? undefined : {}, headers: { authorization: 'Bearer x' } });
+      expect(res.status, path).toBe(429);
+      expect(res.headers.get('retry-after'), path).not.toBeNull();
+    }
+    // Another client (behind no proxy, the peer address is what counts) is unaffected: a spoofed
+    // X-Forwarded-For does not move the attacker to a fresh bucket.
+    const spoofed = await server.call('POST', '/v1/refresh', { json: { refreshToken: pair.refreshToken }, headers: { 'x-forwarded-for': '203.0.113.9' } });
+    expect(spoofed.status).toBe(429);
+    expect(server.logs.join('')).not.toContain(pair.refreshToken);
+  });
+
+  it('password guessing is slowed per (ip, user) without locking the user out for others', async () => {
+    const app = await createApp(server, { name: 'rl-login' });
+    await server.call('PUT', '/admin/apps/rl-login/subjects/victim', { json: { password: 'right' }, headers: admin });
+    await server.call('PUT', '/admin/apps/rl-login/subjects/other', { json: { password: 'right' }, headers: admin });
+    const login = (username: string, password: string) => server.call('POST', `/v1/apps/${app.name}/login`, { json: { username, password } });
+    for (let i = 0; i < 3; i += 1) expect((await login('victim', 'wrong')).status).toBe(401);
+    expect((await login('victim', 'wrong')).status).toBe(429);
+    expect((await login('victim', 'right')).status).toBe(429);
+    // Another user from the same ip still logs in.
+    expect((await login('other', 'right')).status).toBe(200);
+  });
+});
+
+describe('rate limits behind a trusted proxy', () => {
+  it('counts per forwarded client only when ROTOR_TRUST_PROXY is on', async () => {
+    const server = await startTestServer({ env: { ROTOR_RATE_LIMITS: 'refreshFailuresPerIp=2', ROTOR_TRUST_PROXY: 'true' } });
+    try {
+      const guess = (ip: string) => server.call('POST', '/v1/refresh', { json: { refreshToken: 'rt_nope' }, headers: { 'x-forwarded-for': ip } });
+      expect((await guess('198.51.100.1')).status).toBe(400);
+      expect((await guess('198.51.100.1')).status).toBe(400);
+      expect((await guess('198.51.100.1')).status).toBe(429);
+      expect((await guess('198.51.100.2')).status).toBe(400);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('the admin API is limited per ip', async () => {
+    const server = await startTestServer({ env: { ROTOR_RATE_LIMITS: 'adminPerIp=3' } });
+    try {
+      for (let i = 0; i < 3; i += 1) expect((await server.call('GET', '/admin/apps', { headers: admin })).status).toBe(200);
+      expect((await server.call('GET', '/admin/apps', { headers: admin })).status).toBe(429);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('refuses a malformed ROTOR_RATE_LIMITS', async () => {
+    await expect(startTestServer({ env: { ROTOR_RATE_LIMITS: 'bogus=1' } })).rejects.toThrow(/ROTOR_RATE_LIMITS/);
+  });
+});
