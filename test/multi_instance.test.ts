@@ -1,8 +1,10 @@
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { get as httpGet } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildRotor, http, startRotor, type HttpResult, type RotorProcess } from './helpers/rotor_process.js';
 import { createTestDatabase } from './store/pg_harness.js';
@@ -129,6 +131,33 @@ describe('two instances on one PostgreSQL database', () => {
     const pair = await issue(a.url, app);
     expect((await http(b.url, 'POST', '/v1/revoke', { json: { token: pair.refreshToken } })).status).toBe(200);
     expect((await http(a.url, 'POST', '/v1/refresh', { json: { refreshToken: pair.refreshToken } })).status).toBe(400);
+  });
+});
+
+describe('rotor migrate on PostgreSQL', () => {
+  it('several processes migrating one empty database at once apply each version exactly once', async () => {
+    const database = await createTestDatabase();
+    const direct = new pg.Client({ connectionString: database.url });
+    await direct.connect();
+    try {
+      const env = { PATH: process.env.PATH ?? '', ROTOR_DATABASE_URL: database.url, ROTOR_MASTER_KEY: randomBytes(32).toString('base64') };
+      const runs = await Promise.all(Array.from({ length: 4 }, () => new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+        execFile(process.execPath, [build.main, 'migrate', '--json'], { env }, (err, stdout, stderr) => {
+          resolve({ code: err ? Number((err as { code?: unknown }).code ?? 1) : 0, stdout, stderr });
+        });
+      })));
+      for (const run of runs) {
+        expect(run.stderr).toBe('');
+        expect(run.code).toBe(0);
+        expect(JSON.parse(run.stdout)).toMatchObject({ migrated: true, store: 'postgres' });
+      }
+      const versions = (await direct.query('SELECT version FROM schema_migrations ORDER BY version')).rows.map((r) => r.version);
+      expect(versions).toEqual(versions.map((_v, i) => i + 1));
+      expect(versions.length).toBeGreaterThan(0);
+    } finally {
+      await direct.end();
+      await database.drop();
+    }
   });
 });
 
