@@ -1,7 +1,8 @@
-import { createHmac, createPublicKey, randomBytes, verify as cryptoVerify } from 'node:crypto';
+import { createHmac, createPublicKey, randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FixedClock } from '../../src/domain/clock.js';
+import { verifyWithJwks } from '../helpers/jwks.js';
 import { admin, createApp, decodeJwtPart, issue, startTestServer, type TestServer } from '../helpers/server.js';
 import { createTestDatabase } from '../store/pg_harness.js';
 
@@ -15,19 +16,6 @@ const badMonths = (name: string, max = 120) =>
   `{"code":"MissingParameter","message":"${name} must be a whole number of months from 1 to ${max}"}`;
 const unauthorized = (dateTime: string, message = 'Certified by Rotor') =>
   `{"code":"Unauthorized","message":"Invalid or expired token.","signature":{"dateTime":"${dateTime}","message":"${message}"}}`;
-
-/** Verifies an ES256/EdDSA/RS256 JWT against a JWKS with node:crypto only. */
-function verifyWithJwks(token: string, jwks: { keys: Record<string, any>[] }): Record<string, any> {
-  const [h, p, s] = token.split('.') as [string, string, string];
-  const header = decodeJwtPart(token, 0);
-  const jwk = jwks.keys.find((k) => k.kid === header.kid);
-  if (!jwk) throw new Error('kid not in JWKS');
-  const key = createPublicKey({ key: jwk as any, format: 'jwk' });
-  const data = Buffer.from(`${h}.${p}`);
-  const ok = cryptoVerify('sha256', data, { key, dsaEncoding: 'ieee-p1363' }, Buffer.from(s, 'base64url'));
-  if (!ok) throw new Error('signature does not verify');
-  return decodeJwtPart(token, 1);
-}
 
 describe('verifik dialect', () => {
   let server: TestServer;

@@ -1,24 +1,8 @@
-import { createPublicKey, verify as cryptoVerify } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { verifyWithJwks } from '../helpers/jwks.js';
 import { admin, createApp, decodeJwtPart, issue, startTestServer, type TestServer } from '../helpers/server.js';
-
-/** Verifies a JWT against a JWKS with node:crypto only: an independent path from the signing code. */
-function verifyWithJwks(token: string, jwks: { keys: Record<string, any>[] }): Record<string, any> {
-  const [h, p, s] = token.split('.') as [string, string, string];
-  const header = decodeJwtPart(token, 0);
-  const jwk = jwks.keys.find((k) => k.kid === header.kid);
-  if (!jwk) throw new Error('kid not in JWKS');
-  const key = createPublicKey({ key: jwk as any, format: 'jwk' });
-  const data = Buffer.from(`${h}.${p}`);
-  const sig = Buffer.from(s, 'base64url');
-  const ok = header.alg === 'ES256' ? cryptoVerify('sha256', data, { key, dsaEncoding: 'ieee-p1363' }, sig)
-    : header.alg === 'EdDSA' ? cryptoVerify(null, data, key, sig)
-    : header.alg === 'RS256' ? cryptoVerify('sha256', data, key, sig) : false;
-  if (!ok) throw new Error('signature does not verify');
-  return decodeJwtPart(token, 1);
-}
 
 describe('native API over HTTP (SQLite)', () => {
   let server: TestServer;
@@ -212,7 +196,6 @@ describe('native API over HTTP (SQLite)', () => {
     const app = await createApp(server, { name: 'at-rest', policy: { reuseGrace: 10 } });
     const pair = await issue(server, app);
     const next = (await refresh(pair.refreshToken)).body;
-    await server.call('POST', '/wal-checkpoint-nudge');
     const files = readdirSync(server.dir).filter((f) => f.startsWith('rotor.db'));
     expect(files.length).toBeGreaterThan(0);
     const dump = Buffer.concat(files.map((f) => readFileSync(join(server.dir, f))));
