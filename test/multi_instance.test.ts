@@ -60,6 +60,8 @@ function freshConnectionGet(url: string): Promise<number> {
       res.on('end', () => resolve(res.statusCode ?? 0));
     });
     req.on('error', reject);
+    // A connection handed to the worker that just died is never answered: give up on it, try again.
+    req.setTimeout(2000, () => req.destroy(new Error('no answer')));
   });
 }
 
