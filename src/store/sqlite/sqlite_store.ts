@@ -1,6 +1,8 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { StoreUnavailableError } from '../../domain/errors.js';
 import type { App, AppKeyRecord, Millis, RefreshRecord, Session, SigningKeyRecord, Subject } from '../../domain/types.js';
 import type { Store } from '../contract.js';
@@ -26,6 +28,43 @@ interface RotateInput {
 /** SQLite errors that mean "the database cannot take this now" rather than a bug: answered with 503. */
 const UNAVAILABLE = /^SQLITE_(BUSY|LOCKED|FULL|READONLY|IOERR|CANTOPEN|CORRUPT|NOTADB|PROTOCOL|PERM)/;
 
+/**
+ * WAL checkpoints off the event loop. A checkpoint copies pages from the WAL into the database file
+ * and fsyncs both; SQLite's automatic one runs inside whichever COMMIT crosses 1,000 WAL pages, i.e. on
+ * the event loop, stalling every request in flight. Once a store has seen sustained writes, a worker
+ * thread with its own connection (same `synchronous`, so the same durability) runs PASSIVE checkpoints
+ * every few milliseconds; they never block writers. The main connection's automatic checkpoint stays
+ * on at a higher mark: by then the worker has copied nearly everything, so it only finishes the tail
+ * and lets the WAL restart from its beginning (a PASSIVE checkpoint alone cannot, while writes go on).
+ * Commits, their durability and their order are exactly as before.
+ */
+const CHECKPOINTER_AFTER_WRITES = 500;
+const CHECKPOINT_EVERY_MS = 10;
+/** When the last pass found nothing left to copy. */
+const CHECKPOINT_IDLE_MS = 200;
+const MAIN_AUTOCHECKPOINT_PAGES = 4000;
+const CHECKPOINTER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const Database = require(workerData.driver);
+const db = new Database(workerData.path, { fileMustExist: true });
+db.pragma('synchronous = ' + workerData.synchronous);
+let timer;
+const pass = () => {
+  let idle = false;
+  try {
+    const [r] = db.pragma('wal_checkpoint(PASSIVE)');
+    idle = r.log === r.checkpointed;
+  } catch { /* the main connection reports real trouble */ }
+  timer = setTimeout(pass, idle ? workerData.idleMs : workerData.everyMs);
+};
+pass();
+parentPort.on('message', () => {
+  clearTimeout(timer);
+  try { db.close(); } catch { /* closing anyway */ }
+  parentPort.close();
+});
+`;
+
 export interface SqliteStoreOptions {
   /** `synchronous` pragma: NORMAL survives process crashes in WAL mode; FULL also survives power loss. */
   synchronous?: 'NORMAL' | 'FULL';
@@ -42,12 +81,18 @@ export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private readonly statements = new Map<string, Database.Statement>();
   private rotateTransaction: Database.Transaction<(input: RotateInput) => { rotated: boolean }> | null = null;
+  private readonly path: string;
+  private readonly synchronous: 'NORMAL' | 'FULL';
+  private writes = 0;
+  private checkpointer: Worker | null = null;
 
   constructor(path: string, options: SqliteStoreOptions = {}) {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    this.path = path;
+    this.synchronous = options.synchronous ?? 'NORMAL';
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
-    this.db.pragma(`synchronous = ${options.synchronous ?? 'NORMAL'}`);
+    this.db.pragma(`synchronous = ${this.synchronous}`);
     this.db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
     this.db.pragma('foreign_keys = ON');
   }
@@ -77,6 +122,30 @@ export class SqliteStore implements Store {
     return this.db.transaction(work).immediate();
   }
 
+  /** Counts hot-path writes; short-lived stores (CLI commands, most tests) never start the checkpointer. */
+  private wrote(): void {
+    this.writes += 1;
+    if (this.writes === CHECKPOINTER_AFTER_WRITES && this.path !== ':memory:') this.startCheckpointer();
+  }
+
+  private startCheckpointer(): void {
+    const worker = new Worker(CHECKPOINTER_SOURCE, {
+      eval: true,
+      workerData: {
+        driver: createRequire(import.meta.url).resolve('better-sqlite3'), path: this.path,
+        synchronous: this.synchronous, everyMs: CHECKPOINT_EVERY_MS, idleMs: CHECKPOINT_IDLE_MS,
+      },
+    });
+    worker.unref();
+    worker.on('error', () => {
+      // Without the worker, SQLite's own automatic checkpoint does the work, as it did before.
+      if (this.checkpointer === worker) this.checkpointer = null;
+      if (this.db.open) this.db.pragma('wal_autocheckpoint = 1000');
+    });
+    this.checkpointer = worker;
+    this.db.pragma(`wal_autocheckpoint = ${MAIN_AUTOCHECKPOINT_PAGES}`);
+  }
+
   migrate(): Promise<void> {
     return this.run(() => {
       this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)');
@@ -100,9 +169,18 @@ export class SqliteStore implements Store {
     });
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
+    const worker = this.checkpointer;
+    this.checkpointer = null;
+    if (worker) {
+      // The worker closes its connection first, so the last connection to close is this one.
+      const exited = new Promise((resolve) => worker.once('exit', resolve));
+      worker.postMessage('stop');
+      const timer = setTimeout(() => void worker.terminate(), 2000);
+      await exited;
+      clearTimeout(timer);
+    }
     this.db.close();
-    return Promise.resolve();
   }
 
   // ── apps ───────────────────────────────────────────────────────────────────────────────────────
@@ -374,7 +452,11 @@ export class SqliteStore implements Store {
   }
 
   rotateRefresh(input: RotateInput): Promise<{ rotated: boolean }> {
-    return this.run(() => this.rotation().immediate(input));
+    return this.run(() => {
+      const result = this.rotation().immediate(input);
+      this.wrote();
+      return result;
+    });
   }
 
   /** The rotation's transaction, built once (better-sqlite3 builds a wrapper per `transaction()` call). */

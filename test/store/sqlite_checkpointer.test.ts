@@ -1,0 +1,79 @@
+import Database from 'better-sqlite3';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { SqliteStore } from '../../src/store/sqlite/sqlite_store.js';
+import { appKeyRecord, appRecord, refreshRecord, sessionRecord, signingKeyRecord } from './conformance.js';
+
+/**
+ * The background checkpointer (a worker thread started after sustained writes) must change nothing
+ * that a reader of the file can see: every committed rotation is there, through another connection,
+ * after close and reopen; the WAL stays bounded under continuous writes; close leaves no WAL behind.
+ */
+describe('SQLite store: WAL checkpoints off the event loop', () => {
+  const dirs: string[] = [];
+  afterEach(() => {
+    for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function rotateMany(store: SqliteStore, chains: number, rounds: number) {
+    const app = appRecord();
+    await store.createApp({ app, appKey: appKeyRecord(app.id), signingKey: signingKeyRecord(app.id) });
+    const sessions = Array.from({ length: chains }, (_, i) => sessionRecord(app.id, `user-${i}`));
+    const heads = sessions.map((session) => refreshRecord(session));
+    for (let i = 0; i < chains; i += 1) {
+      await store.issueSession({ session: sessions[i]!, refresh: heads[i]!, newSubjectClaims: {} });
+    }
+    for (let round = 0; round < rounds; round += 1) {
+      for (let i = 0; i < chains; i += 1) {
+        const parent = heads[i]!;
+        const child = refreshRecord(sessions[i]!, { parentId: parent.id });
+        const { rotated } = await store.rotateRefresh({
+          parentId: parent.id, child, successorSealed: null, now: Date.now(), lastIp: null, lastUserAgent: null,
+        });
+        expect(rotated).toBe(true);
+        heads[i] = child;
+      }
+    }
+    return heads;
+  }
+
+  it('keeps every rotation visible, the WAL bounded, and leaves no WAL after close', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rotor-ckpt-'));
+    dirs.push(dir);
+    const path = join(dir, 'rotor.db');
+    const store = new SqliteStore(path);
+    await store.migrate();
+    // 16 chains × 600 rounds: far past the point where the checkpointer starts (500 rotations).
+    const heads = await rotateMany(store, 16, 600);
+
+    // Another connection sees every last committed child, unconsumed, while the store is open.
+    const reader = new Database(path, { readonly: true });
+    const live = reader.prepare('SELECT COUNT(*) AS n FROM refresh_tokens WHERE consumed_at IS NULL').get() as { n: number };
+    expect(live.n).toBe(16);
+    reader.close();
+    // 9,616 commits of several pages each: over 100 MB of WAL if checkpoints never restarted it.
+    expect(statSync(`${path}-wal`).size).toBeLessThan(64 * 1024 * 1024);
+
+    await store.close();
+    expect(existsSync(`${path}-wal`)).toBe(false);
+
+    const reopened = new SqliteStore(path);
+    for (const head of heads) {
+      const found = await reopened.findRefresh(head.id);
+      expect(found?.record.consumedAt).toBeNull();
+    }
+    await reopened.close();
+  }, 60_000);
+
+  it('closes cleanly while the checkpointer runs, and a closed store answers store_unavailable', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rotor-ckpt-'));
+    dirs.push(dir);
+    const store = new SqliteStore(join(dir, 'rotor.db'));
+    await store.migrate();
+    await rotateMany(store, 4, 200);
+    await store.close();
+    await expect(store.findRefresh('x')).rejects.toMatchObject({ code: 'store_unavailable' });
+  }, 60_000);
+});
