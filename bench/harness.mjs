@@ -244,7 +244,9 @@ async function startTarget(row, options, dir) {
   } else {
     env.ROTOR_DATABASE_URL = `sqlite:${join(dir, 'rotor.db')}`;
   }
-  const proc = startProcess({ args: [...nodeArgs, join(ROOT, 'dist/src/cli/main.js'), 'serve'], env, log });
+  // BENCH_ROTOR_BUILD names another build's root (its dist/ beside a node_modules) to compare two builds.
+  const main = join(process.env.BENCH_ROTOR_BUILD ?? ROOT, 'dist/src/cli/main.js');
+  const proc = startProcess({ args: [...nodeArgs, main, 'serve'], env, log });
   const stop = async () => {
     await proc.stop();
     await dropDatabase?.();

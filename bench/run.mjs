@@ -51,7 +51,7 @@ for (const row of rows) {
       attempts.push(result);
       process.stderr.write(result.skipped
         ? `skipped: ${result.skipped}\n`
-        : `${Math.round(result.refreshPerSecond ?? 0)}/s, p99 ${result.p99} ms, errors ${result.errors}${result.errors ? ` ${JSON.stringify(result.reasons)}` : ''}\n`);
+        : `${Math.round(result.refreshPerSecond ?? 0)}/s, p50 ${result.p50} ms, p99 ${result.p99} ms, server CPU ${Math.round(result.cpuUsPerRefresh ?? 0)} µs/refresh, RSS ${Math.round(result.rssMb ?? 0)} MB, errors ${result.errors}${result.errors ? ` ${JSON.stringify(result.reasons)}` : ''}\n`);
       if (result.skipped) break;
     } catch (err) {
       process.stderr.write(`failed: ${/** @type {Error} */ (err).message}\n`);
