@@ -388,8 +388,9 @@ export class PostgresStore implements Store {
          ON CONFLICT (app_id, subject) DO NOTHING`,
         [s.appId, s.subject, JSON.stringify(input.newSubjectClaims), s.createdAt], 'rotor_subject_create',
       );
-      const lock = input.revokeOthers ? 'FOR NO KEY UPDATE' : 'FOR SHARE';
-      const [row] = await q.query(`SELECT * FROM subjects WHERE app_id = $1 AND subject = $2 ${lock}`, [s.appId, s.subject]);
+      const [row] = input.revokeOthers
+        ? await q.query('SELECT * FROM subjects WHERE app_id = $1 AND subject = $2 FOR NO KEY UPDATE', [s.appId, s.subject], 'rotor_subject_lock')
+        : await q.query('SELECT * FROM subjects WHERE app_id = $1 AND subject = $2 FOR SHARE', [s.appId, s.subject], 'rotor_subject_share');
       if (!row) throw new Error('the subject vanished while it was locked'); // unreachable: created above
       const subject = subjectFromRow(row);
       if (subject.status !== 'active') return { issued: false as const, reason: 'subject_disabled' as const };
