@@ -33,8 +33,12 @@ function place(url) {
   return relative(process.cwd(), path);
 }
 
+/** Per file (one per thread: the main thread and e.g. the SQLite checkpointer worker): busy µs. */
+/** @type {[string, number][]} */
+const perFile = [];
 for (const file of files) {
   const profile = JSON.parse(readFileSync(file, 'utf8'));
+  const before = total;
   /** @type {Map<number, any>} */
   const nodes = new Map(profile.nodes.map((/** @type {any} */ n) => [n.id, n]));
   const deltas = profile.timeDeltas;
@@ -52,6 +56,7 @@ for (const file of files) {
     byFunction.set(fn, (byFunction.get(fn) ?? 0) + us);
     byPlace.set(where, (byPlace.get(where) ?? 0) + us);
   }
+  perFile.push([file, total - before]);
 }
 
 const show = (/** @type {string} */ title, /** @type {Map<string, number>} */ map) => {
@@ -61,5 +66,6 @@ const show = (/** @type {string} */ title, /** @type {Map<string, number>} */ ma
   }
 };
 process.stdout.write(`${files.length} profile(s), ${(total / 1e6).toFixed(2)} s of busy samples\n`);
+for (const [file, us] of perFile) process.stdout.write(`  ${((100 * us) / total).toFixed(1).padStart(5)}%  ${file}\n`);
 show('self time by package / file', byPlace);
 show('self time by function', byFunction);
