@@ -162,6 +162,9 @@ export class Engine {
     const pairId = newId();
     const plan = this.planRefresh(app, format, session, now, pairId, record.id);
     if (!plan) throw invalidRefreshToken('unknown');
+    // Ids derived from (session, instant) — the JWTPlus jid — would repeat the parent's when it is renewed in
+    // the millisecond it was issued (refreshNotBefore 0): that renewal is not yet valid, instead of a 500.
+    if (plan.record.id === record.id) throw invalidRefreshToken('not_yet_valid');
     const key = await this.deps.keyring.activeKey(app);
     const accessExp = this.accessExp(app, session, now);
     const ctx = this.mintContext(app, session, now, accessExp, pairId, plan.record);
