@@ -1,6 +1,7 @@
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { secureRandomBytes } from './random.js';
 
 export type SealPurpose = 'signing-key' | 'refresh-successor';
 
@@ -47,7 +48,7 @@ export class MasterKey {
   }
 
   seal(purpose: SealPurpose, plaintext: Buffer, context: string): Buffer {
-    const iv = randomBytes(12);
+    const iv = secureRandomBytes(12);
     const cipher = createCipheriv('aes-256-gcm', this.subkey(purpose), iv);
     cipher.setAAD(Buffer.from(context));
     const body = Buffer.concat([cipher.update(plaintext), cipher.final()]);

@@ -1,7 +1,8 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { secureRandomBytes } from './random.js';
 
 /** 256 bits from the CSPRNG, base64url. */
-export const randomSecret = (): string => randomBytes(32).toString('base64url');
+export const randomSecret = (): string => secureRandomBytes(32).toString('base64url');
 
 export const sha256 = (text: string | Buffer): Buffer => createHash('sha256').update(text).digest();
 
