@@ -108,7 +108,9 @@ export const oauth2Api: Api = {
       // Scope is checked against the session before rotating, so a refused scope consumes nothing.
       if (body.scope !== undefined && body.scope !== '') {
         const peek = await rotor.engine.introspect(body.refresh_token, client);
-        checkScope(body.scope, peek.active ? peek.claims?.scope : undefined);
+        // Only a live token can mint: a consumed one goes on to the engine (grace retry or reuse detection),
+        // an unknown or dead one to invalid_grant, whatever scope it asks for.
+        if (peek.active) checkScope(body.scope, peek.claims?.scope);
       }
       const issued = await rotor.engine.refresh(body.refresh_token, {
         client,
