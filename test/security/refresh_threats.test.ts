@@ -500,6 +500,19 @@ describe('refresh-token threats (R-01 … R-16) on every refresh endpoint', () =
     const again = await refresh('oauth', app, narrower.pair as Pair, { scopeParam: 'write' });
     expect(again.ok).toBe(true);
     expect(again.res.body.scope).toBe('read write');
+    // R-03 × R-12: the identical request retried inside the grace window returns the same child (it used to be invalid_scope).
+    const retry = await refresh('oauth', app, narrower.pair as Pair, { scopeParam: 'write' });
+    expect(retry.ok, retry.res.text).toBe(true);
+    expect(retry.pair?.refreshToken).toBe(again.pair?.refreshToken);
+    // R-02 × R-12: a consumed token replayed with a scope is reuse (family revoked), not an invalid_scope that skips detection.
+    const strict = await appFor('oauth', { reuseGrace: 0 });
+    const s0 = await login(strict, 'scoped', { claims: { scope: 'read write' } });
+    const s1 = await rotate('oauth', strict, s0);
+    for (const scopeParam of ['read', 'admin']) {
+      const replay = await refresh('oauth', strict, s0, { scopeParam });
+      expectRefused('oauth', replay);
+    }
+    expect(await active(strict, s1.refreshToken)).toBe(false);
   });
 
   it('R-15 (storage and logs): RTs carry ≥ 128 bits, the database holds no issued RT, no log line contains one', async () => {
