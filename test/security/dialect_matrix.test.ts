@@ -123,6 +123,16 @@ describe('dialect matrix: forged and hostile tokens get the same decision on eve
       accepted: (res) => res.status === 200 && typeof res.body.accessToken === 'string',
     },
     {
+      // A forged token here would revoke every session of the subject: P6 (the victim stays alive) is the point.
+      name: 'verifik POST /v2/auth/renew-and-revoke', profile: 'verifik', kind: 'access', inHeader: true,
+      present: (token) => server.call('POST', '/v2/auth/renew-and-revoke', { headers: { authorization: token } }),
+      refused: (res) => {
+        expect(res.status).toBe(401);
+        expect(res.body).toMatchObject({ code: 'Unauthorized', message: 'Invalid or expired token.' });
+      },
+      accepted: (res) => res.status === 200 && typeof res.body.token === 'string',
+    },
+    {
       name: 'jwtplus POST /app/{id}/verify', profile: 'jwtplus', kind: 'access',
       present: (token, _v, scope = apps.jwtplus) => server.call('POST', `/app/${scope.id}/verify`, { json: { token }, headers: { authorization: apps.jwtplus.appKey } }),
       refused: (res) => {
