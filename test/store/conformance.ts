@@ -87,6 +87,11 @@ export function describeStoreConformance(name: string, harness: ConformanceHarne
       await db.dispose();
     });
 
+    /** Opens the connections of each store (pools start empty) so the racers really overlap. */
+    const warm = async (stores: Store[]) => {
+      await Promise.all(stores.flatMap((s) => Array.from({ length: 10 }, () => s.findSession('warm-up'))));
+    };
+
     /** An app with its first key and signing key, created through the store. */
     const seedApp = async (s: Store = store, overrides: Partial<App> = {}) => {
       const app = appRecord(overrides);
@@ -151,6 +156,7 @@ export function describeStoreConformance(name: string, harness: ConformanceHarne
 
     it('createApp with one name from many instances at once creates exactly one app', async () => {
       const stores = [store, await another()];
+      await warm(stores);
       const name = 'contested-name';
       const results = await Promise.all(Array.from({ length: 20 }, (_, i) => {
         const app = appRecord({ name });
@@ -251,6 +257,7 @@ export function describeStoreConformance(name: string, harness: ConformanceHarne
     it('rotateSigningKey racing from two instances: exactly one wins, one active key', async () => {
       const { app, signingKey } = await seedApp();
       const stores = [store, await another()];
+      await warm(stores);
       const results = await Promise.all(Array.from({ length: 20 }, (_, i) => stores[i % 2]!.rotateSigningKey({
         appId: app.id, expectActiveKid: signingKey.kid, next: signingKeyRecord(app.id), now: NOW + 1, publishUntil: NOW + HOUR,
       })));
@@ -345,6 +352,7 @@ export function describeStoreConformance(name: string, harness: ConformanceHarne
     it('issueSession racing a disable from another instance leaves no live session of the disabled subject', async () => {
       const { app } = await seedApp();
       const other = await another();
+      await warm([store, other]);
       await seedSession(store, app.id, 'frank');
       const issuances = Array.from({ length: 20 }, (_, i) => {
         const session = sessionRecord(app.id, 'frank');
@@ -393,6 +401,7 @@ export function describeStoreConformance(name: string, harness: ConformanceHarne
 
       const { session: raced } = await seedSession(store, app.id);
       const stores = [store, await another()];
+      await warm(stores);
       const results = await Promise.all(Array.from({ length: 20 }, (_, i) => stores[i % 2]!.revokeSession(raced.id, `r${i}`, NOW + i)));
       expect(results.filter(Boolean)).toHaveLength(1);
     });
@@ -458,20 +467,24 @@ export function describeStoreConformance(name: string, harness: ConformanceHarne
 
     it('atomic consume: 50 concurrent rotations of one parent over two instances — exactly one rotated, one child row', async () => {
       const { app } = await seedApp();
-      const { refresh } = await seedSession(store, app.id);
       const stores = [store, await another()];
-      const children = Array.from({ length: 50 }, () => childOf(refresh));
-      const results = await Promise.all(children.map((child, i) => rotate(stores[i % 2]!, refresh, child)));
-      expect(results.filter((r) => r.rotated)).toHaveLength(1);
-      const winner = children[results.findIndex((r) => r.rotated)]!;
-      const found = await Promise.all(children.map((c) => store.findRefresh(c.id)));
-      expect(found.filter((f) => f !== null).map((f) => f!.record.id)).toEqual([winner.id]);
-      expect((await store.findRefresh(refresh.id))?.record.successorId).toBe(winner.id);
+      await warm(stores);
+      for (let round = 0; round < 5; round += 1) {
+        const { refresh } = await seedSession(store, app.id, `racer-${round}`);
+        const children = Array.from({ length: 50 }, () => childOf(refresh));
+        const results = await Promise.all(children.map((child, i) => rotate(stores[i % 2]!, refresh, child)));
+        expect(results.filter((r) => r.rotated)).toHaveLength(1);
+        const winner = children[results.findIndex((r) => r.rotated)]!;
+        const found = await Promise.all(children.map((c) => store.findRefresh(c.id)));
+        expect(found.filter((f) => f !== null).map((f) => f!.record.id)).toEqual([winner.id]);
+        expect((await store.findRefresh(refresh.id))?.record.successorId).toBe(winner.id);
+      }
     });
 
     it('revocation racing rotation: the outcome is always one of the two orders, never a mix', async () => {
       const { app } = await seedApp();
       const other = await another();
+      await warm([store, other]);
       for (let round = 0; round < 15; round += 1) {
         const { session, refresh } = await seedSession(store, app.id, `race-${round}`);
         const child = childOf(refresh);

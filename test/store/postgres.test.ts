@@ -36,6 +36,11 @@ async function waitForLockWaiters(n: number): Promise<void> {
   }
 }
 
+/** Opens every pooled connection of the given stores (ten each, the default pool) before a race. */
+async function warm(...stores: PostgresStore[]): Promise<void> {
+  await Promise.all(stores.flatMap((s) => Array.from({ length: 10 }, () => s.findSession('warm-up'))));
+}
+
 /** Each conformance test gets an empty schema of its own in this run's database. */
 const freshSchema = async (): Promise<{ url: string; drop(): Promise<void> }> => {
   const schema = `t_${randomBytes(5).toString('hex')}`;
@@ -81,6 +86,40 @@ describe('postgres specifics', () => {
     }
   });
 
+  it('two rotations of one parent queue on the session row and cannot deadlock (the reason for FOR NO KEY UPDATE)', async () => {
+    const { url, drop } = await freshSchema();
+    const store = new PostgresStore(url);
+    const blocker = new pg.Client({ connectionString: url });
+    await blocker.connect();
+    try {
+      await store.migrate();
+      const app = appRecord();
+      await store.createApp({ app, appKey: appKeyRecord(app.id), signingKey: signingKeyRecord(app.id) });
+      const session = sessionRecord(app.id, 'alice');
+      const parent = refreshRecord(session);
+      await store.issueSession({ session, refresh: parent, newSubjectClaims: {} });
+
+      // The first rotation locks the session row, then waits for the parent row the blocker holds;
+      // the second must wait at the session row. (With FOR SHARE both would pass it, and the first,
+      // updating the session row, would wait for the second: a deadlock, answered 40P01.)
+      await blocker.query('BEGIN');
+      await blocker.query('SELECT 1 FROM refresh_tokens WHERE id = $1 FOR UPDATE', [parent.id]);
+      const rotation = () => store.rotateRefresh({
+        parentId: parent.id, child: refreshRecord(session, { parentId: parent.id }), successorSealed: null, now: 2, lastIp: null, lastUserAgent: null,
+      });
+      const first = rotation();
+      await waitForLockWaiters(1);
+      const second = rotation();
+      await waitForLockWaiters(2);
+      await blocker.query('ROLLBACK');
+      expect(await Promise.all([first, second])).toEqual([{ rotated: true }, { rotated: false }]);
+    } finally {
+      await blocker.end();
+      await store.close();
+      await drop();
+    }
+  });
+
   it('a revocation arriving while a rotation holds the session lock waits, then revokes the new child too', async () => {
     const { url, drop } = await freshSchema();
     const store = new PostgresStore(url);
@@ -110,6 +149,31 @@ describe('postgres specifics', () => {
     } finally {
       await blocker.end();
       await store.close();
+      await drop();
+    }
+  });
+
+  it('a server whose default isolation is SERIALIZABLE still decides a 50-way rotation race without errors', async () => {
+    const { url, drop } = await freshSchema();
+    const serializable = new URL(url);
+    serializable.searchParams.set('options', `${serializable.searchParams.get('options')} -c default_transaction_isolation=serializable`);
+    const a = new PostgresStore(serializable.toString());
+    const b = new PostgresStore(serializable.toString());
+    try {
+      await a.migrate();
+      const app = appRecord();
+      await a.createApp({ app, appKey: appKeyRecord(app.id), signingKey: signingKeyRecord(app.id) });
+      const session = sessionRecord(app.id, 'alice');
+      const parent = refreshRecord(session);
+      await a.issueSession({ session, refresh: parent, newSubjectClaims: {} });
+      await warm(a, b); // connections open, so the 50 statements really overlap on the server
+      const results = await Promise.all(Array.from({ length: 50 }, (_, i) => (i % 2 ? a : b).rotateRefresh({
+        parentId: parent.id, child: refreshRecord(session, { parentId: parent.id }), successorSealed: null, now: 2, lastIp: null, lastUserAgent: null,
+      })));
+      expect(results.filter((r) => r.rotated)).toHaveLength(1);
+    } finally {
+      await a.close();
+      await b.close();
       await drop();
     }
   });

@@ -111,6 +111,13 @@ export class PostgresStore implements Store {
     // An idle connection that breaks (server restart, network cut) is dropped by the pool; without a
     // listener the 'error' event would crash the process.
     this.pool.on('error', noop);
+    // The races are decided under READ COMMITTED semantics: a statement that waited for a row lock
+    // re-checks its condition on the newest committed version (EvalPlanQual), so the losers of a
+    // rotation race simply find the parent consumed. Under REPEATABLE READ or SERIALIZABLE they would
+    // fail with 40001 instead, so a server default other than READ COMMITTED is overridden here.
+    this.pool.on('connect', (client) => {
+      client.query('SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED').catch(noop);
+    });
   }
 
   private async checkout(): Promise<pg.PoolClient> {
