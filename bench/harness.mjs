@@ -261,7 +261,8 @@ async function startTarget(row, options, dir) {
     const created = await call(`${url}/admin/apps`, {
       method: 'POST', headers: admin, json: { name: 'bench', profile: row.profile ?? 'native', policy: row.policy ?? {} },
     });
-    const basic = Buffer.from(`${encodeURIComponent(created.name)}:${encodeURIComponent(created.appKey)}`).toString('base64');
+    // client_id = the app id (SPEC §4.2 accepts id or name; the id is what OAuth clients are usually given).
+    const basic = Buffer.from(`${encodeURIComponent(created.id)}:${encodeURIComponent(created.appKey)}`).toString('base64');
     /** @type {number | undefined} */
     let fillSeconds;
     if (row.fill) {
