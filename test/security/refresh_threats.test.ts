@@ -474,6 +474,30 @@ describe('refresh-token threats (R-01 … R-16) on every refresh endpoint', () =
     expect(await active(b, theirs.refreshToken)).toBe(true);
   });
 
+  it('R-05 on one instance, across APIs: 48 concurrent requests with one RT split over native, OAuth and the dialect endpoint', async () => {
+    // (Across instances: test/multi_instance.test.ts.) The decision must not depend on the API that won.
+    for (const dialect of ['jwtplus', 'flolive', 'fib', 'abitmedia'] as Kind[]) {
+      for (const reuseGrace of [0, 10]) {
+        const app = await appFor(dialect, { reuseGrace });
+        const p0 = await login(app);
+        const apis: Kind[] = ['native', 'oauth', dialect];
+        const results = await Promise.all(Array.from({ length: 48 }, (_, i) => refresh(apis[i % 3] as Kind, app, p0)));
+        const winners = results.filter((r) => r.ok);
+        expect(new Set(winners.map((r) => r.pair?.refreshToken)).size, `${dialect} grace ${reuseGrace}`).toBe(1);
+        if (reuseGrace === 0) {
+          expect(winners.length, `${dialect}: one winner`).toBe(1);
+          results.forEach((r, i) => { if (!r.ok) expectRefused(apis[i % 3] as Kind, r); });
+          expect(await active(app, winners[0]?.pair?.refreshToken as string)).toBe(false);
+        } else {
+          expect(winners.length, `${dialect}: every retry answered`).toBe(48);
+          const child = winners[0]?.pair as Pair;
+          // The child continues through any API.
+          await rotate(dialect, app, { ...child, accessToken: winners.find((w) => w.pair)?.pair?.accessToken as string });
+        }
+      }
+    }
+  });
+
   it('R-01/N5 JWTPlus with refreshNotBefore 0: a renewal in the millisecond of issuance is refused (404), never a 500; 1 ms later it works', async () => {
     // The pair's jid derives from (session, instant): renewing at the issuance instant used to collide with the parent's id.
     const app = await appFor('jwtplus', { reuseGrace: 0 });
