@@ -155,7 +155,9 @@ export class Engine {
     if (now >= record.expiresAt) throw invalidRefreshToken('expired');
     this.assertSessionAlive(app, session, found.subjectStatus, now);
     if (record.consumedAt !== null) return this.replayed(app, found, client, now);
-    if (now < record.notBefore) throw invalidRefreshToken('not_yet_valid');
+    // Without a not-before delay there is nothing to wait for: a clock behind the issuer's (another instance's,
+    // or after a step back) must not refuse a fresh token (SECURITY-CASES F-10, F-11).
+    if (app.policy.refreshNotBefore > 0 && now < record.notBefore) throw invalidRefreshToken('not_yet_valid');
     this.assertBinding(app, session, client);
 
     const format = formatFor(app.profile);
