@@ -339,6 +339,18 @@ describe('refresh-token threats (R-01 … R-16) on every refresh endpoint', () =
         expectRefused(kind, await refresh(kind, ttl, p));
       });
 
+      it('F-10/F-11 a clock behind the issuer\'s (another instance, a step back): a fresh RT still renews, reuse is still reuse', async () => {
+        const app = await appFor(kind, { reuseGrace: 0 });
+        const p0 = await login(app);
+        clock.advance(-5);
+        const p1 = await rotate(kind, app, p0);
+        clock.advance(-20);
+        const p2 = await rotate(kind, app, p1);
+        expectRefused(kind, await refresh(kind, app, { ...p1, accessToken: p2.accessToken }));
+        expect(await active(app, p2.refreshToken)).toBe(false);
+        clock.advance(25);
+      });
+
       it('R-14 malformed refresh tokens: refused or invalid_request, never a 5xx or a mint; the real RT is untouched', async () => {
         const app = await appFor(kind);
         const p = await login(app);
