@@ -19,6 +19,8 @@ export interface ConformanceDatabase {
 export interface ConformanceHarness {
   /** A new, empty database (not yet migrated). */
   freshDatabase(): Promise<ConformanceDatabase>;
+  /** The store implements the optional `addRateHits` (rate-limit counts pooled across instances). */
+  rateHits?: boolean;
 }
 
 const NOW = 1_800_000_000_000;
@@ -547,6 +549,34 @@ export function describeStoreConformance(name: string, harness: ConformanceHarne
       expect(await store.prune(now, { revokedRetention: retention })).toEqual({ sessions: 0, refreshTokens: 0 });
       expect((await store.findRefresh(first.id))?.record).toMatchObject({ successorId: second.id, successorSealed: null });
       expect((await store.findRefresh(second.id))?.record.successorSealed).toEqual(Buffer.from('new'));
+    });
+
+    // ── optional operations ────────────────────────────────────────────────────────────────────────
+
+    it.runIf(harness.rateHits === true)('addRateHits pools counts across instances, per window, for any key', async () => {
+      const other = await another();
+      expect(typeof store.addRateHits).toBe('function');
+      const w = 1_800_000_000_000;
+      const odd = 'lf:203.0.113.1:nul\u0000and\ud800surrogate';
+      const long = `lf:203.0.113.1:${'x'.repeat(5000)}`;
+      const first = await store.addRateHits!({ windowStart: w, hits: [{ key: 'r:1.2.3.4', count: 3 }, { key: odd, count: 1 }, { key: long, count: 2 }] });
+      expect(first).toEqual(new Map([['r:1.2.3.4', 3], [odd, 1], [long, 2]]));
+      const second = await other.addRateHits!({ windowStart: w, hits: [{ key: 'r:1.2.3.4', count: 2 }, { key: 'a:5.6.7.8', count: 1 }] });
+      expect(second.get('r:1.2.3.4')).toBe(5);
+      expect(second.get('a:5.6.7.8')).toBe(1);
+      expect(second.get(odd)).toBe(1); // another instance's key comes back too
+      // Nothing to add: the totals as they stand; another window starts from zero.
+      expect((await store.addRateHits!({ windowStart: w, hits: [] })).get('a:5.6.7.8')).toBe(1);
+      expect(await store.addRateHits!({ windowStart: w + 60_000, hits: [] })).toEqual(new Map());
+      // Concurrent pooling from both instances loses no hit.
+      await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? store : other).addRateHits!({
+        windowStart: w, hits: [{ key: 'b:1', count: 1 }, { key: 'a:1', count: 1 }, { key: 'c:1', count: 1 }],
+      })));
+      const totals = await store.addRateHits!({ windowStart: w, hits: [] });
+      expect([totals.get('a:1'), totals.get('b:1'), totals.get('c:1')]).toEqual([20, 20, 20]);
+      // Old windows are pruned.
+      await store.prune(w + 10 * 60_000, { revokedRetention: 0 });
+      expect(await store.addRateHits!({ windowStart: w, hits: [] })).toEqual(new Map());
     });
 
     // ── hostile input ──────────────────────────────────────────────────────────────────────────────

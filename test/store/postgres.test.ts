@@ -53,6 +53,7 @@ describeStoreConformance('postgres', {
     const { url, drop } = await freshSchema();
     return { open: async () => new PostgresStore(url, { poolMax: 10 }), dispose: drop };
   },
+  rateHits: true,
 });
 
 describe('postgres specifics', () => {

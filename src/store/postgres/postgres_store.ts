@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import pg from 'pg';
 import type { App, AppKeyRecord, Millis, RefreshRecord, Session, SigningKeyRecord, Subject } from '../../domain/types.js';
 import type { Store } from '../contract.js';
@@ -6,7 +7,7 @@ import {
   signingKeyFromRow, subjectFromRow,
 } from '../rows.js';
 import { connectionIsBroken, toStoreError } from './errors.js';
-import { MIGRATION_LOCK, POSTGRES_MIGRATIONS } from './schema.js';
+import { MIGRATION_LOCK, POSTGRES_MIGRATIONS, PRUNE_LOCK } from './schema.js';
 
 type Row = Record<string, unknown>;
 
@@ -536,23 +537,107 @@ export class PostgresStore implements Store {
     return { rotated: Number(rows[0]?.rotated) === 1 };
   }
 
+  /**
+   * Adds this instance's hits and returns the window's totals of every instance. Keys are stored as
+   * JSON strings (so a NUL or a lone surrogate in a login name cannot fail the statement), hashed when
+   * long (index entries are bounded); upserted in key order, so concurrent instances lock rows in the
+   * same order and cannot deadlock.
+   */
+  async addRateHits(input: { windowStart: Millis; hits: { key: string; count: number }[] }): Promise<Map<string, number>> {
+    const original = new Map<string, string>();
+    const stored = input.hits.map(({ key, count }) => {
+      const s = storedRateKey(key);
+      original.set(s, key);
+      return { key: s, count };
+    }).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    const rows = await this.one(
+      `WITH up AS (
+         INSERT INTO rate_hits (window_start, key, count)
+         SELECT $1::bigint, k, c FROM unnest($2::text[], $3::bigint[]) AS t(k, c) ORDER BY k
+         ON CONFLICT (window_start, key) DO UPDATE SET count = rate_hits.count + excluded.count
+         RETURNING key, count
+       )
+       SELECT key, count FROM up
+       UNION ALL
+       SELECT key, count FROM rate_hits WHERE window_start = $1 AND key NOT IN (SELECT key FROM up)`,
+      [input.windowStart, stored.map((h) => h.key), stored.map((h) => h.count)],
+      'rotor_rate_hits',
+    );
+    const totals = new Map<string, number>();
+    for (const row of rows) {
+      const key = String(row.key);
+      const known = original.get(key) ?? (key.startsWith('"') ? (JSON.parse(key) as string) : null);
+      if (known !== null) totals.set(known, Number(row.count));
+    }
+    return totals;
+  }
+
+  /**
+   * One instance prunes at a time (the others skip the round), in batches of short statements, so a
+   * large backlog (after downtime, or a first run) never holds locks long or runs into the statement
+   * timeout, and each batch commits on its own.
+   */
   async prune(now: Millis, options: { revokedRetention: number }): Promise<{ refreshTokens: number; sessions: number }> {
-    // Sessions first, then tokens: the same lock order as a rotation (session row, then its tokens).
-    return this.tx(async (q) => {
-      const cutoff = now - options.revokedRetention;
-      const sessions = await q.query(
-        'WITH d AS (DELETE FROM sessions WHERE horizon_at < $1 OR (revoked_at IS NOT NULL AND revoked_at < $1) RETURNING 1) SELECT count(*)::int AS n FROM d',
+    const client = await this.checkout();
+    const q = this.querier(client);
+    const cutoff = now - options.revokedRetention;
+    const batches = async (text: string, values: unknown[]): Promise<number> => {
+      let total = 0;
+      for (;;) {
+        const [row] = await q.query(text, values);
+        const n = Number(row?.n ?? 0);
+        total += n;
+        if (n < PRUNE_BATCH) return total;
+      }
+    };
+    let failure: unknown;
+    let locked = false;
+    try {
+      const [lock] = await q.query('SELECT pg_try_advisory_lock($1) AS locked', [PRUNE_LOCK]);
+      locked = lock?.locked === true;
+      if (!locked) return { refreshTokens: 0, sessions: 0 };
+      // Sessions first (their tokens go with them), then tokens: the lock order of a rotation.
+      const sessions = await batches(
+        `WITH d AS (DELETE FROM sessions WHERE id IN (
+           SELECT id FROM sessions WHERE horizon_at < $1 OR (revoked_at IS NOT NULL AND revoked_at < $1) LIMIT ${PRUNE_BATCH}
+         ) RETURNING 1) SELECT count(*)::int AS n FROM d`,
         [cutoff],
       );
-      const tokens = await q.query(
-        'WITH d AS (DELETE FROM refresh_tokens WHERE expires_at <= $1 RETURNING 1) SELECT count(*)::int AS n FROM d', [now],
+      const refreshTokens = await batches(
+        `WITH d AS (DELETE FROM refresh_tokens WHERE id IN (
+           SELECT id FROM refresh_tokens WHERE expires_at <= $1 LIMIT ${PRUNE_BATCH}
+         ) RETURNING 1) SELECT count(*)::int AS n FROM d`,
+        [now],
       );
-      await q.query(
-        'UPDATE refresh_tokens SET successor_sealed = NULL WHERE successor_sealed IS NOT NULL AND consumed_at < $1', [now - MAX_GRACE_MS],
+      await batches(
+        `WITH u AS (UPDATE refresh_tokens SET successor_sealed = NULL WHERE id IN (
+           SELECT id FROM refresh_tokens WHERE successor_sealed IS NOT NULL AND consumed_at < $1 LIMIT ${PRUNE_BATCH}
+         ) RETURNING 1) SELECT count(*)::int AS n FROM u`,
+        [now - MAX_GRACE_MS],
       );
-      return { refreshTokens: Number(tokens[0]?.n ?? 0), sessions: Number(sessions[0]?.n ?? 0) };
-    });
+      await q.query('DELETE FROM rate_hits WHERE window_start < $1', [now - RATE_WINDOWS_KEPT_MS]);
+      await q.query('SELECT pg_advisory_unlock($1)', [PRUNE_LOCK]);
+      locked = false;
+      return { refreshTokens, sessions };
+    } catch (err) {
+      failure = err;
+      throw toStoreError(err);
+    } finally {
+      // A connection that still holds the session-level lock is closed, which releases it.
+      this.release(client, locked ? new Error('prune interrupted while holding its lock') : failure);
+    }
   }
+}
+
+/** Rows per pruning statement. */
+const PRUNE_BATCH = 1000;
+/** Rate-limit windows are one minute; the two before the current one are kept. */
+const RATE_WINDOWS_KEPT_MS = 3 * 60_000;
+
+/** How a rate-limit key is stored: JSON text (no NUL, no lone surrogate), hashed beyond 200 characters. */
+function storedRateKey(key: string): string {
+  const text = JSON.stringify(key);
+  return text.length <= 200 ? text : `#${createHash('sha256').update(text).digest('base64url')}`;
 }
 
 async function revokeSubjectSessionsIn(q: Querier, appId: string, subject: string, reason: string, now: Millis): Promise<number> {

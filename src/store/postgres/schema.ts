@@ -9,6 +9,8 @@
  * and comparisons skip locale rules.
  */
 export const MIGRATION_LOCK = 0x526f746f72; // "Rotor"
+/** Held (session-level, try-only) while one instance prunes; the others skip that round. */
+export const PRUNE_LOCK = MIGRATION_LOCK + 1;
 
 export const POSTGRES_MIGRATIONS: readonly string[] = [
   `
@@ -90,5 +92,14 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   CREATE INDEX refresh_tokens_session ON refresh_tokens(session_id);
   CREATE INDEX refresh_tokens_expires ON refresh_tokens(expires_at);
   CREATE INDEX refresh_tokens_sealed ON refresh_tokens(consumed_at) WHERE successor_sealed IS NOT NULL;
+  `,
+  // 2: rate-limit counts pooled across instances (one row per one-minute window and key).
+  `
+  CREATE TABLE rate_hits (
+    window_start BIGINT NOT NULL,
+    key TEXT COLLATE "C" NOT NULL,
+    count BIGINT NOT NULL,
+    PRIMARY KEY (window_start, key)
+  );
   `,
 ];
