@@ -179,6 +179,40 @@ describe('postgres specifics', () => {
     }
   });
 
+  it('prune works through a backlog larger than a batch, one instance at a time', async () => {
+    const { url, drop } = await freshSchema();
+    const a = new PostgresStore(url);
+    const b = new PostgresStore(url);
+    const direct = new pg.Client({ connectionString: url });
+    await direct.connect();
+    try {
+      await a.migrate();
+      const app = appRecord();
+      await a.createApp({ app, appKey: appKeyRecord(app.id), signingKey: signingKeyRecord(app.id) });
+      await direct.query(
+        `INSERT INTO sessions (id, app_id, subject, claims, created_at, last_renewed_at, horizon_at)
+         SELECT 'S' || g, $1, 'u', '{}', 1, 1, 2 FROM generate_series(1, 2500) g`, [app.id],
+      );
+      await direct.query(
+        `INSERT INTO refresh_tokens (id, session_id, app_id, issued_at, not_before, expires_at)
+         SELECT 'R' || g, 'S' || g, $1, 1, 1, 2 FROM generate_series(1, 2500) g`, [app.id],
+      );
+      const results = await Promise.all([a.prune(10, { revokedRetention: 0 }), b.prune(10, { revokedRetention: 0 })]);
+      const again = await a.prune(10, { revokedRetention: 0 });
+      expect(results.reduce((n, r) => n + r.sessions, 0) + again.sessions).toBe(2500);
+      const left = await direct.query('SELECT (SELECT count(*) FROM sessions)::int AS s, (SELECT count(*) FROM refresh_tokens)::int AS r');
+      expect(left.rows[0]).toEqual({ s: 0, r: 0 });
+      // The lock was given back: the next round prunes again.
+      await direct.query(`INSERT INTO sessions (id, app_id, subject, claims, created_at, last_renewed_at, horizon_at) VALUES ('late', $1, 'u', '{}', 1, 1, 2)`, [app.id]);
+      expect((await b.prune(10, { revokedRetention: 0 })).sessions).toBe(1);
+    } finally {
+      await direct.end();
+      await a.close();
+      await b.close();
+      await drop();
+    }
+  });
+
   it('NUL in text is invalid_request (400), not a server fault', async () => {
     const { url, drop } = await freshSchema();
     const store = new PostgresStore(url, { poolMax: 1 });
