@@ -204,7 +204,8 @@ export class Engine {
   ): Promise<Issued> {
     const { record, session } = found;
     const grace = app.policy.reuseGrace * 1000;
-    const inWindow = grace > 0 && record.consumedAt !== null && now - record.consumedAt < grace && now >= record.consumedAt;
+    // A clock up to the nbf leeway behind the consuming one's (another instance, F-11) still sees a retry, not reuse.
+    const inWindow = grace > 0 && record.consumedAt !== null && now - record.consumedAt < grace && now + NBF_LEEWAY_SECONDS * 1000 >= record.consumedAt;
     const bindingOk = app.policy.binding !== 'useragent' || (client.userAgent ?? null) === session.userAgent;
     if (inWindow && bindingOk && record.successorId && record.successorSealed) {
       const child = await this.deps.store.findRefresh(record.successorId);
