@@ -333,7 +333,8 @@ describe('refresh-token threats (R-01 … R-16) on every refresh endpoint', () =
 
         const ttl = await appFor(kind, { refreshTtl: 300 });
         p = await login(ttl);
-        clock.advance(299);
+        // (Stored expiries are whole seconds, so an RT lives refreshTtl minus up to 999 ms.)
+        clock.advance(298);
         p = await rotate(kind, ttl, p);
         clock.advance(300);
         expectRefused(kind, await refresh(kind, ttl, p));
@@ -349,6 +350,16 @@ describe('refresh-token threats (R-01 … R-16) on every refresh endpoint', () =
         expectRefused(kind, await refresh(kind, app, { ...p1, accessToken: p2.accessToken }));
         expect(await active(app, p2.refreshToken)).toBe(false);
         clock.advance(25);
+        // A lost response retried on a clock 10 s behind the one that consumed the parent: the same child, not reuse.
+        const graceApp = await appFor(kind, { reuseGrace: 10 });
+        const g0 = await login(graceApp);
+        const g1 = await rotate(kind, graceApp, g0);
+        clock.advance(-10);
+        const retry = await refresh(kind, graceApp, g0);
+        expect(retry.ok, `${kind}: ${retry.res.text.slice(0, 200)}`).toBe(true);
+        expect(retry.pair?.refreshToken).toBe(g1.refreshToken);
+        clock.advance(10);
+        await rotate(kind, graceApp, g1);
       });
 
       it('R-14 malformed refresh tokens: refused or invalid_request, never a 5xx or a mint; the real RT is untouched', async () => {
