@@ -266,9 +266,21 @@ describe('dialect matrix: forged and hostile tokens get the same decision on eve
       const foreign: Profile = profile === 'flolive' ? 'abitmedia' : 'flolive';
       const foreignPair = await pairOf(foreign);
       // (The native API serves every profile: there such a token is simply genuine.)
-      if (!endpoint.name.startsWith('native')) forgeries.push({ name: `SPEC §4.4 a ${foreign} ${kind} token`, token: kind === 'access' ? foreignPair.accessToken : foreignPair.refreshToken });
-
       for (const forgery of forgeries) await expectRefused(endpoint, forgery, victim);
+      if (!endpoint.name.startsWith('native') && !endpoint.name.startsWith('OAuth')) {
+        // Tokens of another profile (a JWT dialect's, a native opaque RT): refused here and left usable where they belong.
+        const nativePair = await pairOf('native');
+        const strangers: [string, string, string, App][] = [
+          [`${foreign} ${kind} token`, kind === 'access' ? foreignPair.accessToken : foreignPair.refreshToken, foreignPair.refreshToken, apps[foreign]],
+          [`native ${kind} token`, kind === 'access' ? nativePair.accessToken : nativePair.refreshToken, nativePair.refreshToken, apps.native],
+        ];
+        for (const [name, token, liveness, owner] of strangers) {
+          await expectRefused(endpoint, { name: `SPEC §4.4 a ${name}`, token }, victim, { untouched: [liveness, owner] });
+        }
+      } else if (endpoint.name.startsWith('OAuth')) {
+        // OAuth: the client is this app, so another profile's token is another app's token.
+        await expectRefused(endpoint, { name: `SPEC §4.2 a ${foreign} refresh token`, token: foreignPair.refreshToken }, victim, { untouched: [foreignPair.refreshToken, apps[foreign]] });
+      }
       // Another app's token never crosses (SPEC §4.4; R-11): the dialect path (or OAuth client) names this app.
       const scoped = endpoint.name.startsWith('jwtplus') || endpoint.name.startsWith('OAuth') || ['flolive', 'fib', 'abitmedia'].includes(profile) && !endpoint.name.startsWith('native');
       if (scoped) {

@@ -16,6 +16,11 @@ import { admin, createApp, issue, startTestServer, type TestResponse, type TestS
  * - R-09 (restart, replay the old RT) is test/durability.test.ts and test/security/sigkill.test.ts (real processes).
  * - R-15 (429 after many random RTs) belongs to the rate-limit work; its storage/log parts are checked at the end here.
  * - R-07 (c) (the latest RT stolen while the victim idles) is undetectable by design; R-13's limits bound it.
+ * - R-10 "revoke the app's API key": app keys authenticate the app's backend, not its users' sessions (SPEC §1);
+ *   a revoked key fails client authentication (OAuth 401) and leaves sessions alone. "Disable the app": apps have no
+ *   disabled state (SPEC §4.3); deleting one is tested. "Change the password": SPEC §1 does not end sessions on it;
+ *   "log out everywhere" (DELETE …/subjects/{s}/sessions) is the way, and is tested.
+ * - R-14 for FIB: the RT travels in Authorization, where HTTP itself trims surrounding whitespace and forbids NUL.
  */
 
 type Kind = 'native' | 'oauth' | 'jwtplus' | 'flolive' | 'fib' | 'abitmedia';
