@@ -499,8 +499,10 @@ export class PostgresStore implements Store {
     //           lock returns nothing, so nothing rotates; if the rotation holds the lock first, the
     //           revocation waits and then revokes the session together with the new child. Never does
     //           a rotation commit after a revocation it did not see. NO KEY UPDATE rather than FOR
-    //           SHARE because this statement updates the same row below (`touched`): two rotations
-    //           holding SHARE and then both upgrading would deadlock; this way they queue.
+    //           SHARE because this statement updates the same row below (`touched`): with SHARE, two
+    //           rotations of one parent would deadlock (the second waits for the parent row the first
+    //           updated, the first's session update waits for the second's SHARE lock); this way the
+    //           second queues at the session row (see the no-deadlock test in postgres.test.ts).
     //  parent:  the compare-and-set on the parent: `consumed_at IS NULL`. Of any number of concurrent
     //           rotations of one parent exactly one finds it unconsumed; the rest re-check the newest
     //           version after the winner commits and update nothing.
