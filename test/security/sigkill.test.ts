@@ -292,8 +292,11 @@ describe('SIGKILL under load (F-06, F-07)', () => {
           }
         }
       };
+      const rotationsBefore = rotatedKids.length;
       const load = Promise.all([...Array.from({ length: 6 }, (_, i) => issuer(i)), rotator()]);
-      await sleep(100 + Math.floor(rng() * 400));
+      // Kill mid-rotation: once this round's rotations are under way, at a seeded moment.
+      for (let i = 0; i < 200 && rotatedKids.length < rotationsBefore + 2 && unexpected.length === 0; i += 1) await sleep(10);
+      await sleep(Math.floor(rng() * 400));
       await kill(proc);
       stopped = true;
       await load;
@@ -302,6 +305,11 @@ describe('SIGKILL under load (F-06, F-07)', () => {
       try {
         expect(db.integrity).toBe('ok');
         expect(db.activeKeys.every((k) => k.n === 1)).toBe(true);
+        expect(db.activeKeys.length).toBe(names.length);
+        expect(db.forks).toEqual([]);
+        expect(db.orphanRefresh).toBe(0);
+        expect(db.consumedWithoutChild).toBe(0);
+        expect(db.sessionsWithoutRefresh).toBe(0);
       } finally {
         db.close();
       }
