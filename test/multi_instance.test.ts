@@ -135,8 +135,13 @@ describe('two instances on one PostgreSQL database', () => {
   it('a revocation on one instance is seen by the other at once', async () => {
     const app = await createApp(a.url, 'pg-logout');
     const pair = await issue(a.url, app);
+    const introspect = (url: string) => http(url, 'POST', '/v1/introspect', {
+      json: { token: pair.accessToken }, headers: { authorization: `Bearer ${app.appKey}` },
+    });
+    expect((await introspect(a.url)).body.active).toBe(true);
     expect((await http(b.url, 'POST', '/v1/revoke', { json: { token: pair.refreshToken } })).status).toBe(200);
     expect((await http(a.url, 'POST', '/v1/refresh', { json: { refreshToken: pair.refreshToken } })).status).toBe(400);
+    expect((await introspect(a.url)).body.active).toBe(false); // F-12: at once, on the other instance
   });
 });
 
