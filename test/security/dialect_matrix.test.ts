@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SigningKey } from '../../src/crypto/signing_key.js';
 import type { FixedClock } from '../../src/domain/clock.js';
 import { forgeriesOf, partsOf, resigned, type Forgery } from '../helpers/forge.js';
-import { createApp, issue, startTestServer, type TestResponse, type TestServer } from '../helpers/server.js';
+import { admin, createApp, issue, startTestServer, type TestResponse, type TestServer } from '../helpers/server.js';
 
 /**
  * "The decision is the same on every API" (SECURITY-CASES §0, issue 6 item 1): a representative subset of
@@ -298,6 +298,44 @@ describe('dialect matrix: forged and hostile tokens get the same decision on eve
       const genuine = kind === 'access' ? victim.accessToken : victim.refreshToken;
       const res = await endpoint.present(genuine, victim);
       expect(endpoint.accepted(res), `${endpoint.name}: genuine token: ${res.status} ${res.text.slice(0, 200)}`).toBe(true);
+      // A genuine revocation takes the whole session down (R-08): what was refused above was really a refusal.
+      if (endpoint.name.startsWith('native /v1/revoke')) {
+        expect(await alive(profile === 'verifik' ? victim.accessToken : victim.refreshToken, apps[profile])).toBe(false);
+      }
     });
   }
+
+  // Last, since it changes every app's keys.
+  it('J-27/J-28 a revoked signing key: its tokens are refused by every API at once, it leaves the JWKS, new pairs work', async () => {
+    const before = {} as Record<Profile, Pair>;
+    for (const profile of PROFILES) before[profile] = await pairOf(profile);
+    (server.clock as FixedClock).advance(61);
+    for (const profile of PROFILES) {
+      const res = await server.call('POST', `/admin/apps/mx-${profile}/keys/${keys[profile].kid}/revoke`, { headers: admin });
+      expect(res.status).toBe(200);
+      const jwks = await server.call('GET', `/v1/apps/mx-${profile}/jwks.json`);
+      expect(jwks.text).not.toContain(keys[profile].kid);
+    }
+    for (const endpoint of endpoints) {
+      const { profile, kind } = endpoint;
+      // Native refresh tokens are opaque (no key signed them): a key revocation is about the JWTs it signed.
+      if (kind === 'refresh' && profile === 'native') continue;
+      const token = kind === 'access' ? before[profile].accessToken : before[profile].refreshToken;
+      const res = await endpoint.present(token, before[profile]);
+      try {
+        endpoint.refused(res);
+        hygiene(res, token);
+      } catch (err) {
+        throw new Error(`${endpoint.name} with a token of the revoked key: ${res.status} ${res.text.slice(0, 200)}\n${String(err)}`);
+      }
+      expect(await alive(token, apps[profile]), `${endpoint.name}: a token of the revoked key is still active`).toBe(false);
+    }
+    // A new active key signs new pairs, and they renew.
+    (server.clock as FixedClock).advance(61);
+    for (const endpoint of endpoints.filter((e) => e.kind === 'refresh')) {
+      const fresh = await pairOf(endpoint.profile);
+      (server.clock as FixedClock).advance(61);
+      expect(endpoint.accepted(await endpoint.present(fresh.refreshToken, fresh)), endpoint.name).toBe(true);
+    }
+  });
 });
