@@ -8,6 +8,7 @@ import {
   appKeyRecord, appRecord, describeStoreConformance, refreshRecord, sessionRecord, signingKeyRecord,
 } from './conformance.js';
 import { createApp, issue, startTestServer } from '../helpers/server.js';
+import { TcpProxy } from '../helpers/tcp_proxy.js';
 import { createTestDatabase, urlWithSchema } from './pg_harness.js';
 
 let database: Awaited<ReturnType<typeof createTestDatabase>>;
@@ -259,15 +260,26 @@ describe('postgres specifics', () => {
     }
   });
 
-  it('an unreachable server is StoreUnavailableError, quickly, and so is a closed port', async () => {
-    const store = new PostgresStore('postgres://postgres@127.0.0.1:1/none', { connectTimeoutMs: 500 });
+  it('an unreachable server is StoreUnavailableError: a closed port, and one that never answers', async () => {
+    const silent = new TcpProxy('127.0.0.1', 5432);
+    await silent.start();
+    silent.cut('blackhole');
+    const stores = [
+      new PostgresStore('postgres://postgres@127.0.0.1:1/none', { connectTimeoutMs: 500 }),
+      new PostgresStore(`postgres://postgres@127.0.0.1:${silent.port}/none`, { connectTimeoutMs: 500 }),
+    ];
     try {
-      const err = await store.ping().catch((e: unknown) => e);
-      expect(err).toBeInstanceOf(StoreUnavailableError);
-      expect((err as RotorError).status).toBe(503);
-      expect(String((err as Error).message)).not.toMatch(/postgres:\/\//);
+      for (const store of stores) {
+        for (const operation of [() => store.ping(), () => store.migrate(), () => store.findRefresh('x')]) {
+          const err = await operation().catch((e: unknown) => e);
+          expect(err).toBeInstanceOf(StoreUnavailableError);
+          expect((err as RotorError).status).toBe(503);
+          expect(String((err as Error).message)).not.toMatch(/postgres:\/\//);
+        }
+      }
     } finally {
-      await store.close();
+      for (const store of stores) await store.close();
+      await silent.close();
     }
   });
 

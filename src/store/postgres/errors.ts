@@ -43,6 +43,7 @@ const NETWORK_CODES = new Set([
 const NETWORK_MESSAGES = [
   'Connection terminated',
   'timeout exceeded when trying to connect',
+  'timeout expired', // a single client's connectionTimeoutMillis
   'Query read timeout',
   'is not queryable',
   'Client was closed',

@@ -89,14 +89,18 @@ export class PostgresStore implements Store {
   readonly kind = 'postgres' as const;
   private readonly pool: pg.Pool;
   private readonly prepared: boolean;
+  private readonly connectionString: string;
+  private readonly connectTimeoutMs: number;
 
   constructor(connectionString: string, options: PostgresStoreOptions = {}) {
     const statementTimeout = options.statementTimeoutMs ?? 5000;
     this.prepared = options.preparedStatements ?? true;
+    this.connectionString = connectionString;
+    this.connectTimeoutMs = options.connectTimeoutMs ?? 3000;
     this.pool = new pg.Pool({
       connectionString,
       max: options.poolMax ?? 10,
-      connectionTimeoutMillis: options.connectTimeoutMs ?? 3000,
+      connectionTimeoutMillis: this.connectTimeoutMs,
       idleTimeoutMillis: 30_000,
       // Connections are renewed every 30 minutes, so after a failover or a DNS change every
       // connection soon points at the current primary, and load spreads over new backends.
@@ -179,21 +183,37 @@ export class PostgresStore implements Store {
     }
   }
 
+  /**
+   * Applies the pending migrations on a connection of its own, without the pool's timeouts: a
+   * migration may rebuild an index on a large table, and instances starting meanwhile wait for it at
+   * the advisory lock instead of failing after `statement_timeout`.
+   */
   async migrate(): Promise<void> {
-    await this.tx(async (q) => {
+    const client = new pg.Client({
+      connectionString: this.connectionString, connectionTimeoutMillis: this.connectTimeoutMs, application_name: 'rotor-migrate',
+    });
+    client.on('error', noop);
+    try {
+      await client.connect();
+      await client.query('BEGIN ISOLATION LEVEL READ COMMITTED');
       // Held until COMMIT: instances starting together queue here; the first applies, the rest see it done.
-      await q.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
-      await q.query('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)');
-      const [row] = await q.query('SELECT COALESCE(MAX(version), 0)::int AS v FROM schema_migrations');
+      await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
+      await client.query('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)');
+      const { rows: [row] } = await client.query('SELECT COALESCE(MAX(version), 0)::int AS v FROM schema_migrations');
       const current = Number(row?.v ?? 0);
       if (current > POSTGRES_MIGRATIONS.length) {
         throw new Error(`the database schema is at version ${current}, newer than this Rotor (${POSTGRES_MIGRATIONS.length}); upgrade Rotor`);
       }
       for (const [i, migration] of POSTGRES_MIGRATIONS.slice(current).entries()) {
-        await q.query(migration);
-        await q.query('INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)', [current + i + 1, Date.now()]);
+        await client.query(migration);
+        await client.query('INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)', [current + i + 1, Date.now()]);
       }
-    });
+      await client.query('COMMIT');
+    } catch (err) {
+      throw toStoreError(err); // closing the connection below rolls back whatever was begun
+    } finally {
+      await client.end().catch(noop);
+    }
   }
 
   async ping(): Promise<void> {
