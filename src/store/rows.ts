@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Policy, Profile, Algorithm } from '../domain/policy.js';
 import type {
   App, AppKeyRecord, RefreshRecord, Session, SigningKeyRecord, SigningKeyState, Subject, SubjectStatus,
@@ -96,3 +97,23 @@ export const SESSION_COLUMNS_PREFIXED = [
 
 /** How long a sealed successor is kept: the largest grace window any policy may set. */
 export const MAX_GRACE_MS = 300_000;
+
+/** Rate-limit windows are one minute; the two before the current one are kept. */
+export const RATE_WINDOWS_KEPT_MS = 3 * 60_000;
+
+/** How a rate-limit key is stored: JSON text (no NUL, no lone surrogate), hashed beyond 200 characters. */
+export function storedRateKey(key: string): string {
+  const text = JSON.stringify(key);
+  return text.length <= 200 ? text : `#${createHash('sha256').update(text).digest('base64url')}`;
+}
+
+/** The caller's keys back from stored ones: its own by lookup, other instances' by decoding (hashed ones are skipped). */
+export function rateTotals(rows: Record<string, unknown>[], original: Map<string, string>): Map<string, number> {
+  const totals = new Map<string, number>();
+  for (const row of rows) {
+    const key = String(row.key);
+    const known = original.get(key) ?? (key.startsWith('"') ? (JSON.parse(key) as string) : null);
+    if (known !== null) totals.set(known, Number(row.count));
+  }
+  return totals;
+}

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FixedClock } from '../../src/domain/clock.js';
 import { admin, createApp, issue, startTestServer, type TestServer } from '../helpers/server.js';
 
 const LIMITS = 'refreshFailuresPerIp=5,loginFailuresPerUser=3,loginPerIp=40,adminPerIp=60,refreshPerIp=100';
@@ -72,5 +73,30 @@ describe('rate limits behind a trusted proxy', () => {
 
   it('refuses a malformed ROTOR_RATE_LIMITS', async () => {
     await expect(startTestServer({ env: { ROTOR_RATE_LIMITS: 'bogus=1' } })).rejects.toThrow(/ROTOR_RATE_LIMITS/);
+  });
+});
+
+describe('rate limits across instances', () => {
+  it('counts are pooled through the shared store: two servers on one database share one budget', async () => {
+    // A pinned clock keeps the test inside one one-minute window however long it takes.
+    const clock = new FixedClock(Date.UTC(2026, 5, 1, 12, 0, 1));
+    const first = await startTestServer({ clock, env: { ROTOR_RATE_LIMITS: 'refreshFailuresPerIp=4' } });
+    const url = `sqlite:${first.dir}/rotor.db`;
+    const second = await startTestServer({ clock, env: { ROTOR_RATE_LIMITS: 'refreshFailuresPerIp=4', ROTOR_DATABASE_URL: url } });
+    try {
+      const guess = (server: TestServer) => server.call('POST', '/v1/refresh', { json: { refreshToken: 'rt_nope' } });
+      expect((await guess(first)).status).toBe(400);
+      expect((await guess(first)).status).toBe(400);
+      expect((await guess(second)).status).toBe(400);
+      expect((await guess(second)).status).toBe(400);
+      // Each instance pools its counts every second; after that both know the ip spent its budget.
+      await new Promise((r) => setTimeout(r, 2500));
+      expect((await guess(first)).status).toBe(429);
+      expect((await guess(second)).status).toBe(429);
+    } finally {
+      await second.app.close();
+      await second.rotor.store.close();
+      await first.close();
+    }
   });
 });

@@ -7,6 +7,7 @@ import { describeStoreConformance } from './conformance.js';
 // Each test gets its own database file; every `open()` is another connection to it, as a second
 // process sharing the file would have (WAL, busy timeout, BEGIN IMMEDIATE).
 describeStoreConformance('sqlite', {
+  rateHits: true,
   async freshDatabase() {
     const dir = mkdtempSync(join(tmpdir(), 'rotor-store-'));
     const path = join(dir, 'rotor.db');

@@ -1,10 +1,9 @@
-import { createHash } from 'node:crypto';
 import pg from 'pg';
 import type { App, AppKeyRecord, Millis, RefreshRecord, Session, SigningKeyRecord, Subject } from '../../domain/types.js';
 import type { Store } from '../contract.js';
 import {
-  appFromRow, appKeyFromRow, MAX_GRACE_MS, refreshFromRow, SESSION_COLUMNS_PREFIXED, sessionFromRow,
-  signingKeyFromRow, subjectFromRow,
+  appFromRow, appKeyFromRow, MAX_GRACE_MS, RATE_WINDOWS_KEPT_MS, rateTotals, refreshFromRow, SESSION_COLUMNS_PREFIXED,
+  sessionFromRow, signingKeyFromRow, storedRateKey, subjectFromRow,
 } from '../rows.js';
 import { connectionIsBroken, toStoreError } from './errors.js';
 import { MIGRATION_LOCK, POSTGRES_MIGRATIONS, PRUNE_LOCK } from './schema.js';
@@ -585,13 +584,7 @@ export class PostgresStore implements Store {
       [input.windowStart, stored.map((h) => h.key), stored.map((h) => h.count)],
       'rotor_rate_hits',
     );
-    const totals = new Map<string, number>();
-    for (const row of rows) {
-      const key = String(row.key);
-      const known = original.get(key) ?? (key.startsWith('"') ? (JSON.parse(key) as string) : null);
-      if (known !== null) totals.set(known, Number(row.count));
-    }
-    return totals;
+    return rateTotals(rows, original);
   }
 
   /**
@@ -653,14 +646,6 @@ export class PostgresStore implements Store {
 
 /** Rows per pruning statement. */
 const PRUNE_BATCH = 1000;
-/** Rate-limit windows are one minute; the two before the current one are kept. */
-const RATE_WINDOWS_KEPT_MS = 3 * 60_000;
-
-/** How a rate-limit key is stored: JSON text (no NUL, no lone surrogate), hashed beyond 200 characters. */
-function storedRateKey(key: string): string {
-  const text = JSON.stringify(key);
-  return text.length <= 200 ? text : `#${createHash('sha256').update(text).digest('base64url')}`;
-}
 
 async function revokeSubjectSessionsIn(q: Querier, appId: string, subject: string, reason: string, now: Millis): Promise<number> {
   const rows = await q.query(

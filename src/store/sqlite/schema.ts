@@ -80,4 +80,13 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   CREATE INDEX refresh_tokens_expires ON refresh_tokens(expires_at);
   CREATE INDEX refresh_tokens_sealed ON refresh_tokens(consumed_at) WHERE successor_sealed IS NOT NULL;
   `,
+  // 2: rate-limit counts pooled across processes (one row per one-minute window and key).
+  `
+  CREATE TABLE rate_hits (
+    window_start INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (window_start, key)
+  ) WITHOUT ROWID;
+  `,
 ];

@@ -7,7 +7,7 @@ import { StoreUnavailableError } from '../../domain/errors.js';
 import type { App, AppKeyRecord, Millis, RefreshRecord, Session, SigningKeyRecord, Subject } from '../../domain/types.js';
 import type { Store } from '../contract.js';
 import {
-  appFromRow, appKeyFromRow, MAX_GRACE_MS, refreshFromRow, SESSION_COLUMNS_PREFIXED, sessionFromRow,
+  appFromRow, appKeyFromRow, MAX_GRACE_MS, RATE_WINDOWS_KEPT_MS, rateTotals, storedRateKey, refreshFromRow, SESSION_COLUMNS_PREFIXED, sessionFromRow,
   signingKeyFromRow, subjectFromRow,
 } from '../rows.js';
 import { SQLITE_MIGRATIONS } from './schema.js';
@@ -479,6 +479,25 @@ export class SqliteStore implements Store {
     return this.rotateTransaction;
   }
 
+  addRateHits(input: { windowStart: Millis; hits: { key: string; count: number }[] }): Promise<Map<string, number>> {
+    return this.run(() =>
+      this.immediate(() => {
+        const original = new Map<string, string>();
+        const add = this.sql(
+          `INSERT INTO rate_hits (window_start, key, count) VALUES (?, ?, ?)
+           ON CONFLICT (window_start, key) DO UPDATE SET count = count + excluded.count`,
+        );
+        for (const { key, count } of input.hits) {
+          const stored = storedRateKey(key);
+          original.set(stored, key);
+          add.run(input.windowStart, stored, count);
+        }
+        const rows = this.sql('SELECT key, count FROM rate_hits WHERE window_start = ?').all(input.windowStart) as Row[];
+        return rateTotals(rows, original);
+      }),
+    );
+  }
+
   prune(now: Millis, options: { revokedRetention: number }): Promise<{ refreshTokens: number; sessions: number }> {
     return this.run(() =>
       this.immediate(() => {
@@ -489,6 +508,7 @@ export class SqliteStore implements Store {
         const refreshTokens = this.sql('DELETE FROM refresh_tokens WHERE expires_at <= ?').run(now).changes;
         this.sql('UPDATE refresh_tokens SET successor_sealed = NULL WHERE successor_sealed IS NOT NULL AND consumed_at < ?')
           .run(now - MAX_GRACE_MS);
+        this.sql('DELETE FROM rate_hits WHERE window_start < ?').run(now - RATE_WINDOWS_KEPT_MS);
         return { refreshTokens, sessions };
       }),
     );
