@@ -175,19 +175,18 @@ describe('refresh-token threats (R-01 … R-16) on every refresh endpoint', () =
           const chain = [await login(app)];
           chain.push(await rotate(kind, app, chain[0] as Pair));
           chain.push(await rotate(kind, app, chain[1] as Pair));
-          const [old, , latest] = chain as [Pair, Pair, Pair];
+          const latest = chain[2] as Pair;
           const replayed = chain[stale] as Pair;
           expectRefused(kind, await refresh(kind, app, { ...replayed, accessToken: latest.accessToken }));
           expect(await active(app, latest.refreshToken)).toBe(false);
           expect(await active(app, latest.accessToken)).toBe(false);
           expectRefused(kind, await refresh(kind, app, latest));
-          void old;
         }
-        const native = await appFor(kind, { reuseGrace: 0 });
+        const logged = await appFor(kind, { reuseGrace: 0 });
         const before = server.logs.filter((l) => l.includes('reuse_detected')).length;
-        const p0 = await login(native);
-        await rotate(kind, native, p0);
-        await refresh(kind, native, p0);
+        const p0 = await login(logged);
+        await rotate(kind, logged, p0);
+        await refresh(kind, logged, p0);
         expect(server.logs.filter((l) => l.includes('reuse_detected')).length).toBeGreaterThan(before);
         expect(server.logs.some((l) => l.includes(p0.refreshToken))).toBe(false);
       });
