@@ -501,6 +501,29 @@ describe('refresh-token threats (R-01 … R-16) on every refresh endpoint', () =
     expect(await active(b, theirs.refreshToken)).toBe(true);
   });
 
+  it('R-03 binding (policy useragent; native and OAuth, where the client names its user agent): a retry from another client is reuse', async () => {
+    for (const kind of ['native', 'oauth'] as Kind[]) {
+      const app = await appFor(kind, { binding: 'useragent', reuseGrace: 10 });
+      const send = (token: string, ua: string) => (kind === 'native'
+        ? server.call('POST', '/v1/refresh', { json: { refreshToken: token }, headers: { 'user-agent': ua } })
+        : server.call('POST', '/oauth2/token', { form: { grant_type: 'refresh_token', refresh_token: token }, headers: { authorization: basic(app), 'user-agent': ua } }));
+      const rt = (res: TestResponse) => (kind === 'native' ? res.body.refreshToken : res.body.refresh_token) as string;
+      const p0 = await login(app, 'bound', { userAgent: 'UA-1' });
+      clock.advance(0.001);
+      // A fresh token from another client: refused, and not consumed.
+      expect((await send(p0.refreshToken, 'UA-2')).status).toBe(400);
+      const r1 = await send(p0.refreshToken, 'UA-1');
+      expect(r1.status).toBe(200);
+      clock.advance(1);
+      // The same client's retry inside the window: the same child. Another client's: reuse, the family dies.
+      const same = await send(p0.refreshToken, 'UA-1');
+      expect(rt(same)).toBe(rt(r1));
+      const other = await send(p0.refreshToken, 'UA-2');
+      expect(other.status).toBe(400);
+      expect(await active(app, rt(r1))).toBe(false);
+    }
+  });
+
   it('R-05 on one instance, across APIs: 48 concurrent requests with one RT split over native, OAuth and the dialect endpoint', async () => {
     // (Across instances: test/multi_instance.test.ts.) The decision must not depend on the API that won.
     for (const dialect of ['jwtplus', 'flolive', 'fib', 'abitmedia'] as Kind[]) {
