@@ -197,6 +197,17 @@ describe('dialect matrix: forged and hostile tokens get the same decision on eve
       accepted: (res) => res.status === 200,
     },
     ...(['native', 'jwtplus', 'flolive', 'fib', 'abitmedia'] as Profile[]).flatMap(generic),
+    ...PROFILES.flatMap((profile): Endpoint[] => [{
+      name: `native /v1/introspect (${profile})`, profile, kind: 'access',
+      present: (token, _v, scope = apps[profile]) => server.call('POST', '/v1/introspect', { json: { token }, headers: { authorization: `Bearer ${scope.appKey}` } }),
+      refused: (res) => expect(res.text).toBe('{"active":false}'),
+      accepted: (res) => res.status === 200 && res.body.active === true,
+    }, {
+      name: `OAuth /oauth2/introspect (${profile})`, profile, kind: 'access',
+      present: (token, _v, scope = apps[profile]) => server.call('POST', '/oauth2/introspect', { form: { token }, headers: { authorization: basic(scope) } }),
+      refused: (res) => expect(res.text).toBe('{"active":false}'),
+      accepted: (res) => res.status === 200 && res.body.active === true,
+    }]),
     ...PROFILES.map((profile): Endpoint => ({
       // RFC 7009: always 200, and a forged token revokes nothing (P6 shows it).
       name: `native /v1/revoke (${profile})`, profile, kind: 'access',
@@ -234,7 +245,7 @@ describe('dialect matrix: forged and hostile tokens get the same decision on eve
       const { payload } = partsOf(base);
 
       // Rows that need the real key, in this layout.
-      const revoking = endpoint.name.startsWith('native /v1/revoke') || endpoint.name.endsWith('/logout') && profile === 'jwtplus';
+      const revoking = endpoint.name.startsWith('native /v1/revoke') || endpoint.name.includes('introspect') || endpoint.name.endsWith('/logout') && profile === 'jwtplus';
       if (kind === 'access') {
         // floLIVE accepts an expired access token beside its refresh token (SPEC §4.4, flolivePermitExpiredAccess).
         if (profile !== 'flolive') {
@@ -244,7 +255,7 @@ describe('dialect matrix: forged and hostile tokens get the same decision on eve
         forgeries.push({ name: 'J-23 exp missing (real key)', token: resigned(base, key, { exp: undefined }) });
         forgeries.push({ name: 'J-23 exp as a string (real key)', token: resigned(base, key, { exp: String(Number(payload.exp)) }) });
         forgeries.push({ name: 'J-23 nbf an hour ahead (real key)', token: resigned(base, key, { nbf: now + 3600 }) });
-        // /v1/revoke and JWTPlus logout take refresh tokens too (SPEC §4.1, §4.4): there it is a valid token.
+        // Revocation, introspection and JWTPlus logout take refresh tokens too (SPEC §4.1, §4.2, §4.4): there it is a valid token.
         if (profile !== 'native' && profile !== 'verifik' && !revoking) {
           forgeries.push({ name: 'J-24 the genuine refresh token as an access token', token: victim.refreshToken });
         }
@@ -282,7 +293,7 @@ describe('dialect matrix: forged and hostile tokens get the same decision on eve
         await expectRefused(endpoint, { name: `SPEC §4.2 a ${foreign} refresh token`, token: foreignPair.refreshToken }, victim, { untouched: [foreignPair.refreshToken, apps[foreign]] });
       }
       // Another app's token never crosses (SPEC §4.4; R-11): the dialect path (or OAuth client) names this app.
-      const scoped = endpoint.name.startsWith('jwtplus') || endpoint.name.startsWith('OAuth') || ['flolive', 'fib', 'abitmedia'].includes(profile) && !endpoint.name.startsWith('native');
+      const scoped = endpoint.name.startsWith('jwtplus') || endpoint.name.startsWith('OAuth') || endpoint.name.includes('introspect') || ['flolive', 'fib', 'abitmedia'].includes(profile) && !endpoint.name.startsWith('native');
       if (scoped) {
         const theirs = await pairOf(profile, others[profile]);
         (server.clock as FixedClock).advance(61);
@@ -291,7 +302,7 @@ describe('dialect matrix: forged and hostile tokens get the same decision on eve
         const res = await endpoint.present(token, victim, apps[profile]);
         endpoint.refused(res);
         hygiene(res, token);
-        expect(await alive(kind === 'access' ? theirs.refreshToken : token, others[profile])).toBe(true);
+        expect(await alive(kind === 'access' ? (profile === 'verifik' ? theirs.accessToken : theirs.refreshToken) : token, others[profile])).toBe(true);
       }
 
       // P4 at the endpoint itself: the genuine token the forgeries came from still works here.
