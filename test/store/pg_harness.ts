@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { afterAll } from 'vitest';
 
 /** Admin connection for tests: the trust-auth PostgreSQL of the test environment. */
 export const PG_ADMIN_URL = process.env.ROTOR_TEST_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -44,6 +45,7 @@ export function urlWithSchema(databaseUrl: string, schema: string): string {
  */
 export async function createTestSchema(): Promise<{ url: string; drop(): Promise<void> }> {
   const schema = `rotor_${randomBytes(6).toString('hex')}`;
+  liveSchemas.add(schema);
   const run = async (sql: string) => {
     const client = new pg.Client({ connectionString: PG_ADMIN_URL });
     await client.connect();
@@ -54,5 +56,25 @@ export async function createTestSchema(): Promise<{ url: string; drop(): Promise
     }
   };
   await run(`CREATE SCHEMA ${schema}`);
-  return { url: urlWithSchema(PG_ADMIN_URL, schema), drop: () => run(`DROP SCHEMA IF EXISTS ${schema} CASCADE`) };
+  return {
+    url: urlWithSchema(PG_ADMIN_URL, schema),
+    drop: async () => {
+      liveSchemas.delete(schema);
+      await run(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    },
+  };
 }
+
+/** Schemas of test servers that were never closed: dropped when the test file ends. */
+const liveSchemas = new Set<string>();
+afterAll(async () => {
+  if (liveSchemas.size === 0) return;
+  const client = new pg.Client({ connectionString: PG_ADMIN_URL });
+  await client.connect();
+  try {
+    for (const schema of liveSchemas) await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    liveSchemas.clear();
+  } finally {
+    await client.end();
+  }
+});
