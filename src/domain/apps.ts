@@ -10,6 +10,19 @@ import type { App, SigningKeyRecord } from './types.js';
 
 const APP_CACHE_MS = 1000;
 
+/**
+ * JWTPlus and FIB access tokens name no session: they find it through their pair's refresh record
+ * (docs/dialects.md). Without refresh tokens, or with access tokens outliving the record (pruned at its
+ * expiry), every such access token would read as revoked: refused as configuration instead.
+ */
+function assertSessionTraceable(profile: Profile, policy: App['policy']): void {
+  if (profile !== 'jwtplus' && profile !== 'fib') return;
+  if (policy.refreshTtl === null) throw invalidRequest(`a ${profile} app needs refresh tokens: policy.refreshTtl cannot be off`);
+  if (policy.accessTtl > policy.refreshTtl) {
+    throw invalidRequest(`policy.accessTtl must not exceed policy.refreshTtl in a ${profile} app (its access tokens find their session through the refresh record)`);
+  }
+}
+
 export interface CreateAppInput {
   name: unknown;
   profile?: unknown;
@@ -40,6 +53,7 @@ export class Apps {
     const description = input.description === undefined ? '' : input.description;
     if (typeof description !== 'string' || description.length > 1024) throw invalidRequest('description must be a string of at most 1024 characters');
     const policy = applyPolicyPatch(PROFILE_DEFAULTS[profile], input.policy);
+    assertSessionTraceable(profile, policy);
     const now = this.clock.now();
     const app: App = { id: newId(), name, profile, public: input.public === true, policy, description, createdAt: now, updatedAt: now };
     const keyId = newId();
@@ -94,6 +108,7 @@ export class Apps {
       next.description = patch.description;
     }
     next.policy = applyPolicyPatch(app.policy, patch.policy);
+    if (patch.policy !== undefined) assertSessionTraceable(app.profile, next.policy);
     const { updated } = await this.store.updateApp(next);
     if (!updated) throw new RotorError('conflict', `an app named "${next.name}" already exists`);
     this.cache.delete(app.id);
