@@ -335,7 +335,7 @@ describe('refresh-token threats (R-01 … R-16) on every refresh endpoint', () =
         clock.advance(600);
         expectRefused(kind, await refresh(kind, idle, p));
 
-        const ttl = await appFor(kind, { refreshTtl: 300 });
+        const ttl = await appFor(kind, { refreshTtl: 300, accessTtl: 60 });
         p = await login(ttl);
         // (Stored expiries are whole seconds, so an RT lives refreshTtl minus up to 999 ms.)
         clock.advance(298);
@@ -559,6 +559,20 @@ describe('refresh-token threats (R-01 … R-16) on every refresh endpoint', () =
     const again = await server.call('POST', `/app/${app.id}/renew`, { json: { refresh_token: p1.refreshToken, ip: '10.0.0.9', useragent: 'x' }, headers: { authorization: app.appKey } });
     expect(again.status).toBe(404);
     await rotate('jwtplus', app, p1);
+  });
+
+  it('JWTPlus and FIB refuse a policy whose access tokens could not find their session (refreshTtl off, or accessTtl > refreshTtl)', async () => {
+    // Their access tokens reach the session through the pair's refresh record: without one they read as revoked at once,
+    // and with access outliving refresh they did from the prune that removed the expired record.
+    for (const profile of ['jwtplus', 'fib']) {
+      for (const policy of [{ refreshTtl: null }, { accessTtl: 7200, refreshTtl: 3600 }]) {
+        const res = await server.call('POST', '/admin/apps', { json: { name: `trace-${profile}-${appCount += 1}`, profile, policy }, headers: admin });
+        expect(res.status, JSON.stringify(policy)).toBe(400);
+      }
+      const app = await createApp(server, { name: `trace-${profile}-${appCount += 1}`, profile });
+      const patched = await server.call('PATCH', `/admin/apps/${app.name}`, { json: { policy: { accessTtl: 2 * 86400 } }, headers: admin });
+      expect(patched.status).toBe(400);
+    }
   });
 
   it('R-12 scope (OAuth only; no other API carries scope): broader → invalid_scope and nothing consumed; narrower → OK, the original scope kept', async () => {
