@@ -5,7 +5,7 @@
  *   BENCH_DURATION=10     measured seconds per row (default 10)
  *   BENCH_WARMUP=3        warm-up seconds per row, on other sessions (default 3)
  *   BENCH_CONNECTIONS=64  connections (default 64)
- *   BENCH_RUNS=1          runs per row; the row shows the run with the median refresh/s
+ *   BENCH_RUNS=1          rounds over all rows; each row shows its run with the median refresh/s
  *   BENCH_QUICK=1         smoke mode: 2 s runs, 1 s warm-up
  *   BENCH_ROWS=a,b        only these row ids (see bench/rows.mjs)
  *   BENCH_PROFILE=dir     start each server under `node --cpu-prof`, profiles into dir/<row>/
@@ -39,30 +39,38 @@ const header = [
 ];
 process.stderr.write(`${header.join('\n')}\n`);
 
-/** @type {import('./harness.mjs').RowResult[]} */
-const results = [];
-for (const row of rows) {
-  /** @type {import('./harness.mjs').RowResult[]} */
-  const attempts = [];
-  for (let i = 0; i < runs; i += 1) {
+// Rounds, not rows, outermost: with BENCH_RUNS > 1 every row gets one run per round, so a change in
+// the machine's background load (a shared VM) falls on all rows alike instead of on the last ones.
+/** @type {Map<string, import('./harness.mjs').RowResult[]>} */
+const attempts = new Map(rows.map((r) => [r.id, []]));
+/** @type {Set<string>} rows that cannot run (skipped or failed): not retried */
+const out = new Set();
+for (let i = 0; i < runs; i += 1) {
+  for (const row of rows) {
+    if (out.has(row.id)) continue;
+    const mine = /** @type {import('./harness.mjs').RowResult[]} */ (attempts.get(row.id));
     process.stderr.write(`▸ ${row.id}${runs > 1 ? ` (run ${i + 1}/${runs})` : ''} … `);
     try {
       const result = await runRow(row, options);
-      attempts.push(result);
+      mine.push(result);
       process.stderr.write(result.skipped
         ? `skipped: ${result.skipped}\n`
         : `${Math.round(result.refreshPerSecond ?? 0)}/s, p50 ${result.p50} ms, p99 ${result.p99} ms, server CPU ${Math.round(result.cpuUsPerRefresh ?? 0)} µs/refresh, RSS ${Math.round(result.rssMb ?? 0)} MB, errors ${result.errors}${result.errors ? ` ${JSON.stringify(result.reasons)}` : ''}\n`);
-      if (result.skipped) break;
+      if (result.skipped) out.add(row.id);
     } catch (err) {
       process.stderr.write(`failed: ${/** @type {Error} */ (err).message}\n`);
-      attempts.push({ id: row.id, label: row.label, skipped: `failed: ${/** @type {Error} */ (err).message.slice(0, 120)}` });
-      break;
+      mine.push({ id: row.id, label: row.label, skipped: `failed: ${/** @type {Error} */ (err).message.slice(0, 120)}` });
+      out.add(row.id);
     }
   }
-  const measured = attempts.filter((a) => !a.skipped).sort((a, b) => (a.refreshPerSecond ?? 0) - (b.refreshPerSecond ?? 0));
-  results.push(measured[Math.floor((measured.length - 1) / 2)] ?? /** @type {import('./harness.mjs').RowResult} */ (attempts[0]));
 }
+/** @type {import('./harness.mjs').RowResult[]} */
+const results = rows.map((row) => {
+  const mine = /** @type {import('./harness.mjs').RowResult[]} */ (attempts.get(row.id));
+  const measured = mine.filter((a) => !a.skipped).sort((a, b) => (a.refreshPerSecond ?? 0) - (b.refreshPerSecond ?? 0));
+  return measured[Math.floor((measured.length - 1) / 2)] ?? /** @type {import('./harness.mjs').RowResult} */ (mine[0]);
+});
 
 const baselineId = rows.find((r) => r.baseline)?.id;
 process.stdout.write(`\n${formatTable(results, { baselineId, header })}\n`);
-if (env.BENCH_JSON) writeFileSync(env.BENCH_JSON, JSON.stringify({ about, options, runs, results }, null, 2));
+if (env.BENCH_JSON) writeFileSync(env.BENCH_JSON, JSON.stringify({ about, options, runs, results, all: Object.fromEntries(attempts) }, null, 2));
