@@ -1,6 +1,7 @@
 import multipart from '@fastify/multipart';
 import type { FastifyRequest } from 'fastify';
-import type { ClientContext, Issued } from '../../../domain/engine.js';
+import type { Issued } from '../../../domain/engine.js';
+import { appOfPath, clientContextOf } from '../path_app.js';
 import { invalidRefreshToken, RotorError } from '../../../domain/errors.js';
 import type { App } from '../../../domain/types.js';
 import { type Api, type ApiContext, noStore } from '../../api.js';
@@ -10,17 +11,6 @@ import { MESSAGES, sendAbitmediaError, tokensBody } from './envelope.js';
 const PROFILE = 'abitmedia';
 /** A refresh token is a few hundred bytes: multipart parts are kept far below the 64 KiB body limit. */
 const MULTIPART_LIMITS = { fieldNameSize: 100, fieldSize: 16 * 1024, fields: 20, fileSize: 16 * 1024, files: 2, parts: 22, headerPairs: 50 };
-
-const contextOf = (request: FastifyRequest): ClientContext => ({ ip: request.ip, userAgent: request.headers['user-agent'] ?? null });
-
-/** The app a `/abitmedia/{app}` base URL names (it must be an Abitmedia app), or undefined at the root. */
-async function appOfPath(ctx: ApiContext, request: FastifyRequest): Promise<App | undefined> {
-  const ref = (request.params as { app?: string }).app;
-  if (ref === undefined) return undefined;
-  const app = await ctx.rotor.apps.get(ref);
-  if (app.profile !== PROFILE) throw new RotorError('app_not_found', 'no Abitmedia app has that id or name');
-  return app;
-}
 
 /**
  * `refreshToken` from a JSON, url-encoded or multipart body (a multipart file part counts as text).
@@ -59,7 +49,7 @@ async function refreshTokenOf(request: FastifyRequest): Promise<string> {
 async function login(ctx: ApiContext, request: FastifyRequest, pathApp: App | undefined): Promise<Issued> {
   const credentials = basicCredentials(request);
   if (!credentials) throw new RotorError('invalid_credentials', 'send Authorization: Basic base64(email:password)');
-  const input = { username: credentials.user, password: credentials.password, ...contextOf(request) };
+  const input = { username: credentials.user, password: credentials.password, ...clientContextOf(request) };
   const candidates = pathApp ? [pathApp] : await appsKnowing(ctx, credentials.user);
   let refusal: unknown = new RotorError('invalid_credentials', 'the username or password is wrong');
   for (const app of candidates) {
@@ -106,16 +96,16 @@ export const abitmediaApi: Api = {
       await scope.register(multipart, { limits: MULTIPART_LIMITS });
       for (const prefix of ['', '/abitmedia/:app']) {
         scope.post(`${prefix}/v1/refreshToken`, async (request, reply) => {
-          const pathApp = await appOfPath(ctx, request);
+          const pathApp = await appOfPath(ctx, request, PROFILE, 'Abitmedia');
           const issued = await ctx.rotor.engine.refresh(await refreshTokenOf(request), {
-            client: pathApp, profile: PROFILE, context: contextOf(request),
+            client: pathApp, profile: PROFILE, context: clientContextOf(request),
           });
           return noStore(reply).send(tokensBody(issued, MESSAGES.refreshed));
         });
 
         // No automatic HEAD twin: a HEAD would log in and throw the tokens away.
         scope.get(`${prefix}/v1/auth`, { exposeHeadRoute: false }, async (request, reply) => {
-          const pathApp = await appOfPath(ctx, request);
+          const pathApp = await appOfPath(ctx, request, PROFILE, 'Abitmedia');
           const issued = await login(ctx, request, pathApp);
           return noStore(reply).send(tokensBody(issued, MESSAGES.loggedIn));
         });

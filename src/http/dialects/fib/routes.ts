@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify';
-import type { ClientContext } from '../../../domain/engine.js';
+import { appOfPath, clientContextOf } from '../path_app.js';
 import { invalidRequest, RotorError } from '../../../domain/errors.js';
 import { formatFor } from '../../../domain/formats/index.js';
 import type { App, Subject } from '../../../domain/types.js';
@@ -15,17 +15,6 @@ function tokenOf(request: FastifyRequest): string {
   const credential = rawOrBearerCredential(request);
   if (credential) return credential;
   throw new RotorError('unauthorized', 'Missing or invalid Authorization header');
-}
-
-const contextOf = (request: FastifyRequest): ClientContext => ({ ip: request.ip, userAgent: request.headers['user-agent'] ?? null });
-
-/** The app a `/fib/{app}` base URL names (it must be a FIB app), or undefined at the root. */
-async function appOfPath(ctx: ApiContext, request: FastifyRequest): Promise<App | undefined> {
-  const ref = (request.params as { app?: string }).app;
-  if (ref === undefined) return undefined;
-  const app = await ctx.rotor.apps.get(ref);
-  if (app.profile !== PROFILE) throw new RotorError('app_not_found', 'no FIB app has that id or name');
-  return app;
 }
 
 /**
@@ -64,14 +53,14 @@ export const fibApi: Api = {
     });
     for (const prefix of ['', '/fib/:app']) {
       app.patch(`${prefix}${BASE}/session`, async (request, reply) => {
-        const pathApp = await appOfPath(ctx, request);
+        const pathApp = await appOfPath(ctx, request, PROFILE, 'FIB');
         const token = tokenOf(request);
-        const issued = await rotor.engine.refresh(token, { client: pathApp, profile: PROFILE, context: contextOf(request) });
+        const issued = await rotor.engine.refresh(token, { client: pathApp, profile: PROFILE, context: clientContextOf(request) });
         return noStore(reply).send(sessionBody(issued));
       });
 
       app.post(`${prefix}${BASE}/session`, async (request, reply) => {
-        const pathApp = await appOfPath(ctx, request);
+        const pathApp = await appOfPath(ctx, request, PROFILE, 'FIB');
         const body = request.body;
         if (body === null || typeof body !== 'object' || Array.isArray(body)) throw invalidRequest('The request body must be a JSON object');
         const { email, signature, authPublicKeyHex } = body as Record<string, unknown>;
@@ -80,12 +69,12 @@ export const fibApi: Api = {
         }
         const target = pathApp ?? (await appOfLogin(ctx, email as string, authPublicKeyHex as string));
         const subject = await rotor.subjects.checkEd25519(target, email, signature, authPublicKeyHex);
-        const issued = await rotor.engine.issue(target, { subject: subject.subject, claims: subject.claims, client: contextOf(request) });
+        const issued = await rotor.engine.issue(target, { subject: subject.subject, claims: subject.claims, client: clientContextOf(request) });
         return noStore(reply).send(sessionBody(issued));
       });
 
       app.post(`${prefix}${BASE}/logout`, async (request, reply) => {
-        const pathApp = await appOfPath(ctx, request);
+        const pathApp = await appOfPath(ctx, request, PROFILE, 'FIB');
         const token = tokenOf(request);
         let access;
         try {

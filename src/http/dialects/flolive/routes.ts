@@ -1,19 +1,10 @@
 import type { FastifyRequest } from 'fastify';
-import { invalidRequest, RotorError } from '../../../domain/errors.js';
-import type { App } from '../../../domain/types.js';
-import { type Api, type ApiContext, noStore } from '../../api.js';
+import { appOfPath } from '../path_app.js';
+import { invalidRequest } from '../../../domain/errors.js';
+import { type Api, noStore } from '../../api.js';
 import { renewed, sendFloliveError } from './envelope.js';
 
 const PROFILE = 'flolive';
-
-/** The app a `/flolive/{app}` base URL names (it must be a floLIVE app), or undefined at the root. */
-async function appOfPath(ctx: ApiContext, request: FastifyRequest): Promise<App | undefined> {
-  const ref = (request.params as { app?: string }).app;
-  if (ref === undefined) return undefined;
-  const app = await ctx.rotor.apps.get(ref);
-  if (app.profile !== PROFILE) throw new RotorError('app_not_found', 'no floLIVE app has that id or name');
-  return app;
-}
 
 /** `{token, refreshToken}` from a JSON body; anything else is `REQ_1001` naming what is wrong. */
 function pairOf(request: FastifyRequest): { token: string; refreshToken: string } {
@@ -41,7 +32,7 @@ export const floliveApi: Api = {
     const { engine } = ctx.rotor;
     for (const prefix of ['', '/flolive/:app']) {
       app.put(`${prefix}/api/v2/auth/token`, async (request, reply) => {
-        const pathApp = await appOfPath(ctx, request);
+        const pathApp = await appOfPath(ctx, request, PROFILE, 'floLIVE');
         const { token, refreshToken } = pairOf(request);
         const access = await engine.verifyAccess(token, { client: pathApp, profile: PROFILE, allowExpired: true });
         if (!access.app.policy.flolivePermitExpiredAccess) {
