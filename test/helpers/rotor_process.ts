@@ -1,6 +1,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { freePort } from './cli.js';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 
@@ -42,18 +42,7 @@ export async function buildRotor(): Promise<{ main: string; dispose(): void }> {
   return { main, dispose: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-/** A TCP port nobody listens on right now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 export interface RotorProcess {
   url: string;
