@@ -34,7 +34,7 @@ const CLOCK_TICKS = 100; // USER_HZ on Linux
  *   logDir?: string, timeoutSeconds?: number }} RunOptions
  * @typedef {{ id: string, label: string, skipped?: string, refreshPerSecond?: number, p50?: number, p99?: number,
  *   errors?: number, reasons?: Record<string, number>, rssMb?: number, cpuUsPerRefresh?: number, ok?: number,
- *   fillSeconds?: number, warmup?: unknown }} RowResult
+ *   fillSeconds?: number, warmup?: unknown, generatorCores?: number }} RowResult
  */
 
 // ── processes ──────────────────────────────────────────────────────────────────────────────────────
@@ -400,6 +400,7 @@ export async function runRow(row, options) {
       refreshPerSecond: measured.refreshPerSecond, p50: measured.p50, p99: measured.p99,
       errors: measured.errors, reasons: measured.reasons, rssMb: peakRss,
       cpuUsPerRefresh: measured.ok > 0 ? (cpuUsed * 1e6) / measured.ok : undefined,
+      generatorCores: measured.generatorCores,
       fillSeconds: target.fillSeconds, warmup: result.phases.find((p) => p.name === 'warmup'),
     };
   } finally {

@@ -23,7 +23,7 @@ import { protocol } from './protocols.mjs';
  *   phases: Phase[], timeoutSeconds?: number }} LoadConfig
  * @typedef {{ name: string, seconds: number, ok: number, errors: number, reasons: Record<string, number>,
  *   refreshPerSecond: number, p50: number, p90: number, p99: number, max: number, requests: number,
- *   timeouts: number, connErrors: number }} PhaseResult
+ *   timeouts: number, connErrors: number, generatorCpuUsPerRequest: number, generatorCores: number }} PhaseResult
  */
 
 /** A state that no server accepts: what a connection presents once the spare pool is exhausted. */
@@ -86,11 +86,13 @@ export async function runPhase(config, phase, seen) {
       },
     }],
   });
+  const cpuAtStart = process.cpuUsage();
   let connErrors = 0;
   instance.on('reqError', () => {
     connErrors += 1;
   });
   const result = await /** @type {Promise<autocannon.Result>} */ (/** @type {unknown} */ (instance));
+  const cpu = process.cpuUsage(cpuAtStart);
   const errors = Object.values(reasons).reduce((a, b) => a + b, 0) + result.timeouts;
   if (result.timeouts > 0) reasons.timeout = (reasons.timeout ?? 0) + result.timeouts;
   const seconds = result.duration > 0 ? result.duration : phase.seconds;
@@ -99,6 +101,8 @@ export async function runPhase(config, phase, seen) {
     refreshPerSecond: ok / seconds,
     p50: result.latency.p50, p90: result.latency.p90, p99: result.latency.p99, max: result.latency.max,
     requests: result.requests.total, timeouts: result.timeouts, connErrors,
+    generatorCpuUsPerRequest: result.requests.total > 0 ? (cpu.user + cpu.system) / result.requests.total : 0,
+    generatorCores: (cpu.user + cpu.system) / 1e6 / seconds,
   };
 }
 

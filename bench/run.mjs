@@ -55,7 +55,7 @@ for (let i = 0; i < runs; i += 1) {
       mine.push(result);
       process.stderr.write(result.skipped
         ? `skipped: ${result.skipped}\n`
-        : `${Math.round(result.refreshPerSecond ?? 0)}/s, p50 ${result.p50} ms, p99 ${result.p99} ms, server CPU ${Math.round(result.cpuUsPerRefresh ?? 0)} µs/refresh, RSS ${Math.round(result.rssMb ?? 0)} MB, errors ${result.errors}${result.errors ? ` ${JSON.stringify(result.reasons)}` : ''}\n`);
+        : `${Math.round(result.refreshPerSecond ?? 0)}/s, p50 ${result.p50} ms, p99 ${result.p99} ms, server CPU ${Math.round(result.cpuUsPerRefresh ?? 0)} µs/refresh, RSS ${Math.round(result.rssMb ?? 0)} MB, generator ${(result.generatorCores ?? 0).toFixed(2)} cores, errors ${result.errors}${result.errors ? ` ${JSON.stringify(result.reasons)}` : ''}\n`);
       if (result.skipped) out.add(row.id);
     } catch (err) {
       process.stderr.write(`failed: ${/** @type {Error} */ (err).message}\n`);
