@@ -83,3 +83,42 @@ describe('refusing a bad start (F-13)', () => {
     }
   });
 });
+
+describe('refusing weak stored keys (F-13, J-29)', () => {
+  it('refuses to start with an HS256 secret under 32 bytes, an RSA key under 2048 bits, or an unknown algorithm', async () => {
+    const { generateKeyPairSync } = await import('node:crypto');
+    const { MasterKey } = await import('../src/crypto/master_key.js');
+    const { SqliteStore } = await import('../src/store/sqlite/sqlite_store.js');
+    const { rotor: cli } = await import('./helpers/cli.js');
+    const masterText = Buffer.alloc(32, 3).toString('base64');
+    const master = MasterKey.fromBase64(masterText);
+    const cases: [string, string, Buffer][] = [
+      ['HS256', 'shorter than 32 bytes', Buffer.alloc(16, 1)],
+      ['RS256', 'at least 2048 are required', generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey.export({ format: 'der', type: 'pkcs8' })],
+      ['XX999', 'unknown algorithm', Buffer.alloc(32, 1)],
+    ];
+    for (const [alg, message, secret] of cases) {
+      const dir = mkdtempSync(join(tmpdir(), 'rotor-weak-'));
+      try {
+        const env = { ROTOR_DATABASE_URL: `sqlite:${join(dir, 'rotor.db')}`, ROTOR_MASTER_KEY: masterText };
+        const created = await cli(['--json', 'apps', 'create', 'weak'], env);
+        expect(created.code).toBe(0);
+        const appId = JSON.parse(created.stdout).id as string;
+        // A key that Rotor itself would never make, as a tampered or imported database could hold.
+        const store = new SqliteStore(join(dir, 'rotor.db'));
+        const active = (await store.listSigningKeys(appId)).find((k) => k.state === 'active');
+        const kid = '01J0000000000000000000WEAK';
+        await store.rotateSigningKey({
+          appId, expectActiveKid: active?.kid ?? null, now: Date.now(), publishUntil: Date.now() + 3_600_000,
+          next: { kid, appId, alg: alg as never, state: 'active', publicJwk: null, privateSealed: master.seal('signing-key', secret, kid), createdAt: Date.now(), retiredAt: null, publishUntil: null, revokedAt: null },
+        });
+        await store.close();
+        const res = await cli(['serve'], { ...env, ROTOR_PORT: String(await freePort()) });
+        expect(res.code, alg).not.toBe(0);
+        expect(res.stderr, alg).toContain(message);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }
+  });
+});
