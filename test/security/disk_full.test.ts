@@ -1,0 +1,46 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp, issue, startTestServer, type TestServer } from '../helpers/server.js';
+
+/**
+ * F-08 on SQLite: a full database (SQLITE_FULL, made real by capping the file at its current size with
+ * `max_page_count`) answers writes with 503 and no token, keeps the JWKS and verification working, and
+ * recovers without a restart once space is back.
+ */
+describe('F-08 disk full (SQLite)', () => {
+  let server: TestServer;
+  let db: { pragma(sql: string, options?: { simple: boolean }): unknown };
+  beforeAll(async () => {
+    server = await startTestServer();
+    db = (server.rotor.store as unknown as { db: typeof db }).db;
+  });
+  afterAll(async () => { await server.close(); });
+
+  it('writes answer 503 with no token; reads keep working; it recovers by itself', async () => {
+    const app = await createApp(server, { name: 'full' });
+    const pair = await issue(server, app);
+    // Fill what is left of the last pages, then forbid the file to grow.
+    const pages = Number(db.pragma('page_count', { simple: true }));
+    db.pragma(`max_page_count = ${pages}`);
+    // Small sessions until every last free byte is used (20 refusals in a row).
+    let refusals = 0;
+    for (let i = 0; i < 3000 && refusals < 20; i += 1) {
+      const res = await server.call('POST', `/v1/apps/${app.name}/sessions`, { json: { subject: `f${i}` }, headers: { authorization: `Bearer ${app.appKey}` } });
+      expect([201, 503]).toContain(res.status);
+      refusals = res.status === 503 ? refusals + 1 : 0;
+    }
+    expect(refusals).toBe(20);
+
+    const refused = await server.call('POST', '/v1/refresh', { json: { refreshToken: pair.refreshToken } });
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get('retry-after')).not.toBeNull();
+    expect(refused.text).not.toContain('rt_');
+    expect((await server.call('GET', `/v1/apps/${app.name}/jwks.json`)).status).toBe(200);
+    const introspect = await server.call('POST', '/v1/introspect', { json: { token: pair.accessToken }, headers: { authorization: `Bearer ${app.appKey}` } });
+    expect(introspect.body.active).toBe(true);
+
+    // Space comes back: the very same token renews (nothing was half written), no restart.
+    db.pragma('max_page_count = 1073741823');
+    const renewed = await server.call('POST', '/v1/refresh', { json: { refreshToken: pair.refreshToken } });
+    expect(renewed.status).toBe(200);
+  });
+});
