@@ -115,18 +115,9 @@ export class Keyring {
     }
     return records.length;
   }
-
-  async appKeys(appId: string): Promise<SigningKeyRecord[]> {
-    return this.records(appId);
-  }
 }
 
 export function isUsableForVerification(record: SigningKeyRecord, now: number): boolean {
   if (record.state === 'active') return true;
   return record.state === 'retiring' && record.publishUntil !== null && now < record.publishUntil;
-}
-
-/** The public JWK of a published asymmetric key; HMAC keys are never published. */
-export function publishedJwk(record: SigningKeyRecord): Record<string, unknown> | null {
-  return record.publicJwk ? { ...record.publicJwk } : null;
 }

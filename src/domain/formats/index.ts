@@ -9,21 +9,16 @@ import { abitmediaFormat } from './abitmedia.js';
 
 export type { TokenFormat, MintContext, JwtParts, SessionLocator } from './format.js';
 
-/**
- * Token layout per profile. Dialect profiles register here; until one is registered its apps use
- * the native layout (see issue "dialects").
- */
-const FORMATS: Partial<Record<Profile, TokenFormat>> = { native: nativeFormat };
-FORMATS.verifik = verifikFormat;
-FORMATS.jwtplus = jwtplusFormat;
-FORMATS.flolive = floliveFormat;
-FORMATS.fib = fibFormat;
-FORMATS.abitmedia = abitmediaFormat;
+/** Token layout per profile: every profile has one, so a missing entry is a compile error. */
+const FORMATS: Record<Profile, TokenFormat> = {
+  native: nativeFormat,
+  verifik: verifikFormat,
+  jwtplus: jwtplusFormat,
+  flolive: floliveFormat,
+  fib: fibFormat,
+  abitmedia: abitmediaFormat,
+};
 
 export function formatFor(profile: Profile): TokenFormat {
-  return FORMATS[profile] ?? nativeFormat;
-}
-
-export function registerFormat(profile: Profile, format: TokenFormat): void {
-  FORMATS[profile] = format;
+  return FORMATS[profile];
 }
