@@ -96,11 +96,11 @@ export class Engine {
     const userAgent = input.client?.userAgent ?? null;
     const expiresAt = policy.sessionMaxAge === null ? null : now + policy.sessionMaxAge * 1000;
     const session: Session = {
-      id: newId(), appId: app.id, subject: input.subject, claims: input.claims, audience: input.audience ?? null,
+      id: newId(now), appId: app.id, subject: input.subject, claims: input.claims, audience: input.audience ?? null,
       createdAt: now, lastRenewedAt: now, expiresAt, ip, userAgent, lastIp: ip, lastUserAgent: userAgent,
       revokedAt: null, revokeReason: null, horizonAt: now,
     };
-    const pairId = newId();
+    const pairId = newId(now);
     const plan = this.planRefresh(app, format, session, now, pairId, null);
     const accessExp = this.accessExp(app, session, now, input.accessTtl);
     session.horizonAt = Math.max(accessExp * 1000, plan?.record.expiresAt ?? 0);
@@ -161,12 +161,9 @@ export class Engine {
     this.assertBinding(app, session, client);
 
     const format = formatFor(app.profile);
-    const pairId = newId();
+    const pairId = newId(now);
     const plan = this.planRefresh(app, format, session, now, pairId, record.id);
     if (!plan) throw invalidRefreshToken('unknown');
-    // Ids derived from (session, instant) — the JWTPlus jid — would repeat the parent's when it is renewed in
-    // the millisecond it was issued (refreshNotBefore 0): that renewal is not yet valid, instead of a 500.
-    if (plan.record.id === record.id) throw invalidRefreshToken('not_yet_valid');
     const key = await this.deps.keyring.activeKey(app);
     const accessExp = this.accessExp(app, session, now);
     const ctx = this.mintContext(app, session, now, accessExp, pairId, plan.record);
@@ -430,7 +427,7 @@ export class Engine {
     const ttl = app.policy.refreshTtl;
     if (ttl === null || format.refreshFormat === 'none') return null;
     const opaque = format.refreshFormat === 'opaque' ? newOpaqueRefreshToken() : '';
-    const id = format.refreshFormat === 'opaque' ? opaqueRefreshId(opaque) : format.refreshRecordId({ pairId, refreshJti: newId(), sessionId: session.id, issuedAt: now });
+    const id = format.refreshFormat === 'opaque' ? opaqueRefreshId(opaque) : format.refreshRecordId({ pairId, refreshJti: newId() });
     let expiresAt = now + ttl * 1000;
     if (session.expiresAt !== null) expiresAt = Math.min(expiresAt, session.expiresAt);
     // Whole seconds, so that a JWT's `exp` and the stored expiry agree exactly.

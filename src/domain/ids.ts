@@ -1,11 +1,12 @@
-import { monotonicFactory, decodeTime } from 'ulid';
+import { decodeTime, ulid } from 'ulid';
 import { secureRandomUnit } from '../crypto/random.js';
 
-/** ulid's default PRNG makes one CSPRNG call per character (~60 µs per refresh); the pooled one makes none. */
-const next = monotonicFactory(secureRandomUnit);
-
-/** A new ULID: sortable, 26 Crockford base32 characters. */
-export const newId = (): string => next();
+/**
+ * A new ULID: 26 Crockford base32 characters, 80 random bits. Its time part is `atMs` (the injected
+ * clock) when given, so ids agree with the times the engine stamps. Random bits come from the pooled
+ * CSPRNG: ulid's default makes one CSPRNG call per character (~60 µs per refresh).
+ */
+export const newId = (atMs?: number): string => ulid(atMs, secureRandomUnit);
 
 const ULID_PATTERN = /^[0-9A-HJKMNP-TV-Z]{26}$/;
 /** Crockford base32 is case-insensitive, so `01arz…` is a ULID too. */

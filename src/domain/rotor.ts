@@ -9,7 +9,7 @@ import { silentObserver, type Observer } from './events.js';
 import { formatFor } from './formats/index.js';
 import { isUsableForVerification, Keyring } from './keyring.js';
 import { Subjects } from './subjects.js';
-import type { App, Session } from './types.js';
+import type { App, RefreshRecord, Session } from './types.js';
 
 export interface RotorOptions {
   store: Store;
@@ -65,6 +65,17 @@ export class Rotor {
 
   async listSessions(app: App, subject: unknown): Promise<Session[]> {
     return this.store.listSessions(app.id, validateSubject(subject));
+  }
+
+  /** A subject's live sessions, each with its live refresh record (JWTPlus get-session). */
+  async livePairs(app: App, subject: unknown): Promise<{ session: Session; refresh: RefreshRecord }[]> {
+    const sessions = (await this.listSessions(app, subject)).filter((s) => s.revokedAt === null);
+    const pairs: { session: Session; refresh: RefreshRecord }[] = [];
+    for (const session of sessions) {
+      const refresh = await this.store.findLiveRefresh(session.id);
+      if (refresh) pairs.push({ session, refresh });
+    }
+    return pairs;
   }
 
   async revokeSessionOf(app: App, sessionId: unknown): Promise<void> {

@@ -63,6 +63,8 @@ export interface Store {
   /** Records a renewal that minted only an access token (no refresh rotation). */
   touchSession(input: { sessionId: string; now: Millis; lastIp: string | null; lastUserAgent: string | null; horizonAt: Millis }): Promise<boolean>;
 
+  /** The one unconsumed refresh record of a session (N2: there is at most one), or null. */
+  findLiveRefresh(sessionId: string): Promise<RefreshRecord | null>;
   findRefresh(id: string): Promise<{ record: RefreshRecord; session: Session; subjectStatus: SubjectStatus | null } | null>;
   /**
    * The rotation: consumes `parentId` and inserts `child`, atomically, only if the parent is unconsumed

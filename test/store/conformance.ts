@@ -457,6 +457,17 @@ export function describeStoreConformance(name: string, harness: ConformanceHarne
       expect(await rotate(store, { ...refresh, id: 'unknown-parent' })).toEqual({ rotated: false });
     });
 
+    it('findLiveRefresh names the one unconsumed record of a session, following rotation', async () => {
+      const { app } = await seedApp();
+      const { session, refresh } = await seedSession(store, app.id);
+      expect((await store.findLiveRefresh(session.id))?.id).toBe(refresh.id);
+      const child = childOf(refresh);
+      expect(await store.rotateRefresh({ parentId: refresh.id, child, successorSealed: null, now: NOW + 1000, lastIp: null, lastUserAgent: null }))
+        .toEqual({ rotated: true });
+      expect(await store.findLiveRefresh(session.id)).toEqual(child);
+      expect(await store.findLiveRefresh('no-such-session')).toBeNull();
+    });
+
     it('rotateRefresh of a revoked session rotates nothing', async () => {
       const { app } = await seedApp();
       const { refresh, session } = await seedSession(store, app.id);

@@ -32,11 +32,7 @@ export interface TokenFormat {
   /** `opaque` refresh tokens are random strings stored by hash; `jwt` ones are stored by their id. */
   readonly refreshFormat: 'opaque' | 'jwt' | 'none';
   /** The id under which the refresh record of this issuance is stored (JWT profiles choose it). */
-  refreshRecordId(ctx: {
-    pairId: string; refreshJti: string;
-    /** The session and the instant (ms) of this issuance or renewal, for ids derived from them (JWTPlus). */
-    sessionId?: string; issuedAt?: number;
-  }): string;
+  refreshRecordId(ctx: { pairId: string; refreshJti: string }): string;
   accessToken(ctx: MintContext): JwtParts;
   /** Only for `jwt` refresh formats. */
   refreshToken(ctx: MintContext): JwtParts | null;

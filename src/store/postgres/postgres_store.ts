@@ -490,6 +490,14 @@ export class PostgresStore implements Store {
 
   // ── refresh tokens ─────────────────────────────────────────────────────────────────────────────
 
+  async findLiveRefresh(sessionId: string): Promise<RefreshRecord | null> {
+    const [row] = await this.one(
+      'SELECT * FROM refresh_tokens WHERE session_id = $1 AND consumed_at IS NULL ORDER BY issued_at DESC LIMIT 1',
+      [sessionId], 'rotor_find_live_refresh',
+    );
+    return row ? refreshFromRow(row) : null;
+  }
+
   async findRefresh(id: string) {
     const [row] = await this.one(
       `SELECT r.*, ${SESSION_COLUMNS_PREFIXED}, subj.status AS subject_status

@@ -439,6 +439,14 @@ export class SqliteStore implements Store {
 
   // ── refresh tokens ─────────────────────────────────────────────────────────────────────────────
 
+  findLiveRefresh(sessionId: string): Promise<RefreshRecord | null> {
+    return this.run(() => {
+      const row = this.sql('SELECT * FROM refresh_tokens WHERE session_id = ? AND consumed_at IS NULL ORDER BY issued_at DESC LIMIT 1')
+        .get(sessionId) as Row | undefined;
+      return row ? refreshFromRow(row) : null;
+    });
+  }
+
   findRefresh(id: string) {
     return this.run(() => {
       const row = this.sql(FIND_REFRESH_SQL).get(id) as Row | undefined;

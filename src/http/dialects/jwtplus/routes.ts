@@ -2,7 +2,7 @@ import type { FastifyRequest } from 'fastify';
 import { RotorError } from '../../../domain/errors.js';
 import type { Issued } from '../../../domain/engine.js';
 import { formatFor } from '../../../domain/formats/index.js';
-import type { App, Session } from '../../../domain/types.js';
+import type { App } from '../../../domain/types.js';
 import { rawOrBearerCredential } from '../../auth.js';
 import { type Api, type ApiContext, noStore } from '../../api.js';
 import { parseBody, validateFields } from './body.js';
@@ -123,20 +123,19 @@ export const jwtplusApi: Api = {
     app.post('/app/:app_id/get-session', async (request, reply) => {
       const target = await authenticatedApp(ctx, request);
       const { sub } = validateFields(parseBody(request.body), { sub: ['required'] });
-      let sessions: Session[];
+      let pairs: Awaited<ReturnType<typeof rotor.livePairs>>;
       try {
-        sessions = await rotor.listSessions(target, sub);
+        pairs = await rotor.livePairs(target, sub);
       } catch (err) {
         // A subject id Rotor could never have issued to (too long, control characters) has no sessions.
-        if (err instanceof RotorError && err.code === 'invalid_request') sessions = [];
+        if (err instanceof RotorError && err.code === 'invalid_request') pairs = [];
         else throw err;
       }
       const keys = await rotor.apps.listKeys(target.id);
       const now = Math.floor(rotor.clock.now() / 1000);
-      const rows = sessions
-        .filter((s) => s.revokedAt === null)
-        .sort((a, b) => a.createdAt - b.createdAt)
-        .map((s) => sessionView(s, target, keys))
+      const rows = pairs
+        .sort((a, b) => a.session.createdAt - b.session.createdAt)
+        .map(({ session, refresh }) => sessionView(session, refresh, target, keys))
         .filter((row) => (row.auth_token_exp as number) > now && (row.auth_token_nbf as number) <= now);
       return sendGo(reply, 200, { sessions: rows });
     });

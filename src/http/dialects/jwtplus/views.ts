@@ -1,7 +1,6 @@
 import { createPublicKey } from 'node:crypto';
-import type { Session, SigningKeyRecord, App } from '../../../domain/types.js';
+import type { App, RefreshRecord, Session, SigningKeyRecord } from '../../../domain/types.js';
 import type { Algorithm } from '../../../domain/policy.js';
-import { jwtplusPairId } from '../../../domain/formats/jwtplus.js';
 
 const seconds = (ms: number): number => Math.floor(ms / 1000);
 
@@ -65,25 +64,25 @@ export function appView(app: App, keys: SigningKeyRecord[]): Record<string, unkn
 }
 
 /**
- * One `get-session` row, derived from the session: its last issuance or renewal fixes the live pair —
- * its `jid` (derived from the session and that instant, see `jwtplusPairId`) and its times (the engine
- * stamps both tokens with that instant) — and the key is the one that was active then.
+ * One `get-session` row, from a session and its live refresh record: the record's id is the pair's
+ * `jid`, and the engine stamps both tokens of a pair with the record's issuance instant. The key is
+ * the one that was active then.
  */
-export function sessionView(session: Session, app: App, keys: SigningKeyRecord[]): Record<string, unknown> {
-  const iat = seconds(session.lastRenewedAt);
+export function sessionView(session: Session, refresh: RefreshRecord, app: App, keys: SigningKeyRecord[]): Record<string, unknown> {
+  const iat = seconds(refresh.issuedAt);
   const cap = (t: number) => (session.expiresAt === null ? t : Math.min(t, seconds(session.expiresAt)));
   const signer = keys
-    .filter((k) => k.createdAt <= session.lastRenewedAt && (k.retiredAt === null || k.retiredAt > session.lastRenewedAt))
+    .filter((k) => k.createdAt <= refresh.issuedAt && (k.retiredAt === null || k.retiredAt > refresh.issuedAt))
     .sort((a, b) => b.createdAt - a.createdAt)[0];
   return {
-    token_id: jwtplusPairId(session.id, session.lastRenewedAt),
+    token_id: refresh.id,
     key_id: signer?.kid ?? '',
     auth_token_iat: iat,
     auth_token_nbf: iat,
     auth_token_exp: cap(iat + app.policy.accessTtl),
     refresh_token_iat: iat,
-    refresh_token_nbf: iat + app.policy.refreshNotBefore,
-    refresh_token_exp: cap(iat + (app.policy.refreshTtl ?? 0)),
+    refresh_token_nbf: seconds(refresh.notBefore),
+    refresh_token_exp: seconds(refresh.expiresAt),
     ip_address: session.lastIp ?? session.ip ?? '',
     user_agent: session.lastUserAgent ?? session.userAgent ?? '',
   };
