@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { decodeTime } from 'ulid';
 import { RotorError } from '../../src/domain/errors.js';
 import { newId } from '../../src/domain/ids.js';
 import { PROFILE_DEFAULTS } from '../../src/domain/policy.js';
@@ -330,7 +331,8 @@ export function describeStoreConformance(name: string, harness: ConformanceHarne
       expect(await store.findRefresh(refresh.id)).toEqual({ record: refresh, session, subjectStatus: 'active' });
 
       // An existing subject keeps its claims; a session without a refresh token stores none.
-      const second = sessionRecord(app.id, 'dave');
+      // Sessions list newest first (ULID order); one issued a millisecond later sorts first.
+      const second = sessionRecord(app.id, 'dave', { id: newId(decodeTime(session.id) + 1) });
       const again = await store.issueSession({ session: second, refresh: null, newSubjectClaims: { email: 'other' } });
       expect(again.issued && again.subject.claims).toEqual({ email: 'dave@example.com' });
       expect((await store.listSessions(app.id, 'dave')).map((s) => s.id)).toEqual([second.id, session.id]);
@@ -494,6 +496,27 @@ export function describeStoreConformance(name: string, harness: ConformanceHarne
       }
     });
 
+
+    it('concurrent rotations of many sessions each stand alone: one that cannot be stored fails, the rest rotate', async () => {
+      // The SQLite store commits rotations arriving together in one transaction (group commit);
+      // every rotation must still succeed or fail on its own, and chains must go on from the batch.
+      const { app } = await seedApp();
+      const seeded = await Promise.all(Array.from({ length: 20 }, (_, i) => seedSession(store, app.id, `batch-${i}`)));
+      const children = seeded.map(({ refresh }) => childOf(refresh));
+      // The child of #7 collides with an existing record's id: that rotation alone must fail.
+      children[7] = { ...children[7]!, id: seeded[3]!.refresh.id };
+      const results = await Promise.allSettled(seeded.map(({ refresh }, i) => rotate(store, refresh, children[i]!)));
+      expect(results[7]!.status).toBe('rejected');
+      results.forEach((r, i) => {
+        if (i !== 7) expect(r).toEqual({ status: 'fulfilled', value: { rotated: true } });
+      });
+      expect((await store.findRefresh(seeded[7]!.refresh.id))?.record.consumedAt).toBeNull();
+      expect((await store.findRefresh(seeded[3]!.refresh.id))?.record.sessionId).toBe(seeded[3]!.session.id);
+      for (const i of [0, 3, 19]) {
+        expect((await store.findRefresh(children[i]!.id))?.record).toEqual(children[i]);
+        expect(await rotate(store, children[i]!, childOf(children[i]!), null)).toEqual({ rotated: true });
+      }
+    });
     it('revocation racing rotation: the outcome is always one of the two orders, never a mix', async () => {
       const { app } = await seedApp();
       const other = await another();

@@ -28,6 +28,17 @@ interface RotateInput {
 /** SQLite errors that mean "the database cannot take this now" rather than a bug: answered with 503. */
 const UNAVAILABLE = /^SQLITE_(BUSY|LOCKED|FULL|READONLY|IOERR|CANTOPEN|CORRUPT|NOTADB|PROTOCOL|PERM)/;
 
+function isUnavailable(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && UNAVAILABLE.test(code);
+}
+
+interface RotationWaiter {
+  input: RotateInput;
+  resolve: (result: { rotated: boolean }) => void;
+  reject: (err: unknown) => void;
+}
+
 /**
  * WAL checkpoints off the event loop. A checkpoint copies pages from the WAL into the database file
  * and fsyncs both; SQLite's automatic one runs inside whichever COMMIT crosses 1,000 WAL pages, i.e. on
@@ -81,6 +92,8 @@ export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private readonly statements = new Map<string, Database.Statement>();
   private rotateTransaction: Database.Transaction<(input: RotateInput) => { rotated: boolean }> | null = null;
+  private rotateBatchTransaction: Database.Transaction<(inputs: RotateInput[]) => { rotated: boolean }[]> | null = null;
+  private pendingRotations: RotationWaiter[] = [];
   private readonly path: string;
   private readonly synchronous: 'NORMAL' | 'FULL';
   private writes = 0;
@@ -112,9 +125,7 @@ export class SqliteStore implements Store {
     try {
       return Promise.resolve(work());
     } catch (err) {
-      const code = (err as { code?: unknown }).code;
-      if (typeof code === 'string' && UNAVAILABLE.test(code)) return Promise.reject(new StoreUnavailableError(err));
-      return Promise.reject(err);
+      return Promise.reject(isUnavailable(err) ? new StoreUnavailableError(err) : err);
     }
   }
 
@@ -123,9 +134,10 @@ export class SqliteStore implements Store {
   }
 
   /** Counts hot-path writes; short-lived stores (CLI commands, most tests) never start the checkpointer. */
-  private wrote(): void {
-    this.writes += 1;
-    if (this.writes === CHECKPOINTER_AFTER_WRITES && this.path !== ':memory:') this.startCheckpointer();
+  private wrote(count: number): void {
+    const before = this.writes;
+    this.writes += count;
+    if (before < CHECKPOINTER_AFTER_WRITES && this.writes >= CHECKPOINTER_AFTER_WRITES && this.path !== ':memory:') this.startCheckpointer();
   }
 
   private startCheckpointer(): void {
@@ -170,6 +182,8 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    // Rotations already accepted commit (or fail) before the connection goes.
+    if (this.pendingRotations.length > 0) this.commitRotations();
     const worker = this.checkpointer;
     this.checkpointer = null;
     if (worker) {
@@ -459,32 +473,70 @@ export class SqliteStore implements Store {
     });
   }
 
+  /**
+   * Group commit. Rotations that arrive in the same turn of the event loop are committed together, in
+   * one `BEGIN IMMEDIATE` transaction run at `setImmediate`: each is still its own conditional UPDATE that
+   * decides its race, in arrival order, but the batch shares one COMMIT and writes each shared page (the
+   * session table's and the indexes' hot leaves) into the WAL once. No caller hears "rotated" before the
+   * COMMIT that holds its rotation has returned, so a crash loses nothing that was answered.
+   */
   rotateRefresh(input: RotateInput): Promise<{ rotated: boolean }> {
-    return this.run(() => {
-      const result = this.rotation().immediate(input);
-      this.wrote();
-      return result;
+    if (!this.db.open) return Promise.reject(new StoreUnavailableError());
+    return new Promise((resolve, reject) => {
+      if (this.pendingRotations.length === 0) setImmediate(() => this.commitRotations());
+      this.pendingRotations.push({ input, resolve, reject });
     });
   }
 
-  /** The rotation's transaction, built once (better-sqlite3 builds a wrapper per `transaction()` call). */
+  private commitRotations(): void {
+    const batch = this.pendingRotations;
+    this.pendingRotations = [];
+    if (!this.db.open) {
+      for (const waiter of batch) waiter.reject(new StoreUnavailableError());
+      return;
+    }
+    try {
+      const outcomes = this.rotationBatch().immediate(batch.map((waiter) => waiter.input));
+      this.wrote(batch.length);
+      batch.forEach((waiter, i) => waiter.resolve(outcomes[i]!));
+    } catch (err) {
+      if (batch.length > 1 && !isUnavailable(err)) {
+        // One rotation failed (a constraint, say) and rolled the batch back: give each its own
+        // transaction, so only that one fails. An unavailable database fails them all alike, at once.
+        for (const waiter of batch) this.run(() => this.rotation().immediate(waiter.input)).then(waiter.resolve, waiter.reject);
+        return;
+      }
+      const failure = isUnavailable(err) ? new StoreUnavailableError(err) : err;
+      for (const waiter of batch) waiter.reject(failure);
+    }
+  }
+
+  private rotationBatch(): Database.Transaction<(inputs: RotateInput[]) => { rotated: boolean }[]> {
+    this.rotateBatchTransaction ??= this.db.transaction((inputs: RotateInput[]) => inputs.map((input) => this.rotateOne(input)));
+    return this.rotateBatchTransaction;
+  }
+
+  /** A single rotation in its own transaction, built once (better-sqlite3 builds a wrapper per `transaction()` call). */
   private rotation(): Database.Transaction<(input: RotateInput) => { rotated: boolean }> {
-    this.rotateTransaction ??= this.db.transaction((input: RotateInput) => {
-      // The one conditional write that decides the race: only an unconsumed parent of a live session.
-      const consumed = this.sql(
-        `UPDATE refresh_tokens SET consumed_at = ?, successor_id = ?, successor_sealed = ?
-         WHERE id = ? AND consumed_at IS NULL
-           AND EXISTS (SELECT 1 FROM sessions s WHERE s.id = refresh_tokens.session_id AND s.revoked_at IS NULL)`,
-      ).run(input.now, input.child.id, input.successorSealed, input.parentId);
-      if (consumed.changes !== 1) return { rotated: false };
-      this.insertRefresh(input.child);
-      this.sql(
-        `UPDATE sessions SET last_renewed_at = ?, last_ip = COALESCE(?, last_ip), last_user_agent = COALESCE(?, last_user_agent),
-           horizon_at = MAX(horizon_at, ?) WHERE id = ?`,
-      ).run(input.now, input.lastIp, input.lastUserAgent, input.child.expiresAt, input.child.sessionId);
-      return { rotated: true };
-    });
+    this.rotateTransaction ??= this.db.transaction((input: RotateInput) => this.rotateOne(input));
     return this.rotateTransaction;
+  }
+
+  /** Inside a transaction: the one conditional write that decides the race, then the child and the session. */
+  private rotateOne(input: RotateInput): { rotated: boolean } {
+    // Only an unconsumed parent of a live session.
+    const consumed = this.sql(
+      `UPDATE refresh_tokens SET consumed_at = ?, successor_id = ?, successor_sealed = ?
+       WHERE id = ? AND consumed_at IS NULL
+         AND EXISTS (SELECT 1 FROM sessions s WHERE s.id = refresh_tokens.session_id AND s.revoked_at IS NULL)`,
+    ).run(input.now, input.child.id, input.successorSealed, input.parentId);
+    if (consumed.changes !== 1) return { rotated: false };
+    this.insertRefresh(input.child);
+    this.sql(
+      `UPDATE sessions SET last_renewed_at = ?, last_ip = COALESCE(?, last_ip), last_user_agent = COALESCE(?, last_user_agent),
+         horizon_at = MAX(horizon_at, ?) WHERE id = ?`,
+    ).run(input.now, input.lastIp, input.lastUserAgent, input.child.expiresAt, input.child.sessionId);
+    return { rotated: true };
   }
 
   addRateHits(input: { windowStart: Millis; hits: { key: string; count: number }[] }): Promise<Map<string, number>> {
