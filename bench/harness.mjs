@@ -237,6 +237,8 @@ async function startTarget(row, options, dir) {
     await admin.end();
     const base = new URL(PG_ADMIN_URL);
     base.pathname = `/${name}`;
+    // BENCH_PG_PARAMS: Rotor's URL settings for this row, e.g. `pool_max=4`.
+    for (const [k, v] of new URLSearchParams(process.env.BENCH_PG_PARAMS ?? '')) base.searchParams.set(k, v);
     env.ROTOR_DATABASE_URL = base.toString();
     env.ROTOR_MASTER_KEY = randomBytes(32).toString('base64');
     dropDatabase = async () => {

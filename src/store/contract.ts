@@ -71,10 +71,7 @@ export interface Store {
    * and its session is not revoked. `rotated: false` means another request consumed it first, or
    * the session was revoked meanwhile.
    */
-  rotateRefresh(input: {
-    parentId: string; child: RefreshRecord; successorSealed: Buffer | null; now: Millis;
-    lastIp: string | null; lastUserAgent: string | null;
-  }): Promise<{ rotated: boolean }>;
+  rotateRefresh(input: RotateInput): Promise<{ rotated: boolean }>;
 
   /**
    * Rate-limit pooling: adds this instance's hits for a one-minute window and returns every key's total
@@ -84,4 +81,14 @@ export interface Store {
 
   /** Deletes rows nothing can use any more; see docs/architecture.md "Pruning". */
   prune(now: Millis, options: { revokedRetention: number }): Promise<{ refreshTokens: number; sessions: number }>;
+}
+
+/** One rotation: consume `parentId` (if unconsumed, in a live session) and store `child` as its successor. */
+export interface RotateInput {
+  parentId: string;
+  child: RefreshRecord;
+  successorSealed: Buffer | null;
+  now: Millis;
+  lastIp: string | null;
+  lastUserAgent: string | null;
 }

@@ -1,6 +1,8 @@
 import pg from 'pg';
 import type { App, AppKeyRecord, Millis, RefreshRecord, Session, SigningKeyRecord, Subject } from '../../domain/types.js';
-import type { Store } from '../contract.js';
+import type { RotateInput, Store } from '../contract.js';
+import { StoreUnavailableError } from '../../domain/errors.js';
+import { TurnBatcher } from '../turn_batcher.js';
 import {
   appFromRow, appKeyFromRow, MAX_GRACE_MS, RATE_WINDOWS_KEPT_MS, rateTotals, refreshFromRow, SESSION_COLUMNS_PREFIXED,
   sessionFromRow, signingKeyFromRow, storedRateKey, subjectFromRow,
@@ -222,6 +224,7 @@ export class PostgresStore implements Store {
   /** Ends the pool once; closing again is a no-op (as with SQLite). */
   async close(): Promise<void> {
     if (this.pool.ending) return;
+    await this.rotations.flush(); // rotations already accepted commit (or fail) before the pool goes
     await this.pool.end();
   }
 
@@ -514,10 +517,22 @@ export class PostgresStore implements Store {
     };
   }
 
-  async rotateRefresh(input: {
-    parentId: string; child: RefreshRecord; successorSealed: Buffer | null; now: Millis;
-    lastIp: string | null; lastUserAgent: string | null;
-  }): Promise<{ rotated: boolean }> {
+  /**
+   * Group commit (see TurnBatcher): the rotations of one event-loop turn go to the server as one
+   * statement, `rotateMany`, so they share one round trip and one commit (one WAL flush).
+   */
+  rotateRefresh(input: RotateInput): Promise<{ rotated: boolean }> {
+    return this.rotations.submit(input);
+  }
+
+  private readonly rotations = new TurnBatcher<RotateInput, { rotated: boolean }>(
+    (inputs) => this.rotateMany(inputs),
+    (input) => this.rotateOne(input),
+    // A deadlock (a batch's session locks against a multi-session revocation) is worth retrying one by one.
+    (err) => err instanceof StoreUnavailableError && (err.cause as { code?: unknown } | undefined)?.code !== '40P01',
+  );
+
+  private async rotateOne(input: RotateInput): Promise<{ rotated: boolean }> {
     const c = input.child;
     // The rotation, in ONE statement (one round trip, one implicit transaction):
     //  live:    lock the parent's session row FOR NO KEY UPDATE, only if it is not revoked. A revocation
@@ -564,6 +579,53 @@ export class PostgresStore implements Store {
       'rotor_rotate_refresh',
     );
     return { rotated: Number(rows[0]?.rotated) === 1 };
+  }
+
+  /**
+   * The same rotation as `rotateOne` for many inputs in one statement, with the same locks and the same
+   * compare-and-set per parent. Session rows are locked in id order, so two batches (or a batch and a
+   * single rotation) wait for each other instead of deadlocking. Two inputs naming one parent join
+   * the same row: PostgreSQL updates it once, with one of them, and RETURNING names that one, the
+   * winner; the other gets `rotated: false`, as its own statement would have after waiting.
+   */
+  private async rotateMany(inputs: RotateInput[]): Promise<{ rotated: boolean }[]> {
+    const column = <T>(pick: (input: RotateInput) => T): T[] => inputs.map(pick);
+    const rows = await this.one(
+      `WITH input AS (
+         SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bytea[], $5::text[], $6::text[], $7::bigint[], $8::bigint[],
+           $9::bigint[], $10::text[], $11::text[]) WITH ORDINALITY
+           AS i(parent_id, now, child_id, sealed, session_id, app_id, issued_at, not_before, expires_at, last_ip, last_user_agent, n)
+       ), live AS MATERIALIZED (
+         SELECT s.id FROM sessions s
+         WHERE s.id = ANY (ARRAY(SELECT p.session_id FROM refresh_tokens p WHERE p.id = ANY ($1::text[]))) AND s.revoked_at IS NULL
+         ORDER BY s.id
+         FOR NO KEY UPDATE
+       ), parent AS (
+         UPDATE refresh_tokens r SET consumed_at = i.now, successor_id = i.child_id, successor_sealed = i.sealed
+         FROM input i
+         WHERE r.id = ANY ($1::text[]) AND r.id = i.parent_id AND r.consumed_at IS NULL AND r.session_id IN (SELECT id FROM live)
+         RETURNING i.n, r.session_id
+       ), child AS (
+         INSERT INTO refresh_tokens (id, session_id, app_id, parent_id, issued_at, not_before, expires_at)
+         SELECT i.child_id, i.session_id, i.app_id, i.parent_id, i.issued_at, i.not_before, i.expires_at
+         FROM parent JOIN input i USING (n)
+         RETURNING parent_id
+       ), touched AS (
+         UPDATE sessions s SET last_renewed_at = i.now, last_ip = COALESCE(i.last_ip, s.last_ip),
+           last_user_agent = COALESCE(i.last_user_agent, s.last_user_agent), horizon_at = GREATEST(s.horizon_at, i.expires_at)
+         FROM parent JOIN input i USING (n)
+         WHERE s.id IN (SELECT id FROM live) AND s.id = parent.session_id
+       )
+       SELECT n::int AS n FROM parent`,
+      [
+        column((x) => x.parentId), column((x) => x.now), column((x) => x.child.id), column((x) => x.successorSealed),
+        column((x) => x.child.sessionId), column((x) => x.child.appId), column((x) => x.child.issuedAt),
+        column((x) => x.child.notBefore), column((x) => x.child.expiresAt), column((x) => x.lastIp), column((x) => x.lastUserAgent),
+      ],
+      'rotor_rotate_refresh_many',
+    );
+    const winners = new Set(rows.map((row) => Number(row.n)));
+    return inputs.map((_, i) => ({ rotated: winners.has(i + 1) }));
   }
 
   /**

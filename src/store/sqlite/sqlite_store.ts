@@ -5,11 +5,12 @@ import { dirname } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { StoreUnavailableError } from '../../domain/errors.js';
 import type { App, AppKeyRecord, Millis, RefreshRecord, Session, SigningKeyRecord, Subject } from '../../domain/types.js';
-import type { Store } from '../contract.js';
+import type { RotateInput, Store } from '../contract.js';
 import {
   appFromRow, appKeyFromRow, MAX_GRACE_MS, RATE_WINDOWS_KEPT_MS, rateTotals, storedRateKey, refreshFromRow, SESSION_COLUMNS_PREFIXED, sessionFromRow,
   signingKeyFromRow, subjectFromRow,
 } from '../rows.js';
+import { TurnBatcher } from '../turn_batcher.js';
 import { SQLITE_MIGRATIONS } from './schema.js';
 
 type Row = Record<string, unknown>;
@@ -20,11 +21,6 @@ const FIND_REFRESH_SQL = `SELECT r.*, ${SESSION_COLUMNS_PREFIXED}, subj.status A
   LEFT JOIN subjects subj ON subj.app_id = s.app_id AND subj.subject = s.subject
   WHERE r.id = ?`;
 
-interface RotateInput {
-  parentId: string; child: RefreshRecord; successorSealed: Buffer | null; now: Millis;
-  lastIp: string | null; lastUserAgent: string | null;
-}
-
 /** SQLite errors that mean "the database cannot take this now" rather than a bug: answered with 503. */
 const UNAVAILABLE = /^SQLITE_(BUSY|LOCKED|FULL|READONLY|IOERR|CANTOPEN|CORRUPT|NOTADB|PROTOCOL|PERM)/;
 
@@ -33,11 +29,6 @@ function isUnavailable(err: unknown): boolean {
   return typeof code === 'string' && UNAVAILABLE.test(code);
 }
 
-interface RotationWaiter {
-  input: RotateInput;
-  resolve: (result: { rotated: boolean }) => void;
-  reject: (err: unknown) => void;
-}
 
 /**
  * WAL checkpoints off the event loop. A checkpoint copies pages from the WAL into the database file
@@ -93,7 +84,6 @@ export class SqliteStore implements Store {
   private readonly statements = new Map<string, Database.Statement>();
   private rotateTransaction: Database.Transaction<(input: RotateInput) => { rotated: boolean }> | null = null;
   private rotateBatchTransaction: Database.Transaction<(inputs: RotateInput[]) => { rotated: boolean }[]> | null = null;
-  private pendingRotations: RotationWaiter[] = [];
   private readonly path: string;
   private readonly synchronous: 'NORMAL' | 'FULL';
   private writes = 0;
@@ -183,7 +173,7 @@ export class SqliteStore implements Store {
 
   async close(): Promise<void> {
     // Rotations already accepted commit (or fail) before the connection goes.
-    if (this.pendingRotations.length > 0) this.commitRotations();
+    await this.rotations.flush();
     const worker = this.checkpointer;
     this.checkpointer = null;
     if (worker) {
@@ -474,53 +464,31 @@ export class SqliteStore implements Store {
   }
 
   /**
-   * Group commit. Rotations that arrive in the same turn of the event loop are committed together, in
-   * one `BEGIN IMMEDIATE` transaction run at `setImmediate`: each is still its own conditional UPDATE that
-   * decides its race, in arrival order, but the batch shares one COMMIT and writes each shared page (the
-   * session table's and the indexes' hot leaves) into the WAL once. No caller hears "rotated" before the
-   * COMMIT that holds its rotation has returned, so a crash loses nothing that was answered.
+   * Group commit (see TurnBatcher): rotations that arrive in one turn of the event loop run in one
+   * `BEGIN IMMEDIATE` transaction, each still its own conditional UPDATE deciding its race, in arrival
+   * order; the batch shares one COMMIT and writes each shared page (the session table's and the
+   * indexes' hot leaves) into the WAL once.
    */
   rotateRefresh(input: RotateInput): Promise<{ rotated: boolean }> {
     if (!this.db.open) return Promise.reject(new StoreUnavailableError());
-    return new Promise((resolve, reject) => {
-      if (this.pendingRotations.length === 0) setImmediate(() => this.commitRotations());
-      this.pendingRotations.push({ input, resolve, reject });
-    });
+    return this.rotations.submit(input);
   }
 
-  private commitRotations(): void {
-    const batch = this.pendingRotations;
-    this.pendingRotations = [];
-    if (!this.db.open) {
-      for (const waiter of batch) waiter.reject(new StoreUnavailableError());
-      return;
-    }
-    try {
-      const outcomes = this.rotationBatch().immediate(batch.map((waiter) => waiter.input));
-      this.wrote(batch.length);
-      batch.forEach((waiter, i) => waiter.resolve(outcomes[i]!));
-    } catch (err) {
-      if (batch.length > 1 && !isUnavailable(err)) {
-        // One rotation failed (a constraint, say) and rolled the batch back: give each its own
-        // transaction, so only that one fails. An unavailable database fails them all alike, at once.
-        for (const waiter of batch) this.run(() => this.rotation().immediate(waiter.input)).then(waiter.resolve, waiter.reject);
-        return;
-      }
-      const failure = isUnavailable(err) ? new StoreUnavailableError(err) : err;
-      for (const waiter of batch) waiter.reject(failure);
-    }
-  }
-
-  private rotationBatch(): Database.Transaction<(inputs: RotateInput[]) => { rotated: boolean }[]> {
-    this.rotateBatchTransaction ??= this.db.transaction((inputs: RotateInput[]) => inputs.map((input) => this.rotateOne(input)));
-    return this.rotateBatchTransaction;
-  }
-
-  /** A single rotation in its own transaction, built once (better-sqlite3 builds a wrapper per `transaction()` call). */
-  private rotation(): Database.Transaction<(input: RotateInput) => { rotated: boolean }> {
-    this.rotateTransaction ??= this.db.transaction((input: RotateInput) => this.rotateOne(input));
-    return this.rotateTransaction;
-  }
+  private readonly rotations = new TurnBatcher<RotateInput, { rotated: boolean }>(
+    (inputs) => this.run(() => {
+      this.rotateBatchTransaction ??= this.db.transaction((batch: RotateInput[]) => batch.map((input) => this.rotateOne(input)));
+      const outcomes = this.rotateBatchTransaction.immediate(inputs);
+      this.wrote(inputs.length);
+      return outcomes;
+    }),
+    (input) => this.run(() => {
+      this.rotateTransaction ??= this.db.transaction((one: RotateInput) => this.rotateOne(one));
+      const outcome = this.rotateTransaction.immediate(input);
+      this.wrote(1);
+      return outcome;
+    }),
+    (err) => err instanceof StoreUnavailableError,
+  );
 
   /** Inside a transaction: the one conditional write that decides the race, then the child and the session. */
   private rotateOne(input: RotateInput): { rotated: boolean } {
