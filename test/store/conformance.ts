@@ -512,6 +512,11 @@ export function describeStoreConformance(name: string, harness: ConformanceHarne
       });
       expect((await store.findRefresh(seeded[7]!.refresh.id))?.record.consumedAt).toBeNull();
       expect((await store.findRefresh(seeded[3]!.refresh.id))?.record.sessionId).toBe(seeded[3]!.session.id);
+      // Concurrent lookups (PostgreSQL answers a turn's lookups in one statement): each caller gets its own.
+      const looked = await Promise.all([children[0]!.id, 'no-such-id', children[0]!.id, seeded[7]!.refresh.id].map((id) => store.findRefresh(id)));
+      expect(looked.map((f) => f && [f.record.id, f.session.id])).toEqual([
+        [children[0]!.id, seeded[0]!.session.id], null, [children[0]!.id, seeded[0]!.session.id], [seeded[7]!.refresh.id, seeded[7]!.session.id],
+      ]);
       for (const i of [0, 3, 19]) {
         expect((await store.findRefresh(children[i]!.id))?.record).toEqual(children[i]);
         expect(await rotate(store, children[i]!, childOf(children[i]!), null)).toEqual({ rotated: true });

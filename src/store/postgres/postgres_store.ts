@@ -11,6 +11,15 @@ import { connectionIsBroken, toStoreError } from './errors.js';
 import { MIGRATION_LOCK, POSTGRES_MIGRATIONS, PRUNE_LOCK } from './schema.js';
 
 type Row = Record<string, unknown>;
+type FoundRefresh = { record: RefreshRecord; session: Session; subjectStatus: Subject['status'] | null };
+
+const FIND_REFRESH_SQL = `SELECT r.*, ${SESSION_COLUMNS_PREFIXED}, subj.status AS subject_status
+  FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id
+  LEFT JOIN subjects subj ON subj.app_id = s.app_id AND subj.subject = s.subject`;
+
+function foundRefreshFromRow(row: Row): FoundRefresh {
+  return { record: refreshFromRow(row), session: sessionFromRow(row, 's_'), subjectStatus: (row.subject_status ?? null) as Subject['status'] | null };
+}
 
 /**
  * Connection settings, chosen for a token service whose every query is a point read or a one-row
@@ -501,21 +510,23 @@ export class PostgresStore implements Store {
     return row ? refreshFromRow(row) : null;
   }
 
-  async findRefresh(id: string) {
-    const [row] = await this.one(
-      `SELECT r.*, ${SESSION_COLUMNS_PREFIXED}, subj.status AS subject_status
-       FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id
-       LEFT JOIN subjects subj ON subj.app_id = s.app_id AND subj.subject = s.subject
-       WHERE r.id = $1`,
-      [id], 'rotor_find_refresh',
-    );
-    if (!row) return null;
-    return {
-      record: refreshFromRow(row),
-      session: sessionFromRow(row, 's_'),
-      subjectStatus: (row.subject_status ?? null) as Subject['status'] | null,
-    };
+  /** Lookups of one event-loop turn go to the server as one statement (see TurnBatcher). */
+  findRefresh(id: string): Promise<FoundRefresh | null> {
+    return this.refreshLookups.submit(id);
   }
+
+  private readonly refreshLookups = new TurnBatcher<string, FoundRefresh | null>(
+    async (ids) => {
+      const rows = await this.one(`${FIND_REFRESH_SQL} WHERE r.id = ANY ($1::text[])`, [ids], 'rotor_find_refresh_many');
+      const found = new Map(rows.map((row) => [String(row.id), foundRefreshFromRow(row)]));
+      return ids.map((id) => found.get(id) ?? null);
+    },
+    async (id) => {
+      const [row] = await this.one(`${FIND_REFRESH_SQL} WHERE r.id = $1`, [id], 'rotor_find_refresh');
+      return row ? foundRefreshFromRow(row) : null;
+    },
+    (err) => err instanceof StoreUnavailableError,
+  );
 
   /**
    * Group commit (see TurnBatcher): the rotations of one event-loop turn go to the server as one
