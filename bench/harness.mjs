@@ -188,9 +188,11 @@ async function inParallel(count, width, work) {
 async function startTarget(row, options, dir) {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const nodeArgs = options.profileDir
-    ? ['--cpu-prof', `--cpu-prof-dir=${join(options.profileDir, row.id)}`]
-    : [];
+  // BENCH_NODE_ARGS: extra flags for every server process (e.g. `--trace-gc`, with BENCH_LOGS).
+  const nodeArgs = [
+    ...(options.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${join(options.profileDir, row.id)}`] : []),
+    ...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean),
+  ];
   const log = options.logDir ? join(options.logDir, `${row.id}.log`) : undefined;
 
   if (row.target === 'floor') {
