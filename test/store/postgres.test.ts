@@ -214,6 +214,48 @@ describe('postgres specifics', () => {
     }
   });
 
+
+  it('after 1,000 rotations the store has analysed its hot tables, so lookups leave sequential scans behind', async () => {
+    const { url, drop } = await freshSchema();
+    const store = new PostgresStore(url);
+    const direct = new pg.Client({ connectionString: url });
+    await direct.connect();
+    try {
+      await store.migrate();
+      const app = appRecord();
+      await store.createApp({ app, appKey: appKeyRecord(app.id), signingKey: signingKeyRecord(app.id) });
+      const analysed = async () => (await direct.query(
+        `SELECT count(*)::int AS n FROM pg_stat_user_tables
+         WHERE schemaname = current_schema() AND relname IN ('sessions', 'refresh_tokens') AND last_analyze IS NOT NULL`,
+      )).rows[0].n as number;
+      expect(await analysed()).toBe(0);
+      // 100 sessions, each rotated 10 times: batches of 100, as under load.
+      const chains = await Promise.all(Array.from({ length: 100 }, async (_, i) => {
+        const session = sessionRecord(app.id, `u${i}`);
+        const refresh = refreshRecord(session);
+        await store.issueSession({ session, refresh, newSubjectClaims: {} });
+        return refresh;
+      }));
+      for (let round = 0; round < 10; round += 1) {
+        const children = chains.map((parent) => refreshRecord({ id: parent.sessionId, appId: app.id } as never, { parentId: parent.id }));
+        const results = await Promise.all(chains.map((parent, i) => store.rotateRefresh({
+          parentId: parent.id, child: children[i]!, successorSealed: null, now: Date.now(), lastIp: null, lastUserAgent: null,
+        })));
+        expect(results.every((r) => r.rotated)).toBe(true);
+        chains.splice(0, chains.length, ...children);
+      }
+      for (let i = 0; i < 200 && (await analysed()) < 2; i += 1) await new Promise((r) => setTimeout(r, 25));
+      expect(await analysed()).toBe(2);
+      const plan = await direct.query(
+        `EXPLAIN SELECT * FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id WHERE r.id = ANY ($1::text[])`, [[chains[0]!.id]],
+      );
+      expect(plan.rows.map((row) => row['QUERY PLAN']).join('\n')).not.toMatch(/Seq Scan on refresh_tokens/);
+    } finally {
+      await direct.end();
+      await store.close();
+      await drop();
+    }
+  });
   it('NUL in text is invalid_request (400), not a server fault', async () => {
     const { url, drop } = await freshSchema();
     const store = new PostgresStore(url, { poolMax: 1 });
