@@ -76,6 +76,8 @@ export interface SqliteStoreOptions {
   /** `synchronous` pragma: NORMAL survives process crashes in WAL mode; FULL also survives power loss. */
   synchronous?: 'NORMAL' | 'FULL';
   busyTimeoutMs?: number;
+  /** WAL pages after which the writing connection checkpoints once the worker runs (default 16,000). */
+  walRestartPages?: number;
 }
 
 /**
@@ -92,6 +94,7 @@ export class SqliteStore implements Store {
   private readonly path: string;
   private readonly synchronous: 'NORMAL' | 'FULL';
   private writes = 0;
+  private readonly walRestartPages: number;
   private checkpointer: Worker | null = null;
 
   constructor(path: string, options: SqliteStoreOptions = {}) {
@@ -102,6 +105,7 @@ export class SqliteStore implements Store {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${this.synchronous}`);
     this.db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
+    this.walRestartPages = options.walRestartPages ?? MAIN_AUTOCHECKPOINT_PAGES;
     this.db.pragma('foreign_keys = ON');
   }
 
@@ -150,7 +154,7 @@ export class SqliteStore implements Store {
       if (this.db.open) this.db.pragma('wal_autocheckpoint = 1000');
     });
     this.checkpointer = worker;
-    this.db.pragma(`wal_autocheckpoint = ${MAIN_AUTOCHECKPOINT_PAGES}`);
+    this.db.pragma(`wal_autocheckpoint = ${this.walRestartPages}`);
   }
 
   migrate(): Promise<void> {
