@@ -43,8 +43,7 @@ describe('SQLite store: WAL checkpoints off the event loop', () => {
     const dir = mkdtempSync(join(tmpdir(), 'rotor-ckpt-'));
     dirs.push(dir);
     const path = join(dir, 'rotor.db');
-    // The production mark is 16,000 pages (~64 MB); 4,000 keeps this test's WAL small.
-    const store = new SqliteStore(path, { walRestartPages: 4000 });
+    const store = new SqliteStore(path);
     await store.migrate();
     // 16 chains × 600 rounds: far past the point where the checkpointer starts (500 rotations).
     const heads = await rotateMany(store, 16, 600);

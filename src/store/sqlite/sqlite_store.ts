@@ -29,38 +29,36 @@ function isUnavailable(err: unknown): boolean {
   return typeof code === 'string' && UNAVAILABLE.test(code);
 }
 
-
 /**
  * WAL checkpoints off the event loop. A checkpoint copies pages from the WAL into the database file
  * and fsyncs both; SQLite's automatic one runs inside whichever COMMIT crosses 1,000 WAL pages, i.e. on
  * the event loop, stalling every request in flight. Once a store has seen sustained writes, a worker
  * thread with its own connection (same `synchronous`, so the same durability) runs PASSIVE checkpoints
- * every few milliseconds; they never block writers. The main connection's automatic checkpoint stays
- * on at a higher mark: by then the worker has copied nearly everything, so it only finishes the tail
- * and lets the WAL restart from its beginning (a PASSIVE checkpoint alone cannot, while writes go on).
+ * every 10 ms while frames keep arriving; they never block writers. A write that finds the whole WAL
+ * copied restarts it from its beginning, so under load the WAL stays at a few hundred pages. The main
+ * connection's automatic checkpoint stays on at a higher mark, a backstop should the worker fall behind.
  * Commits, their durability and their order are exactly as before.
  */
 const CHECKPOINTER_AFTER_WRITES = 500;
 const CHECKPOINT_EVERY_MS = 10;
-/** When the last pass found nothing left to copy. */
+/** When no frame was added since the last pass. */
 const CHECKPOINT_IDLE_MS = 200;
-/**
- * The WAL restarts only after a checkpoint on the writing connection, which must flush what the worker
- * has not yet (~30 ms here, stalling the event loop); its frequency is this cap over the WAL's growth.
- * 16,000 pages (~64 MB of WAL at most): a stall every ~2 s at full load instead of every ~0.5 s.
- */
-const MAIN_AUTOCHECKPOINT_PAGES = 16000;
+const MAIN_AUTOCHECKPOINT_PAGES = 4000;
 const CHECKPOINTER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.driver);
 const db = new Database(workerData.path, { fileMustExist: true });
 db.pragma('synchronous = ' + workerData.synchronous);
 let timer;
+let lastLog = -1;
 const pass = () => {
   let idle = false;
   try {
     const [r] = db.pragma('wal_checkpoint(PASSIVE)');
-    idle = r.log === r.checkpointed;
+    // Idle only when no frame was added since the last pass: being caught up is the normal state
+    // under load, and waiting the idle interval then lets the WAL grow for 200 ms at a time.
+    idle = r.log === r.checkpointed && r.log === lastLog;
+    lastLog = r.log;
   } catch { /* the main connection reports real trouble */ }
   timer = setTimeout(pass, idle ? workerData.idleMs : workerData.everyMs);
 };
@@ -76,8 +74,6 @@ export interface SqliteStoreOptions {
   /** `synchronous` pragma: NORMAL survives process crashes in WAL mode; FULL also survives power loss. */
   synchronous?: 'NORMAL' | 'FULL';
   busyTimeoutMs?: number;
-  /** WAL pages after which the writing connection checkpoints once the worker runs (default 16,000). */
-  walRestartPages?: number;
 }
 
 /**
@@ -94,7 +90,6 @@ export class SqliteStore implements Store {
   private readonly path: string;
   private readonly synchronous: 'NORMAL' | 'FULL';
   private writes = 0;
-  private readonly walRestartPages: number;
   private checkpointer: Worker | null = null;
 
   constructor(path: string, options: SqliteStoreOptions = {}) {
@@ -105,7 +100,6 @@ export class SqliteStore implements Store {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${this.synchronous}`);
     this.db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
-    this.walRestartPages = options.walRestartPages ?? MAIN_AUTOCHECKPOINT_PAGES;
     this.db.pragma('foreign_keys = ON');
   }
 
@@ -154,7 +148,7 @@ export class SqliteStore implements Store {
       if (this.db.open) this.db.pragma('wal_autocheckpoint = 1000');
     });
     this.checkpointer = worker;
-    this.db.pragma(`wal_autocheckpoint = ${this.walRestartPages}`);
+    this.db.pragma(`wal_autocheckpoint = ${MAIN_AUTOCHECKPOINT_PAGES}`);
   }
 
   migrate(): Promise<void> {
