@@ -61,7 +61,7 @@ export interface Store {
   revokeSession(sessionId: string, reason: string, now: Millis): Promise<boolean>;
   revokeSubjectSessions(appId: string, subject: string, reason: string, now: Millis): Promise<number>;
   /** Records a renewal that minted only an access token (no refresh rotation). */
-  touchSession(input: { sessionId: string; now: Millis; lastIp: string | null; lastUserAgent: string | null; horizonAt: Millis }): Promise<boolean>;
+  touchSession(input: TouchInput): Promise<boolean>;
 
   /** The one unconsumed refresh record of a session (N2: there is at most one), or null. */
   findLiveRefresh(sessionId: string): Promise<RefreshRecord | null>;
@@ -91,4 +91,13 @@ export interface RotateInput {
   now: Millis;
   lastIp: string | null;
   lastUserAgent: string | null;
+}
+
+/** A renewal that minted only an access token: the session's last-seen values and horizon. */
+export interface TouchInput {
+  sessionId: string;
+  now: Millis;
+  lastIp: string | null;
+  lastUserAgent: string | null;
+  horizonAt: Millis;
 }

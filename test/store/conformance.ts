@@ -434,6 +434,13 @@ export function describeStoreConformance(name: string, harness: ConformanceHarne
       await store.revokeSession(session.id, 'logout', NOW + 7);
       expect(await store.touchSession({ sessionId: session.id, now: NOW + 8, lastIp: null, lastUserAgent: null, horizonAt: NOW })).toBe(false);
       expect(await store.touchSession({ sessionId: newId(), now: NOW + 8, lastIp: null, lastUserAgent: null, horizonAt: NOW })).toBe(false);
+
+      // Concurrent touches (the SQLite store commits them together): each answers for its own session.
+      const others = await Promise.all([1, 2, 3].map((i) => seedSession(store, app.id, `toucher-${i}`)));
+      const touched = await Promise.all([session, ...others.map((o) => o.session)].map((s, i) =>
+        store.touchSession({ sessionId: s.id, now: NOW + 20 + i, lastIp: `198.51.100.${i}`, lastUserAgent: null, horizonAt: NOW })));
+      expect(touched).toEqual([false, true, true, true]);
+      expect((await store.findSession(others[2]!.session.id))?.session).toMatchObject({ lastRenewedAt: NOW + 23, lastIp: '198.51.100.3' });
     });
 
     // ── refresh tokens ─────────────────────────────────────────────────────────────────────────────

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import type { App, AppKeyRecord, Millis, RefreshRecord, Session, SigningKeyRecord, Subject } from '../../domain/types.js';
-import type { RotateInput, Store } from '../contract.js';
+import type { RotateInput, Store, TouchInput } from '../contract.js';
 import { StoreUnavailableError } from '../../domain/errors.js';
 import { TurnBatcher } from '../turn_batcher.js';
 import {
@@ -491,7 +491,7 @@ export class PostgresStore implements Store {
     }
   }
 
-  async touchSession(input: { sessionId: string; now: Millis; lastIp: string | null; lastUserAgent: string | null; horizonAt: Millis }): Promise<boolean> {
+  async touchSession(input: TouchInput): Promise<boolean> {
     const rows = await this.one(
       `UPDATE sessions SET last_renewed_at = $1, last_ip = COALESCE($2, last_ip), last_user_agent = COALESCE($3, last_user_agent),
          horizon_at = GREATEST(horizon_at, $4) WHERE id = $5 AND revoked_at IS NULL RETURNING id`,

@@ -5,7 +5,7 @@ import { dirname } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { StoreUnavailableError } from '../../domain/errors.js';
 import type { App, AppKeyRecord, Millis, RefreshRecord, Session, SigningKeyRecord, Subject } from '../../domain/types.js';
-import type { RotateInput, Store } from '../contract.js';
+import type { RotateInput, Store, TouchInput } from '../contract.js';
 import {
   appFromRow, appKeyFromRow, MAX_GRACE_MS, RATE_WINDOWS_KEPT_MS, rateTotals, storedRateKey, refreshFromRow, SESSION_COLUMNS_PREFIXED, sessionFromRow,
   signingKeyFromRow, subjectFromRow,
@@ -87,6 +87,7 @@ export class SqliteStore implements Store {
   private readonly statements = new Map<string, Database.Statement>();
   private rotateTransaction: Database.Transaction<(input: RotateInput) => { rotated: boolean }> | null = null;
   private rotateBatchTransaction: Database.Transaction<(inputs: RotateInput[]) => { rotated: boolean }[]> | null = null;
+  private touchBatchTransaction: Database.Transaction<(inputs: TouchInput[]) => boolean[]> | null = null;
   private readonly path: string;
   private readonly synchronous: 'NORMAL' | 'FULL';
   private writes = 0;
@@ -176,7 +177,7 @@ export class SqliteStore implements Store {
 
   async close(): Promise<void> {
     // Rotations already accepted commit (or fail) before the connection goes.
-    await this.rotations.flush();
+    await Promise.all([this.rotations.flush(), this.touches.flush()]);
     const worker = this.checkpointer;
     this.checkpointer = null;
     if (worker) {
@@ -435,13 +436,26 @@ export class SqliteStore implements Store {
     return this.run(() => this.revokeSubjectSessionsNow(appId, subject, reason, now));
   }
 
-  touchSession(input: { sessionId: string; now: Millis; lastIp: string | null; lastUserAgent: string | null; horizonAt: Millis }): Promise<boolean> {
-    return this.run(() =>
-      this.sql(
-        `UPDATE sessions SET last_renewed_at = ?, last_ip = COALESCE(?, last_ip), last_user_agent = COALESCE(?, last_user_agent),
-           horizon_at = MAX(horizon_at, ?) WHERE id = ? AND revoked_at IS NULL`,
-      ).run(input.now, input.lastIp, input.lastUserAgent, input.horizonAt, input.sessionId).changes === 1,
-    );
+  /** Group-committed like rotations: a renewal without rotation (Verifik) is also on the hot path. */
+  touchSession(input: TouchInput): Promise<boolean> {
+    if (!this.db.open) return Promise.reject(new StoreUnavailableError());
+    return this.touches.submit(input);
+  }
+
+  private readonly touches = new TurnBatcher<TouchInput, boolean>(
+    (inputs) => this.run(() => {
+      this.touchBatchTransaction ??= this.db.transaction((batch: TouchInput[]) => batch.map((input) => this.touchOne(input)));
+      return this.touchBatchTransaction.immediate(inputs);
+    }),
+    (input) => this.run(() => this.touchOne(input)),
+    (err) => err instanceof StoreUnavailableError,
+  );
+
+  private touchOne(input: TouchInput): boolean {
+    return this.sql(
+      `UPDATE sessions SET last_renewed_at = ?, last_ip = COALESCE(?, last_ip), last_user_agent = COALESCE(?, last_user_agent),
+         horizon_at = MAX(horizon_at, ?) WHERE id = ? AND revoked_at IS NULL`,
+    ).run(input.now, input.lastIp, input.lastUserAgent, input.horizonAt, input.sessionId).changes === 1;
   }
 
   // ── refresh tokens ─────────────────────────────────────────────────────────────────────────────
