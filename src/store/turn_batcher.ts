@@ -4,15 +4,20 @@
  * transaction or one round trip. `many` must give each input its own outcome, exactly as `one` would,
  * and must not let any caller hear of success before what it wrote is committed.
  *
- * If `many` throws, nothing of the batch was committed. An error for which `failsAll` holds (the
- * database is unavailable) fails every caller at once; any other (one input broke a constraint, say)
- * is retried with `one` per input, so only the input at fault fails.
+ * If `many` throws, nothing of the batch may have been committed: it must throw only before or
+ * instead of its COMMIT. An error for which `failsAll` holds (the database is unavailable) fails every
+ * caller at once; any other (one input broke a constraint, say) is retried with `one` per input, so
+ * only the input at fault fails.
  */
+/** One statement or transaction carries at most this many calls; the rest go in the next. */
+const MAX_BATCH = 256;
+
 export class TurnBatcher<I, O> {
-  private pending: { input: I; resolve: (output: O) => void; reject: (err: unknown) => void }[] = [];
+  private pending: { input: I; resolve: (output: O | PromiseLike<O>) => void; reject: (err: unknown) => void }[] = [];
 
   constructor(
-    private readonly many: (inputs: I[]) => Promise<O[]>,
+    /** One outcome per input; an input `many` could not decide may get a promise of its own outcome. */
+    private readonly many: (inputs: I[]) => Promise<(O | Promise<O>)[]>,
     private readonly one: (input: I) => Promise<O>,
     private readonly failsAll: (err: unknown) => boolean,
   ) {}
@@ -24,17 +29,18 @@ export class TurnBatcher<I, O> {
     });
   }
 
-  /** Commits what is pending now (also called on close, so accepted calls are not left hanging). */
+  /**
+   * Commits what is pending now (also called on close, so accepted calls are not left hanging).
+   * Never rejects: every outcome, failures included, goes to its caller.
+   */
   async flush(): Promise<void> {
-    const batch = this.pending;
-    this.pending = [];
+    const batch = this.pending.splice(0, MAX_BATCH);
+    if (this.pending.length > 0) setImmediate(() => void this.flush());
     if (batch.length === 0) return;
-    if (batch.length === 1) {
-      const [only] = batch;
-      await this.one(only!.input).then(only!.resolve, only!.reject);
-      return;
-    }
-    let outputs: O[];
+    const alone = (waiter: (typeof batch)[number]): Promise<void> =>
+      Promise.resolve().then(() => this.one(waiter.input)).then(waiter.resolve, waiter.reject);
+    if (batch.length === 1) return alone(batch[0]!);
+    let outputs: (O | Promise<O>)[];
     try {
       outputs = await this.many(batch.map((waiter) => waiter.input));
     } catch (err) {
@@ -42,7 +48,14 @@ export class TurnBatcher<I, O> {
         for (const waiter of batch) waiter.reject(err);
         return;
       }
-      await Promise.all(batch.map((waiter) => this.one(waiter.input).then(waiter.resolve, waiter.reject)));
+      await Promise.all(batch.map(alone));
+      return;
+    }
+    if (outputs.length !== batch.length) {
+      // A bug in `many`: what it wrote may be committed, so never retry (a retry would see its own
+      // writes as someone else's); every caller fails.
+      const bug = new Error(`a batch of ${batch.length} gave ${outputs.length} outcomes`);
+      for (const waiter of batch) waiter.reject(bug);
       return;
     }
     batch.forEach((waiter, i) => waiter.resolve(outputs[i]!));

@@ -215,6 +215,43 @@ describe('postgres specifics', () => {
   });
 
 
+  it('a batch never waits on a busy session: the others rotate, a subject-wide revocation meanwhile neither waits on it nor deadlocks', async () => {
+    const { url, drop } = await freshSchema();
+    const store = new PostgresStore(url);
+    const holder = new pg.Client({ connectionString: url });
+    await holder.connect();
+    try {
+      await store.migrate();
+      const app = appRecord();
+      await store.createApp({ app, appKey: appKeyRecord(app.id), signingKey: signingKeyRecord(app.id) });
+      const seeded = [];
+      for (const subject of ['x', 'busy', 'x', 'y', 'z']) {
+        const session = sessionRecord(app.id, subject);
+        const refresh = refreshRecord(session);
+        await store.issueSession({ session, refresh, newSubjectClaims: {} });
+        seeded.push({ session, refresh });
+      }
+      const rotate = (i: number) => store.rotateRefresh({
+        parentId: seeded[i]!.refresh.id, child: refreshRecord(seeded[i]!.session, { parentId: seeded[i]!.refresh.id }),
+        successorSealed: null, now: Date.now(), lastIp: null, lastUserAgent: null,
+      });
+      // Another instance holds the busy session's row (a rotation of it, say) and has not committed.
+      await holder.query('BEGIN');
+      await holder.query('SELECT 1 FROM sessions WHERE id = $1 FOR NO KEY UPDATE', [seeded[1]!.session.id]);
+      const all = seeded.map((_, i) => rotate(i)); // one turn: one batch
+      const others = await Promise.all([0, 2, 3, 4].map((i) => all[i]!));
+      expect(others).toEqual([{ rotated: true }, { rotated: true }, { rotated: true }, { rotated: true }]);
+      // Subject "x" logs out everywhere while the busy session is still held: not its session, no wait.
+      expect(await store.revokeSubjectSessions(app.id, 'x', 'logout_all', Date.now())).toBe(2);
+      await holder.query('COMMIT');
+      expect(await all[1]).toEqual({ rotated: true });
+    } finally {
+      await holder.end();
+      await Promise.all([store.close(), store.close()]); // SIGTERM then SIGINT: both wait for one close
+      await drop();
+    }
+  });
+
   it('after 1,000 rotations the store has analysed its hot tables, so lookups leave sequential scans behind', async () => {
     const { url, drop } = await freshSchema();
     const store = new PostgresStore(url);

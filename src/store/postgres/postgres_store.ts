@@ -11,6 +11,9 @@ import { connectionIsBroken, toStoreError } from './errors.js';
 import { MIGRATION_LOCK, POSTGRES_MIGRATIONS, PRUNE_LOCK } from './schema.js';
 
 type Row = Record<string, unknown>;
+
+/** SQLSTATEs of a lock not obtained: deadlock_detected, lock_not_available. */
+const LOCK_FAILURES = new Set(['40P01', '55P03']);
 type FoundRefresh = { record: RefreshRecord; session: Session; subjectStatus: Subject['status'] | null };
 
 const FIND_REFRESH_SQL = `SELECT r.*, ${SESSION_COLUMNS_PREFIXED}, subj.status AS subject_status
@@ -231,11 +234,17 @@ export class PostgresStore implements Store {
   }
 
   /** Ends the pool once; closing again is a no-op (as with SQLite). */
-  async close(): Promise<void> {
-    if (this.pool.ending) return;
-    await this.rotations.flush(); // rotations already accepted commit (or fail) before the pool goes
-    await this.pool.end();
+  /** Closing again (SIGINT after SIGTERM, say) waits for the same close. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      // Calls already accepted are answered (or fail) before the pool goes.
+      await Promise.all([this.rotations.flush(), this.refreshLookups.flush()]);
+      await this.pool.end();
+    })();
+    return this.closing;
   }
+
+  private closing: Promise<void> | null = null;
 
   // ── apps ───────────────────────────────────────────────────────────────────────────────────────
 
@@ -557,8 +566,8 @@ export class PostgresStore implements Store {
   private readonly rotations = new TurnBatcher<RotateInput, { rotated: boolean }>(
     (inputs) => this.rotateMany(inputs),
     (input) => this.rotateOne(input),
-    // A deadlock (a batch's session locks against a multi-session revocation) is worth retrying one by one.
-    (err) => err instanceof StoreUnavailableError && (err.cause as { code?: unknown } | undefined)?.code !== '40P01',
+    // A lock that could not be had (deadlock, lock_timeout) concerns some inputs only: retried one by one.
+    (err) => err instanceof StoreUnavailableError && !LOCK_FAILURES.has(String((err.cause as { code?: unknown } | undefined)?.code)),
   );
 
   private async rotateOne(input: RotateInput): Promise<{ rotated: boolean }> {
@@ -612,12 +621,15 @@ export class PostgresStore implements Store {
 
   /**
    * The same rotation as `rotateOne` for many inputs in one statement, with the same locks and the same
-   * compare-and-set per parent. Session rows are locked in id order, so two batches (or a batch and a
-   * single rotation) wait for each other instead of deadlocking. Two inputs naming one parent join
-   * the same row: PostgreSQL updates it once, with one of them, and RETURNING names that one, the
-   * winner; the other gets `rotated: false`, as its own statement would have after waiting.
+   * compare-and-set per parent. The batch never waits for a session lock (SKIP LOCKED): a session
+   * another transaction holds (a rotation elsewhere, a revocation) is left out and its input goes
+   * through `rotateOne`, which waits and re-checks. So a batch cannot join a lock cycle (a subject-wide
+   * revocation locks its sessions in its own order), and one busy session cannot hold up, or time out,
+   * the unrelated rotations beside it. Two inputs naming one parent join the same row: PostgreSQL
+   * updates it once, with one of them, and RETURNING names that one, the winner; the other gets
+   * `rotated: false`, as its own statement would have after waiting.
    */
-  private async rotateMany(inputs: RotateInput[]): Promise<{ rotated: boolean }[]> {
+  private async rotateMany(inputs: RotateInput[]): Promise<({ rotated: boolean } | Promise<{ rotated: boolean }>)[]> {
     const column = <T>(pick: (input: RotateInput) => T): T[] => inputs.map(pick);
     const rows = await this.one(
       `WITH input AS (
@@ -627,8 +639,7 @@ export class PostgresStore implements Store {
        ), live AS MATERIALIZED (
          SELECT s.id FROM sessions s
          WHERE s.id = ANY (ARRAY(SELECT p.session_id FROM refresh_tokens p WHERE p.id = ANY ($1::text[]))) AND s.revoked_at IS NULL
-         ORDER BY s.id
-         FOR NO KEY UPDATE
+         FOR NO KEY UPDATE SKIP LOCKED
        ), parent AS (
          UPDATE refresh_tokens r SET consumed_at = i.now, successor_id = i.child_id, successor_sealed = i.sealed
          FROM input i
@@ -645,7 +656,8 @@ export class PostgresStore implements Store {
          FROM parent JOIN input i USING (n)
          WHERE s.id IN (SELECT id FROM live) AND s.id = parent.session_id
        )
-       SELECT n::int AS n FROM parent`,
+       SELECT i.n::int AS n, i.n IN (SELECT n FROM parent) AS rotated, i.session_id IN (SELECT id FROM live) AS locked
+       FROM input i`,
       [
         column((x) => x.parentId), column((x) => x.now), column((x) => x.child.id), column((x) => x.successorSealed),
         column((x) => x.child.sessionId), column((x) => x.child.appId), column((x) => x.child.issuedAt),
@@ -653,8 +665,13 @@ export class PostgresStore implements Store {
       ],
       'rotor_rotate_refresh_many',
     );
-    const winners = new Set(rows.map((row) => Number(row.n)));
-    return inputs.map((_, i) => ({ rotated: winners.has(i + 1) }));
+    const outcomes = new Map(rows.map((row) => [Number(row.n), { rotated: row.rotated === true, locked: row.locked === true }]));
+    // Not locked: its session was busy (or revoked, or its parent unknown): decided on its own, and its
+    // failure is its own (the batch has committed; see TurnBatcher).
+    return inputs.map((input, i) => {
+      const outcome = outcomes.get(i + 1);
+      return outcome?.locked ? { rotated: outcome.rotated } : this.rotateOne(input);
+    });
   }
 
   /**

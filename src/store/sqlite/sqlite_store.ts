@@ -127,11 +127,19 @@ export class SqliteStore implements Store {
     return this.db.transaction(work).immediate();
   }
 
-  /** Counts hot-path writes; short-lived stores (CLI commands, most tests) never start the checkpointer. */
+  /**
+   * Counts hot-path writes; short-lived stores (CLI commands, most tests) never start the checkpointer.
+   * Runs after a COMMIT, so it must not throw: the batcher would take that for a failed batch.
+   */
   private wrote(count: number): void {
     const before = this.writes;
     this.writes += count;
-    if (before < CHECKPOINTER_AFTER_WRITES && this.writes >= CHECKPOINTER_AFTER_WRITES && this.path !== ':memory:') this.startCheckpointer();
+    if (before >= CHECKPOINTER_AFTER_WRITES || this.writes < CHECKPOINTER_AFTER_WRITES || this.path === ':memory:') return;
+    try {
+      this.startCheckpointer();
+    } catch {
+      // Without the worker, SQLite's own automatic checkpoint does the work.
+    }
   }
 
   private startCheckpointer(): void {
