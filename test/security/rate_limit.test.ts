@@ -81,8 +81,9 @@ describe('rate limits across instances', () => {
     // A pinned clock keeps the test inside one one-minute window however long it takes.
     const clock = new FixedClock(Date.UTC(2026, 5, 1, 12, 0, 1));
     const first = await startTestServer({ clock, env: { ROTOR_RATE_LIMITS: 'refreshFailuresPerIp=4' } });
-    const url = `sqlite:${first.dir}/rotor.db`;
-    const second = await startTestServer({ clock, env: { ROTOR_RATE_LIMITS: 'refreshFailuresPerIp=4', ROTOR_DATABASE_URL: url } });
+    // The first server's database, SQLite file or PostgreSQL schema (ROTOR_TEST_STORE), and master key.
+    const shared = { ROTOR_DATABASE_URL: first.config.databaseUrl, ...(first.config.masterKeyBase64 ? { ROTOR_MASTER_KEY: first.config.masterKeyBase64 } : {}) };
+    const second = await startTestServer({ clock, env: { ROTOR_RATE_LIMITS: 'refreshFailuresPerIp=4', ...shared } });
     try {
       const guess = (server: TestServer) => server.call('POST', '/v1/refresh', { json: { refreshToken: 'rt_nope' } });
       expect((await guess(first)).status).toBe(400);
