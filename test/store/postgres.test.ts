@@ -49,6 +49,30 @@ const freshSchema = async (): Promise<{ url: string; drop(): Promise<void> }> =>
   return { url: urlWithSchema(database.url, schema), drop: async () => { await admin.query(`DROP SCHEMA ${schema} CASCADE`); } };
 };
 
+/**
+ * A migrated store in a fresh schema with one app, and a direct connection to the same schema;
+ * everything is closed and dropped after `work`, whatever it throws.
+ */
+async function withStore(
+  work: (ctx: { store: PostgresStore; direct: pg.Client; app: ReturnType<typeof appRecord>; url: string }) => Promise<void>,
+  options: ConstructorParameters<typeof PostgresStore>[1] = {},
+): Promise<void> {
+  const { url, drop } = await freshSchema();
+  const store = new PostgresStore(url, options);
+  const direct = new pg.Client({ connectionString: url });
+  await direct.connect();
+  try {
+    await store.migrate();
+    const app = appRecord();
+    await store.createApp({ app, appKey: appKeyRecord(app.id), signingKey: signingKeyRecord(app.id) });
+    await work({ store, direct, app, url });
+  } finally {
+    await direct.end();
+    await store.close();
+    await drop();
+  }
+}
+
 describeStoreConformance('postgres', {
   async freshDatabase() {
     const { url, drop } = await freshSchema();
@@ -59,14 +83,7 @@ describeStoreConformance('postgres', {
 
 describe('postgres specifics', () => {
   it('a rotation waiting on a revocation that then commits rotates nothing', async () => {
-    const { url, drop } = await freshSchema();
-    const store = new PostgresStore(url);
-    const locker = new pg.Client({ connectionString: url });
-    await locker.connect();
-    try {
-      await store.migrate();
-      const app = appRecord();
-      await store.createApp({ app, appKey: appKeyRecord(app.id), signingKey: signingKeyRecord(app.id) });
+    await withStore(async ({ store, direct: locker, app }) => {
       const session = sessionRecord(app.id, 'alice');
       const parent = refreshRecord(session);
       await store.issueSession({ session, refresh: parent, newSubjectClaims: {} });
@@ -81,22 +98,11 @@ describe('postgres specifics', () => {
       expect(await rotation).toEqual({ rotated: false });
       expect((await store.findRefresh(parent.id))?.record.consumedAt).toBeNull();
       expect(await store.findRefresh(child.id)).toBeNull();
-    } finally {
-      await locker.end();
-      await store.close();
-      await drop();
-    }
+    });
   });
 
   it('two rotations of one parent queue on the session row and cannot deadlock (the reason for FOR NO KEY UPDATE)', async () => {
-    const { url, drop } = await freshSchema();
-    const store = new PostgresStore(url);
-    const blocker = new pg.Client({ connectionString: url });
-    await blocker.connect();
-    try {
-      await store.migrate();
-      const app = appRecord();
-      await store.createApp({ app, appKey: appKeyRecord(app.id), signingKey: signingKeyRecord(app.id) });
+    await withStore(async ({ store, direct: blocker, app }) => {
       const session = sessionRecord(app.id, 'alice');
       const parent = refreshRecord(session);
       await store.issueSession({ session, refresh: parent, newSubjectClaims: {} });
@@ -115,22 +121,11 @@ describe('postgres specifics', () => {
       await waitForLockWaiters(2);
       await blocker.query('ROLLBACK');
       expect(await Promise.all([first, second])).toEqual([{ rotated: true }, { rotated: false }]);
-    } finally {
-      await blocker.end();
-      await store.close();
-      await drop();
-    }
+    });
   });
 
   it('a revocation arriving while a rotation holds the session lock waits, then revokes the new child too', async () => {
-    const { url, drop } = await freshSchema();
-    const store = new PostgresStore(url);
-    const blocker = new pg.Client({ connectionString: url });
-    await blocker.connect();
-    try {
-      await store.migrate();
-      const app = appRecord();
-      await store.createApp({ app, appKey: appKeyRecord(app.id), signingKey: signingKeyRecord(app.id) });
+    await withStore(async ({ store, direct: blocker, app }) => {
       const session = sessionRecord(app.id, 'alice');
       const parent = refreshRecord(session);
       await store.issueSession({ session, refresh: parent, newSubjectClaims: {} });
@@ -148,11 +143,7 @@ describe('postgres specifics', () => {
       expect(await revocation).toBe(true);
       const found = await store.findRefresh(child.id);
       expect(found?.session).toMatchObject({ revokedAt: 3, revokeReason: 'logout' });
-    } finally {
-      await blocker.end();
-      await store.close();
-      await drop();
-    }
+    });
   });
 
   it('a server whose default isolation is SERIALIZABLE still decides a 50-way rotation race without errors', async () => {
@@ -181,15 +172,8 @@ describe('postgres specifics', () => {
   });
 
   it('prune works through a backlog larger than a batch, one instance at a time', async () => {
-    const { url, drop } = await freshSchema();
-    const a = new PostgresStore(url);
-    const b = new PostgresStore(url);
-    const direct = new pg.Client({ connectionString: url });
-    await direct.connect();
-    try {
-      await a.migrate();
-      const app = appRecord();
-      await a.createApp({ app, appKey: appKeyRecord(app.id), signingKey: signingKeyRecord(app.id) });
+    await withStore(async ({ store: a, direct, app, url }) => {
+      const b = new PostgresStore(url);
       await direct.query(
         `INSERT INTO sessions (id, app_id, subject, claims, created_at, last_renewed_at, horizon_at)
          SELECT 'S' || g, $1, 'u', '{}', 1, 1, 2 FROM generate_series(1, 2500) g`, [app.id],
@@ -206,24 +190,12 @@ describe('postgres specifics', () => {
       // The lock was given back: the next round prunes again.
       await direct.query(`INSERT INTO sessions (id, app_id, subject, claims, created_at, last_renewed_at, horizon_at) VALUES ('late', $1, 'u', '{}', 1, 1, 2)`, [app.id]);
       expect((await b.prune(10, { revokedRetention: 0 })).sessions).toBe(1);
-    } finally {
-      await direct.end();
-      await a.close();
       await b.close();
-      await drop();
-    }
+    });
   });
 
-
   it('a batch never waits on a busy session: the others rotate, a subject-wide revocation meanwhile neither waits on it nor deadlocks', async () => {
-    const { url, drop } = await freshSchema();
-    const store = new PostgresStore(url);
-    const holder = new pg.Client({ connectionString: url });
-    await holder.connect();
-    try {
-      await store.migrate();
-      const app = appRecord();
-      await store.createApp({ app, appKey: appKeyRecord(app.id), signingKey: signingKeyRecord(app.id) });
+    await withStore(async ({ store, direct: holder, app }) => {
       const seeded = [];
       for (const subject of ['x', 'busy', 'x', 'y', 'z']) {
         const session = sessionRecord(app.id, subject);
@@ -245,22 +217,12 @@ describe('postgres specifics', () => {
       expect(await store.revokeSubjectSessions(app.id, 'x', 'logout_all', Date.now())).toBe(2);
       await holder.query('COMMIT');
       expect(await all[1]).toEqual({ rotated: true });
-    } finally {
-      await holder.end();
       await Promise.all([store.close(), store.close()]); // SIGTERM then SIGINT: both wait for one close
-      await drop();
-    }
+    });
   });
 
   it('after 1,000 rotations the store has analysed its hot tables, so lookups leave sequential scans behind', async () => {
-    const { url, drop } = await freshSchema();
-    const store = new PostgresStore(url);
-    const direct = new pg.Client({ connectionString: url });
-    await direct.connect();
-    try {
-      await store.migrate();
-      const app = appRecord();
-      await store.createApp({ app, appKey: appKeyRecord(app.id), signingKey: signingKeyRecord(app.id) });
+    await withStore(async ({ store, direct, app }) => {
       const analysed = async () => (await direct.query(
         `SELECT count(*)::int AS n FROM pg_stat_user_tables
          WHERE schemaname = current_schema() AND relname IN ('sessions', 'refresh_tokens') AND last_analyze IS NOT NULL`,
@@ -287,11 +249,7 @@ describe('postgres specifics', () => {
         `EXPLAIN SELECT * FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id WHERE r.id = ANY ($1::text[])`, [[chains[0]!.id]],
       );
       expect(plan.rows.map((row) => row['QUERY PLAN']).join('\n')).not.toMatch(/Seq Scan on refresh_tokens/);
-    } finally {
-      await direct.end();
-      await store.close();
-      await drop();
-    }
+    });
   });
   it('NUL in text is invalid_request (400), not a server fault', async () => {
     const { url, drop } = await freshSchema();
@@ -378,14 +336,7 @@ describe('postgres specifics', () => {
   });
 
   it('a statement that outlives statement_timeout is 503, and the pool goes on', async () => {
-    const { url, drop } = await freshSchema();
-    const store = new PostgresStore(url, { statementTimeoutMs: 200 });
-    const locker = new pg.Client({ connectionString: url });
-    await locker.connect();
-    try {
-      await store.migrate();
-      const app = appRecord();
-      await store.createApp({ app, appKey: appKeyRecord(app.id), signingKey: signingKeyRecord(app.id) });
+    await withStore(async ({ store, direct: locker, app }) => {
       const session = sessionRecord(app.id, 'alice');
       await store.issueSession({ session, refresh: null, newSubjectClaims: {} });
       await locker.query('BEGIN');
@@ -394,11 +345,7 @@ describe('postgres specifics', () => {
       expect(err).toBeInstanceOf(StoreUnavailableError);
       await locker.query('ROLLBACK');
       expect(await store.revokeSession(session.id, 'x', 1)).toBe(true);
-    } finally {
-      await locker.end();
-      await store.close();
-      await drop();
-    }
+    }, { statementTimeoutMs: 200 });
   });
 
   it('ROTOR_DATABASE_URL carries the pool settings; the rest goes to the driver', () => {
