@@ -25,6 +25,17 @@ export const APIS: readonly Api[] = [opsApi, nativeApi, oauth2Api, adminApi, ver
 
 export const BODY_LIMIT = 64 * 1024;
 
+/**
+ * Slow clients (SECURITY-CASES H-03, slowloris). A request's headers must arrive within 10 s and the
+ * whole request (headers and a body of at most BODY_LIMIT) within 15 s, or the socket is answered 408
+ * and closed; a socket idle for 30 s is closed. Node checks these every second (its default is every
+ * 30 s, which would let a dribbling socket live up to 45 s). Receiving only: handling time is not counted.
+ */
+export const HEADERS_TIMEOUT_MS = 10_000;
+export const REQUEST_TIMEOUT_MS = 15_000;
+const IDLE_SOCKET_TIMEOUT_MS = 30_000;
+const TIMEOUT_CHECK_EVERY_MS = 1_000;
+
 /** Log lines carry the path only: a query string could hold something secret. */
 const requestSerializer = (req: { method?: string; url?: string; id?: string }) => ({
   id: req.id, method: req.method, path: (req.url ?? '').split('?')[0]?.slice(0, 200),
@@ -48,8 +59,9 @@ export function buildServer(input: { rotor: Rotor; config: Config; metrics: Metr
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
     return503OnClosing: true,
-    requestTimeout: 30_000,
-    connectionTimeout: 30_000,
+    requestTimeout: REQUEST_TIMEOUT_MS,
+    connectionTimeout: IDLE_SOCKET_TIMEOUT_MS,
+    http: { headersTimeout: HEADERS_TIMEOUT_MS, connectionsCheckingInterval: TIMEOUT_CHECK_EVERY_MS },
   }) as unknown as FastifyInstance;
   // JSON and forms only: text/plain bodies (a CSRF "simple request") are refused with 415.
   app.removeContentTypeParser('text/plain');
