@@ -1,3 +1,6 @@
+/** One statement or transaction carries at most this many calls; the rest go in the next. */
+const MAX_BATCH = 256;
+
 /**
  * Group commit for a store's hot write. Calls made in one turn of the event loop (all the requests
  * whose bytes arrived together) are handed to `many` together at `setImmediate`, so they share one
@@ -9,9 +12,6 @@
  * caller at once; any other (one input broke a constraint, say) is retried with `one` per input, so
  * only the input at fault fails.
  */
-/** One statement or transaction carries at most this many calls; the rest go in the next. */
-const MAX_BATCH = 256;
-
 export class TurnBatcher<I, O> {
   private pending: { input: I; resolve: (output: O | PromiseLike<O>) => void; reject: (err: unknown) => void }[] = [];
 
@@ -29,11 +29,13 @@ export class TurnBatcher<I, O> {
     });
   }
 
-  /**
-   * Commits what is pending now (also called on close, so accepted calls are not left hanging).
-   * Never rejects: every outcome, failures included, goes to its caller.
-   */
-  async flush(): Promise<void> {
+  /** Commits everything pending (on close, so that accepted calls are not left hanging). */
+  async drain(): Promise<void> {
+    while (this.pending.length > 0) await this.flush();
+  }
+
+  /** Commits the next batch. Never rejects: every outcome, failures included, goes to its caller. */
+  private async flush(): Promise<void> {
     const batch = this.pending.splice(0, MAX_BATCH);
     if (this.pending.length > 0) setImmediate(() => void this.flush());
     if (batch.length === 0) return;

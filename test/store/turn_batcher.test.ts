@@ -40,6 +40,14 @@ describe('TurnBatcher (group commit)', () => {
     expect(batches.map((b) => b.length)).toEqual([256, 256, 88]);
   });
 
+  it('drain (on close) commits everything pending at once, however many batches that takes', async () => {
+    const { batcher, batches } = recording();
+    const outcomes = Array.from({ length: 300 }, (_, i) => batcher.submit(i));
+    await batcher.drain(); // before the turn ends
+    expect(batches.map((b) => b.length)).toEqual([256, 44]);
+    expect(await outcomes[299]).toBe('many:299');
+  });
+
   it('a batch that fails on one input is retried one by one: only that input fails', async () => {
     const { batcher, singles } = recording({
       many: () => Promise.reject(new Error('constraint')),

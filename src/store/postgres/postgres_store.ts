@@ -238,7 +238,7 @@ export class PostgresStore implements Store {
   close(): Promise<void> {
     this.closing ??= (async () => {
       // Calls already accepted are answered (or fail) before the pool goes.
-      await Promise.all([this.rotations.flush(), this.refreshLookups.flush()]);
+      await Promise.all([this.rotations.drain(), this.refreshLookups.drain()]);
       await this.pool.end();
     })();
     return this.closing;

@@ -185,7 +185,7 @@ export class SqliteStore implements Store {
 
   async close(): Promise<void> {
     // Rotations already accepted commit (or fail) before the connection goes.
-    await Promise.all([this.rotations.flush(), this.touches.flush()]);
+    await Promise.all([this.rotations.drain(), this.touches.drain()]);
     const worker = this.checkpointer;
     this.checkpointer = null;
     if (worker) {
