@@ -85,9 +85,8 @@ export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   private readonly db: Database.Database;
   private readonly statements = new Map<string, Database.Statement>();
-  private rotateTransaction: Database.Transaction<(input: RotateInput) => { rotated: boolean }> | null = null;
-  private rotateBatchTransaction: Database.Transaction<(inputs: RotateInput[]) => { rotated: boolean }[]> | null = null;
-  private touchBatchTransaction: Database.Transaction<(inputs: TouchInput[]) => boolean[]> | null = null;
+  private readonly rotations: TurnBatcher<RotateInput, { rotated: boolean }>;
+  private readonly touches: TurnBatcher<TouchInput, boolean>;
   private readonly path: string;
   private readonly synchronous: 'NORMAL' | 'FULL';
   private writes = 0;
@@ -102,6 +101,24 @@ export class SqliteStore implements Store {
     this.db.pragma(`synchronous = ${this.synchronous}`);
     this.db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
     this.db.pragma('foreign_keys = ON');
+    this.rotations = this.groupCommitted((input: RotateInput) => this.rotateOne(input));
+    this.touches = this.groupCommitted((input: TouchInput) => this.touchOne(input));
+  }
+
+  /**
+   * Group commit (see TurnBatcher): the calls of one event-loop turn run in one `BEGIN IMMEDIATE`
+   * transaction, each its own statements in arrival order, sharing one COMMIT (which writes each page
+   * they share into the WAL once). A lone call is a batch of one. The transaction function is built once
+   * (better-sqlite3 builds a wrapper per `transaction()` call).
+   */
+  private groupCommitted<I, O>(apply: (input: I) => O): TurnBatcher<I, O> {
+    const inOneTransaction = this.db.transaction((inputs: I[]) => inputs.map(apply));
+    const commit = (inputs: I[]): Promise<O[]> => this.run(() => {
+      const outcomes = inOneTransaction.immediate(inputs);
+      this.wrote(inputs.length);
+      return outcomes;
+    });
+    return new TurnBatcher<I, O>(commit, async (input) => (await commit([input]))[0]!, (err) => err instanceof StoreUnavailableError);
   }
 
   /** Prepared once, reused: the refresh path never re-parses SQL. */
@@ -450,15 +467,6 @@ export class SqliteStore implements Store {
     return this.touches.submit(input);
   }
 
-  private readonly touches = new TurnBatcher<TouchInput, boolean>(
-    (inputs) => this.run(() => {
-      this.touchBatchTransaction ??= this.db.transaction((batch: TouchInput[]) => batch.map((input) => this.touchOne(input)));
-      return this.touchBatchTransaction.immediate(inputs);
-    }),
-    (input) => this.run(() => this.touchOne(input)),
-    (err) => err instanceof StoreUnavailableError,
-  );
-
   private touchOne(input: TouchInput): boolean {
     return this.sql(
       `UPDATE sessions SET last_renewed_at = ?, last_ip = COALESCE(?, last_ip), last_user_agent = COALESCE(?, last_user_agent),
@@ -488,32 +496,11 @@ export class SqliteStore implements Store {
     });
   }
 
-  /**
-   * Group commit (see TurnBatcher): rotations that arrive in one turn of the event loop run in one
-   * `BEGIN IMMEDIATE` transaction, each still its own conditional UPDATE deciding its race, in arrival
-   * order; the batch shares one COMMIT and writes each shared page (the session table's and the
-   * indexes' hot leaves) into the WAL once.
-   */
+  /** Group-committed (see groupCommitted): each rotation is still its own conditional UPDATE deciding its race. */
   rotateRefresh(input: RotateInput): Promise<{ rotated: boolean }> {
     if (!this.db.open) return Promise.reject(new StoreUnavailableError());
     return this.rotations.submit(input);
   }
-
-  private readonly rotations = new TurnBatcher<RotateInput, { rotated: boolean }>(
-    (inputs) => this.run(() => {
-      this.rotateBatchTransaction ??= this.db.transaction((batch: RotateInput[]) => batch.map((input) => this.rotateOne(input)));
-      const outcomes = this.rotateBatchTransaction.immediate(inputs);
-      this.wrote(inputs.length);
-      return outcomes;
-    }),
-    (input) => this.run(() => {
-      this.rotateTransaction ??= this.db.transaction((one: RotateInput) => this.rotateOne(one));
-      const outcome = this.rotateTransaction.immediate(input);
-      this.wrote(1);
-      return outcome;
-    }),
-    (err) => err instanceof StoreUnavailableError,
-  );
 
   /** Inside a transaction: the one conditional write that decides the race, then the child and the session. */
   private rotateOne(input: RotateInput): { rotated: boolean } {
