@@ -81,12 +81,18 @@ describeStoreConformance('postgres', {
   rateHits: true,
 });
 
+/** Alice's session with its first refresh token. */
+async function seedAlice(store: PostgresStore, appId: string) {
+  const session = sessionRecord(appId, 'alice');
+  const parent = refreshRecord(session);
+  await store.issueSession({ session, refresh: parent, newSubjectClaims: {} });
+  return { session, parent };
+}
+
 describe('postgres specifics', () => {
   it('a rotation waiting on a revocation that then commits rotates nothing', async () => {
     await withStore(async ({ store, direct: locker, app }) => {
-      const session = sessionRecord(app.id, 'alice');
-      const parent = refreshRecord(session);
-      await store.issueSession({ session, refresh: parent, newSubjectClaims: {} });
+      const { session, parent } = await seedAlice(store, app.id);
 
       // The revocation holds the session row, uncommitted, while the rotation starts.
       await locker.query('BEGIN');
@@ -103,9 +109,7 @@ describe('postgres specifics', () => {
 
   it('two rotations of one parent queue on the session row and cannot deadlock (the reason for FOR NO KEY UPDATE)', async () => {
     await withStore(async ({ store, direct: blocker, app }) => {
-      const session = sessionRecord(app.id, 'alice');
-      const parent = refreshRecord(session);
-      await store.issueSession({ session, refresh: parent, newSubjectClaims: {} });
+      const { session, parent } = await seedAlice(store, app.id);
 
       // The first rotation locks the session row, then waits for the parent row the blocker holds;
       // the second must wait at the session row. (With FOR SHARE both would pass it, and the first,
@@ -126,9 +130,7 @@ describe('postgres specifics', () => {
 
   it('a revocation arriving while a rotation holds the session lock waits, then revokes the new child too', async () => {
     await withStore(async ({ store, direct: blocker, app }) => {
-      const session = sessionRecord(app.id, 'alice');
-      const parent = refreshRecord(session);
-      await store.issueSession({ session, refresh: parent, newSubjectClaims: {} });
+      const { session, parent } = await seedAlice(store, app.id);
 
       // Hold the parent token row so the rotation stops after it has locked the session row.
       await blocker.query('BEGIN');
