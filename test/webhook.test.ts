@@ -5,6 +5,33 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Metrics, observerFor } from '../src/http/observability.js';
 import { WebhookSink } from '../src/http/webhook.js';
 
+/** A logger whose warn lines the test can read back. */
+function capturingLogger(): { log: pino.Logger; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  return { lines, log: pino({ level: 'warn' }, { write: (s: string) => { lines.push(JSON.parse(s) as Record<string, unknown>); } }) };
+}
+
+/** A real receiver that answers 503 until `up`, and then takes `delayMs` per request (a slow operator endpoint). */
+async function flakyReceiver(delayMs: number): Promise<{ server: Server; url: string; events: string[]; up: () => void }> {
+  let isUp = false;
+  const events: string[] = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => { body += String(c); });
+    req.on('end', () => {
+      if (!isUp) { res.statusCode = 503; res.end(); return; }
+      setTimeout(() => { events.push(String((JSON.parse(body) as { event: unknown }).event)); res.end('ok'); }, delayMs);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return { server, events, url: `http://127.0.0.1:${(server.address() as { port: number }).port}/hook`, up: () => { isUp = true; } };
+}
+
+async function until(condition: () => boolean, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!condition() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+}
+
 describe('security events webhook', () => {
   let receiver: Server;
   let url = '';
@@ -31,6 +58,7 @@ describe('security events webhook', () => {
     observer.event('reuse_detected', { appId: 'A', sessionId: 'S' });
     observer.event('key_revoked', { appId: 'A', kid: 'K' });
     await sink.idle();
+    expect(failFirst).toBe(0); // the two 500s were really served, so the retry path ran
     expect(received.map((r) => JSON.parse(r.body).event)).toEqual(['reuse_detected', 'key_revoked']);
     const first = received[0]!;
     expect(first.signature).toBe(`sha256=${createHmac('sha256', 'hook-secret').update(first.body).digest('hex')}`);
@@ -38,8 +66,57 @@ describe('security events webhook', () => {
   });
 
   it('gives up after its attempts without throwing', async () => {
-    const sink = new WebhookSink({ url: 'http://127.0.0.1:9/unreachable', secret: null, attempts: 2, baseDelayMs: 1, timeoutMs: 200 }, pino({ level: 'silent' }));
+    const { log, lines } = capturingLogger();
+    const sink = new WebhookSink({ url: 'http://127.0.0.1:9/unreachable', secret: null, attempts: 2, baseDelayMs: 1, timeoutMs: 200 }, log);
     sink.send({ event: 'login_failed' });
+    await expect(sink.idle()).resolves.toBeUndefined();
+    expect(lines.filter((l) => l.event === 'webhook_failed')).toEqual([expect.objectContaining({ securityEvent: 'login_failed' })]);
+  });
+
+  it('S2-16 a flood of login_failed to a down, then slow, receiver neither drops nor delays reuse_detected', async () => {
+    const hook = await flakyReceiver(2);
+    try {
+      const { log, lines } = capturingLogger();
+      const sink = new WebhookSink({ url: hook.url, secret: 'hook-secret', attempts: 12, baseDelayMs: 5, maxQueue: 50, maxBulkQueue: 100 }, log);
+      for (let i = 0; i < 20_000; i += 1) sink.send({ event: 'login_failed', appId: 'A', username: `victim-${i}`, password: 'pw-secret' });
+      sink.send({ event: 'reuse_detected', appId: 'A', sessionId: 'S' });
+      await new Promise((r) => setTimeout(r, 50)); // the receiver is down meanwhile: everything is being retried
+      hook.up();
+      await until(() => hook.events.includes('reuse_detected'), 3000);
+      expect(hook.events).toContain('reuse_detected');
+      // At most the one bulk event already in flight when the receiver came back may land first.
+      expect(hook.events.indexOf('reuse_detected')).toBeLessThanOrEqual(1);
+      await sink.idle();
+      // Memory stayed bounded: of 20,000 bulk events only the capped queue (plus the one in flight) was kept.
+      const bulk = hook.events.filter((e) => e === 'login_failed').length;
+      expect(bulk).toBeGreaterThan(0);
+      expect(bulk).toBeLessThanOrEqual(101);
+      // Drops are logged by event name and count only — one line for the first, one summary — never a payload field.
+      const drops = lines.filter((l) => l.event === 'webhook_dropped');
+      expect(drops).toEqual([
+        expect.objectContaining({ priority: 'bulk', securityEvent: 'login_failed' }),
+        expect.objectContaining({ priority: 'bulk', dropped: { login_failed: 20_000 - bulk } }),
+      ]);
+      expect(JSON.stringify(lines)).not.toMatch(/pw-secret|victim-/);
+    } finally {
+      hook.server.close();
+    }
+  }, 15_000);
+
+  it('S2-16 caps each class separately: a full bulk queue leaves room for critical events, which drop only when their own queue is full', async () => {
+    const { log, lines } = capturingLogger();
+    const sink = new WebhookSink({ url: 'http://127.0.0.1:9/unreachable', secret: null, attempts: 1, timeoutMs: 200, maxQueue: 3, maxBulkQueue: 5 }, log);
+    for (let i = 0; i < 1000; i += 1) sink.send({ event: i % 2 ? 'login_failed' : 'some_future_event' });
+    sink.send({ event: 'key_rotated', kid: 'K' });
+    sink.send({ event: 'subject_deleted', subjectId: 'U' });
+    expect(sink.pending()).toEqual({ critical: 1, bulk: 5 }); // the first of each class is in flight, not queued
+    for (let i = 0; i < 10; i += 1) sink.send({ event: 'reuse_detected', sessionId: `S${i}` });
+    expect(sink.pending()).toEqual({ critical: 3, bulk: 5 });
+    expect(lines.filter((l) => l.event === 'webhook_dropped')).toEqual([
+      expect.objectContaining({ priority: 'bulk' }),
+      expect.objectContaining({ priority: 'critical', securityEvent: 'reuse_detected' }),
+    ]);
     await sink.idle();
+    expect(sink.pending()).toEqual({ critical: 0, bulk: 0 });
   });
 });
