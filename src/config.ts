@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { MasterKey } from './crypto/master_key.js';
 import { DEFAULT_RATE_LIMITS, type RateLimits } from './http/rate_limit.js';
@@ -10,7 +11,12 @@ export interface Config {
   adminToken: string | null;
   issuer: string;
   logLevel: string;
-  trustProxy: boolean;
+  /**
+   * ROTOR_TRUST_PROXY (S2-02): whom fastify trusts to have appended to X-Forwarded-For. `false`: nobody
+   * (the peer is the client); a list of proxy addresses/CIDRs; or a hop count, as a trust function (fastify
+   * 5 ignores a plain number: it trusts nothing then). Never `true`, which takes the client-written left-most entry.
+   */
+  trustProxy: TrustProxy;
   workers: number;
   /** `NORMAL` (default) survives process crashes in WAL mode; `FULL` also survives power loss. */
   sqliteSynchronous: 'NORMAL' | 'FULL';
@@ -25,6 +31,10 @@ export interface Config {
   rateLimits: RateLimits | null;
   webhookSecret: string | null;
 }
+
+/** `hops` proxies in front: fastify's (address, hop) trust function for hops 0 … hops-1, the peer being hop 0. */
+export type HopCountTrust = ((address: string, hop: number) => boolean) & { readonly hops: number };
+export type TrustProxy = false | string[] | HopCountTrust;
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -56,7 +66,7 @@ export function loadConfig(env: Env = process.env): Config {
     adminToken,
     issuer,
     logLevel: env.ROTOR_LOG_LEVEL?.trim() || 'info',
-    trustProxy: ['1', 'true', 'yes', 'on'].includes((env.ROTOR_TRUST_PROXY ?? '').toLowerCase()),
+    trustProxy: trustProxy(env.ROTOR_TRUST_PROXY),
     workers: integer(env.ROTOR_WORKERS, 1, 'ROTOR_WORKERS', 1, 64),
     sqliteSynchronous: synchronous,
     revokedRetention: integer(env.ROTOR_REVOKED_RETENTION, 7 * 86400, 'ROTOR_REVOKED_RETENTION', 0, 3650 * 86400),
@@ -81,6 +91,41 @@ function rateLimits(text: string | undefined): RateLimits | null {
     limits[name as keyof RateLimits] = count;
   }
   return limits;
+}
+
+const TRUST_PROXY_HELP = 'set the number of proxies in front of Rotor (e.g. 1) or their addresses (e.g. 10.0.0.0/8,192.168.1.5)';
+
+/**
+ * `ROTOR_TRUST_PROXY` (S2-02): off, a hop count, or proxy addresses/CIDRs. The client is then the address the
+ * outermost trusted proxy appended to X-Forwarded-For, never the client-written left-most entry.
+ */
+function trustProxy(text: string | undefined): TrustProxy {
+  const value = (text ?? '').trim();
+  const lower = value.toLowerCase();
+  if (['', 'off', 'false', 'no', '0'].includes(lower)) return false;
+  if (['true', 'yes', 'on', 'all', '*'].includes(lower)) {
+    throw new ConfigError(`ROTOR_TRUST_PROXY=${value} is ambiguous: ${TRUST_PROXY_HELP}`);
+  }
+  if (/^\d+$/.test(value)) {
+    const hops = Number(value);
+    if (hops === 0) return false;
+    if (hops > 32) throw new ConfigError(`ROTOR_TRUST_PROXY=${value}: the number of proxies in front of Rotor must be from 1 to 32`);
+    return Object.assign((_address: string, hop: number) => hop < hops, { hops });
+  }
+  const entries = value.split(',').map((entry) => entry.trim()).filter(Boolean);
+  if (entries.length === 0) throw new ConfigError(`ROTOR_TRUST_PROXY=${JSON.stringify(value.slice(0, 60))} names no proxy; ${TRUST_PROXY_HELP}`);
+  for (const entry of entries) {
+    const [address = '', prefix, ...rest] = entry.split('/');
+    const family = isIP(address);
+    const bits = family === 4 ? 32 : 128;
+    if (family === 0 || address.includes('%') || rest.length > 0 || (prefix !== undefined && !(/^(0|[1-9]\d{0,2})$/.test(prefix) && Number(prefix) <= bits))) {
+      throw new ConfigError(`ROTOR_TRUST_PROXY: ${JSON.stringify(entry.slice(0, 60))} is not an IPv4/IPv6 address or CIDR (prefix /0-/32 or /0-/128); ${TRUST_PROXY_HELP}`);
+    }
+    if (prefix === '0') {
+      throw new ConfigError(`ROTOR_TRUST_PROXY: "${entry}" trusts every address, so any client could pick its own ip; ${TRUST_PROXY_HELP}`);
+    }
+  }
+  return entries;
 }
 
 function webhookUrl(text: string | undefined): string | null {

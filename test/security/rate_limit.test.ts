@@ -48,8 +48,8 @@ describe('rate limits (R-15, issue 6)', () => {
 });
 
 describe('rate limits behind a trusted proxy', () => {
-  it('counts per forwarded client only when ROTOR_TRUST_PROXY is on', async () => {
-    const server = await startTestServer({ env: { ROTOR_RATE_LIMITS: 'refreshFailuresPerIp=2', ROTOR_TRUST_PROXY: 'true' } });
+  it('counts per forwarded client when ROTOR_TRUST_PROXY=1 (one proxy in front; S2-02: the entry it appended)', async () => {
+    const server = await startTestServer({ env: { ROTOR_RATE_LIMITS: 'refreshFailuresPerIp=2', ROTOR_TRUST_PROXY: '1' } });
     try {
       const guess = (ip: string) => server.call('POST', '/v1/refresh', { json: { refreshToken: 'rt_nope' }, headers: { 'x-forwarded-for': ip } });
       expect((await guess('198.51.100.1')).status).toBe(400);

@@ -1,0 +1,180 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config.js';
+import { createApp, startTestServer, type TestServer } from '../helpers/server.js';
+
+/**
+ * S2-02: ROTOR_TRUST_PROXY is a hop count or a list of proxy addresses, never "trust everything", so the
+ * client ip (rate-limit buckets, the ip recorded on sessions) is the entry a trusted proxy appended —
+ * not the left-most X-Forwarded-For entry, which the client writes itself.
+ * The test servers listen on 127.0.0.1, so the peer (the "proxy") is always 127.0.0.1.
+ */
+
+let appCount = 0;
+
+/** The ip Rotor records for a native session issued with these headers (no `ip` in the body), read back over the API. */
+async function recordedIp(server: TestServer, headers: Record<string, string>): Promise<string> {
+  const app = await createApp(server, { name: `tp-${(appCount += 1)}` });
+  const auth = { authorization: `Bearer ${app.appKey}` };
+  const issued = await server.call('POST', `/v1/apps/${app.name}/sessions`, { json: { subject: 'alice' }, headers: { ...auth, ...headers } });
+  expect(issued.status, issued.text).toBe(201);
+  const listed = await server.call('GET', `/v1/apps/${app.name}/sessions?subject=alice`, { headers: auth });
+  expect(listed.status, listed.text).toBe(200);
+  expect(listed.body.sessions).toHaveLength(1);
+  return listed.body.sessions[0].ip;
+}
+
+/** A failed refresh guess sent with this X-Forwarded-For. */
+function guess(server: TestServer, forwardedFor: string) {
+  return server.call('POST', '/v1/refresh', { json: { refreshToken: 'rt_nope' }, headers: { 'x-forwarded-for': forwardedFor } });
+}
+
+let spoof = 0;
+/** A fresh client-written left-most entry each time: the attacker rotating "its" address. */
+const rotating = () => `6.6.${Math.floor((spoof += 1) / 250) % 250}.${spoof % 250}`;
+
+/** Three failed guesses from `client` (whatever it puts left of it) exhaust its bucket; another client's is untouched. */
+async function expectBucketPerClient(server: TestServer, client: string, other: string, behind = '') {
+  for (let i = 0; i < 3; i += 1) expect((await guess(server, `${rotating()}, ${client}${behind}`)).status).toBe(400);
+  for (let i = 0; i < 3; i += 1) {
+    const res = await guess(server, `${rotating()}, ${client}${behind}`);
+    expect(res.status, 'rotating the left-most entry must not open a fresh bucket').toBe(429);
+  }
+  expect((await guess(server, `${client}${behind}`)).status).toBe(429);
+  expect((await guess(server, `${other}${behind}`)).status, 'another client behind the same proxy has its own bucket').toBe(400);
+}
+
+const LIMITED = { ROTOR_RATE_LIMITS: 'refreshFailuresPerIp=3' };
+
+describe('S2-02 ROTOR_TRUST_PROXY=1 (one proxy in front)', () => {
+  let server: TestServer;
+  beforeAll(async () => { server = await startTestServer({ env: { ...LIMITED, ROTOR_TRUST_PROXY: '1' } }); });
+  afterAll(async () => { await server.close(); });
+
+  it('S2-02 the client is the right-most X-Forwarded-For entry (the one the proxy appended), not the left-most', async () => {
+    expect(await recordedIp(server, { 'x-forwarded-for': '6.6.6.6, 203.0.113.9' })).toBe('203.0.113.9');
+    expect(await recordedIp(server, { 'x-forwarded-for': '203.0.113.10' })).toBe('203.0.113.10');
+    // A direct request without the header is the peer itself.
+    expect(await recordedIp(server, {})).toBe('127.0.0.1');
+  });
+
+  it('S2-02 rotating the left-most entry does not escape the per-ip refresh-failure bucket', async () => {
+    await expectBucketPerClient(server, '203.0.113.20', '203.0.113.21');
+  });
+});
+
+describe('S2-02 ROTOR_TRUST_PROXY=2 (two proxies in front)', () => {
+  let server: TestServer;
+  beforeAll(async () => { server = await startTestServer({ env: { ...LIMITED, ROTOR_TRUST_PROXY: '2' } }); });
+  afterAll(async () => { await server.close(); });
+
+  it('S2-02 the client is the second entry from the right', async () => {
+    expect(await recordedIp(server, { 'x-forwarded-for': '6.6.6.6, 198.51.100.7, 203.0.113.9' })).toBe('198.51.100.7');
+  });
+
+  it('S2-02 rotating the left-most entry does not escape the bucket', async () => {
+    await expectBucketPerClient(server, '198.51.100.30', '198.51.100.31', ', 203.0.113.9');
+  });
+});
+
+describe('S2-02 ROTOR_TRUST_PROXY=127.0.0.1 (an address list naming the proxy)', () => {
+  let server: TestServer;
+  beforeAll(async () => { server = await startTestServer({ env: { ...LIMITED, ROTOR_TRUST_PROXY: '127.0.0.1' } }); });
+  afterAll(async () => { await server.close(); });
+
+  it('S2-02 the client is the entry the trusted proxy appended', async () => {
+    expect(await recordedIp(server, { 'x-forwarded-for': '6.6.6.6, 203.0.113.9' })).toBe('203.0.113.9');
+  });
+
+  it('S2-02 rotating the left-most entry does not escape the bucket', async () => {
+    await expectBucketPerClient(server, '203.0.113.40', '203.0.113.41');
+  });
+});
+
+describe('S2-02 ROTOR_TRUST_PROXY address list with CIDRs (a chain of trusted proxies)', () => {
+  it('S2-02 walks right to left past every trusted proxy and stops at the first untrusted address', async () => {
+    const server = await startTestServer({ env: { ROTOR_TRUST_PROXY: '::1, 127.0.0.1/32, 203.0.113.0/24' } });
+    try {
+      expect(await recordedIp(server, { 'x-forwarded-for': '6.6.6.6, 198.51.100.7, 203.0.113.9' })).toBe('198.51.100.7');
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('S2-02 the header is ignored unless the peer is trusted', () => {
+  it('S2-02 an address list that does not include the peer (127.0.0.1): the ip is the peer', async () => {
+    const server = await startTestServer({ env: { ...LIMITED, ROTOR_TRUST_PROXY: '10.0.0.0/8,192.168.1.5,fd00::/8' } });
+    try {
+      expect(await recordedIp(server, { 'x-forwarded-for': '6.6.6.6, 203.0.113.9' })).toBe('127.0.0.1');
+      for (let i = 0; i < 3; i += 1) expect((await guess(server, `${rotating()}, 203.0.113.50`)).status).toBe(400);
+      expect((await guess(server, `${rotating()}, 203.0.113.51`)).status).toBe(429);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('S2-02 off (unset): the ip is the peer', async () => {
+    const server = await startTestServer({ env: { ...LIMITED } });
+    try {
+      expect(await recordedIp(server, { 'x-forwarded-for': '6.6.6.6, 203.0.113.9' })).toBe('127.0.0.1');
+      for (let i = 0; i < 3; i += 1) expect((await guess(server, rotating())).status).toBe(400);
+      expect((await guess(server, rotating())).status).toBe(429);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('S2-02 ROTOR_TRUST_PROXY parsing', () => {
+  const load = (value: string) => loadConfig({ ROTOR_DATABASE_URL: 'sqlite::memory:', ROTOR_TRUST_PROXY: value });
+  const refusal = (value: string): ConfigError => {
+    try {
+      load(value);
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      expect((err as Error).message).not.toContain('\n');
+      return err as ConfigError;
+    }
+    throw new Error(`ROTOR_TRUST_PROXY=${value} was accepted`);
+  };
+
+  it('S2-02 true, yes, on, all and * are refused with one line saying what to write instead', () => {
+    for (const value of ['true', 'TRUE', 'yes', 'on', 'all', '*', ' True ']) {
+      const message = refusal(value).message;
+      expect(message, value).toMatch(/^ROTOR_TRUST_PROXY=\S+ is ambiguous: /);
+      expect(message, value).toContain('set the number of proxies in front of Rotor (e.g. 1) or their addresses (e.g. 10.0.0.0/8,192.168.1.5)');
+    }
+  });
+
+  it('S2-02 bad addresses, prefix lengths and hop counts are refused, naming the bad entry', () => {
+    for (const [value, entry] of [
+      ['10.0.0.0/33', '10.0.0.0/33'], ['::/129', '::/129'], ['10.0.0.0/', '10.0.0.0/'], ['10.0.0.0/8x', '10.0.0.0/8x'],
+      ['10.0.0.0/08', '10.0.0.0/08'], ['300.1.1.1', '300.1.1.1'], ['10.0.0.1,proxy.internal', 'proxy.internal'],
+      ['fe80::1%eth0', 'fe80::1%eth0'], ['10.0.0.1\n10.0.0.2', '10.0.0.1\\n10.0.0.2'], ['-1', '-1'], ['1.5', '1.5'], ['1,10.0.0.1', '1'], ['loopback', 'loopback'],
+    ] as const) {
+      expect(refusal(value).message, value).toContain(`"${entry}"`);
+    }
+    // "Trust every address" spelled as a CIDR is still trust-everything.
+    for (const value of ['0.0.0.0/0', '::/0', '10.0.0.1, ::/0']) expect(refusal(value).message, value).toMatch(/every address/);
+    expect(refusal('1000').message).toMatch(/1 to 32/);
+    expect(refusal(' , ,').message).toMatch(/names no proxy/);
+  });
+
+  it('S2-02 a hop count is accepted: 2 trusts exactly the peer and the hop before it', () => {
+    const trust = load('2').trustProxy;
+    expect(typeof trust).toBe('function');
+    if (typeof trust !== 'function') throw new Error('unreachable');
+    expect(trust.hops).toBe(2);
+    expect([0, 1, 2, 3].map((hop) => trust('203.0.113.9', hop))).toEqual([true, true, false, false]);
+    expect((load(' 1 ').trustProxy as { hops: number }).hops).toBe(1);
+  });
+
+  it('S2-02 an address list is accepted, IPv4 and IPv6, trimmed', () => {
+    expect(load(' 10.0.0.0/8, 192.168.1.5 ,fd00::/8,::1,2001:db8::/32,').trustProxy).toEqual(['10.0.0.0/8', '192.168.1.5', 'fd00::/8', '::1', '2001:db8::/32']);
+  });
+
+  it('S2-02 empty, off, false and 0 mean off', () => {
+    for (const value of ['', ' ', 'off', 'OFF', 'false', 'no', '0', '00']) expect(load(value).trustProxy, value).toBe(false);
+    expect(loadConfig({ ROTOR_DATABASE_URL: 'sqlite::memory:' }).trustProxy).toBe(false);
+  });
+});
