@@ -168,6 +168,13 @@ export function databaseTarget(url: string): DatabaseTarget {
   throw new ConfigError('ROTOR_DATABASE_URL must be sqlite:<path>, sqlite::memory: or postgres://…');
 }
 
+/** Where the master key file is read from (and created), or null when ROTOR_MASTER_KEY or no file applies. */
+export function masterKeyFile(config: Config): string | null {
+  if (config.masterKeyBase64) return null;
+  const target = databaseTarget(config.databaseUrl);
+  return target.kind === 'sqlite' && target.path !== ':memory:' ? join(dirname(target.path), 'master.key') : null;
+}
+
 /**
  * The master key: from ROTOR_MASTER_KEY, else (SQLite only) a key file generated beside the database
  * with mode 0600. An in-memory database gets a key that lives as long as the process.
@@ -184,6 +191,6 @@ export function loadMasterKey(config: Config): MasterKey {
   if (target.kind === 'postgres') {
     throw new ConfigError('ROTOR_MASTER_KEY is required with PostgreSQL: set it to 32 random bytes, base64 (openssl rand -base64 32), the same on every instance');
   }
-  if (target.path === ':memory:') return MasterKey.random();
-  return MasterKey.fromFile(join(dirname(target.path), 'master.key'));
+  const file = masterKeyFile(config);
+  return file === null ? MasterKey.random() : MasterKey.fromFile(file);
 }

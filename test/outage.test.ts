@@ -86,6 +86,25 @@ describe('PostgreSQL outage behind a TCP proxy', () => {
     });
   }
 
+  it('S2-11 OAuth clients see 503 temporarily_unavailable, never invalid_client, while the store is cut', async () => {
+    const app = await createApp(server, { name: 'outage-oauth', public: false });
+    const pair = await issue(server, app);
+    proxy.cut('reset');
+    // By name (never cached) and by id once the one-second app cache has expired: both must reach the store.
+    await new Promise((r) => setTimeout(r, 1100));
+    for (const clientId of [app.name, app.id]) {
+      const form = { client_id: clientId, client_secret: app.appKey };
+      for (const [path, extra] of [['/oauth2/token', { grant_type: 'refresh_token', refresh_token: pair.refreshToken }], ['/oauth2/introspect', { token: pair.refreshToken }], ['/oauth2/revoke', { token: pair.refreshToken }]] as const) {
+        const res = await server.call('POST', path, { form: { ...form, ...extra } });
+        expectUnavailable(res);
+        expect(res.body, `${path} as ${clientId}`).toMatchObject({ error: 'temporarily_unavailable' });
+      }
+    }
+    proxy.restore();
+    await awaitReady();
+    expect((await server.call('POST', '/oauth2/token', { form: { grant_type: 'refresh_token', refresh_token: pair.refreshToken, client_id: app.id, client_secret: app.appKey } })).status).toBe(200);
+  });
+
   it('3 s of network latency under 50 concurrent refreshes: no double success, timeouts are 503, then recovery', async () => {
     const app = await createApp(server, { name: 'outage-latency', policy: { reuseGrace: 0 } });
     const pair = await issue(server, app);

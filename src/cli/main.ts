@@ -44,9 +44,10 @@ const apps = program.command('apps').description('manage apps');
 addPolicyFlags(
   apps.command('create <name>').description('create an app (prints its first app key once)')
     .option('--profile <profile>', 'native, verifik, jwtplus, flolive, fib or abitmedia', 'native')
-    .option('--public', 'a public OAuth client (may omit the client secret)'),
-).action(withRotor(async (rotor, name: string, opts: Record<string, string | undefined> & { public?: boolean }) => {
-  const { app, appKey } = await rotor.apps.create({ name, profile: opts.profile, public: opts.public === true, policy: policyPatch(opts) });
+    .option('--public', 'a public app: its clients redeem refresh tokens without the app key (default but for jwtplus)')
+    .option('--confidential', 'a confidential app: every redemption needs the app key (the jwtplus default)'),
+).action(withRotor(async (rotor, name: string, opts: Record<string, string | undefined> & PublicFlags) => {
+  const { app, appKey } = await rotor.apps.create({ name, profile: opts.profile, public: publicFlag(opts), policy: policyPatch(opts) });
   return {
     json: { id: app.id, name: app.name, profile: app.profile, appKey, policy: app.policy },
     text: `created app ${app.name} (${app.id}, profile ${app.profile})\napp key (shown once, store it now): ${appKey}`,
@@ -60,9 +61,10 @@ apps.command('show <app>').description('show an app').action(withRotor(async (ro
   const app = appView(await rotor.apps.get(ref));
   return { json: app, text: JSON.stringify(app, null, 2) };
 }));
-addPolicyFlags(apps.command('update <app>').description('change an app\'s policy').option('--public', 'make it a public client').option('--no-public', 'make it a confidential client'))
-  .action(withRotor(async (rotor, ref: string, opts: Record<string, string | undefined> & { public?: boolean }) => {
-    const app = appView(await rotor.apps.update(ref, { policy: policyPatch(opts), public: opts.public }));
+addPolicyFlags(apps.command('update <app>').description('change an app\'s policy')
+  .option('--public', 'make it a public app').option('--confidential', 'make it a confidential app').option('--no-public', 'the same as --confidential'))
+  .action(withRotor(async (rotor, ref: string, opts: Record<string, string | undefined> & PublicFlags) => {
+    const app = appView(await rotor.apps.update(ref, { policy: policyPatch(opts), public: publicFlag(opts) }));
     return { json: app, text: JSON.stringify(app, null, 2) };
   }));
 apps.command('delete <app>').description('delete an app with all its sessions and keys').action(withRotor(async (rotor, ref: string) => {
@@ -146,6 +148,15 @@ sessions.command('revoke-all <app>').requiredOption('--subject <subject>', 'whos
     const revoked = await rotor.revokeSubjectSessions(await rotor.apps.get(ref), opts.subject);
     return { json: { revoked }, text: `revoked ${revoked} session(s)` };
   }));
+
+type PublicFlags = { public?: boolean; confidential?: boolean };
+
+/** `--public` / `--confidential` (or `--no-public`): undefined when neither is given (the profile's default). */
+function publicFlag(opts: PublicFlags): boolean | undefined {
+  if (opts.confidential && opts.public) throw new RotorError('invalid_request', '--public and --confidential exclude each other; give one');
+  if (opts.confidential) return false;
+  return opts.public;
+}
 
 function parseJson(text: string, flag: string): unknown {
   try {

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { invalidRequest } from './errors.js';
 import type { JsonObject } from './types.js';
 
@@ -11,10 +12,25 @@ export function validateClaims(value: unknown, reserved: ReadonlySet<string>, fi
   const claims = value as JsonObject;
   for (const key of Object.keys(claims)) {
     if (reserved.has(key)) throw invalidRequest(`${field} may not set the reserved claim "${key}"`);
-    if (FORBIDDEN_KEYS.has(key)) throw invalidRequest(`${field} may not contain the key "${key}"`);
   }
+  const forbidden = forbiddenKey(claims, 0);
+  if (forbidden !== null) throw invalidRequest(`${field} may not contain the key "${forbidden}" at any depth`);
   if (Buffer.byteLength(JSON.stringify(claims)) > MAX_CLAIMS_BYTES) throw invalidRequest(`${field} must be at most 8 KiB of JSON`);
   return claims;
+}
+
+/**
+ * The first prototype-polluting key at any depth (S2-10): a body parser refuses them already, but claims
+ * also arrive from the CLI and the store, and they end up in signed tokens.
+ */
+function forbiddenKey(value: unknown, depth: number): string | null {
+  if (value === null || typeof value !== 'object' || depth > 64) return depth > 64 ? 'nesting deeper than 64' : null;
+  for (const key of Object.keys(value)) {
+    if (FORBIDDEN_KEYS.has(key)) return key;
+    const inner = forbiddenKey((value as Record<string, unknown>)[key], depth + 1);
+    if (inner !== null) return inner;
+  }
+  return null;
 }
 
 /** A subject id: 1–255 characters, no control characters. */
@@ -31,4 +47,31 @@ export function optionalText(value: unknown, field: string, max = 512): string |
   if (value === undefined || value === null) return null;
   if (typeof value !== 'string' || value.length > max) throw invalidRequest(`${field} must be a string of at most ${max} characters`);
   return value;
+}
+
+/** SPEC §2.4: the longest user agent a session records. */
+export const MAX_USER_AGENT = 512;
+
+export interface ClientValues {
+  ip: string | null;
+  userAgent: string | null;
+}
+
+/**
+ * The ip and user agent a caller holding the app key names for its client (SPEC §2.4): an ip must be
+ * an IP address and a user agent at most 512 characters, or the request is refused.
+ */
+export function callerClient(ip: unknown, userAgent: unknown): ClientValues {
+  if (ip !== undefined && ip !== null && (typeof ip !== 'string' || isIP(ip) === 0)) throw invalidRequest('ip must be an IPv4 or IPv6 address');
+  return { ip: (ip as string | null | undefined) ?? null, userAgent: optionalText(userAgent, 'userAgent', MAX_USER_AGENT) };
+}
+
+/**
+ * What is recorded for a client, whoever supplied it: anything that is not an IP address is dropped
+ * and a user agent is cut to 512 characters, so no path can store more (S2-06).
+ */
+export function recordableClient(client: { ip?: unknown; userAgent?: unknown } | undefined): ClientValues {
+  const ip = typeof client?.ip === 'string' && isIP(client.ip) !== 0 ? client.ip : null;
+  const userAgent = typeof client?.userAgent === 'string' ? client.userAgent.slice(0, MAX_USER_AGENT) : null;
+  return { ip, userAgent };
 }

@@ -1,8 +1,9 @@
-import { decodeJwt, headerKid, numericDate, signJwt, verifySignature, type DecodedJwt } from '../crypto/jwt.js';
+import { decodeJwt, headerKid, MAX_TOKEN_LENGTH, numericDate, signJwt, verifySignature, type DecodedJwt } from '../crypto/jwt.js';
 import type { MasterKey } from '../crypto/master_key.js';
 import { isOpaqueRefreshToken, newOpaqueRefreshToken, opaqueRefreshId } from '../crypto/secrets.js';
 import type { SigningKey } from '../crypto/signing_key.js';
 import type { Store } from '../store/contract.js';
+import { recordableClient } from './claims.js';
 import { toSeconds, type Clock } from './clock.js';
 import { invalidAccessToken, invalidRefreshToken, RotorError, type RefreshRefusal } from './errors.js';
 import type { Observer } from './events.js';
@@ -13,6 +14,13 @@ import type { App, JsonObject, Millis, RefreshRecord, Session, SubjectStatus } f
 
 /** Clock leeway for `nbf` (skew between instances). `exp` has none: a token is valid while now < exp. */
 export const NBF_LEEWAY_SECONDS = 30;
+
+/**
+ * The longest token Rotor issues (S2-09): verification refuses anything over MAX_TOKEN_LENGTH, and a
+ * renewal's token may be a few characters longer than the issuance's (a later `exp`, another key's
+ * signature), so issuance keeps this margin below it and every token it hands out stays usable.
+ */
+export const MAX_ISSUED_TOKEN_LENGTH = MAX_TOKEN_LENGTH - 128;
 
 /** One issuance or renewal, before any API shapes it. */
 export interface Issued {
@@ -53,6 +61,11 @@ export interface RefreshOptions {
   /** The token must belong to this session (floLIVE pairs an access token with its refresh token). */
   expectSessionId?: string;
   context?: ClientContext;
+  /**
+   * The caller proved `client` with its app key (or OAuth client authentication). A confidential app's
+   * refresh tokens are redeemed only so, on every endpoint (SPEC §1, S2-04).
+   */
+  clientAuthenticated?: boolean;
 }
 
 export interface ClientContext {
@@ -92,8 +105,7 @@ export class Engine {
     const now = this.nowMs();
     const { policy } = app;
     const format = formatFor(app.profile);
-    const ip = input.client?.ip ?? null;
-    const userAgent = input.client?.userAgent ?? null;
+    const { ip, userAgent } = recordableClient(input.client);
     const expiresAt = policy.sessionMaxAge === null ? null : now + policy.sessionMaxAge * 1000;
     const session: Session = {
       id: newId(now), appId: app.id, subject: input.subject, claims: input.claims, audience: input.audience ?? null,
@@ -108,11 +120,15 @@ export class Engine {
     const ctx = this.mintContext(app, session, now, accessExp, pairId, plan?.record ?? null);
     const refreshParts = plan && format.refreshFormat === 'jwt' ? format.refreshToken(ctx) : null;
     const refreshToken = plan ? (refreshParts ? signJwt(key, refreshParts.payload, refreshParts.header) : plan.opaque) : null;
+    // Signed before the commit so that a token too long to verify is refused with nothing stored;
+    // returned only after it (N1).
+    const issued = this.finish(app, session, key, ctx, format, refreshToken, refreshParts?.payload ?? null, now);
+    assertUsableLength(issued);
     const result = await this.deps.store.issueSession({
       session, refresh: plan?.record ?? null, newSubjectClaims: {}, revokeOthers: input.revokeOthers,
     });
     if (!result.issued) throw new RotorError('subject_disabled', 'the subject is disabled');
-    return this.finish(app, session, key, ctx, format, refreshToken, refreshParts?.payload ?? null, now);
+    return issued;
   }
 
   // ── refresh ────────────────────────────────────────────────────────────────────────────────────
@@ -141,7 +157,11 @@ export class Engine {
     if (!app) throw invalidRefreshToken('unknown');
     if (options.profile && app.profile !== options.profile) throw invalidRefreshToken('unknown');
     if (options.expectSessionId !== undefined && found.session.id !== options.expectSessionId) throw invalidRefreshToken('unknown');
-    return this.renewFrom(app, found, options.context ?? {}, 0);
+    // Before anything is consumed or judged reuse: a confidential app's token alone redeems nothing.
+    if (!app.public && !(options.clientAuthenticated === true && options.client?.id === app.id)) {
+      throw new RotorError('invalid_app_key', 'this app is confidential: its refresh tokens are redeemed only with its app key', { reason: 'client_authentication_required' });
+    }
+    return this.renewFrom(app, found, recordableClient(options.context), 0);
   }
 
   private async renewFrom(
@@ -247,11 +267,11 @@ export class Engine {
   }
 
   /** The stored id of a presented refresh token, after checking its form (and signature, for JWTs). */
-  private async refreshIdOf(token: unknown, client: App | undefined): Promise<string> {
+  private async refreshIdOf(token: unknown, client: App | undefined, options: { revocable?: boolean } = {}): Promise<string> {
     if (typeof token !== 'string' || token.length === 0) throw invalidRefreshToken('malformed');
     if (isOpaqueRefreshToken(token)) return opaqueRefreshId(token);
     // Expiry is judged from the stored record (the same instant as the JWT's `exp`), so allow it here.
-    const verified = await this.verifyJwt(token, client, { allowExpired: true });
+    const verified = await this.verifyJwt(token, client, { allowExpired: true, revocable: options.revocable });
     if (!verified) throw invalidRefreshToken(token.startsWith('rt_') ? 'unknown' : 'malformed');
     const format = formatFor(verified.app.profile);
     const id = format.refreshFormat === 'jwt' ? format.refreshIdOf(verified.parts) : null;
@@ -261,7 +281,7 @@ export class Engine {
 
   /** RFC 7662: what a token is, if it is alive and belongs to `client`; `{active:false}` otherwise. */
   async introspect(token: unknown, client: App): Promise<Introspection> {
-    if (typeof token !== 'string' || token.length === 0 || token.length > 8192) return { active: false };
+    if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_LENGTH) return { active: false };
     const now = this.nowMs();
     try {
       const found = await this.deps.store.findRefresh(await this.refreshIdOf(token, client));
@@ -299,7 +319,15 @@ export class Engine {
   async verifyJwt(
     token: string,
     client: App | undefined,
-    options: { allowExpired: boolean },
+    options: {
+      allowExpired: boolean;
+      /**
+       * Revocation: a not-before as far ahead as the app's own `refreshNotBefore` puts it is fine, so a
+       * refresh token Rotor issued is revocable from its first second (S2-03); one further ahead was
+       * never Rotor's and stays refused.
+       */
+      revocable?: boolean;
+    },
   ): Promise<{ app: App; parts: JwtParts; decoded: DecodedJwt } | null> {
     const decoded = decodeJwt(token);
     if (!decoded) return null;
@@ -319,7 +347,8 @@ export class Engine {
     if (exp === null || (!options.allowExpired && now >= exp)) return null;
     if ('nbf' in decoded.payload) {
       const nbf = numericDate(decoded.payload.nbf);
-      if (nbf === null || nbf > now + NBF_LEEWAY_SECONDS) return null;
+      const slack = options.revocable ? app.policy.refreshNotBefore : 0;
+      if (nbf === null || nbf > now + NBF_LEEWAY_SECONDS + slack) return null;
     }
     const expectedIssuer = formatFor(app.profile).expectedIssuer(app, this.deps.issuer);
     if (expectedIssuer !== null && decoded.payload.iss !== expectedIssuer) return null;
@@ -327,7 +356,9 @@ export class Engine {
   }
 
   /** A genuine, unexpired access token whose session is alive; otherwise `invalid_access_token`. */
-  async verifyAccess(token: unknown, options: { client?: App; allowExpired?: boolean; profile?: App['profile'] } = {}): Promise<VerifiedAccess> {
+  async verifyAccess(token: unknown, options: {
+    client?: App; allowExpired?: boolean; profile?: App['profile'];
+  } = {}): Promise<VerifiedAccess> {
     if (typeof token !== 'string' || token.length === 0) throw invalidAccessToken('malformed');
     const verified = await this.verifyJwt(token, options.client, { allowExpired: options.allowExpired ?? false });
     if (!verified) throw invalidAccessToken('invalid');
@@ -366,11 +397,12 @@ export class Engine {
    * silently ignored. Store failures still throw (a revocation is never falsely confirmed).
    */
   async revokeToken(token: unknown, client?: App): Promise<{ revoked: boolean }> {
-    if (typeof token !== 'string' || token.length === 0 || token.length > 8192) return { revoked: false };
+    if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_LENGTH) return { revoked: false };
     let sessionId: string | null = null;
     let appId: string | null = null;
     try {
-      const id = await this.refreshIdOf(token, client);
+      // Revocable from the moment it was issued: its not-before delay limits renewal, not logout (S2-03).
+      const id = await this.refreshIdOf(token, client, { revocable: true });
       const found = await this.deps.store.findRefresh(id);
       if (found && (!client || found.record.appId === client.id) && this.nowMs() < found.record.expiresAt) {
         sessionId = found.session.id;
@@ -463,5 +495,13 @@ export class Engine {
       refreshExpiresIn: ctx.refresh ? Math.max(0, ctx.refresh.exp - toSeconds(now)) : null,
       refreshPayload,
     };
+  }
+}
+
+/** S2-09: a token that verification would refuse is never issued; the caller learns why, nothing is stored. */
+function assertUsableLength(issued: Issued): void {
+  const longest = Math.max(issued.accessToken.length, issued.refreshToken?.length ?? 0);
+  if (longest > MAX_ISSUED_TOKEN_LENGTH) {
+    throw new RotorError('invalid_request', `the claims make a token of ${longest} characters; tokens are limited to ${MAX_ISSUED_TOKEN_LENGTH} so that they always verify: send fewer or shorter claims`);
   }
 }

@@ -56,6 +56,15 @@ const MAX_DURATION = 3650 * DAY;
 /** Grace is a retry window, not a second lifetime. */
 const MAX_REUSE_GRACE = 300;
 
+/**
+ * Profiles whose dialect has no client authentication on its renewal call (SPEC §1): their refresh
+ * tokens are redeemed keyless at the dialect endpoint, so such an app cannot be confidential.
+ */
+export const KEYLESS_PROFILES: ReadonlySet<Profile> = new Set(['verifik', 'flolive', 'fib', 'abitmedia']);
+
+/** SPEC §1: every profile is public by default except jwtplus, whose tokens live in the app's backend. */
+export const defaultPublic = (profile: Profile): boolean => profile !== 'jwtplus';
+
 export function isProfile(value: unknown): value is Profile {
   return typeof value === 'string' && (PROFILES as readonly string[]).includes(value);
 }

@@ -1,7 +1,7 @@
 import type { MasterKey } from '../crypto/master_key.js';
 import type { Store } from '../store/contract.js';
 import { Apps } from './apps.js';
-import { optionalText, validateClaims, validateSubject } from './claims.js';
+import { callerClient, optionalText, validateClaims, validateSubject } from './claims.js';
 import type { Clock } from './clock.js';
 import { Engine, type ClientContext, type Issued } from './engine.js';
 import { RotorError } from './errors.js';
@@ -44,22 +44,25 @@ export class Rotor {
     });
   }
 
-  /** Issues a session for a subject, copying the subject's claims under the caller's. */
+  /**
+   * Issues a session for a subject, copying the subject's claims under the caller's. `client` is the
+   * ip and user agent to record, as the caller (who holds the app key) names them: validated here.
+   */
   async issueSession(app: App, input: {
-    subject: unknown; claims?: unknown; audience?: unknown; ip?: unknown; userAgent?: unknown;
+    subject: unknown; claims?: unknown; audience?: unknown; client?: { ip?: unknown; userAgent?: unknown };
   }): Promise<Issued> {
     const subject = validateSubject(input.subject);
     const claims = validateClaims(input.claims, formatFor(app.profile).reservedClaims);
     const audience = optionalText(input.audience, 'audience', 256);
-    const client: ClientContext = { ip: optionalText(input.ip, 'ip', 64), userAgent: optionalText(input.userAgent, 'userAgent') };
+    const client: ClientContext = callerClient(input.client?.ip, input.client?.userAgent);
     const existing = await this.store.findSubject(app.id, subject);
     if (existing && existing.status !== 'active') throw new RotorError('subject_disabled', 'the subject is disabled');
     return this.engine.issue(app, { subject, claims: { ...existing?.claims, ...claims }, audience, client });
   }
 
-  async login(app: App, input: { username: unknown; password: unknown; ip?: unknown; userAgent?: unknown }): Promise<Issued> {
+  async login(app: App, input: { username: unknown; password: unknown; client?: { ip?: unknown; userAgent?: unknown } }): Promise<Issued> {
     const subject = await this.subjects.checkPassword(app, input.username, input.password);
-    const client: ClientContext = { ip: optionalText(input.ip, 'ip', 64), userAgent: optionalText(input.userAgent, 'userAgent') };
+    const client: ClientContext = callerClient(input.client?.ip, input.client?.userAgent);
     return this.engine.issue(app, { subject: subject.subject, claims: subject.claims, client });
   }
 

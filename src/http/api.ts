@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { callerClient, recordableClient, type ClientValues } from '../domain/claims.js';
 import type { RotorError } from '../domain/errors.js';
 import type { Rotor } from '../domain/rotor.js';
 import type { Config } from '../config.js';
@@ -40,10 +41,14 @@ export function noStore(reply: FastifyReply): FastifyReply {
   return reply.header('Cache-Control', 'no-store').header('Pragma', 'no-cache');
 }
 
-/** The client's address and user agent as this request shows them (body values win when given). */
-export function clientOf(request: FastifyRequest, body: Record<string, unknown>): { ip: unknown; userAgent: unknown } {
-  return {
-    ip: body.ip ?? request.ip,
-    userAgent: body.userAgent ?? request.headers['user-agent'] ?? null,
-  };
+/**
+ * The client's address and user agent (SPEC §2.4): the connection's, or those a caller holding the
+ * app key names in the body (`ip`, `userAgent`; validated). An unauthenticated caller can never set
+ * them: its body values are ignored (S2-06).
+ */
+export function clientOf(request: FastifyRequest, body: Record<string, unknown>, callerHasAppKey: boolean): ClientValues {
+  const connection = recordableClient({ ip: request.ip, userAgent: request.headers['user-agent'] });
+  if (!callerHasAppKey) return connection;
+  const named = callerClient(body.ip, body.userAgent);
+  return { ip: named.ip ?? connection.ip, userAgent: named.userAgent ?? connection.userAgent };
 }

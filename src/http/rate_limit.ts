@@ -148,14 +148,22 @@ export class RateLimiter {
     return this.syncing;
   }
 
-  /** Wires the limits into a server: checked before routing decisions, failures counted after. */
-  register(app: FastifyInstance, onLimited: () => void): void {
+  /**
+   * Wires the limits into a server: checked before routing decisions, failures counted after.
+   * `appIdOf` turns the app a path names (its name, its id in any letter case) into its canonical id,
+   * or null when there is no such app, so that one app is one budget however it is spelled (S2-08).
+   */
+  register(app: FastifyInstance, onLimited: () => void, appIdOf: (ref: string) => Promise<string | null>): void {
     const { limits } = this;
     app.addHook('preHandler', async (request) => {
       const kind = classOf(request);
       if (!kind) return;
       const ip = request.ip;
-      const appRef = String((request.params as Record<string, unknown> | undefined)?.app ?? (request.params as Record<string, unknown> | undefined)?.app_id ?? '');
+      const params = request.params as Record<string, unknown> | undefined;
+      const ref = params?.app ?? params?.app_id;
+      // An app that does not exist issues nothing: its handler answers 404/403 without a budget.
+      const appId = kind === 'issue' && typeof ref === 'string' ? await appIdOf(ref) : null;
+      if (kind === 'issue' && appId === null) return;
       try {
         if (kind === 'refresh') {
           this.check(`rf:${ip}`, limits.refreshFailuresPerIp);
@@ -170,8 +178,8 @@ export class RateLimiter {
           this.check(`a:${ip}`, limits.adminPerIp);
           this.hit(`a:${ip}`);
         } else if (kind === 'issue') {
-          this.check(`i:${appRef}`, limits.issuePerApp);
-          this.hit(`i:${appRef}`);
+          this.check(`i:${appId}`, limits.issuePerApp);
+          this.hit(`i:${appId}`);
         }
       } catch (err) {
         onLimited();

@@ -134,14 +134,14 @@ describe('rotation engine (injected clock)', () => {
 
   it('binding useragent: another user agent is refused, the right one works', async () => {
     await make({ binding: 'useragent' });
-    const a = await t.rotor.issueSession(app, { subject: 'alice', userAgent: 'Firefox' });
+    const a = await t.rotor.issueSession(app, { subject: 'alice', client: { userAgent: 'Firefox' } });
     expect(await refusal(refresh(a.refreshToken, 'curl'))).toBe('invalid_refresh_token:binding_mismatch');
     await expect(refresh(a.refreshToken, 'Firefox')).resolves.toBeTruthy();
   });
 
   it('binding record: the last-seen user agent is updated', async () => {
     await make({ binding: 'record' });
-    const a = await t.rotor.issueSession(app, { subject: 'alice', userAgent: 'Firefox' });
+    const a = await t.rotor.issueSession(app, { subject: 'alice', client: { userAgent: 'Firefox' } });
     await refresh(a.refreshToken, 'Chrome');
     const [session] = await t.rotor.listSessions(app, 'alice');
     expect(session?.userAgent).toBe('Firefox');

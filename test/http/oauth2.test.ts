@@ -7,7 +7,7 @@ describe('OAuth 2.0 endpoints (RFC 6749 §6, 7009, 7662, 8414)', () => {
   let app: Awaited<ReturnType<typeof createApp>>;
   beforeAll(async () => {
     server = await startTestServer();
-    app = await createApp(server, { name: 'oauth-app', policy: { reuseGrace: 0 } });
+    app = await createApp(server, { name: 'oauth-app', public: false, policy: { reuseGrace: 0 } });
   });
   afterAll(async () => { await server.close(); });
 

@@ -98,7 +98,10 @@ describe('dialect matrix: forged and hostile tokens get the same decision on eve
   const generic = (profile: Profile): Endpoint[] => [
     {
       name: `native /v1/refresh (${profile})`, profile, kind: 'refresh',
-      present: (token) => server.call('POST', '/v1/refresh', { json: { refreshToken: token } }),
+      // jwtplus apps are confidential by default: their tokens redeem here with the app key (S2-04).
+      present: (token, _v, scope = apps[profile]) => server.call('POST', '/v1/refresh', {
+        json: { refreshToken: token }, headers: profile === 'jwtplus' ? { authorization: `Bearer ${scope.appKey}` } : {},
+      }),
       refused: nativeRefused,
       accepted: (res) => res.status === 200,
     },

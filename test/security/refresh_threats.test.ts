@@ -68,7 +68,8 @@ describe('refresh-token threats (R-01 … R-16) on every refresh endpoint', () =
     let next: Pair | undefined;
     switch (kind) {
       case 'native':
-        res = await server.call('POST', '/v1/refresh', { json: { refreshToken: token } });
+        // A confidential app's tokens (jwtplus by default) redeem here only with its app key (S2-04).
+        res = await server.call('POST', '/v1/refresh', { json: { refreshToken: token }, headers: app.profile === 'jwtplus' ? { authorization: `Bearer ${(scope ?? app).appKey}` } : {} });
         if (res.status === 200) next = { accessToken: res.body.accessToken, refreshToken: res.body.refreshToken, sessionId: res.body.sessionId };
         break;
       case 'oauth': {

@@ -16,6 +16,13 @@ async function authenticatedApp(ctx: ApiContext, request: FastifyRequest): Promi
   return ctx.rotor.apps.authenticate(key, app);
 }
 
+/** The app whose key is in `Authorization: Bearer` (no app in the path). */
+async function appKeyHolder(ctx: ApiContext, request: FastifyRequest): Promise<App> {
+  const key = authorizationCredential(request, 'Bearer');
+  if (!key) throw new RotorError('invalid_app_key', 'send the app key as Authorization: Bearer <app key>');
+  return ctx.rotor.apps.authenticate(key);
+}
+
 /** SPEC §4.1: Rotor's own API. */
 export const nativeApi: Api = {
   name: 'native',
@@ -27,7 +34,7 @@ export const nativeApi: Api = {
       const target = await authenticatedApp(ctx, request);
       const body = bodyOf(request);
       const issued = await rotor.issueSession(target, {
-        subject: body.subject, claims: body.claims, audience: body.audience, ...clientOf(request, body),
+        subject: body.subject, claims: body.claims, audience: body.audience, client: clientOf(request, body, true),
       });
       return noStore(reply).code(201).send(tokenPair(issued));
     });
@@ -35,16 +42,20 @@ export const nativeApi: Api = {
     app.post('/v1/apps/:app/login', async (request, reply) => {
       const target = await rotor.apps.get((request.params as AppParams).app);
       const body = bodyOf(request);
-      const issued = await rotor.login(target, { username: body.username, password: body.password, ...clientOf(request, body) });
+      // A backend relaying a login may name its user's ip and user agent, with its app key; nobody else.
+      const relayed = request.headers.authorization !== undefined && (await authenticatedApp(ctx, request)).id === target.id;
+      const issued = await rotor.login(target, { username: body.username, password: body.password, client: clientOf(request, body, relayed) });
       return noStore(reply).send(tokenPair(issued));
     });
 
     app.post('/v1/refresh', async (request, reply) => {
       const body = bodyOf(request);
       if (typeof body.refreshToken !== 'string') throw new RotorError('invalid_request', 'refreshToken (a string) is required');
-      const client = clientOf(request, body);
+      // The app key is optional here; a presented one is always checked, and it alone lets the caller name
+      // the client's ip and user agent and redeem a confidential app's tokens (SPEC §1, §2.4).
+      const caller = request.headers.authorization === undefined ? undefined : await appKeyHolder(ctx, request);
       const issued = await rotor.engine.refresh(body.refreshToken, {
-        context: { ip: typeof client.ip === 'string' ? client.ip : null, userAgent: typeof client.userAgent === 'string' ? client.userAgent : null },
+        client: caller, clientAuthenticated: caller !== undefined, context: clientOf(request, body, caller !== undefined),
       });
       return noStore(reply).send(tokenPair(issued));
     });
@@ -57,9 +68,7 @@ export const nativeApi: Api = {
     });
 
     app.post('/v1/introspect', async (request, reply) => {
-      const key = authorizationCredential(request, 'Bearer');
-      if (!key) throw new RotorError('invalid_app_key', 'send the app key as Authorization: Bearer <app key>');
-      const client = await rotor.apps.authenticate(key);
+      const client = await appKeyHolder(ctx, request);
       const body = bodyOf(request);
       if (typeof body.token !== 'string') throw new RotorError('invalid_request', 'token (a string) is required');
       return noStore(reply).send(await rotor.engine.introspect(body.token, client));

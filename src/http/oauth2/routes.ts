@@ -27,6 +27,13 @@ function oauthError(err: RotorError): { status: number; error: string } {
   }
 }
 
+/** RFC 6749 §5.2's descriptions, sent instead of the internal reason. */
+const GENERIC_DESCRIPTIONS: Record<string, string> = {
+  invalid_grant: 'The provided refresh token is invalid, expired, revoked, or was issued to another client.',
+  invalid_client: 'Client authentication failed.',
+  temporarily_unavailable: 'The server is temporarily unable to handle the request; retry shortly.',
+};
+
 const FORM = 'application/x-www-form-urlencoded';
 
 function requireForm(request: FastifyRequest): Record<string, unknown> {
@@ -39,7 +46,7 @@ function requireForm(request: FastifyRequest): Record<string, unknown> {
  * Client authentication (RFC 6749 §2.3): HTTP Basic or client_secret_post with an app key; a public
  * app may send only its client_id. Using two methods at once is refused.
  */
-async function authenticateClient(ctx: ApiContext, request: FastifyRequest, body: Record<string, unknown>): Promise<App> {
+async function authenticateClient(ctx: ApiContext, request: FastifyRequest, body: Record<string, unknown>): Promise<{ app: App; authenticated: boolean }> {
   const basic = basicCredentials(request);
   if (request.headers.authorization !== undefined && !basic) throw new RotorError('invalid_app_key', 'malformed Basic client authentication');
   if (basic && (body.client_secret !== undefined)) throw new RotorError('invalid_request', 'use one client authentication method');
@@ -50,14 +57,16 @@ async function authenticateClient(ctx: ApiContext, request: FastifyRequest, body
   let app: App;
   try {
     app = await ctx.rotor.apps.get(clientId);
-  } catch {
-    throw new RotorError('invalid_app_key', 'unknown client');
+  } catch (err) {
+    // Only "no such app" is a client error; a store outage stays a 503 (S2-11).
+    if (err instanceof RotorError && err.code === 'app_not_found') throw new RotorError('invalid_app_key', 'unknown client');
+    throw err;
   }
   if (secret === undefined || secret === '') {
-    if (app.public) return app;
+    if (app.public) return { app, authenticated: false };
     throw new RotorError('invalid_app_key', 'client authentication is required');
   }
-  return ctx.rotor.apps.authenticate(secret, app);
+  return { app: await ctx.rotor.apps.authenticate(secret, app), authenticated: true };
 }
 
 /** Basic credentials are form-urlencoded before base64 (RFC 6749 §2.3.1). */
@@ -89,9 +98,12 @@ export const oauth2Api: Api = {
   renderError(err, request, reply) {
     const { status, error } = oauthError(err);
     if (status === 401) reply.header('WWW-Authenticate', 'Basic realm="rotor", charset="UTF-8"');
+    // The internal reason (reused, unknown, revoked…) goes to the log and the metrics, never to the
+    // client: RFC 6749's own words for the two errors that could tell a token's story (S2-14).
+    if (err.reason !== undefined || error === 'invalid_client') request.log.info({ event: 'oauth_refused', error, code: err.code, reason: err.reason }, 'oauth request refused');
     const body: Record<string, string> = { error };
-    if (err.code !== 'internal_error') body.error_description = err.detail;
-    void request;
+    const description = GENERIC_DESCRIPTIONS[error] ?? (err.code === 'internal_error' ? undefined : err.detail);
+    if (description !== undefined) body.error_description = description;
     return send(reply, status, body);
   },
   routes(app, ctx) {
@@ -99,7 +111,7 @@ export const oauth2Api: Api = {
 
     app.post('/oauth2/token', async (request, reply) => {
       const body = requireForm(request);
-      const client = await authenticateClient(ctx, request, body);
+      const { app: client, authenticated } = await authenticateClient(ctx, request, body);
       if (body.grant_type === undefined) throw new RotorError('invalid_request', 'grant_type is required');
       if (body.grant_type !== 'refresh_token') {
         throw new RotorError('invalid_request', 'only grant_type=refresh_token is supported', { reason: 'unsupported_grant_type' });
@@ -113,7 +125,7 @@ export const oauth2Api: Api = {
         if (peek.active) checkScope(body.scope, peek.claims?.scope);
       }
       const issued = await rotor.engine.refresh(body.refresh_token, {
-        client,
+        client, clientAuthenticated: authenticated,
         context: { ip: request.ip, userAgent: typeof request.headers['user-agent'] === 'string' ? request.headers['user-agent'] : null },
       });
       const out: Record<string, unknown> = { access_token: issued.accessToken, token_type: 'Bearer', expires_in: issued.expiresIn };
@@ -124,7 +136,7 @@ export const oauth2Api: Api = {
 
     app.post('/oauth2/revoke', async (request, reply) => {
       const body = requireForm(request);
-      const client = await authenticateClient(ctx, request, body);
+      const { app: client } = await authenticateClient(ctx, request, body);
       if (typeof body.token !== 'string') throw new RotorError('invalid_request', 'token is required');
       await rotor.engine.revokeToken(body.token, client);
       return send(reply, 200, {});
@@ -132,7 +144,7 @@ export const oauth2Api: Api = {
 
     app.post('/oauth2/introspect', async (request, reply) => {
       const body = requireForm(request);
-      const client = await authenticateClient(ctx, request, body);
+      const { app: client } = await authenticateClient(ctx, request, body);
       if (typeof body.token !== 'string') throw new RotorError('invalid_request', 'token is required');
       const result = await rotor.engine.introspect(body.token, client);
       if (!result.active) return send(reply, 200, { active: false });

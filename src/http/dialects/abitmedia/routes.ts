@@ -2,6 +2,7 @@ import multipart from '@fastify/multipart';
 import type { FastifyRequest } from 'fastify';
 import type { Issued } from '../../../domain/engine.js';
 import { appOfPath, clientContextOf } from '../path_app.js';
+import { recordableClient } from '../../../domain/claims.js';
 import { invalidRefreshToken, RotorError } from '../../../domain/errors.js';
 import type { App } from '../../../domain/types.js';
 import { type Api, type ApiContext, noStore } from '../../api.js';
@@ -49,7 +50,7 @@ async function refreshTokenOf(request: FastifyRequest): Promise<string> {
 async function login(ctx: ApiContext, request: FastifyRequest, pathApp: App | undefined): Promise<Issued> {
   const credentials = basicCredentials(request);
   if (!credentials) throw new RotorError('invalid_credentials', 'send Authorization: Basic base64(email:password)');
-  const input = { username: credentials.user, password: credentials.password, ...clientContextOf(request) };
+  const input = { username: credentials.user, password: credentials.password, client: recordableClient(clientContextOf(request)) };
   const candidates = pathApp ? [pathApp] : await appsKnowing(ctx, credentials.user);
   let refusal: unknown = new RotorError('invalid_credentials', 'the username or password is wrong');
   for (const app of candidates) {

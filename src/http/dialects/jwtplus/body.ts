@@ -1,22 +1,35 @@
 import { isIP } from 'node:net';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { emptyBody, type FieldError, fieldErrors, invalidJson, invalidJsonType } from './envelope.js';
 
 /**
- * Request bodies as JWTPlus (gin's ShouldBindJSON) reads them: JSON whatever the Content-Type says,
- * an empty body, bad JSON, a non-object or a non-string field each with its own 400 answer.
+ * A JWTPlus request's body, already parsed by the scope's content parser (`jwtplusBodyParser`), checked
+ * the way JWTPlus (gin's ShouldBindJSON) checks it: nothing, a non-object or JSON null each with its
+ * own 400 answer.
  */
-export function parseBody(raw: unknown): Record<string, unknown> {
-  const text = typeof raw === 'string' ? raw : '';
-  if (text.trim() === '') throw emptyBody();
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    throw invalidJson();
-  }
-  if (value === null) return {};
-  if (typeof value !== 'object' || Array.isArray(value)) throw invalidJsonType();
-  return value as Record<string, unknown>;
+export function parseBody(parsed: unknown): Record<string, unknown> {
+  if (parsed === undefined) throw emptyBody();
+  if (parsed === null) return {};
+  if (typeof parsed !== 'object' || Array.isArray(parsed)) throw invalidJsonType();
+  return parsed as Record<string, unknown>;
+}
+
+type JsonParser = ReturnType<FastifyInstance['getDefaultJsonParser']>;
+
+/**
+ * JWTPlus reads every body as JSON whatever its Content-Type. The text goes through Fastify's own JSON
+ * parser, the one every other route uses (prototype and constructor poisoning refused at any depth,
+ * S2-10), and its failures are answered in JWTPlus's words.
+ */
+export function jwtplusBodyParser(json: JsonParser) {
+  return (request: FastifyRequest, body: string | Buffer, done: (err: Error | null, value?: unknown) => void): void => {
+    const text = typeof body === 'string' ? body : body.toString('utf8');
+    if (text.trim() === '') {
+      done(emptyBody());
+      return;
+    }
+    json(request, text, (err: Error | null, value?: unknown) => (err ? done(invalidJson()) : done(null, value)));
+  };
 }
 
 type Rule = 'required' | 'jwt' | 'ip' | { max: number };

@@ -5,7 +5,7 @@ import { formatFor } from '../../../domain/formats/index.js';
 import type { App } from '../../../domain/types.js';
 import { rawOrBearerCredential } from '../../auth.js';
 import { type Api, type ApiContext, noStore } from '../../api.js';
-import { parseBody, validateFields } from './body.js';
+import { jwtplusBodyParser, parseBody, validateFields } from './body.js';
 import { fieldErrors, invalidAppId, invalidAppKey, renderJwtPlusError, sendGo } from './envelope.js';
 import { appView, base64Pem, publicKeyView, sessionView } from './views.js';
 
@@ -61,8 +61,9 @@ export const jwtplusApi: Api = {
     const { rotor } = ctx;
     // JWTPlus reads every body as JSON whatever its Content-Type (gin's ShouldBindJSON). That opens no
     // CSRF hole: every route needs the app key in Authorization, which no simple request can carry.
+    const json = app.getDefaultJsonParser('error', 'error');
     app.removeAllContentTypeParsers();
-    app.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => done(null, body));
+    app.addContentTypeParser('*', { parseAs: 'string' }, jwtplusBodyParser(json));
 
     app.get('/app/:app_id', async (request, reply) => {
       const target = await authenticatedApp(ctx, request);
@@ -84,7 +85,7 @@ export const jwtplusApi: Api = {
       refuseReserved(body);
       const { sub: _sub, aud: _aud, ...claims } = body;
       const issued = await rotor.issueSession(target, {
-        subject: fields.sub, claims, audience: fields.aud, ip: fields.ip, userAgent: fields.useragent,
+        subject: fields.sub, claims, audience: fields.aud, client: { ip: fields.ip, userAgent: fields.useragent },
       });
       return sendGo(noStore(reply), 200, tokenResponse(issued));
     });
@@ -95,7 +96,7 @@ export const jwtplusApi: Api = {
         refresh_token: ['required', 'jwt'], ip: ['required', 'ip'], useragent: ['required', { max: 512 }],
       });
       const issued = await rotor.engine.refresh(fields.refresh_token, {
-        client: target, profile: 'jwtplus', context: { ip: fields.ip, userAgent: fields.useragent },
+        client: target, clientAuthenticated: true, profile: 'jwtplus', context: { ip: fields.ip, userAgent: fields.useragent },
       });
       return sendGo(noStore(reply), 200, tokenResponse(issued));
     });
