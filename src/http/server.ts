@@ -2,7 +2,7 @@ import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { Rotor } from '../domain/rotor.js';
-import { adminApi } from './admin/routes.js';
+import { adminApi, guardAdminRoutes } from './admin/routes.js';
 import { type Api, type ApiContext, registerApi } from './api.js';
 import { jwtplusApi } from './dialects/jwtplus/index.js';
 import { verifikApi } from './dialects/verifik/index.js';
@@ -36,9 +36,25 @@ export const REQUEST_TIMEOUT_MS = 15_000;
 const IDLE_SOCKET_TIMEOUT_MS = 30_000;
 const TIMEOUT_CHECK_EVERY_MS = 1_000;
 
-/** Log lines carry the path only: a query string could hold something secret. */
+/**
+ * The path of a request target, as raw as it came but without what could hold a secret: no query
+ * string, no fragment, and for an absolute-form target (RFC 9112 §3.2.2, `http://user:pw@host/p?q`)
+ * no scheme, userinfo or host either.
+ */
+export function pathOfTarget(target: string): string {
+  let path = target;
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(path);
+  if (scheme) {
+    const rest = path.slice(scheme[0].length);
+    const end = rest.search(/[/?#]/);
+    path = end >= 0 && rest[end] === '/' ? rest.slice(end) : '/';
+  }
+  return (path.split(/[?#]/, 1)[0] || '/').slice(0, 200);
+}
+
+/** Log lines carry the path only: a query string (or an absolute target's userinfo) could hold something secret. */
 const requestSerializer = (req: { method?: string; url?: string; id?: string }) => ({
-  id: req.id, method: req.method, path: (req.url ?? '').split('?')[0]?.slice(0, 200),
+  id: req.id, method: req.method, path: pathOfTarget(req.url ?? ''),
 });
 
 export function createLogger(level: string, destination?: NodeJS.WritableStream): Logger {
@@ -86,6 +102,7 @@ export function buildServer(input: { rotor: Rotor; config: Config; metrics: Metr
     app.addHook('onClose', async () => limiter.stop());
   }
 
+  guardAdminRoutes(app);
   const allowedMethods = trackRoutes(app);
   for (const api of APIS) registerApi(app, api, ctx);
 

@@ -1,4 +1,4 @@
-import type { FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { constantTimeEqualText } from '../../crypto/secrets.js';
 import { RotorError } from '../../domain/errors.js';
 import { type Api, noStore } from '../api.js';
@@ -8,7 +8,36 @@ import { appView, signingKeyView, subjectView } from './views.js';
 
 type P = { app: string; id: string; kid: string; subject: string };
 
-/** SPEC §4.3: management API behind ROTOR_ADMIN_TOKEN. Registered only when the token is set. */
+/**
+ * Set on the admin API's fastify scope (and so on every plugin registered inside it): the scope whose
+ * `onRequest` hook checks the admin token for every route it holds.
+ */
+const ADMIN_SCOPE = Symbol('rotor.adminScope');
+
+/** A route pattern under /admin, in any letter case (the router is case-sensitive, people are not). */
+const ADMIN_ROUTE = /^\/admin(?:\/|$)/i;
+
+/**
+ * S2-01 / N8, defence in depth: an admin route declared anywhere but inside the admin API's scope
+ * (another API's scope, the root, a plugin) would not be behind the admin token check, so declaring
+ * one fails the server's startup. Installed on the root instance before any API is registered.
+ */
+export function guardAdminRoutes(root: FastifyInstance): void {
+  root.addHook('onRoute', function (this: FastifyInstance, route) {
+    if (ADMIN_ROUTE.test(route.url) && (this as unknown as Record<symbol, unknown>)[ADMIN_SCOPE] !== true) {
+      throw new Error(`${String(route.method)} ${route.url} is an admin route declared outside the admin API's scope, where nothing checks the admin token (SPEC N8)`);
+    }
+  });
+}
+
+/**
+ * SPEC §4.3: management API behind ROTOR_ADMIN_TOKEN. Registered only when the token is set.
+ *
+ * Authorization is a property of the routes, not of the URL (S2-01): the token is checked by an
+ * `onRequest` hook of this API's own encapsulated scope (`registerApi`), which fastify runs for
+ * every route of the scope and for nothing else — whatever spelling of the request target the router
+ * matched (percent-encoding, absolute form, a query), the check runs before the body is even read.
+ */
 export const adminApi: Api = {
   name: 'admin',
   renderError: (err, _request, reply) => sendProblem(reply, err),
@@ -17,8 +46,8 @@ export const adminApi: Api = {
     const adminToken = ctx.config.adminToken;
     if (adminToken === null) return;
 
+    app.decorate(ADMIN_SCOPE, true);
     app.addHook('onRequest', async (request: FastifyRequest) => {
-      if (!request.url.startsWith('/admin')) return;
       const presented = authorizationCredential(request, 'Bearer');
       if (!presented || !constantTimeEqualText(presented, adminToken)) {
         throw new RotorError('unauthorized', 'send the admin token as Authorization: Bearer <ROTOR_ADMIN_TOKEN>');
