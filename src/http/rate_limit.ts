@@ -155,9 +155,21 @@ export class RateLimiter {
    */
   register(app: FastifyInstance, onLimited: () => void, appIdOf: (ref: string) => Promise<string | null>): void {
     const { limits } = this;
+    // Admin calls are counted when the request arrives, before the admin scope's own token check
+    // refuses a wrong token: otherwise guesses of the admin token would never be limited.
+    app.addHook('onRequest', async (request) => {
+      if (classOf(request) !== 'admin') return;
+      try {
+        this.check(`a:${request.ip}`, limits.adminPerIp);
+        this.hit(`a:${request.ip}`);
+      } catch (err) {
+        onLimited();
+        throw err;
+      }
+    });
     app.addHook('preHandler', async (request) => {
       const kind = classOf(request);
-      if (!kind) return;
+      if (!kind || kind === 'admin') return;
       const ip = request.ip;
       const params = request.params as Record<string, unknown> | undefined;
       const ref = params?.app ?? params?.app_id;
@@ -174,9 +186,6 @@ export class RateLimiter {
           const user = loginName(request);
           if (user !== null) this.check(`lf:${ip}:${user}`, limits.loginFailuresPerUser);
           this.hit(`l:${ip}`);
-        } else if (kind === 'admin') {
-          this.check(`a:${ip}`, limits.adminPerIp);
-          this.hit(`a:${ip}`);
         } else if (kind === 'issue') {
           this.check(`i:${appId}`, limits.issuePerApp);
           this.hit(`i:${appId}`);

@@ -97,7 +97,15 @@ export function buildServer(input: { rotor: Rotor; config: Config; metrics: Metr
     const store = input.rotor.store;
     const counter = store.addRateHits ? { addRateHits: store.addRateHits.bind(store) } : null;
     const limiter = new RateLimiter(input.config.rateLimits, input.rotor.clock, counter, input.logger);
-    limiter.register(app, () => input.metrics.events.inc({ event: 'rate_limited' }));
+    const appIdOf = async (ref: string) => {
+      try {
+        return (await input.rotor.apps.get(ref)).id;
+      } catch (err) {
+        if (err instanceof RotorError && err.code === 'app_not_found') return null;
+        throw err;
+      }
+    };
+    limiter.register(app, () => input.metrics.events.inc({ event: 'rate_limited' }), appIdOf);
     limiter.start();
     app.addHook('onClose', async () => limiter.stop());
   }

@@ -217,7 +217,7 @@ describe('security review round two', () => {
 
   describe('S2-08 one app is one issuance budget however the path spells it', () => {
     let limited: TestServer;
-    beforeAll(async () => { limited = await startTestServer({ env: { ROTOR_RATE_LIMITS: 'issuePerApp=3' } }); });
+    beforeAll(async () => { limited = await startTestServer({ env: { ROTOR_RATE_LIMITS: 'issuePerApp=3,adminPerIp=30' } }); });
     afterAll(async () => { await limited.close(); });
 
     it('S2-08 name, ULID and lower-case ULID share one per-app limit', async () => {
@@ -229,6 +229,13 @@ describe('security review round two', () => {
       for (const ref of [app.name, app.id, app.id.toLowerCase()]) expect((await issueAt(ref)).status, ref).toBe(429);
       // An app that does not exist spends no budget and gets its 404.
       expect((await issueAt('no-such-app')).status).toBe(404);
+    });
+
+    it('S2-01 wrong admin-token guesses count against the admin limit too', async () => {
+      const statuses: number[] = [];
+      for (let i = 0; i < 40; i += 1) statuses.push((await limited.call('GET', '/admin/apps', { headers: { authorization: `Bearer wrong-${i}` } })).status);
+      expect(statuses.filter((s) => s === 401).length).toBeLessThanOrEqual(30);
+      expect(statuses.at(-1)).toBe(429);
     });
   });
 });
