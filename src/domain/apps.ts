@@ -92,29 +92,23 @@ export class Apps {
     return this.store.listApps();
   }
 
-  async update(ref: unknown, patch: { name?: unknown; public?: unknown; policy?: unknown; description?: unknown }): Promise<App> {
-    const app = await this.get(ref);
-    const next: App = { ...app, updatedAt: this.clock.now() };
-    if (patch.name !== undefined) {
-      if (typeof patch.name !== 'string' || !isValidAppName(patch.name)) throw invalidRequest('name must match [a-z0-9][a-z0-9_-]{0,62} and must not be a ULID');
-      next.name = patch.name;
+  async update(ref: unknown, patch: AppPatch): Promise<App> {
+    const { id } = await this.get(ref);
+    for (let attempt = 1; ; attempt += 1) {
+      // Read from the store, not the cache: the compare-and-set needs the row as it is.
+      const app = await this.store.findApp({ id });
+      if (!app) throw new RotorError('app_not_found', 'no app has that id or name');
+      const next = this.patched(app, patch);
+      const result = await this.store.updateApp(next, app.updatedAt);
+      if (result.updated) {
+        this.cache.delete(id);
+        // A new algorithm takes effect through a key rotation, so old tokens keep verifying.
+        if (next.policy.alg !== app.policy.alg) await this.rotateKey(next);
+        return next;
+      }
+      if (result.reason === 'name_taken') throw new RotorError('conflict', `an app named "${next.name}" already exists`);
+      if (attempt >= UPDATE_ATTEMPTS) throw new RotorError('conflict', 'the app kept changing under concurrent updates; retry');
     }
-    if (patch.public !== undefined) {
-      if (typeof patch.public !== 'boolean') throw invalidRequest('public must be true or false');
-      next.public = patch.public;
-    }
-    if (patch.description !== undefined) {
-      if (typeof patch.description !== 'string' || patch.description.length > 1024) throw invalidRequest('description must be a string of at most 1024 characters');
-      next.description = patch.description;
-    }
-    next.policy = applyPolicyPatch(app.policy, patch.policy);
-    if (patch.policy !== undefined) assertSessionTraceable(app.profile, next.policy);
-    const { updated } = await this.store.updateApp(next);
-    if (!updated) throw new RotorError('conflict', `an app named "${next.name}" already exists`);
-    this.cache.delete(app.id);
-    // A new algorithm takes effect through a key rotation, so old tokens keep verifying.
-    if (next.policy.alg !== app.policy.alg) await this.rotateKey(next);
-    return next;
   }
 
   async delete(ref: unknown): Promise<void> {
@@ -179,8 +173,35 @@ export class Apps {
     }
     this.observer.event('key_revoked', { appId: app.id, kid });
   }
+  /**
+   * The next version of `app`: validated against it, `updatedAt` strictly after the one read (so the
+   * column stays a version even within one millisecond, or with a clock that stepped back).
+   */
+  private patched(app: App, patch: AppPatch): App {
+    const next: App = { ...app, updatedAt: Math.max(this.clock.now(), app.updatedAt + 1) };
+    if (patch.name !== undefined) {
+      if (typeof patch.name !== 'string' || !isValidAppName(patch.name)) throw invalidRequest('name must match [a-z0-9][a-z0-9_-]{0,62} and must not be a ULID');
+      next.name = patch.name;
+    }
+    if (patch.public !== undefined) {
+      if (typeof patch.public !== 'boolean') throw invalidRequest('public must be true or false');
+      next.public = patch.public;
+    }
+    if (patch.description !== undefined) {
+      if (typeof patch.description !== 'string' || patch.description.length > 1024) throw invalidRequest('description must be a string of at most 1024 characters');
+      next.description = patch.description;
+    }
+    next.policy = applyPolicyPatch(app.policy, patch.policy);
+    if (patch.policy !== undefined) assertSessionTraceable(app.profile, next.policy);
+    return next;
+  }
 }
 
 function isApp(value: unknown): value is App {
   return typeof value === 'object' && value !== null && 'policy' in value && 'profile' in value;
 }
+
+type AppPatch = { name?: unknown; public?: unknown; policy?: unknown; description?: unknown };
+
+/** Compare-and-set attempts of one update before it answers `conflict`. */
+const UPDATE_ATTEMPTS = 8;

@@ -1,7 +1,7 @@
 import { createPublicKey, verify as verifySignature } from 'node:crypto';
 import { blake2b } from '@noble/hashes/blake2.js';
 import { hashPassword, verifyPassword } from '../crypto/passwords.js';
-import type { Store } from '../store/contract.js';
+import type { Store, SubjectColumns } from '../store/contract.js';
 import { validateClaims, validateSubject } from './claims.js';
 import type { Clock } from './clock.js';
 import { invalidRequest, RotorError } from './errors.js';
@@ -32,36 +32,39 @@ export function fibLoginDigest(email: string): Buffer {
 export class Subjects {
   constructor(private readonly store: Store, private readonly clock: Clock, private readonly observer: Observer) {}
 
-  /** Creates or updates a subject; fields left out keep their current values. */
+  /**
+   * Creates or updates a subject; fields left out keep their current values. Everything is validated
+   * and the password hashed before the store is touched; the store then writes only the fields the
+   * patch names, in one step (S2-12: a password change that read the subject before a concurrent
+   * disable would otherwise write the old status back, and the subject would get sessions again).
+   */
   async put(app: App, subjectId: unknown, patch: SubjectPatch): Promise<Subject> {
     const subject = validateSubject(subjectId);
-    const now = this.clock.now();
-    const existing = await this.store.findSubject(app.id, subject);
-    const next: Subject = existing
-      ? { ...existing, updatedAt: now }
-      : { appId: app.id, subject, claims: {}, status: 'active', passwordHash: null, ed25519PublicKey: null, createdAt: now, updatedAt: now };
-    if (patch.claims !== undefined) next.claims = validateClaims(patch.claims, formatFor(app.profile).reservedClaims);
+    const set: SubjectColumns = {};
+    if (patch.claims !== undefined) set.claims = validateClaims(patch.claims, formatFor(app.profile).reservedClaims);
     if (patch.status !== undefined) {
       if (patch.status !== 'active' && patch.status !== 'disabled') throw invalidRequest('status must be "active" or "disabled"');
-      next.status = patch.status;
+      set.status = patch.status;
     }
+    let password: string | null | undefined;
     if (patch.password !== undefined) {
-      if (patch.password === null) next.passwordHash = null;
-      else if (typeof patch.password !== 'string' || patch.password.length < 1 || patch.password.length > 1024) {
+      if (patch.password !== null && (typeof patch.password !== 'string' || patch.password.length < 1 || patch.password.length > 1024)) {
         throw invalidRequest('password must be a string of 1 to 1024 characters');
-      } else next.passwordHash = await hashPassword(patch.password);
+      }
+      password = patch.password;
     }
     if (patch.ed25519PublicKey !== undefined) {
-      if (patch.ed25519PublicKey === null) next.ed25519PublicKey = null;
+      if (patch.ed25519PublicKey === null) set.ed25519PublicKey = null;
       else if (typeof patch.ed25519PublicKey !== 'string' || !ED25519_HEX.test(patch.ed25519PublicKey)) {
         throw invalidRequest('ed25519PublicKey must be 64 hex characters (a raw 32-byte Ed25519 public key)');
-      } else next.ed25519PublicKey = patch.ed25519PublicKey.toLowerCase();
+      } else set.ed25519PublicKey = patch.ed25519PublicKey.toLowerCase();
     }
-    await this.store.putSubject(next, now);
-    if (next.status === 'disabled' && existing?.status !== 'disabled') {
+    if (password !== undefined) set.passwordHash = password === null ? null : await hashPassword(password);
+    const { subject: stored, previousStatus } = await this.store.patchSubject({ appId: app.id, subject, set, now: this.clock.now() });
+    if (stored.status === 'disabled' && previousStatus !== 'disabled') {
       this.observer.event('subject_disabled', { appId: app.id });
     }
-    return next;
+    return stored;
   }
 
   async get(app: App, subjectId: unknown): Promise<Subject> {

@@ -18,8 +18,14 @@ export interface Store {
   createApp(input: { app: App; appKey: AppKeyRecord; signingKey: SigningKeyRecord }): Promise<{ created: boolean }>;
   findApp(ref: { id?: string; name?: string }): Promise<App | null>;
   listApps(): Promise<App[]>;
-  /** Replaces the mutable fields; false when the new name is taken. */
-  updateApp(app: App): Promise<{ updated: boolean }>;
+  /**
+   * Compare-and-set of the mutable fields (name, public, policy, description, updated_at): writes only
+   * if the stored row still has `expectUpdatedAt`, the `updatedAt` its caller read. `stale`: the row
+   * changed since (or is gone): read it again and reapply the change. `name_taken`: the new name
+   * belongs to another app. Callers keep `updated_at` strictly increasing per row
+   * (`app.updatedAt > expectUpdatedAt`), which makes it the row's version.
+   */
+  updateApp(app: App, expectUpdatedAt: Millis): Promise<{ updated: true } | { updated: false; reason: 'stale' | 'name_taken' }>;
   deleteApp(appId: string): Promise<boolean>;
 
   createAppKey(key: AppKeyRecord): Promise<void>;
@@ -41,8 +47,16 @@ export interface Store {
   revokeSigningKey(appId: string, kid: string, now: Millis): Promise<boolean>;
 
   findSubject(appId: string, subject: string): Promise<Subject | null>;
-  /** Creates or replaces a subject. Disabling it revokes its sessions in the same step. */
-  putSubject(subject: Subject, now: Millis): Promise<void>;
+  /**
+   * Creates the subject (defaults: claims {}, active, no credentials) or changes only the columns `set`
+   * names, and `updated_at`, in one step: never a whole-row write built from an earlier read, so
+   * patches of different fields racing each other all survive. When the subject ends up disabled, its
+   * live sessions are revoked in the same step. Returns the stored subject and its status before
+   * (null: it was created).
+   */
+  patchSubject(input: { appId: string; subject: string; set: SubjectColumns; now: Millis }): Promise<{
+    subject: Subject; previousStatus: SubjectStatus | null;
+  }>;
   /** Deletes a subject and revokes all its sessions in one step. */
   deleteSubject(appId: string, subject: string, now: Millis): Promise<boolean>;
 
@@ -81,6 +95,14 @@ export interface Store {
 
   /** Deletes rows nothing can use any more; see docs/architecture.md "Pruning". */
   prune(now: Millis, options: { revokedRetention: number }): Promise<{ refreshTokens: number; sessions: number }>;
+}
+
+/** The columns of a subject a patch may set; a field left out keeps its stored value. */
+export interface SubjectColumns {
+  claims?: Record<string, unknown>;
+  status?: SubjectStatus;
+  passwordHash?: string | null;
+  ed25519PublicKey?: string | null;
 }
 
 /** One rotation: consume `parentId` (if unconsumed, in a live session) and store `child` as its successor. */

@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import type { Policy, Profile, Algorithm } from '../domain/policy.js';
 import type {
-  App, AppKeyRecord, RefreshRecord, Session, SigningKeyRecord, SigningKeyState, Subject, SubjectStatus,
+  App, AppKeyRecord, Millis, RefreshRecord, Session, SigningKeyRecord, SigningKeyState, Subject, SubjectStatus,
 } from '../domain/types.js';
+import type { SubjectColumns } from './contract.js';
 
 /** Row ↔ record mapping shared by every SQL store (same column names everywhere). */
 type Row = Record<string, unknown>;
@@ -56,6 +57,32 @@ export const subjectFromRow = (r: Row): Subject => ({
   createdAt: num(r.created_at),
   updatedAt: num(r.updated_at),
 });
+
+/**
+ * A subject patch as SQL: the columns it names (fixed names, in a fixed order) with their stored
+ * values, for an UPDATE that touches those columns only; and the whole row of a new subject (defaults
+ * for whatever the patch leaves out).
+ */
+export function subjectPatchSql(appId: string, subject: string, set: SubjectColumns, now: Millis): {
+  assignments: { column: string; value: unknown }[];
+  insert: unknown[];
+} {
+  const assignments: { column: string; value: unknown }[] = [];
+  if (set.claims !== undefined) assignments.push({ column: 'claims', value: JSON.stringify(set.claims) });
+  if (set.status !== undefined) assignments.push({ column: 'status', value: set.status });
+  if (set.passwordHash !== undefined) assignments.push({ column: 'password_hash', value: set.passwordHash });
+  if (set.ed25519PublicKey !== undefined) assignments.push({ column: 'ed25519_public_key', value: set.ed25519PublicKey });
+  return {
+    assignments,
+    insert: [
+      appId, subject, JSON.stringify(set.claims ?? {}), set.status ?? 'active', set.passwordHash ?? null,
+      set.ed25519PublicKey ?? null, now, now,
+    ],
+  };
+}
+
+/** Column list and order of `subjectPatchSql(...).insert`. */
+export const SUBJECT_INSERT_COLUMNS = 'app_id, subject, claims, status, password_hash, ed25519_public_key, created_at, updated_at';
 
 /** Session columns may come prefixed (`s_…`) when joined with other tables. */
 export const sessionFromRow = (r: Row, p = ''): Session => ({

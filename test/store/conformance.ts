@@ -5,7 +5,7 @@ import { RotorError } from '../../src/domain/errors.js';
 import { newId } from '../../src/domain/ids.js';
 import { PROFILE_DEFAULTS } from '../../src/domain/policy.js';
 import type { App, AppKeyRecord, RefreshRecord, Session, SigningKeyRecord, Subject } from '../../src/domain/types.js';
-import type { Store } from '../../src/store/contract.js';
+import type { Store, SubjectColumns } from '../../src/store/contract.js';
 import { MAX_GRACE_MS } from '../../src/store/rows.js';
 
 /**
@@ -177,18 +177,35 @@ export function describeStoreConformance(name: string, harness: ConformanceHarne
       expect((await store.listApps()).map((a) => a.name)).toEqual(['0app', 'a-app', 'a_app', 'ab', 'b-app']);
     });
 
-    it('updateApp replaces the mutable fields and refuses a taken name', async () => {
+    it('updateApp is a compare-and-set on updated_at: replaces the mutable fields, refuses a stale read and a taken name', async () => {
       const { app } = await seedApp();
       const { app: other } = await seedApp();
       const changed: App = {
         ...app, name: 'renamed', public: true, description: 'new', updatedAt: NOW + 5,
         policy: { ...app.policy, reuseGrace: 0, accessTtl: 60 },
       };
-      expect(await store.updateApp(changed)).toEqual({ updated: true });
+      expect(await store.updateApp(changed, app.updatedAt)).toEqual({ updated: true });
       expect(await store.findApp({ id: app.id })).toEqual(changed);
-      expect(await store.updateApp({ ...changed, name: other.name })).toEqual({ updated: false });
-      expect((await store.findApp({ id: app.id }))?.name).toBe('renamed');
-      expect(await store.updateApp(appRecord())).toEqual({ updated: false });
+      // Written from the read before that update: stale, and nothing changes.
+      expect(await store.updateApp({ ...app, description: 'lost', updatedAt: NOW + 6 }, app.updatedAt)).toEqual({ updated: false, reason: 'stale' });
+      expect(await store.findApp({ id: app.id })).toEqual(changed);
+      expect(await store.updateApp({ ...changed, name: other.name, updatedAt: NOW + 7 }, changed.updatedAt)).toEqual({ updated: false, reason: 'name_taken' });
+      expect(await store.findApp({ id: app.id })).toEqual(changed);
+      const missing = appRecord();
+      expect(await store.updateApp(missing, missing.updatedAt)).toEqual({ updated: false, reason: 'stale' });
+    });
+
+    it('updateApp racing from two instances: of many compare-and-sets of one version exactly one is written', async () => {
+      const { app } = await seedApp();
+      const other = await another();
+      await warm([store, other]);
+      const attempts = Array.from({ length: 20 }, (_, i) =>
+        (i % 2 ? other : store).updateApp({ ...app, description: `writer ${i}`, updatedAt: app.updatedAt + 1 }, app.updatedAt));
+      const results = await Promise.all(attempts);
+      const winners = results.flatMap((r, i) => (r.updated ? [i] : []));
+      expect(winners).toHaveLength(1);
+      expect(results.filter((r) => !r.updated && r.reason === 'stale')).toHaveLength(19);
+      expect((await store.findApp({ id: app.id }))?.description).toBe(`writer ${winners[0]}`);
     });
 
     it('deleteApp removes the app and everything that belongs to it', async () => {
@@ -282,31 +299,47 @@ export function describeStoreConformance(name: string, harness: ConformanceHarne
 
     // ── subjects ───────────────────────────────────────────────────────────────────────────────────
 
-    it('subjects: put creates and replaces; disabling revokes the sessions; delete revokes them too', async () => {
+    it('subjects: patch creates with defaults and changes only the named columns; disabling revokes the sessions; delete revokes them too', async () => {
       const { app } = await seedApp();
       expect(await store.findSubject(app.id, 'bob')).toBeNull();
       const bob: Subject = {
         appId: app.id, subject: 'bob', claims: { role: 'admin', nested: { a: [1, 2] } }, status: 'active', passwordHash: '$argon2id$x',
         ed25519PublicKey: null, createdAt: NOW, updatedAt: NOW,
       };
-      await store.putSubject(bob, NOW);
+      const created = await store.patchSubject({
+        appId: app.id, subject: 'bob', set: { claims: bob.claims, passwordHash: '$argon2id$x' }, now: NOW,
+      });
+      expect(created).toEqual({ subject: bob, previousStatus: null });
       expect(await store.findSubject(app.id, 'bob')).toEqual(bob);
       const { session: s1 } = await seedSession(store, app.id, 'bob');
       const { session: s2 } = await seedSession(store, app.id, 'bob');
       const { session: other } = await seedSession(store, app.id, 'carol');
 
-      const replaced: Subject = { ...bob, claims: { role: 'user' }, passwordHash: null, ed25519PublicKey: 'pk', updatedAt: NOW + 1, createdAt: NOW + 99 };
-      await store.putSubject(replaced, NOW + 1);
-      expect(await store.findSubject(app.id, 'bob')).toEqual({ ...replaced, createdAt: NOW }); // created_at is kept
+      // Each patch touches its own columns only; created_at is kept.
+      const claimsOnly = await store.patchSubject({ appId: app.id, subject: 'bob', set: { claims: { role: 'user' } }, now: NOW + 1 });
+      expect(claimsOnly).toEqual({ subject: { ...bob, claims: { role: 'user' }, updatedAt: NOW + 1 }, previousStatus: 'active' });
+      const keyed = await store.patchSubject({ appId: app.id, subject: 'bob', set: { passwordHash: null, ed25519PublicKey: 'pk' }, now: NOW + 1 });
+      const replaced: Subject = { ...bob, claims: { role: 'user' }, passwordHash: null, ed25519PublicKey: 'pk', updatedAt: NOW + 1 };
+      expect(keyed.subject).toEqual(replaced);
+      expect(await store.patchSubject({ appId: app.id, subject: 'bob', set: {}, now: NOW + 1 })).toEqual({ subject: replaced, previousStatus: 'active' });
       expect((await store.findSession(s1.id))?.session.revokedAt).toBeNull();
 
-      await store.putSubject({ ...replaced, status: 'disabled', updatedAt: NOW + 2 }, NOW + 2);
+      const disabled = await store.patchSubject({ appId: app.id, subject: 'bob', set: { status: 'disabled' }, now: NOW + 2 });
+      expect(disabled).toEqual({ subject: { ...replaced, status: 'disabled', updatedAt: NOW + 2 }, previousStatus: 'active' });
       for (const s of [s1, s2]) {
         const found = await store.findSession(s.id);
         expect(found?.session).toMatchObject({ revokedAt: NOW + 2, revokeReason: 'subject_disabled' });
         expect(found?.subjectStatus).toBe('disabled');
       }
       expect((await store.findSession(other.id))?.session.revokedAt).toBeNull();
+      // A patch of another column leaves it disabled.
+      const still = await store.patchSubject({ appId: app.id, subject: 'bob', set: { passwordHash: '$argon2id$y' }, now: NOW + 3 });
+      expect(still).toEqual({ subject: expect.objectContaining({ status: 'disabled', passwordHash: '$argon2id$y' }), previousStatus: 'disabled' });
+      // A subject created disabled.
+      expect(await store.patchSubject({ appId: app.id, subject: 'dan', set: { status: 'disabled' }, now: NOW + 3 })).toEqual({
+        subject: { appId: app.id, subject: 'dan', claims: {}, status: 'disabled', passwordHash: null, ed25519PublicKey: null, createdAt: NOW + 3, updatedAt: NOW + 3 },
+        previousStatus: null,
+      });
 
       const { session: c2 } = await seedSession(store, app.id, 'carol');
       expect(await store.deleteSubject(app.id, 'carol', NOW + 3)).toBe(true);
@@ -316,6 +349,38 @@ export function describeStoreConformance(name: string, harness: ConformanceHarne
         const found = await store.findSession(s.id);
         expect(found?.session).toMatchObject({ revokedAt: NOW + 3, revokeReason: 'subject_deleted' });
         expect(found?.subjectStatus).toBeNull();
+      }
+    });
+
+    it('patchSubject racing from two instances (and issuances): patches of different columns all survive; the disable ends every session', async () => {
+      const { app } = await seedApp();
+      const other = await another();
+      await warm([store, other]);
+      for (let round = 0; round < 10; round += 1) {
+        const subject = `racer-${round}`;
+        // Odd rounds: the subject does not exist yet, so the patches and the issuances race to create it.
+        if (round % 2 === 0) await seedSession(store, app.id, subject);
+        const at = NOW + round;
+        const patch = (s: Store, set: SubjectColumns) => s.patchSubject({ appId: app.id, subject, set, now: at });
+        const issuances = Array.from({ length: 6 }, (_, i) => {
+          const session = sessionRecord(app.id, subject);
+          return (i % 2 ? other : store).issueSession({ session, refresh: refreshRecord(session), newSubjectClaims: {} });
+        });
+        const patches = [
+          patch(store, { passwordHash: `$argon2id$${round}` }),
+          patch(other, { status: 'disabled' }),
+          patch(store, { claims: { round } }),
+          patch(other, { ed25519PublicKey: `pk-${round}` }),
+          patch(store, { passwordHash: `$argon2id$${round}` }),
+        ];
+        const outcomes = await Promise.all(patches);
+        await Promise.all(issuances);
+        expect(await store.findSubject(app.id, subject)).toMatchObject({
+          status: 'disabled', passwordHash: `$argon2id$${round}`, claims: { round }, ed25519PublicKey: `pk-${round}`,
+        });
+        // Exactly one patch saw the subject go from active to disabled.
+        expect(outcomes.filter((o) => o.subject.status === 'disabled' && o.previousStatus !== 'disabled')).toHaveLength(1);
+        expect((await store.listSessions(app.id, subject)).filter((s) => s.revokedAt === null)).toEqual([]);
       }
     });
 
@@ -342,9 +407,7 @@ export function describeStoreConformance(name: string, harness: ConformanceHarne
 
     it('issueSession for a disabled subject is refused and writes nothing', async () => {
       const { app } = await seedApp();
-      await store.putSubject({
-        appId: app.id, subject: 'eve', claims: {}, status: 'disabled', passwordHash: null, ed25519PublicKey: null, createdAt: NOW, updatedAt: NOW,
-      }, NOW);
+      await store.patchSubject({ appId: app.id, subject: 'eve', set: { status: 'disabled' }, now: NOW });
       const session = sessionRecord(app.id, 'eve');
       const refresh = refreshRecord(session);
       expect(await store.issueSession({ session, refresh, newSubjectClaims: {} })).toEqual({ issued: false, reason: 'subject_disabled' });
@@ -362,9 +425,7 @@ export function describeStoreConformance(name: string, harness: ConformanceHarne
         const session = sessionRecord(app.id, 'frank');
         return (i % 2 ? other : store).issueSession({ session, refresh: refreshRecord(session), newSubjectClaims: {} });
       });
-      const disable = other.putSubject({
-        appId: app.id, subject: 'frank', claims: {}, status: 'disabled', passwordHash: null, ed25519PublicKey: null, createdAt: NOW, updatedAt: NOW + 1,
-      }, NOW + 1);
+      const disable = other.patchSubject({ appId: app.id, subject: 'frank', set: { status: 'disabled' }, now: NOW + 1 });
       const results = await Promise.all([...issuances, disable]);
       const sessions = await store.listSessions(app.id, 'frank');
       expect(sessions.length).toBe(1 + results.filter((r) => r && typeof r === 'object' && 'issued' in r && r.issued).length);

@@ -1,11 +1,13 @@
 import pg from 'pg';
-import type { App, AppKeyRecord, Millis, RefreshRecord, Session, SigningKeyRecord, Subject } from '../../domain/types.js';
-import type { RotateInput, Store, TouchInput } from '../contract.js';
+import type {
+  App, AppKeyRecord, Millis, RefreshRecord, Session, SigningKeyRecord, Subject, SubjectStatus,
+} from '../../domain/types.js';
+import type { RotateInput, Store, SubjectColumns, TouchInput } from '../contract.js';
 import { StoreUnavailableError } from '../../domain/errors.js';
 import { TurnBatcher } from '../turn_batcher.js';
 import {
   appFromRow, appKeyFromRow, MAX_GRACE_MS, RATE_WINDOWS_KEPT_MS, rateTotals, refreshFromRow, SESSION_COLUMNS_PREFIXED,
-  sessionFromRow, signingKeyFromRow, storedRateKey, subjectFromRow,
+  sessionFromRow, signingKeyFromRow, storedRateKey, SUBJECT_INSERT_COLUMNS, subjectFromRow, subjectPatchSql,
 } from '../rows.js';
 import { connectionIsBroken, toStoreError } from './errors.js';
 import { MIGRATION_LOCK, POSTGRES_MIGRATIONS, PRUNE_LOCK } from './schema.js';
@@ -284,15 +286,18 @@ export class PostgresStore implements Store {
     return (await this.one('SELECT * FROM apps ORDER BY name')).map(appFromRow);
   }
 
-  async updateApp(app: App): Promise<{ updated: boolean }> {
+  async updateApp(app: App, expectUpdatedAt: Millis): Promise<{ updated: true } | { updated: false; reason: 'stale' | 'name_taken' }> {
     try {
+      // The compare-and-set: a concurrent update holding the row makes this wait, then re-check
+      // `updated_at` on the version it committed (READ COMMITTED), so of two writers that read the same
+      // row only the first writes; the second is told `stale`.
       const rows = await this.one(
-        'UPDATE apps SET name = $1, public = $2, policy = $3, description = $4, updated_at = $5 WHERE id = $6 RETURNING id',
-        [app.name, app.public, JSON.stringify(app.policy), app.description, app.updatedAt, app.id],
+        'UPDATE apps SET name = $1, public = $2, policy = $3, description = $4, updated_at = $5 WHERE id = $6 AND updated_at = $7 RETURNING id',
+        [app.name, app.public, JSON.stringify(app.policy), app.description, app.updatedAt, app.id, expectUpdatedAt],
       );
-      return { updated: rows.length === 1 };
+      return rows.length === 1 ? { updated: true as const } : { updated: false as const, reason: 'stale' as const };
     } catch (err) {
-      if ((err as { code?: string }).code === '23505') return { updated: false };
+      if ((err as { code?: string }).code === '23505') return { updated: false as const, reason: 'name_taken' as const };
       throw err;
     }
   }
@@ -391,27 +396,44 @@ export class PostgresStore implements Store {
     return rows[0] ? subjectFromRow(rows[0]) : null;
   }
 
-  async putSubject(subject: Subject, now: Millis): Promise<void> {
-    // The upsert locks the subject row (waiting for an issuance that holds it); the revocation that
-    // follows is a new statement, so it sees every session committed before the lock was granted.
-    await this.tx(async (q) => {
-      await q.query(
-        `INSERT INTO subjects (app_id, subject, claims, status, password_hash, ed25519_public_key, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-         ON CONFLICT (app_id, subject) DO UPDATE SET claims = excluded.claims, status = excluded.status,
-           password_hash = excluded.password_hash, ed25519_public_key = excluded.ed25519_public_key,
-           updated_at = excluded.updated_at`,
-        [
-          subject.appId, subject.subject, JSON.stringify(subject.claims), subject.status, subject.passwordHash,
-          subject.ed25519PublicKey, subject.createdAt, subject.updatedAt,
-        ],
-      );
-      if (subject.status === 'disabled') await revokeSubjectSessionsIn(q, subject.appId, subject.subject, 'subject_disabled', now);
+  /**
+   * One READ COMMITTED transaction. The existing row is locked first (FOR NO KEY UPDATE: it waits for
+   * issuances holding it FOR SHARE and for other patches, and returns the newest committed status),
+   * then only the named columns are updated; a new subject is inserted, and should another transaction
+   * insert it first, that row is locked and updated instead. The revocation that follows is a new
+   * statement, so it sees every session committed before the lock was granted.
+   */
+  async patchSubject(input: { appId: string; subject: string; set: SubjectColumns; now: Millis }): Promise<{
+    subject: Subject; previousStatus: SubjectStatus | null;
+  }> {
+    const { appId, subject, set, now } = input;
+    const patch = subjectPatchSql(appId, subject, set, now);
+    const assignments = [...patch.assignments.map((a, i) => `${a.column} = $${i + 3}`), `updated_at = $${patch.assignments.length + 3}`];
+    return this.tx(async (q) => {
+      for (let attempt = 0; attempt < 5; attempt += 1) {
+        const [before] = await q.query('SELECT status FROM subjects WHERE app_id = $1 AND subject = $2 FOR NO KEY UPDATE', [appId, subject]);
+        const [row] = before
+          ? await q.query(
+            `UPDATE subjects SET ${assignments.join(', ')} WHERE app_id = $1 AND subject = $2 RETURNING *`,
+            [appId, subject, ...patch.assignments.map((a) => a.value), now],
+          )
+          : await q.query(
+            `INSERT INTO subjects (${SUBJECT_INSERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (app_id, subject) DO NOTHING RETURNING *`,
+            patch.insert,
+          );
+        if (!row) continue; // created by another transaction meanwhile: lock and update that row
+        const stored = subjectFromRow(row);
+        if (stored.status === 'disabled') await revokeSubjectSessionsIn(q, appId, subject, 'subject_disabled', now);
+        return { subject: stored, previousStatus: before ? (before.status as SubjectStatus) : null };
+      }
+      // Created and deleted again by others, five times over while this waited: not now.
+      throw new StoreUnavailableError(new Error('the subject kept being created and deleted concurrently'));
     });
   }
 
   async deleteSubject(appId: string, subject: string, now: Millis): Promise<boolean> {
-    // Delete first (taking the row lock), then revoke in a fresh statement: see putSubject.
+    // Delete first (taking the row lock), then revoke in a fresh statement: see patchSubject.
     return this.tx(async (q) => {
       const deleted = await q.query('DELETE FROM subjects WHERE app_id = $1 AND subject = $2 RETURNING subject', [appId, subject]);
       await revokeSubjectSessionsIn(q, appId, subject, 'subject_deleted', now);

@@ -4,11 +4,13 @@ import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { StoreUnavailableError } from '../../domain/errors.js';
-import type { App, AppKeyRecord, Millis, RefreshRecord, Session, SigningKeyRecord, Subject } from '../../domain/types.js';
-import type { RotateInput, Store, TouchInput } from '../contract.js';
+import type {
+  App, AppKeyRecord, Millis, RefreshRecord, Session, SigningKeyRecord, Subject, SubjectStatus,
+} from '../../domain/types.js';
+import type { RotateInput, Store, SubjectColumns, TouchInput } from '../contract.js';
 import {
   appFromRow, appKeyFromRow, MAX_GRACE_MS, RATE_WINDOWS_KEPT_MS, rateTotals, storedRateKey, refreshFromRow, SESSION_COLUMNS_PREFIXED, sessionFromRow,
-  signingKeyFromRow, subjectFromRow,
+  signingKeyFromRow, SUBJECT_INSERT_COLUMNS, subjectFromRow, subjectPatchSql,
 } from '../rows.js';
 import { TurnBatcher } from '../turn_batcher.js';
 import { SQLITE_MIGRATIONS } from './schema.js';
@@ -247,15 +249,16 @@ export class SqliteStore implements Store {
     return this.run(() => (this.sql('SELECT * FROM apps ORDER BY name').all() as Row[]).map(appFromRow));
   }
 
-  updateApp(app: App): Promise<{ updated: boolean }> {
+  updateApp(app: App, expectUpdatedAt: Millis): Promise<{ updated: true } | { updated: false; reason: 'stale' | 'name_taken' }> {
     return this.run(() => {
       try {
+        // The compare-and-set: only the row as its caller read it (updated_at is the row's version).
         const result = this.sql(
-          'UPDATE apps SET name = ?, public = ?, policy = ?, description = ?, updated_at = ? WHERE id = ?',
-        ).run(app.name, app.public ? 1 : 0, JSON.stringify(app.policy), app.description, app.updatedAt, app.id);
-        return { updated: result.changes === 1 };
+          'UPDATE apps SET name = ?, public = ?, policy = ?, description = ?, updated_at = ? WHERE id = ? AND updated_at = ?',
+        ).run(app.name, app.public ? 1 : 0, JSON.stringify(app.policy), app.description, app.updatedAt, app.id, expectUpdatedAt);
+        return result.changes === 1 ? { updated: true as const } : { updated: false as const, reason: 'stale' as const };
       } catch (err) {
-        if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') return { updated: false };
+        if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') return { updated: false as const, reason: 'name_taken' as const };
         throw err;
       }
     });
@@ -357,20 +360,30 @@ export class SqliteStore implements Store {
     });
   }
 
-  putSubject(subject: Subject, now: Millis): Promise<void> {
+  /**
+   * In one `BEGIN IMMEDIATE` transaction, which holds the database's write lock from its first
+   * statement: no other connection or process writes between the read of the status before and the
+   * write, nor between the write and the revocation.
+   */
+  patchSubject(input: { appId: string; subject: string; set: SubjectColumns; now: Millis }): Promise<{
+    subject: Subject; previousStatus: SubjectStatus | null;
+  }> {
+    const { appId, subject, set, now } = input;
     return this.run(() =>
       this.immediate(() => {
-        this.sql(
-          `INSERT INTO subjects (app_id, subject, claims, status, password_hash, ed25519_public_key, created_at, updated_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-           ON CONFLICT (app_id, subject) DO UPDATE SET claims = excluded.claims, status = excluded.status,
-             password_hash = excluded.password_hash, ed25519_public_key = excluded.ed25519_public_key,
-             updated_at = excluded.updated_at`,
-        ).run(
-          subject.appId, subject.subject, JSON.stringify(subject.claims), subject.status, subject.passwordHash,
-          subject.ed25519PublicKey, subject.createdAt, subject.updatedAt,
-        );
-        if (subject.status === 'disabled') this.revokeSubjectSessionsNow(subject.appId, subject.subject, 'subject_disabled', now);
+        const patch = subjectPatchSql(appId, subject, set, now);
+        const before = this.sql('SELECT status FROM subjects WHERE app_id = ? AND subject = ?').get(appId, subject) as Row | undefined;
+        if (!before) {
+          this.sql(`INSERT INTO subjects (${SUBJECT_INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`).run(...patch.insert);
+        } else {
+          // Only the columns the patch names: a concurrent patch of another column keeps its value.
+          const assignments = [...patch.assignments.map((a) => `${a.column} = ?`), 'updated_at = ?'].join(', ');
+          this.sql(`UPDATE subjects SET ${assignments} WHERE app_id = ? AND subject = ?`)
+            .run(...patch.assignments.map((a) => a.value), now, appId, subject);
+        }
+        const stored = subjectFromRow(this.sql('SELECT * FROM subjects WHERE app_id = ? AND subject = ?').get(appId, subject) as Row);
+        if (stored.status === 'disabled') this.revokeSubjectSessionsNow(appId, subject, 'subject_disabled', now);
+        return { subject: stored, previousStatus: before ? (before.status as SubjectStatus) : null };
       }),
     );
   }
