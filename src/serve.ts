@@ -1,12 +1,14 @@
 import cluster from 'node:cluster';
 import type { FastifyInstance } from 'fastify';
-import { loadConfig, type Config } from './config.js';
+import type { Logger } from 'pino';
+import { databaseTarget, loadConfig, type Config } from './config.js';
 import { systemClock } from './domain/clock.js';
 import type { Rotor } from './domain/rotor.js';
 import { Metrics, observerFor } from './http/observability.js';
 import { buildServer, createLogger } from './http/server.js';
 import { WebhookSink } from './http/webhook.js';
 import { openRotor } from './runtime.js';
+import { wideModes } from './store/sqlite/file_modes.js';
 
 const PRUNE_EVERY_MS = 60_000;
 
@@ -23,6 +25,7 @@ export async function startServer(config: Config = loadConfig()): Promise<Runnin
   const metrics = new Metrics();
   const webhook = config.webhookUrl ? new WebhookSink({ url: config.webhookUrl, secret: config.webhookSecret }, logger) : undefined;
   const { rotor } = await openRotor({ config, clock: systemClock, observer: observerFor(metrics, logger, webhook), logger });
+  warnAboutWideModes(config, logger);
   await rotor.keyring.checkPublishedKeys();
   const app = buildServer({ rotor, config, metrics, logger });
   const prune = async () => {
@@ -46,6 +49,21 @@ export async function startServer(config: Config = loadConfig()): Promise<Runnin
       await rotor.store.close();
     },
   };
+}
+
+/**
+ * S2-07: one warning line per data directory, database, -wal or -shm file that group or others may
+ * access, naming it and the chmod that fixes it. Rotor creates them private; existing ones it does not
+ * change (an operator may have chosen group access). Logged once: by the only process, or by the
+ * first worker.
+ */
+export function warnAboutWideModes(config: Config, logger: Logger): void {
+  const target = databaseTarget(config.databaseUrl);
+  if (target.kind !== 'sqlite' || target.path === ':memory:') return;
+  if (cluster.isWorker && cluster.worker?.id !== 1) return;
+  for (const wide of wideModes(target.path)) {
+    logger.warn({ event: 'file_mode_too_wide', path: wide.path, mode: wide.mode.toString(8).padStart(4, '0'), fix: wide.fix }, wide.message);
+  }
 }
 
 /** `rotor serve`: one process, or ROTOR_WORKERS processes sharing the port (node:cluster). */

@@ -1,6 +1,6 @@
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { secureRandomBytes } from './random.js';
 
 export type SealPurpose = 'signing-key' | 'refresh-successor';
@@ -28,10 +28,10 @@ export class MasterKey {
     return new MasterKey(randomBytes(32));
   }
 
-  /** Reads the key file, creating it (mode 0600) when absent. */
+  /** Reads the key file, creating it (mode 0600, in a new directory 0700: S2-07) when absent. */
   static fromFile(path: string): MasterKey {
     if (!existsSync(path)) {
-      mkdirSync(dirname(path), { recursive: true });
+      makePrivateDir(dirname(path));
       writeFileSync(path, randomBytes(32).toString('base64') + '\n', { mode: 0o600, flag: 'wx' });
     }
     chmodSync(path, 0o600);
@@ -61,5 +61,20 @@ export class MasterKey {
     decipher.setAAD(Buffer.from(context));
     decipher.setAuthTag(sealed.subarray(12, 28));
     return Buffer.concat([decipher.update(sealed.subarray(28)), decipher.final()]);
+  }
+}
+
+/**
+ * Creates `dir` and its missing parents, each exactly 0700 whatever the umask (mkdir masks the mode);
+ * an existing directory is left as it is. The same rule as the SQLite store's data directory.
+ */
+function makePrivateDir(dir: string): void {
+  const target = resolve(dir);
+  const first = mkdirSync(target, { recursive: true, mode: 0o700 });
+  if (first === undefined) return;
+  const top = resolve(first);
+  for (let d = target; ; d = dirname(d)) {
+    chmodSync(d, 0o700);
+    if (d === top || dirname(d) === d) break;
   }
 }

@@ -1,12 +1,24 @@
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.js';
+import { MasterKey } from '../../src/crypto/master_key.js';
+import { openRotor } from '../../src/runtime.js';
+import { wideModes } from '../../src/store/sqlite/file_modes.js';
+import { SqliteStore } from '../../src/store/sqlite/sqlite_store.js';
+import { buildRotor, startRotor } from '../helpers/rotor_process.js';
 import { admin, createApp, issue, startTestServer, type TestServer } from '../helpers/server.js';
 
 /**
  * S2-12: updates that read a row, await something, then write the whole row back (a subject's password
  * change racing a disable; two PATCHes of one app) lost the other writer's change.
- * ROTOR_TEST_STORE=postgres runs these tests on PostgreSQL (test/suites_on_postgres.test.ts).
+ * S2-07: the SQLite data directory and database were created with the umask's modes (0755, 0644).
+ * ROTOR_TEST_STORE=postgres runs the S2-12 tests on PostgreSQL (test/suites_on_postgres.test.ts);
+ * the S2-07 ones are about SQLite files and skip themselves there.
  */
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const onPostgres = process.env.ROTOR_TEST_STORE === 'postgres';
 
 describe('S2-12 concurrent updates of one subject or app', () => {
   let server: TestServer;
@@ -99,4 +111,102 @@ describe('S2-12 concurrent updates of one subject or app', () => {
     const stored = await rotor.store.findApp({ id: app.id });
     expect(stored!.policy.accessTtl).toBeLessThanOrEqual(stored!.policy.refreshTtl as number);
   });
+});
+
+describe.skipIf(onPostgres)('S2-07 modes of the SQLite files', () => {
+  const dirs: string[] = [];
+  const tempDir = () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rotor-modes-'));
+    dirs.push(dir);
+    return dir;
+  };
+  afterAll(() => { for (const dir of dirs) rmSync(dir, { recursive: true, force: true }); });
+  const modeOf = (path: string) => (statSync(path).mode & 0o777).toString(8);
+
+  /** Runs `work` with the process umask set to `mask` (vitest runs this file in a forked process). */
+  async function withUmask<T>(mask: number, work: () => Promise<T>): Promise<T> {
+    const previous = process.umask(mask);
+    try {
+      return await work();
+    } finally {
+      process.umask(previous);
+    }
+  }
+
+  for (const mask of [0o022, 0o000]) {
+    it(`S2-07 a fresh start under umask ${mask.toString(8).padStart(3, '0')} makes the data directory 0700 and rotor.db, -wal, -shm and master.key 0600`, async () => {
+      const data = join(tempDir(), 'var', 'data');
+      const db = join(data, 'rotor.db');
+      await withUmask(mask, async () => {
+        const { rotor } = await openRotor({ config: loadConfig({ ROTOR_DATABASE_URL: `sqlite:${db}` }) });
+        try {
+          await rotor.apps.create({ name: 'modes' }); // a write: the WAL and its index exist now
+          expect(existsSync(`${db}-wal`) && existsSync(`${db}-shm`)).toBe(true);
+          expect({
+            data: modeOf(data), parent: modeOf(join(data, '..')), db: modeOf(db), wal: modeOf(`${db}-wal`), shm: modeOf(`${db}-shm`),
+            key: modeOf(join(data, 'master.key')),
+          }).toEqual({ data: '700', parent: '700', db: '600', wal: '600', shm: '600', key: '600' });
+        } finally {
+          await rotor.store.close();
+        }
+      });
+    });
+  }
+
+  it('S2-07 the master key file made in a directory of its own: the directory is 0700', async () => {
+    const keyDir = join(tempDir(), 'keys');
+    await withUmask(0o022, async () => {
+      MasterKey.fromFile(join(keyDir, 'master.key'));
+    });
+    expect([modeOf(keyDir), modeOf(join(keyDir, 'master.key'))]).toEqual(['700', '600']);
+  });
+
+  it('S2-07 a database in a shared directory (sticky and world-writable, like /tmp) is told to move, not to chmod the directory', async () => {
+    const shared = tempDir();
+    chmodSync(shared, 0o1777);
+    const db = join(shared, 'rotor.db');
+    const store = new SqliteStore(db);
+    await store.close();
+    expect(modeOf(db)).toBe('600');
+    expect(wideModes(db)).toEqual([
+      expect.objectContaining({ path: shared, mode: 0o777, fix: `keep the database in a directory of its own (mkdir -m 700 ${join(shared, 'rotor')}, and move it there)` }),
+    ]);
+  });
+
+  it('S2-07 `rotor serve` over an existing world-readable database warns with the chmod that fixes each path, and changes nothing', async () => {
+    const { main, dispose } = await buildRotor();
+    try {
+      const data = join(tempDir(), 'data');
+      const db = join(data, 'rotor.db');
+      // A database an older Rotor made under umask 022, with the WAL files a crash left behind.
+      mkdirSync(data, { recursive: true });
+      const old = new SqliteStore(db);
+      await old.migrate();
+      await old.close();
+      chmodSync(data, 0o755);
+      chmodSync(db, 0o644);
+      const env = { ROTOR_DATABASE_URL: `sqlite:${db}`, ROTOR_LOG_LEVEL: 'info' };
+      const proc = await startRotor(main, env);
+      await proc.stop();
+      const warnings = proc.logs.map((line) => JSON.parse(line) as Record<string, any>).filter((e) => e.event === 'file_mode_too_wide');
+      const byPath = new Map(warnings.map((w) => [w.path as string, w]));
+      expect(byPath.get(data)).toMatchObject({ level: 40, mode: '0755', fix: `chmod 700 ${data}` });
+      expect(byPath.get(db)).toMatchObject({ level: 40, mode: '0644', fix: `chmod 600 ${db}` });
+      expect(byPath.get(db)?.msg).toContain(`${db} is accessible to group or others (mode 0644)`);
+      expect(byPath.get(db)?.msg).toContain(`chmod 600 ${db}`);
+      // One line per path; the -wal and -shm SQLite made at this start took the database's mode, and are named too.
+      expect(warnings.length).toBe(byPath.size);
+      for (const p of byPath.keys()) expect([data, db, `${db}-wal`, `${db}-shm`]).toContain(p);
+      // Warned, not changed: an operator may have chosen group access.
+      expect([modeOf(data), modeOf(db)]).toEqual(['755', '644']);
+
+      // Once fixed as told, a start warns no more (the -wal and -shm went with the clean stop).
+      for (const w of warnings) if (existsSync(w.path)) chmodSync(w.path, w.path === data ? 0o700 : 0o600);
+      const fixed = await startRotor(main, env);
+      await fixed.stop();
+      expect(fixed.logs.filter((line) => line.includes('file_mode_too_wide'))).toEqual([]);
+    } finally {
+      dispose();
+    }
+  }, 120_000);
 });

@@ -1,5 +1,4 @@
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -13,6 +12,7 @@ import {
   signingKeyFromRow, SUBJECT_INSERT_COLUMNS, subjectFromRow, subjectPatchSql,
 } from '../rows.js';
 import { TurnBatcher } from '../turn_batcher.js';
+import { createPrivateFile, makePrivateDir } from './file_modes.js';
 import { SQLITE_MIGRATIONS } from './schema.js';
 
 type Row = Record<string, unknown>;
@@ -95,7 +95,11 @@ export class SqliteStore implements Store {
   private checkpointer: Worker | null = null;
 
   constructor(path: string, options: SqliteStoreOptions = {}) {
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    if (path !== ':memory:') {
+      // S2-07: a new data directory 0700 and a new database 0600 (its -wal and -shm follow), whatever the umask.
+      makePrivateDir(dirname(path));
+      createPrivateFile(path);
+    }
     this.path = path;
     this.synchronous = options.synchronous ?? 'NORMAL';
     this.db = new Database(path);

@@ -1,0 +1,85 @@
+import { chmodSync, closeSync, fchmodSync, mkdirSync, openSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+
+/**
+ * File modes of the SQLite store (S2-07). The database holds e-mails, claims, IP addresses and
+ * password hashes: what Rotor creates only its owner may read, whatever the umask (0700 for the data
+ * directory, 0600 for the database; SQLite gives the -wal and -shm files the database file's mode).
+ * What exists already is left as it is (an operator may have chosen group access on purpose) and
+ * reported by `wideModes`, which the server logs at start.
+ */
+export const PRIVATE_DIR_MODE = 0o700;
+export const PRIVATE_FILE_MODE = 0o600;
+
+/** Creates `dir` and its missing parents, each exactly 0700; an existing directory is left alone. */
+export function makePrivateDir(dir: string): void {
+  const target = resolve(dir);
+  const first = mkdirSync(target, { recursive: true, mode: PRIVATE_DIR_MODE });
+  if (first === undefined) return;
+  // mkdir masks the mode with the umask: set it exactly on every directory made here.
+  const top = resolve(first);
+  for (let d = target; ; d = dirname(d)) {
+    chmodSync(d, PRIVATE_DIR_MODE);
+    if (d === top || dirname(d) === d) break;
+  }
+}
+
+/**
+ * Creates the database file, empty (SQLite takes an empty file for a new database) and exactly 0600,
+ * before SQLite opens it; an existing file is left alone.
+ */
+export function createPrivateFile(path: string): void {
+  let fd: number;
+  try {
+    fd = openSync(path, 'wx', PRIVATE_FILE_MODE);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return;
+    throw err;
+  }
+  try {
+    fchmodSync(fd, PRIVATE_FILE_MODE);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export interface WideMode {
+  path: string;
+  /** Permission bits, e.g. 0o644. */
+  mode: number;
+  /** The command that makes it private. */
+  fix: string;
+  /** One line for the log, naming the path and the fix. */
+  message: string;
+}
+
+/** The data directory, database, -wal and -shm files of `path` that group or others may access. */
+export function wideModes(path: string): WideMode[] {
+  const found: WideMode[] = [];
+  const check = (p: string, kind: 'directory' | 'file') => {
+    let bits: number;
+    try {
+      bits = statSync(p).mode;
+    } catch {
+      return; // absent (no -wal yet, say)
+    }
+    const mode = bits & 0o777;
+    if ((mode & 0o077) === 0) return;
+    // A shared directory such as /tmp (sticky bit) must stay open to others: move the database instead.
+    const fix = kind === 'directory' && (bits & 0o1000) !== 0
+      ? `keep the database in a directory of its own (mkdir -m 700 ${shellQuote(join(p, 'rotor'))}, and move it there)`
+      : `chmod ${kind === 'directory' ? '700' : '600'} ${shellQuote(p)}`;
+    found.push({
+      path: p, mode, fix,
+      message: `the database ${kind} ${p} is accessible to group or others (mode ${mode.toString(8).padStart(4, '0')}); it holds e-mails, claims, IP addresses and password hashes: ${fix}`,
+    });
+  };
+  const file = resolve(path);
+  check(dirname(file), 'directory');
+  for (const p of [file, `${file}-wal`, `${file}-shm`]) check(p, 'file');
+  return found;
+}
+
+function shellQuote(text: string): string {
+  return /^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replace(/'/g, `'\\''`)}'`;
+}
