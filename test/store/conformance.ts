@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { decodeTime } from 'ulid';
 import { RotorError } from '../../src/domain/errors.js';
 import { newId } from '../../src/domain/ids.js';
-import { PROFILE_DEFAULTS } from '../../src/domain/policy.js';
+import { PROFILE_DEFAULTS, type Profile } from '../../src/domain/policy.js';
 import type { App, AppKeyRecord, RefreshRecord, Session, SigningKeyRecord, Subject } from '../../src/domain/types.js';
 import type { Store, SubjectColumns } from '../../src/store/contract.js';
 import { MAX_GRACE_MS } from '../../src/store/rows.js';
@@ -15,6 +15,11 @@ import { MAX_GRACE_MS } from '../../src/store/rows.js';
 export interface ConformanceDatabase {
   open(): Promise<Store>;
   dispose(): Promise<void>;
+  /**
+   * A database as an older Rotor left it: applies the store's first `version` migrations (recording
+   * them as applied), then runs `statements` (SQL both stores accept).
+   */
+  atVersion(version: number, statements: string[]): Promise<void>;
 }
 
 export interface ConformanceHarness {
@@ -130,6 +135,36 @@ export function describeStoreConformance(name: string, harness: ConformanceHarne
       await store.migrate();
       const { app } = await seedApp(others[0]);
       expect((await others[2]!.findApp({ id: app.id }))?.name).toBe(app.name);
+    });
+
+    it('migration 3 makes the apps of the keyless profiles public; native and jwtplus apps keep their stored flag', async () => {
+      const legacy = await harness.freshDatabase();
+      try {
+        const cases: [Profile, boolean, boolean][] = [
+          ['verifik', false, true], ['flolive', false, true], ['fib', false, true], ['abitmedia', false, true], ['verifik', true, true],
+          ['native', false, false], ['native', true, true], ['jwtplus', false, false], ['jwtplus', true, true],
+        ];
+        const apps = cases.map(([profile, isPublic]) => appRecord({ profile, public: isPublic, policy: { ...PROFILE_DEFAULTS[profile] } }));
+        await legacy.atVersion(2, apps.map((a) =>
+          `INSERT INTO apps (id, name, profile, public, policy, description, created_at, updated_at)
+           VALUES ('${a.id}', '${a.name}', '${a.profile}', ${a.public ? 'TRUE' : 'FALSE'}, '${JSON.stringify(a.policy)}', '', ${NOW}, ${NOW})`));
+        const migrated = await legacy.open();
+        try {
+          await migrated.migrate();
+          await migrated.migrate();
+          for (const [i, [profile, before, after]] of cases.entries()) {
+            const found = await migrated.findApp({ id: apps[i]!.id });
+            expect({ profile, before, public: found?.public }).toEqual({ profile, before, public: after });
+            // A changed row moves its version (updated_at) on, so an update read before the migration cannot undo it.
+            if (before !== after) expect(found!.updatedAt).toBeGreaterThan(NOW);
+            else expect(found).toEqual(apps[i]);
+          }
+        } finally {
+          await migrated.close();
+        }
+      } finally {
+        await legacy.dispose();
+      }
     });
 
     it('ping answers while the store is open', async () => {

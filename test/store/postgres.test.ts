@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RotorError, StoreUnavailableError } from '../../src/domain/errors.js';
 import { PostgresStore, postgresOptionsFromUrl } from '../../src/store/postgres/postgres_store.js';
 import { classifyPgError } from '../../src/store/postgres/errors.js';
+import { POSTGRES_MIGRATIONS } from '../../src/store/postgres/schema.js';
 import {
   appKeyRecord, appRecord, describeStoreConformance, refreshRecord, sessionRecord, signingKeyRecord,
 } from './conformance.js';
@@ -76,7 +77,24 @@ async function withStore(
 describeStoreConformance('postgres', {
   async freshDatabase() {
     const { url, drop } = await freshSchema();
-    return { open: async () => new PostgresStore(url, { poolMax: 10 }), dispose: drop };
+    return {
+      open: async () => new PostgresStore(url, { poolMax: 10 }),
+      dispose: drop,
+      atVersion: async (version, statements) => {
+        const client = new pg.Client({ connectionString: url });
+        await client.connect();
+        try {
+          await client.query('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)');
+          for (const [i, migration] of POSTGRES_MIGRATIONS.slice(0, version).entries()) {
+            await client.query(migration);
+            await client.query('INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)', [i + 1, Date.now()]);
+          }
+          for (const statement of statements) await client.query(statement);
+        } finally {
+          await client.end();
+        }
+      },
+    };
   },
   rateHits: true,
 });

@@ -1,6 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { SQLITE_MIGRATIONS } from '../../src/store/sqlite/schema.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite_store.js';
 import { describeStoreConformance } from './conformance.js';
 
@@ -14,6 +16,19 @@ describeStoreConformance('sqlite', {
     return {
       open: async () => new SqliteStore(path),
       dispose: async () => rmSync(dir, { recursive: true, force: true }),
+      atVersion: async (version, statements) => {
+        const db = new Database(path);
+        try {
+          db.exec('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)');
+          SQLITE_MIGRATIONS.slice(0, version).forEach((migration, i) => {
+            db.exec(migration);
+            db.prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)').run(i + 1, Date.now());
+          });
+          for (const statement of statements) db.exec(statement);
+        } finally {
+          db.close();
+        }
+      },
     };
   },
 });

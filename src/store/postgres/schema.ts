@@ -102,4 +102,13 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
     PRIMARY KEY (window_start, key)
   );
   `,
+  // 3: SPEC §1: apps of the keyless dialect profiles cannot be confidential. Until now every app was
+  // created confidential by default; those of these four profiles become public (native and jwtplus
+  // apps keep their flag). updated_at moves forward, as for any change of the row (it is the row's
+  // version: an update read before this migration must not overwrite it).
+  `
+  UPDATE apps SET public = TRUE,
+    updated_at = GREATEST(updated_at + 1, (extract(epoch FROM clock_timestamp()) * 1000)::bigint)
+  WHERE profile IN ('verifik', 'flolive', 'fib', 'abitmedia') AND NOT public;
+  `,
 ];

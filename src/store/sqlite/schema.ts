@@ -89,4 +89,13 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
     PRIMARY KEY (window_start, key)
   ) WITHOUT ROWID;
   `,
+  // 3: SPEC §1: apps of the keyless dialect profiles cannot be confidential. Until now every app was
+  // created confidential by default; those of these four profiles become public (native and jwtplus
+  // apps keep their flag). updated_at moves forward, as for any change of the row (it is the row's
+  // version: an update read before this migration must not overwrite it).
+  `
+  UPDATE apps SET public = 1,
+    updated_at = MAX(updated_at + 1, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER))
+  WHERE profile IN ('verifik', 'flolive', 'fib', 'abitmedia') AND public = 0;
+  `,
 ];
