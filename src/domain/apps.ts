@@ -92,6 +92,13 @@ export class Apps {
     return this.store.listApps();
   }
 
+  /**
+   * Applies the patch to the app as stored now and writes it with a compare-and-set on `updated_at`
+   * (S2-12): when another update committed since the read, the patch is applied again to the newer row
+   * and validated again (the policy's fields constrain each other), a few times, then `conflict`. So
+   * two concurrent updates of different fields both survive, and no combination the validation
+   * refuses can come out of two updates that were each valid alone.
+   */
   async update(ref: unknown, patch: AppPatch): Promise<App> {
     const { id } = await this.get(ref);
     for (let attempt = 1; ; attempt += 1) {
@@ -173,6 +180,7 @@ export class Apps {
     }
     this.observer.event('key_revoked', { appId: app.id, kid });
   }
+
   /**
    * The next version of `app`: validated against it, `updatedAt` strictly after the one read (so the
    * column stays a version even within one millisecond, or with a clock that stepped back).
