@@ -5,7 +5,7 @@ import { invalidRequest, RotorError } from './errors.js';
 import type { Observer } from './events.js';
 import { isUlid, isValidAppName, newId } from './ids.js';
 import type { Keyring } from './keyring.js';
-import { applyPolicyPatch, isProfile, PROFILE_DEFAULTS, PROFILES, type Profile } from './policy.js';
+import { applyPolicyPatch, isProfile, KEYLESS_PROFILES, PROFILE_DEFAULTS, PROFILES, type Profile } from './policy.js';
 import type { App, SigningKeyRecord } from './types.js';
 
 const APP_CACHE_MS = 1000;
@@ -193,6 +193,10 @@ export class Apps {
     }
     if (patch.public !== undefined) {
       if (typeof patch.public !== 'boolean') throw invalidRequest('public must be true or false');
+      // SPEC §1 (and migration 3, which made the existing ones public): not by an update either.
+      if (!patch.public && KEYLESS_PROFILES.has(app.profile)) {
+        throw invalidRequest(`a ${app.profile} app cannot be confidential: its renewal call carries no client authentication (leave public on)`);
+      }
       next.public = patch.public;
     }
     if (patch.description !== undefined) {

@@ -14,6 +14,7 @@ import { admin, createApp, issue, startTestServer, type TestServer } from '../he
  * S2-12: updates that read a row, await something, then write the whole row back (a subject's password
  * change racing a disable; two PATCHes of one app) lost the other writer's change.
  * S2-07: the SQLite data directory and database were created with the umask's modes (0755, 0644).
+ * SPEC §1: a keyless dialect app cannot be made confidential by an update either.
  * ROTOR_TEST_STORE=postgres runs the S2-12 tests on PostgreSQL (test/suites_on_postgres.test.ts);
  * the S2-07 ones are about SQLite files and skip themselves there.
  */
@@ -110,6 +111,27 @@ describe('S2-12 concurrent updates of one subject or app', () => {
     expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
     const stored = await rotor.store.findApp({ id: app.id });
     expect(stored!.policy.accessTtl).toBeLessThanOrEqual(stored!.policy.refreshTtl as number);
+  });
+});
+
+describe('SPEC §1 keyless dialect apps stay public (migration 3 made the existing ones so)', () => {
+  let server: TestServer;
+  beforeAll(async () => { server = await startTestServer(); });
+  afterAll(async () => { await server.close(); });
+
+  it('a PATCH cannot make a verifik, flolive, fib or abitmedia app confidential; native and jwtplus apps can be', async () => {
+    for (const profile of ['verifik', 'flolive', 'fib', 'abitmedia']) {
+      const { app } = await server.rotor.apps.create({ name: `keyless-${profile}`, profile, public: true });
+      const res = await server.call('PATCH', `/admin/apps/${app.id}`, { json: { public: false }, headers: admin });
+      expect({ profile, status: res.status }).toEqual({ profile, status: 400 });
+      expect(res.body.detail).toMatch(/cannot be confidential/);
+      expect((await server.rotor.store.findApp({ id: app.id }))?.public).toBe(true);
+    }
+    for (const profile of ['native', 'jwtplus']) {
+      const { app } = await server.rotor.apps.create({ name: `keyed-${profile}`, profile, public: true });
+      const res = await server.call('PATCH', `/admin/apps/${app.id}`, { json: { public: false }, headers: admin });
+      expect({ profile, status: res.status, public: res.body.public }).toEqual({ profile, status: 200, public: false });
+    }
   });
 });
 
