@@ -5,7 +5,7 @@ import { invalidRequest, RotorError } from './errors.js';
 import type { Observer } from './events.js';
 import { isUlid, isValidAppName, newId } from './ids.js';
 import type { Keyring } from './keyring.js';
-import { applyPolicyPatch, isProfile, KEYLESS_PROFILES, PROFILE_DEFAULTS, PROFILES, type Profile } from './policy.js';
+import { applyPolicyPatch, defaultPublic, isProfile, KEYLESS_PROFILES, PROFILE_DEFAULTS, PROFILES, type Profile } from './policy.js';
 import type { App, SigningKeyRecord } from './types.js';
 
 const APP_CACHE_MS = 1000;
@@ -20,6 +20,13 @@ function assertSessionTraceable(profile: Profile, policy: App['policy']): void {
   if (policy.refreshTtl === null) throw invalidRequest(`a ${profile} app needs refresh tokens: policy.refreshTtl cannot be off`);
   if (policy.accessTtl > policy.refreshTtl) {
     throw invalidRequest(`policy.accessTtl must not exceed policy.refreshTtl in a ${profile} app (its access tokens find their session through the refresh record)`);
+  }
+}
+
+/** SPEC §1: a dialect without client authentication cannot hold a confidential app's tokens. */
+export function assertCanBeConfidential(profile: Profile, isPublic: boolean): void {
+  if (!isPublic && KEYLESS_PROFILES.has(profile)) {
+    throw invalidRequest(`a ${profile} app cannot be confidential: its renewal call carries no client authentication (leave public on)`);
   }
 }
 
@@ -50,12 +57,14 @@ export class Apps {
     const profile: Profile = input.profile === undefined ? 'native' : (input.profile as Profile);
     if (!isProfile(profile)) throw invalidRequest(`profile must be one of ${PROFILES.join(', ')}`);
     if (input.public !== undefined && typeof input.public !== 'boolean') throw invalidRequest('public must be true or false');
+    const isPublic = input.public ?? defaultPublic(profile);
+    assertCanBeConfidential(profile, isPublic);
     const description = input.description === undefined ? '' : input.description;
     if (typeof description !== 'string' || description.length > 1024) throw invalidRequest('description must be a string of at most 1024 characters');
     const policy = applyPolicyPatch(PROFILE_DEFAULTS[profile], input.policy);
     assertSessionTraceable(profile, policy);
     const now = this.clock.now();
-    const app: App = { id: newId(), name, profile, public: input.public === true, policy, description, createdAt: now, updatedAt: now };
+    const app: App = { id: newId(), name, profile, public: isPublic, policy, description, createdAt: now, updatedAt: now };
     const keyId = newId();
     const { appKey, secretHash } = newAppKey(keyId);
     const signingKey = this.keyring.newKeyRecord(app.id, policy.alg);
@@ -194,9 +203,7 @@ export class Apps {
     if (patch.public !== undefined) {
       if (typeof patch.public !== 'boolean') throw invalidRequest('public must be true or false');
       // SPEC §1 (and migration 3, which made the existing ones public): not by an update either.
-      if (!patch.public && KEYLESS_PROFILES.has(app.profile)) {
-        throw invalidRequest(`a ${app.profile} app cannot be confidential: its renewal call carries no client authentication (leave public on)`);
-      }
+      assertCanBeConfidential(app.profile, patch.public);
       next.public = patch.public;
     }
     if (patch.description !== undefined) {

@@ -126,8 +126,9 @@ export class Subjects {
     }
     const subject = username.length > 0 ? await this.store.findSubject(app.id, username) : null;
     const ok = await verifyPassword(subject?.passwordHash ?? null, password);
-    if (!ok || !subject) return fail();
-    if (subject.status !== 'active') throw new RotorError('subject_disabled', 'the subject is disabled');
+    // A disabled subject gets the wrong-password answer even with the right password: a distinct answer
+    // would confirm the password to whoever guessed it (S2-15).
+    if (!ok || !subject || subject.status !== 'active') return fail();
     return subject;
   }
 }
