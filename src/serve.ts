@@ -26,7 +26,6 @@ export async function startServer(config: Config = loadConfig()): Promise<Runnin
   const webhook = config.webhookUrl ? new WebhookSink({ url: config.webhookUrl, secret: config.webhookSecret }, logger) : undefined;
   const { rotor } = await openRotor({ config, clock: systemClock, observer: observerFor(metrics, logger, webhook), logger });
   warnAboutWideModes(config, logger);
-  await rotor.keyring.checkPublishedKeys();
   const app = buildServer({ rotor, config, metrics, logger });
   const prune = async () => {
     try {

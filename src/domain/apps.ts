@@ -82,8 +82,10 @@ export class Apps {
     return app;
   }
 
+  /** A reference that is neither a ULID nor a possible name (NUL, spaces, upper case…) names no app: no store read. */
   private async lookup(ref: string): Promise<App | null> {
-    return isUlid(ref) ? this.byId(ref.toUpperCase()) : this.store.findApp({ name: ref });
+    if (isUlid(ref)) return this.byId(ref.toUpperCase());
+    return isValidAppName(ref) ? this.store.findApp({ name: ref }) : null;
   }
 
   /** By id, cached for a second: the refresh path asks for its app on every call. */

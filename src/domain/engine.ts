@@ -41,7 +41,15 @@ export interface VerifiedAccess {
   session: Session;
   payload: JsonObject;
   header: JsonObject;
+  /** The app's signing-key version read with the session (S2-13). */
+  keysVersion: number;
 }
+
+/** A refresh record as the store found it, with what the hot query read beside it. */
+type FoundRefresh = { record: RefreshRecord; session: Session; subjectStatus: SubjectStatus | null; keysVersion: number };
+
+/** A presented refresh token's stored id, and the key that signed it (JWT refresh tokens). */
+type RefreshRef = { id: string; kid: string | null };
 
 export interface Introspection {
   active: boolean;
@@ -149,9 +157,10 @@ export class Engine {
   }
 
   private async refreshOrThrow(token: unknown, options: RefreshOptions): Promise<Issued> {
-    const id = await this.refreshIdOf(token, options.client);
-    const found = await this.deps.store.findRefresh(id);
+    const ref = await this.refreshIdOf(token, options.client);
+    const found = await this.deps.store.findRefresh(ref.id);
     if (!found) throw invalidRefreshToken('unknown');
+    if (!(await this.signedByLiveKey(ref, found))) throw invalidRefreshToken('unknown');
     if (options.client && found.record.appId !== options.client.id) throw invalidRefreshToken('unknown');
     const app = options.client ?? (await this.deps.apps.byId(found.record.appId));
     if (!app) throw invalidRefreshToken('unknown');
@@ -166,7 +175,7 @@ export class Engine {
 
   private async renewFrom(
     app: App,
-    found: { record: RefreshRecord; session: Session; subjectStatus: SubjectStatus | null },
+    found: FoundRefresh,
     client: ClientContext,
     attempt: number,
   ): Promise<Issued> {
@@ -184,7 +193,7 @@ export class Engine {
     const pairId = newId(now);
     const plan = this.planRefresh(app, format, session, now, pairId, record.id);
     if (!plan) throw invalidRefreshToken('unknown');
-    const key = await this.deps.keyring.activeKey(app);
+    const key = await this.deps.keyring.activeKey(app, found.keysVersion);
     const accessExp = this.accessExp(app, session, now);
     const ctx = this.mintContext(app, session, now, accessExp, pairId, plan.record);
     const refreshParts = format.refreshFormat === 'jwt' ? format.refreshToken(ctx) : null;
@@ -215,7 +224,7 @@ export class Engine {
    */
   private async replayed(
     app: App,
-    found: { record: RefreshRecord; session: Session },
+    found: FoundRefresh,
     client: ClientContext,
     now: Millis,
   ): Promise<Issued> {
@@ -229,7 +238,7 @@ export class Engine {
       if (child && child.record.consumedAt === null && !child.session.revokedAt && now < child.record.expiresAt) {
         const successor = this.deps.masterKey.open('refresh-successor', record.successorSealed, record.id).toString();
         const format = formatFor(app.profile);
-        const key = await this.deps.keyring.activeKey(app);
+        const key = await this.deps.keyring.activeKey(app, child.keysVersion);
         const accessExp = this.accessExp(app, session, now);
         const ctx = this.mintContext(app, session, now, accessExp, newId(), child.record);
         this.deps.observer.refresh('retry', 'grace', app.id);
@@ -253,7 +262,7 @@ export class Engine {
     const { app, session } = access;
     const now = this.nowMs();
     const format = formatFor(app.profile);
-    const key = await this.deps.keyring.activeKey(app);
+    const key = await this.deps.keyring.activeKey(app, access.keysVersion);
     const accessExp = this.accessExp(app, session, now, options.accessTtl);
     const recordClient = app.policy.binding !== 'off';
     const touched = await this.deps.store.touchSession({
@@ -266,17 +275,25 @@ export class Engine {
     return this.finish(app, { ...session, lastRenewedAt: now }, key, ctx, format, null, null, now);
   }
 
-  /** The stored id of a presented refresh token, after checking its form (and signature, for JWTs). */
-  private async refreshIdOf(token: unknown, client: App | undefined, options: { revocable?: boolean } = {}): Promise<string> {
+  /**
+   * The stored id of a presented refresh token, after checking its form (and signature, for JWTs,
+   * against the cached keys: `signedByLiveKey` confirms the key once the record's query is in).
+   */
+  private async refreshIdOf(token: unknown, client: App | undefined, options: { revocable?: boolean } = {}): Promise<RefreshRef> {
     if (typeof token !== 'string' || token.length === 0) throw invalidRefreshToken('malformed');
-    if (isOpaqueRefreshToken(token)) return opaqueRefreshId(token);
+    if (isOpaqueRefreshToken(token)) return { id: opaqueRefreshId(token), kid: null };
     // Expiry is judged from the stored record (the same instant as the JWT's `exp`), so allow it here.
     const verified = await this.verifyJwt(token, client, { allowExpired: true, revocable: options.revocable });
     if (!verified) throw invalidRefreshToken(token.startsWith('rt_') ? 'unknown' : 'malformed');
     const format = formatFor(verified.app.profile);
     const id = format.refreshFormat === 'jwt' ? format.refreshIdOf(verified.parts) : null;
     if (!id) throw invalidRefreshToken('malformed');
-    return id;
+    return { id, kid: verified.kid };
+  }
+
+  /** A JWT refresh token's key is still usable as of the version read with its record (S2-13). */
+  private async signedByLiveKey(ref: RefreshRef, found: FoundRefresh): Promise<boolean> {
+    return ref.kid === null || this.deps.keyring.stillVerifies(found.record.appId, ref.kid, found.keysVersion);
   }
 
   /** RFC 7662: what a token is, if it is alive and belongs to `client`; `{active:false}` otherwise. */
@@ -284,8 +301,9 @@ export class Engine {
     if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_LENGTH) return { active: false };
     const now = this.nowMs();
     try {
-      const found = await this.deps.store.findRefresh(await this.refreshIdOf(token, client));
-      if (found && found.record.appId === client.id && found.record.consumedAt === null && now < found.record.expiresAt) {
+      const ref = await this.refreshIdOf(token, client);
+      const found = await this.deps.store.findRefresh(ref.id);
+      if (found && found.record.appId === client.id && found.record.consumedAt === null && now < found.record.expiresAt && (await this.signedByLiveKey(ref, found))) {
         this.assertSessionAlive(client, found.session, found.subjectStatus, now);
         return {
           active: true, tokenType: 'refresh_token', sub: found.session.subject, sid: found.session.id,
@@ -328,7 +346,7 @@ export class Engine {
        */
       revocable?: boolean;
     },
-  ): Promise<{ app: App; parts: JwtParts; decoded: DecodedJwt } | null> {
+  ): Promise<{ app: App; kid: string; parts: JwtParts; decoded: DecodedJwt } | null> {
     const decoded = decodeJwt(token);
     if (!decoded) return null;
     const kid = headerKid(decoded.header);
@@ -340,7 +358,9 @@ export class Engine {
       app = (await this.deps.apps.byId(record.appId)) ?? undefined;
       if (!app) return null;
     }
-    const key = await this.deps.keyring.verificationKey(app.id, kid);
+    // The cached keys decide the signature; callers confirm the key against the version their own
+    // store read returns (verifyAccess, signedByLiveKey), so no extra query is spent here.
+    const key = await this.deps.keyring.verificationKey(app.id, kid, 'cached');
     if (!key || !verifySignature(decoded, key)) return null;
     const now = toSeconds(this.nowMs());
     const exp = numericDate(decoded.payload.exp);
@@ -352,7 +372,7 @@ export class Engine {
     }
     const expectedIssuer = formatFor(app.profile).expectedIssuer(app, this.deps.issuer);
     if (expectedIssuer !== null && decoded.payload.iss !== expectedIssuer) return null;
-    return { app, parts: { header: decoded.header, payload: decoded.payload }, decoded };
+    return { app, kid, parts: { header: decoded.header, payload: decoded.payload }, decoded };
   }
 
   /** A genuine, unexpired access token whose session is alive; otherwise `invalid_access_token`. */
@@ -366,21 +386,18 @@ export class Engine {
     if (options.profile && app.profile !== options.profile) throw invalidAccessToken('invalid');
     const format = formatFor(app.profile);
     if (!format.isAccessToken(parts)) throw invalidAccessToken('invalid');
-    const session = await this.sessionOf(app, format, parts.payload);
-    if (!session) throw invalidAccessToken('revoked');
-    return { app, session, payload: parts.payload, header: parts.header };
+    const found = await this.sessionOf(app, format, parts.payload);
+    if (!found) throw invalidAccessToken('revoked');
+    if (!(await this.deps.keyring.stillVerifies(app.id, verified.kid, found.keysVersion))) throw invalidAccessToken('invalid');
+    return { app, session: found.session, payload: parts.payload, header: parts.header, keysVersion: found.keysVersion };
   }
 
-  private async sessionOf(app: App, format: TokenFormat, payload: JsonObject): Promise<Session | null> {
+  private async sessionOf(app: App, format: TokenFormat, payload: JsonObject): Promise<{ session: Session; keysVersion: number } | null> {
     const locator = format.sessionOf(payload);
     if (!locator) return null;
-    let found: { session: Session; subjectStatus: SubjectStatus | null } | null;
-    if ('sessionId' in locator) {
-      found = await this.deps.store.findSession(locator.sessionId);
-    } else {
-      const refresh = await this.deps.store.findRefresh(locator.refreshId);
-      found = refresh && { session: refresh.session, subjectStatus: refresh.subjectStatus };
-    }
+    const found: { session: Session; subjectStatus: SubjectStatus | null; keysVersion: number } | null = 'sessionId' in locator
+      ? await this.deps.store.findSession(locator.sessionId)
+      : await this.deps.store.findRefresh(locator.refreshId);
     if (!found || found.session.appId !== app.id) return null;
     if (typeof payload.sub === 'string' && payload.sub !== found.session.subject) return null;
     try {
@@ -389,7 +406,7 @@ export class Engine {
       return null;
     }
     if (found.session.audience !== null && payload.aud !== undefined && payload.aud !== found.session.audience) return null;
-    return found.session;
+    return { session: found.session, keysVersion: found.keysVersion };
   }
 
   /**
@@ -402,9 +419,9 @@ export class Engine {
     let appId: string | null = null;
     try {
       // Revocable from the moment it was issued: its not-before delay limits renewal, not logout (S2-03).
-      const id = await this.refreshIdOf(token, client, { revocable: true });
-      const found = await this.deps.store.findRefresh(id);
-      if (found && (!client || found.record.appId === client.id) && this.nowMs() < found.record.expiresAt) {
+      const ref = await this.refreshIdOf(token, client, { revocable: true });
+      const found = await this.deps.store.findRefresh(ref.id);
+      if (found && (!client || found.record.appId === client.id) && this.nowMs() < found.record.expiresAt && (await this.signedByLiveKey(ref, found))) {
         sessionId = found.session.id;
         appId = found.record.appId;
       }

@@ -7,21 +7,31 @@ import type { MasterKey } from '../crypto/master_key.js';
 import { generateKeyMaterial, SigningKey } from '../crypto/signing_key.js';
 import { newId } from './ids.js';
 
-/** How long a cached view of an app's keys is trusted before the store is asked again. */
-const CACHE_MS = 1000;
-
+/**
+ * An app's key records as of one value of its signing-key version, a counter the store bumps in the
+ * same write as every key change (creation, rotation, revocation) and returns with the hot queries.
+ */
 interface AppKeys {
-  loadedAt: number;
+  version: number;
   records: SigningKeyRecord[];
 }
 
+/** Which view of an app's keys a caller needs: as of a version it read, the store's now, or the cached one. */
+export type KeysAt = number | 'now' | 'cached';
+
 /**
- * Signing keys per app: creation, rotation (manual and by period), revocation, and a short-lived cache
- * of imported KeyObjects so the hot path neither decrypts nor parses key material.
+ * Signing keys per app: creation, rotation (manual and by period), revocation, and a cache of imported
+ * KeyObjects so the hot path neither decrypts nor parses key material. The cache is keyed by the
+ * app's signing-key version, not by time (S2-13): a rotation or revocation made by any instance or CLI
+ * command is seen by the next request that reads the version, which the refresh and verification
+ * paths do in the query they make anyway. No instance signs with a rotated-out key or accepts a
+ * revoked one once the command has returned.
  */
 export class Keyring {
   private readonly byApp = new Map<string, AppKeys>();
   private readonly imported = new Map<string, SigningKey>();
+  /** One key generation per app at a time: concurrent requests wait for it instead of each generating one. */
+  private readonly generating = new Map<string, Promise<void>>();
 
   constructor(private readonly store: Store, private readonly masterKey: MasterKey, private readonly clock: Clock) {}
 
@@ -40,12 +50,14 @@ export class Keyring {
     this.byApp.delete(appId);
   }
 
-  private async records(appId: string): Promise<SigningKeyRecord[]> {
+  private async records(appId: string, at: KeysAt): Promise<SigningKeyRecord[]> {
     const cached = this.byApp.get(appId);
-    const now = this.clock.now();
-    if (cached && now - cached.loadedAt < CACHE_MS && now >= cached.loadedAt) return cached.records;
+    if (cached && at === 'cached') return cached.records;
+    // The version is read before the records: records newer than their version only cause a reload.
+    const version = typeof at === 'number' ? at : await this.store.signingKeysVersion(appId);
+    if (cached && cached.version === version) return cached.records;
     const records = await this.store.listSigningKeys(appId);
-    this.byApp.set(appId, { loadedAt: now, records });
+    this.byApp.set(appId, { version, records });
     return records;
   }
 
@@ -58,14 +70,17 @@ export class Keyring {
     return key;
   }
 
-  /** The key that signs new tokens now, rotating first when the policy's period has passed. */
-  async activeKey(app: App): Promise<SigningKey> {
-    let active = (await this.records(app.id)).find((k) => k.state === 'active');
+  /**
+   * The key that signs new tokens now (as of `at`: the version the caller's query returned, else the
+   * store's now), rotating first when the policy's period has passed.
+   */
+  async activeKey(app: App, at: number | 'now' = 'now'): Promise<SigningKey> {
+    let active = (await this.records(app.id, at)).find((k) => k.state === 'active');
     const period = app.policy.keyRotationPeriod;
     const stale = active && period !== null && this.clock.now() - active.createdAt >= period * 1000;
     if (!active || stale || active.alg !== app.policy.alg) {
-      await this.rotate(app, active?.kid ?? null);
-      active = (await this.records(app.id)).find((k) => k.state === 'active');
+      await this.rotateOnce(app, active?.kid ?? null);
+      active = (await this.records(app.id, 'now')).find((k) => k.state === 'active');
     }
     if (!active) throw new RotorError('store_unavailable', 'no active signing key could be loaded');
     return this.use(active);
@@ -75,10 +90,27 @@ export class Keyring {
    * A key that may still verify tokens of this app: active, or retiring and still published.
    * Lookup is scoped to the app, so a kid of another tenant is simply unknown here.
    */
-  async verificationKey(appId: string, kid: string): Promise<SigningKey | null> {
-    const record = (await this.records(appId)).find((k) => k.kid === kid);
+  async verificationKey(appId: string, kid: string, at: KeysAt = 'now'): Promise<SigningKey | null> {
+    const record = (await this.records(appId, at)).find((k) => k.kid === kid);
     if (!record || !isUsableForVerification(record, this.clock.now())) return null;
     return this.use(record);
+  }
+
+  /**
+   * Whether `kid` may still verify as of `version` (read with the caller's hot query): what a signature
+   * checked against the cached keys must pass before its token is accepted.
+   */
+  async stillVerifies(appId: string, kid: string, version: number): Promise<boolean> {
+    return (await this.verificationKey(appId, kid, version)) !== null;
+  }
+
+  private rotateOnce(app: App, expectActiveKid: string | null): Promise<void> {
+    let running = this.generating.get(app.id);
+    if (!running) {
+      running = this.rotate(app, expectActiveKid).finally(() => this.generating.delete(app.id));
+      this.generating.set(app.id, running);
+    }
+    return running;
   }
 
   /** Retires the active key (if still `expectActiveKid`) in favour of a new one; a lost race is fine. */

@@ -45,6 +45,11 @@ export interface Store {
     appId: string; expectActiveKid: string | null; next: SigningKeyRecord; now: Millis; publishUntil: Millis;
   }): Promise<{ rotated: boolean }>;
   revokeSigningKey(appId: string, kid: string, now: Millis): Promise<boolean>;
+  /**
+   * A counter bumped in the same write as every change of the app's signing keys (rotation, revocation);
+   * 0 for an unknown app. Key caches are valid for one value of it.
+   */
+  signingKeysVersion(appId: string): Promise<number>;
 
   findSubject(appId: string, subject: string): Promise<Subject | null>;
   /**
@@ -69,7 +74,8 @@ export interface Store {
     /** Revoke every other live session of the subject first (Verifik renew-and-revoke). */
     revokeOthers?: string;
   }): Promise<{ issued: true; subject: Subject } | { issued: false; reason: 'subject_disabled' }>;
-  findSession(id: string): Promise<{ session: Session; subjectStatus: SubjectStatus | null } | null>;
+  /** With `keysVersion`: the app's signing-key version, read in the same query (S2-13). */
+  findSession(id: string): Promise<{ session: Session; subjectStatus: SubjectStatus | null; keysVersion: number } | null>;
   listSessions(appId: string, subject: string): Promise<Session[]>;
   /** Revokes a live session; true only for the caller whose write revoked it. */
   revokeSession(sessionId: string, reason: string, now: Millis): Promise<boolean>;
@@ -79,7 +85,8 @@ export interface Store {
 
   /** The one unconsumed refresh record of a session (N2: there is at most one), or null. */
   findLiveRefresh(sessionId: string): Promise<RefreshRecord | null>;
-  findRefresh(id: string): Promise<{ record: RefreshRecord; session: Session; subjectStatus: SubjectStatus | null } | null>;
+  /** With `keysVersion`: the app's signing-key version, read in the same query (S2-13). */
+  findRefresh(id: string): Promise<{ record: RefreshRecord; session: Session; subjectStatus: SubjectStatus | null; keysVersion: number } | null>;
   /**
    * The rotation: consumes `parentId` and inserts `child`, atomically, only if the parent is unconsumed
    * and its session is not revoked. `rotated: false` means another request consumed it first, or

@@ -309,6 +309,32 @@ export function describeStoreConformance(name: string, harness: ConformanceHarne
       expect(await store.findSigningKey(newId())).toBeNull();
     });
 
+    it('S2-13 every change of an app\'s signing keys bumps its version, visible from another instance with the hot queries', async () => {
+      const { app, signingKey } = await seedApp();
+      const other = await another();
+      const session = sessionRecord(app.id, 'vera');
+      const refresh = refreshRecord(session);
+      await store.issueSession({ session, refresh, newSubjectClaims: {} });
+      const version = async () => ({
+        direct: await other.signingKeysVersion(app.id),
+        session: (await other.findSession(session.id))?.keysVersion,
+        refresh: (await other.findRefresh(refresh.id))?.keysVersion,
+      });
+      const v0 = await other.signingKeysVersion(app.id);
+      expect(await version()).toEqual({ direct: v0, session: v0, refresh: v0 });
+      const next = signingKeyRecord(app.id);
+      await store.rotateSigningKey({ appId: app.id, expectActiveKid: signingKey.kid, next, now: NOW + 1, publishUntil: NOW + HOUR });
+      expect(await version()).toEqual({ direct: v0 + 1, session: v0 + 1, refresh: v0 + 1 });
+      // A rotation that lost changes nothing, so it bumps nothing.
+      await store.rotateSigningKey({ appId: app.id, expectActiveKid: signingKey.kid, next: signingKeyRecord(app.id), now: NOW + 2, publishUntil: NOW + HOUR });
+      expect((await version()).direct).toBe(v0 + 1);
+      expect(await store.revokeSigningKey(app.id, signingKey.kid, NOW + 3)).toBe(true);
+      expect(await version()).toEqual({ direct: v0 + 2, session: v0 + 2, refresh: v0 + 2 });
+      expect(await store.revokeSigningKey(app.id, signingKey.kid, NOW + 4)).toBe(false);
+      expect((await version()).direct).toBe(v0 + 2);
+      expect(await other.signingKeysVersion(newId())).toBe(0);
+    });
+
     it('rotateSigningKey racing from two instances: exactly one wins, one active key', async () => {
       const { app, signingKey } = await seedApp();
       const stores = [store, await another()];
@@ -427,8 +453,8 @@ export function describeStoreConformance(name: string, harness: ConformanceHarne
       const refresh = refreshRecord(session, { successorSealed: null });
       const result = await store.issueSession({ session, refresh, newSubjectClaims: { email: 'dave@example.com' } });
       expect(result).toEqual({ issued: true, subject: expect.objectContaining({ subject: 'dave', status: 'active', claims: { email: 'dave@example.com' } }) });
-      expect(await store.findSession(session.id)).toEqual({ session, subjectStatus: 'active' });
-      expect(await store.findRefresh(refresh.id)).toEqual({ record: refresh, session, subjectStatus: 'active' });
+      expect(await store.findSession(session.id)).toEqual({ session, subjectStatus: 'active', keysVersion: 0 });
+      expect(await store.findRefresh(refresh.id)).toEqual({ record: refresh, session, subjectStatus: 'active', keysVersion: 0 });
 
       // An existing subject keeps its claims; a session without a refresh token stores none.
       // Sessions list newest first (ULID order); one issued a millisecond later sorts first.

@@ -166,7 +166,7 @@ describe('postgres specifics', () => {
     });
   });
 
-  it('a server whose default isolation is SERIALIZABLE still decides a 50-way rotation race without errors', async () => {
+  it('S2-17 a server whose default isolation is SERIALIZABLE still decides a 50-way rotation race without errors (READ COMMITTED is a startup option, not a swallowed SET)', async () => {
     const { url, drop } = await freshSchema();
     const serializable = new URL(url);
     serializable.searchParams.set('options', `${serializable.searchParams.get('options')} -c default_transaction_isolation=serializable`);

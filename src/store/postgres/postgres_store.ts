@@ -16,14 +16,18 @@ type Row = Record<string, unknown>;
 
 /** SQLSTATEs of a lock not obtained: deadlock_detected, lock_not_available. */
 const LOCK_FAILURES = new Set(['40P01', '55P03']);
-type FoundRefresh = { record: RefreshRecord; session: Session; subjectStatus: Subject['status'] | null };
+type FoundRefresh = { record: RefreshRecord; session: Session; subjectStatus: Subject['status'] | null; keysVersion: number };
 
-const FIND_REFRESH_SQL = `SELECT r.*, ${SESSION_COLUMNS_PREFIXED}, subj.status AS subject_status
+const FIND_REFRESH_SQL = `SELECT r.*, ${SESSION_COLUMNS_PREFIXED}, subj.status AS subject_status, a.keys_version
   FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id
-  LEFT JOIN subjects subj ON subj.app_id = s.app_id AND subj.subject = s.subject`;
+  LEFT JOIN subjects subj ON subj.app_id = s.app_id AND subj.subject = s.subject
+  LEFT JOIN apps a ON a.id = s.app_id`;
 
 function foundRefreshFromRow(row: Row): FoundRefresh {
-  return { record: refreshFromRow(row), session: sessionFromRow(row, 's_'), subjectStatus: (row.subject_status ?? null) as Subject['status'] | null };
+  return {
+    record: refreshFromRow(row), session: sessionFromRow(row, 's_'), subjectStatus: (row.subject_status ?? null) as Subject['status'] | null,
+    keysVersion: Number(row.keys_version ?? 0),
+  };
 }
 
 /**
@@ -95,6 +99,21 @@ interface Querier {
 const noop = (): void => {};
 
 /**
+ * The races are decided under READ COMMITTED semantics: a statement that waited for a row lock
+ * re-checks its condition on the newest committed version (EvalPlanQual), so the losers of a rotation
+ * race simply find the parent consumed. Under REPEATABLE READ or SERIALIZABLE they would fail with
+ * 40001 instead, so a server default other than READ COMMITTED is overridden — in the connection's
+ * startup options, which the server applies before the first query or refuses the connection
+ * (S2-17): never a fire-and-forget `SET` whose failure would leave a connection on the wrong level.
+ */
+function withReadCommitted(connectionString: string): string {
+  const url = new URL(connectionString);
+  const options = url.searchParams.get('options');
+  url.searchParams.set('options', [options, '-c default_transaction_isolation=read\\ committed'].filter(Boolean).join(' '));
+  return url.toString();
+}
+
+/**
  * The shared store for several instances. Every race-deciding operation decides in one conditional
  * statement (or, where a new snapshot is needed after taking a lock, in one READ COMMITTED transaction
  * whose first write takes that lock). Driver and server failures that mean "not now" become
@@ -113,7 +132,7 @@ export class PostgresStore implements Store {
     this.connectionString = connectionString;
     this.connectTimeoutMs = options.connectTimeoutMs ?? 3000;
     this.pool = new pg.Pool({
-      connectionString,
+      connectionString: withReadCommitted(connectionString),
       max: options.poolMax ?? 10,
       connectionTimeoutMillis: this.connectTimeoutMs,
       idleTimeoutMillis: 30_000,
@@ -131,13 +150,6 @@ export class PostgresStore implements Store {
     // An idle connection that breaks (server restart, network cut) is dropped by the pool; without a
     // listener the 'error' event would crash the process.
     this.pool.on('error', noop);
-    // The races are decided under READ COMMITTED semantics: a statement that waited for a row lock
-    // re-checks its condition on the newest committed version (EvalPlanQual), so the losers of a
-    // rotation race simply find the parent consumed. Under REPEATABLE READ or SERIALIZABLE they would
-    // fail with 40001 instead, so a server default other than READ COMMITTED is overridden here.
-    this.pool.on('connect', (client) => {
-      client.query('SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED').catch(noop);
-    });
   }
 
   private async checkout(): Promise<pg.PoolClient> {
@@ -370,8 +382,10 @@ export class PostgresStore implements Store {
                     ELSE EXISTS (SELECT 1 FROM old) END
          ON CONFLICT (app_id) WHERE state = 'active' DO NOTHING
          RETURNING kid
+       ), bump AS (
+         UPDATE apps SET keys_version = keys_version + 1 WHERE id = $1 AND EXISTS (SELECT 1 FROM ins) RETURNING id
        )
-       SELECT count(*)::int AS rotated FROM ins`,
+       SELECT count(*)::int AS rotated FROM ins, (SELECT count(*) FROM bump) b`,
       [
         input.appId, input.expectActiveKid, input.now, input.publishUntil,
         n.kid, n.alg, n.state, n.publicJwk ? JSON.stringify(n.publicJwk) : null, n.privateSealed, n.createdAt, n.retiredAt,
@@ -382,11 +396,22 @@ export class PostgresStore implements Store {
   }
 
   async revokeSigningKey(appId: string, kid: string, now: Millis): Promise<boolean> {
+    // One statement, so the revocation and the version bump (S2-13) commit together.
     const rows = await this.one(
-      `UPDATE signing_keys SET state = 'revoked', revoked_at = $1 WHERE app_id = $2 AND kid = $3 AND state != 'revoked' RETURNING kid`,
+      `WITH revoked AS (
+         UPDATE signing_keys SET state = 'revoked', revoked_at = $1 WHERE app_id = $2 AND kid = $3 AND state != 'revoked' RETURNING kid
+       ), bump AS (
+         UPDATE apps SET keys_version = keys_version + 1 WHERE id = $2 AND EXISTS (SELECT 1 FROM revoked) RETURNING id
+       )
+       SELECT kid FROM revoked, (SELECT count(*) FROM bump) b`,
       [now, appId, kid],
     );
     return rows.length === 1;
+  }
+
+  async signingKeysVersion(appId: string): Promise<number> {
+    const [row] = await this.one('SELECT keys_version FROM apps WHERE id = $1', [appId], 'rotor_keys_version');
+    return Number(row?.keys_version ?? 0);
   }
 
   // ── subjects ───────────────────────────────────────────────────────────────────────────────────
@@ -489,12 +514,15 @@ export class PostgresStore implements Store {
 
   async findSession(id: string) {
     const [row] = await this.one(
-      `SELECT s.*, subj.status AS subject_status FROM sessions s
-       LEFT JOIN subjects subj ON subj.app_id = s.app_id AND subj.subject = s.subject WHERE s.id = $1`,
+      `SELECT s.*, subj.status AS subject_status, a.keys_version FROM sessions s
+       LEFT JOIN subjects subj ON subj.app_id = s.app_id AND subj.subject = s.subject
+       LEFT JOIN apps a ON a.id = s.app_id WHERE s.id = $1`,
       [id], 'rotor_find_session',
     );
     if (!row) return null;
-    return { session: sessionFromRow(row), subjectStatus: (row.subject_status ?? null) as Subject['status'] | null };
+    return {
+      session: sessionFromRow(row), subjectStatus: (row.subject_status ?? null) as Subject['status'] | null, keysVersion: Number(row.keys_version ?? 0),
+    };
   }
 
   async listSessions(appId: string, subject: string): Promise<Session[]> {

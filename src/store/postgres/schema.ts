@@ -111,4 +111,9 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
     updated_at = GREATEST(updated_at + 1, (extract(epoch FROM clock_timestamp()) * 1000)::bigint)
   WHERE profile IN ('verifik', 'flolive', 'fib', 'abitmedia') AND NOT public;
   `,
+  // 4: S2-13: every change of an app's signing keys bumps its version, read with the hot queries, so
+  // each instance's key cache follows a rotation or revocation at once.
+  `
+  ALTER TABLE apps ADD COLUMN keys_version BIGINT NOT NULL DEFAULT 0;
+  `,
 ];

@@ -98,4 +98,9 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
     updated_at = MAX(updated_at + 1, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER))
   WHERE profile IN ('verifik', 'flolive', 'fib', 'abitmedia') AND public = 0;
   `,
+  // 4: S2-13: every change of an app's signing keys bumps its version, read with the hot queries, so
+  // each instance's key cache follows a rotation or revocation at once.
+  `
+  ALTER TABLE apps ADD COLUMN keys_version INTEGER NOT NULL DEFAULT 0;
+  `,
 ];

@@ -18,9 +18,10 @@ import { SQLITE_MIGRATIONS } from './schema.js';
 type Row = Record<string, unknown>;
 
 /** Built once: the statement cache is keyed by the SQL text, so the hot path must not rebuild it. */
-const FIND_REFRESH_SQL = `SELECT r.*, ${SESSION_COLUMNS_PREFIXED}, subj.status AS subject_status
+const FIND_REFRESH_SQL = `SELECT r.*, ${SESSION_COLUMNS_PREFIXED}, subj.status AS subject_status, a.keys_version
   FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id
   LEFT JOIN subjects subj ON subj.app_id = s.app_id AND subj.subject = s.subject
+  LEFT JOIN apps a ON a.id = s.app_id
   WHERE r.id = ?`;
 
 /** SQLite errors that mean "the database cannot take this now" rather than a bug: answered with 503. */
@@ -343,6 +344,7 @@ export class SqliteStore implements Store {
             .run(input.now, input.publishUntil, active.kid);
         }
         this.insertSigningKey(input.next);
+        this.bumpKeysVersion(input.appId);
         return { rotated: true };
       }),
     );
@@ -350,9 +352,22 @@ export class SqliteStore implements Store {
 
   revokeSigningKey(appId: string, kid: string, now: Millis): Promise<boolean> {
     return this.run(() =>
-      this.sql(`UPDATE signing_keys SET state = 'revoked', revoked_at = ? WHERE app_id = ? AND kid = ? AND state != 'revoked'`)
-        .run(now, appId, kid).changes === 1,
+      this.immediate(() => {
+        const revoked = this.sql(`UPDATE signing_keys SET state = 'revoked', revoked_at = ? WHERE app_id = ? AND kid = ? AND state != 'revoked'`)
+          .run(now, appId, kid).changes === 1;
+        if (revoked) this.bumpKeysVersion(appId);
+        return revoked;
+      }),
     );
+  }
+
+  signingKeysVersion(appId: string): Promise<number> {
+    return this.run(() => Number((this.sql('SELECT keys_version FROM apps WHERE id = ?').get(appId) as Row | undefined)?.keys_version ?? 0));
+  }
+
+  /** In the transaction of every signing-key change (S2-13). */
+  private bumpKeysVersion(appId: string): void {
+    this.sql('UPDATE apps SET keys_version = keys_version + 1 WHERE id = ?').run(appId);
   }
 
   // ── subjects ───────────────────────────────────────────────────────────────────────────────────
@@ -447,11 +462,14 @@ export class SqliteStore implements Store {
   findSession(id: string) {
     return this.run(() => {
       const row = this.sql(
-        `SELECT s.*, subj.status AS subject_status FROM sessions s
-         LEFT JOIN subjects subj ON subj.app_id = s.app_id AND subj.subject = s.subject WHERE s.id = ?`,
+        `SELECT s.*, subj.status AS subject_status, a.keys_version FROM sessions s
+         LEFT JOIN subjects subj ON subj.app_id = s.app_id AND subj.subject = s.subject
+         LEFT JOIN apps a ON a.id = s.app_id WHERE s.id = ?`,
       ).get(id) as Row | undefined;
       if (!row) return null;
-      return { session: sessionFromRow(row), subjectStatus: (row.subject_status ?? null) as Subject['status'] | null };
+      return {
+        session: sessionFromRow(row), subjectStatus: (row.subject_status ?? null) as Subject['status'] | null, keysVersion: Number(row.keys_version ?? 0),
+      };
     });
   }
 
@@ -509,6 +527,7 @@ export class SqliteStore implements Store {
         record: refreshFromRow(row),
         session: sessionFromRow(row, 's_'),
         subjectStatus: (row.subject_status ?? null) as Subject['status'] | null,
+        keysVersion: Number(row.keys_version ?? 0),
       };
     });
   }
