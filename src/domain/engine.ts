@@ -296,6 +296,24 @@ export class Engine {
     return ref.kid === null || this.deps.keyring.stillVerifies(found.record.appId, ref.kid, found.keysVersion);
   }
 
+  /**
+   * The app a presented refresh or access token belongs to, if it is genuine (signature, or a known
+   * opaque token), without consuming or changing anything; null otherwise. For checks that must come
+   * before a refresh is attempted, such as a browser origin allowed per app (SPEC §2.11).
+   */
+  async appOfToken(token: unknown): Promise<App | null> {
+    if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_LENGTH) return null;
+    try {
+      const ref = await this.refreshIdOf(token, undefined, { revocable: true });
+      const found = await this.deps.store.findRefresh(ref.id);
+      if (found && (await this.signedByLiveKey(ref, found))) return this.deps.apps.byId(found.record.appId);
+    } catch (err) {
+      if (!(err instanceof RotorError) || err.code === 'store_unavailable') throw err;
+    }
+    const verified = await this.verifyJwt(token, undefined, { allowExpired: true });
+    return verified?.app ?? null;
+  }
+
   /** RFC 7662: what a token is, if it is alive and belongs to `client`; `{active:false}` otherwise. */
   async introspect(token: unknown, client: App): Promise<Introspection> {
     if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_LENGTH) return { active: false };
