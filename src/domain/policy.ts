@@ -37,7 +37,7 @@ const BASE: Policy = {
   binding: 'off',
   alg: 'ES256',
   keyRotationPeriod: null,
-  verifikMaxMonths: 120,
+  verifikMaxMonths: 1200,
   flolivePermitExpiredAccess: true,
 };
 

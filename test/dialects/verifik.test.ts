@@ -12,7 +12,7 @@ const START = Date.UTC(2022, 7, 31, 15, 24, 10);
 const SIGNATURE_AT_START = 'August 31, 2022 3:24 PM';
 
 const MISSING_HEADER = '{"code":"MissingParameter","message":"missing Authorization header"}';
-const badMonths = (name: string, max = 120) =>
+const badMonths = (name: string, max = 1200) =>
   `{"code":"MissingParameter","message":"${name} must be a whole number of months from 1 to ${max}"}`;
 const unauthorized = (dateTime: string, message = 'Certified by Rotor') =>
   `{"code":"Unauthorized","message":"Invalid or expired token.","signature":{"dateTime":"${dateTime}","message":"${message}"}}`;
@@ -82,7 +82,11 @@ describe('verifik dialect', () => {
       const c = decodeJwtPart(res.body.accessToken, 1);
       return (c.exp - c.iat) / (30 * DAY);
     };
+    // oracle: Open-Verifik/verifik-documentation docs/authentication/renew-your-token-jwt.mdx:32 ("Number that can
+    // range from 1 to any number you wish. Each multiple represents a month"); its own examples ask for 120.
     expect(await months(await renew(`Bearer ${accessToken}`, '?origin=refresh&expiresIn=120'))).toBe(120);
+    expect(await months(await renew(accessToken, '?origin=refresh&expiresIn=121'))).toBe(121);
+    expect(await months(await renew(accessToken, '?origin=refresh&expiresIn=1200'))).toBe(1200);
     expect(await months(await renew(`bearer ${accessToken}`, '?origin=refresh&expireIn=3'))).toBe(3);
     expect(await months(await renew(accessToken, '?origin=refresh&expiresIn=1&expireIn=5'))).toBe(1);
     expect(await months(await renew(accessToken, '?origin=refresh'))).toBe(1);
@@ -105,7 +109,7 @@ describe('verifik dialect', () => {
     const empty = await renew('', '?origin=refresh', {});
     expect(empty.status).toBe(409);
     expect(empty.text).toBe(MISSING_HEADER);
-    for (const value of ['0', '121', '1.5', 'abc', '-1', '', '1e2', '+3', ' 2']) {
+    for (const value of ['0', '1201', '1.5', 'abc', '-1', '', '1e2', '+3', ' 2']) {
       const res = await renew(accessToken, `?origin=refresh&expiresIn=${encodeURIComponent(value)}`);
       expect(res.status, value).toBe(409);
       expect(res.text).toBe(badMonths('expiresIn'));
@@ -116,9 +120,11 @@ describe('verifik dialect', () => {
     const twice = await renew(accessToken, '?origin=refresh&expiresIn=1&expiresIn=2');
     expect(twice.status).toBe(409);
     expect(twice.text).toBe(badMonths('expiresIn'));
-    const origin = await renew(accessToken, '?origin=login');
-    expect(origin.status).toBe(409);
-    expect(origin.text).toBe('{"code":"MissingParameter","message":"origin must be \\"refresh\\""}');
+    for (const query of ['?origin=login', '?origin=refresh&origin=app', '?origin=']) {
+      const origin = await renew(accessToken, query);
+      expect(origin.status, query).toBe(409);
+      expect(origin.text).toBe('{"code":"MissingParameter","message":"origin must be \\"refresh\\" or \\"app\\""}');
+    }
   });
 
   it('caps N at the app policy verifikMaxMonths', async () => {
@@ -128,6 +134,73 @@ describe('verifik dialect', () => {
     const res = await renew(accessToken, '?expiresIn=13');
     expect(res.status).toBe(409);
     expect(res.text).toBe(badMonths('expiresIn', 12));
+  });
+
+  it('the default cap is 1200 months, and a token renewed for that long still renews', async () => {
+    const { accessToken } = await login('ivan');
+    const res = await renew(accessToken, '?origin=refresh&expiresIn=1200');
+    expect(res.status).toBe(200);
+    const claims = verifyWithJwks(res.body.accessToken, await jwks('vk'));
+    expect(claims.exp - claims.iat).toBe(1200 * 30 * DAY);
+    expect((await renew(res.body.accessToken, '?origin=refresh')).status).toBe(200);
+    const policy = (await server.call('GET', '/admin/apps/vk', { headers: admin })).body.policy;
+    expect(policy.verifikMaxMonths).toBe(1200);
+  });
+
+  it("Verifik's own demo client: every call it makes, spelled as it spells them, answers what it reads", async () => {
+    const { accessToken, sessionId } = await login('judy');
+    // The demo client sends `Content-Type: application/json` on every call, bodiless GETs included, and
+    // the token `Bearer `-prefixed.
+    // oracle: Open-Verifik/verifik-human-authn-demo-app packages/api-client/src/index.ts:233
+    // oracle: Open-Verifik/verifik-human-authn-demo-app packages/api-client/src/index.ts:269
+    const headers = (token: string) => ({ authorization: `Bearer ${token}`, 'content-type': 'application/json' });
+    const monthsOf = (token: string) => {
+      const c = decodeJwtPart(token, 1);
+      return (c.exp - c.iat) / (30 * DAY);
+    };
+
+    // authSession(): GET /v2/auth/session?origin=app renews like origin=refresh (same session, 30 days).
+    // oracle: Open-Verifik/verifik-human-authn-demo-app packages/api-client/src/index.ts:296-301
+    const app = await server.call('GET', '/v2/auth/session?origin=app', { headers: headers(accessToken) });
+    expect(app.status).toBe(200);
+    expect(app.headers.get('cache-control')).toBe('no-store');
+    // It reads `accessToken` (and optionally `user`, which Rotor does not have); `tokenType` as documented.
+    // oracle: Open-Verifik/verifik-human-authn-demo-app apps/web/app/[locale]/auth/otp/page.tsx:129-131
+    expect(app.text).toBe(`{"accessToken":"${app.body.accessToken}","tokenType":"bearer"}`);
+    const renewed = verifyWithJwks(app.body.accessToken, await jwks('vk'));
+    expect(renewed.sid).toBe(sessionId);
+    expect(monthsOf(app.body.accessToken)).toBe(1);
+    // origin=app honours expiresIn the same way.
+    const appMonths = await server.call('GET', '/v2/auth/session?origin=app&expiresIn=6', { headers: headers(accessToken) });
+    expect(monthsOf(appMonths.body.accessToken)).toBe(6);
+
+    // authSession({ method: 'POST' }): origin travels in a JSON body; bodies are ignored, so it renews.
+    // oracle: Open-Verifik/verifik-human-authn-demo-app packages/api-client/src/index.ts:304-307
+    const post = await server.call('POST', '/v2/auth/session', { headers: headers(accessToken), body: JSON.stringify({ origin: 'app' }) });
+    expect(post.status).toBe(200);
+    expect(post.text).toBe(`{"accessToken":"${post.body.accessToken}","tokenType":"bearer"}`);
+
+    // authSessionRefresh(): every month count its settings page offers, read back as accessToken.
+    // oracle: Open-Verifik/verifik-human-authn-demo-app packages/api-client/src/index.ts:341-346
+    // oracle: Open-Verifik/verifik-human-authn-demo-app apps/web/app/[locale]/settings/api-key/page.tsx:13
+    for (const months of [1, 2, 3, 6, 12, 24, 36]) {
+      const res = await server.call('GET', `/v2/auth/session?${new URLSearchParams({ origin: 'refresh', expiresIn: String(months) })}`, { headers: headers(accessToken) });
+      expect(res.status, String(months)).toBe(200);
+      expect(monthsOf(res.body.accessToken)).toBe(months);
+    }
+
+    // renewAndRevokeToken(): POST with the body `{}`; it reads `token` (or `accessToken`).
+    // oracle: Open-Verifik/verifik-human-authn-demo-app packages/api-client/src/index.ts:359-363
+    // oracle: Open-Verifik/verifik-human-authn-demo-app packages/api-client/src/index.ts:367-371
+    const fresh = await server.call('POST', '/v2/auth/renew-and-revoke', { headers: headers(accessToken), body: '{}' });
+    expect(fresh.status).toBe(200);
+    expect(fresh.text).toBe(`{"token":"${fresh.body.token}"}`);
+    expect(verifyWithJwks(fresh.body.token, await jwks('vk')).sid).not.toBe(sessionId);
+    // Its error path reads `code` and `message` from the root of the body.
+    // oracle: Open-Verifik/verifik-human-authn-demo-app packages/api-client/src/index.ts:178-183
+    const refused = await server.call('GET', '/v2/auth/session?origin=app', { headers: headers(accessToken) });
+    expect(refused.status).toBe(401);
+    expect(refused.body).toMatchObject({ code: 'Unauthorized', message: 'Invalid or expired token.' });
   });
 
   it('answers 401 with the signed body for garbage, tampered, expired and revoked tokens', async () => {

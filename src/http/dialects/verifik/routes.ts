@@ -12,6 +12,8 @@ const contexts = new WeakMap<FastifyInstance, ApiContext>();
 const DAY = 86400;
 /** A Verifik "month" is 30 days. */
 const MONTH = 30 * DAY;
+/** The `origin` values that renew; no `origin` renews too, a repeated one is refused. */
+const RENEWING_ORIGINS: ReadonlySet<string> = new Set(['refresh', 'app']);
 
 /**
  * The access token in `Authorization`, raw or `Bearer `-prefixed (any case). A missing or empty
@@ -74,7 +76,11 @@ export const verifikApi: Api = {
     const renew = async (request: FastifyRequest, reply: FastifyReply) => {
       const access = await verifiedAccess(ctx, request);
       const query = (request.query ?? {}) as Record<string, unknown>;
-      if (query.origin !== undefined && query.origin !== 'refresh') throw invalidRequest('origin must be "refresh"');
+      // `refresh` is the documented renewal; `app` is what Verifik's own clients send to refresh and
+      // hydrate a session (Verifik's `user`/`settings` extras are not Rotor's to give): both renew.
+      if (query.origin !== undefined && !RENEWING_ORIGINS.has(query.origin as string)) {
+        throw invalidRequest('origin must be "refresh" or "app"');
+      }
       const accessTtl = requestedTtl(access.app, query);
       const issued = await ctx.rotor.engine.renewAccess(access, { accessTtl, context: clientContext(request) });
       return noStore(reply).send({ accessToken: issued.accessToken, tokenType: 'bearer' });
