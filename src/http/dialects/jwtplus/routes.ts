@@ -31,6 +31,12 @@ async function authenticatedApp(ctx: ApiContext, request: FastifyRequest): Promi
   }
 }
 
+/**
+ * A list as JWTPlus's Go writes it: its queries collect rows into a nil slice (`var items []Row`), so
+ * no rows is `null`, not `[]`.
+ */
+const goSlice = <T>(rows: T[]): T[] | null => (rows.length === 0 ? null : rows);
+
 /** `{auth_token, key_id, public_key, refresh_token}` (Go sorts map keys; so does this literal). */
 function tokenResponse(issued: Issued): Record<string, unknown> {
   return {
@@ -73,7 +79,7 @@ export const jwtplusApi: Api = {
     app.get('/app/:app_id/pub-keys', async (request, reply) => {
       const target = await authenticatedApp(ctx, request);
       const keys = (await rotor.apps.listKeys(target.id)).map((k) => publicKeyView(k, target)).filter((k) => k !== null);
-      return sendGo(reply, 200, { keys });
+      return sendGo(reply, 200, { keys: goSlice(keys) });
     });
 
     app.post('/app/:app_id/sign', async (request, reply) => {
@@ -133,12 +139,14 @@ export const jwtplusApi: Api = {
         else throw err;
       }
       const keys = await rotor.apps.listKeys(target.id);
+      const revoked = new Set(keys.filter((k) => k.state === 'revoked').map((k) => k.kid));
       const now = Math.floor(rotor.clock.now() / 1000);
       const rows = pairs
         .sort((a, b) => a.session.createdAt - b.session.createdAt)
         .map(({ session, refresh }) => sessionView(session, refresh, target, keys))
-        .filter((row) => (row.auth_token_exp as number) > now && (row.auth_token_nbf as number) <= now);
-      return sendGo(reply, 200, { sessions: rows });
+        // A revoked key's tokens are gone (JWTPlus deletes their rows when it revokes the key).
+        .filter((row) => (row.auth_token_exp as number) > now && (row.auth_token_nbf as number) <= now && !revoked.has(row.key_id as string));
+      return sendGo(reply, 200, { sessions: goSlice(rows) });
     });
   },
 };

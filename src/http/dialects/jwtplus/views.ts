@@ -22,22 +22,31 @@ function pemOf(record: SigningKeyRecord): string | null {
 }
 
 /**
- * `GET /app/{app_id}/pub-keys` rows. `exp_time` is when the key stopped signing (or, for the active
- * key, when the app's rotation period will retire it; 0 without one). HMAC keys are never published.
+ * How JWTPlus shows an app without automatic rotation (`keyRotationPeriod: null`): as a period of 100
+ * years. JWTPlus has no "never": every app has a period of at least 60 s (its create and update calls
+ * require `rotation_period` min=60), and every key's `exp_time` is its creation plus that period. A
+ * client that compares `exp_time` with now, or adds `rotation_period` to a time, must see a key that
+ * does not expire on a schedule — never one that expired in 1970 (`exp_time: 0`).
+ */
+export const NO_ROTATION_PERIOD = 100 * 365 * 86400;
+
+/** `rotation_period` as JWTPlus shows it: the app's period, or 100 years when it has none. */
+export const rotationPeriodOf = (app: App): number => app.policy.keyRotationPeriod ?? NO_ROTATION_PERIOD;
+
+/**
+ * `GET /app/{app_id}/pub-keys` rows. As in JWTPlus, `exp_time` is the key's creation plus the rotation
+ * period, whatever has happened to the key since (a key rotated out early or revoked keeps it;
+ * `is_expired` and `is_revoked` tell). HMAC keys are never published.
  */
 export function publicKeyView(record: SigningKeyRecord, app: App): Record<string, unknown> | null {
   const pem = pemOf(record);
   if (pem === null) return null;
-  const period = app.policy.keyRotationPeriod;
-  const expTime = record.retiredAt !== null ? seconds(record.retiredAt)
-    : record.revokedAt !== null ? seconds(record.revokedAt)
-    : period !== null ? seconds(record.createdAt) + period : 0;
   return {
     key_id: record.kid,
     public_key: base64Pem(pem),
     key_type: keyType(record.alg),
     key_algo: record.alg,
-    exp_time: expTime,
+    exp_time: seconds(record.createdAt) + rotationPeriodOf(app),
     is_expired: record.retiredAt !== null ? 'yes' : 'no',
     is_revoked: record.state === 'revoked' ? 'yes' : 'no',
   };
@@ -56,7 +65,7 @@ export function appView(app: App, keys: SigningKeyRecord[]): Record<string, unkn
     refresh_notbefore: app.policy.refreshNotBefore,
     key_type: keyType(app.policy.alg),
     algo: app.policy.alg,
-    rotation_period: app.policy.keyRotationPeriod ?? 0,
+    rotation_period: rotationPeriodOf(app),
     add_time: seconds(app.createdAt),
     update_time: app.updatedAt !== app.createdAt ? seconds(app.updatedAt) : 0,
     last_key_rotate: keys.length > 1 && active ? seconds(active.createdAt) : 0,
@@ -68,7 +77,7 @@ export function appView(app: App, keys: SigningKeyRecord[]): Record<string, unkn
  * `jid`, and the engine stamps both tokens of a pair with the record's issuance instant. The key is
  * the one that was active then.
  */
-export function sessionView(session: Session, refresh: RefreshRecord, app: App, keys: SigningKeyRecord[]): Record<string, unknown> {
+export function sessionView(session: Session, refresh: Pick<RefreshRecord, 'id' | 'issuedAt' | 'notBefore' | 'expiresAt'>, app: App, keys: SigningKeyRecord[]): Record<string, unknown> {
   const iat = seconds(refresh.issuedAt);
   const cap = (t: number) => (session.expiresAt === null ? t : Math.min(t, seconds(session.expiresAt)));
   const signer = keys
