@@ -21,10 +21,19 @@ const ED25519_SIGNATURE_HEX = /^[0-9a-fA-F]{128}$/;
 /** DER prefix of an Ed25519 SubjectPublicKeyInfo; the raw 32-byte key follows it. */
 const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
 
-/** What a FIB client signs to log in: BLAKE2b-256 of the UTF-8 e-mail, with the lowest bit of its last byte set. */
-export function fibLoginDigest(email: string): Buffer {
+/**
+ * The two digests a FIB client may sign to log in, both BLAKE2b-256 of the UTF-8 e-mail: `plain`, as
+ * FIB's current Python and Node examples sign it, and `iroha`, with the lowest bit of the last byte
+ * set, as the Iroha SDK's hash (FIB's Kotlin example) makes it. They differ for about half of all
+ * addresses; a signature of either by the registered key is as good as the other.
+ */
+export const FIB_LOGIN_DIGESTS = ['plain', 'iroha'] as const;
+export type FibLoginDigest = (typeof FIB_LOGIN_DIGESTS)[number];
+
+/** What a FIB client signs to log in, in one of the two forms FIB's clients produce. */
+export function fibLoginDigest(email: string, variant: FibLoginDigest): Buffer {
   const digest = Buffer.from(blake2b(Buffer.from(email, 'utf8'), { dkLen: 32 }));
-  digest[31] = (digest[31] as number) | 1;
+  if (variant === 'iroha') digest[31] = (digest[31] as number) | 1;
   return digest;
 }
 
@@ -80,25 +89,26 @@ export class Subjects {
   }
 
   /**
-   * FIB login (SPEC §4.4): `signatureHex` must be an Ed25519 signature of `fibLoginDigest(subject)` made
-   * with the key registered for that subject, and `publicKeyHex` must be that key. Malformed input is
-   * `invalid_request`, an unknown subject `subject_not_found`, a key or signature that does not verify
-   * `invalid_credentials`; a disabled subject is told so only after its signature verified.
+   * FIB login (SPEC §4.4): `signatureHex` must be an Ed25519 signature of either `fibLoginDigest` of the
+   * subject, made with the key registered for that subject, and `publicKeyHex` must be that key. An
+   * e-mail that is no subject id is `invalid_request`; a signature that cannot be decoded, a public key
+   * that is not one, or either that does not verify, is `invalid_credentials` (FIB's one 422); an
+   * unknown subject is `subject_not_found`; a disabled subject is told so only after its signature verified.
    */
   async checkEd25519(app: App, subjectId: unknown, signatureHex: unknown, publicKeyHex: unknown): Promise<Subject> {
     const subject = validateSubject(subjectId, 'email');
+    const fail = (detail = 'the signature or public key does not verify'): never => {
+      this.observer.event('login_failed', { appId: app.id });
+      throw new RotorError('invalid_credentials', detail);
+    };
     if (typeof signatureHex !== 'string' || !ED25519_SIGNATURE_HEX.test(signatureHex)) {
-      throw invalidRequest('signature must be 128 hex characters (an Ed25519 signature)');
+      return fail('signature must be 128 hex characters (an Ed25519 signature)');
     }
     if (typeof publicKeyHex !== 'string' || !ED25519_HEX.test(publicKeyHex)) {
-      throw invalidRequest('authPublicKeyHex must be 64 hex characters (a raw Ed25519 public key)');
+      return fail('authPublicKeyHex must be 64 hex characters (a raw Ed25519 public key)');
     }
     const found = await this.store.findSubject(app.id, subject);
     if (!found) throw new RotorError('subject_not_found', 'no subject has that id in this app');
-    const fail = (): never => {
-      this.observer.event('login_failed', { appId: app.id });
-      throw new RotorError('invalid_credentials', 'the signature or public key does not verify');
-    };
     const registered = found.ed25519PublicKey;
     if (registered === null || registered !== publicKeyHex.toLowerCase()) return fail();
     let ok = false;
@@ -106,7 +116,8 @@ export class Subjects {
       const key = createPublicKey({
         key: Buffer.concat([ED25519_SPKI_PREFIX, Buffer.from(registered, 'hex')]), format: 'der', type: 'spki',
       });
-      ok = verifySignature(null, fibLoginDigest(subject), key, Buffer.from(signatureHex, 'hex'));
+      const signature = Buffer.from(signatureHex, 'hex');
+      ok = FIB_LOGIN_DIGESTS.some((variant) => verifySignature(null, fibLoginDigest(subject, variant), key, signature));
     } catch {
       ok = false;
     }

@@ -1,6 +1,7 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { FixedClock } from '../../src/domain/clock.js';
+import { blake2b } from '@noble/hashes/blake2.js';
 import { fibLoginDigest } from '../../src/domain/subjects.js';
 import { admin, createApp, decodeJwtPart, issue, startTestServer, type TestServer } from '../helpers/server.js';
 
@@ -19,12 +20,30 @@ const ok = (accessToken: string, refreshToken: string, expirationTime = 300) =>
 const error = (code: number, name: string, message: string) => `{"status":{"code":${code},"name":"${name}","message":"${message}"},"data":null}`;
 const INVALID_TOKEN = error(401, 'UNAUTHORIZED', 'Invalid or expired token');
 const NO_HEADER = error(401, 'UNAUTHORIZED', 'Missing or invalid Authorization header');
-const BAD_SIGNATURE = error(422, 'UNPROCESSABLE_ENTITY', 'Signature verification failed');
+// oracle: fraud-intelligence-limited/fil-documentation src/api-specification/auth-controller/authorizing-a-user-in-the-system.md:88
+const BAD_SIGNATURE = error(422, 'UNPROCESSABLE_ENTITY', 'User signature either could not be decoded or verified, or the authPublicKeyHex string is not valid.');
 const NO_SUBJECT = error(404, 'NOT_FOUND', 'Subject not found');
 
 const privateFromSeed = (seedHex: string) =>
   createPrivateKey({ key: Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), Buffer.from(seedHex, 'hex')]), format: 'der', type: 'pkcs8' });
 const rawPublic = (key: ReturnType<typeof createPublicKey>) => Buffer.from((key.export({ format: 'jwk' }).x as string), 'base64url').toString('hex');
+
+/**
+ * FIB's current Node example, as written there: Ed25519 over the plain BLAKE2b-256 of the e-mail.
+ * oracle: fraud-intelligence-limited/fil-documentation src/tutorials-api/signing-user-email-addresses.md:64-79
+ */
+function signEmailLikeFibsNodeExample(email: string, authPrivateKeyHex: string): string {
+  const key = createPrivateKey({ key: Buffer.from('302e020100300506032b657004220420' + authPrivateKeyHex.slice(0, 64), 'hex'), format: 'der', type: 'pkcs8' });
+  const digest = Buffer.from(blake2b(new TextEncoder().encode(email), { dkLen: 32 }));
+  return sign(null, digest, key).toString('hex');
+}
+
+/** Without `typ`, which the formats owe (FIB's samples carry `"typ":"JWT"`; see the todo at the end). */
+const headerWithoutTyp = (token: string) => {
+  const { typ, ...rest } = decodeJwtPart(token, 0);
+  expect([undefined, 'JWT']).toContain(typ);
+  return rest;
+};
 
 describe('fib dialect', () => {
   let server: TestServer;
@@ -52,12 +71,45 @@ describe('fib dialect', () => {
 
   it('the SPEC key pair and vectors are what they claim (digest[31] |= 1 matters for bob)', () => {
     const key = privateFromSeed(SEED);
+    // oracle: fraud-intelligence-limited/fil-documentation src/tutorials-api/signing-user-email-addresses.md:117-120
     expect(rawPublic(createPublicKey(key))).toBe(PUBLIC);
-    expect(sign(null, fibLoginDigest(ALICE), key).toString('hex')).toBe(ALICE_SIG);
-    expect(sign(null, fibLoginDigest(BOB), key).toString('hex')).toBe(BOB_SIG);
-    const unset = Buffer.from(fibLoginDigest(BOB));
-    unset[31] = (unset[31] as number) & 0xfe;
-    expect(verify(null, unset, createPublicKey(key), Buffer.from(BOB_SIG, 'hex'))).toBe(false);
+    // Alice's digest already ends in an odd byte: both forms are the same message.
+    expect(fibLoginDigest(ALICE, 'plain')).toEqual(fibLoginDigest(ALICE, 'iroha'));
+    expect(sign(null, fibLoginDigest(ALICE, 'plain'), key).toString('hex')).toBe(ALICE_SIG);
+    // oracle: fraud-intelligence-limited/fil-documentation src/tutorials-api/signing-user-email-addresses.md:87
+    expect(signEmailLikeFibsNodeExample(ALICE, SEED)).toBe(ALICE_SIG);
+    // Bob's does not: SPEC's vector is the Iroha form, FIB's Node example signs the plain one.
+    expect(sign(null, fibLoginDigest(BOB, 'iroha'), key).toString('hex')).toBe(BOB_SIG);
+    expect(verify(null, fibLoginDigest(BOB, 'plain'), createPublicKey(key), Buffer.from(BOB_SIG, 'hex'))).toBe(false);
+    expect(signEmailLikeFibsNodeExample(BOB, SEED)).toBe(sign(null, fibLoginDigest(BOB, 'plain'), key).toString('hex'));
+    expect(signEmailLikeFibsNodeExample(BOB, SEED)).not.toBe(BOB_SIG);
+  });
+
+  it("logs in with the plain digest of FIB's Python and Node examples and with the Iroha form of its Kotlin SDK", async () => {
+    // oracle: fraud-intelligence-limited/fil-documentation src/tutorials-api/signing-user-email-addresses.md:8 (signature = Hex(Ed25519-Sign(key, BLAKE2b-256(UTF-8(email)))))
+    // oracle: fraud-intelligence-limited/fil-documentation src/tutorials-api/signing-user-email-addresses.md:39-40 (Python: the plain digest)
+    // oracle: fraud-intelligence-limited/fil-documentation src/tutorials-api/signing-user-email-addresses.md:96-105 (Kotlin: the Iroha SDK hashes inside sign)
+    const key = privateFromSeed(SEED);
+    const plain = signEmailLikeFibsNodeExample(BOB, SEED);
+    expect((await login({ email: BOB, signature: plain, authPublicKeyHex: PUBLIC })).status).toBe(200);
+    expect((await login({ email: BOB, signature: BOB_SIG, authPublicKeyHex: PUBLIC })).status).toBe(200);
+    // Across many addresses (about half of them end in an even digest byte), both forms log in.
+    let differ = 0;
+    for (let i = 0; i < 24; i++) {
+      const email = `user${i}@wonderland.space`;
+      expect((await putSubject('fib', email, { ed25519PublicKey: PUBLIC })).status).toBe(200);
+      const forms = new Set([signEmailLikeFibsNodeExample(email, SEED), sign(null, fibLoginDigest(email, 'iroha'), key).toString('hex')]);
+      if (forms.size === 2) differ += 1;
+      for (const signature of forms) {
+        const res = await login({ email, signature, authPublicKeyHex: PUBLIC });
+        expect(res.status, email).toBe(200);
+      }
+    }
+    expect(differ).toBeGreaterThan(0);
+    // A signature of either form by another key, or of another address, still does not.
+    const other = generateKeyPairSync('ed25519');
+    expect((await login({ email: BOB, signature: sign(null, fibLoginDigest(BOB, 'plain'), other.privateKey).toString('hex'), authPublicKeyHex: PUBLIC })).text).toBe(BAD_SIGNATURE);
+    expect((await login({ email: BOB, signature: signEmailLikeFibsNodeExample('user0@wonderland.space', SEED), authPublicKeyHex: PUBLIC })).text).toBe(BAD_SIGNATURE);
   });
 
   it('logs in with both SPEC test vectors and issues the FIB layout (EdDSA, kid, acjti = access jti)', async () => {
@@ -72,7 +124,7 @@ describe('fib dialect', () => {
       expect(res.text).toBe(ok(accessToken, refreshToken));
       const now = Math.floor(clock.now() / 1000);
       for (const token of [accessToken, refreshToken]) {
-        expect(decodeJwtPart(token, 0)).toEqual({ alg: 'EdDSA', kid });
+        expect(headerWithoutTyp(token)).toEqual({ alg: 'EdDSA', kid });
         const [h, p, s] = token.split('.') as [string, string, string];
         expect(verify(null, Buffer.from(`${h}.${p}`), publicKey, Buffer.from(s, 'base64url'))).toBe(true);
       }
@@ -124,7 +176,7 @@ describe('fib dialect', () => {
     const graced = await createApp(server, { name: 'fib-grace', profile: 'fib', policy: { reuseGrace: 10 } });
     const gina = 'gina@wonderland.space';
     await putSubject('fib-grace', gina, { ed25519PublicKey: PUBLIC });
-    const signature = sign(null, fibLoginDigest(gina), privateFromSeed(SEED)).toString('hex');
+    const signature = sign(null, fibLoginDigest(gina, 'iroha'), privateFromSeed(SEED)).toString('hex');
     const s = (await login({ email: gina, signature, authPublicKeyHex: PUBLIC })).body.data;
     const first = await refresh(`Bearer ${s.refreshToken}`);
     const retry = await refresh(`Bearer ${s.refreshToken}`);
@@ -197,17 +249,26 @@ describe('fib dialect', () => {
     expect(expired.text).toBe(INVALID_TOKEN);
   });
 
-  it('422 when a well-formed login does not verify; 404 for an unknown subject; 400 for a malformed body', async () => {
+  it('422 when a login signature or key cannot be decoded or does not verify; 404 for an unknown subject; 400 for a malformed body', async () => {
     const other = generateKeyPairSync('ed25519');
     const otherHex = rawPublic(other.publicKey);
     const bad: [unknown, string][] = [
       [{ email: ALICE, signature: BOB_SIG, authPublicKeyHex: PUBLIC }, BAD_SIGNATURE],
       [{ email: ALICE, signature: ALICE_SIG.replace(/^57/, '58'), authPublicKeyHex: PUBLIC }, BAD_SIGNATURE],
       // A valid signature by another key: the key is not the one registered for alice.
-      [{ email: ALICE, signature: sign(null, fibLoginDigest(ALICE), other.privateKey).toString('hex'), authPublicKeyHex: otherHex }, BAD_SIGNATURE],
+      [{ email: ALICE, signature: sign(null, fibLoginDigest(ALICE, 'plain'), other.privateKey).toString('hex'), authPublicKeyHex: otherHex }, BAD_SIGNATURE],
+      // oracle: fraud-intelligence-limited/fil-documentation src/api-specification/auth-controller/authorizing-a-user-in-the-system.md:87
       [{ email: 'nobody@wonderland.space', signature: ALICE_SIG, authPublicKeyHex: PUBLIC }, NO_SUBJECT],
-      [{ email: ALICE, signature: 'zz', authPublicKeyHex: PUBLIC }, error(400, 'BAD_REQUEST', 'signature must be 128 hex characters (an Ed25519 signature)')],
-      [{ email: ALICE, signature: ALICE_SIG, authPublicKeyHex: 'abc' }, error(400, 'BAD_REQUEST', 'authPublicKeyHex must be 64 hex characters (a raw Ed25519 public key)')],
+      // A signature that cannot be decoded, and a public key that is not one, are FIB's 422 too.
+      // oracle: fraud-intelligence-limited/fil-documentation src/api-specification/auth-controller/authorizing-a-user-in-the-system.md:88
+      [{ email: ALICE, signature: 'zz', authPublicKeyHex: PUBLIC }, BAD_SIGNATURE],
+      [{ email: ALICE, signature: '', authPublicKeyHex: PUBLIC }, BAD_SIGNATURE],
+      [{ email: ALICE, signature: `${ALICE_SIG}00`, authPublicKeyHex: PUBLIC }, BAD_SIGNATURE],
+      [{ email: ALICE, signature: ALICE_SIG.replace(/^57/, 'zz'), authPublicKeyHex: PUBLIC }, BAD_SIGNATURE],
+      [{ email: ALICE, signature: ALICE_SIG, authPublicKeyHex: 'abc' }, BAD_SIGNATURE],
+      [{ email: ALICE, signature: ALICE_SIG, authPublicKeyHex: `${PUBLIC}00` }, BAD_SIGNATURE],
+      [{ email: ALICE, signature: ALICE_SIG, authPublicKeyHex: 'g'.repeat(64) }, BAD_SIGNATURE],
+      // oracle: fraud-intelligence-limited/fil-documentation src/api-specification/auth-controller/authorizing-a-user-in-the-system.md:86 (400 Bad request)
       [{ signature: ALICE_SIG, authPublicKeyHex: PUBLIC }, error(400, 'BAD_REQUEST', 'email is required and must be a string')],
       [{ email: ALICE, signature: 5, authPublicKeyHex: PUBLIC }, error(400, 'BAD_REQUEST', 'signature is required and must be a string')],
       [[ALICE], error(400, 'BAD_REQUEST', 'The request body must be a JSON object')],
@@ -223,14 +284,14 @@ describe('fib dialect', () => {
 
     // Any registered key works the same way.
     await putSubject('fib', 'carol@wonderland.space', { ed25519PublicKey: otherHex.toUpperCase() });
-    const carol = await login({ email: 'carol@wonderland.space', signature: sign(null, fibLoginDigest('carol@wonderland.space'), other.privateKey).toString('hex'), authPublicKeyHex: otherHex });
+    const carol = await login({ email: 'carol@wonderland.space', signature: sign(null, fibLoginDigest('carol@wonderland.space', 'iroha'), other.privateKey).toString('hex'), authPublicKeyHex: otherHex });
     expect(carol.status).toBe(200);
   });
 
   it('a deleted subject is 404 on refresh, logout and login; a disabled one is 401', async () => {
     await putSubject('fib', 'dora@wonderland.space', { ed25519PublicKey: PUBLIC });
     const key = privateFromSeed(SEED);
-    const doraLogin = { email: 'dora@wonderland.space', signature: sign(null, fibLoginDigest('dora@wonderland.space'), key).toString('hex'), authPublicKeyHex: PUBLIC };
+    const doraLogin = { email: 'dora@wonderland.space', signature: sign(null, fibLoginDigest('dora@wonderland.space', 'iroha'), key).toString('hex'), authPublicKeyHex: PUBLIC };
     const s = (await login(doraLogin)).body.data;
     const deleted = await server.call('DELETE', '/admin/apps/fib/subjects/dora%40wonderland.space', { headers: admin });
     expect(deleted.status).toBe(204);
@@ -309,6 +370,63 @@ describe('fib dialect', () => {
       expect(body.data).toBeNull();
     }
   });
+});
+
+describe('fib dialect: the login replays, so it is limited like a password and never logged', () => {
+  // The signature covers the e-mail alone: whoever saw one login can replay it for as long as the key
+  // stays registered (FIB's design). Rotor limits it like a password login: attempts per ip, and
+  // failures per (ip, e-mail).
+  // oracle: fraud-intelligence-limited/fil-documentation src/tutorials-api/signing-user-email-addresses.md:8 (nothing but the e-mail is signed)
+  // A fresh server (fresh budgets) for each test, its clock inside one rate-limit window.
+  let server: TestServer;
+  beforeEach(async () => {
+    server = await startTestServer({ clock: new FixedClock(Date.UTC(2026, 3, 1, 9, 0, 0)), env: { ROTOR_RATE_LIMITS: 'loginPerIp=12,loginFailuresPerUser=3' } });
+    await createApp(server, { name: 'fib-rl', profile: 'fib' });
+    for (const subject of [ALICE, BOB]) {
+      await server.call('PUT', `/admin/apps/fib-rl/subjects/${encodeURIComponent(subject)}`, { json: { ed25519PublicKey: PUBLIC }, headers: admin });
+    }
+  });
+  afterEach(async () => { await server.close(); });
+  const login = (body: unknown, prefix = '') => server.call('POST', `${prefix}${BASE}/session`, { json: body });
+
+  it('failures per (ip, e-mail) lock that e-mail out for this ip, even with the right signature; others go on', async () => {
+    const wrong = { email: ALICE, signature: BOB_SIG, authPublicKeyHex: PUBLIC };
+    for (const body of [wrong, { ...wrong, signature: 'zz' }, { ...wrong, email: 'ALICE@wonderland.space' }]) {
+      expect((await login(body)).status).toBeGreaterThanOrEqual(400);
+    }
+    const locked = await login({ email: ALICE, signature: ALICE_SIG, authPublicKeyHex: PUBLIC });
+    expect(locked.status).toBe(429);
+    expect(locked.body.status).toMatchObject({ code: 429, name: 'TOO_MANY_REQUESTS' });
+    expect(Number(locked.headers.get('retry-after'))).toBeGreaterThan(0);
+    // The per-app base URL shares the budget.
+    expect((await login({ email: ALICE, signature: ALICE_SIG, authPublicKeyHex: PUBLIC }, '/fib/fib-rl')).status).toBe(429);
+    // Bob is not locked out by Alice's failures.
+    expect((await login({ email: BOB, signature: BOB_SIG, authPublicKeyHex: PUBLIC })).status).toBe(200);
+  });
+
+  it('replays of one observed login are limited per ip, and no signature or token reaches the logs', async () => {
+    const observed = { email: BOB, signature: BOB_SIG, authPublicKeyHex: PUBLIC };
+    // One failing login (its signature, though wrong, is as secret as a password guess), then replays.
+    const attempts = [{ ...observed, signature: ALICE_SIG }, ...Array(14).fill(observed)];
+    const statuses: number[] = [];
+    const tokens: string[] = [];
+    for (const body of attempts) {
+      const res = await login(body);
+      statuses.push(res.status);
+      if (res.status === 200) tokens.push(res.body.data.accessToken, res.body.data.refreshToken);
+    }
+    // 12 attempts per ip and window, then 429 for the rest of it.
+    expect(statuses).toEqual([422, ...Array(11).fill(200), 429, 429, 429]);
+    const logs = server.logs.join('');
+    expect(logs).toContain('login_failed');
+    for (const secret of [BOB_SIG, ALICE_SIG, ...tokens]) expect(logs).not.toContain(secret);
+  });
+});
+
+describe('fib dialect: owed by the formats', () => {
+  // oracle: fraud-intelligence-limited/fil-documentation src/api-specification/auth-controller/authorizing-a-user-in-the-system.md:72-73
+  // (both sample tokens start eyJ0eXAiOiJKV1QiLCJhbGciOiJFZERTQSJ9 = {"typ":"JWT","alg":"EdDSA"})
+  it.todo('access and refresh token headers carry "typ":"JWT"');
 });
 
 describe('fib dialect, store down', () => {

@@ -14,6 +14,12 @@ export function sessionBody(issued: Issued): Record<string, unknown> {
 
 export const loggedOut = { status: OK, data: {} };
 
+/**
+ * FIB's words for its login 422, whichever the cause: a signature that cannot be decoded or does not
+ * verify, or an `authPublicKeyHex` that is not valid (its API specification, "Authorizing a user").
+ */
+export const UNPROCESSABLE_LOGIN = 'User signature either could not be decoded or verified, or the authPublicKeyHex string is not valid.';
+
 const NAMES: Record<number, string> = {
   400: 'BAD_REQUEST',
   401: 'UNAUTHORIZED',
@@ -41,7 +47,7 @@ function statusOf(err: RotorError): { code: number; message: string } {
     case 'subject_disabled':
       return { code: 401, message: 'Subject is disabled' };
     case 'invalid_credentials':
-      return { code: 422, message: 'Signature verification failed' };
+      return { code: 422, message: UNPROCESSABLE_LOGIN };
     case 'app_not_found':
       return { code: 404, message: 'App not found' };
     case 'invalid_request':
