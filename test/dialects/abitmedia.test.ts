@@ -2,6 +2,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FixedClock } from '../../src/domain/clock.js';
 import { admin, createApp, decodeJwtPart, issue, startTestServer, type TestServer } from '../helpers/server.js';
 
+/** The header without `typ`, which the formats owe (the vendor's sample shows `"typ":"JWT"`; see the todo at the end). */
+const headerWithoutTyp = (token: string) => {
+  const { typ, ...rest } = decodeJwtPart(token, 0);
+  expect([undefined, 'JWT']).toContain(typ);
+  return rest;
+};
+
 const DAY = 86400;
 const EMAIL = 'ana@example.com';
 const PASSWORD = 'contraseña segura 1';
@@ -50,12 +57,13 @@ describe('abitmedia dialect', () => {
     expect(res.headers.get('cache-control')).toBe('no-store');
     expect(res.headers.get('content-type')).toBe('application/json; charset=utf-8');
     const { accessToken, refreshToken } = res.body;
+    // oracle: Abitmedia ID API page, GET /v1/auth, 200 sample (stored copy: https://310095.gf7oq.group/abitmedia_id.php?action=GET&path=%2Fauth)
     expect(res.bytes.equals(Buffer.from(tokens('Autenticación exitosa', accessToken, refreshToken), 'utf8'))).toBe(true);
     expect(res.bytes.includes(Buffer.from('Autenticaci\u00f3n', 'utf8'))).toBe(true);
 
     const now = Math.floor(clock.now() / 1000);
-    expect(decodeJwtPart(accessToken, 0)).toEqual({ alg: 'HS256', kid });
-    expect(decodeJwtPart(refreshToken, 0)).toEqual({ alg: 'HS256', kid });
+    expect(headerWithoutTyp(accessToken)).toEqual({ alg: 'HS256', kid });
+    expect(headerWithoutTyp(refreshToken)).toEqual({ alg: 'HS256', kid });
     const access = decodeJwtPart(accessToken, 1);
     expect(Object.keys(access)).toEqual(['name', 'plan', 'sub', 'sid', 'jti', 'iat', 'exp']);
     expect(access).toEqual({ name: 'Ana', plan: 'pro', sub: EMAIL, sid: access.sid, jti: access.jti, iat: now, exp: now + 3600 });
@@ -79,6 +87,7 @@ describe('abitmedia dialect', () => {
   });
 
   it('refuses bad credentials alike: wrong password, unknown user, no or malformed header', async () => {
+    // oracle: Abitmedia ID API page, GET /v1/auth, 401 sample (stored copy: https://310095.gf7oq.group/abitmedia_id.php?action=GET&path=%2Fauth)
     for (const header of [basic(EMAIL, 'wrong'), basic('nobody@example.com', PASSWORD), undefined, 'Basic !!!', `Bearer ${abit.appKey}`, basic(EMAIL, '')]) {
       const res = await auth(header);
       expect(res.status, String(header)).toBe(401);
@@ -87,6 +96,8 @@ describe('abitmedia dialect', () => {
   });
 
   it('refreshes with refreshToken as JSON, x-www-form-urlencoded and multipart/form-data', async () => {
+    // oracle: Abitmedia ID API page, POST /v1/refreshToken: "Parámetros Formdata / Atributos objeto JSON", refreshToken
+    // required, "Autorizaciones: Ninguna" (stored copy: https://310095.gf7oq.group/abitmedia_id.php?action=POST&path=%2FrefreshToken)
     let { refreshToken } = await login();
     const sid = decodeJwtPart(refreshToken, 1).sid;
     const encodings: [string, () => Promise<Awaited<ReturnType<typeof raw>>>][] = [
@@ -244,4 +255,10 @@ describe('abitmedia dialect, store down', () => {
       await server.close();
     }
   });
+});
+
+describe('abitmedia dialect: owed by the formats', () => {
+  // oracle: Abitmedia ID API page (stored copy: https://310095.gf7oq.group/abitmedia_id.php?action=POST&path=%2FrefreshToken), 200 sample:
+  // "accessToken": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9" = {"alg":"HS256","typ":"JWT"}, the refresh token likewise
+  it.todo('access and refresh token headers carry "typ":"JWT"');
 });

@@ -3,6 +3,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FixedClock } from '../../src/domain/clock.js';
 import { admin, createApp, decodeJwtPart, issue, startTestServer, type TestServer } from '../helpers/server.js';
 
+/** The header without `typ`, which the formats owe (the vendor's sample shows `"typ":"JWT"`; see the todo at the end). */
+const headerWithoutTyp = (token: string) => {
+  const { typ, ...rest } = decodeJwtPart(token, 0);
+  expect([undefined, 'JWT']).toContain(typ);
+  return rest;
+};
+
 const DAY = 86400;
 const PATH = '/api/v2/auth/token';
 const INVALID = '{"errorCode":"AUTH_1002","errorMessage":"Invalid token","content":"","pageable":""}';
@@ -33,8 +40,8 @@ describe('flolive dialect', () => {
     const pair = await issue(server, flo, 'u-1');
     expect(pair.expiresIn).toBe(3600);
     expect(pair.refreshExpiresIn).toBe(30 * DAY);
-    expect(decodeJwtPart(pair.accessToken, 0)).toEqual({ alg: 'HS256', kid });
-    expect(decodeJwtPart(pair.refreshToken, 0)).toEqual({ alg: 'HS256', kid });
+    expect(headerWithoutTyp(pair.accessToken)).toEqual({ alg: 'HS256', kid });
+    expect(headerWithoutTyp(pair.refreshToken)).toEqual({ alg: 'HS256', kid });
     const access = decodeJwtPart(pair.accessToken, 1);
     const now = Math.floor(clock.now() / 1000);
     expect(access).toEqual({ uid: 'u-1', email: 'ana@example.com', sid: pair.sessionId, jti: access.jti, iat: now, exp: now + 3600 });
@@ -59,7 +66,7 @@ describe('flolive dialect', () => {
     const access = decodeJwtPart(item.token, 1);
     const now = Math.floor(clock.now() / 1000);
     expect(access).toEqual({ uid: 'u-1', email: 'ana@example.com', sid: pair.sessionId, jti: access.jti, iat: now, exp: now + 3600 });
-    expect(decodeJwtPart(item.token, 0)).toEqual({ alg: 'HS256', kid });
+    expect(headerWithoutTyp(item.token)).toEqual({ alg: 'HS256', kid });
     const refresh = decodeJwtPart(item.refreshToken, 1);
     expect(refresh).toEqual({ sid: pair.sessionId, jti: refresh.jti, iat: now, exp: now + 30 * DAY, typ: 'Refresh' });
 
@@ -249,4 +256,10 @@ describe('flolive dialect, store down', () => {
       await server.close();
     }
   });
+});
+
+describe('flolive dialect: owed by the formats', () => {
+  // floLIVE's sample tokens show "typ":"JWT" (issue 11); no copy of that page was found among the stored
+  // public material, so this one is cited from the issue, not from a line.
+  it.todo('access token header carries "typ":"JWT"');
 });
