@@ -425,7 +425,7 @@ describe('jwtplus dialect', () => {
     expect(t.public_key).toBe('');
     const keys = await server.call('GET', `/app/${app.id}/pub-keys`, { headers: { authorization: app.appKey } });
     expect(keys.status).toBe(200);
-    // oracle: jwtplus/jwtplus db/sqlc/app_keys.sql.go:110 (`var items []GetPublicKeysByAppIdRow`: nil when no rows)
+    // oracle: jwtplus/jwtplus db/sqlc/app_keys.sql.go:109 (`var items []GetPublicKeysByAppIdRow`: nil when no rows)
     expect(keys.text).toBe('{"keys":null}');
   });
 

@@ -55,8 +55,10 @@ describe('verifik dialect', () => {
 
   it('renews with the raw token: 200, byte-exact body, no-store, same session, N × 30 days', async () => {
     const pair = await login();
+    // oracle: Open-Verifik/verifik-documentation docs/authentication/renew-your-token-jwt.mdx:25 (Authorization: `<token>`, raw)
     const res = await renew(pair.accessToken, '?origin=refresh&expiresIn=2');
     expect(res.status).toBe(200);
+    // oracle: Open-Verifik/verifik-documentation docs/authentication/renew-your-token-jwt.mdx:134-137
     expect(res.headers.get('cache-control')).toBe('no-store');
     expect(res.headers.get('content-type')).toMatch(/^application\/json/);
     expect(res.text).toBe(`{"accessToken":"${res.body.accessToken}","tokenType":"bearer"}`);
@@ -102,6 +104,7 @@ describe('verifik dialect', () => {
 
   it('answers 409 MissingParameter, byte for byte, without a header or with a bad expiresIn', async () => {
     const { accessToken } = await login();
+    // oracle: Open-Verifik/verifik-documentation docs/authentication/renew-your-token-jwt.mdx:158-161
     const none = await renew(null);
     expect(none.status).toBe(409);
     expect(none.text).toBe(MISSING_HEADER);
@@ -204,6 +207,8 @@ describe('verifik dialect', () => {
   });
 
   it('answers 401 with the signed body for garbage, tampered, expired and revoked tokens', async () => {
+    // oracle: Open-Verifik/verifik-documentation docs/authentication/renew-your-token-jwt.mdx:144-151 (the signature's
+    // message is Rotor's own, "Certified by Rotor" unless configured: Rotor does not sign as Verifik)
     const expected = unauthorized(SIGNATURE_AT_START);
     const pair = await login('carol');
     const [h, p, s] = pair.accessToken.split('.') as [string, string, string];
@@ -223,6 +228,7 @@ describe('verifik dialect', () => {
     expect(revoked.text).toBe(expected);
   });
 
+  // oracle: Open-Verifik/verifik-documentation docs/authentication/renew-your-token-jwt.mdx:19 ("This service only renews tokens that are still valid")
   it('refuses an expired token (exp is exclusive) and signs the 401 with the current time, 12-hour clock', async () => {
     const { accessToken } = await login('dave');
     const exp = decodeJwtPart(accessToken, 1).exp as number;
