@@ -303,6 +303,11 @@ describe('jwtplus dialect', () => {
   it('get-session lists the live sessions of a subject in JWTPlus field order, null when none', async () => {
     const none = await post(jp, 'get-session', { sub: 'nobody' }, jp.appKey);
     expect(none.status).toBe(200);
+    // Any sub is a lookup (JWTPlus hashes it), even one Rotor could never have issued to.
+    // oracle: jwtplus/jwtplus controllers/appController.go:651-656 (Sub: lib.GetSHA512Hash(postParams.Sub))
+    for (const sub of ['x'.repeat(300), 'nul\u0000sub']) {
+      expect((await post(jp, 'get-session', { sub }, jp.appKey)).text).toBe('{"sessions":null}');
+    }
     // oracle: jwtplus/jwtplus controllers/appController.go:671-673 (gin.H{"sessions": sessions})
     // oracle: jwtplus/jwtplus db/sqlc/tokens.sql.go:113 (`var items []…Row`: no rows is a nil slice, JSON null)
     expect(none.text).toBe('{"sessions":null}');
@@ -371,6 +376,9 @@ describe('jwtplus dialect', () => {
     expect(old.exp_time).toBe(created + 86400);
     expect(fresh.exp_time).toBe(Math.floor(clock.now() / 1000) + 86400);
     expect(verifyWithPublicKey(t.auth_token, old.public_key as string)).toBe(true);
+    // A rotated-out key still verifies what it signed: JWTPlus checks a token with its own key's public key.
+    // oracle: jwtplus/jwtplus controllers/appController.go:355-362 (the stored row's key_id and public_key)
+    expect(await verify(app as App, t.auth_token)).toBe('{"verified":true}');
     const after = await server.call('GET', `/app/${app.id}`, { headers: { authorization: app.appKey } });
     expect(after.body.app.last_key_rotate).toBe(Math.floor(clock.now() / 1000));
 
