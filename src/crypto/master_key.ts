@@ -5,12 +5,15 @@ import { secureRandomBytes } from './random.js';
 
 export type SealPurpose = 'signing-key' | 'refresh-successor';
 
+/** Keys derived for a purpose rather than sealing: refresh-token MACs and id ciphers (never stored). */
+export type DerivedPurpose = 'refresh-mac' | `refresh-id:${string}`;
+
 /**
  * The master key encrypts private keys, HMAC secrets and grace-window successors at rest
  * (AES-256-GCM, a subkey per purpose derived with HKDF, the record's id bound as associated data).
  */
 export class MasterKey {
-  private readonly subkeys = new Map<SealPurpose, Buffer>();
+  private readonly subkeys = new Map<SealPurpose | DerivedPurpose, Buffer>();
 
   constructor(private readonly key: Buffer) {
     if (key.length !== 32) throw new Error('the master key must be exactly 32 bytes');
@@ -38,7 +41,15 @@ export class MasterKey {
     return MasterKey.fromBase64(readFileSync(path, 'utf8'));
   }
 
-  private subkey(purpose: SealPurpose): Buffer {
+  /**
+   * A 32-byte key for `purpose`, derived with HKDF and never stored: a database dump alone cannot mint or
+   * recognise a refresh token (SPEC §2.9).
+   */
+  derive(purpose: DerivedPurpose): Buffer {
+    return this.subkey(purpose);
+  }
+
+  private subkey(purpose: SealPurpose | DerivedPurpose): Buffer {
     let key = this.subkeys.get(purpose);
     if (!key) {
       key = Buffer.from(hkdfSync('sha256', this.key, Buffer.alloc(0), `rotor/${purpose}`, 32));

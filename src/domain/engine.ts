@@ -1,8 +1,7 @@
 import { decodeJwt, headerKid, MAX_TOKEN_LENGTH, numericDate, signJwt, verifySignature, type DecodedJwt } from '../crypto/jwt.js';
 import type { MasterKey } from '../crypto/master_key.js';
-import { isOpaqueRefreshToken, newOpaqueRefreshToken, opaqueRefreshId } from '../crypto/secrets.js';
 import type { SigningKey } from '../crypto/signing_key.js';
-import type { Store } from '../store/contract.js';
+import { UPGRADED, type FoundLegacyRefresh, type FoundSession, type Store } from '../store/contract.js';
 import { recordableClient } from './claims.js';
 import { toSeconds, type Clock } from './clock.js';
 import { invalidAccessToken, invalidRefreshToken, RotorError, type RefreshRefusal } from './errors.js';
@@ -10,17 +9,19 @@ import type { Observer } from './events.js';
 import { formatFor, type JwtParts, type MintContext, type TokenFormat } from './formats/index.js';
 import { newId } from './ids.js';
 import type { Keyring } from './keyring.js';
-import type { App, JsonObject, Millis, RefreshRecord, Session, SubjectStatus } from './types.js';
+import { RefreshIds, type Presented } from './refresh_ids.js';
+import type { App, JsonObject, Millis, RefreshChain, RefreshRecord, Session, SubjectStatus } from './types.js';
 
 /** Clock leeway for `nbf` (skew between instances). `exp` has none: a token is valid while now < exp. */
 export const NBF_LEEWAY_SECONDS = 30;
 
 /**
  * The longest token Rotor issues (S2-09): verification refuses anything over MAX_TOKEN_LENGTH, and a
- * renewal's token may be a few characters longer than the issuance's (a later `exp`, another key's
- * signature), so issuance keeps this margin below it and every token it hands out stays usable.
+ * renewal's token may be longer than the issuance's (a later `exp`; after an algorithm change another
+ * key's signature: from HS256's 43 characters to RSA-4096's 683), so issuance keeps this margin below
+ * it and every token it hands out, and every renewal of it, stays usable.
  */
-export const MAX_ISSUED_TOKEN_LENGTH = MAX_TOKEN_LENGTH - 128;
+export const MAX_ISSUED_TOKEN_LENGTH = MAX_TOKEN_LENGTH - 768;
 
 /** One issuance or renewal, before any API shapes it. */
 export interface Issued {
@@ -44,12 +45,6 @@ export interface VerifiedAccess {
   /** The app's signing-key version read with the session (S2-13). */
   keysVersion: number;
 }
-
-/** A refresh record as the store found it, with what the hot query read beside it. */
-type FoundRefresh = { record: RefreshRecord; session: Session; subjectStatus: SubjectStatus | null; keysVersion: number };
-
-/** A presented refresh token's stored id, and the key that signed it (JWT refresh tokens). */
-type RefreshRef = { id: string; kid: string | null };
 
 export interface Introspection {
   active: boolean;
@@ -92,11 +87,30 @@ interface EngineDeps {
 }
 
 /**
+ * A presented refresh token, found: a generation of a session's chain, or a pre-upgrade record. `kid`
+ * is the key that signed a JWT one (confirmed against the version read with the row, S2-13).
+ */
+type Located =
+  | { kind: 'chain'; found: FoundSession; generation: number; kid: string | null }
+  | { kind: 'legacy'; found: FoundLegacyRefresh; kid: string | null };
+
+/** The live refresh token of a session as JWTPlus get-session shows it. */
+export type LiveRefresh = Pick<RefreshRecord, 'id' | 'issuedAt' | 'notBefore' | 'expiresAt'>;
+
+/**
  * The rotation engine: issues sessions, renews them, detects reuse, verifies and revokes tokens.
  * It knows the storage contract and the token formats, nothing of HTTP or SQL.
+ *
+ * A session's refresh state is one chain on its row (SPEC §2.9): generation g is live, g − 1 may retry
+ * within the grace window, anything older is reuse. Tokens name (session, generation) under keys derived
+ * from the master key, so nothing per token is stored and a guess costs no store read.
  */
 export class Engine {
-  constructor(private readonly deps: EngineDeps) {}
+  private readonly ids: RefreshIds;
+
+  constructor(private readonly deps: EngineDeps) {
+    this.ids = new RefreshIds(deps.masterKey);
+  }
 
   private nowMs(): Millis {
     return this.deps.clock.now();
@@ -118,23 +132,20 @@ export class Engine {
     const session: Session = {
       id: newId(now), appId: app.id, subject: input.subject, claims: input.claims, audience: input.audience ?? null,
       createdAt: now, lastRenewedAt: now, expiresAt, ip, userAgent, lastIp: ip, lastUserAgent: userAgent,
-      revokedAt: null, revokeReason: null, horizonAt: now,
+      revokedAt: null, revokeReason: null, horizonAt: now, refresh: null,
+      locator: format.chainId?.locatesSession ? this.ids.newLocator() : null,
     };
-    const pairId = newId(now);
-    const plan = this.planRefresh(app, format, session, now, pairId, null);
-    const accessExp = this.accessExp(app, session, now, input.accessTtl);
-    session.horizonAt = Math.max(accessExp * 1000, plan?.record.expiresAt ?? 0);
     const key = await this.deps.keyring.activeKey(app);
-    const ctx = this.mintContext(app, session, now, accessExp, pairId, plan?.record ?? null);
-    const refreshParts = plan && format.refreshFormat === 'jwt' ? format.refreshToken(ctx) : null;
-    const refreshToken = plan ? (refreshParts ? signJwt(key, refreshParts.payload, refreshParts.header) : plan.opaque) : null;
+    const accessExp = this.accessExp(app, session, now, input.accessTtl);
+    const chain = this.nextChain(app, session, 1, now);
+    const minted = chain ? this.mintRefresh(app, format, session, chain, key, now, accessExp) : null;
+    session.refresh = minted?.chain ?? null;
+    session.horizonAt = Math.max(accessExp * 1000, chain?.expiresAt ?? 0);
     // Signed before the commit so that a token too long to verify is refused with nothing stored;
     // returned only after it (N1).
-    const issued = this.finish(app, session, key, ctx, format, refreshToken, refreshParts?.payload ?? null, now);
+    const issued = this.finish(app, session, key, minted?.ctx ?? this.mintContext(app, session, now, accessExp, null), format, minted, now);
     assertUsableLength(issued);
-    const result = await this.deps.store.issueSession({
-      session, refresh: plan?.record ?? null, newSubjectClaims: {}, revokeOthers: input.revokeOthers,
-    });
+    const result = await this.deps.store.issueSession({ session, newSubjectClaims: {}, revokeOthers: input.revokeOthers });
     if (!result.issued) throw new RotorError('subject_disabled', 'the subject is disabled');
     return issued;
   }
@@ -157,97 +168,161 @@ export class Engine {
   }
 
   private async refreshOrThrow(token: unknown, options: RefreshOptions): Promise<Issued> {
-    const ref = await this.refreshIdOf(token, options.client);
-    const found = await this.deps.store.findRefresh(ref.id);
-    if (!found) throw invalidRefreshToken('unknown');
-    if (!(await this.signedByLiveKey(ref, found))) throw invalidRefreshToken('unknown');
-    if (options.client && found.record.appId !== options.client.id) throw invalidRefreshToken('unknown');
-    const app = options.client ?? (await this.deps.apps.byId(found.record.appId));
+    const located = await this.locate(token, options.client, {});
+    if (!located) throw invalidRefreshToken('unknown');
+    const { session } = located.found;
+    if (options.client && session.appId !== options.client.id) throw invalidRefreshToken('unknown');
+    const app = options.client ?? (await this.deps.apps.byId(session.appId));
     if (!app) throw invalidRefreshToken('unknown');
     if (options.profile && app.profile !== options.profile) throw invalidRefreshToken('unknown');
-    if (options.expectSessionId !== undefined && found.session.id !== options.expectSessionId) throw invalidRefreshToken('unknown');
+    if (options.expectSessionId !== undefined && session.id !== options.expectSessionId) throw invalidRefreshToken('unknown');
     // Before anything is consumed or judged reuse: a confidential app's token alone redeems nothing.
     if (!app.public && !(options.clientAuthenticated === true && options.client?.id === app.id)) {
       throw new RotorError('invalid_app_key', 'this app is confidential: its refresh tokens are redeemed only with its app key', { reason: 'client_authentication_required' });
     }
-    return this.renewFrom(app, found, recordableClient(options.context), 0);
+    const client = recordableClient(options.context);
+    return located.kind === 'chain'
+      ? this.renewChain(app, located.found, located.generation, client, 0)
+      : this.renewLegacy(app, located.found, client, 0);
   }
 
-  private async renewFrom(
-    app: App,
-    found: FoundRefresh,
-    client: ClientContext,
-    attempt: number,
-  ): Promise<Issued> {
+  /** Generation `g` of a session's chain was presented. */
+  private async renewChain(app: App, found: FoundSession, g: number, client: ClientContext, attempt: number): Promise<Issued> {
+    const now = this.nowMs();
+    const { session } = found;
+    const chain = session.refresh;
+    if (!chain || g > chain.generation) throw invalidRefreshToken('unknown');
+    this.assertSessionAlive(app, session, found.subjectStatus, now);
+    if (g < chain.generation) return this.replayedChain(app, found, g, client, now);
+    if (now >= chain.expiresAt) throw invalidRefreshToken('expired');
+    this.assertNotBefore(app, chain.notBefore, now);
+    this.assertBinding(app, session, client);
+    const issued = await this.rotate(app, found, client, now, (input) => this.deps.store.rotateSession(input));
+    if (issued) return issued;
+    // Another request rotated it first, or the session was revoked meanwhile: decide again from what was committed.
+    const again = await this.deps.store.findSession(session.id);
+    if (!again || attempt > 0) throw invalidRefreshToken('revoked');
+    return this.renewChain(app, again, g, client, attempt + 1);
+  }
+
+  /**
+   * Mints the session's next generation and writes it with one compare-and-set (`write`); null when the
+   * write lost. The response is built only after it committed (N1).
+   */
+  private async rotate(
+    app: App, found: FoundSession, client: ClientContext, now: Millis,
+    write: (input: Parameters<Store['rotateSession']>[0]) => Promise<{ rotated: boolean }>,
+  ): Promise<Issued | null> {
+    const { session } = found;
+    const format = formatFor(app.profile);
+    const generation = (session.refresh?.generation ?? 0) + 1;
+    const chain = this.nextChain(app, session, generation, now);
+    if (!chain) throw invalidRefreshToken('unknown');
+    const key = await this.deps.keyring.activeKey(app, found.keysVersion);
+    const accessExp = this.accessExp(app, session, now);
+    const minted = this.mintRefresh(app, format, session, chain, key, now, accessExp);
+    const recordClient = app.policy.binding !== 'off';
+    const { rotated } = await write({
+      sessionId: session.id, expectGeneration: generation - 1, next: minted.chain, now,
+      lastIp: recordClient ? client.ip ?? null : null, lastUserAgent: recordClient ? client.userAgent ?? null : null,
+      horizonAt: Math.max(accessExp * 1000, chain.expiresAt),
+    });
+    if (!rotated) return null;
+    this.deps.observer.refresh('rotated', 'ok', app.id);
+    const renewed: Session = { ...session, lastRenewedAt: now, refresh: minted.chain };
+    return this.finish(app, renewed, key, minted.ctx, format, minted, now);
+  }
+
+  /**
+   * An older generation came back. Its parent generation, inside the grace window, is a retry: answer
+   * with the very same successor (an opaque one is recomputed, a JWT one unsealed). Anything else is
+   * reuse: the session dies.
+   */
+  private async replayedChain(app: App, found: FoundSession, g: number, client: ClientContext, now: Millis): Promise<Issued> {
+    const chain = found.session.refresh as RefreshChain;
+    const isParent = g === chain.generation - 1 && g >= 1;
+    if (isParent && this.inGrace(app, found.session, chain.issuedAt, client, now) && now < chain.expiresAt) {
+      const successor = this.liveToken(app, found.session, chain);
+      if (successor !== null) return this.retried(app, found, chain, successor, now);
+    }
+    return this.reuse(app, found.session, now);
+  }
+
+  // ── pre-upgrade records (SPEC §2.9: they keep working until they expire) ───────────────────────
+
+  /** A pre-upgrade token: its one rotation moves the session onto its chain. */
+  private async renewLegacy(app: App, found: FoundLegacyRefresh, client: ClientContext, attempt: number): Promise<Issued> {
     const now = this.nowMs();
     const { record, session } = found;
     if (now >= record.expiresAt) throw invalidRefreshToken('expired');
     this.assertSessionAlive(app, session, found.subjectStatus, now);
-    if (record.consumedAt !== null) return this.replayed(app, found, client, now);
-    // Without a not-before delay there is nothing to wait for: a clock behind the issuer's (another instance's,
-    // or after a step back) must not refuse a fresh token (SECURITY-CASES F-10, F-11).
-    if (app.policy.refreshNotBefore > 0 && now < record.notBefore) throw invalidRefreshToken('not_yet_valid');
+    if (record.consumedAt !== null) return this.replayedLegacy(app, found, client, now);
+    if (session.refresh !== null) throw invalidRefreshToken('unknown');
+    this.assertNotBefore(app, record.notBefore, now);
     this.assertBinding(app, session, client);
-
-    const format = formatFor(app.profile);
-    const pairId = newId(now);
-    const plan = this.planRefresh(app, format, session, now, pairId, record.id);
-    if (!plan) throw invalidRefreshToken('unknown');
-    const key = await this.deps.keyring.activeKey(app, found.keysVersion);
-    const accessExp = this.accessExp(app, session, now);
-    const ctx = this.mintContext(app, session, now, accessExp, pairId, plan.record);
-    const refreshParts = format.refreshFormat === 'jwt' ? format.refreshToken(ctx) : null;
-    const refreshToken = refreshParts ? signJwt(key, refreshParts.payload, refreshParts.header) : plan.opaque;
-    const successorSealed = app.policy.reuseGrace > 0
-      ? this.deps.masterKey.seal('refresh-successor', Buffer.from(refreshToken), record.id)
-      : null;
-    const recordClient = app.policy.binding !== 'off';
-    const { rotated } = await this.deps.store.rotateRefresh({
-      parentId: record.id, child: plan.record, successorSealed, now,
-      lastIp: recordClient ? client.ip ?? null : null, lastUserAgent: recordClient ? client.userAgent ?? null : null,
-    });
-    if (!rotated) {
-      // Another request consumed the parent first, or the session was revoked meanwhile: decide again
-      // from what was committed.
-      const again = await this.deps.store.findRefresh(record.id);
-      if (!again || attempt > 0) throw invalidRefreshToken('revoked');
-      return this.renewFrom(app, again, client, attempt + 1);
-    }
-    this.deps.observer.refresh('rotated', 'ok', app.id);
-    const renewed = { ...session, lastRenewedAt: now };
-    return this.finish(app, renewed, key, ctx, format, refreshToken, refreshParts?.payload ?? null, now);
+    const issued = await this.rotate(app, found, client, now, (input) => this.deps.store.upgradeLegacy({ ...input, legacyId: record.id }));
+    if (issued) return issued;
+    const again = await this.deps.store.findLegacyRefresh(record.id);
+    if (!again || attempt > 0) throw invalidRefreshToken('revoked');
+    return this.renewLegacy(app, again, client, attempt + 1);
   }
 
-  /**
-   * A consumed token came back. Inside the grace window, and while its successor is unused, this is a
-   * retry: answer with the very same successor. Anything else is reuse: the session dies.
-   */
-  private async replayed(
-    app: App,
-    found: FoundRefresh,
-    client: ClientContext,
-    now: Millis,
-  ): Promise<Issued> {
+  private async replayedLegacy(app: App, found: FoundLegacyRefresh, client: ClientContext, now: Millis): Promise<Issued> {
     const { record, session } = found;
-    const grace = app.policy.reuseGrace * 1000;
-    // A clock up to the nbf leeway behind the consuming one's (another instance, F-11) still sees a retry, not reuse.
-    const inWindow = grace > 0 && record.consumedAt !== null && now - record.consumedAt < grace && now + NBF_LEEWAY_SECONDS * 1000 >= record.consumedAt;
-    const bindingOk = app.policy.binding !== 'useragent' || (client.userAgent ?? null) === session.userAgent;
-    if (inWindow && bindingOk && record.successorId && record.successorSealed) {
-      const child = await this.deps.store.findRefresh(record.successorId);
-      if (child && child.record.consumedAt === null && !child.session.revokedAt && now < child.record.expiresAt) {
-        const successor = this.deps.masterKey.open('refresh-successor', record.successorSealed, record.id).toString();
-        const format = formatFor(app.profile);
-        const key = await this.deps.keyring.activeKey(app, child.keysVersion);
-        const accessExp = this.accessExp(app, session, now);
-        const ctx = this.mintContext(app, session, now, accessExp, newId(), child.record);
-        this.deps.observer.refresh('retry', 'grace', app.id);
-        const refreshPayload = format.refreshFormat === 'jwt' ? decodeJwt(successor)?.payload ?? null : null;
-        const issued = this.finish(app, session, key, ctx, format, successor, refreshPayload, now);
-        issued.refreshExpiresIn = Math.max(0, toSeconds(child.record.expiresAt - now));
-        return issued;
+    const consumedAt = record.consumedAt as Millis;
+    if (this.inGrace(app, session, consumedAt, client, now)) {
+      const chain = session.refresh;
+      // Its successor is the chain's first generation, still live.
+      if (record.successorId === UPGRADED && chain?.generation === 1 && now < chain.expiresAt) {
+        const successor = this.liveToken(app, session, chain);
+        if (successor !== null) return this.retried(app, found, chain, successor, now);
+      }
+      // Its successor is another pre-upgrade record, still live (sealed on this one).
+      if (record.successorId !== UPGRADED && record.successorId && record.successorSealed && chain === null) {
+        const child = await this.deps.store.findLegacyRefresh(record.successorId);
+        if (child && child.record.consumedAt === null && now < child.record.expiresAt) {
+          const successor = this.deps.masterKey.open('refresh-successor', record.successorSealed, record.id).toString();
+          return this.retried(app, found, { generation: 0, issuedAt: child.record.issuedAt, notBefore: child.record.notBefore, expiresAt: child.record.expiresAt, successorSealed: null }, successor, now);
+        }
       }
     }
+    return this.reuse(app, session, now);
+  }
+
+  // ── shared by both ─────────────────────────────────────────────────────────────────────────────
+
+  /** A consumed token came back inside its window, binding permitting. */
+  private inGrace(app: App, session: Session, consumedAt: Millis, client: ClientContext, now: Millis): boolean {
+    const grace = app.policy.reuseGrace * 1000;
+    // A clock up to the nbf leeway behind the consuming one's (another instance, F-11) still sees a retry, not reuse.
+    const inWindow = grace > 0 && now - consumedAt < grace && now + NBF_LEEWAY_SECONDS * 1000 >= consumedAt;
+    const bindingOk = app.policy.binding !== 'useragent' || (client.userAgent ?? null) === session.userAgent;
+    return inWindow && bindingOk;
+  }
+
+  /** The live generation's token again: recomputed (opaque) or unsealed (JWT); null if not kept. */
+  private liveToken(app: App, session: Session, chain: RefreshChain): string | null {
+    if (formatFor(app.profile).refreshFormat === 'opaque') return this.ids.opaque(session.id, chain.generation);
+    if (!chain.successorSealed) return null;
+    return this.deps.masterKey.open('refresh-successor', chain.successorSealed, `${session.id}:${chain.generation}`).toString();
+  }
+
+  /** The answer to a grace retry: the same successor, a fresh access token. */
+  private async retried(app: App, found: FoundSession, chain: RefreshChain, successor: string, now: Millis): Promise<Issued> {
+    const { session } = found;
+    const format = formatFor(app.profile);
+    const key = await this.deps.keyring.activeKey(app, found.keysVersion);
+    const accessExp = this.accessExp(app, session, now);
+    const refresh = { notBefore: toSeconds(chain.notBefore), exp: toSeconds(chain.expiresAt), id: this.chainIdOf(app, format, session, chain) };
+    const ctx = this.mintContext(app, session, now, accessExp, refresh);
+    this.deps.observer.refresh('retry', 'grace', app.id);
+    const refreshPayload = format.refreshFormat === 'jwt' ? decodeJwt(successor)?.payload ?? null : null;
+    const issued = this.finish(app, session, key, ctx, format, { token: successor, payload: refreshPayload }, now);
+    issued.refreshExpiresIn = Math.max(0, toSeconds(chain.expiresAt - now));
+    return issued;
+  }
+
+  private async reuse(app: App, session: Session, now: Millis): Promise<never> {
     const revoked = await this.deps.store.revokeSession(session.id, 'reuse', now);
     this.deps.observer.refresh('reuse', 'reused', app.id);
     if (revoked) this.deps.observer.event('reuse_detected', { appId: app.id, sessionId: session.id });
@@ -271,29 +346,76 @@ export class Engine {
       lastUserAgent: recordClient ? options.context?.userAgent ?? null : null,
     });
     if (!touched) throw invalidAccessToken('revoked');
-    const ctx = this.mintContext(app, session, now, accessExp, newId(), null);
-    return this.finish(app, { ...session, lastRenewedAt: now }, key, ctx, format, null, null, now);
+    const ctx = this.mintContext(app, session, now, accessExp, null);
+    return this.finish(app, { ...session, lastRenewedAt: now }, key, ctx, format, null, now);
   }
+
+  /** The session's live refresh token as JWTPlus get-session lists it, or null. */
+  async liveRefreshOf(app: App, session: Session): Promise<LiveRefresh | null> {
+    const chain = session.refresh;
+    if (chain) return { id: this.chainIdOf(app, formatFor(app.profile), session, chain), issuedAt: chain.issuedAt, notBefore: chain.notBefore, expiresAt: chain.expiresAt };
+    return this.deps.store.findLiveLegacyRefresh(session.id);
+  }
+
+  // ── finding a presented refresh token ──────────────────────────────────────────────────────────
 
   /**
-   * The stored id of a presented refresh token, after checking its form (and signature, for JWTs,
-   * against the cached keys: `signedByLiveKey` confirms the key once the record's query is in).
+   * The session (and generation) or pre-upgrade record a presented refresh token names, after checking
+   * its form: an opaque token's MAC, a JWT's signature against the cached keys, then that key against
+   * the version read with the row (S2-13). A guess never reaches the store. Null: not one of Rotor's.
    */
-  private async refreshIdOf(token: unknown, client: App | undefined, options: { revocable?: boolean } = {}): Promise<RefreshRef> {
+  private async locate(token: unknown, client: App | undefined, options: { revocable?: boolean }): Promise<Located | null> {
     if (typeof token !== 'string' || token.length === 0) throw invalidRefreshToken('malformed');
-    if (isOpaqueRefreshToken(token)) return { id: opaqueRefreshId(token), kid: null };
-    // Expiry is judged from the stored record (the same instant as the JWT's `exp`), so allow it here.
-    const verified = await this.verifyJwt(token, client, { allowExpired: true, revocable: options.revocable });
-    if (!verified) throw invalidRefreshToken(token.startsWith('rt_') ? 'unknown' : 'malformed');
-    const format = formatFor(verified.app.profile);
-    const id = format.refreshFormat === 'jwt' ? format.refreshIdOf(verified.parts) : null;
-    if (!id) throw invalidRefreshToken('malformed');
-    return { id, kid: verified.kid };
+    let presented: Presented | null;
+    let kid: string | null = null;
+    if (token.startsWith('rt_')) {
+      presented = this.ids.readOpaque(token);
+      if (!presented) return null;
+    } else {
+      // Expiry is judged from the stored chain (the same instant as the JWT's `exp`), so allow it here.
+      const verified = await this.verifyJwt(token, client, { allowExpired: true, revocable: options.revocable });
+      if (!verified) throw invalidRefreshToken('malformed');
+      const format = formatFor(verified.app.profile);
+      const ref = format.refreshFormat === 'jwt' && format.chainId ? format.refreshIdOf(verified.parts) : null;
+      if (!ref || !format.chainId) throw invalidRefreshToken('malformed');
+      presented = this.ids.readChainId(verified.app.profile, format.chainId, ref.id, ref.sessionId);
+      kid = verified.kid;
+      // An id that names no session under this key is a pre-upgrade record's.
+      if (presented.kind === 'chain') {
+        const found = await this.findChain(presented);
+        if (found && found.session.appId === verified.app.id) return this.confirmed({ kind: 'chain', found, generation: presented.generation, kid });
+        presented = { kind: 'legacy', id: ref.id };
+      }
+    }
+    if (presented.kind === 'chain') {
+      const found = await this.findChain(presented);
+      return found && { kind: 'chain', found, generation: presented.generation, kid };
+    }
+    const legacy = await this.deps.store.findLegacyRefresh(presented.id);
+    return legacy && this.confirmed({ kind: 'legacy', found: legacy, kid });
   }
 
-  /** A JWT refresh token's key is still usable as of the version read with its record (S2-13). */
-  private async signedByLiveKey(ref: RefreshRef, found: FoundRefresh): Promise<boolean> {
-    return ref.kid === null || this.deps.keyring.stillVerifies(found.record.appId, ref.kid, found.keysVersion);
+  private findChain(presented: Extract<Presented, { kind: 'chain' }>): Promise<FoundSession | null> {
+    return 'id' in presented.session
+      ? this.deps.store.findSession(presented.session.id)
+      : this.deps.store.findSessionByLocator(presented.session.locator);
+  }
+
+  /** A JWT refresh token's key must still be usable as of the version read with its row (S2-13). */
+  private async confirmed(located: Located): Promise<Located | null> {
+    if (located.kid === null) return located;
+    const ok = await this.deps.keyring.stillVerifies(located.found.session.appId, located.kid, located.found.keysVersion);
+    return ok ? located : null;
+  }
+
+  /** Whether a located token is its session's live refresh token now. */
+  private isLive(located: Located, now: Millis): { issuedAt: Millis; expiresAt: Millis } | null {
+    if (located.kind === 'chain') {
+      const chain = located.found.session.refresh;
+      return chain && chain.generation === located.generation && now < chain.expiresAt ? chain : null;
+    }
+    const { record, session } = located.found;
+    return record.consumedAt === null && session.refresh === null && now < record.expiresAt ? record : null;
   }
 
   /**
@@ -304,9 +426,8 @@ export class Engine {
   async appOfToken(token: unknown): Promise<App | null> {
     if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_LENGTH) return null;
     try {
-      const ref = await this.refreshIdOf(token, undefined, { revocable: true });
-      const found = await this.deps.store.findRefresh(ref.id);
-      if (found && (await this.signedByLiveKey(ref, found))) return this.deps.apps.byId(found.record.appId);
+      const located = await this.locate(token, undefined, { revocable: true });
+      if (located) return this.deps.apps.byId(located.found.session.appId);
     } catch (err) {
       if (!(err instanceof RotorError) || err.code === 'store_unavailable') throw err;
     }
@@ -319,13 +440,14 @@ export class Engine {
     if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_LENGTH) return { active: false };
     const now = this.nowMs();
     try {
-      const ref = await this.refreshIdOf(token, client);
-      const found = await this.deps.store.findRefresh(ref.id);
-      if (found && found.record.appId === client.id && found.record.consumedAt === null && now < found.record.expiresAt && (await this.signedByLiveKey(ref, found))) {
-        this.assertSessionAlive(client, found.session, found.subjectStatus, now);
+      const located = await this.locate(token, client, {});
+      const live = located && located.found.session.appId === client.id ? this.isLive(located, now) : null;
+      if (located && live) {
+        const { session, subjectStatus } = located.found;
+        this.assertSessionAlive(client, session, subjectStatus, now);
         return {
-          active: true, tokenType: 'refresh_token', sub: found.session.subject, sid: found.session.id,
-          exp: toSeconds(found.record.expiresAt), iat: toSeconds(found.record.issuedAt), claims: found.session.claims,
+          active: true, tokenType: 'refresh_token', sub: session.subject, sid: session.id,
+          exp: toSeconds(live.expiresAt), iat: toSeconds(live.issuedAt), claims: session.claims,
         };
       }
     } catch (err) {
@@ -377,7 +499,7 @@ export class Engine {
       if (!app) return null;
     }
     // The cached keys decide the signature; callers confirm the key against the version their own
-    // store read returns (verifyAccess, signedByLiveKey), so no extra query is spent here.
+    // store read returns (verifyAccess, confirmed), so no extra query is spent here.
     const key = await this.deps.keyring.verificationKey(app.id, kid, 'cached');
     if (!key || !verifySignature(decoded, key)) return null;
     const now = toSeconds(this.nowMs());
@@ -394,9 +516,7 @@ export class Engine {
   }
 
   /** A genuine, unexpired access token whose session is alive; otherwise `invalid_access_token`. */
-  async verifyAccess(token: unknown, options: {
-    client?: App; allowExpired?: boolean; profile?: App['profile'];
-  } = {}): Promise<VerifiedAccess> {
+  async verifyAccess(token: unknown, options: { client?: App; allowExpired?: boolean; profile?: App['profile'] } = {}): Promise<VerifiedAccess> {
     if (typeof token !== 'string' || token.length === 0) throw invalidAccessToken('malformed');
     const verified = await this.verifyJwt(token, options.client, { allowExpired: options.allowExpired ?? false });
     if (!verified) throw invalidAccessToken('invalid');
@@ -410,12 +530,20 @@ export class Engine {
     return { app, session: found.session, payload: parts.payload, header: parts.header, keysVersion: found.keysVersion };
   }
 
-  private async sessionOf(app: App, format: TokenFormat, payload: JsonObject): Promise<{ session: Session; keysVersion: number } | null> {
+  private async sessionOf(app: App, format: TokenFormat, payload: JsonObject): Promise<FoundSession | null> {
     const locator = format.sessionOf(payload);
     if (!locator) return null;
-    const found: { session: Session; subjectStatus: SubjectStatus | null; keysVersion: number } | null = 'sessionId' in locator
-      ? await this.deps.store.findSession(locator.sessionId)
-      : await this.deps.store.findRefresh(locator.refreshId);
+    let found: FoundSession | null;
+    if ('sessionId' in locator) {
+      found = await this.deps.store.findSession(locator.sessionId);
+    } else {
+      const presented = format.chainId ? this.ids.readChainId(app.profile, format.chainId, locator.chainId, null) : null;
+      found = presented?.kind === 'chain' ? await this.findChain(presented) : null;
+      // A pair of the newest generation only, where the peer keeps no other (JWTPlus).
+      if (found && presented?.kind === 'chain' && format.newestAccessOnly && presented.generation !== found.session.refresh?.generation) return null;
+      // A pre-upgrade pair finds its session through its record.
+      found ??= await this.deps.store.findLegacyRefresh(locator.chainId);
+    }
     if (!found || found.session.appId !== app.id) return null;
     if (typeof payload.sub === 'string' && payload.sub !== found.session.subject) return null;
     try {
@@ -424,7 +552,7 @@ export class Engine {
       return null;
     }
     if (found.session.audience !== null && payload.aud !== undefined && payload.aud !== found.session.audience) return null;
-    return { session: found.session, keysVersion: found.keysVersion };
+    return found;
   }
 
   /**
@@ -433,30 +561,26 @@ export class Engine {
    */
   async revokeToken(token: unknown, client?: App): Promise<{ revoked: boolean }> {
     if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_LENGTH) return { revoked: false };
-    let sessionId: string | null = null;
-    let appId: string | null = null;
+    let session: Session | null = null;
     try {
       // Revocable from the moment it was issued: its not-before delay limits renewal, not logout (S2-03).
-      const ref = await this.refreshIdOf(token, client, { revocable: true });
-      const found = await this.deps.store.findRefresh(ref.id);
-      if (found && (!client || found.record.appId === client.id) && this.nowMs() < found.record.expiresAt && (await this.signedByLiveKey(ref, found))) {
-        sessionId = found.session.id;
-        appId = found.record.appId;
-      }
+      const located = await this.locate(token, client, { revocable: true });
+      const unexpired = located && (located.kind === 'chain'
+        ? located.found.session.refresh !== null && this.nowMs() < located.found.session.refresh.expiresAt
+        : this.nowMs() < located.found.record.expiresAt);
+      if (located && unexpired && (!client || located.found.session.appId === client.id)) session = located.found.session;
     } catch (err) {
       if (!(err instanceof RotorError) || err.code === 'store_unavailable') throw err;
     }
-    if (!sessionId) {
+    if (!session) {
       try {
-        const access = await this.verifyAccess(token, { client });
-        sessionId = access.session.id;
-        appId = access.app.id;
+        session = (await this.verifyAccess(token, { client })).session;
       } catch (err) {
         if (!(err instanceof RotorError) || err.code === 'store_unavailable') throw err;
       }
     }
-    if (!sessionId) return { revoked: false };
-    return { revoked: await this.revokeSession(sessionId, 'revoked', appId) };
+    if (!session) return { revoked: false };
+    return { revoked: await this.revokeSession(session.id, 'revoked', session.appId) };
   }
 
   async revokeSession(sessionId: string, reason: string, appId: string | null): Promise<boolean> {
@@ -476,6 +600,17 @@ export class Engine {
     if (idle !== null && now - session.lastRenewedAt >= idle * 1000) throw invalidRefreshToken('expired');
   }
 
+  /**
+   * Without a not-before delay there is nothing to wait for: a clock behind the issuer's (another
+   * instance's, or after a step back) must not refuse a fresh token (SECURITY-CASES F-10, F-11). A peer
+   * that renews only once `nbf < now` in whole seconds (JWTPlus) keeps that rule.
+   */
+  private assertNotBefore(app: App, notBefore: Millis, now: Millis): void {
+    if (app.policy.refreshNotBefore <= 0) return;
+    const early = formatFor(app.profile).strictNotBefore ? toSeconds(now) <= toSeconds(notBefore) : now < notBefore;
+    if (early) throw invalidRefreshToken('not_yet_valid');
+  }
+
   private assertBinding(app: App, session: Session, client: ClientContext): void {
     if (app.policy.binding === 'useragent' && (client.userAgent ?? null) !== session.userAgent) {
       throw new RotorError('invalid_refresh_token', 'revoked', { reason: 'binding_mismatch' satisfies RefreshRefusal });
@@ -487,38 +622,49 @@ export class Engine {
     return session.expiresAt === null ? exp : Math.min(exp, toSeconds(session.expiresAt));
   }
 
-  /** The next refresh record of a session (opaque token generated here), or null without refresh tokens. */
-  private planRefresh(
-    app: App, format: TokenFormat, session: Session, now: Millis, pairId: string, parentId: string | null,
-  ): { record: RefreshRecord; opaque: string } | null {
+  /** Generation `generation` of a session's chain minted now, or null without refresh tokens. */
+  private nextChain(app: App, session: Session, generation: number, now: Millis): RefreshChain | null {
     const ttl = app.policy.refreshTtl;
-    if (ttl === null || format.refreshFormat === 'none') return null;
-    const opaque = format.refreshFormat === 'opaque' ? newOpaqueRefreshToken() : '';
-    const id = format.refreshFormat === 'opaque' ? opaqueRefreshId(opaque) : format.refreshRecordId({ pairId, refreshJti: newId() });
+    if (ttl === null || formatFor(app.profile).refreshFormat === 'none') return null;
     let expiresAt = now + ttl * 1000;
     if (session.expiresAt !== null) expiresAt = Math.min(expiresAt, session.expiresAt);
     // Whole seconds, so that a JWT's `exp` and the stored expiry agree exactly.
     expiresAt = Math.floor(expiresAt / 1000) * 1000;
     const notBefore = Math.floor(now / 1000) * 1000 + app.policy.refreshNotBefore * 1000;
-    return {
-      record: {
-        id, sessionId: session.id, appId: app.id, parentId, issuedAt: now, notBefore, expiresAt,
-        consumedAt: null, successorId: null, successorSealed: null,
-      },
-      opaque,
-    };
+    return { generation, issuedAt: now, notBefore, expiresAt, successorSealed: null };
   }
 
-  private mintContext(app: App, session: Session, now: Millis, accessExp: number, pairId: string, refresh: RefreshRecord | null): MintContext {
-    return {
-      app, session, issuer: this.deps.issuer, now: toSeconds(now), accessExp, pairId,
-      refresh: refresh && { id: refresh.id, notBefore: toSeconds(refresh.notBefore), exp: toSeconds(refresh.expiresAt) },
-    };
+  /** The chain id of `chain`'s generation (a ULID-shaped one has the generation's mint time as its time). */
+  private chainIdOf(app: App, format: TokenFormat, session: Session, chain: RefreshChain): string {
+    return format.chainId ? this.ids.chainId(app.profile, format.chainId, session, chain.generation, chain.issuedAt) : newId();
+  }
+
+  /**
+   * The refresh token of `chain`'s generation, and the chain as stored: a JWT one sealed on it while its
+   * parent may retry (opaque ones are recomputed instead).
+   */
+  private mintRefresh(
+    app: App, format: TokenFormat, session: Session, chain: RefreshChain, key: SigningKey, now: Millis, accessExp: number,
+  ): { token: string; payload: JsonObject | null; chain: RefreshChain; ctx: MintContext } {
+    const refresh = { notBefore: toSeconds(chain.notBefore), exp: toSeconds(chain.expiresAt), id: this.chainIdOf(app, format, session, chain) };
+    const ctx = this.mintContext(app, session, now, accessExp, refresh);
+    if (format.refreshFormat === 'opaque') return { token: this.ids.opaque(session.id, chain.generation), payload: null, chain, ctx };
+    const parts = format.refreshToken(ctx);
+    if (!parts) throw new Error(`the ${app.profile} format issued no refresh token`);
+    const token = signJwt(key, parts.payload, parts.header);
+    const sealed = app.policy.reuseGrace > 0 && chain.generation > 1
+      ? this.deps.masterKey.seal('refresh-successor', Buffer.from(token), `${session.id}:${chain.generation}`)
+      : null;
+    return { token, payload: parts.payload, chain: { ...chain, successorSealed: sealed }, ctx };
+  }
+
+  private mintContext(app: App, session: Session, now: Millis, accessExp: number, refresh: MintContext['refresh']): MintContext {
+    return { app, session, issuer: this.deps.issuer, now: toSeconds(now), accessExp, pairId: newId(now), refresh };
   }
 
   private finish(
     app: App, session: Session, key: SigningKey, ctx: MintContext, format: TokenFormat,
-    refreshToken: string | null, refreshPayload: JsonObject | null, now: Millis,
+    refresh: { token: string; payload: JsonObject | null } | null, now: Millis,
   ): Issued {
     const access = format.accessToken(ctx);
     return {
@@ -526,9 +672,9 @@ export class Engine {
       accessToken: signJwt(key, access.payload, access.header),
       accessPayload: access.payload,
       expiresIn: Math.max(0, ctx.accessExp - toSeconds(now)),
-      refreshToken,
+      refreshToken: refresh?.token ?? null,
       refreshExpiresIn: ctx.refresh ? Math.max(0, ctx.refresh.exp - toSeconds(now)) : null,
-      refreshPayload,
+      refreshPayload: refresh?.payload ?? null,
     };
   }
 }

@@ -91,7 +91,9 @@ export class Keyring {
    * Lookup is scoped to the app, so a kid of another tenant is simply unknown here.
    */
   async verificationKey(appId: string, kid: string, at: KeysAt = 'now'): Promise<SigningKey | null> {
-    const record = (await this.records(appId, at)).find((k) => k.kid === kid);
+    let record = (await this.records(appId, at)).find((k) => k.kid === kid);
+    // A kid the cached view does not know may be newer than it (a rotation elsewhere): ask the store.
+    if (!record && at === 'cached') record = (await this.records(appId, 'now')).find((k) => k.kid === kid);
     if (!record || !isUsableForVerification(record, this.clock.now())) return null;
     return this.use(record);
   }

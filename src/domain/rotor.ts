@@ -3,7 +3,7 @@ import type { Store } from '../store/contract.js';
 import { Apps } from './apps.js';
 import { callerClient, optionalText, validateClaims, validateSubject } from './claims.js';
 import type { Clock } from './clock.js';
-import { Engine, type ClientContext, type Issued } from './engine.js';
+import { Engine, type ClientContext, type Issued, type LiveRefresh } from './engine.js';
 import { RotorError } from './errors.js';
 import { silentObserver, type Observer } from './events.js';
 import { formatFor } from './formats/index.js';
@@ -71,11 +71,11 @@ export class Rotor {
   }
 
   /** A subject's live sessions, each with its live refresh record (JWTPlus get-session). */
-  async livePairs(app: App, subject: unknown): Promise<{ session: Session; refresh: RefreshRecord }[]> {
+  async livePairs(app: App, subject: unknown): Promise<{ session: Session; refresh: LiveRefresh }[]> {
     const sessions = (await this.listSessions(app, subject)).filter((s) => s.revokedAt === null);
-    const pairs: { session: Session; refresh: RefreshRecord }[] = [];
+    const pairs: { session: Session; refresh: LiveRefresh }[] = [];
     for (const session of sessions) {
-      const refresh = await this.store.findLiveRefresh(session.id);
+      const refresh = await this.engine.liveRefreshOf(app, session);
       if (refresh) pairs.push({ session, refresh });
     }
     return pairs;

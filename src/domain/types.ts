@@ -74,9 +74,39 @@ export interface Session {
   revokeReason: string | null;
   /** When the last token of this session expires: after it (or after revocation) the row can be pruned. */
   horizonAt: Millis;
+  /**
+   * The session's refresh chain (SPEC §2.9): all the refresh-token state it has, one row however often
+   * it rotated. Null for profiles without refresh tokens, and for a session issued before the upgrade
+   * whose live token is still a pre-upgrade record (docs/architecture.md "Upgrading").
+   */
+  refresh: RefreshChain | null;
+  /**
+   * 64 random bits (hex) for profiles whose refresh-token ids name no session (jwtplus, fib): the id
+   * carries it, encrypted, and the store finds the session by it. Null for the others.
+   */
+  locator: string | null;
 }
 
-/** One generation of a session's refresh-token chain. `id` is a hash of an opaque token, or a JWT's id. */
+/**
+ * The live generation of a session's refresh chain. Generation g's token is the live one; g − 1 is its
+ * parent, consumed at `issuedAt` (a grace retry of it gets g's token again); anything older, presented,
+ * is reuse. No token is stored: opaque tokens are MACs over (session, generation), JWT ones carry the
+ * generation in their encrypted id.
+ */
+export interface RefreshChain {
+  generation: number;
+  /** When generation `generation` was minted (its parent consumed, for a rotation). */
+  issuedAt: Millis;
+  notBefore: Millis;
+  expiresAt: Millis;
+  /** The live JWT refresh token sealed under the master key, for grace retries of its parent (JWT profiles with grace). */
+  successorSealed: Buffer | null;
+}
+
+/**
+ * A refresh token issued before the one-row-per-session upgrade (one row per generation). No new ones are
+ * written; those that exist are honoured until they expire. `id` is a hash of an opaque token, or a JWT's id.
+ */
 export interface RefreshRecord {
   id: string;
   sessionId: string;

@@ -10,7 +10,6 @@ import { abitmediaApi } from './dialects/abitmedia/index.js';
 import { fibApi } from './dialects/fib/index.js';
 import { floliveApi } from './dialects/flolive/index.js';
 import { toRotorError } from './errors.js';
-import { registerFormParser } from './form.js';
 import { sendProblem } from './native/problem.js';
 import { nativeApi } from './native/routes.js';
 import { oauth2Api } from './oauth2/routes.js';
@@ -57,10 +56,20 @@ const requestSerializer = (req: { method?: string; url?: string; id?: string }) 
   id: req.id, method: req.method, path: pathOfTarget(req.url ?? ''),
 });
 
+/**
+ * Errors as pino writes them, less Node's `rawPacket` (a client error carries the raw request bytes,
+ * `Authorization` header and all: fastify logs it at trace level).
+ */
+function errorSerializer(err: Error): Record<string, unknown> {
+  const out = pino.stdSerializers.err(err) as unknown as Record<string, unknown>;
+  delete out.rawPacket;
+  return out;
+}
+
 export function createLogger(level: string, destination?: NodeJS.WritableStream): Logger {
   const options = {
     level,
-    serializers: { req: requestSerializer, err: pino.stdSerializers.err },
+    serializers: { req: requestSerializer, err: errorSerializer },
     redact: { paths: ['req.headers.authorization', 'headers.authorization', '*.password', '*.token', '*.refreshToken'], censor: '[redacted]' },
   };
   return destination ? pino(options, destination as pino.DestinationStream) : pino(options);
@@ -81,7 +90,6 @@ export function buildServer(input: { rotor: Rotor; config: Config; metrics: Metr
   }) as unknown as FastifyInstance;
   // JSON and forms only: text/plain bodies (a CSRF "simple request") are refused with 415.
   app.removeContentTypeParser('text/plain');
-  registerFormParser(app);
 
   const ctx: ApiContext = { rotor: input.rotor, config: input.config, metrics: input.metrics };
 

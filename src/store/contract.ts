@@ -1,5 +1,5 @@
 import type {
-  App, AppKeyRecord, Millis, RefreshRecord, Session, SigningKeyRecord, Subject, SubjectStatus,
+  App, AppKeyRecord, Millis, RefreshChain, RefreshRecord, Session, SigningKeyRecord, Subject, SubjectStatus,
 } from '../domain/types.js';
 
 /**
@@ -66,16 +66,19 @@ export interface Store {
   deleteSubject(appId: string, subject: string, now: Millis): Promise<boolean>;
 
   /**
-   * Creates the session and its first refresh token (if any) in one step; creates the subject with
-   * `newSubjectClaims` when it does not exist. Refused when the subject exists but is disabled.
+   * Creates the session (with its refresh chain at its first generation, if any) in one step; creates
+   * the subject with `newSubjectClaims` when it does not exist. Refused when the subject exists but is
+   * disabled.
    */
   issueSession(input: {
-    session: Session; refresh: RefreshRecord | null; newSubjectClaims: Record<string, unknown>;
+    session: Session; newSubjectClaims: Record<string, unknown>;
     /** Revoke every other live session of the subject first (Verifik renew-and-revoke). */
     revokeOthers?: string;
   }): Promise<{ issued: true; subject: Subject } | { issued: false; reason: 'subject_disabled' }>;
-  /** With `keysVersion`: the app's signing-key version, read in the same query (S2-13). */
-  findSession(id: string): Promise<{ session: Session; subjectStatus: SubjectStatus | null; keysVersion: number } | null>;
+  /** A session with its subject's status and the app's signing-key version (S2-13), in one query. */
+  findSession(id: string): Promise<FoundSession | null>;
+  /** The same, by the session's locator (profiles whose refresh-token ids name no session). */
+  findSessionByLocator(locator: string): Promise<FoundSession | null>;
   listSessions(appId: string, subject: string): Promise<Session[]>;
   /** Revokes a live session; true only for the caller whose write revoked it. */
   revokeSession(sessionId: string, reason: string, now: Millis): Promise<boolean>;
@@ -83,16 +86,23 @@ export interface Store {
   /** Records a renewal that minted only an access token (no refresh rotation). */
   touchSession(input: TouchInput): Promise<boolean>;
 
-  /** The one unconsumed refresh record of a session (N2: there is at most one), or null. */
-  findLiveRefresh(sessionId: string): Promise<RefreshRecord | null>;
-  /** With `keysVersion`: the app's signing-key version, read in the same query (S2-13). */
-  findRefresh(id: string): Promise<{ record: RefreshRecord; session: Session; subjectStatus: SubjectStatus | null; keysVersion: number } | null>;
   /**
-   * The rotation: consumes `parentId` and inserts `child`, atomically, only if the parent is unconsumed
-   * and its session is not revoked. `rotated: false` means another request consumed it first, or
-   * the session was revoked meanwhile.
+   * The rotation, one compare-and-set on the session's row: moves its chain from `expectGeneration` to
+   * `next` only if it is still at that generation and the session is not revoked. `rotated: false`: another
+   * request rotated it first, or the session was revoked meanwhile. Group-committed by both stores.
    */
-  rotateRefresh(input: RotateInput): Promise<{ rotated: boolean }>;
+  rotateSession(input: RotateInput): Promise<{ rotated: boolean }>;
+
+  /** A pre-upgrade refresh record (SPEC §2.9: they keep working until they expire), with its session. */
+  findLegacyRefresh(id: string): Promise<FoundLegacyRefresh | null>;
+  /** A session's one unconsumed pre-upgrade record, while its chain has not started (JWTPlus get-session). */
+  findLiveLegacyRefresh(sessionId: string): Promise<RefreshRecord | null>;
+  /**
+   * A pre-upgrade token's one rotation: consumes the record (its successor becomes `UPGRADED`) and starts
+   * the session's chain at `next`, atomically, only if the record is unconsumed, the session has no chain
+   * yet and is not revoked.
+   */
+  upgradeLegacy(input: { legacyId: string } & RotateInput): Promise<{ rotated: boolean }>;
 
   /**
    * Rate-limit pooling: adds this instance's hits for a one-minute window and returns every key's total
@@ -112,14 +122,29 @@ export interface SubjectColumns {
   ed25519PublicKey?: string | null;
 }
 
-/** One rotation: consume `parentId` (if unconsumed, in a live session) and store `child` as its successor. */
+export interface FoundSession {
+  session: Session;
+  subjectStatus: SubjectStatus | null;
+  keysVersion: number;
+}
+
+export interface FoundLegacyRefresh extends FoundSession {
+  record: RefreshRecord;
+}
+
+/** `successorId` of a pre-upgrade record whose successor is its session's first chain generation. */
+export const UPGRADED = '@chain';
+
+/** One rotation of a session's chain (see `rotateSession`), with what the renewal records on the session. */
 export interface RotateInput {
-  parentId: string;
-  child: RefreshRecord;
-  successorSealed: Buffer | null;
+  sessionId: string;
+  expectGeneration: number;
+  next: RefreshChain;
   now: Millis;
   lastIp: string | null;
   lastUserAgent: string | null;
+  /** The session's new horizon (its last token's expiry), never moved back. */
+  horizonAt: Millis;
 }
 
 /** A renewal that minted only an access token: the session's last-seen values and horizon. */

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Policy, Profile, Algorithm } from '../domain/policy.js';
 import type {
-  App, AppKeyRecord, Millis, RefreshRecord, Session, SigningKeyRecord, SigningKeyState, Subject, SubjectStatus,
+  App, AppKeyRecord, Millis, RefreshChain, RefreshRecord, Session, SigningKeyRecord, SigningKeyState, Subject, SubjectStatus,
 } from '../domain/types.js';
 import type { SubjectColumns } from './contract.js';
 
@@ -101,7 +101,37 @@ export const sessionFromRow = (r: Row, p = ''): Session => ({
   revokedAt: numOrNull(r[`${p}revoked_at`]),
   revokeReason: strOrNull(r[`${p}revoke_reason`]),
   horizonAt: num(r[`${p}horizon_at`]),
+  refresh: chainFromRow(r, p),
+  locator: strOrNull(r[`${p}locator`]),
 });
+
+/** A found session (see Store.findSession) from its joined row; columns may be prefixed. */
+export function foundSessionFromRow(row: Row | undefined, p = ''): { session: Session; subjectStatus: SubjectStatus | null; keysVersion: number } | null {
+  if (!row) return null;
+  return { session: sessionFromRow(row, p), subjectStatus: (row.subject_status ?? null) as SubjectStatus | null, keysVersion: Number(row.keys_version ?? 0) };
+}
+
+/** Generation 0: no chain (no refresh tokens, or a pre-upgrade record is still the live token). */
+function chainFromRow(r: Row, p: string): RefreshChain | null {
+  const generation = num(r[`${p}generation`] ?? 0);
+  if (generation === 0) return null;
+  return {
+    generation,
+    issuedAt: num(r[`${p}refresh_issued_at`]),
+    notBefore: num(r[`${p}refresh_not_before`]),
+    expiresAt: num(r[`${p}refresh_expires_at`]),
+    successorSealed: bufOrNull(r[`${p}successor_sealed`]),
+  };
+}
+
+/** The chain columns of a session, in `SESSION_CHAIN_COLUMNS` order (all null/0 without a chain). */
+export function chainValues(chain: RefreshChain | null): [number, Millis | null, Millis | null, Millis | null, Buffer | null] {
+  return chain === null
+    ? [0, null, null, null, null]
+    : [chain.generation, chain.issuedAt, chain.notBefore, chain.expiresAt, chain.successorSealed];
+}
+
+export const SESSION_CHAIN_COLUMNS = 'generation, refresh_issued_at, refresh_not_before, refresh_expires_at, successor_sealed';
 
 export const refreshFromRow = (r: Row): RefreshRecord => ({
   id: String(r.id),
@@ -119,7 +149,8 @@ export const refreshFromRow = (r: Row): RefreshRecord => ({
 /** The joined SELECT list that returns a session with `s_` prefixes. */
 export const SESSION_COLUMNS_PREFIXED = [
   'id', 'app_id', 'subject', 'claims', 'audience', 'created_at', 'last_renewed_at', 'expires_at', 'ip',
-  'user_agent', 'last_ip', 'last_user_agent', 'revoked_at', 'revoke_reason', 'horizon_at',
+  'user_agent', 'last_ip', 'last_user_agent', 'revoked_at', 'revoke_reason', 'horizon_at', 'locator', 'generation',
+  'refresh_issued_at', 'refresh_not_before', 'refresh_expires_at', 'successor_sealed',
 ].map((c) => `s.${c} AS s_${c}`).join(', ');
 
 /** How long a sealed successor is kept: the largest grace window any policy may set. */

@@ -20,7 +20,7 @@ describe('native API over HTTP (SQLite)', () => {
     expect(res.headers.get('cache-control')).toBe('no-store');
     expect(Object.keys(res.body).sort()).toEqual(['accessToken', 'expiresIn', 'refreshExpiresIn', 'refreshToken', 'sessionId', 'tokenType']);
     expect(res.body).toMatchObject({ tokenType: 'Bearer', expiresIn: 900, refreshExpiresIn: 2592000 });
-    expect(res.body.refreshToken).toMatch(/^rt_[A-Za-z0-9_-]{43}$/);
+    expect(res.body.refreshToken).toMatch(/^rt_[A-Za-z0-9_-]{76}$/);
     const header = decodeJwtPart(res.body.accessToken, 0);
     expect(header).toMatchObject({ alg: 'ES256', typ: 'at+jwt' });
     const jwks = (await server.call('GET', `/v1/apps/${app.name}/jwks.json`)).body;

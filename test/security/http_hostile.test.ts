@@ -50,7 +50,7 @@ describe('hostile HTTP input (H-01 … H-15)', () => {
     await controlAlive();
   });
 
-  it('H-04 / H-05 content types: forms and JSON decide alike; text/plain and JSON-as-OAuth are refused', async () => {
+  it('H-04 / H-05 content types: JSON routes refuse forms and text/plain, OAuth refuses JSON', async () => {
     const plain = await server.call('POST', '/v1/refresh', { body: `{"refreshToken":"${control.refreshToken}"}`, headers: { 'content-type': 'text/plain' } });
     expect(plain.status).toBe(415);
     const utf16 = await server.call('POST', '/v1/refresh', { body: '{}', headers: { 'content-type': 'application/json; charset=utf-16' } });
@@ -61,12 +61,12 @@ describe('hostile HTTP input (H-01 … H-15)', () => {
     const qs = await server.call('POST', '/oauth2/token', { body: 'a[b]=1&a[__proto__]=b&a[length]=100000000', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
     expect(qs.status).toBeGreaterThanOrEqual(400);
     expect(qs.status).toBeLessThan(500);
-    // The same garbage refresh token is refused alike through JSON and through a form.
+    // A JSON route takes JSON only: a form (a cross-site "simple request") is 415 in the API's envelope (S2-18).
     const asJson = await server.call('POST', '/v1/refresh', { json: { refreshToken: 'rt_nope' } });
-    const asForm = await server.call('POST', '/v1/refresh', { form: { refreshToken: 'rt_nope' } });
+    const asForm = await server.call('POST', '/v1/refresh', { form: { refreshToken: control.refreshToken } });
     expect(asJson.status).toBe(400);
-    expect(asForm.status).toBe(400);
-    expect(asForm.body.code).toBe(asJson.body.code);
+    expect(asForm.status).toBe(415);
+    expect(asForm.body.code).toBe('unsupported_media_type');
     await controlAlive();
   });
 
@@ -174,6 +174,32 @@ describe('hostile HTTP input (H-01 … H-15)', () => {
       await server.call('POST', '/v1/refresh', { body: 'x', headers: { 'content-type': 'text/plain' } }),
     ]) {
       expect(res.headers.get('content-type')).toMatch(/json; charset=utf-8/);
+    }
+  });
+});
+
+/** S2-19: fastify logs a malformed request's error at trace level, and Node's error carries the raw bytes. */
+describe('S2-19 no secret in the logs, even at trace level', () => {
+  it('S2-19 a malformed request carrying an app key and a refresh token leaves neither in any log line', async () => {
+    const server = await startTestServer({ env: { ROTOR_LOG_LEVEL: 'trace' } });
+    try {
+      const app = await createApp(server, { name: 'trace-logs' });
+      const pair = await issue(server, app);
+      const requests = [
+        `POST /v1/refresh?refreshToken=${pair.refreshToken} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${app.appKey}\r\nBad Header: x\r\n\r\n`,
+        `POST /v1/refresh HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${app.appKey}\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`,
+        `POST /v1/refresh HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${app.appKey}\r\nContent-Length: nope\r\n\r\n{"refreshToken":"${pair.refreshToken}"}`,
+      ];
+      for (const request of requests) expect(statusOf(await raw(server.url, request, 500))).toBe(400);
+      const logs = server.logs.join('');
+      expect(logs).toMatch(/"level":10/); // trace lines were written
+      // Also not as the bytes of a logged Buffer (`"data":[97,107,95,…]`).
+      for (const secret of [app.appKey, pair.refreshToken]) {
+        expect(logs).not.toContain(secret);
+        expect(logs).not.toContain(Buffer.from(secret).toJSON().data.join(','));
+      }
+    } finally {
+      await server.close();
     }
   });
 });

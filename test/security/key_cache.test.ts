@@ -48,6 +48,19 @@ describe('S2-13 signing-key changes reach every instance at once', () => {
     expect((await introspect(a, app, first.accessToken)).body.active).toBe(true);
   });
 
+  it('S2-13 a warm instance accepts tokens of a key rotated in elsewhere at once, and their revocation takes', async () => {
+    const app = await createApp(a, { name: 's213-newkey', profile: 'abitmedia' });
+    const before = await issue(a, app);
+    expect((await introspect(b, app, before.accessToken)).body.active).toBe(true); // b's cache holds the old key
+    expect((await a.call('POST', `/admin/apps/${app.id}/keys/rotate`, { headers: admin })).status).toBe(200);
+    const fresh = await issue(a, app, 'bob');
+    expect((await introspect(b, app, fresh.accessToken)).body.active).toBe(true);
+    expect((await b.call('POST', '/v1/revoke', { json: { token: fresh.refreshToken } })).status).toBe(200);
+    expect((await a.call('POST', '/v1/refreshToken', { json: { refreshToken: fresh.refreshToken } })).status).toBe(400);
+    const renewed = await b.call('POST', '/v1/refreshToken', { json: { refreshToken: before.refreshToken } });
+    expect(renewed.status).toBe(200);
+  });
+
   it('S2-13 a JWT refresh token signed by a key revoked elsewhere is refused by a warm instance', async () => {
     const app = await createApp(a, { name: 's213-flolive', profile: 'flolive' });
     const pair = await issue(a, app);

@@ -609,9 +609,11 @@ describe('refresh-token threats (R-01 … R-16) on every refresh endpoint', () =
     const file = join(server.dir, 'rotor.db');
     const db = existsSync(file) ? new Database(file, { readonly: true }) : null; // (absent when run on PostgreSQL)
     if (db) try {
-      const ids = new Set((db.prepare('SELECT id FROM refresh_tokens').all() as { id: string }[]).map((r) => r.id));
-      expect(ids.size).toBeGreaterThan(0);
-      for (const token of issued) expect(ids.has(token)).toBe(false);
+      // One row per session (SPEC §2.9): no row per token at all, and no token inside any session row.
+      expect((db.prepare('SELECT count(*) AS n FROM refresh_tokens').get() as { n: number }).n).toBe(0);
+      const rows = JSON.stringify(db.prepare('SELECT * FROM sessions').all());
+      expect(rows.length).toBeGreaterThan(1000);
+      for (const token of issued) expect(rows.includes(token)).toBe(false);
     } finally {
       db.close();
     }

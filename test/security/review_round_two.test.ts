@@ -152,12 +152,40 @@ describe('security review round two', () => {
       expect(big.body.detail).toMatch(/characters/);
       expect(await sessionsOf(app, 'big')).toEqual([]);
       // Just under the limit: issued, and its first renewal (which verifies the access token) works.
-      const fits = await server.call('POST', `/v1/apps/${app.name}/sessions`, { json: { subject: 'fits', claims: { blob: 'x'.repeat(5500) } }, headers: key });
+      const fits = await server.call('POST', `/v1/apps/${app.name}/sessions`, { json: { subject: 'fits', claims: { blob: 'x'.repeat(5000) } }, headers: key });
       expect(fits.status).toBe(201);
       expect(fits.body.accessToken.length).toBeLessThan(8192);
       const renewed = await server.call('GET', '/v2/auth/session?origin=refresh&expiresIn=1', { headers: { authorization: `Bearer ${fits.body.accessToken}` } });
       expect(renewed.status).toBe(200);
     });
+  });
+
+  it('S2-09 a token issued at the limit stays usable after its app changes algorithm (ES256 → RS256: +256 characters)', async () => {
+    const app = await createApp(server, { name: 's209-alg', policy: { reuseGrace: 0 } });
+    const key = { authorization: `Bearer ${app.appKey}` };
+    let pad = 6400;
+    let issued = await server.call('POST', `/v1/apps/${app.name}/sessions`, { json: { subject: 'big', claims: { pad: 'x'.repeat(pad) } }, headers: key });
+    while (issued.status === 400 && pad > 0) {
+      pad -= 50;
+      issued = await server.call('POST', `/v1/apps/${app.name}/sessions`, { json: { subject: 'big', claims: { pad: 'x'.repeat(pad) } }, headers: key });
+    }
+    expect(issued.status).toBe(201);
+    expect((await server.call('PATCH', `/admin/apps/${app.id}`, { json: { policy: { alg: 'RS256' } }, headers: admin })).status).toBe(200);
+    const renewed = await refresh(issued.body.refreshToken);
+    expect(renewed.status).toBe(200);
+    expect(renewed.body.accessToken.length).toBeLessThanOrEqual(8192);
+    const active = await server.call('POST', '/v1/introspect', { json: { token: renewed.body.accessToken }, headers: key });
+    expect(active.body.active).toBe(true);
+  });
+
+  it('S2-18 JSON routes take no form bodies: a cross-site form POST cannot drive /v1/refresh, /v1/revoke or a login', async () => {
+    const app = await createApp(server, { name: 's218' });
+    const pair = await issue(server, app);
+    const form = (path: string, body: string) => server.call('POST', path, { body, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    expect((await form('/v1/refresh', `refreshToken=${pair.refreshToken}`)).status).toBe(415);
+    expect((await form('/v1/revoke', `token=${pair.refreshToken}`)).status).toBe(415);
+    expect((await form(`/v1/apps/${app.name}/login`, 'username=a&password=b')).status).toBe(415);
+    expect((await refresh(pair.refreshToken)).status).toBe(200);
   });
 
   describe('S2-10 nested __proto__ never reaches a signed token', () => {

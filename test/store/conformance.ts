@@ -4,8 +4,8 @@ import { decodeTime } from 'ulid';
 import { RotorError } from '../../src/domain/errors.js';
 import { newId } from '../../src/domain/ids.js';
 import { PROFILE_DEFAULTS, type Profile } from '../../src/domain/policy.js';
-import type { App, AppKeyRecord, RefreshRecord, Session, SigningKeyRecord, Subject } from '../../src/domain/types.js';
-import type { Store, SubjectColumns } from '../../src/store/contract.js';
+import type { App, AppKeyRecord, RefreshChain, RefreshRecord, Session, SigningKeyRecord, Subject } from '../../src/domain/types.js';
+import { UPGRADED, type RotateInput, type Store, type SubjectColumns } from '../../src/store/contract.js';
 import { MAX_GRACE_MS } from '../../src/store/rows.js';
 
 /**
@@ -57,11 +57,36 @@ export function sessionRecord(appId: string, subject: string, overrides: Partial
   return {
     id: newId(), appId, subject, claims: { role: 'user', z: 1, a: 2 }, audience: null, createdAt: NOW, lastRenewedAt: NOW,
     expiresAt: NOW + 24 * HOUR, ip: '192.0.2.1', userAgent: 'ua/1', lastIp: '192.0.2.1', lastUserAgent: 'ua/1',
-    revokedAt: null, revokeReason: null, horizonAt: NOW + HOUR, ...overrides,
+    revokedAt: null, revokeReason: null, horizonAt: NOW + HOUR, refresh: chainRecord(1), locator: null, ...overrides,
   };
 }
 
-export function refreshRecord(session: Session, overrides: Partial<RefreshRecord> = {}): RefreshRecord {
+/** Generation `generation` of a chain, minted at NOW + (generation − 1) s. */
+export function chainRecord(generation: number, overrides: Partial<RefreshChain> = {}): RefreshChain {
+  const issuedAt = NOW + (generation - 1) * 1000;
+  return { generation, issuedAt, notBefore: issuedAt, expiresAt: NOW + (generation + 1) * HOUR, successorSealed: null, ...overrides };
+}
+
+/** SQL (both stores) writing a session as the release before one-row-per-session did (schema version 4). */
+export function legacySessionSql(session: Session): string {
+  const text = (v: string | null) => (v === null ? 'NULL' : `'${v.replace(/'/g, "''")}'`);
+  return `INSERT INTO sessions (id, app_id, subject, claims, audience, created_at, last_renewed_at, expires_at, ip, user_agent,
+    last_ip, last_user_agent, revoked_at, revoke_reason, horizon_at) VALUES (${text(session.id)}, ${text(session.appId)}, ${text(session.subject)},
+    ${text(JSON.stringify(session.claims))}, ${text(session.audience)}, ${session.createdAt}, ${session.lastRenewedAt},
+    ${session.expiresAt ?? 'NULL'}, ${text(session.ip)}, ${text(session.userAgent)}, ${text(session.lastIp)}, ${text(session.lastUserAgent)},
+    NULL, NULL, ${session.horizonAt})`;
+}
+
+/** SQL (both stores) writing a pre-upgrade refresh record; consumed ones name their successor's id. */
+export function legacyRefreshSql(r: RefreshRecord): string {
+  const text = (v: string | null) => (v === null ? 'NULL' : `'${v}'`);
+  return `INSERT INTO refresh_tokens (id, session_id, app_id, parent_id, issued_at, not_before, expires_at, consumed_at, successor_id)
+    VALUES (${text(r.id)}, ${text(r.sessionId)}, ${text(r.appId)}, ${text(r.parentId)}, ${r.issuedAt}, ${r.notBefore}, ${r.expiresAt},
+    ${r.consumedAt ?? 'NULL'}, ${text(r.successorId)})`;
+}
+
+/** A pre-upgrade refresh record (see legacyRefreshSql). */
+export function refreshRecordOf(session: Session, overrides: Partial<RefreshRecord> = {}): RefreshRecord {
   return {
     id: createHash('sha256').update(randomBytes(32)).digest('base64url'), sessionId: session.id, appId: session.appId,
     parentId: null, issuedAt: NOW, notBefore: NOW, expiresAt: NOW + HOUR, consumedAt: null, successorId: null,
@@ -109,22 +134,20 @@ export function describeStoreConformance(name: string, harness: ConformanceHarne
       return { app, appKey, signingKey };
     };
 
-    /** A session with its first refresh token. */
+    /** A session at the first generation of its chain. */
     const seedSession = async (s: Store, appId: string, subject = 'alice', overrides: Partial<Session> = {}) => {
       const session = sessionRecord(appId, subject, overrides);
-      const refresh = refreshRecord(session);
-      const result = await s.issueSession({ session, refresh, newSubjectClaims: { email: `${subject}@example.com` } });
+      const result = await s.issueSession({ session, newSubjectClaims: { email: `${subject}@example.com` } });
       expect(result.issued).toBe(true);
-      return { session, refresh };
+      return { session };
     };
 
-    const childOf = (parent: RefreshRecord, overrides: Partial<RefreshRecord> = {}): RefreshRecord =>
-      refreshRecord({ id: parent.sessionId, appId: parent.appId } as Session, {
-        parentId: parent.id, issuedAt: NOW + 1000, notBefore: NOW + 1000, expiresAt: NOW + 2 * HOUR, ...overrides,
-      });
-
-    const rotate = (s: Store, parent: RefreshRecord, child = childOf(parent), sealed: Buffer | null = Buffer.from('sealed')) =>
-      s.rotateRefresh({ parentId: parent.id, child, successorSealed: sealed, now: NOW + 1000, lastIp: '198.51.100.7', lastUserAgent: null });
+    /** One rotation of `session` from generation `from` to the next (a sealed successor by default). */
+    const rotation = (session: Session, from: number, overrides: Partial<RotateInput> = {}): RotateInput => ({
+      sessionId: session.id, expectGeneration: from, next: chainRecord(from + 1, { successorSealed: Buffer.from(`sealed-${from + 1}`) }),
+      now: NOW + from * 1000, lastIp: '198.51.100.7', lastUserAgent: null, horizonAt: NOW + (from + 2) * HOUR, ...overrides,
+    });
+    const rotate = (s: Store, session: Session, from: number, overrides: Partial<RotateInput> = {}) => s.rotateSession(rotation(session, from, overrides));
 
     // ── lifecycle ──────────────────────────────────────────────────────────────────────────────────
 
@@ -245,14 +268,13 @@ export function describeStoreConformance(name: string, harness: ConformanceHarne
 
     it('deleteApp removes the app and everything that belongs to it', async () => {
       const { app, appKey, signingKey } = await seedApp();
-      const { session, refresh } = await seedSession(store, app.id);
+      const { session } = await seedSession(store, app.id);
       expect(await store.deleteApp(app.id)).toBe(true);
       expect(await store.deleteApp(app.id)).toBe(false);
       expect(await store.findApp({ id: app.id })).toBeNull();
       expect(await store.findAppKey(appKey.id)).toBeNull();
       expect(await store.findSigningKey(signingKey.kid)).toBeNull();
       expect(await store.findSession(session.id)).toBeNull();
-      expect(await store.findRefresh(refresh.id)).toBeNull();
       expect(await store.findSubject(app.id, 'alice')).toBeNull();
     });
 
@@ -312,13 +334,12 @@ export function describeStoreConformance(name: string, harness: ConformanceHarne
     it('S2-13 every change of an app\'s signing keys bumps its version, visible from another instance with the hot queries', async () => {
       const { app, signingKey } = await seedApp();
       const other = await another();
-      const session = sessionRecord(app.id, 'vera');
-      const refresh = refreshRecord(session);
-      await store.issueSession({ session, refresh, newSubjectClaims: {} });
+      const session = sessionRecord(app.id, 'vera', { locator: randomBytes(7).toString('hex') });
+      await store.issueSession({ session, newSubjectClaims: {} });
       const version = async () => ({
         direct: await other.signingKeysVersion(app.id),
         session: (await other.findSession(session.id))?.keysVersion,
-        refresh: (await other.findRefresh(refresh.id))?.keysVersion,
+        refresh: (await other.findSessionByLocator(session.locator!))?.keysVersion,
       });
       const v0 = await other.signingKeysVersion(app.id);
       expect(await version()).toEqual({ direct: v0, session: v0, refresh: v0 });
@@ -425,7 +446,7 @@ export function describeStoreConformance(name: string, harness: ConformanceHarne
         const patch = (s: Store, set: SubjectColumns) => s.patchSubject({ appId: app.id, subject, set, now: at });
         const issuances = Array.from({ length: 6 }, (_, i) => {
           const session = sessionRecord(app.id, subject);
-          return (i % 2 ? other : store).issueSession({ session, refresh: refreshRecord(session), newSubjectClaims: {} });
+          return (i % 2 ? other : store).issueSession({ session, newSubjectClaims: {} });
         });
         const patches = [
           patch(store, { passwordHash: `$argon2id$${round}` }),
@@ -449,31 +470,29 @@ export function describeStoreConformance(name: string, harness: ConformanceHarne
 
     it('issueSession creates the subject with its first claims, the session and its first refresh token', async () => {
       const { app } = await seedApp();
-      const session = sessionRecord(app.id, 'dave', { audience: 'api://x' });
-      const refresh = refreshRecord(session, { successorSealed: null });
-      const result = await store.issueSession({ session, refresh, newSubjectClaims: { email: 'dave@example.com' } });
+      const session = sessionRecord(app.id, 'dave', { audience: 'api://x', locator: randomBytes(7).toString('hex') });
+      const result = await store.issueSession({ session, newSubjectClaims: { email: 'dave@example.com' } });
       expect(result).toEqual({ issued: true, subject: expect.objectContaining({ subject: 'dave', status: 'active', claims: { email: 'dave@example.com' } }) });
       expect(await store.findSession(session.id)).toEqual({ session, subjectStatus: 'active', keysVersion: 0 });
-      expect(await store.findRefresh(refresh.id)).toEqual({ record: refresh, session, subjectStatus: 'active', keysVersion: 0 });
+      expect(await store.findSessionByLocator(session.locator!)).toEqual({ session, subjectStatus: 'active', keysVersion: 0 });
 
-      // An existing subject keeps its claims; a session without a refresh token stores none.
+      // An existing subject keeps its claims; a session without refresh tokens has no chain.
       // Sessions list newest first (ULID order); one issued a millisecond later sorts first.
-      const second = sessionRecord(app.id, 'dave', { id: newId(decodeTime(session.id) + 1) });
-      const again = await store.issueSession({ session: second, refresh: null, newSubjectClaims: { email: 'other' } });
+      const second = sessionRecord(app.id, 'dave', { id: newId(decodeTime(session.id) + 1), refresh: null });
+      const again = await store.issueSession({ session: second, newSubjectClaims: { email: 'other' } });
       expect(again.issued && again.subject.claims).toEqual({ email: 'dave@example.com' });
+      expect((await store.findSession(second.id))?.session.refresh).toBeNull();
       expect((await store.listSessions(app.id, 'dave')).map((s) => s.id)).toEqual([second.id, session.id]);
       expect(await store.findSession(newId())).toBeNull();
-      expect(await store.findRefresh('no-such-id')).toBeNull();
+      expect(await store.findSessionByLocator('00000000000000')).toBeNull();
     });
 
     it('issueSession for a disabled subject is refused and writes nothing', async () => {
       const { app } = await seedApp();
       await store.patchSubject({ appId: app.id, subject: 'eve', set: { status: 'disabled' }, now: NOW });
       const session = sessionRecord(app.id, 'eve');
-      const refresh = refreshRecord(session);
-      expect(await store.issueSession({ session, refresh, newSubjectClaims: {} })).toEqual({ issued: false, reason: 'subject_disabled' });
+      expect(await store.issueSession({ session, newSubjectClaims: {} })).toEqual({ issued: false, reason: 'subject_disabled' });
       expect(await store.findSession(session.id)).toBeNull();
-      expect(await store.findRefresh(refresh.id)).toBeNull();
       expect(await store.listSessions(app.id, 'eve')).toEqual([]);
     });
 
@@ -484,7 +503,7 @@ export function describeStoreConformance(name: string, harness: ConformanceHarne
       await seedSession(store, app.id, 'frank');
       const issuances = Array.from({ length: 20 }, (_, i) => {
         const session = sessionRecord(app.id, 'frank');
-        return (i % 2 ? other : store).issueSession({ session, refresh: refreshRecord(session), newSubjectClaims: {} });
+        return (i % 2 ? other : store).issueSession({ session, newSubjectClaims: {} });
       });
       const disable = other.patchSubject({ appId: app.id, subject: 'frank', set: { status: 'disabled' }, now: NOW + 1 });
       const results = await Promise.all([...issuances, disable]);
@@ -499,7 +518,7 @@ export function describeStoreConformance(name: string, harness: ConformanceHarne
       const { session: old2 } = await seedSession(store, app.id, 'gina');
       const { session: elsewhere } = await seedSession(store, app.id, 'hank');
       const session = sessionRecord(app.id, 'gina', { createdAt: NOW + 7 });
-      await store.issueSession({ session, refresh: refreshRecord(session), newSubjectClaims: {}, revokeOthers: 'renewed' });
+      await store.issueSession({ session, newSubjectClaims: {}, revokeOthers: 'renewed' });
       for (const s of [old1, old2]) {
         expect((await store.findSession(s.id))?.session).toMatchObject({ revokedAt: NOW + 7, revokeReason: 'renewed' });
       }
@@ -511,8 +530,8 @@ export function describeStoreConformance(name: string, harness: ConformanceHarne
       const b = sessionRecord(app.id, 'gina');
       const other = await another();
       await Promise.all([
-        store.issueSession({ session: a, refresh: null, newSubjectClaims: {}, revokeOthers: 'renewed' }),
-        other.issueSession({ session: b, refresh: null, newSubjectClaims: {}, revokeOthers: 'renewed' }),
+        store.issueSession({ session: a, newSubjectClaims: {}, revokeOthers: 'renewed' }),
+        other.issueSession({ session: b, newSubjectClaims: {}, revokeOthers: 'renewed' }),
       ]);
       expect((await store.listSessions(app.id, 'gina')).filter((s) => s.revokedAt === null)).toHaveLength(1);
     });
@@ -565,116 +584,145 @@ export function describeStoreConformance(name: string, harness: ConformanceHarne
       expect((await store.findSession(others[2]!.session.id))?.session).toMatchObject({ lastRenewedAt: NOW + 23, lastIp: '198.51.100.3' });
     });
 
-    // ── refresh tokens ─────────────────────────────────────────────────────────────────────────────
+    // ── refresh chains (SPEC §2.9) ─────────────────────────────────────────────────────────────────
 
-    it('rotateRefresh consumes the parent and inserts the child in one step; a consumed parent rotates no more', async () => {
+    it('rotateSession moves the chain one generation in one compare-and-set; a stale expectation rotates nothing', async () => {
       const { app } = await seedApp();
-      const { session, refresh } = await seedSession(store, app.id);
-      const child = childOf(refresh, { expiresAt: NOW + 5 * HOUR });
-      const sealed = randomBytes(40);
-      expect(await rotate(store, refresh, child, sealed)).toEqual({ rotated: true });
-      const parent = await store.findRefresh(refresh.id);
-      expect(parent?.record).toEqual({ ...refresh, consumedAt: NOW + 1000, successorId: child.id, successorSealed: sealed });
-      const stored = await store.findRefresh(child.id);
-      expect(stored?.record).toEqual(child);
-      expect(stored?.session).toMatchObject({ lastRenewedAt: NOW + 1000, lastIp: '198.51.100.7', lastUserAgent: session.lastUserAgent, horizonAt: NOW + 5 * HOUR });
-
-      const loser = childOf(refresh);
-      expect(await rotate(store, refresh, loser)).toEqual({ rotated: false });
-      expect(await store.findRefresh(loser.id)).toBeNull();
-      expect((await store.findRefresh(refresh.id))?.record.successorId).toBe(child.id);
-      // The chain goes on from the child.
-      expect(await rotate(store, child, childOf(child), null)).toEqual({ rotated: true });
-      expect(await rotate(store, { ...refresh, id: 'unknown-parent' })).toEqual({ rotated: false });
+      const { session } = await seedSession(store, app.id);
+      expect(await rotate(store, session, 1)).toEqual({ rotated: true });
+      const found = (await store.findSession(session.id))!.session;
+      expect(found.refresh).toEqual(rotation(session, 1).next);
+      expect(found).toMatchObject({ lastRenewedAt: NOW + 1000, lastIp: '198.51.100.7', lastUserAgent: session.lastUserAgent, horizonAt: NOW + 3 * HOUR });
+      // Another rotation of generation 1 loses; the chain goes on from 2.
+      expect(await rotate(store, session, 1)).toEqual({ rotated: false });
+      expect(await rotate(store, session, 2, { horizonAt: NOW })).toEqual({ rotated: true });
+      expect((await store.findSession(session.id))!.session).toMatchObject({ refresh: { generation: 3 }, horizonAt: NOW + 3 * HOUR }); // never moved back
+      expect(await rotate(store, { ...session, id: newId() }, 3)).toEqual({ rotated: false });
     });
 
-    it('findLiveRefresh names the one unconsumed record of a session, following rotation', async () => {
+    it('rotateSession of a revoked session rotates nothing', async () => {
       const { app } = await seedApp();
-      const { session, refresh } = await seedSession(store, app.id);
-      expect((await store.findLiveRefresh(session.id))?.id).toBe(refresh.id);
-      const child = childOf(refresh);
-      expect(await store.rotateRefresh({ parentId: refresh.id, child, successorSealed: null, now: NOW + 1000, lastIp: null, lastUserAgent: null }))
-        .toEqual({ rotated: true });
-      expect(await store.findLiveRefresh(session.id)).toEqual(child);
-      expect(await store.findLiveRefresh('no-such-session')).toBeNull();
-    });
-
-    it('rotateRefresh of a revoked session rotates nothing', async () => {
-      const { app } = await seedApp();
-      const { refresh, session } = await seedSession(store, app.id);
+      const { session } = await seedSession(store, app.id);
       await store.revokeSession(session.id, 'logout', NOW);
-      const child = childOf(refresh);
-      expect(await rotate(store, refresh, child)).toEqual({ rotated: false });
-      expect((await store.findRefresh(refresh.id))?.record.consumedAt).toBeNull();
-      expect(await store.findRefresh(child.id)).toBeNull();
+      expect(await rotate(store, session, 1)).toEqual({ rotated: false });
+      expect((await store.findSession(session.id))!.session.refresh?.generation).toBe(1);
     });
 
-    it('atomic consume: 50 concurrent rotations of one parent over two instances — exactly one rotated, one child row', async () => {
+    it('atomic compare-and-set: 50 concurrent rotations of one generation over two instances — exactly one rotated', async () => {
       const { app } = await seedApp();
       const stores = [store, await another()];
       await warm(stores);
       for (let round = 0; round < 5; round += 1) {
-        const { refresh } = await seedSession(store, app.id, `racer-${round}`);
-        const children = Array.from({ length: 50 }, () => childOf(refresh));
-        const results = await Promise.all(children.map((child, i) => rotate(stores[i % 2]!, refresh, child)));
+        const { session } = await seedSession(store, app.id, `racer-${round}`);
+        const inputs = Array.from({ length: 50 }, (_, i) => rotation(session, 1, { next: chainRecord(2, { successorSealed: Buffer.from(`s${i}`) }) }));
+        const results = await Promise.all(inputs.map((input, i) => stores[i % 2]!.rotateSession(input)));
         expect(results.filter((r) => r.rotated)).toHaveLength(1);
-        const winner = children[results.findIndex((r) => r.rotated)]!;
-        const found = await Promise.all(children.map((c) => store.findRefresh(c.id)));
-        expect(found.filter((f) => f !== null).map((f) => f!.record.id)).toEqual([winner.id]);
-        expect((await store.findRefresh(refresh.id))?.record.successorId).toBe(winner.id);
+        const winner = inputs[results.findIndex((r) => r.rotated)]!;
+        expect((await store.findSession(session.id))!.session.refresh).toEqual(winner.next);
       }
     });
 
-
-    it('concurrent rotations of many sessions each stand alone: one that cannot be stored fails, the rest rotate', async () => {
-      // The SQLite store commits rotations arriving together in one transaction (group commit);
-      // every rotation must still succeed or fail on its own, and chains must go on from the batch.
+    it('concurrent rotations of many sessions each stand alone: one that loses its compare-and-set loses alone, the rest rotate', async () => {
+      // Both stores commit rotations arriving together in one transaction or statement (group commit);
+      // every rotation must still be decided on its own, and chains must go on from the batch.
       const { app } = await seedApp();
       const seeded = await Promise.all(Array.from({ length: 20 }, (_, i) => seedSession(store, app.id, `batch-${i}`)));
-      const children = seeded.map(({ refresh }) => childOf(refresh));
-      // The child of #7 collides with an existing record's id: that rotation alone must fail.
-      children[7] = { ...children[7]!, id: seeded[3]!.refresh.id };
-      const results = await Promise.allSettled(seeded.map(({ refresh }, i) => rotate(store, refresh, children[i]!)));
-      expect(results[7]!.status).toBe('rejected');
-      results.forEach((r, i) => {
-        if (i !== 7) expect(r).toEqual({ status: 'fulfilled', value: { rotated: true } });
-      });
-      expect((await store.findRefresh(seeded[7]!.refresh.id))?.record.consumedAt).toBeNull();
-      expect((await store.findRefresh(seeded[3]!.refresh.id))?.record.sessionId).toBe(seeded[3]!.session.id);
+      const inputs = seeded.map(({ session }) => rotation(session, 1));
+      // #7 expects a generation its session is not at (a stale read): that rotation alone loses.
+      inputs[7] = { ...rotation(seeded[7]!.session, 4) };
+      // #8 and #9 race for one session inside the batch: exactly one of them wins.
+      inputs[9] = { ...rotation(seeded[8]!.session, 1), next: chainRecord(2, { successorSealed: Buffer.from('other') }) };
+      const results = await Promise.all(inputs.map((input) => store.rotateSession(input)));
+      results.forEach((r, i) => { if (i !== 8 && i !== 9) expect(r.rotated, `#${i}`).toBe(i !== 7); });
+      expect(results[8]!.rotated !== results[9]!.rotated).toBe(true);
+      expect((await store.findSession(seeded[7]!.session.id))!.session.refresh?.generation).toBe(1);
+      expect((await store.findSession(seeded[9]!.session.id))!.session.refresh?.generation).toBe(1);
       // Concurrent lookups (PostgreSQL answers a turn's lookups in one statement): each caller gets its own.
-      const looked = await Promise.all([children[0]!.id, 'no-such-id', children[0]!.id, seeded[7]!.refresh.id].map((id) => store.findRefresh(id)));
-      expect(looked.map((f) => f && [f.record.id, f.session.id])).toEqual([
-        [children[0]!.id, seeded[0]!.session.id], null, [children[0]!.id, seeded[0]!.session.id], [seeded[7]!.refresh.id, seeded[7]!.session.id],
+      const ids = [seeded[0]!.session.id, 'no-such-id', seeded[0]!.session.id, seeded[3]!.session.id];
+      const looked = await Promise.all(ids.map((id) => store.findSession(id)));
+      expect(looked.map((f) => f && [f.session.id, f.session.refresh?.generation])).toEqual([
+        [seeded[0]!.session.id, 2], null, [seeded[0]!.session.id, 2], [seeded[3]!.session.id, 2],
       ]);
-      for (const i of [0, 3, 19]) {
-        expect((await store.findRefresh(children[i]!.id))?.record).toEqual(children[i]);
-        expect(await rotate(store, children[i]!, childOf(children[i]!), null)).toEqual({ rotated: true });
-      }
+      for (const i of [0, 3, 19]) expect(await rotate(store, seeded[i]!.session, 2)).toEqual({ rotated: true });
     });
+
     it('revocation racing rotation: the outcome is always one of the two orders, never a mix', async () => {
       const { app } = await seedApp();
       const other = await another();
       await warm([store, other]);
       for (let round = 0; round < 15; round += 1) {
-        const { session, refresh } = await seedSession(store, app.id, `race-${round}`);
-        const child = childOf(refresh);
-        const [rotation, revoked] = await Promise.all([
-          rotate(round % 2 ? store : other, refresh, child),
+        const { session } = await seedSession(store, app.id, `race-${round}`);
+        const [rotated, revoked] = await Promise.all([
+          rotate(round % 2 ? store : other, session, 1),
           (round % 2 ? other : store).revokeSession(session.id, 'logout', NOW + 500),
         ]);
         expect(revoked).toBe(true);
-        const parent = (await store.findRefresh(refresh.id))!;
-        const stored = await store.findRefresh(child.id);
-        expect(parent.session.revokedAt).toBe(NOW + 500);
-        if (rotation.rotated) {
-          expect(parent.record.successorId).toBe(child.id);
-          expect(stored?.record.id).toBe(child.id);
-        } else {
-          expect(parent.record.consumedAt).toBeNull();
-          expect(stored).toBeNull();
-        }
+        const found = (await store.findSession(session.id))!.session;
+        expect(found.revokedAt).toBe(NOW + 500);
+        expect(found.refresh?.generation).toBe(rotated.rotated ? 2 : 1);
         // Whatever the order, nothing rotates after the revocation committed.
-        expect(await rotate(store, stored?.record ?? refresh)).toEqual({ rotated: false });
+        expect(await rotate(store, session, found.refresh!.generation)).toEqual({ rotated: false });
+      }
+    });
+
+    it('a session occupies one row however often it rotates: 500 rotations leave the same sessions and nothing else', async () => {
+      const { app } = await seedApp();
+      const { session } = await seedSession(store, app.id);
+      for (let g = 1; g <= 500; g += 1) expect(await rotate(store, session, g)).toEqual({ rotated: true });
+      expect((await store.findSession(session.id))!.session.refresh?.generation).toBe(501);
+      expect(await store.listSessions(app.id, 'alice')).toHaveLength(1);
+      expect(await store.findLiveLegacyRefresh(session.id)).toBeNull();
+    });
+
+    // ── pre-upgrade refresh records ────────────────────────────────────────────────────────────────
+
+    it('pre-upgrade records: found with their session; one upgrade rotation (of many racing) starts the chain and consumes the record', async () => {
+      const legacyDb = await harness.freshDatabase();
+      try {
+        const app = appRecord();
+        const sessions = Array.from({ length: 3 }, (_, i) => sessionRecord(app.id, `old-${i}`, { refresh: null }));
+        const live = sessions.map((session) => refreshRecordOf(session, { id: `live-${session.id}` }));
+        const consumed = refreshRecordOf(sessions[0]!, { id: `parent-${sessions[0]!.id}`, consumedAt: NOW + 10, successorId: live[0]!.id });
+        await legacyDb.atVersion(4, [
+          `INSERT INTO apps (id, name, profile, public, policy, description, created_at, updated_at)
+           VALUES ('${app.id}', '${app.name}', 'native', TRUE, '${JSON.stringify(app.policy)}', '', ${NOW}, ${NOW})`,
+          ...sessions.map((session) => `INSERT INTO subjects (app_id, subject, claims, status, created_at, updated_at)
+           VALUES ('${app.id}', '${session.subject}', '{}', 'active', ${NOW}, ${NOW})`),
+          ...sessions.map(legacySessionSql), ...live.map(legacyRefreshSql), legacyRefreshSql(consumed),
+        ]);
+        const a = await legacyDb.open();
+        const b = await legacyDb.open();
+        try {
+          await a.migrate();
+          await b.migrate();
+          const found = await a.findLegacyRefresh(live[0]!.id);
+          expect(found).toMatchObject({ record: { ...live[0], successorSealed: null }, subjectStatus: 'active', session: { id: sessions[0]!.id, refresh: null, locator: null } });
+          expect((await a.findLegacyRefresh(consumed.id))?.record).toMatchObject({ consumedAt: NOW + 10, successorId: live[0]!.id });
+          expect(await a.findLiveLegacyRefresh(sessions[1]!.id)).toMatchObject({ id: live[1]!.id });
+          expect(await a.findLegacyRefresh('no-such-record')).toBeNull();
+
+          const upgrades = Array.from({ length: 20 }, (_, i) => ({ ...rotation(sessions[1]!, 0), legacyId: live[1]!.id, next: chainRecord(1, { successorSealed: Buffer.from(`u${i}`) }) }));
+          const results = await Promise.all(upgrades.map((input, i) => (i % 2 ? a : b).upgradeLegacy(input)));
+          expect(results.filter((r) => r.rotated)).toHaveLength(1);
+          const winner = upgrades[results.findIndex((r) => r.rotated)]!;
+          const after = (await a.findLegacyRefresh(live[1]!.id))!;
+          expect(after.record).toMatchObject({ consumedAt: winner.now, successorId: UPGRADED });
+          expect(after.session.refresh).toEqual(winner.next);
+          expect(await a.findLiveLegacyRefresh(sessions[1]!.id)).toBeNull();
+          // A consumed record, another session's record, a revoked session: nothing changes.
+          expect(await a.upgradeLegacy({ ...rotation(sessions[0]!, 0), legacyId: consumed.id, next: chainRecord(1) })).toEqual({ rotated: false });
+          expect(await a.upgradeLegacy({ ...rotation(sessions[0]!, 0), legacyId: live[2]!.id, next: chainRecord(1) })).toEqual({ rotated: false });
+          await a.revokeSession(sessions[2]!.id, 'logout', NOW + 20);
+          expect(await a.upgradeLegacy({ ...rotation(sessions[2]!, 0), legacyId: live[2]!.id, next: chainRecord(1) })).toEqual({ rotated: false });
+          expect((await a.findLegacyRefresh(live[2]!.id))?.record.consumedAt).toBeNull();
+          // Then the chain goes on like any other.
+          expect(await a.rotateSession(rotation(sessions[1]!, 1))).toEqual({ rotated: true });
+        } finally {
+          await a.close();
+          await b.close();
+        }
+      } finally {
+        await legacyDb.dispose();
       }
     });
 
@@ -684,10 +732,7 @@ export function describeStoreConformance(name: string, harness: ConformanceHarne
       const { app } = await seedApp();
       const retention = 7 * 24 * HOUR;
       const now = NOW + 10 * HOUR;
-      // A live session whose first token was rotated long ago: the consumed parent is kept until it expires.
-      const { session: live, refresh: liveParent } = await seedSession(store, app.id, 'p1', { horizonAt: now + HOUR });
-      const liveChild = childOf(liveParent, { expiresAt: now + HOUR });
-      await rotate(store, liveParent, liveChild, Buffer.from('old-sealed')); // consumed at NOW+1000, long before now-grace
+      const { session: live } = await seedSession(store, app.id, 'p1', { horizonAt: now + HOUR });
       // A session whose horizon is older than the retention.
       const { session: dead } = await seedSession(store, app.id, 'p2', { horizonAt: now - retention - 1 });
       // Revoked recently (kept, still listable) and revoked beyond the retention (deleted).
@@ -696,27 +741,21 @@ export function describeStoreConformance(name: string, harness: ConformanceHarne
       const { session: ancient } = await seedSession(store, app.id, 'p4', { horizonAt: now + 100 * 24 * HOUR });
       await store.revokeSession(ancient.id, 'logout', now - retention - 1);
 
-      const result = await store.prune(now, { revokedRetention: retention });
-      // Sessions p2 and p4 (their tokens go with them); expired tokens: liveParent and p3's first token.
-      expect(result).toEqual({ sessions: 2, refreshTokens: 2 });
+      expect(await store.prune(now, { revokedRetention: retention })).toEqual({ sessions: 2, refreshTokens: 0 });
       expect(await store.findSession(dead.id)).toBeNull();
       expect(await store.findSession(ancient.id)).toBeNull();
       expect(await store.findSession(recent.id)).not.toBeNull();
       expect(await store.findSession(live.id)).not.toBeNull();
-      expect(await store.findRefresh(liveParent.id)).toBeNull();
-      expect((await store.findRefresh(liveChild.id))?.record.expiresAt).toBe(now + HOUR);
       expect(await store.prune(now, { revokedRetention: retention })).toEqual({ sessions: 0, refreshTokens: 0 });
 
-      // Sealed successors are cleared once the largest grace window has passed, and only then.
-      const session = sessionRecord(app.id, 'p6', { horizonAt: now + 10 * HOUR });
-      const first = refreshRecord(session, { expiresAt: now + 10 * HOUR });
-      await store.issueSession({ session, refresh: first, newSubjectClaims: {} });
-      const second = childOf(first, { expiresAt: now + 10 * HOUR });
-      await store.rotateRefresh({ parentId: first.id, child: second, successorSealed: Buffer.from('old'), now: now - MAX_GRACE_MS - 1, lastIp: null, lastUserAgent: null });
-      await store.rotateRefresh({ parentId: second.id, child: childOf(second, { expiresAt: now + 10 * HOUR }), successorSealed: Buffer.from('new'), now: now - 1000, lastIp: null, lastUserAgent: null });
-      expect(await store.prune(now, { revokedRetention: retention })).toEqual({ sessions: 0, refreshTokens: 0 });
-      expect((await store.findRefresh(first.id))?.record).toMatchObject({ successorId: second.id, successorSealed: null });
-      expect((await store.findRefresh(second.id))?.record.successorSealed).toEqual(Buffer.from('new'));
+      // A live token's seal is cleared once the largest grace window has passed since it was minted, and only then.
+      const { session: sealedOld } = await seedSession(store, app.id, 'p5', { horizonAt: now + 10 * HOUR });
+      const { session: sealedNew } = await seedSession(store, app.id, 'p6', { horizonAt: now + 10 * HOUR });
+      await rotate(store, sealedOld, 1, { next: chainRecord(2, { issuedAt: now - MAX_GRACE_MS - 1, successorSealed: Buffer.from('old') }) });
+      await rotate(store, sealedNew, 1, { next: chainRecord(2, { issuedAt: now - 1000, successorSealed: Buffer.from('new') }) });
+      await store.prune(now, { revokedRetention: retention });
+      expect((await store.findSession(sealedOld.id))!.session.refresh).toMatchObject({ generation: 2, successorSealed: null });
+      expect((await store.findSession(sealedNew.id))!.session.refresh?.successorSealed).toEqual(Buffer.from('new'));
     });
 
     // ── optional operations ────────────────────────────────────────────────────────────────────────
@@ -754,8 +793,9 @@ export function describeStoreConformance(name: string, harness: ConformanceHarne
       const probes: Array<() => Promise<unknown>> = [
         () => store.findSubject(app.id, 'nul\u0000byte'),
         () => store.findApp({ name: 'nul\u0000' }),
-        () => store.findRefresh('id\u0000'),
+        () => store.findLegacyRefresh('id\u0000'),
         () => store.findSession('\u0000'),
+        () => store.findSessionByLocator('\u0000'),
       ];
       for (const probe of probes) {
         try {
@@ -767,7 +807,7 @@ export function describeStoreConformance(name: string, harness: ConformanceHarne
       }
       // Lone surrogates and NUL inside JSON claims are stored as the JSON text says.
       const session = sessionRecord(app.id, 'kim', { claims: { odd: '\ud800x\u0000y' } });
-      await store.issueSession({ session, refresh: null, newSubjectClaims: { also: '\u0000' } });
+      await store.issueSession({ session, newSubjectClaims: { also: '\u0000' } });
       expect((await store.findSession(session.id))?.session.claims).toEqual({ odd: '\ud800x\u0000y' });
       expect((await store.findSubject(app.id, 'kim'))?.claims).toEqual({ also: '\u0000' });
     });

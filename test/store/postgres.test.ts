@@ -2,11 +2,12 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RotorError, StoreUnavailableError } from '../../src/domain/errors.js';
+import type { Session } from '../../src/domain/types.js';
 import { PostgresStore, postgresOptionsFromUrl } from '../../src/store/postgres/postgres_store.js';
 import { classifyPgError } from '../../src/store/postgres/errors.js';
 import { POSTGRES_MIGRATIONS } from '../../src/store/postgres/schema.js';
 import {
-  appKeyRecord, appRecord, describeStoreConformance, refreshRecord, sessionRecord, signingKeyRecord,
+  appKeyRecord, appRecord, chainRecord, describeStoreConformance, sessionRecord, signingKeyRecord,
 } from './conformance.js';
 import { createApp, issue, startTestServer } from '../helpers/server.js';
 import { TcpProxy } from '../helpers/tcp_proxy.js';
@@ -99,70 +100,47 @@ describeStoreConformance('postgres', {
   rateHits: true,
 });
 
-/** Alice's session with its first refresh token. */
+/** Alice's session at the first generation of its chain. */
 async function seedAlice(store: PostgresStore, appId: string) {
   const session = sessionRecord(appId, 'alice');
-  const parent = refreshRecord(session);
-  await store.issueSession({ session, refresh: parent, newSubjectClaims: {} });
-  return { session, parent };
+  await store.issueSession({ session, newSubjectClaims: {} });
+  return { session };
 }
+
+/** The rotation of `session`'s chain from generation `from`. */
+const rotationOf = (session: Session, from = 1, now = 2) => ({
+  sessionId: session.id, expectGeneration: from, next: chainRecord(from + 1), now, lastIp: null, lastUserAgent: null, horizonAt: 0,
+});
 
 describe('postgres specifics', () => {
   it('a rotation waiting on a revocation that then commits rotates nothing', async () => {
     await withStore(async ({ store, direct: locker, app }) => {
-      const { session, parent } = await seedAlice(store, app.id);
-
+      const { session } = await seedAlice(store, app.id);
       // The revocation holds the session row, uncommitted, while the rotation starts.
       await locker.query('BEGIN');
       await locker.query('UPDATE sessions SET revoked_at = 1, revoke_reason = $2 WHERE id = $1', [session.id, 'logout']);
-      const child = refreshRecord(session, { parentId: parent.id });
-      const rotation = store.rotateRefresh({ parentId: parent.id, child, successorSealed: null, now: 2, lastIp: null, lastUserAgent: null });
+      const rotation = store.rotateSession(rotationOf(session));
       await waitForLockWaiters(1); // the rotation is blocked on that row lock
       await locker.query('COMMIT');
       expect(await rotation).toEqual({ rotated: false });
-      expect((await store.findRefresh(parent.id))?.record.consumedAt).toBeNull();
-      expect(await store.findRefresh(child.id)).toBeNull();
+      expect((await store.findSession(session.id))?.session.refresh?.generation).toBe(1);
     });
   });
 
-  it('two rotations of one parent queue on the session row and cannot deadlock (the reason for FOR NO KEY UPDATE)', async () => {
+  it('rotations of one generation queue on the session row: the first wins, the rest re-check and lose; a revocation queued behind them revokes the new generation', async () => {
     await withStore(async ({ store, direct: blocker, app }) => {
-      const { session, parent } = await seedAlice(store, app.id);
-
-      // The first rotation locks the session row, then waits for the parent row the blocker holds;
-      // the second must wait at the session row. (With FOR SHARE both would pass it, and the first,
-      // updating the session row, would wait for the second: a deadlock, answered 40P01.)
+      const { session } = await seedAlice(store, app.id);
       await blocker.query('BEGIN');
-      await blocker.query('SELECT 1 FROM refresh_tokens WHERE id = $1 FOR UPDATE', [parent.id]);
-      const rotation = () => store.rotateRefresh({
-        parentId: parent.id, child: refreshRecord(session, { parentId: parent.id }), successorSealed: null, now: 2, lastIp: null, lastUserAgent: null,
-      });
-      const first = rotation();
+      await blocker.query('SELECT 1 FROM sessions WHERE id = $1 FOR NO KEY UPDATE', [session.id]);
+      const first = store.rotateSession(rotationOf(session));
       await waitForLockWaiters(1);
-      const second = rotation();
+      const second = store.rotateSession(rotationOf(session));
       await waitForLockWaiters(2);
-      await blocker.query('ROLLBACK');
-      expect(await Promise.all([first, second])).toEqual([{ rotated: true }, { rotated: false }]);
-    });
-  });
-
-  it('a revocation arriving while a rotation holds the session lock waits, then revokes the new child too', async () => {
-    await withStore(async ({ store, direct: blocker, app }) => {
-      const { session, parent } = await seedAlice(store, app.id);
-
-      // Hold the parent token row so the rotation stops after it has locked the session row.
-      await blocker.query('BEGIN');
-      await blocker.query('SELECT 1 FROM refresh_tokens WHERE id = $1 FOR UPDATE', [parent.id]);
-      const child = refreshRecord(session, { parentId: parent.id });
-      const rotation = store.rotateRefresh({ parentId: parent.id, child, successorSealed: null, now: 2, lastIp: null, lastUserAgent: null });
-      await waitForLockWaiters(1);
       const revocation = store.revokeSession(session.id, 'logout', 3);
-      await waitForLockWaiters(2); // the revocation queues behind the rotation's session lock
+      await waitForLockWaiters(3);
       await blocker.query('ROLLBACK');
-      expect(await rotation).toEqual({ rotated: true });
-      expect(await revocation).toBe(true);
-      const found = await store.findRefresh(child.id);
-      expect(found?.session).toMatchObject({ revokedAt: 3, revokeReason: 'logout' });
+      expect(await Promise.all([first, second, revocation])).toEqual([{ rotated: true }, { rotated: false }, true]);
+      expect((await store.findSession(session.id))?.session).toMatchObject({ revokedAt: 3, refresh: { generation: 2 } });
     });
   });
 
@@ -177,12 +155,9 @@ describe('postgres specifics', () => {
       const app = appRecord();
       await a.createApp({ app, appKey: appKeyRecord(app.id), signingKey: signingKeyRecord(app.id) });
       const session = sessionRecord(app.id, 'alice');
-      const parent = refreshRecord(session);
-      await a.issueSession({ session, refresh: parent, newSubjectClaims: {} });
+      await a.issueSession({ session, newSubjectClaims: {} });
       await warm(a, b); // connections open, so the 50 statements really overlap on the server
-      const results = await Promise.all(Array.from({ length: 50 }, (_, i) => (i % 2 ? a : b).rotateRefresh({
-        parentId: parent.id, child: refreshRecord(session, { parentId: parent.id }), successorSealed: null, now: 2, lastIp: null, lastUserAgent: null,
-      })));
+      const results = await Promise.all(Array.from({ length: 50 }, (_, i) => (i % 2 ? a : b).rotateSession(rotationOf(session))));
       expect(results.filter((r) => r.rotated)).toHaveLength(1);
     } finally {
       await a.close();
@@ -219,14 +194,10 @@ describe('postgres specifics', () => {
       const seeded = [];
       for (const subject of ['x', 'busy', 'x', 'y', 'z']) {
         const session = sessionRecord(app.id, subject);
-        const refresh = refreshRecord(session);
-        await store.issueSession({ session, refresh, newSubjectClaims: {} });
-        seeded.push({ session, refresh });
+        await store.issueSession({ session, newSubjectClaims: {} });
+        seeded.push({ session });
       }
-      const rotate = (i: number) => store.rotateRefresh({
-        parentId: seeded[i]!.refresh.id, child: refreshRecord(seeded[i]!.session, { parentId: seeded[i]!.refresh.id }),
-        successorSealed: null, now: Date.now(), lastIp: null, lastUserAgent: null,
-      });
+      const rotate = (i: number) => store.rotateSession(rotationOf(seeded[i]!.session, 1, Date.now()));
       // Another instance holds the busy session's row (a rotation of it, say) and has not committed.
       await holder.query('BEGIN');
       await holder.query('SELECT 1 FROM sessions WHERE id = $1 FOR NO KEY UPDATE', [seeded[1]!.session.id]);
@@ -241,34 +212,27 @@ describe('postgres specifics', () => {
     });
   });
 
-  it('after 1,000 rotations the store has analysed its hot tables, so lookups leave sequential scans behind', async () => {
+  it('after 1,000 rotations the store has analysed its hot table, so lookups leave sequential scans behind', async () => {
     await withStore(async ({ store, direct, app }) => {
       const analysed = async () => (await direct.query(
         `SELECT count(*)::int AS n FROM pg_stat_user_tables
-         WHERE schemaname = current_schema() AND relname IN ('sessions', 'refresh_tokens') AND last_analyze IS NOT NULL`,
+         WHERE schemaname = current_schema() AND relname = 'sessions' AND last_analyze IS NOT NULL`,
       )).rows[0].n as number;
       expect(await analysed()).toBe(0);
       // 100 sessions, each rotated 10 times: batches of 100, as under load.
-      const chains = await Promise.all(Array.from({ length: 100 }, async (_, i) => {
+      const sessions = await Promise.all(Array.from({ length: 100 }, async (_, i) => {
         const session = sessionRecord(app.id, `u${i}`);
-        const refresh = refreshRecord(session);
-        await store.issueSession({ session, refresh, newSubjectClaims: {} });
-        return refresh;
+        await store.issueSession({ session, newSubjectClaims: {} });
+        return session;
       }));
-      for (let round = 0; round < 10; round += 1) {
-        const children = chains.map((parent) => refreshRecord({ id: parent.sessionId, appId: app.id } as never, { parentId: parent.id }));
-        const results = await Promise.all(chains.map((parent, i) => store.rotateRefresh({
-          parentId: parent.id, child: children[i]!, successorSealed: null, now: Date.now(), lastIp: null, lastUserAgent: null,
-        })));
+      for (let round = 1; round <= 10; round += 1) {
+        const results = await Promise.all(sessions.map((session) => store.rotateSession(rotationOf(session, round, Date.now()))));
         expect(results.every((r) => r.rotated)).toBe(true);
-        chains.splice(0, chains.length, ...children);
       }
-      for (let i = 0; i < 200 && (await analysed()) < 2; i += 1) await new Promise((r) => setTimeout(r, 25));
-      expect(await analysed()).toBe(2);
-      const plan = await direct.query(
-        `EXPLAIN SELECT * FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id WHERE r.id = ANY ($1::text[])`, [[chains[0]!.id]],
-      );
-      expect(plan.rows.map((row) => row['QUERY PLAN']).join('\n')).not.toMatch(/Seq Scan on refresh_tokens/);
+      for (let i = 0; i < 200 && (await analysed()) < 1; i += 1) await new Promise((r) => setTimeout(r, 25));
+      expect(await analysed()).toBe(1);
+      const plan = await direct.query(`EXPLAIN SELECT * FROM sessions s WHERE s.id = ANY ($1::text[])`, [[sessions[0]!.id]]);
+      expect(plan.rows.map((row) => row['QUERY PLAN']).join('\n')).not.toMatch(/Seq Scan on sessions/);
     });
   });
   it('NUL in text is invalid_request (400), not a server fault', async () => {
@@ -285,7 +249,7 @@ describe('postgres specifics', () => {
       const app = appRecord();
       await store.createApp({ app, appKey: appKeyRecord(app.id), signingKey: signingKeyRecord(app.id) });
       const session = sessionRecord(app.id, 'nul\u0000subject');
-      const inTx = await store.issueSession({ session, refresh: refreshRecord(session), newSubjectClaims: {} }).catch((e: unknown) => e);
+      const inTx = await store.issueSession({ session, newSubjectClaims: {} }).catch((e: unknown) => e);
       expect((inTx as RotorError).code).toBe('invalid_request');
       expect(await store.findSession(session.id)).toBeNull();
       await expect(store.ping()).resolves.toBeUndefined();
@@ -307,7 +271,7 @@ describe('postgres specifics', () => {
       await writable.createApp({ app, appKey: appKeyRecord(app.id), signingKey: signingKeyRecord(app.id) });
       expect((await readOnly.findApp({ id: app.id }))?.name).toBe(app.name);
       const session = sessionRecord(app.id, 'alice');
-      const err = await readOnly.issueSession({ session, refresh: refreshRecord(session), newSubjectClaims: {} }).catch((e: unknown) => e);
+      const err = await readOnly.issueSession({ session, newSubjectClaims: {} }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(StoreUnavailableError);
       expect(await writable.findSession(session.id)).toBeNull();
     } finally {
@@ -327,7 +291,7 @@ describe('postgres specifics', () => {
     ];
     try {
       for (const store of stores) {
-        for (const operation of [() => store.ping(), () => store.migrate(), () => store.findRefresh('x')]) {
+        for (const operation of [() => store.ping(), () => store.migrate(), () => store.findSession('x')]) {
           const err = await operation().catch((e: unknown) => e);
           expect(err).toBeInstanceOf(StoreUnavailableError);
           expect((err as RotorError).status).toBe(503);

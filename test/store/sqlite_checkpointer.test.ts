@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SqliteStore } from '../../src/store/sqlite/sqlite_store.js';
-import { appKeyRecord, appRecord, refreshRecord, sessionRecord, signingKeyRecord } from './conformance.js';
+import { appKeyRecord, appRecord, chainRecord, sessionRecord, signingKeyRecord } from './conformance.js';
 
 /**
  * The background checkpointer (a worker thread started after sustained writes) must change nothing
@@ -21,22 +21,16 @@ describe('SQLite store: WAL checkpoints off the event loop', () => {
     const app = appRecord();
     await store.createApp({ app, appKey: appKeyRecord(app.id), signingKey: signingKeyRecord(app.id) });
     const sessions = Array.from({ length: chains }, (_, i) => sessionRecord(app.id, `user-${i}`));
-    const heads = sessions.map((session) => refreshRecord(session));
-    for (let i = 0; i < chains; i += 1) {
-      await store.issueSession({ session: sessions[i]!, refresh: heads[i]!, newSubjectClaims: {} });
-    }
-    for (let round = 0; round < rounds; round += 1) {
+    for (let i = 0; i < chains; i += 1) await store.issueSession({ session: sessions[i]!, newSubjectClaims: {} });
+    for (let round = 1; round <= rounds; round += 1) {
       for (let i = 0; i < chains; i += 1) {
-        const parent = heads[i]!;
-        const child = refreshRecord(sessions[i]!, { parentId: parent.id });
-        const { rotated } = await store.rotateRefresh({
-          parentId: parent.id, child, successorSealed: null, now: Date.now(), lastIp: null, lastUserAgent: null,
+        const { rotated } = await store.rotateSession({
+          sessionId: sessions[i]!.id, expectGeneration: round, next: chainRecord(round + 1), now: Date.now(), lastIp: null, lastUserAgent: null, horizonAt: 0,
         });
         expect(rotated).toBe(true);
-        heads[i] = child;
       }
     }
-    return heads;
+    return sessions;
   }
 
   it('keeps every rotation visible, the WAL bounded, and leaves no WAL after close', async () => {
@@ -46,11 +40,11 @@ describe('SQLite store: WAL checkpoints off the event loop', () => {
     const store = new SqliteStore(path);
     await store.migrate();
     // 16 chains × 600 rounds: far past the point where the checkpointer starts (500 rotations).
-    const heads = await rotateMany(store, 16, 600);
+    const sessions = await rotateMany(store, 16, 600);
 
-    // Another connection sees every last committed child, unconsumed, while the store is open.
+    // Another connection sees every last committed generation while the store is open.
     const reader = new Database(path, { readonly: true });
-    const live = reader.prepare('SELECT COUNT(*) AS n FROM refresh_tokens WHERE consumed_at IS NULL').get() as { n: number };
+    const live = reader.prepare('SELECT COUNT(*) AS n FROM sessions WHERE generation = 601').get() as { n: number };
     expect(live.n).toBe(16);
     reader.close();
     // 9,616 commits of several pages each: over 100 MB of WAL if checkpoints never restarted it.
@@ -60,10 +54,7 @@ describe('SQLite store: WAL checkpoints off the event loop', () => {
     expect(existsSync(`${path}-wal`)).toBe(false);
 
     const reopened = new SqliteStore(path);
-    for (const head of heads) {
-      const found = await reopened.findRefresh(head.id);
-      expect(found?.record.consumedAt).toBeNull();
-    }
+    for (const session of sessions) expect((await reopened.findSession(session.id))?.session.refresh?.generation).toBe(601);
     await reopened.close();
   }, 60_000);
 
@@ -74,6 +65,6 @@ describe('SQLite store: WAL checkpoints off the event loop', () => {
     await store.migrate();
     await rotateMany(store, 4, 200);
     await store.close();
-    await expect(store.findRefresh('x')).rejects.toMatchObject({ code: 'store_unavailable' });
+    await expect(store.findSession('x')).rejects.toMatchObject({ code: 'store_unavailable' });
   }, 60_000);
 });

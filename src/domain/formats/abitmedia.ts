@@ -6,12 +6,13 @@ const RESERVED = new Set(['iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jti', 'sid'
 
 /**
  * SPEC §3 `abitmedia`: HS256; the access token is the subject's claims plus `sub sid jti iat exp`;
- * the refresh token is a JWT `sub sid jti iat exp typ:"refresh"`, stored under its `jti`.
+ * the refresh token is a JWT `sub sid jti iat exp typ:"refresh"` whose `jti` carries its generation.
  */
 export const abitmediaFormat: TokenFormat = {
   reservedClaims: RESERVED,
   refreshFormat: 'jwt',
-  refreshRecordId: ({ refreshJti }) => refreshJti,
+  // The refresh token's jti carries the generation, sealed; its sid claim names the session.
+  chainId: { shape: 'ulid', locatesSession: false },
   accessToken(ctx) {
     return {
       header: {},
@@ -37,7 +38,7 @@ export const abitmediaFormat: TokenFormat = {
   isAccessToken: ({ payload }) =>
     !('typ' in payload) && typeof payload.sub === 'string' && typeof payload.sid === 'string' && typeof payload.jti === 'string',
   refreshIdOf: ({ payload }) =>
-    payload.typ === 'refresh' && typeof payload.sid === 'string' && typeof payload.jti === 'string' ? payload.jti : null,
+    payload.typ === 'refresh' && typeof payload.sid === 'string' && typeof payload.jti === 'string' ? { id: payload.jti, sessionId: payload.sid } : null,
   sessionOf: (payload) => (typeof payload.sid === 'string' ? { sessionId: payload.sid } : null),
   expectedIssuer: () => null,
 };

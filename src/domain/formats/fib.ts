@@ -11,14 +11,14 @@ const isUuid = (value: unknown): value is string => typeof value === 'string' &&
  * SPEC §3 `fib`: EdDSA; the access token is `acc sub role exp jti` (a UUID; `acc` and `role` are the
  * subject's claims), the refresh token `sub acjti exp jti` where `acjti` is the access token's `jti`.
  *
- * The refresh record is stored under that shared id, so the access token (which names no session)
- * finds its session through it: `sessionOf` → `{ refreshId: jti }`. The record id is a random UUID
- * chosen when the refresh is planned; the access token minted with it takes it as its `jti`.
+ * That shared id is the pair's chain id (the session's locator and the generation, sealed, rendered as
+ * a UUID), so the access token, which names no session, finds its session through it.
  */
 export const fibFormat: TokenFormat = {
   reservedClaims: RESERVED,
   refreshFormat: 'jwt',
-  refreshRecordId: () => randomUUID(),
+  // Neither token names a session: the shared id (access `jti` = refresh `acjti`) carries it.
+  chainId: { shape: 'uuid', locatesSession: true },
   accessToken(ctx) {
     // FIB's layout is fixed: of the subject's claims only `acc` and `role` have a place in it.
     const { acc, role } = withoutReserved(ctx.session.claims, RESERVED);
@@ -40,7 +40,7 @@ export const fibFormat: TokenFormat = {
   },
   isAccessToken: ({ payload }) => !('acjti' in payload) && typeof payload.sub === 'string' && isUuid(payload.jti),
   refreshIdOf: ({ payload }) =>
-    typeof payload.sub === 'string' && isUuid(payload.acjti) && isUuid(payload.jti) ? payload.acjti : null,
-  sessionOf: (payload) => (isUuid(payload.jti) ? { refreshId: payload.jti } : null),
+    typeof payload.sub === 'string' && isUuid(payload.acjti) && isUuid(payload.jti) ? { id: payload.acjti, sessionId: null } : null,
+  sessionOf: (payload) => (isUuid(payload.jti) ? { chainId: payload.jti } : null),
   expectedIssuer: () => null,
 };

@@ -6,12 +6,13 @@ const RESERVED = new Set(['iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jti', 'sid'
 
 /**
  * SPEC §3 `flolive`: HS256; the access token is the subject's claims (e.g. `uid email`) plus
- * `sid jti iat exp`; the refresh token is a JWT `sid jti iat exp typ:"Refresh"`, stored under its `jti`.
+ * `sid jti iat exp`; the refresh token is a JWT `sid jti iat exp typ:"Refresh"` whose `jti` carries its generation.
  */
 export const floliveFormat: TokenFormat = {
   reservedClaims: RESERVED,
   refreshFormat: 'jwt',
-  refreshRecordId: ({ refreshJti }) => refreshJti,
+  // The refresh token's jti carries the generation, sealed; its sid claim names the session.
+  chainId: { shape: 'ulid', locatesSession: false },
   accessToken(ctx) {
     return {
       header: {},
@@ -33,7 +34,7 @@ export const floliveFormat: TokenFormat = {
   },
   isAccessToken: ({ payload }) => !('typ' in payload) && typeof payload.sid === 'string' && typeof payload.jti === 'string',
   refreshIdOf: ({ payload }) =>
-    payload.typ === 'Refresh' && typeof payload.sid === 'string' && typeof payload.jti === 'string' ? payload.jti : null,
+    payload.typ === 'Refresh' && typeof payload.sid === 'string' && typeof payload.jti === 'string' ? { id: payload.jti, sessionId: payload.sid } : null,
   sessionOf: (payload) => (typeof payload.sid === 'string' ? { sessionId: payload.sid } : null),
   expectedIssuer: () => null,
 };

@@ -8,9 +8,12 @@ export interface MintContext {
   now: number;
   /** Access token expiry (already capped by the session's absolute lifetime). */
   accessExp: number;
-  /** A fresh id shared by the pair where a profile pairs them (JWTPlus `jid`, FIB `acjti`). */
+  /** A fresh random id for the access token's `jti` where the layout has one of its own. */
   pairId: string;
-  /** The refresh token's timing, when the profile issues one. */
+  /**
+   * The refresh token being minted, when the profile issues one: its timing and, for JWT formats, its
+   * chain id (the generation, sealed; see `chainId`), which paired layouts share with the access token.
+   */
   refresh: { notBefore: number; exp: number; id: string } | null;
 }
 
@@ -19,8 +22,17 @@ export interface JwtParts {
   payload: JsonObject;
 }
 
-/** Where a verified access token says its session is: by id, or through its refresh record. */
-export type SessionLocator = { sessionId: string } | { refreshId: string };
+/** Where a verified access token says its session is: by id, or through its pair's chain id. */
+export type SessionLocator = { sessionId: string } | { chainId: string };
+
+/**
+ * How a JWT refresh format names the generation (SPEC §2.9): an id of the layout's own shape that the
+ * engine seals. `locatesSession`: the layout has no session claim, so the id carries the session too.
+ */
+export interface ChainIdLayout {
+  shape: 'ulid' | 'uuid';
+  locatesSession: boolean;
+}
 
 /**
  * How one profile lays out its tokens. A profile is pure data-shaping: no storage, no keys, no HTTP.
@@ -29,17 +41,21 @@ export type SessionLocator = { sessionId: string } | { refreshId: string };
 export interface TokenFormat {
   /** Claims a caller may never set: the engine's own and the profile's bookkeeping claims. */
   readonly reservedClaims: ReadonlySet<string>;
-  /** `opaque` refresh tokens are random strings stored by hash; `jwt` ones are stored by their id. */
+  /** `opaque` refresh tokens are MACs over (session, generation); `jwt` ones carry a chain id. */
   readonly refreshFormat: 'opaque' | 'jwt' | 'none';
-  /** The id under which the refresh record of this issuance is stored (JWT profiles choose it). */
-  refreshRecordId(ctx: { pairId: string; refreshJti: string }): string;
+  /** For `jwt` refresh formats: the shape of the id that carries the generation. */
+  readonly chainId: ChainIdLayout | null;
+  /** Only the newest pair's access token of a session is alive (JWTPlus deletes a renewed pair's row). */
+  readonly newestAccessOnly?: boolean;
+  /** The peer renews only once `nbf < now`, in whole seconds (JWTPlus), not from `nbf` on. */
+  readonly strictNotBefore?: boolean;
   accessToken(ctx: MintContext): JwtParts;
   /** Only for `jwt` refresh formats. */
   refreshToken(ctx: MintContext): JwtParts | null;
   /** Whether a verified JWT is this profile's access token (and not, say, its refresh token). */
   isAccessToken(parts: JwtParts): boolean;
-  /** Whether a verified JWT is this profile's refresh token; returns its record id. */
-  refreshIdOf(parts: JwtParts): string | null;
+  /** Whether a verified JWT is this profile's refresh token: its chain id, and its session claim if it has one. */
+  refreshIdOf(parts: JwtParts): { id: string; sessionId: string | null } | null;
   sessionOf(accessPayload: JsonObject): SessionLocator | null;
   /** The issuer a token of this app must carry (checked on verification), or null for none. */
   expectedIssuer(app: App, issuer: string): string | null;

@@ -7,7 +7,7 @@ import { floliveFormat } from './flolive.js';
 import { fibFormat } from './fib.js';
 import { abitmediaFormat } from './abitmedia.js';
 
-export type { TokenFormat, MintContext, JwtParts, SessionLocator } from './format.js';
+export type { ChainIdLayout, TokenFormat, MintContext, JwtParts, SessionLocator } from './format.js';
 
 /** Token layout per profile: every profile has one, so a missing entry is a compile error. */
 const FORMATS: Record<Profile, TokenFormat> = {

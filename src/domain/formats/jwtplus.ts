@@ -18,16 +18,19 @@ function sorted(payload: JsonObject): JsonObject {
 /**
  * SPEC §3 `jwtplus`: the auth token carries the issuance body (`sub aud ip useragent` + custom claims)
  * plus `jid iat nbf exp iss` (iss = the app's name); the refresh token is a JWT with
- * `exp iat iss jid nbf type:"refresh"`. Both tokens of a pair share one `jid`, a new ULID per
- * issuance and renewal, and the refresh record is stored under that `jid`: the
- * auth token's `jid` therefore also locates its session.
+ * `exp iat iss jid nbf type:"refresh"`. Both tokens of a pair share one `jid`, a new ULID-shaped id
+ * per issuance and renewal: the session's locator and the generation, sealed (SPEC §2.9), so the auth
+ * token's `jid` also locates its session, and tells whether it is the newest pair.
  */
 export const jwtplusFormat: TokenFormat = {
   reservedClaims: RESERVED,
   refreshFormat: 'jwt',
-  refreshRecordId: ({ pairId }) => pairId,
+  // The refresh token names no session: its jid, a ULID, carries it (sealed with the generation).
+  chainId: { shape: 'ulid', locatesSession: true },
+  newestAccessOnly: true,
+  strictNotBefore: true,
   accessToken(ctx) {
-    // The pair's jid is the refresh record's id.
+    // The pair shares the chain id as its jid.
     const jid = ctx.refresh?.id ?? ctx.pairId;
     const payload: JsonObject = {
       ...withoutReserved(ctx.session.claims, RESERVED),
@@ -56,7 +59,7 @@ export const jwtplusFormat: TokenFormat = {
     };
   },
   isAccessToken: ({ payload }) => typeof payload.jid === 'string' && !('type' in payload),
-  refreshIdOf: ({ payload }) => (payload.type === 'refresh' && typeof payload.jid === 'string' ? payload.jid : null),
-  sessionOf: (payload) => (typeof payload.jid === 'string' ? { refreshId: payload.jid } : null),
+  refreshIdOf: ({ payload }) => (payload.type === 'refresh' && typeof payload.jid === 'string' ? { id: payload.jid, sessionId: null } : null),
+  sessionOf: (payload) => (typeof payload.jid === 'string' ? { chainId: payload.jid } : null),
   expectedIssuer: (app) => app.name,
 };

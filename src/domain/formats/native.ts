@@ -7,9 +7,7 @@ const RESERVED = new Set(['iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jti', 'sid'
 export const nativeFormat: TokenFormat = {
   reservedClaims: RESERVED,
   refreshFormat: 'opaque',
-  refreshRecordId: () => {
-    throw new Error('opaque refresh tokens are stored by hash');
-  },
+  chainId: null,
   accessToken(ctx) {
     const payload: Record<string, unknown> = {
       ...withoutReserved(ctx.session.claims, RESERVED),

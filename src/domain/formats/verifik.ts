@@ -10,9 +10,7 @@ const RESERVED = new Set(['iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jti', 'sid'
 export const verifikFormat: TokenFormat = {
   reservedClaims: RESERVED,
   refreshFormat: 'none',
-  refreshRecordId: () => {
-    throw new Error('verifik issues no refresh tokens');
-  },
+  chainId: null,
   accessToken(ctx) {
     const payload: Record<string, unknown> = {
       ...withoutReserved(ctx.session.claims, RESERVED),

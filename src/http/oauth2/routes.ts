@@ -3,6 +3,7 @@ import { RotorError } from '../../domain/errors.js';
 import type { App } from '../../domain/types.js';
 import { type Api, type ApiContext, noStore } from '../api.js';
 import { basicCredentials, bodyOf } from '../auth.js';
+import { registerFormParser } from '../form.js';
 
 /** RFC 6749 §5.2 error codes, from the catalogue. */
 function oauthError(err: RotorError): { status: number; error: string } {
@@ -108,6 +109,9 @@ export const oauth2Api: Api = {
   },
   routes(app, ctx) {
     const { rotor } = ctx;
+    // Forms only where an API takes them (OAuth, Abitmedia): a JSON route never accepts a cross-site
+    // "simple request" form.
+    registerFormParser(app);
 
     app.post('/oauth2/token', async (request, reply) => {
       const body = requireForm(request);

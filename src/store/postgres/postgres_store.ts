@@ -2,12 +2,12 @@ import pg from 'pg';
 import type {
   App, AppKeyRecord, Millis, RefreshRecord, Session, SigningKeyRecord, Subject, SubjectStatus,
 } from '../../domain/types.js';
-import type { RotateInput, Store, SubjectColumns, TouchInput } from '../contract.js';
+import { UPGRADED, type FoundLegacyRefresh, type FoundSession, type RotateInput, type Store, type SubjectColumns, type TouchInput } from '../contract.js';
 import { StoreUnavailableError } from '../../domain/errors.js';
 import { TurnBatcher } from '../turn_batcher.js';
 import {
-  appFromRow, appKeyFromRow, MAX_GRACE_MS, RATE_WINDOWS_KEPT_MS, rateTotals, refreshFromRow, SESSION_COLUMNS_PREFIXED,
-  sessionFromRow, signingKeyFromRow, storedRateKey, SUBJECT_INSERT_COLUMNS, subjectFromRow, subjectPatchSql,
+  appFromRow, appKeyFromRow, chainValues, foundSessionFromRow, MAX_GRACE_MS, RATE_WINDOWS_KEPT_MS, rateTotals, refreshFromRow,
+  SESSION_CHAIN_COLUMNS, SESSION_COLUMNS_PREFIXED, sessionFromRow, signingKeyFromRow, storedRateKey, SUBJECT_INSERT_COLUMNS, subjectFromRow, subjectPatchSql,
 } from '../rows.js';
 import { connectionIsBroken, toStoreError } from './errors.js';
 import { MIGRATION_LOCK, POSTGRES_MIGRATIONS, PRUNE_LOCK } from './schema.js';
@@ -16,19 +16,25 @@ type Row = Record<string, unknown>;
 
 /** SQLSTATEs of a lock not obtained: deadlock_detected, lock_not_available. */
 const LOCK_FAILURES = new Set(['40P01', '55P03']);
-type FoundRefresh = { record: RefreshRecord; session: Session; subjectStatus: Subject['status'] | null; keysVersion: number };
-
-const FIND_REFRESH_SQL = `SELECT r.*, ${SESSION_COLUMNS_PREFIXED}, subj.status AS subject_status, a.keys_version
+const FIND_LEGACY_SQL = `SELECT r.*, ${SESSION_COLUMNS_PREFIXED}, subj.status AS subject_status, a.keys_version
   FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id
+  LEFT JOIN subjects subj ON subj.app_id = s.app_id AND subj.subject = s.subject
+  LEFT JOIN apps a ON a.id = s.app_id WHERE r.id = $1`;
+
+/** The hot read: a session with its subject's status and its app's signing-key version. */
+const FIND_SESSION_SQL = `SELECT s.*, subj.status AS subject_status, a.keys_version FROM sessions s
   LEFT JOIN subjects subj ON subj.app_id = s.app_id AND subj.subject = s.subject
   LEFT JOIN apps a ON a.id = s.app_id`;
 
-function foundRefreshFromRow(row: Row): FoundRefresh {
-  return {
-    record: refreshFromRow(row), session: sessionFromRow(row, 's_'), subjectStatus: (row.subject_status ?? null) as Subject['status'] | null,
-    keysVersion: Number(row.keys_version ?? 0),
-  };
-}
+/** The rotation's compare-and-set columns, in `rotateValues` order. */
+const ROTATE_SET = `generation = $1::bigint, refresh_issued_at = $2::bigint, refresh_not_before = $3::bigint,
+  refresh_expires_at = $4::bigint, successor_sealed = $5::bytea, last_renewed_at = $6::bigint,
+  last_ip = COALESCE($7::text, last_ip), last_user_agent = COALESCE($8::text, last_user_agent), horizon_at = GREATEST(horizon_at, $9::bigint)`;
+
+const rotateValues = (input: RotateInput): unknown[] => [
+  input.next.generation, input.next.issuedAt, input.next.notBefore, input.next.expiresAt, input.next.successorSealed, input.now,
+  input.lastIp, input.lastUserAgent, input.horizonAt, input.sessionId, input.expectGeneration,
+];
 
 /**
  * Connection settings, chosen for a token service whose every query is a point read or a one-row
@@ -252,7 +258,7 @@ export class PostgresStore implements Store {
   close(): Promise<void> {
     this.closing ??= (async () => {
       // Calls already accepted are answered (or fail) before the pool goes.
-      await Promise.all([this.rotations.drain(), this.refreshLookups.drain()]);
+      await Promise.all([this.rotations.drain(), this.sessionLookups.drain()]);
       await this.pool.end();
     })();
     return this.closing;
@@ -469,10 +475,9 @@ export class PostgresStore implements Store {
   // ── sessions ───────────────────────────────────────────────────────────────────────────────────
 
   async issueSession(input: {
-    session: Session; refresh: RefreshRecord | null; newSubjectClaims: Record<string, unknown>; revokeOthers?: string;
+    session: Session; newSubjectClaims: Record<string, unknown>; revokeOthers?: string;
   }): Promise<{ issued: true; subject: Subject } | { issued: false; reason: 'subject_disabled' }> {
     const s = input.session;
-    const r = input.refresh;
     return this.tx(async (q) => {
       // Create the subject if it is new (a concurrent creator makes this wait, then do nothing) and
       // lock it: FOR SHARE lets issuances run side by side while a disable/delete (which updates the
@@ -491,20 +496,12 @@ export class PostgresStore implements Store {
       if (subject.status !== 'active') return { issued: false as const, reason: 'subject_disabled' as const };
       if (input.revokeOthers) await revokeSubjectSessionsIn(q, s.appId, s.subject, input.revokeOthers, s.createdAt);
       await q.query(
-        `WITH s AS (
-           INSERT INTO sessions (id, app_id, subject, claims, audience, created_at, last_renewed_at, expires_at, ip, user_agent,
-             last_ip, last_user_agent, revoked_at, revoke_reason, horizon_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-           RETURNING id
-         )
-         INSERT INTO refresh_tokens (id, session_id, app_id, parent_id, issued_at, not_before, expires_at, consumed_at,
-           successor_id, successor_sealed)
-         SELECT $16::text, id, $17::text, $18::text, $19::bigint, $20::bigint, $21::bigint, $22::bigint, $23::text, $24::bytea FROM s WHERE $16::text IS NOT NULL`,
+        `INSERT INTO sessions (id, app_id, subject, claims, audience, created_at, last_renewed_at, expires_at, ip, user_agent,
+           last_ip, last_user_agent, revoked_at, revoke_reason, horizon_at, locator, ${SESSION_CHAIN_COLUMNS})
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`,
         [
           s.id, s.appId, s.subject, JSON.stringify(s.claims), s.audience, s.createdAt, s.lastRenewedAt, s.expiresAt, s.ip,
-          s.userAgent, s.lastIp, s.lastUserAgent, s.revokedAt, s.revokeReason, s.horizonAt,
-          r?.id ?? null, r?.appId ?? null, r?.parentId ?? null, r?.issuedAt ?? null, r?.notBefore ?? null, r?.expiresAt ?? null,
-          r?.consumedAt ?? null, r?.successorId ?? null, r?.successorSealed ?? null,
+          s.userAgent, s.lastIp, s.lastUserAgent, s.revokedAt, s.revokeReason, s.horizonAt, s.locator, ...chainValues(s.refresh),
         ],
         'rotor_session_insert',
       );
@@ -512,17 +509,23 @@ export class PostgresStore implements Store {
     });
   }
 
-  async findSession(id: string) {
-    const [row] = await this.one(
-      `SELECT s.*, subj.status AS subject_status, a.keys_version FROM sessions s
-       LEFT JOIN subjects subj ON subj.app_id = s.app_id AND subj.subject = s.subject
-       LEFT JOIN apps a ON a.id = s.app_id WHERE s.id = $1`,
-      [id], 'rotor_find_session',
-    );
-    if (!row) return null;
-    return {
-      session: sessionFromRow(row), subjectStatus: (row.subject_status ?? null) as Subject['status'] | null, keysVersion: Number(row.keys_version ?? 0),
-    };
+  /** Lookups of one event-loop turn go to the server as one statement (see TurnBatcher). */
+  findSession(id: string): Promise<FoundSession | null> {
+    return this.sessionLookups.submit(id);
+  }
+
+  private readonly sessionLookups = new TurnBatcher<string, FoundSession | null>(
+    async (ids) => {
+      const rows = await this.one(`${FIND_SESSION_SQL} WHERE s.id = ANY ($1::text[])`, [ids], 'rotor_find_sessions');
+      const found = new Map(rows.map((row) => [String(row.id), foundSessionFromRow(row)]));
+      return ids.map((id) => found.get(id) ?? null);
+    },
+    async (id) => foundSessionFromRow((await this.one(`${FIND_SESSION_SQL} WHERE s.id = $1`, [id], 'rotor_find_session'))[0]),
+    (err) => err instanceof StoreUnavailableError,
+  );
+
+  async findSessionByLocator(locator: string): Promise<FoundSession | null> {
+    return foundSessionFromRow((await this.one(`${FIND_SESSION_SQL} WHERE s.locator = $1`, [locator], 'rotor_find_session_locator'))[0]);
   }
 
   async listSessions(appId: string, subject: string): Promise<Session[]> {
@@ -561,53 +564,62 @@ export class PostgresStore implements Store {
 
   // ── refresh tokens ─────────────────────────────────────────────────────────────────────────────
 
-  async findLiveRefresh(sessionId: string): Promise<RefreshRecord | null> {
+  async findLiveLegacyRefresh(sessionId: string): Promise<RefreshRecord | null> {
     const [row] = await this.one(
-      'SELECT * FROM refresh_tokens WHERE session_id = $1 AND consumed_at IS NULL ORDER BY issued_at DESC LIMIT 1',
-      [sessionId], 'rotor_find_live_refresh',
+      `SELECT r.* FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id
+       WHERE r.session_id = $1 AND r.consumed_at IS NULL AND s.generation = 0 ORDER BY r.issued_at DESC LIMIT 1`,
+      [sessionId], 'rotor_find_live_legacy',
     );
     return row ? refreshFromRow(row) : null;
   }
 
-  /** Lookups of one event-loop turn go to the server as one statement (see TurnBatcher). */
-  findRefresh(id: string): Promise<FoundRefresh | null> {
-    return this.refreshLookups.submit(id);
+  async findLegacyRefresh(id: string): Promise<FoundLegacyRefresh | null> {
+    const [row] = await this.one(FIND_LEGACY_SQL, [id], 'rotor_find_legacy');
+    if (!row) return null;
+    return { ...(foundSessionFromRow(row, 's_') as FoundSession), record: refreshFromRow(row) };
   }
 
-  private readonly refreshLookups = new TurnBatcher<string, FoundRefresh | null>(
-    async (ids) => {
-      const rows = await this.one(`${FIND_REFRESH_SQL} WHERE r.id = ANY ($1::text[])`, [ids], 'rotor_find_refresh_many');
-      const found = new Map(rows.map((row) => [String(row.id), foundRefreshFromRow(row)]));
-      return ids.map((id) => found.get(id) ?? null);
-    },
-    async (id) => {
-      const [row] = await this.one(`${FIND_REFRESH_SQL} WHERE r.id = $1`, [id], 'rotor_find_refresh');
-      return row ? foundRefreshFromRow(row) : null;
-    },
-    (err) => err instanceof StoreUnavailableError,
-  );
+  /**
+   * Both writes in one statement, so both or neither: the record is consumed only if the session moved
+   * from no chain (generation 0) to its first generation in the same step.
+   */
+  async upgradeLegacy(input: { legacyId: string } & RotateInput): Promise<{ rotated: boolean }> {
+    const rows = await this.one(
+      `WITH chain AS (
+         UPDATE sessions SET ${ROTATE_SET}
+         WHERE id = $10 AND generation = $11::bigint AND revoked_at IS NULL
+           AND EXISTS (SELECT 1 FROM refresh_tokens WHERE id = $12 AND session_id = $10 AND consumed_at IS NULL)
+         RETURNING id
+       )
+       UPDATE refresh_tokens SET consumed_at = $6::bigint, successor_id = $13
+       WHERE id = $12 AND consumed_at IS NULL AND session_id IN (SELECT id FROM chain) RETURNING id`,
+      [...rotateValues(input), input.legacyId, UPGRADED],
+      'rotor_upgrade_legacy',
+    );
+    return { rotated: rows.length === 1 };
+  }
 
   /**
    * Group commit (see TurnBatcher): the rotations of one event-loop turn go to the server as one
    * statement, `rotateMany`, so they share one round trip and one commit (one WAL flush).
    */
-  rotateRefresh(input: RotateInput): Promise<{ rotated: boolean }> {
+  rotateSession(input: RotateInput): Promise<{ rotated: boolean }> {
     this.countRotation();
     return this.rotations.submit(input);
   }
 
   /**
    * Cached generic plans are built from the statistics of the moment: on a new database, with a few
-   * hundred rows, they scan `sessions` and `refresh_tokens` sequentially and keep doing so as the tables
+   * hundred rows, they scan `sessions` sequentially and keep doing so as the table
    * grow (measured: 2,800 -> 5,300 refresh/s after one ANALYZE at 10,000 tokens). Autovacuum would
    * ANALYZE eventually, if it is on; Rotor does not wait for it: after 1,000, 10,000, 100,000, ...
-   * rotations in this process it analyses its two hot tables, which also invalidates the cached plans.
+   * rotations in this process it analyses its hot table, which also invalidates the cached plans.
    */
   private countRotation(): void {
     this.rotationCount += 1;
     if (this.rotationCount < this.nextAnalyzeAt) return;
     this.nextAnalyzeAt *= 10;
-    this.one('ANALYZE sessions, refresh_tokens').catch(noop);
+    this.one('ANALYZE sessions').catch(noop);
   }
 
   private rotationCount = 0;
@@ -620,104 +632,60 @@ export class PostgresStore implements Store {
     (err) => err instanceof StoreUnavailableError && !LOCK_FAILURES.has(String((err.cause as { code?: unknown } | undefined)?.code)),
   );
 
+  /**
+   * The rotation: ONE conditional UPDATE of the session's row (SPEC §2.9). Of any number of concurrent
+   * rotations of one generation exactly one finds `generation = expected`; the others wait for its row
+   * lock, re-check the newest row version (READ COMMITTED) and update nothing. A revocation is an UPDATE
+   * of the same row, so the two serialise on it: a rotation never commits after a revocation it did not
+   * see, and a revocation that waited revokes the session with its new generation.
+   */
   private async rotateOne(input: RotateInput): Promise<{ rotated: boolean }> {
-    const c = input.child;
-    // The rotation, in ONE statement (one round trip, one implicit transaction):
-    //  live:    lock the parent's session row FOR NO KEY UPDATE, only if it is not revoked. A revocation
-    //           is an UPDATE of that row, so the two serialise on this lock: if the revocation committed
-    //           first, READ COMMITTED re-checks `revoked_at IS NULL` on the newest row version and the
-    //           lock returns nothing, so nothing rotates; if the rotation holds the lock first, the
-    //           revocation waits and then revokes the session together with the new child. Never does
-    //           a rotation commit after a revocation it did not see. NO KEY UPDATE rather than FOR
-    //           SHARE because this statement updates the same row below (`touched`): with SHARE, two
-    //           rotations of one parent would deadlock (the second waits for the parent row the first
-    //           updated, the first's session update waits for the second's SHARE lock); this way the
-    //           second queues at the session row (see the no-deadlock test in postgres.test.ts).
-    //  parent:  the compare-and-set on the parent: `consumed_at IS NULL`. Of any number of concurrent
-    //           rotations of one parent exactly one finds it unconsumed; the rest re-check the newest
-    //           version after the winner commits and update nothing.
-    //  child:   inserted only from the row `parent` returned, so no child without a consumed parent.
-    //  touched: last-seen values and the session's horizon, in the same step.
-    // MATERIALIZED keeps `live` a separate step, so the lock is taken exactly as written.
     const rows = await this.one(
-      `WITH live AS MATERIALIZED (
-         SELECT s.id FROM sessions s
-         WHERE s.id = (SELECT p.session_id FROM refresh_tokens p WHERE p.id = $1) AND s.revoked_at IS NULL
-         FOR NO KEY UPDATE
-       ), parent AS (
-         UPDATE refresh_tokens SET consumed_at = $2::bigint, successor_id = $3::text, successor_sealed = $4::bytea
-         WHERE id = $1 AND consumed_at IS NULL AND session_id IN (SELECT id FROM live)
-         RETURNING session_id
-       ), child AS (
-         INSERT INTO refresh_tokens (id, session_id, app_id, parent_id, issued_at, not_before, expires_at, consumed_at,
-           successor_id, successor_sealed)
-         SELECT $3::text, $5::text, $6::text, $7::text, $8::bigint, $9::bigint, $10::bigint, $11::bigint, $12::text, $13::bytea FROM parent
-         RETURNING id
-       ), touched AS (
-         UPDATE sessions SET last_renewed_at = $2::bigint, last_ip = COALESCE($14::text, last_ip),
-           last_user_agent = COALESCE($15::text, last_user_agent), horizon_at = GREATEST(horizon_at, $10::bigint)
-         WHERE id IN (SELECT session_id FROM parent)
-       )
-       SELECT count(*)::int AS rotated FROM child`,
-      [
-        input.parentId, input.now, c.id, input.successorSealed,
-        c.sessionId, c.appId, c.parentId, c.issuedAt, c.notBefore, c.expiresAt, c.consumedAt, c.successorId, c.successorSealed,
-        input.lastIp, input.lastUserAgent,
-      ],
-      'rotor_rotate_refresh',
+      `UPDATE sessions SET ${ROTATE_SET} WHERE id = $10 AND generation = $11::bigint AND revoked_at IS NULL RETURNING id`,
+      rotateValues(input), 'rotor_rotate_session',
     );
-    return { rotated: Number(rows[0]?.rotated) === 1 };
+    return { rotated: rows.length === 1 };
   }
 
   /**
-   * The same rotation as `rotateOne` for many inputs in one statement, with the same locks and the same
-   * compare-and-set per parent. The batch never waits for a session lock (SKIP LOCKED): a session
-   * another transaction holds (a rotation elsewhere, a revocation) is left out and its input goes
-   * through `rotateOne`, which waits and re-checks. So a batch cannot join a lock cycle (a subject-wide
-   * revocation locks its sessions in its own order), and one busy session cannot hold up, or time out,
-   * the unrelated rotations beside it. Two inputs naming one parent join the same row: PostgreSQL
-   * updates it once, with one of them, and RETURNING names that one, the winner; the other gets
-   * `rotated: false`, as its own statement would have after waiting.
+   * The same compare-and-set as `rotateOne` for many inputs in one statement. The batch never waits for
+   * a session lock (SKIP LOCKED): a session another transaction holds (a rotation elsewhere, a
+   * revocation) is left out and its input goes through `rotateOne`, which waits and re-checks. So a
+   * batch cannot join a lock cycle, and one busy session cannot hold up the unrelated rotations beside
+   * it. Two inputs naming one session join the same row: PostgreSQL updates it once, with one of them,
+   * and RETURNING names that one, the winner; the other gets `rotated: false`, as its own statement
+   * would have after waiting.
    */
   private async rotateMany(inputs: RotateInput[]): Promise<({ rotated: boolean } | Promise<{ rotated: boolean }>)[]> {
     const column = <T>(pick: (input: RotateInput) => T): T[] => inputs.map(pick);
     const rows = await this.one(
       `WITH input AS (
-         SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bytea[], $5::text[], $6::text[], $7::bigint[], $8::bigint[],
-           $9::bigint[], $10::text[], $11::text[]) WITH ORDINALITY
-           AS i(parent_id, now, child_id, sealed, session_id, app_id, issued_at, not_before, expires_at, last_ip, last_user_agent, n)
-       ), live AS MATERIALIZED (
-         SELECT s.id FROM sessions s
-         WHERE s.id = ANY (ARRAY(SELECT p.session_id FROM refresh_tokens p WHERE p.id = ANY ($1::text[]))) AND s.revoked_at IS NULL
-         FOR NO KEY UPDATE SKIP LOCKED
-       ), parent AS (
-         UPDATE refresh_tokens r SET consumed_at = i.now, successor_id = i.child_id, successor_sealed = i.sealed
+         SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bytea[],
+           $8::bigint[], $9::text[], $10::text[], $11::bigint[]) WITH ORDINALITY
+           AS i(session_id, expect, generation, issued_at, not_before, expires_at, sealed, now, last_ip, last_user_agent, horizon, n)
+       ), locked AS MATERIALIZED (
+         SELECT s.id FROM sessions s WHERE s.id = ANY ($1::text[]) FOR NO KEY UPDATE SKIP LOCKED
+       ), rotated AS (
+         UPDATE sessions s SET generation = i.generation, refresh_issued_at = i.issued_at, refresh_not_before = i.not_before,
+           refresh_expires_at = i.expires_at, successor_sealed = i.sealed, last_renewed_at = i.now,
+           last_ip = COALESCE(i.last_ip, s.last_ip), last_user_agent = COALESCE(i.last_user_agent, s.last_user_agent),
+           horizon_at = GREATEST(s.horizon_at, i.horizon)
          FROM input i
-         WHERE r.id = ANY ($1::text[]) AND r.id = i.parent_id AND r.consumed_at IS NULL AND r.session_id IN (SELECT id FROM live)
-         RETURNING i.n, r.session_id
-       ), child AS (
-         INSERT INTO refresh_tokens (id, session_id, app_id, parent_id, issued_at, not_before, expires_at)
-         SELECT i.child_id, i.session_id, i.app_id, i.parent_id, i.issued_at, i.not_before, i.expires_at
-         FROM parent JOIN input i USING (n)
-         RETURNING parent_id
-       ), touched AS (
-         UPDATE sessions s SET last_renewed_at = i.now, last_ip = COALESCE(i.last_ip, s.last_ip),
-           last_user_agent = COALESCE(i.last_user_agent, s.last_user_agent), horizon_at = GREATEST(s.horizon_at, i.expires_at)
-         FROM parent JOIN input i USING (n)
-         WHERE s.id IN (SELECT id FROM live) AND s.id = parent.session_id
+         WHERE s.id = i.session_id AND s.id IN (SELECT id FROM locked) AND s.generation = i.expect AND s.revoked_at IS NULL
+         RETURNING i.n
        )
-       SELECT i.n::int AS n, i.n IN (SELECT n FROM parent) AS rotated, i.session_id IN (SELECT id FROM live) AS locked
+       SELECT i.n::int AS n, i.n IN (SELECT n FROM rotated) AS rotated, i.session_id IN (SELECT id FROM locked) AS locked
        FROM input i`,
       [
-        column((x) => x.parentId), column((x) => x.now), column((x) => x.child.id), column((x) => x.successorSealed),
-        column((x) => x.child.sessionId), column((x) => x.child.appId), column((x) => x.child.issuedAt),
-        column((x) => x.child.notBefore), column((x) => x.child.expiresAt), column((x) => x.lastIp), column((x) => x.lastUserAgent),
+        column((x) => x.sessionId), column((x) => x.expectGeneration), column((x) => x.next.generation), column((x) => x.next.issuedAt),
+        column((x) => x.next.notBefore), column((x) => x.next.expiresAt), column((x) => x.next.successorSealed), column((x) => x.now),
+        column((x) => x.lastIp), column((x) => x.lastUserAgent), column((x) => x.horizonAt),
       ],
-      'rotor_rotate_refresh_many',
+      'rotor_rotate_sessions',
     );
     const outcomes = new Map(rows.map((row) => [Number(row.n), { rotated: row.rotated === true, locked: row.locked === true }]));
-    // Not locked: its session was busy (or revoked, or its parent unknown): decided on its own, and its
-    // failure is its own (the batch has committed; see TurnBatcher).
+    // Not locked: its session was busy (or unknown): decided on its own, and its failure is its own
+    // (the batch has committed; see TurnBatcher).
     return inputs.map((input, i) => {
       const outcome = outcomes.get(i + 1);
       return outcome?.locked ? { rotated: outcome.rotated } : this.rotateOne(input);
@@ -793,6 +761,13 @@ export class PostgresStore implements Store {
       await batches(
         `WITH u AS (UPDATE refresh_tokens SET successor_sealed = NULL WHERE id IN (
            SELECT id FROM refresh_tokens WHERE successor_sealed IS NOT NULL AND consumed_at < $1 LIMIT ${PRUNE_BATCH}
+         ) RETURNING 1) SELECT count(*)::int AS n FROM u`,
+        [now - MAX_GRACE_MS],
+      );
+      // A live token's seal is only needed while its parent may still retry.
+      await batches(
+        `WITH u AS (UPDATE sessions SET successor_sealed = NULL WHERE id IN (
+           SELECT id FROM sessions WHERE successor_sealed IS NOT NULL AND refresh_issued_at < $1 LIMIT ${PRUNE_BATCH}
          ) RETURNING 1) SELECT count(*)::int AS n FROM u`,
         [now - MAX_GRACE_MS],
       );

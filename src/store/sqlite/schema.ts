@@ -103,4 +103,16 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE apps ADD COLUMN keys_version INTEGER NOT NULL DEFAULT 0;
   `,
+  // 5: one row per session (SPEC §2.9). The refresh chain lives on the session row; refresh_tokens gets
+  // no new rows and keeps the pre-upgrade ones until they expire. Existing sessions start at generation 0
+  // (their live token is a pre-upgrade record).
+  `
+  ALTER TABLE sessions ADD COLUMN locator TEXT;
+  ALTER TABLE sessions ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE sessions ADD COLUMN refresh_issued_at INTEGER;
+  ALTER TABLE sessions ADD COLUMN refresh_not_before INTEGER;
+  ALTER TABLE sessions ADD COLUMN refresh_expires_at INTEGER;
+  ALTER TABLE sessions ADD COLUMN successor_sealed BLOB;
+  CREATE UNIQUE INDEX sessions_locator ON sessions(locator) WHERE locator IS NOT NULL;
+  `,
 ];

@@ -6,9 +6,10 @@ import { StoreUnavailableError } from '../../domain/errors.js';
 import type {
   App, AppKeyRecord, Millis, RefreshRecord, Session, SigningKeyRecord, Subject, SubjectStatus,
 } from '../../domain/types.js';
-import type { RotateInput, Store, SubjectColumns, TouchInput } from '../contract.js';
+import { UPGRADED, type FoundLegacyRefresh, type FoundSession, type RotateInput, type Store, type SubjectColumns, type TouchInput } from '../contract.js';
 import {
-  appFromRow, appKeyFromRow, MAX_GRACE_MS, RATE_WINDOWS_KEPT_MS, rateTotals, storedRateKey, refreshFromRow, SESSION_COLUMNS_PREFIXED, sessionFromRow,
+  appFromRow, appKeyFromRow, chainValues, foundSessionFromRow, MAX_GRACE_MS, RATE_WINDOWS_KEPT_MS, rateTotals, storedRateKey, refreshFromRow,
+  SESSION_CHAIN_COLUMNS, SESSION_COLUMNS_PREFIXED, sessionFromRow,
   signingKeyFromRow, SUBJECT_INSERT_COLUMNS, subjectFromRow, subjectPatchSql,
 } from '../rows.js';
 import { TurnBatcher } from '../turn_batcher.js';
@@ -17,12 +18,28 @@ import { SQLITE_MIGRATIONS } from './schema.js';
 
 type Row = Record<string, unknown>;
 
+/** Unwinds a transaction whose second write lost: nothing of it is kept. */
+class LostRace extends Error {}
+
 /** Built once: the statement cache is keyed by the SQL text, so the hot path must not rebuild it. */
-const FIND_REFRESH_SQL = `SELECT r.*, ${SESSION_COLUMNS_PREFIXED}, subj.status AS subject_status, a.keys_version
+const FIND_LEGACY_SQL = `SELECT r.*, ${SESSION_COLUMNS_PREFIXED}, subj.status AS subject_status, a.keys_version
   FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id
   LEFT JOIN subjects subj ON subj.app_id = s.app_id AND subj.subject = s.subject
   LEFT JOIN apps a ON a.id = s.app_id
   WHERE r.id = ?`;
+
+/** The hot read: a session with its subject's status and its app's signing-key version, by id or locator. */
+const findSessionSql = (by: 'id' | 'locator') => `SELECT s.*, subj.status AS subject_status, a.keys_version FROM sessions s
+  LEFT JOIN subjects subj ON subj.app_id = s.app_id AND subj.subject = s.subject
+  LEFT JOIN apps a ON a.id = s.app_id WHERE s.${by} = ?`;
+const FIND_SESSION_SQL = findSessionSql('id');
+const FIND_SESSION_BY_LOCATOR_SQL = findSessionSql('locator');
+
+/** The rotation's one conditional write (SPEC §2.9): the generation is the compare-and-set. */
+const ROTATE_SQL = `UPDATE sessions SET generation = ?, refresh_issued_at = ?, refresh_not_before = ?, refresh_expires_at = ?,
+    successor_sealed = ?, last_renewed_at = ?, last_ip = COALESCE(?, last_ip), last_user_agent = COALESCE(?, last_user_agent),
+    horizon_at = MAX(horizon_at, ?)
+  WHERE id = ? AND generation = ? AND revoked_at IS NULL`;
 
 /** SQLite errors that mean "the database cannot take this now" rather than a bug: answered with 503. */
 const UNAVAILABLE = /^SQLITE_(BUSY|LOCKED|FULL|READONLY|IOERR|CANTOPEN|CORRUPT|NOTADB|PROTOCOL|PERM)/;
@@ -108,7 +125,7 @@ export class SqliteStore implements Store {
     this.db.pragma(`synchronous = ${this.synchronous}`);
     this.db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
     this.db.pragma('foreign_keys = ON');
-    this.rotations = this.groupCommitted((input: RotateInput) => this.rotateOne(input));
+    this.rotations = this.groupCommitted((input: RotateInput) => ({ rotated: this.rotateOne(input) }));
     this.touches = this.groupCommitted((input: TouchInput) => this.touchOne(input));
   }
 
@@ -419,7 +436,7 @@ export class SqliteStore implements Store {
   // ── sessions ───────────────────────────────────────────────────────────────────────────────────
 
   issueSession(input: {
-    session: Session; refresh: RefreshRecord | null; newSubjectClaims: Record<string, unknown>; revokeOthers?: string;
+    session: Session; newSubjectClaims: Record<string, unknown>; revokeOthers?: string;
   }): Promise<{ issued: true; subject: Subject } | { issued: false; reason: 'subject_disabled' }> {
     return this.run(() =>
       this.immediate(() => {
@@ -435,7 +452,6 @@ export class SqliteStore implements Store {
         if (subject.status !== 'active') return { issued: false as const, reason: 'subject_disabled' as const };
         if (input.revokeOthers) this.revokeSubjectSessionsNow(session.appId, session.subject, input.revokeOthers, session.createdAt);
         this.insertSession(session);
-        if (input.refresh) this.insertRefresh(input.refresh);
         return { issued: true as const, subject };
       }),
     );
@@ -444,33 +460,20 @@ export class SqliteStore implements Store {
   private insertSession(s: Session): void {
     this.sql(
       `INSERT INTO sessions (id, app_id, subject, claims, audience, created_at, last_renewed_at, expires_at, ip, user_agent,
-         last_ip, last_user_agent, revoked_at, revoke_reason, horizon_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         last_ip, last_user_agent, revoked_at, revoke_reason, horizon_at, locator, ${SESSION_CHAIN_COLUMNS})
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ).run(
       s.id, s.appId, s.subject, JSON.stringify(s.claims), s.audience, s.createdAt, s.lastRenewedAt, s.expiresAt, s.ip,
-      s.userAgent, s.lastIp, s.lastUserAgent, s.revokedAt, s.revokeReason, s.horizonAt,
+      s.userAgent, s.lastIp, s.lastUserAgent, s.revokedAt, s.revokeReason, s.horizonAt, s.locator, ...chainValues(s.refresh),
     );
   }
 
-  private insertRefresh(r: RefreshRecord): void {
-    this.sql(
-      `INSERT INTO refresh_tokens (id, session_id, app_id, parent_id, issued_at, not_before, expires_at, consumed_at, successor_id, successor_sealed)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    ).run(r.id, r.sessionId, r.appId, r.parentId, r.issuedAt, r.notBefore, r.expiresAt, r.consumedAt, r.successorId, r.successorSealed);
+  findSession(id: string): Promise<FoundSession | null> {
+    return this.run(() => foundSessionFromRow(this.sql(FIND_SESSION_SQL).get(id) as Row | undefined));
   }
 
-  findSession(id: string) {
-    return this.run(() => {
-      const row = this.sql(
-        `SELECT s.*, subj.status AS subject_status, a.keys_version FROM sessions s
-         LEFT JOIN subjects subj ON subj.app_id = s.app_id AND subj.subject = s.subject
-         LEFT JOIN apps a ON a.id = s.app_id WHERE s.id = ?`,
-      ).get(id) as Row | undefined;
-      if (!row) return null;
-      return {
-        session: sessionFromRow(row), subjectStatus: (row.subject_status ?? null) as Subject['status'] | null, keysVersion: Number(row.keys_version ?? 0),
-      };
-    });
+  findSessionByLocator(locator: string): Promise<FoundSession | null> {
+    return this.run(() => foundSessionFromRow(this.sql(FIND_SESSION_BY_LOCATOR_SQL).get(locator) as Row | undefined));
   }
 
   listSessions(appId: string, subject: string): Promise<Session[]> {
@@ -511,48 +514,53 @@ export class SqliteStore implements Store {
 
   // ── refresh tokens ─────────────────────────────────────────────────────────────────────────────
 
-  findLiveRefresh(sessionId: string): Promise<RefreshRecord | null> {
+  findLiveLegacyRefresh(sessionId: string): Promise<RefreshRecord | null> {
     return this.run(() => {
-      const row = this.sql('SELECT * FROM refresh_tokens WHERE session_id = ? AND consumed_at IS NULL ORDER BY issued_at DESC LIMIT 1')
-        .get(sessionId) as Row | undefined;
+      const row = this.sql(
+        `SELECT r.* FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id
+         WHERE r.session_id = ? AND r.consumed_at IS NULL AND s.generation = 0 ORDER BY r.issued_at DESC LIMIT 1`,
+      ).get(sessionId) as Row | undefined;
       return row ? refreshFromRow(row) : null;
     });
   }
 
-  findRefresh(id: string) {
+  findLegacyRefresh(id: string): Promise<FoundLegacyRefresh | null> {
     return this.run(() => {
-      const row = this.sql(FIND_REFRESH_SQL).get(id) as Row | undefined;
+      const row = this.sql(FIND_LEGACY_SQL).get(id) as Row | undefined;
       if (!row) return null;
-      return {
-        record: refreshFromRow(row),
-        session: sessionFromRow(row, 's_'),
-        subjectStatus: (row.subject_status ?? null) as Subject['status'] | null,
-        keysVersion: Number(row.keys_version ?? 0),
-      };
+      return { ...(foundSessionFromRow(row, 's_') as FoundSession), record: refreshFromRow(row) };
     });
   }
 
-  /** Group-committed (see groupCommitted): each rotation is still its own conditional UPDATE deciding its race. */
-  rotateRefresh(input: RotateInput): Promise<{ rotated: boolean }> {
+  /** Group-committed (see groupCommitted): each rotation is still its own compare-and-set deciding its race. */
+  rotateSession(input: RotateInput): Promise<{ rotated: boolean }> {
     if (!this.db.open) return Promise.reject(new StoreUnavailableError());
     return this.rotations.submit(input);
   }
 
-  /** Inside a transaction: the one conditional write that decides the race, then the child and the session. */
-  private rotateOne(input: RotateInput): { rotated: boolean } {
-    // Only an unconsumed parent of a live session.
-    const consumed = this.sql(
-      `UPDATE refresh_tokens SET consumed_at = ?, successor_id = ?, successor_sealed = ?
-       WHERE id = ? AND consumed_at IS NULL
-         AND EXISTS (SELECT 1 FROM sessions s WHERE s.id = refresh_tokens.session_id AND s.revoked_at IS NULL)`,
-    ).run(input.now, input.child.id, input.successorSealed, input.parentId);
-    if (consumed.changes !== 1) return { rotated: false };
-    this.insertRefresh(input.child);
-    this.sql(
-      `UPDATE sessions SET last_renewed_at = ?, last_ip = COALESCE(?, last_ip), last_user_agent = COALESCE(?, last_user_agent),
-         horizon_at = MAX(horizon_at, ?) WHERE id = ?`,
-    ).run(input.now, input.lastIp, input.lastUserAgent, input.child.expiresAt, input.child.sessionId);
-    return { rotated: true };
+  upgradeLegacy(input: { legacyId: string } & RotateInput): Promise<{ rotated: boolean }> {
+    return this.run(() =>
+      this.immediate(() => {
+        const consumed = this.sql(
+          `UPDATE refresh_tokens SET consumed_at = ?, successor_id = ? WHERE id = ? AND consumed_at IS NULL AND session_id = ?`,
+        ).run(input.now, UPGRADED, input.legacyId, input.sessionId).changes === 1;
+        // Both or neither: a lost second write rolls the first back.
+        if (!consumed || !this.rotateOne(input)) throw new LostRace();
+        return { rotated: true };
+      }),
+    ).catch((err: unknown) => {
+      if (err instanceof LostRace) return { rotated: false };
+      throw err;
+    });
+  }
+
+  /** Inside a transaction: the one conditional write that decides the race. */
+  private rotateOne(input: RotateInput): boolean {
+    const n = input.next;
+    return this.sql(ROTATE_SQL).run(
+      n.generation, n.issuedAt, n.notBefore, n.expiresAt, n.successorSealed, input.now, input.lastIp, input.lastUserAgent,
+      input.horizonAt, input.sessionId, input.expectGeneration,
+    ).changes === 1;
   }
 
   addRateHits(input: { windowStart: Millis; hits: { key: string; count: number }[] }): Promise<Map<string, number>> {
@@ -583,6 +591,9 @@ export class SqliteStore implements Store {
         ).run(cutoff, cutoff).changes;
         const refreshTokens = this.sql('DELETE FROM refresh_tokens WHERE expires_at <= ?').run(now).changes;
         this.sql('UPDATE refresh_tokens SET successor_sealed = NULL WHERE successor_sealed IS NOT NULL AND consumed_at < ?')
+          .run(now - MAX_GRACE_MS);
+        // A live token's seal is only needed while its parent may still retry.
+        this.sql('UPDATE sessions SET successor_sealed = NULL WHERE successor_sealed IS NOT NULL AND refresh_issued_at < ?')
           .run(now - MAX_GRACE_MS);
         this.sql('DELETE FROM rate_hits WHERE window_start < ?').run(now - RATE_WINDOWS_KEPT_MS);
         return { refreshTokens, sessions };

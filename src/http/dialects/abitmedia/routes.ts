@@ -7,6 +7,7 @@ import { invalidRefreshToken, RotorError } from '../../../domain/errors.js';
 import type { App } from '../../../domain/types.js';
 import { type Api, type ApiContext, noStore } from '../../api.js';
 import { basicCredentials, bodyOf } from '../../auth.js';
+import { registerFormParser } from '../../form.js';
 import { MESSAGES, sendAbitmediaError, tokensBody } from './envelope.js';
 
 const PROFILE = 'abitmedia';
@@ -92,9 +93,10 @@ export const abitmediaApi: Api = {
   name: 'abitmedia',
   renderError: (err, _request, reply) => sendAbitmediaError(reply, err),
   routes(app, ctx) {
-    // multipart/form-data is parsed only here, not by the other APIs.
+    // multipart/form-data and url-encoded forms are parsed only here (and forms by OAuth), not by the other APIs.
     app.register(async (scope) => {
       await scope.register(multipart, { limits: MULTIPART_LIMITS });
+      registerFormParser(scope);
       for (const prefix of ['', '/abitmedia/:app']) {
         scope.post(`${prefix}/v1/refreshToken`, async (request, reply) => {
           const pathApp = await appOfPath(ctx, request, PROFILE, 'Abitmedia');

@@ -21,8 +21,9 @@ function envelopeOf(err: RotorError): { status: number; errorCode: string; error
   if (TOKEN_REFUSALS.has(err.code)) return { status: 401, errorCode: 'AUTH_1002', errorMessage: 'Invalid token' };
   switch (err.code) {
     case 'invalid_request':
-    case 'unsupported_media_type':
       return { status: 400, errorCode: 'REQ_1001', errorMessage: err.detail };
+    case 'unsupported_media_type':
+      return { status: 400, errorCode: 'REQ_1001', errorMessage: 'The request body must be JSON (Content-Type: application/json)' };
     case 'payload_too_large':
       return { status: 413, errorCode: 'REQ_1001', errorMessage: err.detail };
     case 'app_not_found':
