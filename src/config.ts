@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { MasterKey } from './crypto/master_key.js';
+import { canonicalOrigin, originProblem } from './domain/origins.js';
 import { DEFAULT_RATE_LIMITS, type RateLimits } from './http/rate_limit.js';
 
 /** SPEC §6. Every value comes from the environment; nothing here reads a file except the master key. */
@@ -30,6 +31,12 @@ export interface Config {
   /** Per-minute request limits; null when ROTOR_RATE_LIMITS=off. */
   rateLimits: RateLimits | null;
   webhookSecret: string | null;
+  /**
+   * ROTOR_CORS_ORIGINS (SPEC §4.6): the exact origins browsers may call Rotor from, canonical
+   * (`scheme://host[:port]`, lower case, no default port). Empty: no cross-origin browser calls, except
+   * from Rotor's own origin (that of `issuer`), which is always allowed.
+   */
+  corsOrigins: readonly string[];
 }
 
 /** `hops` proxies in front: fastify's (address, hop) trust function for hops 0 … hops-1, the peer being hop 0. */
@@ -75,7 +82,22 @@ export function loadConfig(env: Env = process.env): Config {
     webhookUrl: webhookUrl(env.ROTOR_WEBHOOK_URL),
     rateLimits: rateLimits(env.ROTOR_RATE_LIMITS),
     webhookSecret: env.ROTOR_WEBHOOK_SECRET?.length ? env.ROTOR_WEBHOOK_SECRET : null,
+    corsOrigins: corsOrigins(env.ROTOR_CORS_ORIGINS),
   };
+}
+
+/** `ROTOR_CORS_ORIGINS`: comma-separated exact origins; `null`, wildcards, paths and trailing slashes are refused. */
+function corsOrigins(text: string | undefined): string[] {
+  const origins = new Set<string>();
+  for (const entry of (text ?? '').split(',').map((part) => part.trim()).filter(Boolean)) {
+    const canonical = canonicalOrigin(entry);
+    if (canonical === null) {
+      const problem = originProblem(entry) ?? 'it is not an origin';
+      throw new ConfigError(`ROTOR_CORS_ORIGINS: ${JSON.stringify(entry.slice(0, 80))} is not an exact origin: ${problem} (e.g. https://app.example.com,http://localhost:5173)`);
+    }
+    origins.add(canonical);
+  }
+  return [...origins];
 }
 
 /** `ROTOR_RATE_LIMITS`: `off`, or `name=count,…` overriding the defaults (per minute). */

@@ -14,6 +14,8 @@ export const ERROR_CODES = {
   invalid_access_token: 401,
   invalid_scope: 400,
   subject_disabled: 403,
+  /** A browser request whose `Origin` is not allowed for the app concerned (SPEC §2.11, §4.6): nothing was consumed. */
+  origin_not_allowed: 403,
   subject_not_found: 404,
   payload_too_large: 413,
   unsupported_media_type: 415,

@@ -1,4 +1,5 @@
 import { invalidRequest } from './errors.js';
+import { canonicalOrigin, originProblem } from './origins.js';
 
 export const PROFILES = ['native', 'verifik', 'jwtplus', 'flolive', 'fib', 'abitmedia'] as const;
 export type Profile = (typeof PROFILES)[number];
@@ -23,6 +24,11 @@ export interface Policy {
   keyRotationPeriod: number | null;
   verifikMaxMonths: number;
   flolivePermitExpiredAccess: boolean;
+  /**
+   * Browser origins allowed to call Rotor for this app (SPEC §4.6): narrows ROTOR_CORS_ORIGINS, never
+   * widens it; `null` (default) = every origin ROTOR_CORS_ORIGINS allows. Canonical exact origins.
+   */
+  allowedOrigins: string[] | null;
 }
 
 const DAY = 86400;
@@ -39,6 +45,7 @@ const BASE: Policy = {
   keyRotationPeriod: null,
   verifikMaxMonths: 1200,
   flolivePermitExpiredAccess: true,
+  allowedOrigins: null,
 };
 
 /** SPEC §3: each profile's defaults. Dialect source systems have no absolute session lifetime. */
@@ -86,6 +93,27 @@ function oneOf<T extends string>(field: string, value: unknown, allowed: readonl
   return value as T;
 }
 
+/** At most this many origins per app. */
+const MAX_ALLOWED_ORIGINS = 100;
+
+/** `allowedOrigins`: null, or an array of exact origins (`scheme://host[:port]`), kept canonical and without duplicates. */
+function allowedOrigins(value: unknown): string[] | null {
+  if (value === null) return null;
+  if (!Array.isArray(value) || value.length > MAX_ALLOWED_ORIGINS) {
+    throw invalidRequest(`policy.allowedOrigins must be null or an array of at most ${MAX_ALLOWED_ORIGINS} origins such as "https://app.example.com"`);
+  }
+  const origins = new Set<string>();
+  for (const entry of value) {
+    const canonical = typeof entry === 'string' ? canonicalOrigin(entry) : null;
+    if (canonical === null) {
+      const problem = typeof entry === 'string' ? originProblem(entry) ?? 'it is not an origin' : 'it is not a string';
+      throw invalidRequest(`policy.allowedOrigins: ${JSON.stringify(String(entry).slice(0, 80))} is not an exact origin: ${problem}`);
+    }
+    origins.add(canonical);
+  }
+  return [...origins];
+}
+
 /**
  * Applies a caller's partial policy over `base`, validating every field.
  * Unknown fields are refused so that a typo never silently leaves a default in force.
@@ -110,6 +138,7 @@ export function applyPolicyPatch(base: Policy, patch: unknown): Policy {
         if (typeof value !== 'boolean') throw invalidRequest('policy.flolivePermitExpiredAccess must be true or false');
         next.flolivePermitExpiredAccess = value;
         break;
+      case 'allowedOrigins': next.allowedOrigins = allowedOrigins(value); break;
       default:
         throw invalidRequest(`policy has no field "${field.slice(0, 40)}"`);
     }
