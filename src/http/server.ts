@@ -18,9 +18,12 @@ import { notFound, opsApi } from './ops/routes.js';
 import { trackRoutes } from './method_not_allowed.js';
 import { RateLimiter } from './rate_limit.js';
 import { RotorError } from '../domain/errors.js';
+import { registerCors } from './cors.js';
+import { sdkApi } from './sdk.js';
+import { pathOfTarget } from './target.js';
 
 /** Every API the server speaks; each dialect adds one entry of the same shape. */
-export const APIS: readonly Api[] = [opsApi, nativeApi, oauth2Api, adminApi, verifikApi, jwtplusApi, floliveApi, fibApi, abitmediaApi];
+export const APIS: readonly Api[] = [opsApi, sdkApi, nativeApi, oauth2Api, adminApi, verifikApi, jwtplusApi, floliveApi, fibApi, abitmediaApi];
 
 export const BODY_LIMIT = 64 * 1024;
 
@@ -35,21 +38,8 @@ export const REQUEST_TIMEOUT_MS = 15_000;
 const IDLE_SOCKET_TIMEOUT_MS = 30_000;
 const TIMEOUT_CHECK_EVERY_MS = 1_000;
 
-/**
- * The path of a request target, as raw as it came but without what could hold a secret: no query
- * string, no fragment, and for an absolute-form target (RFC 9112 §3.2.2, `http://user:pw@host/p?q`)
- * no scheme, userinfo or host either.
- */
-export function pathOfTarget(target: string): string {
-  let path = target;
-  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(path);
-  if (scheme) {
-    const rest = path.slice(scheme[0].length);
-    const end = rest.search(/[/?#]/);
-    path = end >= 0 && rest[end] === '/' ? rest.slice(end) : '/';
-  }
-  return (path.split(/[?#]/, 1)[0] || '/').slice(0, 200);
-}
+/** pathOfTarget lives in target.ts (CORS classifies preflights by it too); re-exported for its importers. */
+export { pathOfTarget };
 
 /** Log lines carry the path only: a query string (or an absolute target's userinfo) could hold something secret. */
 const requestSerializer = (req: { method?: string; url?: string; id?: string }) => ({
@@ -120,6 +110,7 @@ export function buildServer(input: { rotor: Rotor; config: Config; metrics: Metr
 
   guardAdminRoutes(app);
   const allowedMethods = trackRoutes(app);
+  registerCors(app, { rotor: input.rotor, origins: input.config.corsOrigins, issuer: input.config.issuer, allowedMethods });
   for (const api of APIS) registerApi(app, api, ctx);
 
   app.setNotFoundHandler((request, reply) => {

@@ -13,6 +13,7 @@ const TITLES: Record<string, string> = {
   invalid_access_token: 'Invalid access token',
   invalid_scope: 'Invalid scope',
   subject_disabled: 'Subject disabled',
+  origin_not_allowed: 'Origin not allowed',
   subject_not_found: 'Subject not found',
   payload_too_large: 'Payload too large',
   unsupported_media_type: 'Unsupported media type',

@@ -23,6 +23,10 @@ function oauthError(err: RotorError): { status: number; error: string } {
       return { status: 500, error: 'server_error' };
     case 'rate_limited':
       return { status: 429, error: 'slow_down' };
+    case 'origin_not_allowed':
+      // RFC 6749 §5.2 has no code for "not from this web origin": the request is refused as invalid, with
+      // 403 (not 400) so that it reads as a refusal, not a malformed call; its description names the cause.
+      return { status: 403, error: 'invalid_request' };
     default:
       return err.reason === 'unsupported_grant_type' ? { status: 400, error: 'unsupported_grant_type' } : { status: err.status === 413 || err.status === 415 ? err.status : 400, error: 'invalid_request' };
   }

@@ -13,6 +13,7 @@ export const MESSAGES = {
   unavailable: 'Servicio no disponible temporalmente, intente de nuevo',
   tooManyRequests: 'Demasiadas solicitudes, intente de nuevo más tarde',
   internal: 'Error interno del servidor',
+  originNotAllowed: 'Origen no permitido',
 } as const;
 
 export function tokensBody(issued: Issued, message: string): Record<string, unknown> {
@@ -38,6 +39,8 @@ function statusOf(err: RotorError): { status: number; message: string } {
       return { status: 503, message: MESSAGES.unavailable };
     case 'rate_limited':
       return { status: 429, message: MESSAGES.tooManyRequests };
+    case 'origin_not_allowed':
+      return { status: 403, message: MESSAGES.originNotAllowed };
     default:
       // Anything wrong with a refresh request (no token, a bad one, a bad body) is the one answer.
       return err.status < 500 ? { status: 400, message: MESSAGES.badRefreshToken } : { status: 500, message: MESSAGES.internal };

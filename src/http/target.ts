@@ -1,0 +1,15 @@
+/**
+ * The path of a request target, as raw as it came but without what could hold a secret: no query
+ * string, no fragment, and for an absolute-form target (RFC 9112 §3.2.2, `http://user:pw@host/p?q`)
+ * no scheme, userinfo or host either.
+ */
+export function pathOfTarget(target: string): string {
+  let path = target;
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(path);
+  if (scheme) {
+    const rest = path.slice(scheme[0].length);
+    const end = rest.search(/[/?#]/);
+    path = end >= 0 && rest[end] === '/' ? rest.slice(end) : '/';
+  }
+  return (path.split(/[?#]/, 1)[0] || '/').slice(0, 200);
+}
