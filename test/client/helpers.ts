@@ -1,0 +1,38 @@
+import type { TestServer } from '../helpers/server.js';
+
+/**
+ * Requests Rotor answered on a route, by its own `/metrics` (rotor_http_requests_total): the count a
+ * client cannot fake. The counter moves in onResponse, just after the answer left: poll until it is steady.
+ */
+export async function requestsTo(server: TestServer, route: string, method = 'POST'): Promise<number> {
+  let last = -1;
+  for (let i = 0; i < 20; i += 1) {
+    const text = (await server.call('GET', '/metrics')).text;
+    let sum = 0;
+    for (const line of text.split('\n')) {
+      if (!line.startsWith('rotor_http_requests_total{')) continue;
+      if (line.includes(`route="${route}"`) && line.includes(`method="${method}"`)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+    }
+    if (sum === last) return sum;
+    last = sum;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  return last;
+}
+
+/** Refresh outcomes by `rotor_refresh_total{outcome}`: rotated, retry (grace replay), reuse, refused. */
+export async function refreshOutcomes(server: TestServer): Promise<Record<string, number>> {
+  const text = (await server.call('GET', '/metrics')).text;
+  const out: Record<string, number> = {};
+  for (const line of text.split('\n')) {
+    const match = /^rotor_refresh_total\{[^}]*outcome="([a-z_]+)"[^}]*\} (\d+)/.exec(line);
+    if (match) out[match[1] as string] = (out[match[1] as string] ?? 0) + Number(match[2]);
+  }
+  return out;
+}
+
+/** A Storage-like object two clients can share: two tabs of one origin, as Node sees them. */
+export function sharedStorage(): { getItem(k: string): string | null; setItem(k: string, v: string): void; removeItem(k: string): void; map: Map<string, string> } {
+  const map = new Map<string, string>();
+  return { map, getItem: (k) => map.get(k) ?? null, setItem: (k, v) => void map.set(k, v), removeItem: (k) => void map.delete(k) };
+}
