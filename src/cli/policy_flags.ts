@@ -12,7 +12,8 @@ export function addPolicyFlags(command: Command): Command {
     .option('--session-max-age <duration>', 'absolute session lifetime, or "off"')
     .option('--session-idle-timeout <duration>', 'idle timeout, or "off"')
     .addOption(new Option('--binding <mode>', 'client binding').choices(['off', 'record', 'useragent']))
-    .option('--key-rotation <duration>', 'automatic signing-key rotation period, or "off"');
+    .option('--key-rotation <duration>', 'automatic signing-key rotation period, or "off"')
+    .option('--allowed-origins <origins>', 'browser origins allowed for this app, comma-separated (narrows ROTOR_CORS_ORIGINS), or "off"');
 }
 
 function durationFlag(flag: string, value: string | undefined, nullable: boolean): number | null | undefined {
@@ -40,5 +41,9 @@ export function policyPatch(opts: Record<string, string | undefined>): Record<st
   set('sessionIdleTimeout', durationFlag('--session-idle-timeout', opts.sessionIdleTimeout, true));
   set('binding', opts.binding);
   set('keyRotationPeriod', durationFlag('--key-rotation', opts.keyRotation, true));
+  // Each origin is validated with the policy (one line naming the bad one); "off" leaves ROTOR_CORS_ORIGINS alone in force.
+  if (opts.allowedOrigins !== undefined) {
+    set('allowedOrigins', opts.allowedOrigins.trim() === 'off' ? null : opts.allowedOrigins.split(',').map((o) => o.trim()).filter(Boolean));
+  }
   return patch;
 }
