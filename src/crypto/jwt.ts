@@ -12,12 +12,20 @@ export interface DecodedJwt {
   signature: Buffer;
 }
 
-const encodeJson = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url');
+/** How a token's bytes are laid out where a peer's clients compare them (a dialect's own order and encoder). */
+export interface JwtEncoding {
+  /** The full header for this key, in its byte order (default: `alg`, the extra header fields, `kid`). */
+  header?(alg: string, kid: string): JsonObject;
+  /** The JSON encoder for header and payload (default: JSON.stringify). */
+  json?(value: unknown): string;
+}
 
 /** Signs a compact JWS. The header always names the key (`kid`) and its fixed algorithm. */
-export function signJwt(key: SigningKey, payload: JsonObject, extraHeader: JsonObject = {}): string {
-  const header = { alg: key.alg, ...extraHeader, kid: key.kid };
-  const signingInput = `${encodeJson(header)}.${encodeJson(payload)}`;
+export function signJwt(key: SigningKey, payload: JsonObject, extraHeader: JsonObject = {}, encoding: JwtEncoding = {}): string {
+  const header = encoding.header ? encoding.header(key.alg, key.kid) : { alg: key.alg, ...extraHeader, kid: key.kid };
+  const json = encoding.json ?? JSON.stringify;
+  const encode = (value: unknown): string => Buffer.from(json(value)).toString('base64url');
+  const signingInput = `${encode(header)}.${encode(payload)}`;
   return `${signingInput}.${key.sign(Buffer.from(signingInput)).toString('base64url')}`;
 }
 

@@ -211,10 +211,12 @@ export class Engine {
    */
   private async rotate(
     app: App, found: FoundSession, client: ClientContext, now: Millis,
-    write: (input: Parameters<Store['rotateSession']>[0]) => Promise<{ rotated: boolean }>,
+    write: (input: Parameters<Store['rotateSession']>[0], locator: string | null) => Promise<{ rotated: boolean }>,
   ): Promise<Issued | null> {
-    const { session } = found;
     const format = formatFor(app.profile);
+    // A pre-upgrade session of a profile whose ids carry a locator gets one with its first generation.
+    const locator = format.chainId?.locatesSession && found.session.locator === null ? this.ids.newLocator() : null;
+    const session = locator === null ? found.session : { ...found.session, locator };
     const generation = (session.refresh?.generation ?? 0) + 1;
     const chain = this.nextChain(app, session, generation, now);
     if (!chain) throw invalidRefreshToken('unknown');
@@ -226,7 +228,7 @@ export class Engine {
       sessionId: session.id, expectGeneration: generation - 1, next: minted.chain, now,
       lastIp: recordClient ? client.ip ?? null : null, lastUserAgent: recordClient ? client.userAgent ?? null : null,
       horizonAt: Math.max(accessExp * 1000, chain.expiresAt),
-    });
+    }, locator);
     if (!rotated) return null;
     this.deps.observer.refresh('rotated', 'ok', app.id);
     const renewed: Session = { ...session, lastRenewedAt: now, refresh: minted.chain };
@@ -260,7 +262,7 @@ export class Engine {
     if (session.refresh !== null) throw invalidRefreshToken('unknown');
     this.assertNotBefore(app, record.notBefore, now);
     this.assertBinding(app, session, client);
-    const issued = await this.rotate(app, found, client, now, (input) => this.deps.store.upgradeLegacy({ ...input, legacyId: record.id }));
+    const issued = await this.rotate(app, found, client, now, (input, locator) => this.deps.store.upgradeLegacy({ ...input, legacyId: record.id, locator }));
     if (issued) return issued;
     const again = await this.deps.store.findLegacyRefresh(record.id);
     if (!again || attempt > 0) throw invalidRefreshToken('revoked');
@@ -516,7 +518,11 @@ export class Engine {
   }
 
   /** A genuine, unexpired access token whose session is alive; otherwise `invalid_access_token`. */
-  async verifyAccess(token: unknown, options: { client?: App; allowExpired?: boolean; profile?: App['profile'] } = {}): Promise<VerifiedAccess> {
+  async verifyAccess(token: unknown, options: {
+    client?: App; allowExpired?: boolean; profile?: App['profile'];
+    /** Only the newest pair of its session (JWTPlus verify: a renew deletes the superseded pair's row). */
+    newestPair?: boolean;
+  } = {}): Promise<VerifiedAccess> {
     if (typeof token !== 'string' || token.length === 0) throw invalidAccessToken('malformed');
     const verified = await this.verifyJwt(token, options.client, { allowExpired: options.allowExpired ?? false });
     if (!verified) throw invalidAccessToken('invalid');
@@ -524,13 +530,13 @@ export class Engine {
     if (options.profile && app.profile !== options.profile) throw invalidAccessToken('invalid');
     const format = formatFor(app.profile);
     if (!format.isAccessToken(parts)) throw invalidAccessToken('invalid');
-    const found = await this.sessionOf(app, format, parts.payload);
+    const found = await this.sessionOf(app, format, parts.payload, options.newestPair === true);
     if (!found) throw invalidAccessToken('revoked');
     if (!(await this.deps.keyring.stillVerifies(app.id, verified.kid, found.keysVersion))) throw invalidAccessToken('invalid');
     return { app, session: found.session, payload: parts.payload, header: parts.header, keysVersion: found.keysVersion };
   }
 
-  private async sessionOf(app: App, format: TokenFormat, payload: JsonObject): Promise<FoundSession | null> {
+  private async sessionOf(app: App, format: TokenFormat, payload: JsonObject, newestPair: boolean): Promise<FoundSession | null> {
     const locator = format.sessionOf(payload);
     if (!locator) return null;
     let found: FoundSession | null;
@@ -539,10 +545,12 @@ export class Engine {
     } else {
       const presented = format.chainId ? this.ids.readChainId(app.profile, format.chainId, locator.chainId, null) : null;
       found = presented?.kind === 'chain' ? await this.findChain(presented) : null;
-      // A pair of the newest generation only, where the peer keeps no other (JWTPlus).
-      if (found && presented?.kind === 'chain' && format.newestAccessOnly && presented.generation !== found.session.refresh?.generation) return null;
-      // A pre-upgrade pair finds its session through its record.
-      found ??= await this.deps.store.findLegacyRefresh(locator.chainId);
+      if (found && presented?.kind === 'chain' && newestPair && presented.generation !== found.session.refresh?.generation) return null;
+      // A pre-upgrade pair finds its session through its record (newest: while the chain has not started).
+      if (!found) {
+        const legacy = await this.deps.store.findLegacyRefresh(locator.chainId);
+        found = legacy && (!newestPair || (legacy.record.consumedAt === null && legacy.session.refresh === null)) ? legacy : null;
+      }
     }
     if (!found || found.session.appId !== app.id) return null;
     if (typeof payload.sub === 'string' && payload.sub !== found.session.subject) return null;
@@ -651,7 +659,7 @@ export class Engine {
     if (format.refreshFormat === 'opaque') return { token: this.ids.opaque(session.id, chain.generation), payload: null, chain, ctx };
     const parts = format.refreshToken(ctx);
     if (!parts) throw new Error(`the ${app.profile} format issued no refresh token`);
-    const token = signJwt(key, parts.payload, parts.header);
+    const token = signJwt(key, parts.payload, parts.header, parts.encoding);
     const sealed = app.policy.reuseGrace > 0 && chain.generation > 1
       ? this.deps.masterKey.seal('refresh-successor', Buffer.from(token), `${session.id}:${chain.generation}`)
       : null;
@@ -669,7 +677,7 @@ export class Engine {
     const access = format.accessToken(ctx);
     return {
       app, session, key,
-      accessToken: signJwt(key, access.payload, access.header),
+      accessToken: signJwt(key, access.payload, access.header, access.encoding),
       accessPayload: access.payload,
       expiresIn: Math.max(0, ctx.accessExp - toSeconds(now)),
       refreshToken: refresh?.token ?? null,

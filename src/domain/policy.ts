@@ -133,7 +133,7 @@ export function applyPolicyPatch(base: Policy, patch: unknown): Policy {
       case 'keyRotationPeriod': next.keyRotationPeriod = duration(field, value, { nullable: true, min: 60 }); break;
       case 'binding': next.binding = oneOf(field, value, BINDINGS); break;
       case 'alg': next.alg = oneOf(field, value, ALGORITHMS); break;
-      case 'verifikMaxMonths': next.verifikMaxMonths = duration(field, value, { nullable: false, min: 1, max: 120 }) as number; break;
+      case 'verifikMaxMonths': next.verifikMaxMonths = duration(field, value, { nullable: false, min: 1, max: 1200 }) as number; break;
       case 'flolivePermitExpiredAccess':
         if (typeof value !== 'boolean') throw invalidRequest('policy.flolivePermitExpiredAccess must be true or false');
         next.flolivePermitExpiredAccess = value;

@@ -100,9 +100,10 @@ export interface Store {
   /**
    * A pre-upgrade token's one rotation: consumes the record (its successor becomes `UPGRADED`) and starts
    * the session's chain at `next`, atomically, only if the record is unconsumed, the session has no chain
-   * yet and is not revoked.
+   * yet and is not revoked. `locator`: the session's new locator, for profiles whose ids must carry one
+   * (pre-upgrade sessions have none).
    */
-  upgradeLegacy(input: { legacyId: string } & RotateInput): Promise<{ rotated: boolean }>;
+  upgradeLegacy(input: { legacyId: string; locator: string | null } & RotateInput): Promise<{ rotated: boolean }>;
 
   /**
    * Rate-limit pooling: adds this instance's hits for a one-minute window and returns every key's total

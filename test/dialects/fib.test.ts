@@ -423,10 +423,21 @@ describe('fib dialect: the login replays, so it is limited like a password and n
   });
 });
 
-describe('fib dialect: owed by the formats', () => {
-  // oracle: fraud-intelligence-limited/fil-documentation src/api-specification/auth-controller/authorizing-a-user-in-the-system.md:72-73
-  // (both sample tokens start eyJ0eXAiOiJKV1QiLCJhbGciOiJFZERTQSJ9 = {"typ":"JWT","alg":"EdDSA"})
-  it.todo('access and refresh token headers carry "typ":"JWT"');
+describe('fib dialect: token headers as the vendor shows them', () => {
+  // oracle: fraud-intelligence-limited/fil-documentation src/api-specification/auth-controller/authorizing-a-user-in-the-system.md:72-73 (eyJ0eXAiOiJKV1QiLCJhbGciOiJFZERTQSJ9 = {"typ":"JWT","alg":"EdDSA"})
+  it('access and refresh token headers are {"typ","alg"} as its samples, plus kid', async () => {
+    const server = await startTestServer();
+    try {
+      const app = await createApp(server, { name: 'fib-typ', profile: 'fib' });
+      const pair = await issue(server, app);
+      const kid = decodeJwtPart(pair.accessToken, 0).kid;
+      for (const token of [pair.accessToken, pair.refreshToken]) {
+        expect(Buffer.from(token.split('.')[0] as string, 'base64url').toString('utf8')).toBe(`{"typ":"JWT","alg":"EdDSA","kid":"${kid}"}`);
+      }
+    } finally {
+      await server.close();
+    }
+  });
 });
 
 describe('fib dialect, store down', () => {

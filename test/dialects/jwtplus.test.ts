@@ -471,18 +471,94 @@ describe('jwtplus dialect', () => {
   });
 });
 
-// Differences from JWTPlus that live in the token formats and the engine (issue 11; see the report there).
-describe('jwtplus dialect: owed by the formats and the engine', () => {
-  // oracle: jwtplus/jwtplus lib/libJWT.go:140-142 (golang-jwt marshals its Header map: keys sorted)
-  it.todo('the header bytes are {"alg","kid","typ"} in that order');
-  // oracle: jwtplus/jwtplus lib/libJWT.go:95-109 (the body is a Go map; json.Marshal sorts and escapes <>& at every depth)
-  it.todo('custom claim objects are encoded like Go encodes a map, nested ones too');
+// Differences from JWTPlus that live in the token formats and the engine (issue 11).
+describe('jwtplus dialect: token bytes and chain rules as JWTPlus has them', () => {
+  let server: TestServer;
+  let clock: FixedClock;
+  let jp: App;
+  beforeAll(async () => {
+    server = await startTestServer({ fixedClock: true });
+    clock = server.clock as FixedClock;
+    jp = await createApp(server, { name: 'jp-bytes', profile: 'jwtplus' });
+  });
+  afterAll(async () => { await server.close(); });
+  const post = (action: string, json: unknown) => server.call('POST', `/app/${jp.id}/${action}`, { json, headers: { authorization: jp.appKey } });
+  const sign = (extra: Record<string, unknown> = {}) => post('sign', { sub: 'u', aud: 'a', ip: '1.2.3.4', useragent: 'x', ...extra });
+  const renew = (refresh_token: string) => post('renew', { refresh_token, ip: '1.2.3.4', useragent: 'x' });
+  const verify = async (token: string) => (await post('verify', { token })).text;
+  const segment = (token: string, i: 0 | 1) => Buffer.from(token.split('.')[i] as string, 'base64url').toString('utf8');
+
+  // oracle: jwtplus/jwtplus lib/libJWT.go:140-141 (golang-jwt marshals its Header map: keys sorted)
+  it('the header bytes are {"alg","kid","typ"} in that order, on sign and on renew, auth and refresh token', async () => {
+    const t = (await sign()).body as Tokens;
+    clock.advance(61);
+    const r = (await renew(t.refresh_token)).body as Tokens;
+    for (const [token, kid] of [[t.auth_token, t.key_id], [t.refresh_token, t.key_id], [r.auth_token, r.key_id], [r.refresh_token, r.key_id]] as const) {
+      expect(segment(token, 0)).toBe(`{"alg":"ES256","kid":"${kid}","typ":"JWT"}`);
+    }
+  });
+
+  // oracle: jwtplus/jwtplus lib/libJWT.go:95-109 (the body is a Go map; encoding/json sorts and escapes <>& at every depth)
+  it('custom claim objects are encoded like Go encodes a map, nested ones too, and renewals re-encode them alike', async () => {
+    const t = (await sign({ zeta: { b: 1, a: '<&>' }, alpha: [{ y: 1, x: 2 }], 'k<': 'v' })).body as Tokens;
+    const { exp, iat, jid } = decodeJwtPart(t.auth_token, 1);
+    expect(segment(t.auth_token, 1)).toBe(
+      `{"alpha":[{"x":2,"y":1}],"aud":"a","exp":${exp},"iat":${iat},"ip":"1.2.3.4","iss":"jp-bytes","jid":"${jid}","k\\u003c":"v","nbf":${iat},"sub":"u","useragent":"x","zeta":{"a":"\\u003c\\u0026\\u003e","b":1}}`,
+    );
+    clock.advance(61);
+    const r = (await renew(t.refresh_token)).body as Tokens;
+    expect(segment(r.auth_token, 1)).toContain('"zeta":{"a":"\\u003c\\u0026\\u003e","b":1}');
+  });
+
   // oracle: jwtplus/jwtplus lib/libJWT.go:101-106 (the layout writes jid iat nbf exp iss; the body may set anything else)
-  it.todo('sign accepts custom sid and jti (and every name but jid iat nbf exp iss type)');
-  // oracle: jwtplus/jwtplus controllers/appController.go:577-580 (renew deletes the superseded row) and db/queries/tokens.sql:11
-  it.todo('verify answers false for an auth token superseded by a renew');
+  it('sign accepts custom sid and jti (every name but jid iat nbf exp iss type), and they never locate a session', async () => {
+    const b = (await sign({ sub: 'bee' })).body as Tokens;
+    const c = await sign({ sub: 'cee', sid: 'mine', jti: 'j-1' });
+    expect(c.status).toBe(200);
+    expect(decodeJwtPart(c.body.auth_token, 1)).toMatchObject({ sid: 'mine', jti: 'j-1' });
+    for (const name of ['jid', 'iat', 'nbf', 'exp', 'iss', 'type']) {
+      const refused = await sign({ [name]: 'x' });
+      expect(refused.status, name).toBe(400);
+      expect(refused.text).toBe(`{"errors":[{"error_field":"${name}","error_message":"This field is reserved."}]}`);
+    }
+    // A token whose custom sid names another session's id is still only its own session's.
+    const sessions = await server.call('GET', `/v1/apps/${jp.id}/sessions?subject=bee`, { headers: { authorization: `Bearer ${jp.appKey}` } });
+    const forged = (await sign({ sub: 'cee', sid: sessions.body.sessions[0].id })).body as Tokens;
+    expect((await post('logout', { token: forged.auth_token })).status).toBe(200);
+    expect(await verify(b.auth_token)).toBe('{"verified":true}');
+    expect(await verify(forged.auth_token)).toBe('{"verified":false}');
+  });
+
+  // oracle: jwtplus/jwtplus controllers/appController.go:577-580 (renew deletes the superseded row) and db/queries/tokens.sql:7-12
+  it('verify answers false for an auth token superseded by a renew; logout with it still ends the session', async () => {
+    const t = (await sign()).body as Tokens;
+    clock.advance(61);
+    const r = (await renew(t.refresh_token)).body as Tokens;
+    expect(await verify(t.auth_token)).toBe('{"verified":false}');
+    expect(await verify(r.auth_token)).toBe('{"verified":true}');
+    clock.advance(61);
+    const r2 = (await renew(r.refresh_token)).body as Tokens;
+    expect(await verify(r.auth_token)).toBe('{"verified":false}');
+    expect(await verify(r2.auth_token)).toBe('{"verified":true}');
+    // Kept on purpose (docs/dialects.md): logout with any genuine token of the session ends it.
+    expect((await post('logout', { token: t.auth_token })).text).toBe('{"status":"ok"}');
+    expect(await verify(r2.auth_token)).toBe('{"verified":false}');
+  });
+
   // oracle: jwtplus/jwtplus db/queries/tokens.sql:18 (`a.refresh_token_nbf < ?` with time.Now().Unix())
-  it.todo('a renew in the very second named by the refresh token nbf fails');
+  it('a renew in the very second named by the refresh token nbf fails and consumes nothing; the next second works', async () => {
+    clock.set(Math.floor(clock.now() / 1000) * 1000 + 500); // a sign at a half second
+    const t = (await sign()).body as Tokens;
+    const { nbf } = decodeJwtPart(t.refresh_token, 1);
+    for (const at of [nbf * 1000, nbf * 1000 + 999]) {
+      clock.set(at);
+      const early = await renew(t.refresh_token);
+      expect(early.status, String(at)).toBe(404);
+      expect(early.text).toBe('{"message":"invalid refresh token"}');
+    }
+    clock.set((nbf + 1) * 1000);
+    expect((await renew(t.refresh_token)).status).toBe(200);
+  });
 });
 
 describe('jwtplus dialect: limits and faults', () => {

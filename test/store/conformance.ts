@@ -701,19 +701,23 @@ export function describeStoreConformance(name: string, harness: ConformanceHarne
           expect(await a.findLiveLegacyRefresh(sessions[1]!.id)).toMatchObject({ id: live[1]!.id });
           expect(await a.findLegacyRefresh('no-such-record')).toBeNull();
 
-          const upgrades = Array.from({ length: 20 }, (_, i) => ({ ...rotation(sessions[1]!, 0), legacyId: live[1]!.id, next: chainRecord(1, { successorSealed: Buffer.from(`u${i}`) }) }));
+          const upgrades = Array.from({ length: 20 }, (_, i) => ({
+            ...rotation(sessions[1]!, 0), legacyId: live[1]!.id, locator: randomBytes(7).toString('hex'), next: chainRecord(1, { successorSealed: Buffer.from(`u${i}`) }),
+          }));
           const results = await Promise.all(upgrades.map((input, i) => (i % 2 ? a : b).upgradeLegacy(input)));
           expect(results.filter((r) => r.rotated)).toHaveLength(1);
           const winner = upgrades[results.findIndex((r) => r.rotated)]!;
           const after = (await a.findLegacyRefresh(live[1]!.id))!;
           expect(after.record).toMatchObject({ consumedAt: winner.now, successorId: UPGRADED });
           expect(after.session.refresh).toEqual(winner.next);
+          // The session gained the winner's locator with its chain: found by it from now on.
+          expect((await b.findSessionByLocator(winner.locator))?.session.id).toBe(sessions[1]!.id);
           expect(await a.findLiveLegacyRefresh(sessions[1]!.id)).toBeNull();
           // A consumed record, another session's record, a revoked session: nothing changes.
-          expect(await a.upgradeLegacy({ ...rotation(sessions[0]!, 0), legacyId: consumed.id, next: chainRecord(1) })).toEqual({ rotated: false });
-          expect(await a.upgradeLegacy({ ...rotation(sessions[0]!, 0), legacyId: live[2]!.id, next: chainRecord(1) })).toEqual({ rotated: false });
+          expect(await a.upgradeLegacy({ ...rotation(sessions[0]!, 0), legacyId: consumed.id, locator: null, next: chainRecord(1) })).toEqual({ rotated: false });
+          expect(await a.upgradeLegacy({ ...rotation(sessions[0]!, 0), legacyId: live[2]!.id, locator: null, next: chainRecord(1) })).toEqual({ rotated: false });
           await a.revokeSession(sessions[2]!.id, 'logout', NOW + 20);
-          expect(await a.upgradeLegacy({ ...rotation(sessions[2]!, 0), legacyId: live[2]!.id, next: chainRecord(1) })).toEqual({ rotated: false });
+          expect(await a.upgradeLegacy({ ...rotation(sessions[2]!, 0), legacyId: live[2]!.id, locator: null, next: chainRecord(1) })).toEqual({ rotated: false });
           expect((await a.findLegacyRefresh(live[2]!.id))?.record.consumedAt).toBeNull();
           // Then the chain goes on like any other.
           expect(await a.rotateSession(rotation(sessions[1]!, 1))).toEqual({ rotated: true });

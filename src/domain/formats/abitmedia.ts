@@ -15,7 +15,7 @@ export const abitmediaFormat: TokenFormat = {
   chainId: { shape: 'ulid', locatesSession: false },
   accessToken(ctx) {
     return {
-      header: {},
+      header: { typ: 'JWT' },
       payload: {
         ...withoutReserved(ctx.session.claims, RESERVED),
         sub: ctx.session.subject,
@@ -29,7 +29,7 @@ export const abitmediaFormat: TokenFormat = {
   refreshToken(ctx) {
     if (!ctx.refresh) return null;
     return {
-      header: {},
+      header: { typ: 'JWT' },
       payload: {
         sub: ctx.session.subject, sid: ctx.session.id, jti: ctx.refresh.id, iat: ctx.now, exp: ctx.refresh.exp, typ: 'refresh',
       },

@@ -5,6 +5,9 @@ import { withoutReserved } from './format.js';
 const RESERVED = new Set(['iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jti', 'sid', 'acjti']);
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
+/** FIB's sample tokens' header: `{"typ":"JWT","alg":"EdDSA"}` (fil-documentation auth-controller), plus `kid`. */
+const FIB_ENCODING = { header: (alg: string, kid: string) => ({ typ: 'JWT', alg, kid }) };
+
 const isUuid = (value: unknown): value is string => typeof value === 'string' && UUID.test(value);
 
 /**
@@ -29,13 +32,14 @@ export const fibFormat: TokenFormat = {
     payload.exp = ctx.accessExp;
     // Without a refresh token (a policy with refreshTtl off) there is no record to share an id with.
     payload.jti = ctx.refresh?.id ?? randomUUID();
-    return { header: {}, payload };
+    return { header: {}, payload, encoding: FIB_ENCODING };
   },
   refreshToken(ctx) {
     if (!ctx.refresh) return null;
     return {
       header: {},
       payload: { sub: ctx.session.subject, acjti: ctx.refresh.id, exp: ctx.refresh.exp, jti: randomUUID() },
+      encoding: FIB_ENCODING,
     };
   },
   isAccessToken: ({ payload }) => !('acjti' in payload) && typeof payload.sub === 'string' && isUuid(payload.jti),

@@ -15,7 +15,7 @@ export const floliveFormat: TokenFormat = {
   chainId: { shape: 'ulid', locatesSession: false },
   accessToken(ctx) {
     return {
-      header: {},
+      header: { typ: 'JWT' },
       payload: {
         ...withoutReserved(ctx.session.claims, RESERVED),
         sid: ctx.session.id,
@@ -28,7 +28,7 @@ export const floliveFormat: TokenFormat = {
   refreshToken(ctx) {
     if (!ctx.refresh) return null;
     return {
-      header: {},
+      header: { typ: 'JWT' },
       payload: { sid: ctx.session.id, jti: ctx.refresh.id, iat: ctx.now, exp: ctx.refresh.exp, typ: 'Refresh' },
     };
   },

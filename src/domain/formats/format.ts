@@ -1,3 +1,4 @@
+import type { JwtEncoding } from '../../crypto/jwt.js';
 import type { App, JsonObject, Session } from '../types.js';
 
 /** Everything a profile needs to lay out one issuance or renewal. Times are in seconds. */
@@ -20,6 +21,8 @@ export interface MintContext {
 export interface JwtParts {
   header: JsonObject;
   payload: JsonObject;
+  /** The peer's byte layout, where it differs from Rotor's (header order, JSON encoder). */
+  encoding?: JwtEncoding;
 }
 
 /** Where a verified access token says its session is: by id, or through its pair's chain id. */
@@ -45,8 +48,6 @@ export interface TokenFormat {
   readonly refreshFormat: 'opaque' | 'jwt' | 'none';
   /** For `jwt` refresh formats: the shape of the id that carries the generation. */
   readonly chainId: ChainIdLayout | null;
-  /** Only the newest pair's access token of a session is alive (JWTPlus deletes a renewed pair's row). */
-  readonly newestAccessOnly?: boolean;
   /** The peer renews only once `nbf < now`, in whole seconds (JWTPlus), not from `nbf` on. */
   readonly strictNotBefore?: boolean;
   accessToken(ctx: MintContext): JwtParts;

@@ -1,19 +1,21 @@
 import type { JsonObject } from '../types.js';
 import type { TokenFormat } from './format.js';
 import { withoutReserved } from './format.js';
+import { goJson } from './go_json.js';
 
 /**
- * Claims Rotor sets on JWTPlus tokens. `sub` and `aud` come from the issuance body but are the
- * session's subject and audience; `type` is reserved so that no auth token can pass for a refresh token.
+ * Claims JWTPlus's own layout writes (lib/libJWT.go:101-117): `jid iat nbf exp iss`, and `type` on the
+ * refresh token, reserved so that no auth token can pass for a refresh token. `sub` and `aud` come from
+ * the issuance body but are the session's subject and audience. Every other name (`sid`, `jti`…) is the
+ * caller's: the session is found by `jid` alone.
  */
-const RESERVED = new Set(['iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jti', 'sid', 'jid', 'type']);
+const RESERVED = new Set(['iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jid', 'type']);
 
-/** JWTPlus (Go, golang-jwt MapClaims) serialises claims with sorted keys; so do we. */
-function sorted(payload: JsonObject): JsonObject {
-  const out: JsonObject = {};
-  for (const key of Object.keys(payload).sort()) out[key] = payload[key];
-  return out;
-}
+/**
+ * JWTPlus builds its tokens from Go maps (golang-jwt MapClaims, and its Header map): encoding/json sorts
+ * the keys at every depth (so the header reads `alg`, `kid`, `typ`) and escapes `<`, `>`, `&`.
+ */
+const GO_ENCODING = { json: goJson };
 
 /**
  * SPEC §3 `jwtplus`: the auth token carries the issuance body (`sub aud ip useragent` + custom claims)
@@ -27,7 +29,6 @@ export const jwtplusFormat: TokenFormat = {
   refreshFormat: 'jwt',
   // The refresh token names no session: its jid, a ULID, carries it (sealed with the generation).
   chainId: { shape: 'ulid', locatesSession: true },
-  newestAccessOnly: true,
   strictNotBefore: true,
   accessToken(ctx) {
     // The pair shares the chain id as its jid.
@@ -42,20 +43,14 @@ export const jwtplusFormat: TokenFormat = {
       iss: ctx.app.name,
     };
     if (ctx.session.audience !== null) payload.aud = ctx.session.audience;
-    return { header: { typ: 'JWT' }, payload: sorted(payload) };
+    return { header: { typ: 'JWT' }, payload, encoding: GO_ENCODING };
   },
   refreshToken(ctx) {
     if (!ctx.refresh) return null;
     return {
       header: { typ: 'JWT' },
-      payload: sorted({
-        jid: ctx.refresh.id,
-        iat: ctx.now,
-        nbf: ctx.refresh.notBefore,
-        exp: ctx.refresh.exp,
-        iss: ctx.app.name,
-        type: 'refresh',
-      }),
+      payload: { jid: ctx.refresh.id, iat: ctx.now, nbf: ctx.refresh.notBefore, exp: ctx.refresh.exp, iss: ctx.app.name, type: 'refresh' },
+      encoding: GO_ENCODING,
     };
   },
   isAccessToken: ({ payload }) => typeof payload.jid === 'string' && !('type' in payload),

@@ -583,17 +583,17 @@ export class PostgresStore implements Store {
    * Both writes in one statement, so both or neither: the record is consumed only if the session moved
    * from no chain (generation 0) to its first generation in the same step.
    */
-  async upgradeLegacy(input: { legacyId: string } & RotateInput): Promise<{ rotated: boolean }> {
+  async upgradeLegacy(input: { legacyId: string; locator: string | null } & RotateInput): Promise<{ rotated: boolean }> {
     const rows = await this.one(
       `WITH chain AS (
-         UPDATE sessions SET ${ROTATE_SET}
+         UPDATE sessions SET ${ROTATE_SET}, locator = COALESCE(locator, $14::text)
          WHERE id = $10 AND generation = $11::bigint AND revoked_at IS NULL
            AND EXISTS (SELECT 1 FROM refresh_tokens WHERE id = $12 AND session_id = $10 AND consumed_at IS NULL)
          RETURNING id
        )
        UPDATE refresh_tokens SET consumed_at = $6::bigint, successor_id = $13
        WHERE id = $12 AND consumed_at IS NULL AND session_id IN (SELECT id FROM chain) RETURNING id`,
-      [...rotateValues(input), input.legacyId, UPGRADED],
+      [...rotateValues(input), input.legacyId, UPGRADED, input.locator],
       'rotor_upgrade_legacy',
     );
     return { rotated: rows.length === 1 };

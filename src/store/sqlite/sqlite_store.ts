@@ -538,7 +538,7 @@ export class SqliteStore implements Store {
     return this.rotations.submit(input);
   }
 
-  upgradeLegacy(input: { legacyId: string } & RotateInput): Promise<{ rotated: boolean }> {
+  upgradeLegacy(input: { legacyId: string; locator: string | null } & RotateInput): Promise<{ rotated: boolean }> {
     return this.run(() =>
       this.immediate(() => {
         const consumed = this.sql(
@@ -546,6 +546,7 @@ export class SqliteStore implements Store {
         ).run(input.now, UPGRADED, input.legacyId, input.sessionId).changes === 1;
         // Both or neither: a lost second write rolls the first back.
         if (!consumed || !this.rotateOne(input)) throw new LostRace();
+        if (input.locator !== null) this.sql('UPDATE sessions SET locator = ? WHERE id = ? AND locator IS NULL').run(input.locator, input.sessionId);
         return { rotated: true };
       }),
     ).catch((err: unknown) => {

@@ -112,7 +112,7 @@ export const jwtplusApi: Api = {
       const { token } = validateFields(parseBody(request.body), { token: ['required', 'jwt'] });
       let verified = true;
       try {
-        await rotor.engine.verifyAccess(token, { client: target, profile: 'jwtplus' });
+        await rotor.engine.verifyAccess(token, { client: target, profile: 'jwtplus', newestPair: true });
       } catch (err) {
         if (!(err instanceof RotorError) || err.code === 'store_unavailable') throw err;
         verified = false;
