@@ -3,6 +3,7 @@ import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRotorClient, RotorClientError, type RotorEvent, type TokenPair } from '../../packages/client/src/rotor-client.js';
 import { admin, createApp, issue, startTestServer, type TestServer } from '../helpers/server.js';
+import { startHoldingProxy } from '../browser/harness.js';
 import { refreshOutcomes, requestsTo, sharedStorage } from './helpers.js';
 
 /**
@@ -149,6 +150,27 @@ describe('@rotor/client in Node', () => {
     const online = createRotorClient({ baseUrl: server.url, storage });
     expect(await introspect(strict, await online.getAccessToken())).toBe(true);
     online.close();
+  });
+
+  it('B-07 an answer that never comes: the call times out and the retry, inside the grace window, gets the same successor', async () => {
+    const proxy = await startHoldingProxy(server.url);
+    try {
+      const rotor = createRotorClient({ baseUrl: proxy.url, storage: 'memory', requestTimeoutMs: 400 });
+      const pair = await issue(server, graceful);
+      await rotor.setSession(expiring(pair));
+      const held = proxy.holdNext('/v1/refresh');
+      const before = await refreshOutcomes(server);
+      const token = rotor.getAccessToken();
+      const lost = JSON.parse((await held).body) as TokenPair; // committed at Rotor, its answer never delivered
+      expect(await introspect(graceful, await token)).toBe(true);
+      expect((await refreshOutcomes(server)).retry).toBe((before.retry ?? 0) + 1);
+      // The client holds exactly the successor the lost answer carried: one chain.
+      const next = await server.call('POST', '/v1/refresh', { json: { refreshToken: lost.refreshToken } });
+      expect(next.status).toBe(200);
+    } finally {
+      proxy.release();
+      await proxy.close();
+    }
   });
 
   it('429 with Retry-After is transient: the session is kept', async () => {
