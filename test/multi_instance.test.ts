@@ -226,6 +226,8 @@ describe('ROTOR_WORKERS=2: one port served by two processes', () => {
           const s = await issue(p.url, strictApp, `s${round}`);
           expectOneWinner(await race([p.url], s.refreshToken));
         }
+        // Both workers serve (a race's pooled connections may all have landed on one): fresh connections, bounded.
+        for (let i = 0; i < 100 && p.servingPids().size < 2; i += 1) await freshConnectionGet(`${p.url}/healthz`).catch(() => null);
         expect(p.servingPids().size).toBe(2);
       } finally {
         await p.stop();
