@@ -255,12 +255,18 @@ class Client implements RotorClient {
 
   // ---- public API ----
 
-  async setSession(pair: TokenPair): Promise<void> {
+  setSession(pair: TokenPair): Promise<void> {
     if (!pair || typeof pair.accessToken !== 'string' || typeof pair.expiresIn !== 'number') {
-      throw new TypeError('setSession: expected a TokenPair {accessToken, expiresIn, refreshToken, …}');
+      return Promise.reject(new TypeError('setSession: expected a TokenPair {accessToken, expiresIn, refreshToken, …}'));
     }
-    const current = await this.read();
-    await this.commit(this.fromPair(pair, 'set', (current?.gen ?? 0) + 1));
+    const store = (text: string | null) => {
+      const current = newer(parse(text), this.heard);
+      return this.commit(this.fromPair(pair, 'set', (current?.gen ?? 0) + 1));
+    };
+    // With a synchronous storage (localStorage) the pair is written before setSession returns, so a
+    // getAccessToken() right after it, awaited or not, finds it.
+    const text = this.storage.getItem(this.key);
+    return typeof text === 'string' || text === null ? store(text) : text.then(store);
   }
 
   async getAccessToken(): Promise<string> {
