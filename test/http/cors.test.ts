@@ -108,7 +108,7 @@ describe('CORS and origin checks', () => {
         `${APP_ORIGIN}/`, `${APP_ORIGIN}:443`, 'http://app.example.com', `${APP_ORIGIN}:8443`, `${APP_ORIGIN}, ${EVIL}`, `${APP_ORIGIN}\t${EVIL}`, '*', '']) {
         const res = await preflight('/v1/refresh', origin);
         expect(res.status, origin).toBe(204);
-        for (const name of res.headers.keys()) expect(name.startsWith('access-control-allow-'), `${origin}: ${name}`).toBe(false);
+        res.headers.forEach((_value, name) => expect(name.startsWith('access-control-allow-'), `${origin}: ${name}`).toBe(false));
         expect(res.headers.get('vary')).toBe('Origin');
       }
     });
@@ -280,6 +280,11 @@ describe('CORS and origin checks', () => {
       }
       // The client named is narrow's: its allowedOrigins apply even to another app's token.
       expect((await token(APP_ORIGIN, 'narrow')).status).toBe(403);
+      // And the other way round: a narrowing app's token under a permissive client is refused untouched.
+      const narrowPair = await issue(server, narrow);
+      const crossed = await server.call('POST', '/oauth2/token', { form: { grant_type: 'refresh_token', refresh_token: narrowPair.refreshToken, client_id: 'web' }, headers: { origin: APP_ORIGIN } });
+      expect(crossed.status).toBe(403);
+      expect((await refresh(narrowPair.refreshToken, null)).status).toBe(200);
       const ok = await token(APP_ORIGIN);
       expect(ok.status).toBe(200);
       expectAllowed(ok, APP_ORIGIN);
@@ -386,6 +391,72 @@ describe('CORS and origin checks', () => {
       expect((await server.call('POST', `/app/${jwtplus.id}/verify`, { json: { token: 'x' }, headers: { ...headers, origin: APP_ORIGIN } })).status).toBe(400);
       await server.call('PATCH', '/admin/apps/jwp', { json: { policy: { allowedOrigins: null } }, headers: admin });
     });
+  });
+
+  it('every endpoint × {allowed, disallowed, null, no Origin}: the decision and the headers', async () => {
+    const key = { authorization: `Bearer ${web.appKey}` };
+    const json = (body: unknown) => ({ json: body });
+    const form = (body: Record<string, string>) => ({ form: body });
+    type Call = [string, string, { json?: unknown; form?: Record<string, string>; headers?: Record<string, string> }];
+    const api: Call[] = [
+      ['POST', '/v1/refresh', json({ refreshToken: 'rt_x' })],
+      ['POST', '/v1/revoke', json({ token: 'x' })],
+      ['POST', '/v1/introspect', { json: { token: 'x' }, headers: key }],
+      ['POST', '/v1/apps/web/sessions', { json: { subject: 'matrix' }, headers: key }],
+      ['POST', '/v1/apps/web/login', json({ username: 'u', password: 'p' })],
+      ['GET', '/v1/apps/web/sessions?subject=matrix', { headers: key }],
+      ['DELETE', '/v1/apps/web/sessions/01J00000000000000000000000', { headers: key }],
+      ['DELETE', '/v1/apps/web/subjects/matrix/sessions', { headers: key }],
+      ['POST', '/oauth2/token', form({ grant_type: 'refresh_token', refresh_token: 'x', client_id: 'web' })],
+      ['POST', '/oauth2/revoke', form({ token: 'x', client_id: 'web' })],
+      ['POST', '/oauth2/introspect', form({ token: 'x', client_id: 'web' })],
+      ['GET', '/v2/auth/session?origin=refresh', { headers: { authorization: 'x' } }],
+      ['POST', '/v2/auth/session', { headers: { authorization: 'x' } }],
+      ['POST', '/v2/auth/renew-and-revoke', { headers: { authorization: 'x' } }],
+      ['PUT', '/api/v2/auth/token', json({ token: 'x', refreshToken: 'y' })],
+      ['PUT', '/flolive/flo/api/v2/auth/token', json({ token: 'x', refreshToken: 'y' })],
+      ['PATCH', `${FIB}/session`, { headers: { authorization: 'x' } }],
+      ['POST', `${FIB}/session`, json({ email: 'a@b.c', signature: '00', authPublicKeyHex: '00' })],
+      ['POST', `${FIB}/logout`, { headers: { authorization: 'x' } }],
+      ['PATCH', `/fib/fibapp${FIB}/session`, { headers: { authorization: 'x' } }],
+      ['POST', `/fib/fibapp${FIB}/session`, json({ email: 'a@b.c', signature: '00', authPublicKeyHex: '00' })],
+      ['POST', `/fib/fibapp${FIB}/logout`, { headers: { authorization: 'x' } }],
+      ['POST', '/v1/refreshToken', json({ refreshToken: 'x' })],
+      ['GET', '/v1/auth', { headers: { authorization: basic('a@b.c', 'p') } }],
+      ['POST', '/abitmedia/abit/v1/refreshToken', json({ refreshToken: 'x' })],
+      ['GET', '/abitmedia/abit/v1/auth', { headers: { authorization: basic('a@b.c', 'p') } }],
+    ];
+    const publicDocs: Call[] = [['GET', '/v1/apps/web/jwks.json', {}], ['GET', '/.well-known/jwks.json', {}], ['GET', '/.well-known/oauth-authorization-server', {}]];
+    const jwtplusRoutes: Call[] = ['', '/pub-keys'].map((p) => ['GET', `/app/${jwtplus.id}${p}`, { headers: { authorization: jwtplus.appKey } }] as Call)
+      .concat(['sign', 'renew', 'verify', 'logout', 'get-session'].map((p) => ['POST', `/app/${jwtplus.id}/${p}`, { json: {}, headers: { authorization: jwtplus.appKey } }] as Call));
+    const send = ([method, path, opts]: Call, origin: string | null) => server.call(method, path, { ...opts, headers: withOrigin(origin, opts.headers) });
+    for (const call of api) {
+      const label = `${call[0]} ${call[1]}`;
+      for (const origin of [EVIL, 'null']) {
+        const res = await send(call, origin);
+        expect(res.status, `${label} from ${origin}`).toBe(403);
+        expect(res.headers.get('access-control-allow-origin'), label).toBeNull();
+      }
+      const allowed = await send(call, APP_ORIGIN);
+      expect(allowed.status, `${label} allowed`).not.toBe(403);
+      expect(allowed.status, label).toBeLessThan(500);
+      expect(allowed.headers.get('access-control-allow-origin'), label).toBe(APP_ORIGIN);
+      const none = await send(call, null);
+      expect(none.status, `${label} without Origin`).toBe(allowed.status);
+      expect(none.headers.get('access-control-allow-origin'), label).toBeNull();
+      expect(none.headers.get('vary'), label).toMatch(/\bOrigin\b/);
+    }
+    for (const call of publicDocs) {
+      for (const origin of [EVIL, 'null', null]) expect((await send(call, origin)).headers.get('access-control-allow-origin')).toBeNull();
+      expect((await send(call, APP_ORIGIN)).headers.get('access-control-allow-origin')).toBe(APP_ORIGIN);
+    }
+    for (const call of jwtplusRoutes) {
+      for (const origin of [EVIL, 'null', APP_ORIGIN]) {
+        const res = await send(call, origin);
+        expect(res.status, `${call[1]} from ${origin}`).not.toBe(403);
+        expect(res.headers.get('access-control-allow-origin'), call[1]).toBe('*');
+      }
+    }
   });
 
   it('the SDK is served as one ES module to every origin, with a version-pinned ETag', async () => {
