@@ -256,7 +256,7 @@ describe.skipIf(!available)('@rotor/client in Chromium', () => {
         return { worker: fromWorker.result ?? fromWorker.error, tab: fromTab.token ?? fromTab.error };
       }, pair);
       expect(results.worker).toBe(results.tab);
-      expect(await introspect(app, results.tab)).toBe(true);
+      expect(await introspect(app, results.tab as string)).toBe(true);
       expect((await requestsTo(server, '/v1/refresh')) - before).toBe(1);
     } finally {
       await context.close();
