@@ -25,6 +25,16 @@ describe('rotor CLI (--json on every command, no server needed)', () => {
     expect(statSync(join(dir, 'master.key')).mode & 0o777).toBe(0o600);
   });
 
+  it('apps create and update set the OAuth and DPoP policy (--audience, --dpop, --dpop-nonce / --no-dpop-nonce)', async () => {
+    const created = await run('apps', 'create', 'cli-dpop', '--dpop', 'required', '--dpop-nonce', '--audience', 'api://orders');
+    expect(created.policy).toMatchObject({ dpop: 'required', dpopNonce: true, audience: 'api://orders' });
+    const updated = await run('apps', 'update', 'cli-dpop', '--no-dpop-nonce', '--audience', 'off');
+    expect(updated.policy).toMatchObject({ dpop: 'required', dpopNonce: false, audience: null });
+    const bad = await rotor(['--json', 'apps', 'update', 'cli-dpop', '--dpop', 'sometimes'], env);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
   it('apps create/list/show/update/delete', async () => {
     const created = await run('apps', 'create', 'cli-app', '--access-ttl', '10m', '--refresh-ttl', '7d', '--reuse-grace', '5s',
       '--session-max-age', '30d', '--session-idle-timeout', 'off', '--binding', 'record', '--alg', 'EdDSA', '--key-rotation', '30d', '--refresh-not-before', '0');

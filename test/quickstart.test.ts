@@ -25,7 +25,7 @@ describe('README quickstart', () => {
 
     const created = await rotor(['--json', 'apps', 'create', 'shop'], env, undefined, dir);
     expect(created.code).toBe(0);
-    const appKey = JSON.parse(created.stdout).appKey as string;
+    const { appKey, id: appId } = JSON.parse(created.stdout) as { appKey: string; id: string };
 
     const issued = await fetch(`${server.url}/v1/apps/shop/sessions`, {
       method: 'POST',
@@ -46,9 +46,12 @@ describe('README quickstart', () => {
     const kid = JSON.parse(Buffer.from(pair2.accessToken.split('.')[0], 'base64url').toString()).kid;
     expect(jwks.keys.map((k: { kid: string }) => k.kid)).toContain(kid);
 
-    const { payload } = await jwtVerify(pair2.accessToken, createRemoteJWKSet(new URL(`${server.url}/v1/apps/shop/jwks.json`)), {
-      issuer: `http://127.0.0.1:${port}`, typ: 'at+jwt',
+    // The README's verification: the app's own metadata, its JWKS, its issuer, its id as the audience.
+    const meta = await (await fetch(`${server.url}/.well-known/oauth-authorization-server/apps/${appId}`)).json();
+    const { payload } = await jwtVerify(pair2.accessToken, createRemoteJWKSet(new URL(meta.jwks_uri)), {
+      issuer: meta.issuer, audience: appId, typ: 'at+jwt',
     });
+    expect(meta.issuer).toBe(`http://127.0.0.1:${port}/apps/${appId}`);
     expect(payload).toMatchObject({ sub: 'alice@example.com', role: 'admin', sid: pair.sessionId });
   });
 });

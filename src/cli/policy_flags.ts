@@ -13,7 +13,11 @@ export function addPolicyFlags(command: Command): Command {
     .option('--session-idle-timeout <duration>', 'idle timeout, or "off"')
     .addOption(new Option('--binding <mode>', 'client binding').choices(['off', 'record', 'useragent']))
     .option('--key-rotation <duration>', 'automatic signing-key rotation period, or "off"')
-    .option('--allowed-origins <origins>', 'browser origins allowed for this app, comma-separated (narrows ROTOR_CORS_ORIGINS), or "off"');
+    .option('--allowed-origins <origins>', 'browser origins allowed for this app, comma-separated (narrows ROTOR_CORS_ORIGINS), or "off"')
+    .option('--audience <audience>', 'aud of access tokens whose session names none (default: the app id), or "off"')
+    .addOption(new Option('--dpop <mode>', 'DPoP (RFC 9449): off, allowed (default), required').choices(['off', 'allowed', 'required']))
+    .option('--dpop-nonce', 'demand server DPoP nonces')
+    .option('--no-dpop-nonce', 'do not demand server DPoP nonces');
 }
 
 function durationFlag(flag: string, value: string | undefined, nullable: boolean): number | null | undefined {
@@ -40,6 +44,11 @@ export function policyPatch(opts: Record<string, string | undefined>): Record<st
   set('sessionMaxAge', durationFlag('--session-max-age', opts.sessionMaxAge, true));
   set('sessionIdleTimeout', durationFlag('--session-idle-timeout', opts.sessionIdleTimeout, true));
   set('binding', opts.binding);
+  set('dpop', opts.dpop);
+  // commander gives the boolean pair --dpop-nonce / --no-dpop-nonce as true/false, absent when neither.
+  const nonce: unknown = (opts as Record<string, unknown>).dpopNonce;
+  set('dpopNonce', typeof nonce === 'boolean' ? nonce : undefined);
+  if (typeof opts.audience === 'string') set('audience', opts.audience === 'off' ? null : opts.audience);
   set('keyRotationPeriod', durationFlag('--key-rotation', opts.keyRotation, true));
   // Each origin is validated with the policy (one line naming the bad one); "off" leaves ROTOR_CORS_ORIGINS alone in force.
   if (opts.allowedOrigins !== undefined) {

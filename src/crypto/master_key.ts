@@ -6,7 +6,7 @@ import { secureRandomBytes } from './random.js';
 export type SealPurpose = 'signing-key' | 'refresh-successor';
 
 /** Keys derived for a purpose rather than sealing: refresh-token MACs and id ciphers (never stored). */
-export type DerivedPurpose = 'refresh-mac' | `refresh-id:${string}`;
+export type DerivedPurpose = 'refresh-mac' | `refresh-id:${string}` | 'dpop-nonce';
 
 /**
  * The master key encrypts private keys, HMAC secrets and grace-window successors at rest

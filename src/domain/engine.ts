@@ -1,5 +1,7 @@
 import { decodeJwt, headerKid, MAX_TOKEN_LENGTH, numericDate, signJwt, verifySignature, type DecodedJwt } from '../crypto/jwt.js';
+import { DPOP_ALGORITHMS, DPOP_WINDOW_SECONDS, isFreshNonce, issueNonce, verifyDpopProof, type DpopRefusal } from '../crypto/dpop.js';
 import type { MasterKey } from '../crypto/master_key.js';
+import { sha256 } from '../crypto/secrets.js';
 import type { SigningKey } from '../crypto/signing_key.js';
 import { UPGRADED, type FoundLegacyRefresh, type FoundSession, type Store } from '../store/contract.js';
 import { recordableClient } from './claims.js';
@@ -35,6 +37,10 @@ export interface Issued {
   refreshExpiresIn: number | null;
   refreshPayload: JsonObject | null;
   key: SigningKey;
+  /** `DPoP` when the access token is bound to a key (`cnf.jkt`), else `Bearer`. */
+  tokenType: 'Bearer' | 'DPoP';
+  /** A fresh server nonce for the client's next proof, where the app demands nonces. */
+  dpopNonce: string | null;
 }
 
 export interface VerifiedAccess {
@@ -54,6 +60,11 @@ export interface Introspection {
   exp?: number;
   iat?: number;
   claims?: JsonObject;
+  /** The token's issuer and audience (RFC 7662 `iss`, `aud`), where it has them. */
+  iss?: string;
+  aud?: unknown;
+  /** The DPoP key thumbprint the token is bound to (RFC 7662 + RFC 9449 `cnf.jkt`). */
+  cnfJkt?: string;
 }
 
 export interface RefreshOptions {
@@ -69,6 +80,18 @@ export interface RefreshOptions {
    * refresh tokens are redeemed only so, on every endpoint (SPEC §1, S2-04).
    */
   clientAuthenticated?: boolean;
+  /**
+   * The request's DPoP proof (RFC 9449), where the endpoint can carry one (`/v1/refresh`, `/oauth2/token`):
+   * `proof` null when absent. Undefined: a dialect endpoint, where a bound session is an invalid token.
+   */
+  dpop?: DpopInput;
+}
+
+export interface DpopInput {
+  proof: string | null;
+  /** The request's method and URI as a proof must name them (`htu` judged against ROTOR_ISSUER). */
+  htm: string;
+  htu: string;
 }
 
 export interface ClientContext {
@@ -107,9 +130,11 @@ export type LiveRefresh = Pick<RefreshRecord, 'id' | 'issuedAt' | 'notBefore' | 
  */
 export class Engine {
   private readonly ids: RefreshIds;
+  private readonly nonceKey: Buffer;
 
   constructor(private readonly deps: EngineDeps) {
     this.ids = new RefreshIds(deps.masterKey);
+    this.nonceKey = deps.masterKey.derive('dpop-nonce');
   }
 
   private nowMs(): Millis {
@@ -120,6 +145,8 @@ export class Engine {
 
   async issue(app: App, input: {
     subject: string; claims: JsonObject; audience?: string | null; client?: ClientContext;
+    /** Binds the session to this key's thumbprint (SPEC §4.1 `dpopJkt`). */
+    dpopJkt?: string | null;
     /** Revoke the subject's other sessions in the same step. */
     revokeOthers?: string;
     accessTtl?: number;
@@ -134,16 +161,18 @@ export class Engine {
       createdAt: now, lastRenewedAt: now, expiresAt, ip, userAgent, lastIp: ip, lastUserAgent: userAgent,
       revokedAt: null, revokeReason: null, horizonAt: now, refresh: null,
       locator: format.chainId?.locatesSession ? this.ids.newLocator() : null,
+      dpopJkt: input.dpopJkt ?? null,
     };
+    if (session.dpopJkt !== null && app.policy.dpop === 'off') throw new RotorError('invalid_request', 'this app does not use DPoP (policy dpop is off): dpopJkt cannot bind its sessions');
     const key = await this.deps.keyring.activeKey(app);
     const accessExp = this.accessExp(app, session, now, input.accessTtl);
     const chain = this.nextChain(app, session, 1, now);
-    const minted = chain ? this.mintRefresh(app, format, session, chain, key, now, accessExp) : null;
+    const minted = chain ? this.mintRefresh(app, format, session, chain, key, now, accessExp, session.dpopJkt) : null;
     session.refresh = minted?.chain ?? null;
     session.horizonAt = Math.max(accessExp * 1000, chain?.expiresAt ?? 0);
     // Signed before the commit so that a token too long to verify is refused with nothing stored;
     // returned only after it (N1).
-    const issued = this.finish(app, session, key, minted?.ctx ?? this.mintContext(app, session, now, accessExp, null), format, minted, now);
+    const issued = this.finish(app, session, key, minted?.ctx ?? this.mintContext(app, session, now, accessExp, null, session.dpopJkt), format, minted, now);
     assertUsableLength(issued);
     const result = await this.deps.store.issueSession({ session, newSubjectClaims: {}, revokeOthers: input.revokeOthers });
     if (!result.issued) throw new RotorError('subject_disabled', 'the subject is disabled');
@@ -180,29 +209,75 @@ export class Engine {
     if (!app.public && !(options.clientAuthenticated === true && options.client?.id === app.id)) {
       throw new RotorError('invalid_app_key', 'this app is confidential: its refresh tokens are redeemed only with its app key', { reason: 'client_authentication_required' });
     }
+    // Then the proof, still before anything is consumed or judged reuse (RFC 9449; SPEC §2.10).
+    const jkt = await this.dpopKeyOf(app, session, options.dpop);
     const client = recordableClient(options.context);
-    return located.kind === 'chain'
-      ? this.renewChain(app, located.found, located.generation, client, 0)
-      : this.renewLegacy(app, located.found, client, 0);
+    const issued = located.kind === 'chain'
+      ? await this.renewChain(app, located.found, located.generation, client, jkt, 0)
+      : await this.renewLegacy(app, located.found, client, jkt, 0);
+    issued.dpopNonce = app.policy.dpopNonce && options.dpop ? issueNonce(this.nonceKey, toSeconds(this.nowMs())) : null;
+    return issued;
+  }
+
+  /**
+   * The thumbprint of the key a valid DPoP proof of this request was made with, or null without one.
+   * Refuses (nothing consumed) a missing proof for a bound session or an app that requires DPoP, a proof
+   * that fails RFC 9449 §4.3, one by another key than the session's, a replayed one, and one without a
+   * fresh nonce where the app demands nonces. A bound session at an endpoint that cannot carry a proof
+   * (a dialect) is an invalid token there.
+   */
+  private async dpopKeyOf(app: App, session: Session, input: DpopInput | undefined): Promise<string | null> {
+    if (input === undefined) {
+      if (session.dpopJkt !== null) throw invalidRefreshToken('unknown');
+      return null;
+    }
+    const mode = app.policy.dpop;
+    if (mode === 'off' && session.dpopJkt === null) return null;
+    if (input.proof === null) {
+      if (session.dpopJkt !== null || mode === 'required') throw this.dpopRefusal(app, { error: 'invalid_dpop_proof', detail: 'a DPoP proof is required' });
+      return null;
+    }
+    const now = toSeconds(this.nowMs());
+    const checked = verifyDpopProof(input.proof, {
+      htm: input.htm, htu: input.htu, nowSeconds: now, nonce: app.policy.dpopNonce ? (nonce) => isFreshNonce(this.nonceKey, nonce, now) : null,
+    });
+    if ('error' in checked) throw this.dpopRefusal(app, checked);
+    if (session.dpopJkt !== null && checked.jkt !== session.dpopJkt) {
+      throw this.dpopRefusal(app, { error: 'invalid_dpop_proof', detail: 'the proof is not made with the key the session is bound to' });
+    }
+    // Across instances, for as long as the proof's iat can be accepted.
+    const first = await this.deps.store.useDpopProof({
+      key: sha256(`${checked.jkt}:${checked.jti}`).toString('base64url'), expiresAt: (now + 2 * DPOP_WINDOW_SECONDS) * 1000,
+    });
+    if (!first) throw this.dpopRefusal(app, { error: 'invalid_dpop_proof', detail: 'the proof was used before' });
+    return checked.jkt;
+  }
+
+  private dpopRefusal(app: App, refusal: DpopRefusal): RotorError {
+    const headers: Record<string, string> = {
+      'WWW-Authenticate': `DPoP error="${refusal.error}", algs="${DPOP_ALGORITHMS.join(' ')}"`,
+    };
+    if (app.policy.dpopNonce) headers['DPoP-Nonce'] = issueNonce(this.nonceKey, toSeconds(this.nowMs()));
+    return new RotorError(refusal.error, refusal.detail, { reason: refusal.error, headers });
   }
 
   /** Generation `g` of a session's chain was presented. */
-  private async renewChain(app: App, found: FoundSession, g: number, client: ClientContext, attempt: number): Promise<Issued> {
+  private async renewChain(app: App, found: FoundSession, g: number, client: ClientContext, jkt: string | null, attempt: number): Promise<Issued> {
     const now = this.nowMs();
     const { session } = found;
     const chain = session.refresh;
     if (!chain || g > chain.generation) throw invalidRefreshToken('unknown');
     this.assertSessionAlive(app, session, found.subjectStatus, now);
-    if (g < chain.generation) return this.replayedChain(app, found, g, client, now);
+    if (g < chain.generation) return this.replayedChain(app, found, g, client, jkt, now);
     if (now >= chain.expiresAt) throw invalidRefreshToken('expired');
     this.assertNotBefore(app, chain.notBefore, now);
     this.assertBinding(app, session, client);
-    const issued = await this.rotate(app, found, client, now, (input) => this.deps.store.rotateSession(input));
+    const issued = await this.rotate(app, found, client, jkt, now, (input) => this.deps.store.rotateSession(input));
     if (issued) return issued;
     // Another request rotated it first, or the session was revoked meanwhile: decide again from what was committed.
     const again = await this.deps.store.findSession(session.id);
     if (!again || attempt > 0) throw invalidRefreshToken('revoked');
-    return this.renewChain(app, again, g, client, attempt + 1);
+    return this.renewChain(app, again, g, client, jkt, attempt + 1);
   }
 
   /**
@@ -210,7 +285,7 @@ export class Engine {
    * write lost. The response is built only after it committed (N1).
    */
   private async rotate(
-    app: App, found: FoundSession, client: ClientContext, now: Millis,
+    app: App, found: FoundSession, client: ClientContext, jkt: string | null, now: Millis,
     write: (input: Parameters<Store['rotateSession']>[0], locator: string | null) => Promise<{ rotated: boolean }>,
   ): Promise<Issued | null> {
     const format = formatFor(app.profile);
@@ -222,16 +297,19 @@ export class Engine {
     if (!chain) throw invalidRefreshToken('unknown');
     const key = await this.deps.keyring.activeKey(app, found.keysVersion);
     const accessExp = this.accessExp(app, session, now);
-    const minted = this.mintRefresh(app, format, session, chain, key, now, accessExp);
+    const minted = this.mintRefresh(app, format, session, chain, key, now, accessExp, jkt ?? session.dpopJkt);
     const recordClient = app.policy.binding !== 'off';
+    // A public client's first proof binds its session (RFC 9449 §5); a confidential client's does not.
+    const bindJkt = app.public && session.dpopJkt === null ? jkt : null;
     const { rotated } = await write({
+      bindJkt,
       sessionId: session.id, expectGeneration: generation - 1, next: minted.chain, now,
       lastIp: recordClient ? client.ip ?? null : null, lastUserAgent: recordClient ? client.userAgent ?? null : null,
       horizonAt: Math.max(accessExp * 1000, chain.expiresAt),
     }, locator);
     if (!rotated) return null;
     this.deps.observer.refresh('rotated', 'ok', app.id);
-    const renewed: Session = { ...session, lastRenewedAt: now, refresh: minted.chain };
+    const renewed: Session = { ...session, lastRenewedAt: now, refresh: minted.chain, dpopJkt: session.dpopJkt ?? bindJkt };
     return this.finish(app, renewed, key, minted.ctx, format, minted, now);
   }
 
@@ -240,12 +318,12 @@ export class Engine {
    * with the very same successor (an opaque one is recomputed, a JWT one unsealed). Anything else is
    * reuse: the session dies.
    */
-  private async replayedChain(app: App, found: FoundSession, g: number, client: ClientContext, now: Millis): Promise<Issued> {
+  private async replayedChain(app: App, found: FoundSession, g: number, client: ClientContext, jkt: string | null, now: Millis): Promise<Issued> {
     const chain = found.session.refresh as RefreshChain;
     const isParent = g === chain.generation - 1 && g >= 1;
     if (isParent && this.inGrace(app, found.session, chain.issuedAt, client, now) && now < chain.expiresAt) {
       const successor = this.liveToken(app, found.session, chain);
-      if (successor !== null) return this.retried(app, found, chain, successor, now);
+      if (successor !== null) return this.retried(app, found, chain, successor, jkt, now);
     }
     return this.reuse(app, found.session, now);
   }
@@ -253,23 +331,23 @@ export class Engine {
   // ── pre-upgrade records (SPEC §2.9: they keep working until they expire) ───────────────────────
 
   /** A pre-upgrade token: its one rotation moves the session onto its chain. */
-  private async renewLegacy(app: App, found: FoundLegacyRefresh, client: ClientContext, attempt: number): Promise<Issued> {
+  private async renewLegacy(app: App, found: FoundLegacyRefresh, client: ClientContext, jkt: string | null, attempt: number): Promise<Issued> {
     const now = this.nowMs();
     const { record, session } = found;
     if (now >= record.expiresAt) throw invalidRefreshToken('expired');
     this.assertSessionAlive(app, session, found.subjectStatus, now);
-    if (record.consumedAt !== null) return this.replayedLegacy(app, found, client, now);
+    if (record.consumedAt !== null) return this.replayedLegacy(app, found, client, jkt, now);
     if (session.refresh !== null) throw invalidRefreshToken('unknown');
     this.assertNotBefore(app, record.notBefore, now);
     this.assertBinding(app, session, client);
-    const issued = await this.rotate(app, found, client, now, (input, locator) => this.deps.store.upgradeLegacy({ ...input, legacyId: record.id, locator }));
+    const issued = await this.rotate(app, found, client, jkt, now, (input, locator) => this.deps.store.upgradeLegacy({ ...input, legacyId: record.id, locator }));
     if (issued) return issued;
     const again = await this.deps.store.findLegacyRefresh(record.id);
     if (!again || attempt > 0) throw invalidRefreshToken('revoked');
-    return this.renewLegacy(app, again, client, attempt + 1);
+    return this.renewLegacy(app, again, client, jkt, attempt + 1);
   }
 
-  private async replayedLegacy(app: App, found: FoundLegacyRefresh, client: ClientContext, now: Millis): Promise<Issued> {
+  private async replayedLegacy(app: App, found: FoundLegacyRefresh, client: ClientContext, jkt: string | null, now: Millis): Promise<Issued> {
     const { record, session } = found;
     const consumedAt = record.consumedAt as Millis;
     if (this.inGrace(app, session, consumedAt, client, now)) {
@@ -277,14 +355,14 @@ export class Engine {
       // Its successor is the chain's first generation, still live.
       if (record.successorId === UPGRADED && chain?.generation === 1 && now < chain.expiresAt) {
         const successor = this.liveToken(app, session, chain);
-        if (successor !== null) return this.retried(app, found, chain, successor, now);
+        if (successor !== null) return this.retried(app, found, chain, successor, jkt, now);
       }
       // Its successor is another pre-upgrade record, still live (sealed on this one).
       if (record.successorId !== UPGRADED && record.successorId && record.successorSealed && chain === null) {
         const child = await this.deps.store.findLegacyRefresh(record.successorId);
         if (child && child.record.consumedAt === null && now < child.record.expiresAt) {
           const successor = this.deps.masterKey.open('refresh-successor', record.successorSealed, record.id).toString();
-          return this.retried(app, found, { generation: 0, issuedAt: child.record.issuedAt, notBefore: child.record.notBefore, expiresAt: child.record.expiresAt, successorSealed: null }, successor, now);
+          return this.retried(app, found, { generation: 0, issuedAt: child.record.issuedAt, notBefore: child.record.notBefore, expiresAt: child.record.expiresAt, successorSealed: null }, successor, jkt, now);
         }
       }
     }
@@ -310,13 +388,13 @@ export class Engine {
   }
 
   /** The answer to a grace retry: the same successor, a fresh access token. */
-  private async retried(app: App, found: FoundSession, chain: RefreshChain, successor: string, now: Millis): Promise<Issued> {
+  private async retried(app: App, found: FoundSession, chain: RefreshChain, successor: string, jkt: string | null, now: Millis): Promise<Issued> {
     const { session } = found;
     const format = formatFor(app.profile);
     const key = await this.deps.keyring.activeKey(app, found.keysVersion);
     const accessExp = this.accessExp(app, session, now);
     const refresh = { notBefore: toSeconds(chain.notBefore), exp: toSeconds(chain.expiresAt), id: this.chainIdOf(app, format, session, chain) };
-    const ctx = this.mintContext(app, session, now, accessExp, refresh);
+    const ctx = this.mintContext(app, session, now, accessExp, refresh, jkt ?? session.dpopJkt);
     this.deps.observer.refresh('retry', 'grace', app.id);
     const refreshPayload = format.refreshFormat === 'jwt' ? decodeJwt(successor)?.payload ?? null : null;
     const issued = this.finish(app, session, key, ctx, format, { token: successor, payload: refreshPayload }, now);
@@ -337,6 +415,8 @@ export class Engine {
    */
   async renewAccess(access: VerifiedAccess, options: { accessTtl?: number; context?: ClientContext } = {}): Promise<Issued> {
     const { app, session } = access;
+    // A dialect renewal carries no proof: a bound session is not renewable there.
+    if (session.dpopJkt !== null) throw invalidAccessToken('invalid');
     const now = this.nowMs();
     const format = formatFor(app.profile);
     const key = await this.deps.keyring.activeKey(app, access.keysVersion);
@@ -348,7 +428,7 @@ export class Engine {
       lastUserAgent: recordClient ? options.context?.userAgent ?? null : null,
     });
     if (!touched) throw invalidAccessToken('revoked');
-    const ctx = this.mintContext(app, session, now, accessExp, null);
+    const ctx = this.mintContext(app, session, now, accessExp, null, null);
     return this.finish(app, { ...session, lastRenewedAt: now }, key, ctx, format, null, now);
   }
 
@@ -450,6 +530,7 @@ export class Engine {
         return {
           active: true, tokenType: 'refresh_token', sub: session.subject, sid: session.id,
           exp: toSeconds(live.expiresAt), iat: toSeconds(live.issuedAt), claims: session.claims,
+          ...(session.dpopJkt !== null ? { cnfJkt: session.dpopJkt } : {}),
         };
       }
     } catch (err) {
@@ -460,9 +541,13 @@ export class Engine {
       const reserved = formatFor(client.profile).reservedClaims;
       const claims: JsonObject = {};
       for (const [k, v] of Object.entries(access.payload)) if (!reserved.has(k)) claims[k] = v;
+      const cnf = access.payload.cnf as { jkt?: unknown } | undefined;
       return {
         active: true, tokenType: 'access_token', sub: access.session.subject, sid: access.session.id,
         exp: numericDate(access.payload.exp) ?? undefined, iat: numericDate(access.payload.iat) ?? undefined, claims,
+        ...(typeof access.payload.iss === 'string' ? { iss: access.payload.iss } : {}),
+        ...(access.payload.aud !== undefined ? { aud: access.payload.aud } : {}),
+        ...(typeof cnf?.jkt === 'string' ? { cnfJkt: cnf.jkt } : {}),
       };
     } catch (err) {
       if (!(err instanceof RotorError) || err.code === 'store_unavailable') throw err;
@@ -512,8 +597,9 @@ export class Engine {
       const slack = options.revocable ? app.policy.refreshNotBefore : 0;
       if (nbf === null || nbf > now + NBF_LEEWAY_SECONDS + slack) return null;
     }
-    const expectedIssuer = formatFor(app.profile).expectedIssuer(app, this.deps.issuer);
-    if (expectedIssuer !== null && decoded.payload.iss !== expectedIssuer) return null;
+    const expected = formatFor(app.profile).expectedIssuer(app, this.deps.issuer);
+    const issuers = expected === null ? null : typeof expected === 'string' ? [expected] : expected;
+    if (issuers !== null && !issuers.includes(decoded.payload.iss as string)) return null;
     return { app, kid, parts: { header: decoded.header, payload: decoded.payload }, decoded };
   }
 
@@ -652,10 +738,10 @@ export class Engine {
    * parent may retry (opaque ones are recomputed instead).
    */
   private mintRefresh(
-    app: App, format: TokenFormat, session: Session, chain: RefreshChain, key: SigningKey, now: Millis, accessExp: number,
+    app: App, format: TokenFormat, session: Session, chain: RefreshChain, key: SigningKey, now: Millis, accessExp: number, cnfJkt: string | null,
   ): { token: string; payload: JsonObject | null; chain: RefreshChain; ctx: MintContext } {
     const refresh = { notBefore: toSeconds(chain.notBefore), exp: toSeconds(chain.expiresAt), id: this.chainIdOf(app, format, session, chain) };
-    const ctx = this.mintContext(app, session, now, accessExp, refresh);
+    const ctx = this.mintContext(app, session, now, accessExp, refresh, cnfJkt);
     if (format.refreshFormat === 'opaque') return { token: this.ids.opaque(session.id, chain.generation), payload: null, chain, ctx };
     const parts = format.refreshToken(ctx);
     if (!parts) throw new Error(`the ${app.profile} format issued no refresh token`);
@@ -666,8 +752,8 @@ export class Engine {
     return { token, payload: parts.payload, chain: { ...chain, successorSealed: sealed }, ctx };
   }
 
-  private mintContext(app: App, session: Session, now: Millis, accessExp: number, refresh: MintContext['refresh']): MintContext {
-    return { app, session, issuer: this.deps.issuer, now: toSeconds(now), accessExp, pairId: newId(now), refresh };
+  private mintContext(app: App, session: Session, now: Millis, accessExp: number, refresh: MintContext['refresh'], cnfJkt: string | null): MintContext {
+    return { app, session, issuer: this.deps.issuer, now: toSeconds(now), accessExp, pairId: newId(now), refresh, cnfJkt };
   }
 
   private finish(
@@ -683,6 +769,8 @@ export class Engine {
       refreshToken: refresh?.token ?? null,
       refreshExpiresIn: ctx.refresh ? Math.max(0, ctx.refresh.exp - toSeconds(now)) : null,
       refreshPayload: refresh?.payload ?? null,
+      tokenType: ctx.cnfJkt !== null && format.bindsAccessTokens ? 'DPoP' : 'Bearer',
+      dpopNonce: null,
     };
   }
 }

@@ -16,6 +16,10 @@ export const ERROR_CODES = {
   subject_disabled: 403,
   /** A browser request whose `Origin` is not allowed for the app concerned (SPEC §2.11, §4.6): nothing was consumed. */
   origin_not_allowed: 403,
+  /** DPoP (RFC 9449): a proof that is missing where required, malformed, forged, replayed or by another key. Nothing consumed. */
+  invalid_dpop_proof: 401,
+  /** DPoP: the app demands a server nonce; the answer carries a fresh one in `DPoP-Nonce`. Nothing consumed. */
+  use_dpop_nonce: 401,
   subject_not_found: 404,
   payload_too_large: 413,
   unsupported_media_type: 415,
@@ -48,8 +52,10 @@ export class RotorError extends Error {
   readonly reason: string | undefined;
   /** Seconds after which a retry may succeed (503, 429): sent as `Retry-After`. */
   readonly retryAfter: number | undefined;
+  /** Response headers the refusal needs whatever the envelope (`WWW-Authenticate`, `DPoP-Nonce`). */
+  readonly headers: Readonly<Record<string, string>>;
 
-  constructor(code: ErrorCode, detail: string, options: { reason?: string; cause?: unknown; retryAfter?: number } = {}) {
+  constructor(code: ErrorCode, detail: string, options: { reason?: string; cause?: unknown; retryAfter?: number; headers?: Record<string, string> } = {}) {
     super(`${code}: ${detail}`, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'RotorError';
     this.code = code;
@@ -57,6 +63,7 @@ export class RotorError extends Error {
     this.detail = detail;
     this.reason = options.reason;
     this.retryAfter = options.retryAfter ?? (code === 'store_unavailable' ? 1 : undefined);
+    this.headers = options.headers ?? {};
   }
 }
 

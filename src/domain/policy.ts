@@ -29,7 +29,16 @@ export interface Policy {
    * widens it; `null` (default) = every origin ROTOR_CORS_ORIGINS allows. Canonical exact origins.
    */
   allowedOrigins: string[] | null;
+  /** The `aud` of native access tokens whose session names none (RFC 9068); null: the app's id. */
+  audience: string | null;
+  /** DPoP (RFC 9449): `off`, `allowed` (a proof binds; bearer still works), `required` (every refresh proves). */
+  dpop: DpopMode;
+  /** Demand server-issued DPoP nonces (`use_dpop_nonce` + `DPoP-Nonce`). */
+  dpopNonce: boolean;
 }
+
+export const DPOP_MODES = ['off', 'allowed', 'required'] as const;
+export type DpopMode = (typeof DPOP_MODES)[number];
 
 const DAY = 86400;
 
@@ -46,6 +55,9 @@ const BASE: Policy = {
   verifikMaxMonths: 1200,
   flolivePermitExpiredAccess: true,
   allowedOrigins: null,
+  audience: null,
+  dpop: 'allowed',
+  dpopNonce: false,
 };
 
 /** SPEC §3: each profile's defaults. Dialect source systems have no absolute session lifetime. */
@@ -139,6 +151,17 @@ export function applyPolicyPatch(base: Policy, patch: unknown): Policy {
         next.flolivePermitExpiredAccess = value;
         break;
       case 'allowedOrigins': next.allowedOrigins = allowedOrigins(value); break;
+      case 'audience':
+        if (value !== null && (typeof value !== 'string' || value.length === 0 || value.length > 256 || /[\u0000-\u001f\u007f]/.test(value))) {
+          throw invalidRequest('policy.audience must be null or a string of 1 to 256 printable characters');
+        }
+        next.audience = value;
+        break;
+      case 'dpop': next.dpop = oneOf(field, value, DPOP_MODES); break;
+      case 'dpopNonce':
+        if (typeof value !== 'boolean') throw invalidRequest('policy.dpopNonce must be true or false');
+        next.dpopNonce = value;
+        break;
       default:
         throw invalidRequest(`policy has no field "${field.slice(0, 40)}"`);
     }
@@ -147,6 +170,11 @@ export function applyPolicyPatch(base: Policy, patch: unknown): Policy {
     throw invalidRequest('policy.refreshNotBefore must be shorter than policy.refreshTtl');
   }
   return next;
+}
+
+/** A stored policy with the fields a later release added filled in with the profile's defaults. */
+export function completePolicy(profile: Profile, stored: Partial<Policy>): Policy {
+  return { ...PROFILE_DEFAULTS[profile], ...stored };
 }
 
 /** The longest any token signed under this policy can live: how long a retiring key stays published. */

@@ -1,3 +1,4 @@
+import { isJwkThumbprint } from '../crypto/dpop.js';
 import type { MasterKey } from '../crypto/master_key.js';
 import type { Store } from '../store/contract.js';
 import { Apps } from './apps.js';
@@ -50,6 +51,8 @@ export class Rotor {
    */
   async issueSession(app: App, input: {
     subject: unknown; claims?: unknown; audience?: unknown; client?: { ip?: unknown; userAgent?: unknown };
+    /** RFC 7638 thumbprint of the client's DPoP key: binds the session (SPEC §4.1). */
+    dpopJkt?: unknown;
   }): Promise<Issued> {
     const subject = validateSubject(input.subject);
     const claims = validateClaims(input.claims, formatFor(app.profile).reservedClaims);
@@ -57,7 +60,11 @@ export class Rotor {
     const client: ClientContext = callerClient(input.client?.ip, input.client?.userAgent);
     const existing = await this.store.findSubject(app.id, subject);
     if (existing && existing.status !== 'active') throw new RotorError('subject_disabled', 'the subject is disabled');
-    return this.engine.issue(app, { subject, claims: { ...existing?.claims, ...claims }, audience, client });
+    if (input.dpopJkt !== undefined && input.dpopJkt !== null && !isJwkThumbprint(input.dpopJkt)) {
+      throw new RotorError('invalid_request', 'dpopJkt must be the RFC 7638 SHA-256 thumbprint of the client\'s public key (43 base64url characters)');
+    }
+    const dpopJkt = (input.dpopJkt as string | null | undefined) ?? null;
+    return this.engine.issue(app, { subject, claims: { ...existing?.claims, ...claims }, audience, client, dpopJkt });
   }
 
   async login(app: App, input: { username: unknown; password: unknown; client?: { ip?: unknown; userAgent?: unknown } }): Promise<Issued> {

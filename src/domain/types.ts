@@ -85,6 +85,11 @@ export interface Session {
    * carries it, encrypted, and the store finds the session by it. Null for the others.
    */
   locator: string | null;
+  /**
+   * The RFC 7638 thumbprint of the key the session is bound to (DPoP, SPEC §2.10): every refresh of it
+   * needs a proof by that key. Null: unbound.
+   */
+  dpopJkt: string | null;
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { FastifyRequest } from 'fastify';
+import type { DpopInput } from '../domain/engine.js';
 
 /**
  * The credential of an `Authorization: <scheme> <credential>` header. Schemes compare
@@ -50,4 +51,18 @@ export function basicCredentials(request: FastifyRequest): { user: string; passw
 export function bodyOf(request: FastifyRequest): Record<string, unknown> {
   const body = request.body;
   return body !== null && typeof body === 'object' && !Array.isArray(body) ? (body as Record<string, unknown>) : {};
+}
+
+/**
+ * The request's DPoP proof as the engine checks it (RFC 9449): the one `DPoP` header (two of them are
+ * ambiguous: an empty proof, which fails), the method, and the URI a proof must name — ROTOR_ISSUER and
+ * the route's path, never the Host header.
+ */
+export function dpopInput(request: FastifyRequest, issuer: string, path: string): DpopInput {
+  let seen = 0;
+  const raw = request.raw.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) if ((raw[i] as string).toLowerCase() === 'dpop') seen += 1;
+  const header = request.headers.dpop;
+  const proof = seen === 0 ? null : seen === 1 && typeof header === 'string' ? header : '';
+  return { proof, htm: request.method, htu: `${issuer}${path}` };
 }

@@ -106,6 +106,13 @@ export interface Store {
   upgradeLegacy(input: { legacyId: string; locator: string | null } & RotateInput): Promise<{ rotated: boolean }>;
 
   /**
+   * The DPoP replay cache (RFC 9449 §11.1): records a proof's `key` (its jti, hashed with its key's
+   * thumbprint) until `expiresAt`, across every instance. True only for the first caller: a proof seen
+   * before is a replay. Pruned after `expiresAt`.
+   */
+  useDpopProof(input: { key: string; expiresAt: Millis }): Promise<boolean>;
+
+  /**
    * Rate-limit pooling: adds this instance's hits for a one-minute window and returns every key's total
    * across instances. Optional: without it each instance limits on its own counts.
    */
@@ -146,6 +153,8 @@ export interface RotateInput {
   lastUserAgent: string | null;
   /** The session's new horizon (its last token's expiry), never moved back. */
   horizonAt: Millis;
+  /** Binds the session to this DPoP key if it is not bound yet (a public client's first proof). */
+  bindJkt?: string | null;
 }
 
 /** A renewal that minted only an access token: the session's last-seen values and horizon. */

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Policy, Profile, Algorithm } from '../domain/policy.js';
+import { completePolicy, type Policy, type Profile, type Algorithm } from '../domain/policy.js';
 import type {
   App, AppKeyRecord, Millis, RefreshChain, RefreshRecord, Session, SigningKeyRecord, SigningKeyState, Subject, SubjectStatus,
 } from '../domain/types.js';
@@ -20,7 +20,7 @@ export const appFromRow = (r: Row): App => ({
   name: String(r.name),
   profile: r.profile as Profile,
   public: r.public === true || r.public === 1,
-  policy: json<Policy>(r.policy),
+  policy: completePolicy(r.profile as Profile, json<Partial<Policy>>(r.policy)),
   description: String(r.description ?? ''),
   createdAt: num(r.created_at),
   updatedAt: num(r.updated_at),
@@ -103,6 +103,7 @@ export const sessionFromRow = (r: Row, p = ''): Session => ({
   horizonAt: num(r[`${p}horizon_at`]),
   refresh: chainFromRow(r, p),
   locator: strOrNull(r[`${p}locator`]),
+  dpopJkt: strOrNull(r[`${p}dpop_jkt`]),
 });
 
 /** A found session (see Store.findSession) from its joined row; columns may be prefixed. */
@@ -150,7 +151,7 @@ export const refreshFromRow = (r: Row): RefreshRecord => ({
 export const SESSION_COLUMNS_PREFIXED = [
   'id', 'app_id', 'subject', 'claims', 'audience', 'created_at', 'last_renewed_at', 'expires_at', 'ip',
   'user_agent', 'last_ip', 'last_user_agent', 'revoked_at', 'revoke_reason', 'horizon_at', 'locator', 'generation',
-  'refresh_issued_at', 'refresh_not_before', 'refresh_expires_at', 'successor_sealed',
+  'refresh_issued_at', 'refresh_not_before', 'refresh_expires_at', 'successor_sealed', 'dpop_jkt',
 ].map((c) => `s.${c} AS s_${c}`).join(', ');
 
 /** How long a sealed successor is kept: the largest grace window any policy may set. */

@@ -39,7 +39,7 @@ export interface TestResponse {
  * A real server on an ephemeral port over a real SQLite file in a temporary directory
  * (or the database `env` names), with the clock the test chooses.
  */
-export async function startTestServer(options: { clock?: Clock; env?: Record<string, string>; fixedClock?: boolean } = {}): Promise<TestServer> {
+export async function startTestServer(options: { clock?: Clock; env?: Record<string, string>; fixedClock?: boolean; port?: number } = {}): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), 'rotor-test-'));
   // ROTOR_TEST_STORE=postgres: the same tests on PostgreSQL, in a schema of this server's own.
   const pgSchema = process.env.ROTOR_TEST_STORE === 'postgres' && !options.env?.ROTOR_DATABASE_URL ? await createTestSchema() : null;
@@ -61,7 +61,7 @@ export async function startTestServer(options: { clock?: Clock; env?: Record<str
   const metrics = new Metrics({ defaultMetrics: false });
   const { rotor } = await openRotor({ config, clock, observer: observerFor(metrics, logger), logger });
   const app = buildServer({ rotor, config, metrics, logger });
-  await app.listen({ host: '127.0.0.1', port: 0 });
+  await app.listen({ host: '127.0.0.1', port: options.port ?? 0 });
   const address = app.server.address();
   const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
   return {

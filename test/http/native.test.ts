@@ -25,9 +25,10 @@ describe('native API over HTTP (SQLite)', () => {
     expect(header).toMatchObject({ alg: 'ES256', typ: 'at+jwt' });
     const jwks = (await server.call('GET', `/v1/apps/${app.name}/jwks.json`)).body;
     const claims = verifyWithJwks(res.body.accessToken, jwks);
-    expect(claims).toMatchObject({ iss: 'http://rotor.test', sub: 'alice', sid: res.body.sessionId, role: 'admin' });
+    // RFC 9068: the app is the issuer (SPEC §1), the audience defaults to the app id, client_id is the app id.
+    expect(claims).toMatchObject({ iss: `http://rotor.test/apps/${app.id}`, aud: app.id, client_id: app.id, sub: 'alice', sid: res.body.sessionId, role: 'admin' });
     expect(claims.exp - claims.iat).toBe(900);
-    expect(Object.keys(claims).sort()).toEqual(['exp', 'iat', 'iss', 'jti', 'nbf', 'role', 'sid', 'sub']);
+    expect(Object.keys(claims).sort()).toEqual(['aud', 'client_id', 'exp', 'iat', 'iss', 'jti', 'nbf', 'role', 'sid', 'sub']);
     const global = (await server.call('GET', '/.well-known/jwks.json')).body;
     expect(global.keys.map((k: any) => k.kid)).toContain(header.kid);
   });

@@ -22,11 +22,12 @@ describe('OAuth 2.0 endpoints (RFC 6749 §6, 7009, 7662, 8414)', () => {
     expect(res.headers.get('pragma')).toBe('no-cache');
     expect(res.body).toMatchObject({ token_type: 'Bearer', expires_in: 900 });
     expect(res.body.refresh_token).not.toBe(pair.refreshToken);
-    const meta = (await server.call('GET', '/.well-known/oauth-authorization-server')).body;
-    expect(meta).toMatchObject({ issuer: 'http://rotor.test', token_endpoint: 'http://rotor.test/oauth2/token', grant_types_supported: ['refresh_token'] });
+    // The app's own RFC 8414 document (by id), naming its issuer and its own JWKS.
+    const meta = (await server.call('GET', `/.well-known/oauth-authorization-server/apps/${app.id}`)).body;
+    expect(meta).toMatchObject({ issuer: `http://rotor.test/apps/${app.id}`, token_endpoint: 'http://rotor.test/oauth2/token', grant_types_supported: ['refresh_token'] });
     // The JWKS is fetched from the live server at the path the metadata names.
     const jwks = createRemoteJWKSet(new URL(server.url + new URL(meta.jwks_uri).pathname));
-    const { payload, protectedHeader } = await jwtVerify(res.body.access_token, jwks, { issuer: 'http://rotor.test', typ: 'at+jwt' });
+    const { payload, protectedHeader } = await jwtVerify(res.body.access_token, jwks, { issuer: meta.issuer, audience: app.id, typ: 'at+jwt' });
     expect(payload.sub).toBe('alice');
     expect(protectedHeader.alg).toBe('ES256');
   });
@@ -113,7 +114,8 @@ describe('OAuth 2.0 endpoints (RFC 6749 §6, 7009, 7662, 8414)', () => {
     const auth = basic(app.id, app.appKey);
     const pair = await issue(server, app);
     const active = await server.call('POST', '/oauth2/introspect', { form: { token: pair.accessToken }, headers: auth });
-    expect(active.body).toMatchObject({ active: true, sub: 'alice', client_id: app.id, token_type: 'access_token', sid: pair.sessionId });
+    // RFC 7662 §2.2: an RFC 6749 §7.1 token type.
+    expect(active.body).toMatchObject({ active: true, sub: 'alice', client_id: app.id, token_type: 'Bearer', sid: pair.sessionId, aud: app.id, iss: `http://rotor.test/apps/${app.id}` });
     expect((await server.call('POST', '/oauth2/revoke', { form: { token: 'unknown' }, headers: auth })).status).toBe(200);
     expect((await server.call('POST', '/oauth2/revoke', { form: { token: pair.refreshToken }, headers: auth })).status).toBe(200);
     const after = await server.call('POST', '/oauth2/introspect', { form: { token: pair.accessToken }, headers: auth });

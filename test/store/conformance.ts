@@ -57,7 +57,7 @@ export function sessionRecord(appId: string, subject: string, overrides: Partial
   return {
     id: newId(), appId, subject, claims: { role: 'user', z: 1, a: 2 }, audience: null, createdAt: NOW, lastRenewedAt: NOW,
     expiresAt: NOW + 24 * HOUR, ip: '192.0.2.1', userAgent: 'ua/1', lastIp: '192.0.2.1', lastUserAgent: 'ua/1',
-    revokedAt: null, revokeReason: null, horizonAt: NOW + HOUR, refresh: chainRecord(1), locator: null, ...overrides,
+    revokedAt: null, revokeReason: null, horizonAt: NOW + HOUR, refresh: chainRecord(1), locator: null, dpopJkt: null, ...overrides,
   };
 }
 
@@ -598,6 +598,28 @@ export function describeStoreConformance(name: string, harness: ConformanceHarne
       expect(await rotate(store, session, 2, { horizonAt: NOW })).toEqual({ rotated: true });
       expect((await store.findSession(session.id))!.session).toMatchObject({ refresh: { generation: 3 }, horizonAt: NOW + 3 * HOUR }); // never moved back
       expect(await rotate(store, { ...session, id: newId() }, 3)).toEqual({ rotated: false });
+    });
+
+    it('rotateSession binds an unbound session to a DPoP key once, and never rebinds a bound one', async () => {
+      const { app } = await seedApp();
+      const { session } = await seedSession(store, app.id);
+      expect(await rotate(store, session, 1, { bindJkt: 'first-key' })).toEqual({ rotated: true });
+      expect((await store.findSession(session.id))!.session.dpopJkt).toBe('first-key');
+      expect(await rotate(store, session, 2, { bindJkt: 'other-key' })).toEqual({ rotated: true });
+      expect((await store.findSession(session.id))!.session.dpopJkt).toBe('first-key');
+      const { session: bound } = await seedSession(store, app.id, 'bound', { dpopJkt: 'issued-key' });
+      expect((await store.findSession(bound.id))!.session.dpopJkt).toBe('issued-key');
+    });
+
+    it('useDpopProof: one first use per proof key across instances, pruned after it expires', async () => {
+      const other = await another();
+      await warm([store, other]);
+      const results = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? store : other).useDpopProof({ key: 'proof-1', expiresAt: NOW + 600_000 })));
+      expect(results.filter(Boolean)).toHaveLength(1);
+      expect(await store.useDpopProof({ key: 'proof-2', expiresAt: NOW + 1000 })).toBe(true);
+      await store.prune(NOW + 2000, { revokedRetention: 0 });
+      expect(await store.useDpopProof({ key: 'proof-2', expiresAt: NOW + 600_000 })).toBe(true); // pruned: a fresh key again
+      expect(await store.useDpopProof({ key: 'proof-1', expiresAt: NOW + 600_000 })).toBe(false); // not yet expired: still a replay
     });
 
     it('rotateSession of a revoked session rotates nothing', async () => {

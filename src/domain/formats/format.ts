@@ -16,6 +16,8 @@ export interface MintContext {
    * chain id (the generation, sealed; see `chainId`), which paired layouts share with the access token.
    */
   refresh: { notBefore: number; exp: number; id: string } | null;
+  /** The DPoP key the access token is bound to (`cnf.jkt`, RFC 9449 §6), where the layout has room for it. */
+  cnfJkt: string | null;
 }
 
 export interface JwtParts {
@@ -50,6 +52,8 @@ export interface TokenFormat {
   readonly chainId: ChainIdLayout | null;
   /** The peer renews only once `nbf < now`, in whole seconds (JWTPlus), not from `nbf` on. */
   readonly strictNotBefore?: boolean;
+  /** The access token carries `cnf.jkt` when bound (RFC 9449 §6): native only; a dialect's layout has no room. */
+  readonly bindsAccessTokens?: boolean;
   accessToken(ctx: MintContext): JwtParts;
   /** Only for `jwt` refresh formats. */
   refreshToken(ctx: MintContext): JwtParts | null;
@@ -59,7 +63,7 @@ export interface TokenFormat {
   refreshIdOf(parts: JwtParts): { id: string; sessionId: string | null } | null;
   sessionOf(accessPayload: JsonObject): SessionLocator | null;
   /** The issuer a token of this app must carry (checked on verification), or null for none. */
-  expectedIssuer(app: App, issuer: string): string | null;
+  expectedIssuer(app: App, issuer: string): string | readonly string[] | null;
 }
 
 export function withoutReserved(claims: JsonObject, reserved: ReadonlySet<string>): JsonObject {

@@ -14,6 +14,8 @@ const TITLES: Record<string, string> = {
   invalid_scope: 'Invalid scope',
   subject_disabled: 'Subject disabled',
   origin_not_allowed: 'Origin not allowed',
+  invalid_dpop_proof: 'Invalid DPoP proof',
+  use_dpop_nonce: 'DPoP nonce required',
   subject_not_found: 'Subject not found',
   payload_too_large: 'Payload too large',
   unsupported_media_type: 'Unsupported media type',
@@ -25,7 +27,8 @@ const TITLES: Record<string, string> = {
 
 /** RFC 9457 problem details with Rotor's stable `code`. */
 export function sendProblem(reply: FastifyReply, err: RotorError): FastifyReply {
-  if (err.status === 401) reply.header('WWW-Authenticate', 'Bearer realm="rotor"');
+  // A refusal that names its own challenge (DPoP, RFC 9449 §7.1) keeps it.
+  if (err.status === 401 && err.headers['WWW-Authenticate'] === undefined) reply.header('WWW-Authenticate', 'Bearer realm="rotor"');
   return reply
     .code(err.status)
     .header('Content-Type', 'application/problem+json; charset=utf-8')

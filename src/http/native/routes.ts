@@ -2,7 +2,7 @@ import type { FastifyRequest } from 'fastify';
 import { RotorError } from '../../domain/errors.js';
 import type { App } from '../../domain/types.js';
 import { type Api, type ApiContext, clientOf, noStore } from '../api.js';
-import { authorizationCredential, bodyOf } from '../auth.js';
+import { authorizationCredential, bodyOf, dpopInput } from '../auth.js';
 import { sendProblem } from './problem.js';
 import { sessionView, tokenPair } from './token_pair.js';
 
@@ -34,7 +34,7 @@ export const nativeApi: Api = {
       const target = await authenticatedApp(ctx, request);
       const body = bodyOf(request);
       const issued = await rotor.issueSession(target, {
-        subject: body.subject, claims: body.claims, audience: body.audience, client: clientOf(request, body, true),
+        subject: body.subject, claims: body.claims, audience: body.audience, client: clientOf(request, body, true), dpopJkt: body.dpopJkt,
       });
       return noStore(reply).code(201).send(tokenPair(issued));
     });
@@ -56,7 +56,9 @@ export const nativeApi: Api = {
       const caller = request.headers.authorization === undefined ? undefined : await appKeyHolder(ctx, request);
       const issued = await rotor.engine.refresh(body.refreshToken, {
         client: caller, clientAuthenticated: caller !== undefined, context: clientOf(request, body, caller !== undefined),
+        dpop: dpopInput(request, ctx.config.issuer, '/v1/refresh'),
       });
+      if (issued.dpopNonce) reply.header('DPoP-Nonce', issued.dpopNonce);
       return noStore(reply).send(tokenPair(issued));
     });
 

@@ -4,7 +4,7 @@ import type { Issued } from '../../domain/engine.js';
 export function tokenPair(issued: Issued): Record<string, unknown> {
   const pair: Record<string, unknown> = {
     accessToken: issued.accessToken,
-    tokenType: 'Bearer',
+    tokenType: issued.tokenType,
     expiresIn: issued.expiresIn,
   };
   if (issued.refreshToken !== null) {

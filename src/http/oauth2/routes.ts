@@ -2,7 +2,9 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { RotorError } from '../../domain/errors.js';
 import type { App } from '../../domain/types.js';
 import { type Api, type ApiContext, noStore } from '../api.js';
-import { basicCredentials, bodyOf } from '../auth.js';
+import { DPOP_ALGORITHMS } from '../../crypto/dpop.js';
+import { appIssuer } from '../../domain/formats/native.js';
+import { basicCredentials, bodyOf, dpopInput } from '../auth.js';
 import { registerFormParser } from '../form.js';
 
 /** RFC 6749 §5.2 error codes, from the catalogue. */
@@ -23,6 +25,11 @@ function oauthError(err: RotorError): { status: number; error: string } {
       return { status: 500, error: 'server_error' };
     case 'rate_limited':
       return { status: 429, error: 'slow_down' };
+    // RFC 9449 §5 and §8: both at the token endpoint with 400.
+    case 'invalid_dpop_proof':
+      return { status: 400, error: 'invalid_dpop_proof' };
+    case 'use_dpop_nonce':
+      return { status: 400, error: 'use_dpop_nonce' };
     case 'origin_not_allowed':
       // RFC 6749 §5.2 has no code for "not from this web origin": the request is refused as invalid, with
       // 403 (not 400) so that it reads as a refusal, not a malformed call; its description names the cause.
@@ -93,6 +100,20 @@ function checkScope(requested: unknown, granted: unknown): void {
   }
 }
 
+/** RFC 8414 fields every document of this server shares. */
+function endpoints(base: string, methods: string[]): Record<string, unknown> {
+  return {
+    token_endpoint: `${base}/oauth2/token`,
+    revocation_endpoint: `${base}/oauth2/revoke`,
+    introspection_endpoint: `${base}/oauth2/introspect`,
+    grant_types_supported: ['refresh_token'],
+    response_types_supported: [],
+    token_endpoint_auth_methods_supported: methods,
+    revocation_endpoint_auth_methods_supported: methods,
+    introspection_endpoint_auth_methods_supported: methods,
+  };
+}
+
 function send(reply: FastifyReply, status: number, body: unknown): FastifyReply {
   return noStore(reply).code(status).header('Content-Type', 'application/json; charset=utf-8').send(JSON.stringify(body));
 }
@@ -135,8 +156,10 @@ export const oauth2Api: Api = {
       const issued = await rotor.engine.refresh(body.refresh_token, {
         client, clientAuthenticated: authenticated,
         context: { ip: request.ip, userAgent: typeof request.headers['user-agent'] === 'string' ? request.headers['user-agent'] : null },
+        dpop: dpopInput(request, ctx.config.issuer, '/oauth2/token'),
       });
-      const out: Record<string, unknown> = { access_token: issued.accessToken, token_type: 'Bearer', expires_in: issued.expiresIn };
+      if (issued.dpopNonce) reply.header('DPoP-Nonce', issued.dpopNonce);
+      const out: Record<string, unknown> = { access_token: issued.accessToken, token_type: issued.tokenType, expires_in: issued.expiresIn };
       if (issued.refreshToken !== null) out.refresh_token = issued.refreshToken;
       if (typeof issued.session.claims.scope === 'string') out.scope = issued.session.claims.scope;
       return send(reply, 200, out);
@@ -156,25 +179,39 @@ export const oauth2Api: Api = {
       if (typeof body.token !== 'string') throw new RotorError('invalid_request', 'token is required');
       const result = await rotor.engine.introspect(body.token, client);
       if (!result.active) return send(reply, 200, { active: false });
-      return send(reply, 200, {
-        ...result.claims, active: true, client_id: client.id, token_type: result.tokenType, sub: result.sub, sid: result.sid,
-        exp: result.exp, iat: result.iat, iss: rotor.issuer,
-      });
+      // RFC 7662 §2.2: token_type is an RFC 6749 §7.1 type, Bearer or (RFC 9449) DPoP.
+      const out: Record<string, unknown> = {
+        ...result.claims, active: true, client_id: client.id, token_type: result.cnfJkt ? 'DPoP' : 'Bearer', sub: result.sub, sid: result.sid,
+        exp: result.exp, iat: result.iat, iss: result.iss ?? appIssuer(rotor.issuer, client),
+      };
+      if (result.aud !== undefined) out.aud = result.aud;
+      if (result.cnfJkt) out.cnf = { jkt: result.cnfJkt };
+      return send(reply, 200, out);
     });
 
+    // RFC 8414 §3.1 path insertion; by app id only: §3.3 makes the issuer equal the URL it was fetched by.
+    app.get('/.well-known/oauth-authorization-server/apps/:appId', async (request, reply) => {
+      const { appId } = request.params as { appId: string };
+      const target = /^[0-9A-HJKMNP-TV-Z]{26}$/.test(appId) ? await rotor.apps.byId(appId) : null;
+      if (!target) return send(reply, 404, { error: 'not_found', error_description: 'no app has that id (the metadata of an app is found by its id)' });
+      const base = rotor.issuer;
+      const methods = target.public ? ['client_secret_basic', 'client_secret_post', 'none'] : ['client_secret_basic', 'client_secret_post'];
+      const metadata: Record<string, unknown> = {
+        issuer: appIssuer(base, target),
+        ...endpoints(base, methods),
+        jwks_uri: `${base}/v1/apps/${target.id}/jwks.json`,
+      };
+      if (target.policy.dpop !== 'off') metadata.dpop_signing_alg_values_supported = [...DPOP_ALGORITHMS];
+      return reply.header('Cache-Control', 'public, max-age=300').send(metadata);
+    });
+
+    // The shared endpoints. No jwks_uri: the global JWKS holds every app's keys, and a verifier set up
+    // from it would accept any app's tokens (SPEC §4.2): each app's own document names its own JWKS.
     app.get('/.well-known/oauth-authorization-server', async (_request, reply) => {
       const base = rotor.issuer;
       return reply.header('Cache-Control', 'public, max-age=300').send({
-        issuer: base,
-        token_endpoint: `${base}/oauth2/token`,
-        revocation_endpoint: `${base}/oauth2/revoke`,
-        introspection_endpoint: `${base}/oauth2/introspect`,
-        jwks_uri: `${base}/.well-known/jwks.json`,
-        grant_types_supported: ['refresh_token'],
-        response_types_supported: [],
-        token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'none'],
-        revocation_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'none'],
-        introspection_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'none'],
+        issuer: base, ...endpoints(base, ['client_secret_basic', 'client_secret_post', 'none']),
+        dpop_signing_alg_values_supported: [...DPOP_ALGORITHMS],
       });
     });
   },

@@ -29,11 +29,12 @@ const FIND_SESSION_SQL = `SELECT s.*, subj.status AS subject_status, a.keys_vers
 /** The rotation's compare-and-set columns, in `rotateValues` order. */
 const ROTATE_SET = `generation = $1::bigint, refresh_issued_at = $2::bigint, refresh_not_before = $3::bigint,
   refresh_expires_at = $4::bigint, successor_sealed = $5::bytea, last_renewed_at = $6::bigint,
-  last_ip = COALESCE($7::text, last_ip), last_user_agent = COALESCE($8::text, last_user_agent), horizon_at = GREATEST(horizon_at, $9::bigint)`;
+  last_ip = COALESCE($7::text, last_ip), last_user_agent = COALESCE($8::text, last_user_agent), horizon_at = GREATEST(horizon_at, $9::bigint),
+  dpop_jkt = COALESCE(dpop_jkt, $12::text)`;
 
 const rotateValues = (input: RotateInput): unknown[] => [
   input.next.generation, input.next.issuedAt, input.next.notBefore, input.next.expiresAt, input.next.successorSealed, input.now,
-  input.lastIp, input.lastUserAgent, input.horizonAt, input.sessionId, input.expectGeneration,
+  input.lastIp, input.lastUserAgent, input.horizonAt, input.sessionId, input.expectGeneration, input.bindJkt ?? null,
 ];
 
 /**
@@ -497,11 +498,11 @@ export class PostgresStore implements Store {
       if (input.revokeOthers) await revokeSubjectSessionsIn(q, s.appId, s.subject, input.revokeOthers, s.createdAt);
       await q.query(
         `INSERT INTO sessions (id, app_id, subject, claims, audience, created_at, last_renewed_at, expires_at, ip, user_agent,
-           last_ip, last_user_agent, revoked_at, revoke_reason, horizon_at, locator, ${SESSION_CHAIN_COLUMNS})
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`,
+           last_ip, last_user_agent, revoked_at, revoke_reason, horizon_at, locator, dpop_jkt, ${SESSION_CHAIN_COLUMNS})
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)`,
         [
           s.id, s.appId, s.subject, JSON.stringify(s.claims), s.audience, s.createdAt, s.lastRenewedAt, s.expiresAt, s.ip,
-          s.userAgent, s.lastIp, s.lastUserAgent, s.revokedAt, s.revokeReason, s.horizonAt, s.locator, ...chainValues(s.refresh),
+          s.userAgent, s.lastIp, s.lastUserAgent, s.revokedAt, s.revokeReason, s.horizonAt, s.locator, s.dpopJkt, ...chainValues(s.refresh),
         ],
         'rotor_session_insert',
       );
@@ -523,6 +524,14 @@ export class PostgresStore implements Store {
     async (id) => foundSessionFromRow((await this.one(`${FIND_SESSION_SQL} WHERE s.id = $1`, [id], 'rotor_find_session'))[0]),
     (err) => err instanceof StoreUnavailableError,
   );
+
+  async useDpopProof(input: { key: string; expiresAt: Millis }): Promise<boolean> {
+    const rows = await this.one(
+      'INSERT INTO dpop_proofs (key, expires_at) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING RETURNING key',
+      [input.key, input.expiresAt], 'rotor_dpop_proof',
+    );
+    return rows.length === 1;
+  }
 
   async findSessionByLocator(locator: string): Promise<FoundSession | null> {
     return foundSessionFromRow((await this.one(`${FIND_SESSION_SQL} WHERE s.locator = $1`, [locator], 'rotor_find_session_locator'))[0]);
@@ -586,13 +595,13 @@ export class PostgresStore implements Store {
   async upgradeLegacy(input: { legacyId: string; locator: string | null } & RotateInput): Promise<{ rotated: boolean }> {
     const rows = await this.one(
       `WITH chain AS (
-         UPDATE sessions SET ${ROTATE_SET}, locator = COALESCE(locator, $14::text)
+         UPDATE sessions SET ${ROTATE_SET}, locator = COALESCE(locator, $15::text)
          WHERE id = $10 AND generation = $11::bigint AND revoked_at IS NULL
-           AND EXISTS (SELECT 1 FROM refresh_tokens WHERE id = $12 AND session_id = $10 AND consumed_at IS NULL)
+           AND EXISTS (SELECT 1 FROM refresh_tokens WHERE id = $13 AND session_id = $10 AND consumed_at IS NULL)
          RETURNING id
        )
-       UPDATE refresh_tokens SET consumed_at = $6::bigint, successor_id = $13
-       WHERE id = $12 AND consumed_at IS NULL AND session_id IN (SELECT id FROM chain) RETURNING id`,
+       UPDATE refresh_tokens SET consumed_at = $6::bigint, successor_id = $14
+       WHERE id = $13 AND consumed_at IS NULL AND session_id IN (SELECT id FROM chain) RETURNING id`,
       [...rotateValues(input), input.legacyId, UPGRADED, input.locator],
       'rotor_upgrade_legacy',
     );
@@ -661,15 +670,15 @@ export class PostgresStore implements Store {
     const rows = await this.one(
       `WITH input AS (
          SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bytea[],
-           $8::bigint[], $9::text[], $10::text[], $11::bigint[]) WITH ORDINALITY
-           AS i(session_id, expect, generation, issued_at, not_before, expires_at, sealed, now, last_ip, last_user_agent, horizon, n)
+           $8::bigint[], $9::text[], $10::text[], $11::bigint[], $12::text[]) WITH ORDINALITY
+           AS i(session_id, expect, generation, issued_at, not_before, expires_at, sealed, now, last_ip, last_user_agent, horizon, bind_jkt, n)
        ), locked AS MATERIALIZED (
          SELECT s.id FROM sessions s WHERE s.id = ANY ($1::text[]) FOR NO KEY UPDATE SKIP LOCKED
        ), rotated AS (
          UPDATE sessions s SET generation = i.generation, refresh_issued_at = i.issued_at, refresh_not_before = i.not_before,
            refresh_expires_at = i.expires_at, successor_sealed = i.sealed, last_renewed_at = i.now,
            last_ip = COALESCE(i.last_ip, s.last_ip), last_user_agent = COALESCE(i.last_user_agent, s.last_user_agent),
-           horizon_at = GREATEST(s.horizon_at, i.horizon)
+           horizon_at = GREATEST(s.horizon_at, i.horizon), dpop_jkt = COALESCE(s.dpop_jkt, i.bind_jkt)
          FROM input i
          WHERE s.id = i.session_id AND s.id IN (SELECT id FROM locked) AND s.generation = i.expect AND s.revoked_at IS NULL
          RETURNING i.n
@@ -679,7 +688,7 @@ export class PostgresStore implements Store {
       [
         column((x) => x.sessionId), column((x) => x.expectGeneration), column((x) => x.next.generation), column((x) => x.next.issuedAt),
         column((x) => x.next.notBefore), column((x) => x.next.expiresAt), column((x) => x.next.successorSealed), column((x) => x.now),
-        column((x) => x.lastIp), column((x) => x.lastUserAgent), column((x) => x.horizonAt),
+        column((x) => x.lastIp), column((x) => x.lastUserAgent), column((x) => x.horizonAt), column((x) => x.bindJkt ?? null),
       ],
       'rotor_rotate_sessions',
     );
@@ -772,6 +781,7 @@ export class PostgresStore implements Store {
         [now - MAX_GRACE_MS],
       );
       await q.query('DELETE FROM rate_hits WHERE window_start < $1', [now - RATE_WINDOWS_KEPT_MS]);
+      await q.query('DELETE FROM dpop_proofs WHERE expires_at <= $1', [now]);
       await q.query('SELECT pg_advisory_unlock($1)', [PRUNE_LOCK]);
       locked = false;
       return { refreshTokens, sessions };

@@ -128,4 +128,10 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   ALTER TABLE sessions ADD COLUMN successor_sealed BYTEA;
   CREATE UNIQUE INDEX sessions_locator ON sessions(locator) WHERE locator IS NOT NULL;
   `,
+  // 6: DPoP (SPEC §2.10): a session's bound key, and the replay cache of proofs seen.
+  `
+  ALTER TABLE sessions ADD COLUMN dpop_jkt TEXT COLLATE "C";
+  CREATE TABLE dpop_proofs (key TEXT COLLATE "C" PRIMARY KEY, expires_at BIGINT NOT NULL);
+  CREATE INDEX dpop_proofs_expires ON dpop_proofs(expires_at);
+  `,
 ];

@@ -115,4 +115,10 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   ALTER TABLE sessions ADD COLUMN successor_sealed BLOB;
   CREATE UNIQUE INDEX sessions_locator ON sessions(locator) WHERE locator IS NOT NULL;
   `,
+  // 6: DPoP (SPEC §2.10): a session's bound key, and the replay cache of proofs seen.
+  `
+  ALTER TABLE sessions ADD COLUMN dpop_jkt TEXT;
+  CREATE TABLE dpop_proofs (key TEXT PRIMARY KEY, expires_at INTEGER NOT NULL) WITHOUT ROWID;
+  CREATE INDEX dpop_proofs_expires ON dpop_proofs(expires_at);
+  `,
 ];

@@ -38,7 +38,7 @@ const FIND_SESSION_BY_LOCATOR_SQL = findSessionSql('locator');
 /** The rotation's one conditional write (SPEC §2.9): the generation is the compare-and-set. */
 const ROTATE_SQL = `UPDATE sessions SET generation = ?, refresh_issued_at = ?, refresh_not_before = ?, refresh_expires_at = ?,
     successor_sealed = ?, last_renewed_at = ?, last_ip = COALESCE(?, last_ip), last_user_agent = COALESCE(?, last_user_agent),
-    horizon_at = MAX(horizon_at, ?)
+    horizon_at = MAX(horizon_at, ?), dpop_jkt = COALESCE(dpop_jkt, ?)
   WHERE id = ? AND generation = ? AND revoked_at IS NULL`;
 
 /** SQLite errors that mean "the database cannot take this now" rather than a bug: answered with 503. */
@@ -460,11 +460,17 @@ export class SqliteStore implements Store {
   private insertSession(s: Session): void {
     this.sql(
       `INSERT INTO sessions (id, app_id, subject, claims, audience, created_at, last_renewed_at, expires_at, ip, user_agent,
-         last_ip, last_user_agent, revoked_at, revoke_reason, horizon_at, locator, ${SESSION_CHAIN_COLUMNS})
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         last_ip, last_user_agent, revoked_at, revoke_reason, horizon_at, locator, dpop_jkt, ${SESSION_CHAIN_COLUMNS})
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ).run(
       s.id, s.appId, s.subject, JSON.stringify(s.claims), s.audience, s.createdAt, s.lastRenewedAt, s.expiresAt, s.ip,
-      s.userAgent, s.lastIp, s.lastUserAgent, s.revokedAt, s.revokeReason, s.horizonAt, s.locator, ...chainValues(s.refresh),
+      s.userAgent, s.lastIp, s.lastUserAgent, s.revokedAt, s.revokeReason, s.horizonAt, s.locator, s.dpopJkt, ...chainValues(s.refresh),
+    );
+  }
+
+  useDpopProof(input: { key: string; expiresAt: Millis }): Promise<boolean> {
+    return this.run(() =>
+      this.sql('INSERT INTO dpop_proofs (key, expires_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING').run(input.key, input.expiresAt).changes === 1,
     );
   }
 
@@ -560,7 +566,7 @@ export class SqliteStore implements Store {
     const n = input.next;
     return this.sql(ROTATE_SQL).run(
       n.generation, n.issuedAt, n.notBefore, n.expiresAt, n.successorSealed, input.now, input.lastIp, input.lastUserAgent,
-      input.horizonAt, input.sessionId, input.expectGeneration,
+      input.horizonAt, input.bindJkt ?? null, input.sessionId, input.expectGeneration,
     ).changes === 1;
   }
 
@@ -597,6 +603,7 @@ export class SqliteStore implements Store {
         this.sql('UPDATE sessions SET successor_sealed = NULL WHERE successor_sealed IS NOT NULL AND refresh_issued_at < ?')
           .run(now - MAX_GRACE_MS);
         this.sql('DELETE FROM rate_hits WHERE window_start < ?').run(now - RATE_WINDOWS_KEPT_MS);
+        this.sql('DELETE FROM dpop_proofs WHERE expires_at <= ?').run(now);
         return { refreshTokens, sessions };
       }),
     );

@@ -1,0 +1,137 @@
+import { createHash, createHmac, createPublicKey, timingSafeEqual, verify, type JsonWebKey, type KeyObject } from 'node:crypto';
+
+/**
+ * DPoP proofs (RFC 9449 §4.3), checked with node:crypto alone: `typ: dpop+jwt`, an asymmetric `alg` of
+ * the allow-list, a public `jwk` of the kind that `alg` names (no private member), a signature by it,
+ * `htm` and `htu` of this request, `iat` within the window, and `nonce` when the server demands one.
+ * The replay check of `jti` needs the store and is the caller's.
+ */
+
+export const DPOP_ALGORITHMS = ['ES256', 'EdDSA', 'RS256', 'PS256'] as const;
+/** How far a proof's `iat` may be from now, either way (RFC 9449 §11.1: "a few minutes"). */
+export const DPOP_WINDOW_SECONDS = 300;
+const MAX_PROOF_LENGTH = 4096;
+const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
+
+export interface DpopProof {
+  /** RFC 7638 SHA-256 thumbprint of the proof's key, base64url. */
+  jkt: string;
+  jti: string;
+  iat: number;
+}
+
+export type DpopRefusal = { error: 'invalid_dpop_proof' | 'use_dpop_nonce'; detail: string };
+
+export function verifyDpopProof(
+  proof: string,
+  expect: { htm: string; htu: string; nowSeconds: number; nonce: ((nonce: unknown) => boolean) | null },
+): DpopProof | DpopRefusal {
+  const bad = (detail: string): DpopRefusal => ({ error: 'invalid_dpop_proof', detail });
+  if (proof.length > MAX_PROOF_LENGTH) return bad('the proof is too long');
+  const parts = proof.split('.');
+  if (parts.length !== 3) return bad('the proof is not a compact JWS');
+  const [h, p, sig] = parts as [string, string, string];
+  const header = jsonSegment(h);
+  const payload = jsonSegment(p);
+  if (!header || !payload) return bad('the proof is not a compact JWS');
+  if (header.typ !== 'dpop+jwt') return bad('typ must be dpop+jwt');
+  const alg = header.alg;
+  if (typeof alg !== 'string' || !(DPOP_ALGORITHMS as readonly string[]).includes(alg)) return bad(`alg must be one of ${DPOP_ALGORITHMS.join(', ')}`);
+  const jwk = header.jwk;
+  if (jwk === null || typeof jwk !== 'object' || Array.isArray(jwk)) return bad('the proof carries no jwk');
+  const key = publicKeyFor(alg, jwk as Record<string, unknown>);
+  if (typeof key === 'string') return bad(key);
+  const signature = base64urlOrNull(sig);
+  if (!signature || !verifySignature(alg, key, Buffer.from(`${h}.${p}`), signature)) return bad('the proof signature does not verify with its jwk');
+  if (typeof payload.jti !== 'string' || payload.jti.length === 0 || payload.jti.length > 256) return bad('jti is required');
+  if (payload.htm !== expect.htm) return bad('htm is not this request\'s method');
+  if (typeof payload.htu !== 'string' || /[?#]/.test(payload.htu) || normalUri(payload.htu) !== normalUri(expect.htu)) return bad('htu is not this endpoint');
+  if (typeof payload.iat !== 'number' || !Number.isFinite(payload.iat) || Math.abs(payload.iat - expect.nowSeconds) > DPOP_WINDOW_SECONDS) {
+    return bad('iat is outside the accepted window');
+  }
+  if ('ath' in payload && typeof payload.ath !== 'string') return bad('ath must be a string');
+  if (expect.nonce && !expect.nonce(payload.nonce)) return { error: 'use_dpop_nonce', detail: 'the authorization server requires a DPoP nonce' };
+  return { jkt: jwkThumbprint(jwk as Record<string, unknown>), jti: payload.jti, iat: payload.iat };
+}
+
+/** RFC 7638: SHA-256 over the required members in lexicographic order, base64url. */
+export function jwkThumbprint(jwk: Record<string, unknown>): string {
+  const members = jwk.kty === 'EC' ? ['crv', 'kty', 'x', 'y'] : jwk.kty === 'OKP' ? ['crv', 'kty', 'x'] : ['e', 'kty', 'n'];
+  const canonical = `{${members.map((m) => `${JSON.stringify(m)}:${JSON.stringify(jwk[m])}`).join(',')}}`;
+  return createHash('sha256').update(canonical).digest('base64url');
+}
+
+/** A thumbprint as sent at issuance (`dpopJkt`): 43 base64url characters. */
+export const isJwkThumbprint = (value: unknown): value is string => typeof value === 'string' && /^[A-Za-z0-9_-]{43}$/.test(value);
+
+/**
+ * Server nonces without state (RFC 9449 §8): the issue time and a MAC of it under a master-key-derived
+ * key, so every instance accepts every instance's nonce while it is fresh.
+ */
+export function issueNonce(key: Buffer, nowSeconds: number): string {
+  const time = Buffer.alloc(8);
+  time.writeBigUInt64BE(BigInt(nowSeconds));
+  return Buffer.concat([time, createHmac('sha256', key).update(time).digest().subarray(0, 16)]).toString('base64url');
+}
+
+export function isFreshNonce(key: Buffer, nonce: unknown, nowSeconds: number): boolean {
+  if (typeof nonce !== 'string' || !/^[A-Za-z0-9_-]{32}$/.test(nonce)) return false;
+  const raw = Buffer.from(nonce, 'base64url');
+  const time = raw.subarray(0, 8);
+  const expected = createHmac('sha256', key).update(time).digest().subarray(0, 16);
+  if (!timingSafeEqual(expected, raw.subarray(8))) return false;
+  const issued = Number(time.readBigUInt64BE());
+  return issued <= nowSeconds + 5 && nowSeconds - issued <= DPOP_WINDOW_SECONDS;
+}
+
+function publicKeyFor(alg: string, jwk: Record<string, unknown>): KeyObject | string {
+  if (PRIVATE_MEMBERS.some((m) => m in jwk)) return 'the jwk must be a public key';
+  const kinds: Record<string, [string, string | null]> = { ES256: ['EC', 'P-256'], EdDSA: ['OKP', 'Ed25519'], RS256: ['RSA', null], PS256: ['RSA', null] };
+  const [kty, crv] = kinds[alg] as [string, string | null];
+  if (jwk.kty !== kty || (crv !== null && jwk.crv !== crv)) return `the jwk is not a ${crv ?? kty} key for ${alg}`;
+  try {
+    const key = createPublicKey({ key: jwk as JsonWebKey, format: 'jwk' });
+    if (kty === 'RSA' && (key.asymmetricKeyDetails?.modulusLength ?? 0) < 2048) return 'RSA keys must have at least 2048 bits';
+    return key;
+  } catch {
+    return 'the jwk is not a valid public key';
+  }
+}
+
+function verifySignature(alg: string, key: KeyObject, data: Buffer, signature: Buffer): boolean {
+  try {
+    if (alg === 'ES256') return signature.length === 64 && verify('sha256', data, { key, dsaEncoding: 'ieee-p1363' }, signature);
+    if (alg === 'EdDSA') return verify(null, data, key, signature);
+    if (alg === 'PS256') return verify('sha256', data, { key, padding: 6 /* RSA_PKCS1_PSS_PADDING */, saltLength: 32 }, signature);
+    return verify('sha256', data, key, signature);
+  } catch {
+    return false;
+  }
+}
+
+/** Scheme, host and path (RFC 9449 §4.3: no query, no fragment), the scheme and host case-insensitive. */
+function normalUri(uri: string): string | null {
+  try {
+    const url = new URL(uri);
+    return `${url.protocol}//${url.host}${url.pathname}`;
+  } catch {
+    return null;
+  }
+}
+
+function base64urlOrNull(segment: string): Buffer | null {
+  if (!/^[A-Za-z0-9_-]*$/.test(segment)) return null;
+  const bytes = Buffer.from(segment, 'base64url');
+  return bytes.toString('base64url') === segment ? bytes : null;
+}
+
+function jsonSegment(segment: string): Record<string, unknown> | null {
+  const bytes = base64urlOrNull(segment);
+  if (!bytes) return null;
+  try {
+    const value: unknown = JSON.parse(bytes.toString('utf8'));
+    return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}

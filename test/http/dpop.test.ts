@@ -1,0 +1,201 @@
+import { createHash, generateKeyPairSync, randomUUID, sign as cryptoSign, type KeyObject } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { admin, createApp, decodeJwtPart, issue, startTestServer, type TestServer } from '../helpers/server.js';
+
+/**
+ * DPoP (RFC 9449; SPEC §2.10, §4.1, §4.2) on /v1/refresh and /oauth2/token: proofs checked per §4.3,
+ * sessions bound at issuance (`dpopJkt`) or by a public client's first proof, `cnf.jkt` in the access
+ * token, `token_type: DPoP`, nonces, and every forgery refused with nothing consumed.
+ */
+const ISSUER = 'http://rotor.test';
+
+interface Holder { privateKey: KeyObject; jwk: Record<string, unknown>; jkt: string; alg: string }
+
+function holder(kind: 'ec' | 'ed25519' | 'rsa' = 'ec'): Holder {
+  const { privateKey, publicKey } = kind === 'ec'
+    ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
+    : kind === 'ed25519' ? generateKeyPairSync('ed25519') : generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const jwk = publicKey.export({ format: 'jwk' }) as Record<string, unknown>;
+  const members = jwk.kty === 'EC' ? ['crv', 'kty', 'x', 'y'] : jwk.kty === 'OKP' ? ['crv', 'kty', 'x'] : ['e', 'kty', 'n'];
+  const jkt = createHash('sha256').update(`{${members.map((m) => `"${m}":${JSON.stringify(jwk[m])}`).join(',')}}`).digest('base64url');
+  return { privateKey, jwk, jkt, alg: kind === 'ec' ? 'ES256' : kind === 'ed25519' ? 'EdDSA' : 'RS256' };
+}
+
+const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+
+/** A proof; `tamper` changes header or payload, `signWith` signs with another key than the header's. */
+function proof(h: Holder, htu: string, options: {
+  htm?: string; iat?: number; jti?: string; nonce?: string; header?: Record<string, unknown>; payload?: Record<string, unknown>; signWith?: Holder; alg?: string;
+} = {}): string {
+  const header = { typ: 'dpop+jwt', alg: options.alg ?? h.alg, jwk: h.jwk, ...options.header };
+  const payload = { jti: options.jti ?? randomUUID(), htm: options.htm ?? 'POST', htu, iat: options.iat ?? Math.floor(Date.now() / 1000), ...(options.nonce ? { nonce: options.nonce } : {}), ...options.payload };
+  const input = `${b64(header)}.${b64(payload)}`;
+  const signer = options.signWith ?? h;
+  const signature = signer.alg === 'ES256'
+    ? cryptoSign('sha256', Buffer.from(input), { key: signer.privateKey, dsaEncoding: 'ieee-p1363' })
+    : signer.alg === 'EdDSA' ? cryptoSign(null, Buffer.from(input), signer.privateKey) : cryptoSign('sha256', Buffer.from(input), signer.privateKey);
+  return `${input}.${signature.toString('base64url')}`;
+}
+
+describe('DPoP (RFC 9449)', () => {
+  let server: TestServer;
+  beforeAll(async () => { server = await startTestServer({ env: { ROTOR_ISSUER: ISSUER } }); });
+  afterAll(async () => { await server.close(); });
+
+  const refresh = (token: string, dpop?: string | string[]) => server.call('POST', '/v1/refresh', {
+    json: { refreshToken: token }, headers: dpop === undefined ? {} : { dpop: Array.isArray(dpop) ? dpop.join(', ') : dpop },
+  });
+  const oauthRefresh = (app: { id: string }, token: string, dpop?: string) => server.call('POST', '/oauth2/token', {
+    form: { grant_type: 'refresh_token', refresh_token: token, client_id: app.id }, headers: dpop === undefined ? {} : { dpop },
+  });
+  const htuRefresh = `${ISSUER}/v1/refresh`;
+
+  it('a proof on /v1/refresh binds a public session: DPoP token type, cnf.jkt, and the next refresh needs that key', async () => {
+    const app = await createApp(server, { name: 'dpop-bind', policy: { reuseGrace: 0 } });
+    const pair = await issue(server, app);
+    const key = holder();
+    const first = await refresh(pair.refreshToken, proof(key, htuRefresh));
+    expect(first.status, first.text).toBe(200);
+    expect(first.body.tokenType).toBe('DPoP');
+    expect(decodeJwtPart(first.body.accessToken, 1).cnf).toEqual({ jkt: key.jkt });
+    // Bound now: no proof, or another key's, is refused and consumes nothing.
+    for (const attempt of [undefined, proof(holder(), htuRefresh)]) {
+      const refused = await refresh(first.body.refreshToken, attempt);
+      expect(refused.status).toBe(401);
+      expect(refused.body.code).toBe('invalid_dpop_proof');
+      expect(refused.headers.get('www-authenticate')).toMatch(/^DPoP error="invalid_dpop_proof"/);
+    }
+    const second = await refresh(first.body.refreshToken, proof(key, htuRefresh));
+    expect(second.status).toBe(200);
+    expect(decodeJwtPart(second.body.accessToken, 1).cnf).toEqual({ jkt: key.jkt });
+  });
+
+  it('dpopJkt at issuance binds the session from the start; the OAuth token endpoint answers token_type DPoP', async () => {
+    const app = await createApp(server, { name: 'dpop-issued', policy: { reuseGrace: 0 } });
+    const key = holder('ed25519');
+    const pair = await issue(server, app, 'alice', { dpopJkt: key.jkt });
+    expect(pair.tokenType).toBe('DPoP');
+    expect(decodeJwtPart(pair.accessToken, 1).cnf).toEqual({ jkt: key.jkt });
+    expect((await refresh(pair.refreshToken)).body.code).toBe('invalid_dpop_proof');
+    const res = await oauthRefresh(app, pair.refreshToken, proof(key, `${ISSUER}/oauth2/token`));
+    expect(res.status, res.text).toBe(200);
+    expect(res.body.token_type).toBe('DPoP');
+    const introspected = await server.call('POST', '/oauth2/introspect', { form: { token: res.body.access_token, client_id: app.id, client_secret: app.appKey } });
+    expect(introspected.body).toMatchObject({ active: true, token_type: 'DPoP', cnf: { jkt: key.jkt } });
+    // A bad dpopJkt, or one for an app that does not use DPoP, is 400.
+    expect((await server.call('POST', `/v1/apps/${app.name}/sessions`, { json: { subject: 'x', dpopJkt: 'short' }, headers: { authorization: `Bearer ${app.appKey}` } })).status).toBe(400);
+    const off = await createApp(server, { name: 'dpop-off', policy: { dpop: 'off' } });
+    expect((await server.call('POST', `/v1/apps/${off.name}/sessions`, { json: { subject: 'x', dpopJkt: key.jkt }, headers: { authorization: `Bearer ${off.appKey}` } })).status).toBe(400);
+  });
+
+  it('forged and hostile proofs are refused with invalid_dpop_proof, in each API\'s envelope, and consume nothing', async () => {
+    const app = await createApp(server, { name: 'dpop-forgeries', policy: { reuseGrace: 0 } });
+    const key = holder();
+    const pair = await issue(server, app, 'alice', { dpopJkt: key.jkt });
+    const now = Math.floor(Date.now() / 1000);
+    const rsa = holder('rsa');
+    const { privateKey: _p, ...privateJwk } = { privateKey: 0, ...(key.privateKey.export({ format: 'jwk' }) as Record<string, unknown>) };
+    /** Every forgery, aimed at `htu`; `other` is the other endpoint's URI. */
+    const forgeries = (htu: string, other: string): [string, string][] => [
+      ['signed by another key', proof(key, htu, { signWith: holder() })],
+      ['alg none', `${b64({ typ: 'dpop+jwt', alg: 'none', jwk: key.jwk })}.${b64({ jti: randomUUID(), htm: 'POST', htu, iat: now })}.`],
+      ['HS256 keyed with the public key', (() => {
+        const input = `${b64({ typ: 'dpop+jwt', alg: 'HS256', jwk: key.jwk })}.${b64({ jti: randomUUID(), htm: 'POST', htu, iat: now })}`;
+        return `${input}.${createHash('sha256').update(input).digest('base64url')}`;
+      })()],
+      ['a private jwk in the header', proof(key, htu, { header: { jwk: privateJwk } })],
+      ['typ JWT', proof(key, htu, { header: { typ: 'JWT' } })],
+      ['an RSA key claimed as ES256', proof(rsa, htu, { alg: 'ES256' })],
+      ['iat ten minutes old', proof(key, htu, { iat: now - 600 })],
+      ['iat ten minutes ahead', proof(key, htu, { iat: now + 600 })],
+      ['htu of the other endpoint', proof(key, other)],
+      ['htu with a query', proof(key, `${htu}?x=1`)],
+      ['htu of another host', proof(key, htu.replace(ISSUER, 'http://evil.test'))],
+      ['htm GET', proof(key, htu, { htm: 'GET' })],
+      ['no jti', proof(key, htu, { payload: { jti: undefined } })],
+      ['two DPoP headers', `${proof(key, htu)}, ${proof(key, htu)}`],
+      ['garbage', 'not.a.proof'],
+    ];
+    // A proof used once (on another session) is a replay everywhere after.
+    const used = await issue(server, app, 'bob', { dpopJkt: key.jkt });
+    const replayed = proof(key, htuRefresh);
+    expect((await refresh(used.refreshToken, replayed)).status).toBe(200);
+    const fresh = pair;
+    for (const [name, attempt] of [...forgeries(htuRefresh, `${ISSUER}/oauth2/token`), ['a replayed jti', replayed] as [string, string]]) {
+      const res = await refresh(fresh.refreshToken, attempt);
+      expect(res.status, name).toBe(401);
+      expect(res.body.code, name).toBe('invalid_dpop_proof');
+    }
+    for (const [name, attempt] of forgeries(`${ISSUER}/oauth2/token`, htuRefresh)) {
+      const oauth = await oauthRefresh(app, fresh.refreshToken, attempt);
+      expect(oauth.status, `oauth ${name}`).toBe(400);
+      expect(oauth.body.error, `oauth ${name}`).toBe('invalid_dpop_proof');
+    }
+    // Nothing was consumed: the genuine proof still refreshes, once.
+    expect((await refresh(fresh.refreshToken, proof(key, htuRefresh))).status).toBe(200);
+  });
+
+  it('policy dpop required: an unbound session refreshes only with a proof; dialect endpoints treat a bound session as an invalid token', async () => {
+    const allowed = await createApp(server, { name: 'dpop-required' });
+    const pair = await issue(server, allowed);
+    await server.call('PATCH', `/admin/apps/${allowed.id}`, { json: { policy: { dpop: 'required' } }, headers: admin });
+    expect((await refresh(pair.refreshToken)).body.code).toBe('invalid_dpop_proof');
+    expect((await refresh(pair.refreshToken, proof(holder(), htuRefresh))).status).toBe(200);
+    // A bound session of a dialect app is an invalid token at its dialect endpoint (no proof can go there).
+    const abit = await createApp(server, { name: 'dpop-abit', profile: 'abitmedia', policy: { reuseGrace: 0 } });
+    const key = holder();
+    const bound = await issue(server, abit, 'dora', { dpopJkt: key.jkt });
+    const dialect = await server.call('POST', '/v1/refreshToken', { json: { refreshToken: bound.refreshToken } });
+    expect(dialect.status).toBe(400);
+    expect(dialect.text).toBe('{"success":false,"status":400,"message":"Token de refresco inválido o expirado"}');
+    expect((await refresh(bound.refreshToken, proof(key, htuRefresh))).status).toBe(200); // untouched by the refusal
+  });
+
+  it('server nonces: use_dpop_nonce with a DPoP-Nonce, then the proof with that nonce works; a stale or forged nonce is refused', async () => {
+    const app = await createApp(server, { name: 'dpop-nonce', policy: { dpopNonce: true, reuseGrace: 0 } });
+    const key = holder();
+    const pair = await issue(server, app, 'erin', { dpopJkt: key.jkt });
+    const first = await refresh(pair.refreshToken, proof(key, htuRefresh));
+    expect(first.status).toBe(401);
+    expect(first.body.code).toBe('use_dpop_nonce');
+    const nonce = first.headers.get('dpop-nonce');
+    expect(nonce).toMatch(/^[A-Za-z0-9_-]{32}$/);
+    expect((await refresh(pair.refreshToken, proof(key, htuRefresh, { nonce: `${nonce!.slice(0, -2)}AA` }))).body.code).toBe('use_dpop_nonce');
+    const ok = await refresh(pair.refreshToken, proof(key, htuRefresh, { nonce: nonce! }));
+    expect(ok.status, ok.text).toBe(200);
+    expect(ok.headers.get('dpop-nonce')).toMatch(/^[A-Za-z0-9_-]{32}$/); // the next one, ahead of time
+    const oauth = await oauthRefresh(app, ok.body.refreshToken, proof(key, `${ISSUER}/oauth2/token`));
+    expect(oauth.status).toBe(400);
+    expect(oauth.body.error).toBe('use_dpop_nonce');
+    expect(oauth.headers.get('dpop-nonce')).toBeTruthy();
+  });
+
+  it('metadata: each app\'s RFC 8414 document names its issuer, its own JWKS and the DPoP algorithms; the root names no JWKS', async () => {
+    const app = await createApp(server, { name: 'dpop-meta' });
+    const meta = await server.call('GET', `/.well-known/oauth-authorization-server/apps/${app.id}`);
+    expect(meta.body).toMatchObject({
+      issuer: `${ISSUER}/apps/${app.id}`, jwks_uri: `${ISSUER}/v1/apps/${app.id}/jwks.json`, token_endpoint: `${ISSUER}/oauth2/token`,
+      dpop_signing_alg_values_supported: ['ES256', 'EdDSA', 'RS256', 'PS256'],
+    });
+    expect((await server.call('GET', `/.well-known/oauth-authorization-server/apps/${app.name}`)).status).toBe(404);
+    expect((await server.call('GET', `/.well-known/oauth-authorization-server/apps/${app.id.toLowerCase()}`)).status).toBe(404);
+    const root = await server.call('GET', '/.well-known/oauth-authorization-server');
+    expect(root.body.issuer).toBe(ISSUER);
+    expect(root.body).not.toHaveProperty('jwks_uri');
+  });
+
+  it('tenants cannot impersonate each other: app A cannot mint client_id, cnf or another audience\'s token for B', async () => {
+    const a = await createApp(server, { name: 'tenant-a' });
+    const b = await createApp(server, { name: 'tenant-b' });
+    for (const claims of [{ client_id: b.id }, { cnf: { jkt: 'x' } }]) {
+      const res = await server.call('POST', `/v1/apps/${a.name}/sessions`, { json: { subject: 'mallory', claims }, headers: { authorization: `Bearer ${a.appKey}` } });
+      expect(res.status).toBe(400);
+    }
+    // Even with B's audience, A's token names A as its issuer and client, and only A's JWKS holds its key.
+    const forged = await issue(server, a, 'admin', { audience: b.id });
+    const payload = decodeJwtPart(forged.accessToken, 1);
+    expect(payload).toMatchObject({ iss: `${ISSUER}/apps/${a.id}`, client_id: a.id, aud: b.id });
+    const bJwks = (await server.call('GET', `/v1/apps/${b.id}/jwks.json`)).body;
+    expect(bJwks.keys.map((k: { kid: string }) => k.kid)).not.toContain(decodeJwtPart(forged.accessToken, 0).kid);
+  });
+});
