@@ -258,19 +258,3 @@ describe('flolive dialect, store down', () => {
   });
 });
 
-describe('flolive dialect: token headers as the vendor shows them', () => {
-  // floLIVE's sample tokens show "typ":"JWT" (issue 11; no stored copy of the page was found, so cited from the issue)
-  it('access and refresh token headers carry "typ":"JWT", plus kid', async () => {
-    const server = await startTestServer();
-    try {
-      const app = await createApp(server, { name: 'flolive-typ', profile: 'flolive' });
-      const pair = await issue(server, app);
-      const kid = decodeJwtPart(pair.accessToken, 0).kid;
-      for (const token of [pair.accessToken, pair.refreshToken]) {
-        expect(Buffer.from(token.split('.')[0] as string, 'base64url').toString('utf8')).toBe(`{"alg":"HS256","typ":"JWT","kid":"${kid}"}`);
-      }
-    } finally {
-      await server.close();
-    }
-  });
-});
