@@ -129,8 +129,11 @@ describe('hostile HTTP input (H-01 … H-15)', () => {
     const meta = await server.call('GET', '/.well-known/oauth-authorization-server', { headers });
     expect(meta.body.issuer).toBe('http://rotor.test');
     expect(meta.text).not.toContain('evil');
+    const own = await server.call('GET', `/.well-known/oauth-authorization-server/apps/${app.id}`, { headers });
+    expect(own.body).toMatchObject({ issuer: `http://rotor.test/apps/${app.id}`, jwks_uri: `http://rotor.test/v1/apps/${app.id}/jwks.json` });
+    expect(own.text).not.toContain('evil');
     const pair = await server.call('POST', `/v1/apps/${app.name}/sessions`, { json: { subject: 'h' }, headers: { ...headers, authorization: `Bearer ${app.appKey}` } });
-    expect(decodeJwtPart(pair.body.accessToken, 1).iss).toBe('http://rotor.test');
+    expect(decodeJwtPart(pair.body.accessToken, 1).iss).toBe(`http://rotor.test/apps/${app.id}`);
   });
 
   it('H-12 Authorization variants: empty, double space, lowercase scheme, extra parts', async () => {
