@@ -6,13 +6,15 @@ export function openApiDocument(issuer: string): Record<string, unknown> {
     type: 'object',
     required: ['accessToken', 'tokenType', 'expiresIn', 'sessionId'],
     properties: {
-      accessToken: { type: 'string' }, tokenType: { const: 'Bearer' }, expiresIn: { type: 'integer' },
+      accessToken: { type: 'string' }, tokenType: { enum: ['Bearer', 'DPoP'] }, expiresIn: { type: 'integer' },
       refreshToken: { type: 'string' }, refreshExpiresIn: { type: 'integer' }, sessionId: { type: 'string' },
     },
   };
   const appKey = [{ appKey: [] }];
   const admin = [{ adminToken: [] }];
   const op = (summary: string, extra: Record<string, unknown> = {}) => ({ summary, responses: { '200': { description: 'OK' }, default: problem }, ...extra });
+  const dpopHeader = { name: 'DPoP', in: 'header', required: false, schema: { type: 'string' }, description: 'RFC 9449 proof: required for a bound session or an app whose policy dpop is required' };
+  const origin = { '403': { description: 'origin_not_allowed: a browser Origin not allowed for the app (nothing consumed)' } };
   return {
     openapi: '3.1.0',
     info: { title: 'Rotor', version: '0.1.0', description: 'Token renewal service: sessions, rotating refresh tokens, JWKS, revocation.' },
@@ -27,21 +29,23 @@ export function openApiDocument(issuer: string): Record<string, unknown> {
     },
     paths: {
       '/v1/apps/{app}/sessions': {
-        post: op('Issue a session', { security: appKey, requestBody: json({ type: 'object', required: ['subject'], properties: { subject: { type: 'string' }, claims: { type: 'object' }, ip: { type: 'string' }, userAgent: { type: 'string' }, audience: { type: 'string' } } }), responses: { '201': { description: 'Created', ...json(tokenPair) }, default: problem } }),
+        post: op('Issue a session', { security: appKey, requestBody: json({ type: 'object', required: ['subject'], properties: { subject: { type: 'string' }, claims: { type: 'object' }, ip: { type: 'string' }, userAgent: { type: 'string' }, audience: { type: 'string' }, dpopJkt: { type: 'string', description: 'RFC 7638 thumbprint: binds the session to the client key' } } }), responses: { '201': { description: 'Created', ...json(tokenPair) }, default: problem } }),
         get: op('List a subject\'s sessions', { security: appKey, parameters: [{ name: 'subject', in: 'query', required: true, schema: { type: 'string' } }] }),
       },
       '/v1/apps/{app}/login': { post: op('Log in with a password', { requestBody: json({ type: 'object', required: ['username', 'password'] }) }) },
-      '/v1/refresh': { post: op('Refresh a session', { requestBody: json({ type: 'object', required: ['refreshToken'], properties: { refreshToken: { type: 'string' } } }) }) },
+      '/v1/refresh': { post: op('Refresh a session (a confidential app\'s token needs its app key)', { parameters: [dpopHeader], requestBody: json({ type: 'object', required: ['refreshToken'], properties: { refreshToken: { type: 'string' }, ip: { type: 'string' }, userAgent: { type: 'string' } } }), responses: { '200': { description: 'OK', ...json(tokenPair) }, '401': { description: 'invalid_app_key, invalid_dpop_proof or use_dpop_nonce (with DPoP-Nonce)' }, ...origin, default: problem } }) },
       '/v1/revoke': { post: op('Revoke the session of a token (RFC 7009 semantics)') },
       '/v1/introspect': { post: op('Introspect a token (RFC 7662 semantics)', { security: appKey }) },
       '/v1/apps/{app}/sessions/{sessionId}': { delete: op('Revoke one session', { security: appKey }) },
       '/v1/apps/{app}/subjects/{subject}/sessions': { delete: op('Revoke every session of a subject', { security: appKey }) },
       '/v1/apps/{app}/jwks.json': { get: op('The app\'s JWKS') },
       '/.well-known/jwks.json': { get: op('Every app\'s published keys') },
-      '/oauth2/token': { post: op('OAuth 2.0 refresh_token grant (form-encoded)') },
+      '/oauth2/token': { post: op('OAuth 2.0 refresh_token grant (form-encoded); token_type Bearer or DPoP', { parameters: [dpopHeader] }) },
       '/oauth2/revoke': { post: op('RFC 7009 revocation') },
       '/oauth2/introspect': { post: op('RFC 7662 introspection') },
-      '/.well-known/oauth-authorization-server': { get: op('RFC 8414 metadata') },
+      '/.well-known/oauth-authorization-server': { get: op('RFC 8414 metadata of the shared endpoints (no jwks_uri)') },
+      '/.well-known/oauth-authorization-server/apps/{appId}': { get: op('RFC 8414 metadata of one app: its issuer, its own JWKS, DPoP algorithms') },
+      '/sdk/rotor-client.js': { get: op('The browser client @rotor/client, one ES module') },
       '/admin/apps': { post: op('Create an app', { security: admin }), get: op('List apps', { security: admin }) },
       '/admin/apps/{app}': { get: op('Show an app', { security: admin }), patch: op('Update an app', { security: admin }), delete: op('Delete an app', { security: admin }) },
       '/admin/apps/{app}/app-keys': { post: op('Create an app key', { security: admin }) },
