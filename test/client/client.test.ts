@@ -179,10 +179,13 @@ describe('@rotor/client in Node', () => {
       const app = await createApp(limited, { name: 'lim' });
       const first = await issue(limited, app);
       expect((await limited.call('POST', '/v1/refresh', { json: { refreshToken: first.refreshToken } })).status).toBe(200);
-      const rotor = createRotorClient({ baseUrl: limited.url, storage: 'memory', retries: 1 });
+      // No retry: the limit counts in fixed windows, and a retry after a Retry-After of 1 s (the window's
+      // last second) lands in the next window and succeeds — a test that then fails once a minute's worth.
+      const rotor = createRotorClient({ baseUrl: limited.url, storage: 'memory', retries: 0 });
       await rotor.setSession(expiring(await issue(limited, app)));
       const error = await rejection(rotor.getAccessToken());
       expect([error.kind, error.status]).toEqual(['transient', 429]);
+      expect(error.details.retryAfter).toBeGreaterThanOrEqual(1);
       expect(await rotor.getSession()).not.toBeNull();
     } finally {
       await limited.close();
