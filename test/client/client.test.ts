@@ -42,12 +42,11 @@ describe('@rotor/client in Node', () => {
   const introspect = async (app: App, token: string) =>
     (await server.call('POST', '/v1/introspect', { json: { token }, headers: { authorization: `Bearer ${app.appKey}` } })).body.active as boolean;
 
-  it('refuses bad options: no baseUrl, dpop (coming with DPoP), a pair that is not one', async () => {
+  it('refuses bad options: no baseUrl, a pair that is not one, dpopJkt() without dpop (test/client/dpop.test.ts has DPoP)', async () => {
     expect(() => createRotorClient({ baseUrl: 'auth.example.com' })).toThrow(TypeError);
-    expect(() => createRotorClient({ baseUrl: server.url, dpop: true })).toThrow(/coming with DPoP/);
     await expect(client().setSession({} as TokenPair)).rejects.toThrow(TypeError);
     expect((await rejection(client().getAccessToken())).kind).toBe('no_session');
-    await expect(client().dpopJkt()).rejects.toThrow(/coming with DPoP/);
+    await expect(client().dpopJkt()).rejects.toThrow(/needs a client created with dpop: true/);
   });
 
   it('a fresh token is returned as it is; an expiring one is refreshed once, however many callers ask at once', async () => {

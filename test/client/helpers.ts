@@ -36,3 +36,29 @@ export function sharedStorage(): { getItem(k: string): string | null; setItem(k:
   const map = new Map<string, string>();
   return { map, getItem: (k) => map.get(k) ?? null, setItem: (k, v) => void map.set(k, v), removeItem: (k) => void map.delete(k) };
 }
+
+/**
+ * A Rotor whose ROTOR_ISSUER is its own URL, as in production (the issuer is the public URL clients
+ * call): a DPoP proof's `htu` is the client's baseUrl + path, and Rotor checks it against the issuer.
+ */
+export async function startIssuerServer(env: Record<string, string> = {}): Promise<TestServer> {
+  const { createServer } = await import('node:net');
+  const { startTestServer } = await import('../helpers/server.js');
+  for (let i = 0; ; i += 1) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const probe = createServer().once('error', reject);
+      probe.listen(0, '127.0.0.1', () => { const p = (probe.address() as { port: number }).port; probe.close(() => resolve(p)); });
+    });
+    try {
+      return await startTestServer({ port, env: { ROTOR_ISSUER: `http://127.0.0.1:${port}`, ...env } });
+    } catch (err) {
+      if (i >= 3 || !String(err).includes('EADDRINUSE')) throw err; // someone took the port meanwhile
+    }
+  }
+}
+
+/** Makes the pair stored under `key` look expired to the clients sharing `storage` (Rotor's clock is untouched). */
+export function expireStored(storage: { getItem(k: string): string | null; setItem(k: string, v: string): void }, key: string): void {
+  const state = JSON.parse(storage.getItem(key) as string) as { accessExpiresAt: number; receivedAt: number };
+  storage.setItem(key, JSON.stringify({ ...state, receivedAt: 0, accessExpiresAt: 0 }));
+}

@@ -9,7 +9,9 @@
  * beats every second while it holds the lock — and the lock is stolen from it; a tab that closes
  * releases its Web Lock by itself. Without Web Locks, a lease kept in the shared storage stands in for
  * the lock; without shared storage (Node, React Native with memory storage) the client coordinates
- * only itself. docs/client.md has the whole story.
+ * only itself. With `dpop: true` every refresh carries a DPoP proof (RFC 9449) by one non-extractable
+ * ES256 key per `storageKey`, kept in IndexedDB so that every tab, worker and reload of the origin
+ * proves with the same key. docs/client.md has the whole story.
  */
 
 export interface TokenPair {
@@ -66,7 +68,11 @@ export interface RotorClientOptions {
   storage?: 'local' | 'memory' | StorageLike;
   /** Refresh this long before the access token expires (at most half its lifetime). Default 30. */
   refreshMarginSeconds?: number;
-  /** Sender-constrained sessions: coming with DPoP (a later release); `true` is refused for now. */
+  /**
+   * Sender-constrained sessions (DPoP, RFC 9449): a non-extractable ES256 key (IndexedDB in browsers,
+   * memory elsewhere) proves every refresh, and `fetch()` proves every request made with a DPoP token.
+   * Needs WebCrypto (`crypto.subtle`: a secure context in browsers). Default false.
+   */
   dpop?: boolean;
   /** Retries of a refresh after a transient failure (network, 5xx, 429). Default 3. */
   retries?: number;
@@ -90,7 +96,10 @@ export interface RotorClient {
   setSession(pair: TokenPair): Promise<void>;
   /** A valid access token, refreshed first when it is within the margin of its expiry. */
   getAccessToken(): Promise<string>;
-  /** fetch with `Authorization: Bearer <access token>`; on a 401, refreshes once and retries once. */
+  /**
+   * fetch with `Authorization: Bearer <access token>` (or `DPoP <access token>` and a `DPoP` proof for a
+   * DPoP-bound token); on a 401, refreshes once and retries once.
+   */
   fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response>;
   /** Called in every tab when the session is set, refreshed or ends. Returns the unsubscribe function. */
   onChange(listener: (event: RotorEvent) => void): () => void;
@@ -98,7 +107,7 @@ export interface RotorClient {
   signOut(): Promise<void>;
   /** The session as stored, or null when there is none. */
   getSession(): Promise<SessionInfo | null>;
-  /** The DPoP key thumbprint for `dpopJkt` at issuance: coming with DPoP. */
+  /** The RFC 7638 thumbprint of this origin's DPoP key, for `dpopJkt` at issuance (needs `dpop: true`). */
   dpopJkt(): Promise<string>;
   /** Stops listening to other tabs (for tests and single-page-app teardown). */
   close(): void;
@@ -118,6 +127,8 @@ interface Stored {
   accessExpiresAt?: number;
   refreshExpiresAt?: number | null;
   reason?: SignedOutReason;
+  /** The latest `DPoP-Nonce` Rotor sent with a pair, for the next holder's first proof. */
+  dpopNonce?: string;
 }
 
 type Message = { type: 'state'; state: Stored } | { type: 'beat' };
@@ -181,11 +192,132 @@ function parse(text: string | null | undefined): Stored | null {
 
 const newer = (a: Stored | null, b: Stored | null): Stored | null => (!a ? b : !b ? a : b.gen > a.gen ? b : a);
 
+// ---- DPoP (RFC 9449) ----
+
+/** The key of one `storageKey`: the non-extractable pair, its public JWK and its RFC 7638 thumbprint. */
+interface DpopKey {
+  v: 1;
+  privateKey: CryptoKey;
+  publicKey: CryptoKey;
+  jwk: { crv: string; kty: string; x: string; y: string };
+  jkt: string;
+  createdAt: number;
+}
+
+/** Where browsers keep the keys: database `rotor-dpop`, object store `keys`, one record per storageKey. */
+const DPOP_DB = 'rotor-dpop';
+const DPOP_STORE = 'keys';
+/** Without IndexedDB (Node, React Native): one key per storageKey for the life of the process. */
+const memoryKeys = new Map<string, Promise<DpopKey>>();
+
+function webCrypto(): { subtle: SubtleCrypto; getRandomValues: Crypto['getRandomValues'] } | null {
+  const c = (globalThis as { crypto?: Crypto }).crypto;
+  return c && c.subtle && typeof c.subtle.generateKey === 'function' && typeof c.subtle.sign === 'function' && typeof c.getRandomValues === 'function'
+    ? { subtle: c.subtle, getRandomValues: (array) => c.getRandomValues(array) }
+    : null;
+}
+
+function indexedDbFactory(): IDBFactory | null {
+  try {
+    return (globalThis as { indexedDB?: IDBFactory }).indexedDB ?? null;
+  } catch {
+    return null; // some sandboxed frames throw on access
+  }
+}
+
+const utf8 = (text: string) => new TextEncoder().encode(text);
+
+function base64url(bytes: Uint8Array): string {
+  let binary = '';
+  for (let i = 0; i < bytes.length; i += 1) binary += String.fromCharCode(bytes[i] as number);
+  return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+/** The `cnf.jkt` an access token names (read, not verified: only to tell whose key a session is bound to). */
+function boundJktOf(token: string | undefined): string | undefined {
+  try {
+    const part = (token ?? '').split('.')[1] ?? '';
+    const json = atob(part.replace(/-/g, '+').replace(/_/g, '/') + '='.repeat((4 - (part.length % 4)) % 4));
+    const jkt = (JSON.parse(json) as { cnf?: { jkt?: unknown } }).cnf?.jkt;
+    return typeof jkt === 'string' ? jkt : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** RFC 9449 §4.2: the URI of a request without its query and fragment. */
+function htuOf(url: string): string {
+  const u = new URL(url);
+  return `${u.protocol}//${u.host}${u.pathname}`;
+}
+
+function isDpopKey(value: unknown): value is DpopKey {
+  const k = value as DpopKey | undefined;
+  return !!k && k.v === 1 && typeof k.jkt === 'string' && !!k.privateKey && !!k.publicKey && !!k.jwk;
+}
+
+async function generateDpopKey(subtle: SubtleCrypto): Promise<DpopKey> {
+  // Non-extractable: the private key can sign, and nothing — no script of the origin either — can read it.
+  const pair = (await subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign'])) as CryptoKeyPair;
+  const exported = await subtle.exportKey('jwk', pair.publicKey); // a public key is always exportable
+  const jwk = { crv: String(exported.crv), kty: String(exported.kty), x: String(exported.x), y: String(exported.y) };
+  // RFC 7638: the required members, in lexicographic order, no whitespace.
+  const canonical = `{"crv":${JSON.stringify(jwk.crv)},"kty":${JSON.stringify(jwk.kty)},"x":${JSON.stringify(jwk.x)},"y":${JSON.stringify(jwk.y)}}`;
+  const jkt = base64url(new Uint8Array(await subtle.digest('SHA-256', utf8(canonical))));
+  return { v: 1, privateKey: pair.privateKey, publicKey: pair.publicKey, jwk, jkt, createdAt: Date.now() };
+}
+
+function openKeyDb(factory: IDBFactory): Promise<IDBDatabase> {
+  return new Promise((resolve, reject) => {
+    const request = factory.open(DPOP_DB, 1);
+    request.onupgradeneeded = () => {
+      if (!request.result.objectStoreNames.contains(DPOP_STORE)) request.result.createObjectStore(DPOP_STORE);
+    };
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error ?? new Error('IndexedDB could not be opened'));
+  });
+}
+
+/**
+ * The stored key of `name`; with a `candidate`, in one readwrite transaction: the stored key if there is
+ * one, else the candidate, stored. Readwrite transactions on one store run one at a time, so tabs that
+ * generate at once all end with the key of whichever stored first.
+ */
+function keyRecord(db: IDBDatabase, name: string, candidate?: DpopKey): Promise<DpopKey | undefined> {
+  return new Promise((resolve, reject) => {
+    const tx = db.transaction(DPOP_STORE, candidate ? 'readwrite' : 'readonly');
+    const store = tx.objectStore(DPOP_STORE);
+    let result: DpopKey | undefined;
+    const get = store.get(name);
+    get.onsuccess = () => {
+      if (isDpopKey(get.result)) result = get.result;
+      else if (candidate) {
+        store.put(candidate, name);
+        result = candidate;
+      }
+    };
+    tx.oncomplete = () => resolve(result);
+    tx.onerror = () => reject(tx.error ?? new Error('IndexedDB transaction failed'));
+    tx.onabort = () => reject(tx.error ?? new Error('IndexedDB transaction aborted'));
+  });
+}
+
+async function sharedDpopKey(factory: IDBFactory, subtle: SubtleCrypto, name: string): Promise<DpopKey> {
+  const db = await openKeyDb(factory);
+  try {
+    return (await keyRecord(db, name)) ?? ((await keyRecord(db, name, await generateDpopKey(subtle))) as DpopKey);
+  } finally {
+    db.close();
+  }
+}
+
 export function createRotorClient(options: RotorClientOptions): RotorClient {
   if (!options || typeof options.baseUrl !== 'string' || !/^https?:\/\//i.test(options.baseUrl)) {
     throw new TypeError('createRotorClient: baseUrl must be an http(s) URL, e.g. https://auth.example.com');
   }
-  if (options.dpop) throw new TypeError('createRotorClient: dpop: true is coming with DPoP support in a later release');
+  if (options.dpop && !webCrypto()) {
+    throw new TypeError('createRotorClient: dpop: true needs WebCrypto (crypto.subtle), which browsers offer only in secure contexts (https:, or http://localhost); Node 20+ has it; in React Native install a WebCrypto polyfill with ECDSA P-256 or leave dpop off');
+  }
   return new Client(options);
 }
 
@@ -202,6 +334,13 @@ class Client implements RotorClient {
   private readonly timeoutMs: number;
   private readonly lockTimeoutMs: number;
   private readonly doFetch: typeof fetch;
+  private readonly dpop: boolean;
+  private readonly refreshUrl: string;
+  private dpopKeyPromise: Promise<DpopKey> | null = null;
+  /** The latest `DPoP-Nonce` Rotor sent (RFC 9449 §8), from any answer or any context's stored pair. */
+  private nonce: string | undefined;
+  /** Nonces resource servers asked for (RFC 9449 §9), by origin. */
+  private readonly resourceNonces = new Map<string, string>();
   private readonly id = randomId();
   private readonly listeners = new Set<(event: RotorEvent) => void>();
   private readonly channel: BroadcastChannel | null = null;
@@ -230,6 +369,10 @@ class Client implements RotorClient {
     this.lockTimeoutMs = options.lockTimeoutMs ?? 3000;
     const globalFetch = (globalThis as { fetch?: typeof fetch }).fetch;
     this.doFetch = options.fetch ?? ((input, init) => (globalFetch as typeof fetch)(input, init));
+    this.dpop = options.dpop === true;
+    this.refreshUrl = htuOf(`${this.base}/v1/refresh`);
+    // Load (or make) the key now, so that the first refresh does not wait for it.
+    if (this.dpop) void this.dpopKey().catch(() => undefined);
     // Contexts of one origin coordinate in browsers and workers, or wherever they are given one storage.
     if (isWebContext() || typeof choice === 'object') {
       this.locks = webLocks();
@@ -278,12 +421,14 @@ class Client implements RotorClient {
   async fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
     const request = new Request(input, init);
     const token = await this.getAccessToken();
-    const first = await this.doFetch(await this.authorized(request.clone(), token));
-    if (first.status !== 401) return first;
+    let res = await this.send(request, token);
+    // A resource server that asks for a DPoP nonce (RFC 9449 §9) gets the same request once more with it.
+    if (res.status === 401 && this.nonceChallenged(request, res)) res = await this.send(request, token);
+    if (res.status !== 401) return res;
     // Refresh once — unless another tab already did since this token was read — and retry once.
     const state = this.usable(await this.read());
     const next = state.accessToken !== token && this.fresh(state) ? state : await this.refresh(state);
-    return this.doFetch(await this.authorized(request, next.accessToken as string));
+    return this.send(request, next.accessToken as string);
   }
 
   onChange(listener: (event: RotorEvent) => void): () => void {
@@ -313,7 +458,8 @@ class Client implements RotorClient {
   }
 
   async dpopJkt(): Promise<string> {
-    throw new RotorClientError('refused', 'dpopJkt() is coming with DPoP support in a later release');
+    if (!this.dpop) throw new RotorClientError('refused', 'dpopJkt() needs a client created with dpop: true');
+    return (await this.dpopKey()).jkt;
   }
 
   close(): void {
@@ -366,6 +512,7 @@ class Client implements RotorClient {
 
   private observe(state: Stored | null): void {
     if (!state || (state.gen === this.lastEmitted.gen && state.rev === this.lastEmitted.rev) || state.gen < this.lastEmitted.gen) return;
+    if (state.dpopNonce) this.nonce = state.dpopNonce;
     this.lastEmitted = { gen: state.gen, rev: state.rev };
     const event: RotorEvent = state.by === 'signed_out'
       ? { type: 'signed_out', reason: state.reason ?? 'signed_out' }
@@ -408,33 +555,49 @@ class Client implements RotorClient {
       throw new RotorClientError('signed_out', 'the access token expired and this session has no refresh token', { reason: 'expired' });
     }
     let pair: TokenPair;
+    let nonce: string | undefined;
     try {
-      pair = await this.redeem(current.refreshToken, hold);
-    } catch (err) {
+      ({ pair, nonce } = await this.redeem(current.refreshToken, hold, this.nonce ?? current.dpopNonce));
+    } catch (caught) {
       const latest = await this.read();
       // Someone moved the session on meanwhile (this context's lock was taken from it): theirs stands.
       if (latest && latest.gen > current.gen) return this.usable(latest);
+      const err = await this.boundElsewhere(caught, current);
       if (err instanceof RotorClientError && err.kind === 'signed_out') await this.endLocally(err.reason as SignedOutReason, current);
       throw err;
     }
     const latest = await this.read();
     if (latest && latest.gen > current.gen) return this.usable(latest);
     const next = this.fromPair(pair, 'refresh', current.gen + 1);
+    if (nonce) next.dpopNonce = nonce;
     await this.commit(next);
     await sleep(SETTLE_AFTER_WRITE_MS);
     return next;
   }
 
-  /** POST /v1/refresh, retrying transient failures with backoff (and Retry-After). */
-  private async redeem(refreshToken: string, hold: Hold): Promise<TokenPair> {
+  /**
+   * POST /v1/refresh, retrying transient failures with backoff (and Retry-After). With DPoP, every
+   * attempt carries a fresh proof, and a `use_dpop_nonce` refusal is retried once with Rotor's nonce.
+   */
+  private async redeem(refreshToken: string, hold: Hold, nonceSeed: string | undefined): Promise<{ pair: TokenPair; nonce: string | undefined }> {
     const first = Date.now();
+    let nonce = nonceSeed;
+    let nonceRetried = false;
     for (let attempt = 0; ; attempt += 1) {
       if (hold.lost && attempt > 0) throw new RotorClientError('transient', 'the refresh lock was taken over by another tab');
+      const headers: Record<string, string> = this.dpop ? { DPoP: await this.proof('POST', this.refreshUrl, { nonce }) } : {};
       let failure: RotorClientError;
       try {
-        const res = await this.post('/v1/refresh', { refreshToken });
-        if (res.ok) return (await res.json()) as TokenPair;
+        const res = await this.post('/v1/refresh', { refreshToken }, headers);
+        const offered = res.headers.get('dpop-nonce') ?? undefined;
+        if (offered) nonce = this.nonce = offered;
+        if (res.ok) return { pair: (await res.json()) as TokenPair, nonce: offered };
         failure = await this.failureOf(res);
+        if (failure.details.code === 'use_dpop_nonce' && this.dpop && offered && !nonceRetried) {
+          nonceRetried = true;
+          attempt -= 1; // not a failure: the same attempt, now with the nonce
+          continue;
+        }
       } catch (err) {
         failure = err instanceof RotorClientError ? err : new RotorClientError('transient', 'Rotor could not be reached', { cause: err });
       }
@@ -462,15 +625,32 @@ class Client implements RotorClient {
     }
     const reason = code === 'subject_disabled' ? 'subject_disabled' : code === 'invalid_refresh_token' && detail ? TERMINAL[detail] : undefined;
     if (reason) return new RotorClientError('signed_out', `the session has ended (${reason})`, { status: res.status, code, reason });
-    return new RotorClientError('refused', `Rotor refused the refresh: ${code ?? res.status}${detail ? ` (${detail})` : ''}`, { status: res.status, code, reason: detail });
+    const hint = code === 'invalid_dpop_proof' && !this.dpop ? ': the session is bound to a DPoP key; create the client with dpop: true' : '';
+    return new RotorClientError('refused', `Rotor refused the refresh: ${code ?? res.status}${detail ? ` (${detail})` : ''}${hint}`, { status: res.status, code, reason: detail });
   }
 
-  private async post(path: string, body: unknown): Promise<Response> {
+  /**
+   * An `invalid_dpop_proof` for a session bound to another key than this origin's (its access token
+   * names another `cnf.jkt`, or Rotor says so) can never be refreshed here: the session is over for this
+   * client (`invalid`). Any other refusal (a clock far off, a wrong baseUrl) keeps the session.
+   */
+  private async boundElsewhere(err: unknown, current: Stored): Promise<unknown> {
+    if (!this.dpop || !(err instanceof RotorClientError) || err.details.code !== 'invalid_dpop_proof') return err;
+    const bound = boundJktOf(current.accessToken);
+    const ours = await this.dpopKey().then((key) => key.jkt, () => undefined);
+    const elsewhere = (bound !== undefined && ours !== undefined && bound !== ours) || /bound to/.test(err.reason ?? '');
+    if (!elsewhere) return err;
+    return new RotorClientError('signed_out', 'the session has ended (invalid): it is bound to another DPoP key than this origin\'s', {
+      status: err.status, code: 'invalid_dpop_proof', reason: 'invalid',
+    });
+  }
+
+  private async post(path: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), this.timeoutMs);
     try {
       return await this.doFetch(`${this.base}${path}`, {
-        method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body),
+        method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body),
         credentials: 'omit', signal: controller.signal,
       });
     } catch (err) {
@@ -480,11 +660,82 @@ class Client implements RotorClient {
     }
   }
 
-  private async authorized(request: Request, token: string): Promise<Request> {
+  /** The request (a copy: it may be sent again) with the token, and for a DPoP token a proof of this request. */
+  private async send(request: Request, token: string): Promise<Response> {
     const state = await this.read();
+    const type = state?.tokenType ?? 'Bearer';
     const headers = new Headers(request.headers);
-    headers.set('Authorization', `${state?.tokenType ?? 'Bearer'} ${token}`);
-    return new Request(request, { headers });
+    if (this.dpop && type.toLowerCase() === 'dpop') {
+      const crypto = webCrypto() as NonNullable<ReturnType<typeof webCrypto>>;
+      const ath = base64url(new Uint8Array(await crypto.subtle.digest('SHA-256', utf8(token))));
+      const nonce = this.resourceNonces.get(new URL(request.url).origin);
+      headers.set('Authorization', `DPoP ${token}`);
+      headers.set('DPoP', await this.proof(request.method, htuOf(request.url), { nonce, ath }));
+    } else {
+      headers.set('Authorization', `${type} ${token}`);
+    }
+    const res = await this.doFetch(new Request(request.clone(), { headers }));
+    const offered = res.headers.get('dpop-nonce');
+    if (offered && this.dpop) this.resourceNonces.set(new URL(request.url).origin, offered);
+    return res;
+  }
+
+  /** A 401 `use_dpop_nonce` from a resource server, answered with a new nonce (RFC 9449 §9). */
+  private nonceChallenged(request: Request, res: Response): boolean {
+    if (!this.dpop || !res.headers.get('dpop-nonce')) return false;
+    return /use_dpop_nonce/.test(res.headers.get('www-authenticate') ?? '') && this.resourceNonces.has(new URL(request.url).origin);
+  }
+
+  // ---- DPoP ----
+
+  /**
+   * This origin's key for `storageKey`: from IndexedDB (made and stored there by whichever context came
+   * first), or, where there is no IndexedDB outside a browser, one per process.
+   */
+  private dpopKey(): Promise<DpopKey> {
+    this.dpopKeyPromise ??= this.loadDpopKey().catch((err: unknown) => {
+      this.dpopKeyPromise = null; // try again next time
+      throw err instanceof RotorClientError ? err : new RotorClientError('refused', `the DPoP key could not be made or loaded: ${String(err)}`, { code: 'dpop_key_unavailable', cause: err });
+    });
+    return this.dpopKeyPromise;
+  }
+
+  private async loadDpopKey(): Promise<DpopKey> {
+    const crypto = webCrypto();
+    if (!crypto) throw new RotorClientError('refused', 'dpop: true needs WebCrypto (crypto.subtle)', { code: 'dpop_key_unavailable' });
+    const factory = indexedDbFactory();
+    if (factory) {
+      try {
+        return await sharedDpopKey(factory, crypto.subtle, this.key);
+      } catch (err) {
+        // In a browser a key of this tab alone would not be the key of the others: refuse rather than diverge.
+        if (isWebContext()) throw new RotorClientError('refused', `dpop: true needs IndexedDB to share its key across tabs, and it failed: ${String(err)}`, { code: 'dpop_key_unavailable', cause: err });
+      }
+    } else if (isWebContext()) {
+      throw new RotorClientError('refused', 'dpop: true needs IndexedDB to share its key across tabs, and this context has none', { code: 'dpop_key_unavailable' });
+    }
+    let key = memoryKeys.get(this.key);
+    if (!key) {
+      key = generateDpopKey(crypto.subtle);
+      memoryKeys.set(this.key, key);
+      key.catch(() => memoryKeys.delete(this.key));
+    }
+    return key;
+  }
+
+  /** A DPoP proof JWT (RFC 9449 §4.2): fresh `jti`, `iat` now, this request's `htm` and `htu`. */
+  private async proof(htm: string, htu: string, extra: { nonce?: string; ath?: string }): Promise<string> {
+    const key = await this.dpopKey();
+    const crypto = webCrypto() as NonNullable<ReturnType<typeof webCrypto>>;
+    const header = { typ: 'dpop+jwt', alg: 'ES256', jwk: key.jwk };
+    const payload = {
+      jti: base64url(crypto.getRandomValues(new Uint8Array(16))), htm, htu, iat: Math.floor(Date.now() / 1000),
+      ...(extra.nonce ? { nonce: extra.nonce } : {}), ...(extra.ath ? { ath: extra.ath } : {}),
+    };
+    const input = `${base64url(utf8(JSON.stringify(header)))}.${base64url(utf8(JSON.stringify(payload)))}`;
+    // WebCrypto's ECDSA signature is r‖s, 64 bytes: JWS's form already (RFC 7518 §3.4).
+    const signature = await crypto.subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, key.privateKey, utf8(input));
+    return `${input}.${base64url(new Uint8Array(signature))}`;
   }
 
   // ---- the lock ----
