@@ -3,6 +3,7 @@ import { dirname, join, resolve } from 'node:path';
 import { MasterKey } from './crypto/master_key.js';
 import { canonicalOrigin, originProblem } from './domain/origins.js';
 import { DEFAULT_RATE_LIMITS, type RateLimits } from './http/rate_limit.js';
+import { parseRedisClusterUrl, type RedisClusterOptions } from './store/redis/url.js';
 
 /** SPEC §6. Every value comes from the environment; nothing here reads a file except the master key. */
 export interface Config {
@@ -177,7 +178,7 @@ function integer(text: string | undefined, fallback: number, name: string, min: 
   return value;
 }
 
-export type DatabaseTarget = { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string };
+export type DatabaseTarget = { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string } | { kind: 'redis'; url: string; options: RedisClusterOptions };
 
 export function databaseTarget(url: string): DatabaseTarget {
   if (url === 'sqlite::memory:') return { kind: 'sqlite', path: ':memory:' };
@@ -187,7 +188,17 @@ export function databaseTarget(url: string): DatabaseTarget {
     return { kind: 'sqlite', path: resolve(path) };
   }
   if (url.startsWith('postgres://') || url.startsWith('postgresql://')) return { kind: 'postgres', url };
-  throw new ConfigError('ROTOR_DATABASE_URL must be sqlite:<path>, sqlite::memory: or postgres://…');
+  if (url.startsWith('redis+cluster://')) {
+    try {
+      return { kind: 'redis', url, options: parseRedisClusterUrl(url) };
+    } catch (err) {
+      throw new ConfigError((err as Error).message);
+    }
+  }
+  if (url.startsWith('redis://') || url.startsWith('rediss://')) {
+    throw new ConfigError('ROTOR_DATABASE_URL: Rotor needs a Redis Cluster: write redis+cluster://host:port[,host:port…] (a single Redis server cannot promise the durability of SPEC §7)');
+  }
+  throw new ConfigError('ROTOR_DATABASE_URL must be sqlite:<path>, sqlite::memory:, postgres://… or redis+cluster://host:port[,host:port…]');
 }
 
 /** Where the master key file is read from (and created), or null when ROTOR_MASTER_KEY or no file applies. */
@@ -212,6 +223,9 @@ export function loadMasterKey(config: Config): MasterKey {
   const target = databaseTarget(config.databaseUrl);
   if (target.kind === 'postgres') {
     throw new ConfigError('ROTOR_MASTER_KEY is required with PostgreSQL: set it to 32 random bytes, base64 (openssl rand -base64 32), the same on every instance');
+  }
+  if (target.kind === 'redis') {
+    throw new ConfigError('ROTOR_MASTER_KEY is required with Redis Cluster: set it to 32 random bytes, base64 (openssl rand -base64 32), the same on every instance');
   }
   const file = masterKeyFile(config);
   return file === null ? MasterKey.random() : MasterKey.fromFile(file);

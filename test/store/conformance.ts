@@ -192,7 +192,7 @@ export function describeStoreConformance(name: string, harness: ConformanceHarne
 
     it('ping answers while the store is open', async () => {
       await expect(store.ping()).resolves.toBeUndefined();
-      expect(['sqlite', 'postgres']).toContain(store.kind);
+      expect(['sqlite', 'postgres', 'redis']).toContain(store.kind);
     });
 
     // ── apps ───────────────────────────────────────────────────────────────────────────────────────
