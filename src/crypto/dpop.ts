@@ -35,6 +35,8 @@ export function verifyDpopProof(
   const payload = jsonSegment(p);
   if (!header || !payload) return bad('the proof is not a compact JWS');
   if (header.typ !== 'dpop+jwt') return bad('typ must be dpop+jwt');
+  // RFC 7515 §4.1.11: no extension is understood here; nor does a proof point at keys elsewhere.
+  for (const name of ['crit', 'jku', 'x5u', 'x5c', 'kid']) if (name in header) return bad(`the proof header may not carry ${name}`);
   const alg = header.alg;
   if (typeof alg !== 'string' || !(DPOP_ALGORITHMS as readonly string[]).includes(alg)) return bad(`alg must be one of ${DPOP_ALGORITHMS.join(', ')}`);
   const jwk = header.jwk;
@@ -68,21 +70,24 @@ export const isJwkThumbprint = (value: unknown): value is string => typeof value
  * Server nonces without state (RFC 9449 §8): the issue time and a MAC of it under a master-key-derived
  * key, so every instance accepts every instance's nonce while it is fresh.
  */
-export function issueNonce(key: Buffer, nowSeconds: number): string {
+export function issueNonce(key: Buffer, nowSeconds: number, scope: string): string {
   const time = Buffer.alloc(8);
   time.writeBigUInt64BE(BigInt(nowSeconds));
-  return Buffer.concat([time, createHmac('sha256', key).update(time).digest().subarray(0, 16)]).toString('base64url');
+  return Buffer.concat([time, nonceMac(key, time, scope)]).toString('base64url');
 }
 
-export function isFreshNonce(key: Buffer, nonce: unknown, nowSeconds: number): boolean {
+/** Fresh, and issued for `scope` (an app: one app's nonce is not another's). */
+export function isFreshNonce(key: Buffer, nonce: unknown, nowSeconds: number, scope: string): boolean {
   if (typeof nonce !== 'string' || !/^[A-Za-z0-9_-]{32}$/.test(nonce)) return false;
   const raw = Buffer.from(nonce, 'base64url');
   const time = raw.subarray(0, 8);
-  const expected = createHmac('sha256', key).update(time).digest().subarray(0, 16);
+  const expected = nonceMac(key, time, scope);
   if (!timingSafeEqual(expected, raw.subarray(8))) return false;
   const issued = Number(time.readBigUInt64BE());
   return issued <= nowSeconds + 5 && nowSeconds - issued <= DPOP_WINDOW_SECONDS;
 }
+
+const nonceMac = (key: Buffer, time: Buffer, scope: string): Buffer => createHmac('sha256', key).update(time).update(scope).digest().subarray(0, 16);
 
 function publicKeyFor(alg: string, jwk: Record<string, unknown>): KeyObject | string {
   if (PRIVATE_MEMBERS.some((m) => m in jwk)) return 'the jwk must be a public key';
@@ -100,6 +105,8 @@ function publicKeyFor(alg: string, jwk: Record<string, unknown>): KeyObject | st
 
 function verifySignature(alg: string, key: KeyObject, data: Buffer, signature: Buffer): boolean {
   try {
+    // High-S is accepted: clients' WebCrypto and node:crypto do not normalise S, and a malleated twin of a
+    // proof replays nothing (the replay cache keys on the key and the jti, not on the signature).
     if (alg === 'ES256') return signature.length === 64 && verify('sha256', data, { key, dsaEncoding: 'ieee-p1363' }, signature);
     if (alg === 'EdDSA') return verify(null, data, key, signature);
     if (alg === 'PS256') return verify('sha256', data, { key, padding: 6 /* RSA_PKCS1_PSS_PADDING */, saltLength: 32 }, signature);
@@ -109,15 +116,23 @@ function verifySignature(alg: string, key: KeyObject, data: Buffer, signature: B
   }
 }
 
-/** Scheme, host and path (RFC 9449 §4.3: no query, no fragment), the scheme and host case-insensitive. */
+/**
+ * Scheme, host and path (RFC 9449 §4.3: no query, no fragment), with no normalisation beyond RFC 3986
+ * §6.2.2 case: the text must already be what a URL parser would write (so no userinfo, backslashes,
+ * whitespace, default ports or numeric host shorthands); scheme and host compare case-insensitively.
+ */
 function normalUri(uri: string): string | null {
   try {
     const url = new URL(uri);
-    return `${url.protocol}//${url.host}${url.pathname}`;
+    if (url.username !== '' || url.password !== '') return null;
+    const origin = url.origin;
+    if (uri.slice(0, origin.length).toLowerCase() !== origin.toLowerCase() || uri.slice(origin.length) !== url.pathname) return null;
+    return `${origin.toLowerCase()}${url.pathname}`;
   } catch {
     return null;
   }
 }
+
 
 function base64urlOrNull(segment: string): Buffer | null {
   if (!/^[A-Za-z0-9_-]*$/.test(segment)) return null;

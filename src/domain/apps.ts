@@ -23,6 +23,11 @@ function assertSessionTraceable(profile: Profile, policy: App['policy']): void {
   }
 }
 
+/** DPoP binds native apps only (a dialect's token layout has no room for `cnf`): no dialect app can require it. */
+function assertDpopFits(profile: Profile, policy: App['policy']): void {
+  if (profile !== 'native' && policy.dpop === 'required') throw invalidRequest(`a ${profile} app cannot require DPoP: its dialect endpoints carry no proof (policy.dpop off or allowed)`);
+}
+
 /** SPEC §1: a dialect without client authentication cannot hold a confidential app's tokens. */
 export function assertCanBeConfidential(profile: Profile, isPublic: boolean): void {
   if (!isPublic && KEYLESS_PROFILES.has(profile)) {
@@ -63,6 +68,7 @@ export class Apps {
     if (typeof description !== 'string' || description.length > 1024) throw invalidRequest('description must be a string of at most 1024 characters');
     const policy = applyPolicyPatch(PROFILE_DEFAULTS[profile], input.policy);
     assertSessionTraceable(profile, policy);
+    assertDpopFits(profile, policy);
     const now = this.clock.now();
     const app: App = { id: newId(), name, profile, public: isPublic, policy, description, createdAt: now, updatedAt: now };
     const keyId = newId();
@@ -213,7 +219,10 @@ export class Apps {
       next.description = patch.description;
     }
     next.policy = applyPolicyPatch(app.policy, patch.policy);
-    if (patch.policy !== undefined) assertSessionTraceable(app.profile, next.policy);
+    if (patch.policy !== undefined) {
+      assertSessionTraceable(app.profile, next.policy);
+      assertDpopFits(app.profile, next.policy);
+    }
     return next;
   }
 }

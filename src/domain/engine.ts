@@ -117,6 +117,9 @@ type Located =
   | { kind: 'chain'; found: FoundSession; generation: number; kid: string | null }
   | { kind: 'legacy'; found: FoundLegacyRefresh; kid: string | null };
 
+/** The DPoP check of one request applied to a session: the proof's key thumbprint, or null (see proofFor). */
+type ProofCheck = (session: Session) => Promise<string | null>;
+
 /** The live refresh token of a session as JWTPlus get-session shows it. */
 export type LiveRefresh = Pick<RefreshRecord, 'id' | 'issuedAt' | 'notBefore' | 'expiresAt'>;
 
@@ -163,7 +166,9 @@ export class Engine {
       locator: format.chainId?.locatesSession ? this.ids.newLocator() : null,
       dpopJkt: input.dpopJkt ?? null,
     };
-    if (session.dpopJkt !== null && app.policy.dpop === 'off') throw new RotorError('invalid_request', 'this app does not use DPoP (policy dpop is off): dpopJkt cannot bind its sessions');
+    if (session.dpopJkt !== null && (app.policy.dpop === 'off' || !format.bindsAccessTokens)) {
+      throw new RotorError('invalid_request', `a ${app.profile} app cannot bind sessions with dpopJkt (DPoP binds native apps whose policy dpop is not off)`);
+    }
     const key = await this.deps.keyring.activeKey(app);
     const accessExp = this.accessExp(app, session, now, input.accessTtl);
     const chain = this.nextChain(app, session, 1, now);
@@ -209,45 +214,55 @@ export class Engine {
     if (!app.public && !(options.clientAuthenticated === true && options.client?.id === app.id)) {
       throw new RotorError('invalid_app_key', 'this app is confidential: its refresh tokens are redeemed only with its app key', { reason: 'client_authentication_required' });
     }
-    // Then the proof, still before anything is consumed or judged reuse (RFC 9449; SPEC §2.10).
-    const jkt = await this.dpopKeyOf(app, session, options.dpop);
+    const proof = this.proofFor(app, options.dpop);
     const client = recordableClient(options.context);
     const issued = located.kind === 'chain'
-      ? await this.renewChain(app, located.found, located.generation, client, jkt, 0)
-      : await this.renewLegacy(app, located.found, client, jkt, 0);
-    issued.dpopNonce = app.policy.dpopNonce && options.dpop ? issueNonce(this.nonceKey, toSeconds(this.nowMs())) : null;
+      ? await this.renewChain(app, located.found, located.generation, client, proof, 0)
+      : await this.renewLegacy(app, located.found, client, proof, 0);
+    issued.dpopNonce = app.policy.dpopNonce && options.dpop ? issueNonce(this.nonceKey, toSeconds(this.nowMs()), app.id) : null;
     return issued;
   }
 
   /**
-   * The thumbprint of the key a valid DPoP proof of this request was made with, or null without one.
-   * Refuses (nothing consumed) a missing proof for a bound session or an app that requires DPoP, a proof
-   * that fails RFC 9449 §4.3, one by another key than the session's, a replayed one, and one without a
-   * fresh nonce where the app demands nonces. A bound session at an endpoint that cannot carry a proof
-   * (a dialect) is an invalid token there.
+   * The DPoP check of one request (RFC 9449; SPEC §2.10), applied to the session as it stands when a
+   * token is judged live or a retry (never before: an ancestor is reuse whatever proof it comes with).
+   * The proof itself is verified once per request (signature, claims, nonce, replay); it must then fit
+   * the session: a bound session needs a proof by its key, an app that requires DPoP needs a proof, and
+   * at an endpoint that cannot carry one (a dialect) either is an invalid token. Null: no proof, none
+   * needed. DPoP binds native-profile apps only: a dialect's token layout has no room for `cnf`.
    */
-  private async dpopKeyOf(app: App, session: Session, input: DpopInput | undefined): Promise<string | null> {
-    if (input === undefined) {
-      if (session.dpopJkt !== null) throw invalidRefreshToken('unknown');
-      return null;
-    }
-    const mode = app.policy.dpop;
-    if (mode === 'off' && session.dpopJkt === null) return null;
-    if (input.proof === null) {
-      if (session.dpopJkt !== null || mode === 'required') throw this.dpopRefusal(app, { error: 'invalid_dpop_proof', detail: 'a DPoP proof is required' });
-      return null;
-    }
+  private proofFor(app: App, input: DpopInput | undefined): ProofCheck {
+    const mode = formatFor(app.profile).bindsAccessTokens ? app.policy.dpop : 'off';
+    let verified: Promise<string> | null = null;
+    return async (session) => {
+      if (input === undefined) {
+        if (session.dpopJkt !== null || mode === 'required') throw invalidRefreshToken('unknown');
+        return null;
+      }
+      if (mode === 'off' && session.dpopJkt === null) return null;
+      if (input.proof === null) {
+        if (session.dpopJkt !== null || mode === 'required') throw this.dpopRefusal(app, { error: 'invalid_dpop_proof', detail: 'a DPoP proof is required' });
+        return null;
+      }
+      verified ??= this.verifyProof(app, input.proof, input);
+      const jkt = await verified;
+      if (session.dpopJkt !== null && jkt !== session.dpopJkt) {
+        throw this.dpopRefusal(app, { error: 'invalid_dpop_proof', detail: 'the proof is not made with the key the session is bound to' });
+      }
+      return jkt;
+    };
+  }
+
+  private async verifyProof(app: App, proof: string, input: DpopInput): Promise<string> {
     const now = toSeconds(this.nowMs());
-    const checked = verifyDpopProof(input.proof, {
-      htm: input.htm, htu: input.htu, nowSeconds: now, nonce: app.policy.dpopNonce ? (nonce) => isFreshNonce(this.nonceKey, nonce, now) : null,
+    const checked = verifyDpopProof(proof, {
+      htm: input.htm, htu: input.htu, nowSeconds: now,
+      nonce: app.policy.dpopNonce ? (nonce) => isFreshNonce(this.nonceKey, nonce, now, app.id) : null,
     });
     if ('error' in checked) throw this.dpopRefusal(app, checked);
-    if (session.dpopJkt !== null && checked.jkt !== session.dpopJkt) {
-      throw this.dpopRefusal(app, { error: 'invalid_dpop_proof', detail: 'the proof is not made with the key the session is bound to' });
-    }
-    // Across instances, for as long as the proof's iat can be accepted.
+    // Across instances, for as long as the proof's iat can be accepted (and a second more).
     const first = await this.deps.store.useDpopProof({
-      key: sha256(`${checked.jkt}:${checked.jti}`).toString('base64url'), expiresAt: (now + 2 * DPOP_WINDOW_SECONDS) * 1000,
+      key: sha256(`${checked.jkt}:${checked.jti}`).toString('base64url'), expiresAt: (now + 2 * DPOP_WINDOW_SECONDS + 1) * 1000,
     });
     if (!first) throw this.dpopRefusal(app, { error: 'invalid_dpop_proof', detail: 'the proof was used before' });
     return checked.jkt;
@@ -257,27 +272,29 @@ export class Engine {
     const headers: Record<string, string> = {
       'WWW-Authenticate': `DPoP error="${refusal.error}", algs="${DPOP_ALGORITHMS.join(' ')}"`,
     };
-    if (app.policy.dpopNonce) headers['DPoP-Nonce'] = issueNonce(this.nonceKey, toSeconds(this.nowMs()));
+    if (app.policy.dpopNonce) headers['DPoP-Nonce'] = issueNonce(this.nonceKey, toSeconds(this.nowMs()), app.id);
     return new RotorError(refusal.error, refusal.detail, { reason: refusal.error, headers });
   }
 
   /** Generation `g` of a session's chain was presented. */
-  private async renewChain(app: App, found: FoundSession, g: number, client: ClientContext, jkt: string | null, attempt: number): Promise<Issued> {
+  private async renewChain(app: App, found: FoundSession, g: number, client: ClientContext, proof: ProofCheck, attempt: number): Promise<Issued> {
     const now = this.nowMs();
     const { session } = found;
     const chain = session.refresh;
     if (!chain || g > chain.generation) throw invalidRefreshToken('unknown');
     this.assertSessionAlive(app, session, found.subjectStatus, now);
-    if (g < chain.generation) return this.replayedChain(app, found, g, client, jkt, now);
+    if (g < chain.generation) return this.replayedChain(app, found, g, client, proof, now);
     if (now >= chain.expiresAt) throw invalidRefreshToken('expired');
     this.assertNotBefore(app, chain.notBefore, now);
     this.assertBinding(app, session, client);
+    // The live token: now the proof, before anything is consumed.
+    const jkt = await proof(session);
     const issued = await this.rotate(app, found, client, jkt, now, (input) => this.deps.store.rotateSession(input));
     if (issued) return issued;
     // Another request rotated it first, or the session was revoked meanwhile: decide again from what was committed.
     const again = await this.deps.store.findSession(session.id);
     if (!again || attempt > 0) throw invalidRefreshToken('revoked');
-    return this.renewChain(app, again, g, client, jkt, attempt + 1);
+    return this.renewChain(app, again, g, client, proof, attempt + 1);
   }
 
   /**
@@ -318,12 +335,13 @@ export class Engine {
    * with the very same successor (an opaque one is recomputed, a JWT one unsealed). Anything else is
    * reuse: the session dies.
    */
-  private async replayedChain(app: App, found: FoundSession, g: number, client: ClientContext, jkt: string | null, now: Millis): Promise<Issued> {
+  private async replayedChain(app: App, found: FoundSession, g: number, client: ClientContext, proof: ProofCheck, now: Millis): Promise<Issued> {
     const chain = found.session.refresh as RefreshChain;
     const isParent = g === chain.generation - 1 && g >= 1;
     if (isParent && this.inGrace(app, found.session, chain.issuedAt, client, now) && now < chain.expiresAt) {
       const successor = this.liveToken(app, found.session, chain);
-      if (successor !== null) return this.retried(app, found, chain, successor, jkt, now);
+      // A retry must fit the session as it is now (bound, maybe, by the request that won).
+      if (successor !== null) return this.retried(app, found, chain, successor, await proof(found.session), now);
     }
     return this.reuse(app, found.session, now);
   }
@@ -331,23 +349,24 @@ export class Engine {
   // ── pre-upgrade records (SPEC §2.9: they keep working until they expire) ───────────────────────
 
   /** A pre-upgrade token: its one rotation moves the session onto its chain. */
-  private async renewLegacy(app: App, found: FoundLegacyRefresh, client: ClientContext, jkt: string | null, attempt: number): Promise<Issued> {
+  private async renewLegacy(app: App, found: FoundLegacyRefresh, client: ClientContext, proof: ProofCheck, attempt: number): Promise<Issued> {
     const now = this.nowMs();
     const { record, session } = found;
     if (now >= record.expiresAt) throw invalidRefreshToken('expired');
     this.assertSessionAlive(app, session, found.subjectStatus, now);
-    if (record.consumedAt !== null) return this.replayedLegacy(app, found, client, jkt, now);
+    if (record.consumedAt !== null) return this.replayedLegacy(app, found, client, proof, now);
     if (session.refresh !== null) throw invalidRefreshToken('unknown');
     this.assertNotBefore(app, record.notBefore, now);
     this.assertBinding(app, session, client);
+    const jkt = await proof(session);
     const issued = await this.rotate(app, found, client, jkt, now, (input, locator) => this.deps.store.upgradeLegacy({ ...input, legacyId: record.id, locator }));
     if (issued) return issued;
     const again = await this.deps.store.findLegacyRefresh(record.id);
     if (!again || attempt > 0) throw invalidRefreshToken('revoked');
-    return this.renewLegacy(app, again, client, jkt, attempt + 1);
+    return this.renewLegacy(app, again, client, proof, attempt + 1);
   }
 
-  private async replayedLegacy(app: App, found: FoundLegacyRefresh, client: ClientContext, jkt: string | null, now: Millis): Promise<Issued> {
+  private async replayedLegacy(app: App, found: FoundLegacyRefresh, client: ClientContext, proof: ProofCheck, now: Millis): Promise<Issued> {
     const { record, session } = found;
     const consumedAt = record.consumedAt as Millis;
     if (this.inGrace(app, session, consumedAt, client, now)) {
@@ -355,14 +374,14 @@ export class Engine {
       // Its successor is the chain's first generation, still live.
       if (record.successorId === UPGRADED && chain?.generation === 1 && now < chain.expiresAt) {
         const successor = this.liveToken(app, session, chain);
-        if (successor !== null) return this.retried(app, found, chain, successor, jkt, now);
+        if (successor !== null) return this.retried(app, found, chain, successor, await proof(session), now);
       }
       // Its successor is another pre-upgrade record, still live (sealed on this one).
       if (record.successorId !== UPGRADED && record.successorId && record.successorSealed && chain === null) {
         const child = await this.deps.store.findLegacyRefresh(record.successorId);
         if (child && child.record.consumedAt === null && now < child.record.expiresAt) {
           const successor = this.deps.masterKey.open('refresh-successor', record.successorSealed, record.id).toString();
-          return this.retried(app, found, { generation: 0, issuedAt: child.record.issuedAt, notBefore: child.record.notBefore, expiresAt: child.record.expiresAt, successorSealed: null }, successor, jkt, now);
+          return this.retried(app, found, { generation: 0, issuedAt: child.record.issuedAt, notBefore: child.record.notBefore, expiresAt: child.record.expiresAt, successorSealed: null }, successor, await proof(session), now);
         }
       }
     }
@@ -415,8 +434,8 @@ export class Engine {
    */
   async renewAccess(access: VerifiedAccess, options: { accessTtl?: number; context?: ClientContext } = {}): Promise<Issued> {
     const { app, session } = access;
-    // A dialect renewal carries no proof: a bound session is not renewable there.
-    if (session.dpopJkt !== null) throw invalidAccessToken('invalid');
+    // A dialect renewal carries no proof: a bound session, or an app that requires proofs, is not renewable there.
+    if (session.dpopJkt !== null || app.policy.dpop === 'required') throw invalidAccessToken('invalid');
     const now = this.nowMs();
     const format = formatFor(app.profile);
     const key = await this.deps.keyring.activeKey(app, access.keysVersion);

@@ -69,6 +69,9 @@ export function buildServer(input: { rotor: Rotor; config: Config; metrics: Metr
   const app = Fastify({
     loggerInstance: input.logger,
     bodyLimit: BODY_LIMIT,
+    // Long path parameters reach the handlers, which refuse them in their API's envelope (fastify's own
+    // 414 at 100 characters answered in its envelope and echoed the path).
+    maxParamLength: 2048,
     trustProxy: input.config.trustProxy,
     logController: new LogController({ disableRequestLogging: true }),
     onProtoPoisoning: 'error',

@@ -115,6 +115,8 @@ describe('DPoP (RFC 9449)', () => {
       ['no jti', proof(key, htu, { payload: { jti: undefined } })],
       ['two DPoP headers', `${proof(key, htu)}, ${proof(key, htu)}`],
       ['garbage', 'not.a.proof'],
+      ['crit in the header', proof(key, htu, { header: { crit: ['exp'] } })],
+      ['jku in the header', proof(key, htu, { header: { jku: 'https://evil.test/jwks' } })],
     ];
     // A proof used once (on another session) is a replay everywhere after.
     const used = await issue(server, app, 'bob', { dpopJkt: key.jkt });
@@ -141,14 +143,75 @@ describe('DPoP (RFC 9449)', () => {
     await server.call('PATCH', `/admin/apps/${allowed.id}`, { json: { policy: { dpop: 'required' } }, headers: admin });
     expect((await refresh(pair.refreshToken)).body.code).toBe('invalid_dpop_proof');
     expect((await refresh(pair.refreshToken, proof(holder(), htuRefresh))).status).toBe(200);
-    // A bound session of a dialect app is an invalid token at its dialect endpoint (no proof can go there).
+    // DPoP binds native apps only: a dialect app can neither bind (dpopJkt), nor require it, nor be bound by a
+    // proof at /v1/refresh (ignored there: its tokens have no room for cnf, its endpoint no room for a proof).
     const abit = await createApp(server, { name: 'dpop-abit', profile: 'abitmedia', policy: { reuseGrace: 0 } });
     const key = holder();
-    const bound = await issue(server, abit, 'dora', { dpopJkt: key.jkt });
-    const dialect = await server.call('POST', '/v1/refreshToken', { json: { refreshToken: bound.refreshToken } });
-    expect(dialect.status).toBe(400);
-    expect(dialect.text).toBe('{"success":false,"status":400,"message":"Token de refresco inválido o expirado"}');
-    expect((await refresh(bound.refreshToken, proof(key, htuRefresh))).status).toBe(200); // untouched by the refusal
+    const keyed = { authorization: `Bearer ${abit.appKey}` };
+    expect((await server.call('POST', `/v1/apps/${abit.name}/sessions`, { json: { subject: 'dora', dpopJkt: key.jkt }, headers: keyed })).status).toBe(400);
+    expect((await server.call('POST', '/admin/apps', { json: { name: 'dpop-abit-req', profile: 'abitmedia', policy: { dpop: 'required' } }, headers: admin })).status).toBe(400);
+    expect((await server.call('PATCH', `/admin/apps/${abit.id}`, { json: { policy: { dpop: 'required' } }, headers: admin })).status).toBe(400);
+    const plain = await issue(server, abit, 'dora');
+    const viaNative = await refresh(plain.refreshToken, proof(key, htuRefresh));
+    expect(viaNative.status).toBe(200);
+    expect(viaNative.body.tokenType).toBe('Bearer');
+    const dialect = await server.call('POST', '/v1/refreshToken', { json: { refreshToken: viaNative.body.refreshToken } });
+    expect(dialect.status).toBe(200);
+  });
+
+  it('reuse is judged before the proof: a consumed ancestor of a bound session revokes it, whatever proof comes with it', async () => {
+    // The review's attack: a thief redeems a stolen token first with its own key (binding the session), then
+    // the victim's copy comes back. That is reuse, and the session dies: the thief's key does not keep it.
+    const app = await createApp(server, { name: 'dpop-reuse' }); // default grace 10 s
+    const pair = await issue(server, app);
+    const thief = holder();
+    const stolen = await refresh(pair.refreshToken, proof(thief, htuRefresh));
+    expect(stolen.status).toBe(200);
+    const onward = await refresh(stolen.body.refreshToken, proof(thief, htuRefresh));
+    expect(onward.status).toBe(200);
+    // The victim presents the original token (now two generations back), with no proof or its own key.
+    const victim = await refresh(pair.refreshToken, proof(holder(), htuRefresh));
+    expect(victim.status).toBe(400);
+    expect(victim.body.detail).toBe('reused');
+    expect((await refresh(onward.body.refreshToken, proof(thief, htuRefresh))).body.detail).toBe('revoked');
+  });
+
+  it('a grace retry must fit the session as the winner left it: another key than the one that bound it is refused', async () => {
+    const app = await createApp(server, { name: 'dpop-race' });
+    const pair = await issue(server, app);
+    const [l, k] = [holder(), holder()];
+    const first = await refresh(pair.refreshToken, proof(l, htuRefresh));
+    expect(first.status).toBe(200);
+    // Inside the grace window the parent is a retry, but the session is bound to l now.
+    const other = await refresh(pair.refreshToken, proof(k, htuRefresh));
+    expect(other.status).toBe(401);
+    expect(other.body.code).toBe('invalid_dpop_proof');
+    const same = await refresh(pair.refreshToken, proof(l, htuRefresh));
+    expect(same.status).toBe(200);
+    expect(same.body.refreshToken).toBe(first.body.refreshToken);
+    expect(decodeJwtPart(same.body.accessToken, 1).cnf).toEqual({ jkt: l.jkt });
+  });
+
+  it('htu is compared as written: userinfo, backslashes, numeric host shorthands, default ports are not this endpoint', async () => {
+    const app = await createApp(server, { name: 'dpop-htu' });
+    const key = holder();
+    const pair = await issue(server, app, 'hal', { dpopJkt: key.jkt });
+    for (const htu of ['http://evil:pw@rotor.test/v1/refresh', 'http:\\\\rotor.test\\v1\\refresh', 'http://rotor.test:80/v1/refresh', ' http://rotor.test/v1/refresh', 'http://rotor.test/v1/refresh#x', 'http://rotor.test/V1/refresh']) {
+      const res = await refresh(pair.refreshToken, proof(key, htu));
+      expect(res.body.code, htu).toBe('invalid_dpop_proof');
+    }
+    expect((await refresh(pair.refreshToken, proof(key, 'HTTP://ROTOR.TEST/v1/refresh'))).status).toBe(200); // scheme and host case only
+  });
+
+  it('OAuth introspection needs client authentication, also for a public client (RFC 7662 §2.1)', async () => {
+    const app = await createApp(server, { name: 'dpop-introspect' });
+    const pair = await issue(server, app);
+    const bare = await server.call('POST', '/oauth2/introspect', { form: { token: pair.refreshToken, client_id: app.id } });
+    expect(bare.status).toBe(401);
+    expect(bare.body.error).toBe('invalid_client');
+    const meta = await server.call('GET', `/.well-known/oauth-authorization-server/apps/${app.id}`);
+    expect(meta.body.introspection_endpoint_auth_methods_supported).not.toContain('none');
+    expect((await server.call('POST', '/oauth2/introspect', { form: { token: pair.refreshToken, client_id: app.id, client_secret: app.appKey } })).body.active).toBe(true);
   });
 
   it('server nonces: use_dpop_nonce with a DPoP-Nonce, then the proof with that nonce works; a stale or forged nonce is refused', async () => {

@@ -110,7 +110,7 @@ function endpoints(base: string, methods: string[]): Record<string, unknown> {
     response_types_supported: [],
     token_endpoint_auth_methods_supported: methods,
     revocation_endpoint_auth_methods_supported: methods,
-    introspection_endpoint_auth_methods_supported: methods,
+    introspection_endpoint_auth_methods_supported: methods.filter((m) => m !== 'none'),
   };
 }
 
@@ -175,7 +175,10 @@ export const oauth2Api: Api = {
 
     app.post('/oauth2/introspect', async (request, reply) => {
       const body = requireForm(request);
-      const { app: client } = await authenticateClient(ctx, request, body);
+      const { app: client, authenticated } = await authenticateClient(ctx, request, body);
+      // RFC 7662 §2.1, §4: introspection needs authorization, or anyone holding harvested tokens could
+      // find the live one without tripping reuse detection; a public client's id alone is no secret.
+      if (!authenticated) throw new RotorError('invalid_app_key', 'introspection requires client authentication (the app key)');
       if (typeof body.token !== 'string') throw new RotorError('invalid_request', 'token is required');
       const result = await rotor.engine.introspect(body.token, client);
       if (!result.active) return send(reply, 200, { active: false });
