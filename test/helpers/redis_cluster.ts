@@ -158,6 +158,8 @@ export async function startRedisCluster(options: { masters?: number } = {}): Pro
           if (!info.includes('cluster_state:ok') || !info.includes('cluster_slots_ok:16384')) return false;
           const replication = await cli(node.port, 'INFO', 'replication').catch(() => '');
           if (replication.includes('role:slave') && !replication.includes('master_link_status:up')) return false;
+          // A master counts its replica only once the replica is online (its initial sync done) and acknowledging.
+          if (replication.includes('role:master') && !/slave\d+:.*state=online/.test(replication)) return false;
         }
         return true;
       }, timeoutMs, 'a healthy Redis Cluster');

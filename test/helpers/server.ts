@@ -43,6 +43,9 @@ export async function startTestServer(options: { clock?: Clock; env?: Record<str
   const dir = mkdtempSync(join(tmpdir(), 'rotor-test-'));
   // ROTOR_TEST_STORE=postgres: the same tests on PostgreSQL, in a schema of this server's own.
   const pgSchema = process.env.ROTOR_TEST_STORE === 'postgres' && !options.env?.ROTOR_DATABASE_URL ? await createTestSchema() : null;
+  // ROTOR_TEST_STORE=redis: on the Redis Cluster the test file started (ROTOR_TEST_REDIS_SEEDS), under a key prefix of this server's own.
+  const redisUrl = process.env.ROTOR_TEST_STORE === 'redis' && !options.env?.ROTOR_DATABASE_URL
+    ? `redis+cluster://${process.env.ROTOR_TEST_REDIS_SEEDS}?prefix=t${randomBytes(6).toString('hex')}` : null;
   const config = loadConfig({
     ROTOR_DATABASE_URL: `sqlite:${join(dir, 'rotor.db')}`,
     ROTOR_PORT: '0',
@@ -52,6 +55,7 @@ export async function startTestServer(options: { clock?: Clock; env?: Record<str
     // Tests that are not about rate limits must not trip them; test/security/rate_limit.test.ts sets its own.
     ROTOR_RATE_LIMITS: 'off',
     ...(pgSchema ? { ROTOR_DATABASE_URL: pgSchema.url, ROTOR_MASTER_KEY: randomBytes(32).toString('base64') } : {}),
+    ...(redisUrl ? { ROTOR_DATABASE_URL: redisUrl, ROTOR_MASTER_KEY: randomBytes(32).toString('base64') } : {}),
     ...options.env,
   });
   const clock = options.clock ?? (options.fixedClock ? new FixedClock(Date.now()) : systemClock);

@@ -194,7 +194,7 @@ describe('native API over HTTP (SQLite)', () => {
   });
 
   // PostgreSQL's counterpart reads every table: test/store/postgres.test.ts.
-  it.skipIf(process.env.ROTOR_TEST_STORE === 'postgres')('stores no refresh token or app key in the database files', async () => {
+  it.skipIf((process.env.ROTOR_TEST_STORE ?? 'sqlite') !== 'sqlite')('stores no refresh token or app key in the database files', async () => {
     const app = await createApp(server, { name: 'at-rest', policy: { reuseGrace: 10 } });
     const pair = await issue(server, app);
     const next = (await refresh(pair.refreshToken)).body;

@@ -10,7 +10,7 @@ import { freePort, rotor, serveProcess } from '../helpers/cli.js';
  * command that opens the store runs the server's master-key check and refuses with one line.
  */
 // SQLite files and CLI processes only: the PostgreSQL run of the security suites skips it.
-describe.skipIf(process.env.ROTOR_TEST_STORE === 'postgres')('S2-05 every command checks the master key before touching keys', () => {
+describe.skipIf((process.env.ROTOR_TEST_STORE ?? 'sqlite') !== 'sqlite')('S2-05 every command checks the master key before touching keys', () => {
   let dir: string;
   let keyed: Record<string, string>;
   let bare: Record<string, string>;

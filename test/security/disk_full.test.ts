@@ -7,7 +7,7 @@ import { createApp, issue, startTestServer, type TestServer } from '../helpers/s
  * recovers without a restart once space is back.
  */
 // PostgreSQL's F-08 (out of disk or read-only) is in test/store/postgres.test.ts and test/outage.test.ts.
-describe.skipIf(process.env.ROTOR_TEST_STORE === 'postgres')('F-08 disk full (SQLite)', () => {
+describe.skipIf((process.env.ROTOR_TEST_STORE ?? 'sqlite') !== 'sqlite')('F-08 disk full (SQLite)', () => {
   let server: TestServer;
   let db: { pragma(sql: string, options?: { simple: boolean }): unknown };
   beforeAll(async () => {

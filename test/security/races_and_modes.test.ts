@@ -19,7 +19,7 @@ import { admin, createApp, issue, startTestServer, type TestServer } from '../he
  * the S2-07 ones are about SQLite files and skip themselves there.
  */
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const onPostgres = process.env.ROTOR_TEST_STORE === 'postgres';
+const onPostgres = (process.env.ROTOR_TEST_STORE ?? 'sqlite') !== 'sqlite'; // PostgreSQL or Redis: no SQLite files
 
 describe('S2-12 concurrent updates of one subject or app', () => {
   let server: TestServer;

@@ -398,7 +398,7 @@ return {redis.call('HGETALL', b .. 'u'), live}
 /** ARGV: base, at, the event's JSON without its id; the id is the next of a counter, so ids only grow. */
 export const APPEND_EVENT = script('append_event', `
 local id = redis.call('INCR', ARGV[1] .. 'seq')
-redis.call('ZADD', ARGV[1] .. 'byid', id, id .. '\n' .. ARGV[2] .. '\n' .. ARGV[3])
+redis.call('ZADD', ARGV[1] .. 'byid', id, id .. '\\n' .. ARGV[2] .. '\\n' .. ARGV[3])
 redis.call('ZADD', ARGV[1] .. 'byat', ARGV[2], id)
 return id
 `);
@@ -416,7 +416,7 @@ while #out < limit do
   local chunk = redis.call('ZRANGEBYSCORE', b .. 'byid', after, '+inf', 'LIMIT', offset, 500)
   if #chunk == 0 then break end
   for _, m in ipairs(chunk) do
-    local at = tonumber(string.match(m, '^[^\n]*\n([^\n]*)'))
+    local at = tonumber(string.match(m, '^[^\\n]*\\n([^\\n]*)'))
     if at >= since and #out < limit then out[#out + 1] = m end
   end
   offset = offset + #chunk
@@ -434,7 +434,7 @@ return #ids
 
 /** ARGV: base, at, instance, data JSON; a repeated (instance, at) replaces its sample. */
 export const RECORD_ACTIVITY = script('record_activity', `
-local f = ARGV[2] .. '\n' .. ARGV[3]
+local f = ARGV[2] .. '\\n' .. ARGV[3]
 redis.call('HSET', ARGV[1] .. 'data', f, ARGV[4])
 redis.call('ZADD', ARGV[1] .. 'byat', ARGV[2], f)
 return 1
