@@ -8,7 +8,7 @@ import type {
  * Stores throw `StoreUnavailableError` when the database cannot be reached; everything else is a value.
  */
 export interface Store {
-  readonly kind: 'sqlite' | 'postgres';
+  readonly kind: 'sqlite' | 'postgres' | 'redis';
 
   migrate(): Promise<void>;
   ping(): Promise<void>;
@@ -118,8 +118,69 @@ export interface Store {
    */
   addRateHits?(input: { windowStart: Millis; hits: { key: string; count: number }[] }): Promise<Map<string, number>>;
 
+  /**
+   * With `FoundSession.rotation`: makes the session's pending rotation to `generation` durable
+   * (replicated) before a retry of its parent is answered from it, or throws StoreUnavailableError.
+   * Nothing pending: returns at once.
+   */
+  confirmRotation?(sessionId: string, generation: number): Promise<void>;
+
   /** Deletes rows nothing can use any more; see docs/architecture.md "Pruning". */
   prune(now: Millis, options: { revokedRetention: number }): Promise<{ refreshTokens: number; sessions: number }>;
+
+  // ── Listings, security events and activity samples (admin API §4.3, the console) ────────────────
+  // Optional while a store lacks them (see docs/console.md "Stores"); the SQL stores implement all of them.
+
+  /**
+   * An app's subjects in byte order of their id, those after `after` (exclusive; null: from the first),
+   * at most `limit`, each with how many of its sessions are neither revoked nor past their horizon at `now`.
+   */
+  listSubjects?(appId: string, page: { after: string | null; limit: number; now: Millis }): Promise<SubjectListing[]>;
+  /**
+   * An app's sessions (of one subject when `subject` is set), newest first (by id, a ULID), those before
+   * `before` (exclusive; null: from the newest), at most `limit`. Revoked ones are listed until pruned.
+   */
+  listAppSessions?(appId: string, page: { subject: string | null; before: string | null; limit: number }): Promise<Session[]>;
+  /** Records one security event; the store gives it an id larger than every id it gave before. */
+  appendEvent?(event: NewSecurityEventRecord): Promise<void>;
+  /**
+   * Security events in id order (newest last). With neither `afterId` nor `sinceAt`: the newest `limit`.
+   * Otherwise the first `limit` events with an id above `afterId` and a time at or after `sinceAt`.
+   */
+  listEvents?(query: { afterId: number | null; sinceAt: Millis | null; limit: number }): Promise<SecurityEventRecord[]>;
+  /** Records one instance's activity over one interval (its counters' increase); a repeated (instance, at) replaces it. */
+  recordActivity?(sample: ActivitySample): Promise<void>;
+  /** Every instance's samples with `at` at or after `since`, in time order. */
+  listActivity?(since: Millis): Promise<ActivitySample[]>;
+  /** Deletes events older than `eventsBefore` and samples older than `samplesBefore`. */
+  pruneActivity?(input: { eventsBefore: Millis; samplesBefore: Millis }): Promise<{ events: number; samples: number }>;
+}
+
+/** A subject with the number of its live sessions (`listSubjects`). */
+export interface SubjectListing {
+  subject: Subject;
+  liveSessions: number;
+}
+
+/** Values of a security event's fields: ids, reasons and counts only, never a token, key or secret. */
+export type SecurityEventFields = Record<string, string | number | null>;
+
+export interface NewSecurityEventRecord {
+  at: Millis;
+  event: string;
+  appId: string | null;
+  fields: SecurityEventFields;
+}
+
+export interface SecurityEventRecord extends NewSecurityEventRecord {
+  id: number;
+}
+
+/** One instance's counters over one interval ending at `at`; `data` is the sampler's own JSON (src/http/activity.ts). */
+export interface ActivitySample {
+  instance: string;
+  at: Millis;
+  data: Record<string, unknown>;
 }
 
 /** The columns of a subject a patch may set; a field left out keeps its stored value. */
@@ -134,6 +195,14 @@ export interface FoundSession {
   session: Session;
   subjectStatus: SubjectStatus | null;
   keysVersion: number;
+  /**
+   * Only from stores that answer a rotation once it is replicated (Redis Cluster): the live
+   * generation's rotation is not confirmed yet. `in_flight`: its confirmation may still come (its
+   * caller is waiting); `unconfirmed`: its caller was answered 503, so its parent must stay redeemable
+   * for this same generation whatever the grace window, until a later rotation is confirmed (SPEC §7).
+   * A retry answered from such a rotation must first `confirmRotation`. Absent: confirmed.
+   */
+  rotation?: 'in_flight' | 'unconfirmed';
 }
 
 export interface FoundLegacyRefresh extends FoundSession {

@@ -5,6 +5,8 @@ import type {
 import { UPGRADED, type FoundLegacyRefresh, type FoundSession, type RotateInput, type Store, type SubjectColumns, type TouchInput } from '../contract.js';
 import { StoreUnavailableError } from '../../domain/errors.js';
 import { TurnBatcher } from '../turn_batcher.js';
+import { activityFromRow, clampLimit, eventFromRow, subjectListingFromRow } from '../activity_rows.js';
+import type { ActivitySample, NewSecurityEventRecord, SecurityEventRecord, SubjectListing } from '../contract.js';
 import {
   appFromRow, appKeyFromRow, chainValues, foundSessionFromRow, MAX_GRACE_MS, RATE_WINDOWS_KEPT_MS, rateTotals, refreshFromRow,
   SESSION_CHAIN_COLUMNS, SESSION_COLUMNS_PREFIXED, sessionFromRow, signingKeyFromRow, storedRateKey, SUBJECT_INSERT_COLUMNS, subjectFromRow, subjectPatchSql,
@@ -792,6 +794,62 @@ export class PostgresStore implements Store {
       // A connection that still holds the session-level lock is closed, which releases it.
       this.release(client, locked ? new Error('prune interrupted while holding its lock') : failure);
     }
+  }
+
+  // ── listings, security events, activity samples ───────────────────────────────────────────────
+
+  async listSubjects(appId: string, page: { after: string | null; limit: number; now: Millis }): Promise<SubjectListing[]> {
+    const rows = await this.one(
+      `SELECT subj.*, (SELECT count(*)::int FROM sessions s WHERE s.app_id = subj.app_id AND s.subject = subj.subject
+          AND s.revoked_at IS NULL AND s.horizon_at > $1) AS live_sessions
+       FROM subjects subj WHERE subj.app_id = $2 AND subj.subject > $3 ORDER BY subj.subject LIMIT $4`,
+      [page.now, appId, page.after ?? '', clampLimit(page.limit)],
+    );
+    return rows.map(subjectListingFromRow);
+  }
+
+  async listAppSessions(appId: string, page: { subject: string | null; before: string | null; limit: number }): Promise<Session[]> {
+    const rows = await this.one(
+      `SELECT * FROM sessions WHERE app_id = $1 AND ($2::text IS NULL OR subject = $2) AND ($3::text IS NULL OR id < $3)
+       ORDER BY id DESC LIMIT $4`,
+      [appId, page.subject, page.before, clampLimit(page.limit)],
+    );
+    return rows.map((row) => sessionFromRow(row));
+  }
+
+  async appendEvent(event: NewSecurityEventRecord): Promise<void> {
+    await this.one('INSERT INTO security_events (at, event, app_id, fields) VALUES ($1, $2, $3, $4)',
+      [event.at, event.event, event.appId, JSON.stringify(event.fields)], 'rotor_append_event');
+  }
+
+  async listEvents(query: { afterId: number | null; sinceAt: Millis | null; limit: number }): Promise<SecurityEventRecord[]> {
+    const limit = clampLimit(query.limit);
+    if (query.afterId === null && query.sinceAt === null) {
+      const newest = await this.one('SELECT * FROM security_events ORDER BY id DESC LIMIT $1', [limit]);
+      return newest.reverse().map(eventFromRow);
+    }
+    return (await this.one('SELECT * FROM security_events WHERE id > $1 AND at >= $2 ORDER BY id LIMIT $3',
+      [query.afterId ?? 0, query.sinceAt ?? 0, limit])).map(eventFromRow);
+  }
+
+  async recordActivity(sample: ActivitySample): Promise<void> {
+    await this.one(
+      'INSERT INTO activity_samples (at, instance, data) VALUES ($1, $2, $3) ON CONFLICT (at, instance) DO UPDATE SET data = excluded.data',
+      [sample.at, sample.instance, JSON.stringify(sample.data)],
+    );
+  }
+
+  async listActivity(since: Millis): Promise<ActivitySample[]> {
+    return (await this.one('SELECT * FROM activity_samples WHERE at >= $1 ORDER BY at, instance', [since])).map(activityFromRow);
+  }
+
+  async pruneActivity(input: { eventsBefore: Millis; samplesBefore: Millis }): Promise<{ events: number; samples: number }> {
+    const [row] = await this.one(
+      `WITH e AS (DELETE FROM security_events WHERE at < $1 RETURNING 1), a AS (DELETE FROM activity_samples WHERE at < $2 RETURNING 1)
+       SELECT (SELECT count(*)::int FROM e) AS events, (SELECT count(*)::int FROM a) AS samples`,
+      [input.eventsBefore, input.samplesBefore],
+    );
+    return { events: Number(row?.events ?? 0), samples: Number(row?.samples ?? 0) };
   }
 }
 

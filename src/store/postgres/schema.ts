@@ -134,4 +134,23 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   CREATE TABLE dpop_proofs (key TEXT COLLATE "C" PRIMARY KEY, expires_at BIGINT NOT NULL);
   CREATE INDEX dpop_proofs_expires ON dpop_proofs(expires_at);
   `,
+  // 7: the admin API's listings and the console (SPEC §4.3): an app's sessions newest first; security
+  // events every instance sees (kept for ROTOR_REVOKED_RETENTION); each instance's activity samples.
+  `
+  CREATE INDEX sessions_app_newest ON sessions(app_id, id);
+  CREATE TABLE security_events (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at BIGINT NOT NULL,
+    event TEXT NOT NULL,
+    app_id TEXT COLLATE "C",
+    fields TEXT NOT NULL
+  );
+  CREATE INDEX security_events_at ON security_events(at);
+  CREATE TABLE activity_samples (
+    at BIGINT NOT NULL,
+    instance TEXT COLLATE "C" NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (at, instance)
+  );
+  `,
 ];

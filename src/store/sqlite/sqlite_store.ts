@@ -7,12 +7,14 @@ import type {
   App, AppKeyRecord, Millis, RefreshRecord, Session, SigningKeyRecord, Subject, SubjectStatus,
 } from '../../domain/types.js';
 import { UPGRADED, type FoundLegacyRefresh, type FoundSession, type RotateInput, type Store, type SubjectColumns, type TouchInput } from '../contract.js';
+import type { ActivitySample, NewSecurityEventRecord, SecurityEventRecord, SubjectListing } from '../contract.js';
 import {
   appFromRow, appKeyFromRow, chainValues, foundSessionFromRow, MAX_GRACE_MS, RATE_WINDOWS_KEPT_MS, rateTotals, storedRateKey, refreshFromRow,
   SESSION_CHAIN_COLUMNS, SESSION_COLUMNS_PREFIXED, sessionFromRow,
   signingKeyFromRow, SUBJECT_INSERT_COLUMNS, subjectFromRow, subjectPatchSql,
 } from '../rows.js';
 import { TurnBatcher } from '../turn_batcher.js';
+import { activityFromRow, clampLimit, eventFromRow, subjectListingFromRow } from '../activity_rows.js';
 import { createPrivateFile, makePrivateDir } from './file_modes.js';
 import { SQLITE_MIGRATIONS } from './schema.js';
 
@@ -40,6 +42,9 @@ const ROTATE_SQL = `UPDATE sessions SET generation = ?, refresh_issued_at = ?, r
     successor_sealed = ?, last_renewed_at = ?, last_ip = COALESCE(?, last_ip), last_user_agent = COALESCE(?, last_user_agent),
     horizon_at = MAX(horizon_at, ?), dpop_jkt = COALESCE(dpop_jkt, ?)
   WHERE id = ? AND generation = ? AND revoked_at IS NULL`;
+
+/** Above every session id (ULIDs are digits and upper-case letters): `listAppSessions` from the newest. */
+const NEWEST = '~';
 
 /** SQLite errors that mean "the database cannot take this now" rather than a bug: answered with 503. */
 const UNAVAILABLE = /^SQLITE_(BUSY|LOCKED|FULL|READONLY|IOERR|CANTOPEN|CORRUPT|NOTADB|PROTOCOL|PERM)/;
@@ -607,5 +612,65 @@ export class SqliteStore implements Store {
         return { refreshTokens, sessions };
       }),
     );
+  }
+
+  // ── listings, security events, activity samples ───────────────────────────────────────────────
+
+  listSubjects(appId: string, page: { after: string | null; limit: number; now: Millis }): Promise<SubjectListing[]> {
+    return this.run(() =>
+      (this.sql(
+        `SELECT subj.*, (SELECT count(*) FROM sessions s WHERE s.app_id = subj.app_id AND s.subject = subj.subject
+            AND s.revoked_at IS NULL AND s.horizon_at > ?) AS live_sessions
+         FROM subjects subj WHERE subj.app_id = ? AND subj.subject > ? ORDER BY subj.subject LIMIT ?`,
+      ).all(page.now, appId, page.after ?? '', clampLimit(page.limit)) as Row[]).map(subjectListingFromRow),
+    );
+  }
+
+  listAppSessions(appId: string, page: { subject: string | null; before: string | null; limit: number }): Promise<Session[]> {
+    const before = page.before ?? NEWEST;
+    return this.run(() => {
+      const rows = page.subject === null
+        ? this.sql('SELECT * FROM sessions WHERE app_id = ? AND id < ? ORDER BY id DESC LIMIT ?').all(appId, before, clampLimit(page.limit))
+        : this.sql('SELECT * FROM sessions WHERE app_id = ? AND subject = ? AND id < ? ORDER BY id DESC LIMIT ?')
+          .all(appId, page.subject, before, clampLimit(page.limit));
+      return (rows as Row[]).map((row) => sessionFromRow(row));
+    });
+  }
+
+  appendEvent(event: NewSecurityEventRecord): Promise<void> {
+    return this.run(() => {
+      this.sql('INSERT INTO security_events (at, event, app_id, fields) VALUES (?, ?, ?, ?)')
+        .run(event.at, event.event, event.appId, JSON.stringify(event.fields));
+    });
+  }
+
+  listEvents(query: { afterId: number | null; sinceAt: Millis | null; limit: number }): Promise<SecurityEventRecord[]> {
+    const limit = clampLimit(query.limit);
+    return this.run(() => {
+      if (query.afterId === null && query.sinceAt === null) {
+        const newest = this.sql('SELECT * FROM security_events ORDER BY id DESC LIMIT ?').all(limit) as Row[];
+        return newest.reverse().map(eventFromRow);
+      }
+      return (this.sql('SELECT * FROM security_events WHERE id > ? AND at >= ? ORDER BY id LIMIT ?')
+        .all(query.afterId ?? 0, query.sinceAt ?? 0, limit) as Row[]).map(eventFromRow);
+    });
+  }
+
+  recordActivity(sample: ActivitySample): Promise<void> {
+    return this.run(() => {
+      this.sql('INSERT INTO activity_samples (at, instance, data) VALUES (?, ?, ?) ON CONFLICT (at, instance) DO UPDATE SET data = excluded.data')
+        .run(sample.at, sample.instance, JSON.stringify(sample.data));
+    });
+  }
+
+  listActivity(since: Millis): Promise<ActivitySample[]> {
+    return this.run(() => (this.sql('SELECT * FROM activity_samples WHERE at >= ? ORDER BY at, instance').all(since) as Row[]).map(activityFromRow));
+  }
+
+  pruneActivity(input: { eventsBefore: Millis; samplesBefore: Millis }): Promise<{ events: number; samples: number }> {
+    return this.run(() => ({
+      events: this.sql('DELETE FROM security_events WHERE at < ?').run(input.eventsBefore).changes,
+      samples: this.sql('DELETE FROM activity_samples WHERE at < ?').run(input.samplesBefore).changes,
+    }));
   }
 }
