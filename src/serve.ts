@@ -45,6 +45,7 @@ export async function startServer(config: Config = loadConfig()): Promise<Runnin
     async close() {
       clearInterval(timer);
       await app.close();
+      await rotor.events.flushed();
       await rotor.store.close();
     },
   };

@@ -26,6 +26,7 @@ function withRotor<A extends unknown[]>(work: (rotor: Rotor, ...args: A) => Prom
       const result = await work(rotor, ...args);
       process.stdout.write(json() ? `${JSON.stringify(result.json, null, 2)}\n` : `${result.text}\n`);
     } finally {
+      await rotor.events.flushed(); // the command's security events reach the store's feed first
       await rotor.store.close();
     }
   };

@@ -5,12 +5,14 @@ import { Apps } from './apps.js';
 import { callerClient, optionalText, validateClaims, validateSubject } from './claims.js';
 import type { Clock } from './clock.js';
 import { Engine, type ClientContext, type Issued, type LiveRefresh } from './engine.js';
+import { SecurityEventLog } from './event_log.js';
 import { RotorError } from './errors.js';
 import { silentObserver, type Observer } from './events.js';
 import { formatFor } from './formats/index.js';
 import { isUsableForVerification, Keyring } from './keyring.js';
 import { Subjects } from './subjects.js';
-import type { App, RefreshRecord, Session } from './types.js';
+import type { App, RefreshRecord, Session, Subject } from './types.js';
+import type { SubjectListing } from '../store/contract.js';
 
 export interface RotorOptions {
   store: Store;
@@ -30,12 +32,15 @@ export class Rotor {
   readonly subjects: Subjects;
   readonly engine: Engine;
   readonly observer: Observer;
+  /** The security events every instance records (SPEC §4.3 `GET /admin/events`). */
+  readonly events: SecurityEventLog;
 
   constructor(options: RotorOptions) {
     this.store = options.store;
     this.clock = options.clock;
     this.issuer = options.issuer;
-    this.observer = options.observer ?? silentObserver;
+    this.events = new SecurityEventLog(options.store, options.clock);
+    this.observer = this.events.observing(options.observer ?? silentObserver);
     this.keyring = new Keyring(options.store, options.masterKey, options.clock);
     this.apps = new Apps(options.store, this.keyring, options.clock, this.observer);
     this.subjects = new Subjects(options.store, options.clock, this.observer);
@@ -110,8 +115,87 @@ export class Rotor {
     return { keys };
   }
 
-  /** Deletes what nothing can use any more; run periodically by `serve`. */
-  prune(revokedRetentionSeconds = 7 * 86400) {
-    return this.store.prune(this.clock.now(), { revokedRetention: revokedRetentionSeconds * 1000 });
+  /**
+   * Deletes what nothing can use any more; run periodically by `serve`. Security events are kept as long
+   * as revoked sessions (ROTOR_REVOKED_RETENTION), activity samples for ACTIVITY_RETENTION_MS.
+   */
+  async prune(revokedRetentionSeconds = 7 * 86400) {
+    const now = this.clock.now();
+    const pruned = await this.store.prune(now, { revokedRetention: revokedRetentionSeconds * 1000 });
+    await this.store.pruneActivity?.({ eventsBefore: now - revokedRetentionSeconds * 1000, samplesBefore: now - ACTIVITY_RETENTION_MS });
+    return pruned;
+  }
+
+  // ── listings for the admin API and the console (SPEC §4.3) ────────────────────────────────────
+
+  /** An app's subjects in byte order of their id, a page at a time; `next` continues after the last one. */
+  async subjectsPage(app: App, page: { cursor?: unknown; limit?: unknown }): Promise<{ subjects: SubjectListing[]; next: string | null }> {
+    const listSubjects = this.store.listSubjects?.bind(this.store);
+    if (!listSubjects) throw unlisted(this.store.kind);
+    const limit = pageLimit(page.limit);
+    const after = page.cursor === undefined || page.cursor === '' ? null : decodeCursor(page.cursor);
+    const subjects = await listSubjects(app.id, { after, limit: limit + 1, now: this.clock.now() });
+    const more = subjects.length > limit;
+    const shown = subjects.slice(0, limit);
+    return { subjects: shown, next: more ? encodeCursor(shown.at(-1)!.subject.subject) : null };
+  }
+
+  /** An app's sessions (of one subject when given), newest first, a page at a time. */
+  async sessionsPage(app: App, page: { subject?: unknown; cursor?: unknown; limit?: unknown }): Promise<{ sessions: Session[]; next: string | null }> {
+    const listAppSessions = this.store.listAppSessions?.bind(this.store);
+    if (!listAppSessions) throw unlisted(this.store.kind);
+    const limit = pageLimit(page.limit);
+    const subject = page.subject === undefined || page.subject === '' ? null : validateSubject(page.subject);
+    const before = page.cursor === undefined || page.cursor === '' ? null : decodeCursor(page.cursor);
+    const sessions = await listAppSessions(app.id, { subject, before, limit: limit + 1 });
+    const more = sessions.length > limit;
+    const shown = sessions.slice(0, limit);
+    return { sessions: shown, next: more ? encodeCursor(shown.at(-1)!.id) : null };
+  }
+
+  /**
+   * Whether a session can still renew, as an operator reads it: `revoked` (and why: the session's
+   * `revokeReason`), `expired` (absolute lifetime, idle timeout, or its last token's expiry passed), or `live`.
+   */
+  sessionState(app: App, session: Session): 'live' | 'revoked' | 'expired' {
+    const now = this.clock.now();
+    if (session.revokedAt !== null) return 'revoked';
+    if (session.expiresAt !== null && session.expiresAt <= now) return 'expired';
+    const idle = app.policy.sessionIdleTimeout;
+    if (idle !== null && idle !== undefined && session.lastRenewedAt + idle * 1000 <= now) return 'expired';
+    if (session.horizonAt <= now) return 'expired';
+    return 'live';
+  }
+
+  /** A subject with its live-session count, for one subject looked up by id. */
+  async subjectListing(app: App, subject: Subject): Promise<SubjectListing> {
+    const sessions = await this.store.listSessions(app.id, subject.subject);
+    return { subject, liveSessions: sessions.filter((s) => this.sessionState(app, s) === 'live').length };
   }
 }
+
+/** How long activity samples (the console's charts) are kept: the hour shown, and one more. */
+export const ACTIVITY_RETENTION_MS = 2 * 3600_000;
+
+const DEFAULT_PAGE = 50;
+const MAX_PAGE = 500;
+
+function pageLimit(value: unknown): number {
+  if (value === undefined || value === '') return DEFAULT_PAGE;
+  const n = typeof value === 'string' && /^\d{1,4}$/.test(value) ? Number(value) : typeof value === 'number' ? value : NaN;
+  if (!Number.isInteger(n) || n < 1 || n > MAX_PAGE) throw new RotorError('invalid_request', `limit must be a whole number from 1 to ${MAX_PAGE}`);
+  return n;
+}
+
+/** Page cursors are opaque to callers: base64url of where the last page ended. */
+const encodeCursor = (text: string): string => Buffer.from(text, 'utf8').toString('base64url');
+
+function decodeCursor(value: unknown): string {
+  if (typeof value !== 'string' || value.length > 400 || !/^[A-Za-z0-9_-]+$/.test(value)) {
+    throw new RotorError('invalid_request', 'cursor must be the `next` value of a previous page');
+  }
+  return Buffer.from(value, 'base64url').toString('utf8');
+}
+
+const unlisted = (kind: string) =>
+  new RotorError('invalid_request', `the ${kind} store cannot list subjects or sessions yet; use GET /admin/apps/{app}/sessions?subject=S… with the CLI's sessions list`);
