@@ -176,6 +176,8 @@ interface RouteCase {
   body?: (n: number, auth: Auth) => unknown;
   /** Fresh parameters for every request that may succeed (destructive routes). */
   fresh?: (server: TestServer, n: number) => Promise<Params>;
+  /** Parameters naming the victim's own records, for the attempts without the token too (so the snapshot would show a hit). */
+  target?: () => Params;
 }
 
 describe('S2-01 admin API: authorization is a property of the route, not of how the URL is spelled', () => {
@@ -183,6 +185,7 @@ describe('S2-01 admin API: authorization is a property of the route, not of how 
   let port: number;
   let victim: { id: string; name: string };
   let victimAppKey: { id: string; appKey: string };
+  let victimSession: string;
   let counter = 0;
   /** Calls into the admin domain (apps, subjects) while armed: a handler was reached. */
   const reached: string[] = [];
@@ -212,6 +215,16 @@ describe('S2-01 admin API: authorization is a property of the route, not of how 
       body: (_n, auth) => (auth === 'right' ? { claims: { role: 'set-by-admin' } } : { password: 'pwned-password', claims: { role: 'root' }, status: 'active' }),
     },
     'GET /admin/apps/:app/subjects/:subject': { expect: 200 },
+    'GET /admin/apps/:app/subjects': { expect: 200 },
+    'GET /admin/apps/:app/sessions': { expect: 200 },
+    'DELETE /admin/apps/:app/sessions/:id': {
+      expect: 204,
+      target: () => ({ id: victimSession }),
+      fresh: async (s) => ({ id: (await s.rotor.issueSession(await s.rotor.apps.get(victim.id), { subject: 'alice' })).session.id }),
+    },
+    'DELETE /admin/apps/:app/subjects/:subject/sessions': { expect: 200 },
+    'GET /admin/events': { expect: 200 },
+    'GET /admin/stats': { expect: 200 },
     'DELETE /admin/apps/:app/subjects/:subject': {
       expect: 204,
       fresh: async (s) => {
@@ -234,6 +247,7 @@ describe('S2-01 admin API: authorization is a property of the route, not of how 
     victim = { id: created.app.id, name: created.app.name };
     victimAppKey = await server.rotor.apps.createAppKey(victim.id);
     await server.rotor.subjects.put(created.app, 'alice', { claims: { role: 'user' } });
+    victimSession = (await server.rotor.issueSession(created.app, { subject: 'alice' })).session.id;
   };
   /** The parameters every attempt aims at: the victim app, its live app key and signing key, subject alice. */
   const sharedParams = async (): Promise<Params> => ({
@@ -251,6 +265,7 @@ describe('S2-01 admin API: authorization is a property of the route, not of how 
     keys: await server.rotor.store.listSigningKeys(victim.id),
     appKeys: await server.rotor.store.listAppKeys(victim.id),
     alice: await server.rotor.store.findSubject(victim.id, 'alice'),
+    sessions: await server.rotor.store.listSessions(victim.id, 'alice'),
   });
 
   beforeAll(async () => {
@@ -287,7 +302,7 @@ describe('S2-01 admin API: authorization is a property of the route, not of how 
     it(`S2-01 ${route}: no spelling gets past the admin check without the token (none, wrong, doubled)`, async () => {
       const spec = caseOf(route);
       await newVictim();
-      const params = await sharedParams();
+      const params = { ...(await sharedParams()), ...spec.target?.() };
       const path = fill(pattern, params);
       const before = await snapshot();
       const problems: string[] = [];
@@ -310,7 +325,7 @@ describe('S2-01 admin API: authorization is a property of the route, not of how 
           }
         }
       }
-      if ((await snapshot()) !== before) problems.push('side effect: the victim app, its signing keys, its app keys or its subject changed');
+      if ((await snapshot()) !== before) problems.push('side effect: the victim app, its signing keys, its app keys, its subject or its sessions changed');
       expect(problems).toEqual([]);
     });
 

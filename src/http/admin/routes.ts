@@ -4,7 +4,8 @@ import { RotorError } from '../../domain/errors.js';
 import { type Api, noStore } from '../api.js';
 import { authorizationCredential, bodyOf } from '../auth.js';
 import { sendProblem } from '../native/problem.js';
-import { appView, signingKeyView, subjectView } from './views.js';
+import { ActivitySampler } from '../activity.js';
+import { adminSessionView, appView, eventView, eventsQuery, signingKeyView, subjectListingView, subjectView } from './views.js';
 
 type P = { app: string; id: string; kid: string; subject: string };
 
@@ -108,5 +109,43 @@ export const adminApi: Api = {
       await rotor.subjects.delete(target, params(request).subject);
       return reply.code(204).send();
     });
+
+    // ── what the console shows: subjects, sessions, events, activity (SPEC §4.3) ──────────────────
+
+    const query = (request: FastifyRequest) => request.query as Record<string, unknown>;
+
+    app.get('/admin/apps/:app/subjects', async (request) => {
+      const target = await rotor.apps.get(params(request).app);
+      const page = await rotor.subjectsPage(target, { cursor: query(request).cursor, limit: query(request).limit });
+      return { subjects: page.subjects.map(subjectListingView), next: page.next };
+    });
+    app.get('/admin/apps/:app/sessions', async (request) => {
+      const target = await rotor.apps.get(params(request).app);
+      const q = query(request);
+      const page = await rotor.sessionsPage(target, { subject: q.subject, cursor: q.cursor, limit: q.limit });
+      return { sessions: page.sessions.map((s) => adminSessionView(s, rotor.sessionState(target, s))), next: page.next };
+    });
+    app.delete('/admin/apps/:app/sessions/:id', async (request, reply) => {
+      const target = await rotor.apps.get(params(request).app);
+      await rotor.revokeSessionOf(target, params(request).id);
+      return reply.code(204).send();
+    });
+    app.delete('/admin/apps/:app/subjects/:subject/sessions', async (request) => {
+      const target = await rotor.apps.get(params(request).app);
+      return { revoked: await rotor.revokeSubjectSessions(target, params(request).subject) };
+    });
+
+    app.get('/admin/events', async (request) => {
+      const q = eventsQuery(query(request));
+      const events = await rotor.events.list(q);
+      const last = events.at(-1);
+      return { events: events.map(eventView), next: last ? String(last.id) : q.afterId === null ? null : String(q.afterId) };
+    });
+
+    // Samples are taken once the server is ready (not while its routes are merely being listed).
+    const sampler = new ActivitySampler(ctx.metrics, rotor.store, rotor.clock);
+    app.addHook('onReady', async () => { await sampler.start(); });
+    app.addHook('onClose', async () => { sampler.stop(); });
+    app.get('/admin/stats', async () => sampler.series());
   },
 };
