@@ -6,7 +6,9 @@ import { parseRedisClusterUrl } from '../../src/store/redis/url.js';
 import { SQLITE_MIGRATIONS } from '../../src/store/sqlite/schema.js';
 import { startRedisCluster, type RedisCluster } from '../helpers/redis_cluster.js';
 import { writeRowsAtVersion } from '../helpers/redis_rows.js';
-import { describeStoreConformance } from './conformance.js';
+import { StoreUnavailableError } from '../../src/domain/errors.js';
+import { slotOf } from '../../src/store/redis/router.js';
+import { appKeyRecord, appRecord, chainRecord, describeStoreConformance, sessionRecord, signingKeyRecord } from './conformance.js';
 
 // One real six-node cluster for this file; each conformance test gets a key prefix of its own.
 let cluster: RedisCluster;
@@ -37,6 +39,43 @@ describeStoreConformance('redis cluster', {
 });
 
 describe('redis cluster specifics', () => {
+  it('a rotation its replica did not acknowledge in time is 503 and stays unconfirmed (its parent redeemable) until confirmRotation', async () => {
+    const prefix = `u${randomBytes(4).toString('hex')}`;
+    const store = storeFor(prefix, '&minReplicas=1&waitMs=100');
+    try {
+      await store.migrate();
+      const app = appRecord();
+      await store.createApp({ app, appKey: appKeyRecord(app.id), signingKey: signingKeyRecord(app.id) });
+      const session = sessionRecord(app.id, 'paused');
+      await store.issueSession({ session, newSubjectClaims: {} });
+      // Stop the replica of the session's master: the master applies the rotation, WAIT gives up.
+      const master = await cluster.masterOf(slotOf(`${store.keys.subject(app.id, 'paused')}u`));
+      const nodes = await cluster.cli(master, 'CLUSTER', 'NODES');
+      const masterId = nodes.split('\n').find((l) => l.includes('myself'))!.split(' ')[0]!;
+      const replicaPort = Number(nodes.split('\n').find((l) => l.includes(`slave ${masterId}`))!.split(' ')[1]!.split(':')[1]!.split('@')[0]);
+      const replica = cluster.nodes.find((n) => n.port === replicaPort)!.process!;
+      const rotation = { sessionId: session.id, expectGeneration: 1, next: chainRecord(2), now: Date.now(), lastIp: null, lastUserAgent: null, horizonAt: 0 };
+      replica.kill('SIGSTOP');
+      try {
+        await expect(store.rotateSession(rotation)).rejects.toBeInstanceOf(StoreUnavailableError);
+        const found = await store.findSession(session.id);
+        expect(found?.session.refresh?.generation).toBe(2);
+        expect(found?.rotation).toBe('unconfirmed');
+        await expect(store.confirmRotation(session.id, 2)).rejects.toBeInstanceOf(StoreUnavailableError);
+      } finally {
+        replica.kill('SIGCONT');
+      }
+      await store.confirmRotation(session.id, 2);
+      await new Promise((r) => setTimeout(r, 50));
+      expect((await store.findSession(session.id))?.rotation).toBeUndefined();
+      // A confirmed rotation is not pending: the next one answers at once.
+      expect(await store.rotateSession({ ...rotation, expectGeneration: 2, next: chainRecord(3) })).toEqual({ rotated: true });
+      expect((await store.findSession(session.id))?.rotation).toBeUndefined();
+    } finally {
+      await store.close();
+    }
+  });
+
   it('keeps the SQL stores\' schema numbering (the shared suite builds old databases by version)', () => {
     expect(REDIS_SCHEMA_VERSION).toBe(SQLITE_MIGRATIONS.length);
   });

@@ -195,8 +195,8 @@ export class RedisStore implements Store {
     return { key: this.keys.schema, script, args: [this.keys.dir, ...args.map(str)], durable: write, resendable: !write };
   }
 
-  private subjOp(base: string, script: lua.LuaScript, args: unknown[], write: boolean, resendable = !write): Op {
-    return { key: `${base}u`, script, args: [base, ...args.map(str)], durable: write, resendable };
+  private subjOp(base: string, script: lua.LuaScript, args: unknown[], write: boolean, resendable = !write, keys?: string[]): Op {
+    return { key: `${base}u`, keys, script, args: [base, ...args.map(str)], durable: write, resendable };
   }
 
   private read(key: string, command: string, args: unknown[] = []): Op {
@@ -375,7 +375,7 @@ export class RedisStore implements Store {
     ]);
     const reply = (await this.value(this.subjOp(base, lua.ISSUE_SESSION, [
       s.appId, s.subject, JSON.stringify(input.newSubjectClaims), s.createdAt, s.id, fields(sessionColumns(s)), input.revokeOthers ?? '',
-    ], true))) as [number, unknown[]?];
+    ], true, false, [`${base}ss`, `${base}s:${s.id}`]))) as [number, unknown[]?];
     if (Number(reply[0]) !== 1) return { issued: false, reason: 'subject_disabled' };
     this.remember(s.id, { appId: s.appId, base });
     return { issued: true, subject: subjectFromRow(rowOf(reply[1])!) };
@@ -414,7 +414,7 @@ export class RedisStore implements Store {
   /** The session, its subject's status and its app's key version: two reads on two shards, side by side. */
   private async readSession(location: Location, id: string): Promise<FoundSession | null> {
     const [reply, app] = await Promise.all([
-      this.value(this.subjOp(location.base, lua.READ_SESSION, [id], false)) as Promise<[unknown[], string, string]>,
+      this.value(this.subjOp(location.base, lua.READ_SESSION, [id], false, true, [`${location.base}s:${id}`])) as Promise<[unknown[], string, string]>,
       this.appState(location.appId),
     ]);
     const row = rowOf(reply[0]);
@@ -442,7 +442,7 @@ export class RedisStore implements Store {
     const location = await this.locate(sessionId);
     if (!location) return false;
     const nonce = randomBytes(8).toString('hex');
-    return Number(await this.value(this.subjOp(location.base, lua.REVOKE_SESSION, [sessionId, reason, now, nonce], true, true))) === 1;
+    return Number(await this.value(this.subjOp(location.base, lua.REVOKE_SESSION, [sessionId, reason, now, nonce], true, true, [`${location.base}s:${sessionId}`]))) === 1;
   }
 
   async revokeSubjectSessions(appId: string, subject: string, reason: string, now: Millis): Promise<number> {
@@ -455,7 +455,7 @@ export class RedisStore implements Store {
     if (!location) return false;
     return Number(await this.value(this.subjOp(location.base, lua.TOUCH_SESSION, [
       input.sessionId, input.now, opt(input.lastIp), opt(input.lastUserAgent), input.horizonAt,
-    ], true, true))) === 1;
+    ], true, true, [`${location.base}s:${input.sessionId}`]))) === 1;
   }
 
   // ── the rotation ───────────────────────────────────────────────────────────────────────────────
@@ -478,14 +478,14 @@ export class RedisStore implements Store {
     const location = await this.locate(input.sessionId);
     if (!location) return { rotated: false };
     const rid = randomBytes(8).toString('hex');
-    const rotated = Number(await this.value(this.subjOp(location.base, lua.ROTATE_SESSION, [input.sessionId, ...this.rotationArgs(input, rid)], true, true))) === 1;
+    const rotated = Number(await this.value(this.subjOp(location.base, lua.ROTATE_SESSION, [input.sessionId, ...this.rotationArgs(input, rid)], true, true, [`${location.base}s:${input.sessionId}`]))) === 1;
     if (rotated) this.clearPending(location, input.sessionId, input.next.generation);
     return { rotated };
   }
 
   /** Confirmed and answered: no longer pending (not waited for: a lost clear only leaves the parent redeemable a while longer). */
   private clearPending(location: Location, sessionId: string, generation: number): void {
-    this.value(this.subjOp(location.base, lua.CLEAR_PENDING, [sessionId, generation], false)).catch(() => {});
+    this.value(this.subjOp(location.base, lua.CLEAR_PENDING, [sessionId, generation], false, true, [`${location.base}s:${sessionId}`])).catch(() => {});
   }
 
   /**
@@ -498,12 +498,12 @@ export class RedisStore implements Store {
     const location = await this.locate(sessionId);
     if (!location) throw new StoreUnavailableError(new Error('the session is gone'));
     const started = Date.now();
-    const [row, , serverNow] = (await this.value(this.subjOp(location.base, lua.READ_SESSION, [sessionId], false))) as [unknown[], string, string];
+    const [row, , serverNow] = (await this.value(this.subjOp(location.base, lua.READ_SESSION, [sessionId], false, true, [`${location.base}s:${sessionId}`]))) as [unknown[], string, string];
     const pend = rowOf(row)?.pend;
     if (pend === undefined || Number(pend) !== generation) return;
     const remaining = Number(rowOf(row)!.pdl) - Number(serverNow) - (Date.now() - started) - 2;
     const op: Op = {
-      ...this.subjOp(location.base, lua.TOUCH_PENDING, [sessionId, generation], true), waitMs: remaining > 0 ? remaining : this.options.waitMs,
+      ...this.subjOp(location.base, lua.TOUCH_PENDING, [sessionId, generation], true, true, [`${location.base}s:${sessionId}`]), waitMs: remaining > 0 ? remaining : this.options.waitMs,
     };
     const touched = (await this.value(op)) as [number];
     if (Number(touched[0]) === 1) this.clearPending(location, sessionId, generation);

@@ -8,6 +8,12 @@ type Arg = string | number | Buffer;
 export interface Op {
   /** A key of the slot it runs on (a script's KEYS[1]). */
   key: string;
+  /**
+   * The other keys a script touches, declared so that the cluster checks them before the script runs:
+   * during a slot migration a script whose keys are split between two nodes is refused whole (TRYAGAIN,
+   * ASK) rather than stopped half-way at its first key that already moved.
+   */
+  keys?: string[];
   script?: LuaScript;
   /** A plain command, when there is no script; `args` follow the key. */
   command?: string;
@@ -42,6 +48,8 @@ interface Pending {
 
 /** Redis errors that say the command did not run and may run elsewhere or later. */
 const NOT_RUN = /^(TRYAGAIN|CLUSTERDOWN|LOADING|MASTERDOWN|READONLY|BUSY|NOREPLICAS)/;
+/** A script stopped at a key of its slot that is migrating away (undeclared keys); retried once the slot moved. */
+const NON_LOCAL = /non local key|while the cluster is down/;
 /** One pipeline carries at most this many commands for one node. */
 const MAX_BATCH = 256;
 const RETRY_DELAY_MS = 50;
@@ -162,8 +170,9 @@ export class Router {
       if (p.asking) pipeline.call('ASKING');
       const { op } = p;
       if (op.script) {
-        if (p.useEval) pipeline.call('EVAL', op.script.source, '1', op.key, ...op.args);
-        else pipeline.call('EVALSHA', op.script.sha, '1', op.key, ...op.args);
+        const keys = [op.key, ...(op.keys ?? [])];
+        if (p.useEval) pipeline.call('EVAL', op.script.source, String(keys.length), ...keys, ...op.args);
+        else pipeline.call('EVALSHA', op.script.sha, String(keys.length), ...keys, ...op.args);
       } else {
         pipeline.call(op.command!, op.key, ...op.args);
       }
@@ -212,7 +221,7 @@ export class Router {
       this.enqueue(p);
       return;
     }
-    if (NOT_RUN.test(message)) {
+    if (NOT_RUN.test(message) || NON_LOCAL.test(message)) {
       this.later(p, err);
       return;
     }
