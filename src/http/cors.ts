@@ -48,12 +48,16 @@ export interface CorsOptions {
   issuer: string;
   /** The methods some route answers for this request's path (the router's own lookup). */
   allowedMethods(request: FastifyRequest): string[];
+  /** The prefix the APIs are mounted under (rotorPlugin in a host's server): routes are classed without it. */
+  prefix?: string;
 }
 
 export function registerCors(app: FastifyInstance, options: CorsOptions): void {
   const own = originOfUrl(options.issuer);
   const allowed = new Set(options.origins);
   if (own !== null) allowed.add(own);
+  const prefix = options.prefix ?? '';
+  const bare = (path: string): string => (prefix !== '' && path.startsWith(prefix) ? path.slice(prefix.length) || '/' : path);
 
   app.addHook('onRequest', async (request, reply) => {
     const route = request.routeOptions.url;
@@ -61,7 +65,7 @@ export function registerCors(app: FastifyInstance, options: CorsOptions): void {
       if (request.method === 'OPTIONS') return preflight(request, reply);
       return;
     }
-    const cls = corsClassOf(route);
+    const cls = corsClassOf(bare(route));
     const origin = originOf(request);
     switch (cls) {
       case 'none':
@@ -87,11 +91,11 @@ export function registerCors(app: FastifyInstance, options: CorsOptions): void {
   app.addHook('preHandler', async (request) => {
     const route = request.routeOptions.url;
     if (route === undefined) return;
-    const cls = corsClassOf(route);
+    const cls = corsClassOf(bare(route));
     if (cls !== 'api' && cls !== 'jwtplus') return;
     const origin = originOf(request);
     if (origin === undefined || origin === own) return;
-    for (const target of await appsConcerned(options.rotor, request, route, cls)) {
+    for (const target of await appsConcerned(options.rotor, request, bare(route), cls)) {
       const narrowed = target.policy.allowedOrigins;
       if (Array.isArray(narrowed) && !narrowed.includes(origin)) throw originNotAllowed();
     }
@@ -101,7 +105,7 @@ export function registerCors(app: FastifyInstance, options: CorsOptions): void {
   function preflight(request: FastifyRequest, reply: FastifyReply): FastifyReply | undefined {
     const methods = options.allowedMethods(request);
     if (methods.length === 0) return undefined;
-    const cls = corsClassOf(decodedPath(request.url));
+    const cls = corsClassOf(bare(decodedPath(request.url)));
     if (cls === 'none') return undefined;
     reply.header('Allow', [...methods, 'OPTIONS'].join(', '));
     const origin = originOf(request);

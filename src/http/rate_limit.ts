@@ -52,8 +52,9 @@ const CLASSES: Record<string, RouteClass> = {
   '/app/:app_id/sign': 'issue',
 };
 
-function classOf(request: FastifyRequest): RouteClass | null {
-  const url = request.routeOptions.url ?? '';
+function classOf(request: FastifyRequest, prefix = ''): RouteClass | null {
+  const routed = request.routeOptions.url ?? '';
+  const url = prefix !== '' && routed.startsWith(prefix) ? routed.slice(prefix.length) : routed;
   if (url.startsWith('/admin')) return 'admin';
   const bare = url.replace(/^\/(flolive|fib|abitmedia)\/:[a-z_]+/, '');
   if (bare === '/auth/api/v1/authentication-management/session' && request.method === 'POST') return 'login';
@@ -152,13 +153,14 @@ export class RateLimiter {
    * Wires the limits into a server: checked before routing decisions, failures counted after.
    * `appIdOf` turns the app a path names (its name, its id in any letter case) into its canonical id,
    * or null when there is no such app, so that one app is one budget however it is spelled (S2-08).
+   * `prefix`: where the APIs are mounted (rotorPlugin in a host's server); routes are classed without it.
    */
-  register(app: FastifyInstance, onLimited: () => void, appIdOf: (ref: string) => Promise<string | null>): void {
+  register(app: FastifyInstance, onLimited: () => void, appIdOf: (ref: string) => Promise<string | null>, prefix = ''): void {
     const { limits } = this;
     // Admin calls are counted when the request arrives, before the admin scope's own token check
     // refuses a wrong token: otherwise guesses of the admin token would never be limited.
     app.addHook('onRequest', async (request) => {
-      if (classOf(request) !== 'admin') return;
+      if (classOf(request, prefix) !== 'admin') return;
       try {
         this.check(`a:${request.ip}`, limits.adminPerIp);
         this.hit(`a:${request.ip}`);
@@ -168,7 +170,7 @@ export class RateLimiter {
       }
     });
     app.addHook('preHandler', async (request) => {
-      const kind = classOf(request);
+      const kind = classOf(request, prefix);
       if (!kind || kind === 'admin') return;
       const ip = request.ip;
       const params = request.params as Record<string, unknown> | undefined;
@@ -196,7 +198,7 @@ export class RateLimiter {
       }
     });
     app.addHook('onResponse', async (request, reply) => {
-      const kind = classOf(request);
+      const kind = classOf(request, prefix);
       const failed = reply.statusCode >= 400 && reply.statusCode < 500 && reply.statusCode !== 429;
       if (!failed) return;
       if (kind === 'refresh') this.hit(`rf:${request.ip}`);
