@@ -184,6 +184,8 @@ describe('ROTOR_WORKERS=2: one port served by two processes', () => {
         expectGraceOutcome(await race([p.url], g.refreshToken), g.refreshToken);
         const s = await issue(p.url, strictApp);
         expectOneWinner(await race([p.url], s.refreshToken));
+        // Both workers serve (a race's pooled connections may all have landed on one): fresh connections, bounded.
+        for (let i = 0; i < 100 && p.servingPids().size < 2; i += 1) await freshConnectionGet(`${p.url}/healthz`).catch(() => null);
         const workers = p.servingPids();
         expect(workers.size).toBe(2);
 

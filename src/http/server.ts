@@ -71,7 +71,7 @@ export function buildServer(input: { rotor: Rotor; config: Config; metrics: Metr
     bodyLimit: BODY_LIMIT,
     // Long path parameters reach the handlers, which refuse them in their API's envelope (fastify's own
     // 414 at 100 characters answered in its envelope and echoed the path).
-    maxParamLength: 2048,
+    routerOptions: { maxParamLength: 2048 },
     trustProxy: input.config.trustProxy,
     logController: new LogController({ disableRequestLogging: true }),
     onProtoPoisoning: 'error',

@@ -112,14 +112,17 @@ describe('@rotor/client with dpop: true (Node)', () => {
     expect(await plain.getSession()).not.toBeNull();
   });
 
-  it('why dpopJkt at issuance: a token stolen before the first refresh can be bound to the thief\'s key; the client is then signed out (invalid)', async () => {
+  it('why dpopJkt at issuance: a token stolen before the first refresh and bound to the thief\'s key is reuse when the user\'s copy comes back: both are signed out', async () => {
     const pair = await issue(server, strict); // unbound
     const thief = await server.call('POST', '/v1/refresh', { json: { refreshToken: pair.refreshToken }, headers: { dpop: thiefProof(`${server.url}/v1/refresh`) } });
     expect(thief.body.tokenType).toBe('DPoP');
     const rotor = createRotorClient({ baseUrl: server.url, storage: 'memory', storageKey: 'dpop-late', dpop: true });
     await rotor.setSession(expiring(pair));
     const error = await rejection(rotor.getAccessToken());
-    expect([error.kind, error.reason, error.details.code]).toEqual(['signed_out', 'invalid', 'invalid_dpop_proof']);
+    // Rotor judges the token before the proof: the consumed token is reuse, and the session (the thief's too) dies.
+    expect([error.kind, error.reason]).toEqual(['signed_out', 'reused']);
+    const after = await server.call('POST', '/v1/refresh', { json: { refreshToken: thief.body.refreshToken }, headers: { dpop: thiefProof(`${server.url}/v1/refresh`) } });
+    expect(after.body.detail).toBe('revoked');
   });
 
   it('server nonces (dpopNonce: true): use_dpop_nonce is answered once; the next refresh, in any context, proves with the nonce Rotor sent ahead', async () => {
