@@ -338,10 +338,20 @@ export class Engine {
   private async replayedChain(app: App, found: FoundSession, g: number, client: ClientContext, proof: ProofCheck, now: Millis): Promise<Issued> {
     const chain = found.session.refresh as RefreshChain;
     const isParent = g === chain.generation - 1 && g >= 1;
-    if (isParent && this.inGrace(app, found.session, chain.issuedAt, client, now) && now < chain.expiresAt) {
+    // A rotation the store could not confirm durable (a 503 was answered, SPEC §7) leaves its parent
+    // redeemable for the same successor whatever the grace window: the client's retry is never reuse.
+    const unconfirmed = found.rotation === 'unconfirmed';
+    const bindingOk = app.policy.binding !== 'useragent' || (client.userAgent ?? null) === found.session.userAgent;
+    const retry = unconfirmed ? bindingOk : this.inGrace(app, found.session, chain.issuedAt, client, now);
+    if (isParent && retry && now < chain.expiresAt) {
       const successor = this.liveToken(app, found.session, chain);
-      // A retry must fit the session as it is now (bound, maybe, by the request that won).
-      if (successor !== null) return this.retried(app, found, chain, successor, await proof(found.session), now);
+      if (successor !== null) {
+        // A retry must fit the session as it is now (bound, maybe, by the request that won).
+        const jkt = await proof(found.session);
+        // Answered only once the rotation it hands out is durable.
+        if (found.rotation) await this.deps.store.confirmRotation?.(found.session.id, chain.generation);
+        return this.retried(app, found, chain, successor, jkt, now);
+      }
     }
     return this.reuse(app, found.session, now);
   }
@@ -765,7 +775,8 @@ export class Engine {
     const parts = format.refreshToken(ctx);
     if (!parts) throw new Error(`the ${app.profile} format issued no refresh token`);
     const token = signJwt(key, parts.payload, parts.header, parts.encoding);
-    const sealed = app.policy.reuseGrace > 0 && chain.generation > 1
+    // Sealed where a parent may retry: inside a grace window, or after a rotation a store could leave unconfirmed.
+    const sealed = (app.policy.reuseGrace > 0 || this.deps.store.confirmRotation !== undefined) && chain.generation > 1
       ? this.deps.masterKey.seal('refresh-successor', Buffer.from(token), `${session.id}:${chain.generation}`)
       : null;
     return { token, payload: parts.payload, chain: { ...chain, successorSealed: sealed }, ctx };

@@ -7,6 +7,9 @@ import { SQLITE_MIGRATIONS } from '../../src/store/sqlite/schema.js';
 import { startRedisCluster, type RedisCluster } from '../helpers/redis_cluster.js';
 import { writeRowsAtVersion } from '../helpers/redis_rows.js';
 import { StoreUnavailableError } from '../../src/domain/errors.js';
+import { MasterKey } from '../../src/crypto/master_key.js';
+import { systemClock } from '../../src/domain/clock.js';
+import { Rotor } from '../../src/domain/rotor.js';
 import { slotOf } from '../../src/store/redis/router.js';
 import { appKeyRecord, appRecord, chainRecord, describeStoreConformance, sessionRecord, signingKeyRecord } from './conformance.js';
 
@@ -71,6 +74,39 @@ describe('redis cluster specifics', () => {
       // A confirmed rotation is not pending: the next one answers at once.
       expect(await store.rotateSession({ ...rotation, expectGeneration: 2, next: chainRecord(3) })).toEqual({ rotated: true });
       expect((await store.findSession(session.id))?.rotation).toBeUndefined();
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('SPEC §7 through the engine: with reuseGrace 0, a refresh answered 503 (replica silent) is retried by the client and gets the same successor, not reuse', async () => {
+    const prefix = `e${randomBytes(4).toString('hex')}`;
+    const store = storeFor(prefix, '&minReplicas=1&waitMs=100');
+    const rotor = new Rotor({ store, masterKey: MasterKey.random(), clock: systemClock, issuer: 'http://rotor.test' });
+    try {
+      await store.migrate();
+      const { app } = await rotor.apps.create({ name: 'strict', policy: { reuseGrace: 0 } });
+      const first = await rotor.issueSession(app, { subject: 'walt' });
+      const master = await cluster.masterOf(slotOf(`${store.keys.subject(app.id, 'walt')}u`));
+      const nodes = await cluster.cli(master, 'CLUSTER', 'NODES');
+      const masterId = nodes.split('\n').find((l) => l.includes('myself'))!.split(' ')[0]!;
+      const replicaPort = Number(nodes.split('\n').find((l) => l.includes(`slave ${masterId}`))!.split(' ')[1]!.split(':')[1]!.split('@')[0]);
+      const replica = cluster.nodes.find((n) => n.port === replicaPort)!.process!;
+      replica.kill('SIGSTOP');
+      try {
+        await expect(rotor.engine.refresh(first.refreshToken!)).rejects.toMatchObject({ code: 'store_unavailable' });
+      } finally {
+        replica.kill('SIGCONT');
+      }
+      // The client saw a 503 and retries with the same token: the rotation it never received, once confirmed.
+      const retried = await rotor.engine.refresh(first.refreshToken!);
+      const twice = await rotor.engine.refresh(first.refreshToken!);
+      expect(twice.refreshToken).toBe(retried.refreshToken); // the same successor, never a fork
+      // Once a later rotation is confirmed, the old parent is an ordinary ancestor: with grace 0, reuse.
+      const onward = await rotor.engine.refresh(retried.refreshToken!);
+      expect(onward.refreshToken).not.toBe(retried.refreshToken);
+      const again = await rotor.engine.refresh(first.refreshToken!).catch((err: unknown) => err);
+      expect(again).toMatchObject({ code: 'invalid_refresh_token', reason: 'reused' });
     } finally {
       await store.close();
     }
