@@ -78,7 +78,8 @@ describe('npm pack → npm install <tarball> → npx rotor serve', () => {
     const started = Date.now();
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;
-    const env = { ROTOR_PORT: String(port), ROTOR_LOG_LEVEL: 'warn' };
+    const adminToken = 'package-test-admin-token-0123456789';
+    const env = { ROTOR_PORT: String(port), ROTOR_LOG_LEVEL: 'warn', ROTOR_ADMIN_TOKEN: adminToken };
     server = spawn('npx', ['rotor', 'serve'], { cwd: app, env: { ...cleanEnv(), ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     server.stderr?.on('data', (chunk) => { stderr += String(chunk); });
@@ -119,6 +120,14 @@ describe('npm pack → npm install <tarball> → npx rotor serve', () => {
     const sdk = await fetch(`${url}/sdk/rotor-client.js`);
     expect(sdk.status).toBe(200);
     expect(await sdk.text()).toMatch(/createRotorClient/);
+    // So does the console: the page, every module it imports, and the admin API behind it.
+    const page = await fetch(`${url}/console`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-security-policy')).toMatch(/frame-ancestors 'none'/);
+    const main = await (await fetch(`${url}/console/ui/main.js`)).text();
+    for (const [, module] of main.matchAll(/from '\.\/([a-z_]+\.js)'/g)) expect((await fetch(`${url}/console/ui/${module}`)).status, module).toBe(200);
+    const apps = await (await fetch(`${url}/admin/apps`, { headers: { authorization: `Bearer ${adminToken}` } })).json();
+    expect(apps.apps.map((a: { name: string }) => a.name)).toEqual(['shop']);
     timings.quickstart = Date.now() - started;
   }, 60_000);
 

@@ -19,7 +19,7 @@ import { pathOfTarget } from './target.js';
  * - `jwtplus`: `/app/…`, every origin, as JWTPlus's own server (gin-contrib/cors with `*`) answers; an
  *   app whose policy sets `allowedOrigins` narrows it.
  * - `sdk`: `/sdk/…`, `Access-Control-Allow-Origin: *` (a script anyone may load).
- * - `none`: admin and operations endpoints: no CORS at all.
+ * - `none`: admin and operations endpoints, and the console: no CORS at all.
  * `Origin: null` is never allowed (outside the JWTPlus routes, which allow every origin). No credentials mode.
  */
 type CorsClass = 'api' | 'public' | 'jwtplus' | 'sdk' | 'none';
@@ -36,6 +36,8 @@ export function corsClassOf(path: string): CorsClass {
   if (path.startsWith('/sdk/')) return 'sdk';
   if (path === '/app' || path.startsWith('/app/')) return 'jwtplus';
   if (path === '/admin' || path.startsWith('/admin/') || OPS_PATHS.has(path)) return 'none';
+  // The console's page and modules (same-origin only; module scripts send Origin even then).
+  if (path === '/console' || path.startsWith('/console/')) return 'none';
   if (path.startsWith('/.well-known/') || /^\/v1\/apps\/[^/]+\/jwks\.json$/.test(path)) return 'public';
   return 'api';
 }

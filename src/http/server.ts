@@ -3,6 +3,7 @@ import pino, { type Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { Rotor } from '../domain/rotor.js';
 import { adminApi, guardAdminRoutes } from './admin/routes.js';
+import { consoleApi } from './console/routes.js';
 import { type Api, type ApiContext, registerApi } from './api.js';
 import { jwtplusApi } from './dialects/jwtplus/index.js';
 import { verifikApi } from './dialects/verifik/index.js';
@@ -23,7 +24,7 @@ import { sdkApi } from './sdk.js';
 import { pathOfTarget } from './target.js';
 
 /** Every API the server speaks; each dialect adds one entry of the same shape. */
-export const APIS: readonly Api[] = [opsApi, sdkApi, nativeApi, oauth2Api, adminApi, verifikApi, jwtplusApi, floliveApi, fibApi, abitmediaApi];
+export const APIS: readonly Api[] = [opsApi, sdkApi, nativeApi, oauth2Api, adminApi, consoleApi, verifikApi, jwtplusApi, floliveApi, fibApi, abitmediaApi];
 
 export const BODY_LIMIT = 64 * 1024;
 

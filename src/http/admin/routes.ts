@@ -54,8 +54,10 @@ export const adminApi: Api = {
         throw new RotorError('unauthorized', 'send the admin token as Authorization: Bearer <ROTOR_ADMIN_TOKEN>');
       }
     });
+    // Data, never a page: not cached, not sniffed into HTML, and a document that could run nothing.
     app.addHook('onSend', async (_request, reply) => {
-      reply.header('Cache-Control', 'no-store');
+      reply.header('Cache-Control', 'no-store').header('X-Content-Type-Options', 'nosniff')
+        .header('Content-Security-Policy', "default-src 'none'; frame-ancestors 'none'");
     });
 
     const params = (request: FastifyRequest) => request.params as P;

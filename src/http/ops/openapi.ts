@@ -54,6 +54,13 @@ export function openApiDocument(issuer: string): Record<string, unknown> {
       '/admin/apps/{app}/keys/rotate': { post: op('Rotate the signing key', { security: admin }) },
       '/admin/apps/{app}/keys/{kid}/revoke': { post: op('Revoke a signing key', { security: admin }) },
       '/admin/apps/{app}/subjects/{subject}': { put: op('Create or update a subject', { security: admin }), get: op('Show a subject', { security: admin }), delete: op('Delete a subject', { security: admin }) },
+      '/admin/apps/{app}/subjects': { get: op('List subjects with their live sessions, a page at a time (?cursor=&limit=)', { security: admin }) },
+      '/admin/apps/{app}/sessions': { get: op('List sessions newest first, of one subject with ?subject= (?cursor=&limit=)', { security: admin }) },
+      '/admin/apps/{app}/sessions/{id}': { delete: op('Revoke a session', { security: admin }) },
+      '/admin/apps/{app}/subjects/{subject}/sessions': { delete: op('Revoke every session of a subject', { security: admin }) },
+      '/admin/events': { get: op('Security events of every instance, newest last (?since=&limit=)', { security: admin }) },
+      '/admin/stats': { get: op('The last hour of refreshes by outcome, reuse detections and p99 latency, in 10-second steps', { security: admin }) },
+      '/console': { get: op('The web console (served when ROTOR_ADMIN_TOKEN is set; signs in with it)') },
       // Dialects (SPEC §4.4; docs/dialects.md): each answers only for apps of its profile, in its own envelope.
       '/v2/auth/session': { get: op('Verifik: renew the session of the access token in Authorization', { tags: ['verifik'] }) },
       '/v2/auth/renew-and-revoke': { post: op('Verifik: revoke every session of the subject, issue a new one', { tags: ['verifik'] }) },
