@@ -9,17 +9,22 @@ import { Metrics } from '../src/http/observability.js';
 import { SqliteStore } from '../src/store/sqlite/sqlite_store.js';
 import { rotor as cli } from './helpers/cli.js';
 import { admin, createApp, issue, startTestServer, type TestServer } from './helpers/server.js';
+import { startRedisCluster } from './helpers/redis_cluster.js';
 import { createTestSchema } from './store/pg_harness.js';
 
 /**
  * SPEC §4.3, the routes the console needs: subjects and sessions of an app a page at a time, revoking
  * one session or all of a subject's, the security events every instance records, and the activity
- * the charts draw. The same suite on SQLite and on PostgreSQL; two servers on one database stand for
- * two instances.
+ * the charts draw. The same suite on SQLite, PostgreSQL and a Redis Cluster; two servers on one
+ * database stand for two instances.
  */
-type Store = 'sqlite' | 'postgres';
+type Store = 'sqlite' | 'postgres' | 'redis';
 
 async function databaseEnv(store: Store): Promise<{ env: Record<string, string>; drop(): Promise<void> }> {
+  if (store === 'redis') {
+    const cluster = await startRedisCluster();
+    return { env: { ROTOR_DATABASE_URL: cluster.url(`prefix=c${randomBytes(4).toString('hex')}`), ROTOR_MASTER_KEY: randomBytes(32).toString('base64') }, drop: () => cluster.stop() };
+  }
   if (store === 'postgres') {
     const schema = await createTestSchema();
     return { env: { ROTOR_DATABASE_URL: schema.url, ROTOR_MASTER_KEY: randomBytes(32).toString('base64') }, drop: schema.drop };
@@ -28,7 +33,7 @@ async function databaseEnv(store: Store): Promise<{ env: Record<string, string>;
   return { env: { ROTOR_DATABASE_URL: `sqlite:${join(dir, 'rotor.db')}` }, drop: async () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-for (const store of ['sqlite', 'postgres'] as const) {
+for (const store of ['sqlite', 'postgres', 'redis'] as const) {
   describe(`admin API for the console (${store})`, () => {
     let db: Awaited<ReturnType<typeof databaseEnv>>;
     let server: TestServer;
@@ -289,9 +294,9 @@ describe('activity samples', () => {
       expect(partial).toMatchObject({ partial: true, seconds: 3, reuse: 0, p99Ms: null });
       for (const s of samplers) s.stop();
       // Pruned after two hours.
-      expect((await store.listActivity!(0)).length).toBe(2);
-      await store.pruneActivity!({ eventsBefore: 0, samplesBefore: clock.now() + 1 });
-      expect(await store.listActivity!(0)).toEqual([]);
+      expect((await store.listActivity(0)).length).toBe(2);
+      await store.pruneActivity({ eventsBefore: 0, samplesBefore: clock.now() + 1 });
+      expect(await store.listActivity(0)).toEqual([]);
     } finally {
       await store.close();
       rmSync(dir, { recursive: true, force: true });

@@ -35,11 +35,6 @@ export class SecurityEventLog {
     this.refilledAt = clock.now();
   }
 
-  /** Whether this store keeps events (every SQL store does). */
-  get supported(): boolean {
-    return typeof this.store.appendEvent === 'function' && typeof this.store.listEvents === 'function';
-  }
-
   /** The observer the domain reports to: everything goes to `inner` (logs, metrics, webhook) and is recorded here. */
   observing(inner: Observer): Observer {
     return {
@@ -52,7 +47,6 @@ export class SecurityEventLog {
   }
 
   record(event: SecurityEvent | string, fields: SecurityEventFields): void {
-    if (!this.supported) return;
     const now = this.clock.now();
     const stored: SecurityEventFields = { ...fields };
     if (!CRITICAL.has(event)) {
@@ -70,7 +64,7 @@ export class SecurityEventLog {
     delete stored.appId;
     const write = (async () => {
       try {
-        await this.store.appendEvent!({ at: now, event, appId, fields: stored });
+        await this.store.appendEvent({ at: now, event, appId, fields: stored });
       } catch {
         this.lost += 1;
       }
@@ -85,7 +79,6 @@ export class SecurityEventLog {
   }
 
   list(query: { afterId: number | null; sinceAt: number | null; limit: number }): Promise<SecurityEventRecord[]> {
-    if (!this.store.listEvents) return Promise.resolve([]);
     return this.store.listEvents(query);
   }
 

@@ -122,7 +122,7 @@ export class Rotor {
   async prune(revokedRetentionSeconds = 7 * 86400) {
     const now = this.clock.now();
     const pruned = await this.store.prune(now, { revokedRetention: revokedRetentionSeconds * 1000 });
-    await this.store.pruneActivity?.({ eventsBefore: now - revokedRetentionSeconds * 1000, samplesBefore: now - ACTIVITY_RETENTION_MS });
+    await this.store.pruneActivity({ eventsBefore: now - revokedRetentionSeconds * 1000, samplesBefore: now - ACTIVITY_RETENTION_MS });
     return pruned;
   }
 
@@ -130,11 +130,9 @@ export class Rotor {
 
   /** An app's subjects in byte order of their id, a page at a time; `next` continues after the last one. */
   async subjectsPage(app: App, page: { cursor?: unknown; limit?: unknown }): Promise<{ subjects: SubjectListing[]; next: string | null }> {
-    const listSubjects = this.store.listSubjects?.bind(this.store);
-    if (!listSubjects) throw unlisted(this.store.kind);
     const limit = pageLimit(page.limit);
     const after = page.cursor === undefined || page.cursor === '' ? null : decodeCursor(page.cursor);
-    const subjects = await listSubjects(app.id, { after, limit: limit + 1, now: this.clock.now() });
+    const subjects = await this.store.listSubjects(app.id, { after, limit: limit + 1, now: this.clock.now() });
     const more = subjects.length > limit;
     const shown = subjects.slice(0, limit);
     return { subjects: shown, next: more ? encodeCursor(shown.at(-1)!.subject.subject) : null };
@@ -142,12 +140,10 @@ export class Rotor {
 
   /** An app's sessions (of one subject when given), newest first, a page at a time. */
   async sessionsPage(app: App, page: { subject?: unknown; cursor?: unknown; limit?: unknown }): Promise<{ sessions: Session[]; next: string | null }> {
-    const listAppSessions = this.store.listAppSessions?.bind(this.store);
-    if (!listAppSessions) throw unlisted(this.store.kind);
     const limit = pageLimit(page.limit);
     const subject = page.subject === undefined || page.subject === '' ? null : validateSubject(page.subject);
     const before = page.cursor === undefined || page.cursor === '' ? null : decodeCursor(page.cursor);
-    const sessions = await listAppSessions(app.id, { subject, before, limit: limit + 1 });
+    const sessions = await this.store.listAppSessions(app.id, { subject, before, limit: limit + 1 });
     const more = sessions.length > limit;
     const shown = sessions.slice(0, limit);
     return { sessions: shown, next: more ? encodeCursor(shown.at(-1)!.id) : null };
@@ -197,5 +193,3 @@ function decodeCursor(value: unknown): string {
   return Buffer.from(value, 'base64url').toString('utf8');
 }
 
-const unlisted = (kind: string) =>
-  new RotorError('invalid_request', `the ${kind} store cannot list subjects or sessions yet; use GET /admin/apps/{app}/sessions?subject=S… with the CLI's sessions list`);

@@ -75,13 +75,9 @@ export class ActivitySampler {
 
   constructor(private readonly metrics: Metrics, private readonly store: Store, private readonly clock: Clock) {}
 
-  get supported(): boolean {
-    return typeof this.store.recordActivity === 'function' && typeof this.store.listActivity === 'function';
-  }
-
   /** Starts sampling at the next 10-second boundary of the clock. */
   async start(): Promise<void> {
-    if (!this.supported || this.timer !== null) return;
+    if (this.timer !== null) return;
     this.last = { at: this.clock.now(), counters: await this.read() };
     this.schedule();
   }
@@ -102,14 +98,13 @@ export class ActivitySampler {
 
   /** Writes the interval since the last sample (aligned down to a 10-second boundary); failures are dropped. */
   async sample(): Promise<void> {
-    if (!this.supported) return;
     const at = Math.floor(this.clock.now() / SAMPLE_EVERY_MS) * SAMPLE_EVERY_MS;
     const counters = await this.read();
     const previous = this.last;
     this.last = { at, counters };
     if (!previous || at <= previous.at) return;
     try {
-      await this.store.recordActivity!({ instance: this.instance, at, data: { ...difference(previous.counters, counters, at - previous.at) } });
+      await this.store.recordActivity({ instance: this.instance, at, data: { ...difference(previous.counters, counters, at - previous.at) } });
     } catch {
       // The store is down: this interval is missing from the chart; the counters themselves are intact.
     }
@@ -119,7 +114,7 @@ export class ActivitySampler {
   async series(windowMs = CHART_WINDOW_MS): Promise<ActivitySeries> {
     const now = this.clock.now();
     const since = now - windowMs;
-    const samples = this.supported ? await this.store.listActivity!(since) : [];
+    const samples = await this.store.listActivity(since);
     const buckets = new Map<number, IntervalData[]>();
     const instances = new Set<string>();
     for (const sample of samples) {

@@ -129,31 +129,30 @@ export interface Store {
   prune(now: Millis, options: { revokedRetention: number }): Promise<{ refreshTokens: number; sessions: number }>;
 
   // ── Listings, security events and activity samples (admin API §4.3, the console) ────────────────
-  // Optional while a store lacks them (see docs/console.md "Stores"); the SQL stores implement all of them.
 
   /**
    * An app's subjects in byte order of their id, those after `after` (exclusive; null: from the first),
    * at most `limit`, each with how many of its sessions are neither revoked nor past their horizon at `now`.
    */
-  listSubjects?(appId: string, page: { after: string | null; limit: number; now: Millis }): Promise<SubjectListing[]>;
+  listSubjects(appId: string, page: { after: string | null; limit: number; now: Millis }): Promise<SubjectListing[]>;
   /**
    * An app's sessions (of one subject when `subject` is set), newest first (by id, a ULID), those before
    * `before` (exclusive; null: from the newest), at most `limit`. Revoked ones are listed until pruned.
    */
-  listAppSessions?(appId: string, page: { subject: string | null; before: string | null; limit: number }): Promise<Session[]>;
+  listAppSessions(appId: string, page: { subject: string | null; before: string | null; limit: number }): Promise<Session[]>;
   /** Records one security event; the store gives it an id larger than every id it gave before. */
-  appendEvent?(event: NewSecurityEventRecord): Promise<void>;
+  appendEvent(event: NewSecurityEventRecord): Promise<void>;
   /**
    * Security events in id order (newest last). With neither `afterId` nor `sinceAt`: the newest `limit`.
    * Otherwise the first `limit` events with an id above `afterId` and a time at or after `sinceAt`.
    */
-  listEvents?(query: { afterId: number | null; sinceAt: Millis | null; limit: number }): Promise<SecurityEventRecord[]>;
+  listEvents(query: { afterId: number | null; sinceAt: Millis | null; limit: number }): Promise<SecurityEventRecord[]>;
   /** Records one instance's activity over one interval (its counters' increase); a repeated (instance, at) replaces it. */
-  recordActivity?(sample: ActivitySample): Promise<void>;
+  recordActivity(sample: ActivitySample): Promise<void>;
   /** Every instance's samples with `at` at or after `since`, in time order. */
-  listActivity?(since: Millis): Promise<ActivitySample[]>;
+  listActivity(since: Millis): Promise<ActivitySample[]>;
   /** Deletes events older than `eventsBefore` and samples older than `samplesBefore`. */
-  pruneActivity?(input: { eventsBefore: Millis; samplesBefore: Millis }): Promise<{ events: number; samples: number }>;
+  pruneActivity(input: { eventsBefore: Millis; samplesBefore: Millis }): Promise<{ events: number; samples: number }>;
 }
 
 /** A subject with the number of its live sessions (`listSubjects`). */
