@@ -193,7 +193,7 @@ describe.skipIf(!available)('the console in Chromium', () => {
     const mac = `#subject tr[data-session="${pairs.aliceMac!.sessionId}"]`;
     await twice(`${mac} button.revoke`);
     await page.waitForSelector(`${mac} .badge.revoked`);
-    expect(await page.locator(`${mac} .reason`).textContent()).toContain('revoked (API, console or CLI)');
+    expect(await page.locator(`${mac} .reason`).textContent()).toContain('revoked (a revoke call, the console or the CLI)');
     const refused = await refresh(pairs.aliceMac!.refreshToken);
     expect(refused.status).toBe(400);
     expect(refused.body.detail).toBe('revoked');

@@ -118,10 +118,11 @@ interface SessionRow {
 
 const REASONS: Record<string, string> = {
   reuse: 'reuse detected (a consumed refresh token came back)',
-  revoked: 'revoked (API, console or CLI)',
+  revoked: 'revoked (a revoke call, the console or the CLI)',
   subject_disabled: 'the subject was disabled',
   subject_deleted: 'the subject was deleted',
-  logout: 'signed out',
+  logout: 'signed out (FIB logout)',
+  renew_and_revoke: 'replaced by a Verifik renew-and-revoke',
 };
 
 /** The subjects of an app (a page at a time), and the sessions of the one selected. */
