@@ -11,7 +11,7 @@ import { silentObserver, type Observer } from './events.js';
 import { formatFor } from './formats/index.js';
 import { isUsableForVerification, Keyring } from './keyring.js';
 import { Subjects } from './subjects.js';
-import type { App, RefreshRecord, Session, Subject } from './types.js';
+import type { App, RefreshRecord, Session } from './types.js';
 import type { SubjectListing } from '../store/contract.js';
 
 export interface RotorOptions {
@@ -163,11 +163,6 @@ export class Rotor {
     return 'live';
   }
 
-  /** A subject with its live-session count, for one subject looked up by id. */
-  async subjectListing(app: App, subject: Subject): Promise<SubjectListing> {
-    const sessions = await this.store.listSessions(app.id, subject.subject);
-    return { subject, liveSessions: sessions.filter((s) => this.sessionState(app, s) === 'live').length };
-  }
 }
 
 /** How long activity samples (the console's charts) are kept: the hour shown, and one more. */
