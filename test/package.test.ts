@@ -50,9 +50,10 @@ describe('npm pack → npm install <tarball> → npx rotor serve', () => {
     timings.install = Date.now() - t;
   }, 170_000);
   afterAll(async () => {
-    if (server && server.exitCode === null) {
+    if (server && server.exitCode === null && server.pid !== undefined) {
       const exited = new Promise((resolve) => server!.once('exit', resolve));
-      server.kill('SIGTERM');
+      // The whole group: killing npx alone would leave `rotor serve` running.
+      process.kill(-server.pid, 'SIGTERM');
       await exited;
     }
     rmSync(work, { recursive: true, force: true });
@@ -80,7 +81,8 @@ describe('npm pack → npm install <tarball> → npx rotor serve', () => {
     const url = `http://127.0.0.1:${port}`;
     const adminToken = 'package-test-admin-token-0123456789';
     const env = { ROTOR_PORT: String(port), ROTOR_LOG_LEVEL: 'warn', ROTOR_ADMIN_TOKEN: adminToken };
-    server = spawn('npx', ['rotor', 'serve'], { cwd: app, env: { ...cleanEnv(), ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+    // Its own process group: npx starts `rotor serve` as a child, which must end with it (see afterAll).
+    server = spawn('npx', ['rotor', 'serve'], { cwd: app, env: { ...cleanEnv(), ...env }, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
     let stderr = '';
     server.stderr?.on('data', (chunk) => { stderr += String(chunk); });
     for (let i = 0; ; i += 1) {

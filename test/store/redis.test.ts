@@ -81,7 +81,8 @@ describe('redis cluster specifics', () => {
 
   it('SPEC §7 through the engine: with reuseGrace 0, a refresh answered 503 (replica silent) is retried by the client and gets the same successor, not reuse', async () => {
     const prefix = `e${randomBytes(4).toString('hex')}`;
-    const store = storeFor(prefix, '&minReplicas=1&waitMs=100');
+    // A generous wait: only the stopped replica's silence may time out, not a loaded machine.
+    const store = storeFor(prefix, '&minReplicas=1&waitMs=1000');
     const rotor = new Rotor({ store, masterKey: MasterKey.random(), clock: systemClock, issuer: 'http://rotor.test' });
     try {
       await store.migrate();
