@@ -1,5 +1,4 @@
-import { readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { importApiSuites } from './helpers/suites.js';
 
 /**
  * The native, OAuth and admin API suites and the security suites, unchanged, with each test server on
@@ -9,13 +8,4 @@ import { join } from 'node:path';
  * processes, run long, or do not touch the store); the dialects have test/dialects_on_postgres.test.ts.
  */
 process.env.ROTOR_TEST_STORE = 'postgres';
-const SUITES: Record<string, (file: string) => boolean> = {
-  http: () => true,
-  security: (file) => !['sigkill.test.ts', 'fuzz.test.ts', 'slowloris.test.ts'].includes(file),
-};
-for (const [folder, wanted] of Object.entries(SUITES)) {
-  const dir = join(import.meta.dirname, folder);
-  for (const file of readdirSync(dir).filter((f) => f.endsWith('.test.ts') && wanted(f)).sort()) {
-    await import(join(dir, file));
-  }
-}
+await importApiSuites();

@@ -1,7 +1,6 @@
-import { readdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll } from 'vitest';
 import { startRedisCluster } from './helpers/redis_cluster.js';
+import { importApiSuites } from './helpers/suites.js';
 
 /**
  * The native, OAuth and admin API suites and the security suites, unchanged, with each test server on
@@ -13,13 +12,4 @@ const cluster = await startRedisCluster();
 afterAll(() => cluster.stop());
 process.env.ROTOR_TEST_STORE = 'redis';
 process.env.ROTOR_TEST_REDIS_SEEDS = cluster.seeds;
-const SUITES: Record<string, (file: string) => boolean> = {
-  http: () => true,
-  security: (file) => !['sigkill.test.ts', 'fuzz.test.ts', 'slowloris.test.ts'].includes(file),
-};
-for (const [folder, wanted] of Object.entries(SUITES)) {
-  const dir = join(import.meta.dirname, folder);
-  for (const file of readdirSync(dir).filter((f) => f.endsWith('.test.ts') && wanted(f)).sort()) {
-    await import(join(dir, file));
-  }
-}
+await importApiSuites();

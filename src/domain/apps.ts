@@ -88,6 +88,16 @@ export class Apps {
     return app;
   }
 
+  /** The canonical id of the app a reference names (its name, its id in any letter case), or null. */
+  async idOf(ref: unknown): Promise<string | null> {
+    try {
+      return (await this.get(ref)).id;
+    } catch (err) {
+      if (err instanceof RotorError && err.code === 'app_not_found') return null;
+      throw err;
+    }
+  }
+
   /** A reference that is neither a ULID nor a possible name (NUL, spaces, upper case…) names no app: no store read. */
   private async lookup(ref: string): Promise<App | null> {
     if (isUlid(ref)) return this.byId(ref.toUpperCase());

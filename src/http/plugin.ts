@@ -1,15 +1,12 @@
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { canonicalOrigin } from '../domain/origins.js';
-import { RotorError } from '../domain/errors.js';
 import { internalsOf, type RotorInstance } from '../library.js';
 import { type Api, type ApiContext, registerApi } from './api.js';
 import { registerCors } from './cors.js';
-import { toRotorError } from './errors.js';
+import { registerFallbacks } from './fallbacks.js';
 import { trackRoutes } from './method_not_allowed.js';
-import { sendProblem } from './native/problem.js';
 import { nativeApi } from './native/routes.js';
 import { oauth2Api } from './oauth2/routes.js';
-import { notFound } from './ops/routes.js';
 import { DEFAULT_RATE_LIMITS, RateLimiter, type RateLimits } from './rate_limit.js';
 import { BODY_LIMIT } from './server.js';
 
@@ -107,14 +104,7 @@ export const rotorPlugin: FastifyPluginAsync<RotorPluginOptions> = async (scope,
     const store = ctx.rotor.store;
     const counter = store.addRateHits ? { addRateHits: store.addRateHits.bind(store) } : null;
     const limiter = new RateLimiter(ctx.config.rateLimits, ctx.rotor.clock, counter, scope.log as never);
-    const appIdOf = async (ref: string) => {
-      try {
-        return (await ctx.rotor.apps.get(ref)).id;
-      } catch (err) {
-        if (err instanceof RotorError && err.code === 'app_not_found') return null;
-        throw err;
-      }
-    };
+    const appIdOf = (ref: string) => ctx.rotor.apps.idOf(ref);
     limiter.register(scope, () => ctx.metrics.events.inc({ event: 'rate_limited' }), appIdOf, prefix);
     limiter.start();
     scope.addHook('onClose', async () => limiter.stop());
@@ -126,20 +116,7 @@ export const rotorPlugin: FastifyPluginAsync<RotorPluginOptions> = async (scope,
   }
   // Under a prefix of its own, unknown paths and methods are answered as Rotor answers them (404, 405
   // with Allow, CORS preflights); at the host's root they stay the host's.
-  if (prefix !== '' && prefix !== '/') {
-    scope.setNotFoundHandler((request, reply) => {
-      const allowed = allowedMethods(request);
-      if (allowed.length === 0 || allowed.includes(request.method)) return sendProblem(reply, notFound());
-      reply.header('Allow', allowed.join(', '));
-      return sendProblem(reply, new RotorError('method_not_allowed', `this endpoint answers ${allowed.join(', ')}`));
-    });
-  }
-  scope.setErrorHandler((raw, request, reply) => {
-    const err = toRotorError(raw);
-    if (err.status >= 500 && err.code !== 'store_unavailable') request.log.error({ err: raw }, 'request failed');
-    if (err.code === 'store_unavailable') reply.header('Retry-After', '1');
-    return sendProblem(reply, err);
-  });
+  registerFallbacks(scope, { allowedMethods, notFound: prefix !== '' && prefix !== '/' });
 };
 // Encapsulated on purpose (no fastify-plugin): Rotor's hooks, parsers and error handlers stay inside its prefix.
 

@@ -10,15 +10,13 @@ import { verifikApi } from './dialects/verifik/index.js';
 import { abitmediaApi } from './dialects/abitmedia/index.js';
 import { fibApi } from './dialects/fib/index.js';
 import { floliveApi } from './dialects/flolive/index.js';
-import { toRotorError } from './errors.js';
-import { sendProblem } from './native/problem.js';
 import { nativeApi } from './native/routes.js';
 import { oauth2Api } from './oauth2/routes.js';
 import type { Metrics } from './observability.js';
-import { notFound, opsApi } from './ops/routes.js';
+import { opsApi } from './ops/routes.js';
+import { registerFallbacks } from './fallbacks.js';
 import { trackRoutes } from './method_not_allowed.js';
 import { RateLimiter } from './rate_limit.js';
-import { RotorError } from '../domain/errors.js';
 import { registerCors } from './cors.js';
 import { sdkApi } from './sdk.js';
 import { pathOfTarget } from './target.js';
@@ -99,14 +97,7 @@ export function buildServer(input: { rotor: Rotor; config: Config; metrics: Metr
     const store = input.rotor.store;
     const counter = store.addRateHits ? { addRateHits: store.addRateHits.bind(store) } : null;
     const limiter = new RateLimiter(input.config.rateLimits, input.rotor.clock, counter, input.logger);
-    const appIdOf = async (ref: string) => {
-      try {
-        return (await input.rotor.apps.get(ref)).id;
-      } catch (err) {
-        if (err instanceof RotorError && err.code === 'app_not_found') return null;
-        throw err;
-      }
-    };
+    const appIdOf = (ref: string) => input.rotor.apps.idOf(ref);
     limiter.register(app, () => input.metrics.events.inc({ event: 'rate_limited' }), appIdOf);
     limiter.start();
     app.addHook('onClose', async () => limiter.stop());
@@ -117,18 +108,7 @@ export function buildServer(input: { rotor: Rotor; config: Config; metrics: Metr
   registerCors(app, { rotor: input.rotor, origins: input.config.corsOrigins, issuer: input.config.issuer, allowedMethods });
   for (const api of APIS) registerApi(app, api, ctx);
 
-  app.setNotFoundHandler((request, reply) => {
-    const allowed = allowedMethods(request);
-    if (allowed.length === 0 || allowed.includes(request.method)) return sendProblem(reply, notFound());
-    reply.header('Allow', allowed.join(', '));
-    return sendProblem(reply, new RotorError('method_not_allowed', `this endpoint answers ${allowed.join(', ')}`));
-  });
-  // Errors outside any API scope (e.g. a body that failed to parse before routing).
-  app.setErrorHandler((raw, request, reply) => {
-    const err = toRotorError(raw);
-    if (err.status >= 500 && err.code !== 'store_unavailable') request.log.error({ err: raw }, 'request failed');
-    if (err.code === 'store_unavailable') reply.header('Retry-After', '1');
-    return sendProblem(reply, err);
-  });
+  // Unknown paths, other methods, and errors outside any API scope (e.g. a body that failed to parse before routing).
+  registerFallbacks(app, { allowedMethods, notFound: true });
   return app;
 }

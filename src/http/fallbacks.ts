@@ -1,0 +1,28 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { RotorError } from '../domain/errors.js';
+import { toRotorError } from './errors.js';
+import { sendProblem } from './native/problem.js';
+import { notFound } from './ops/routes.js';
+
+/**
+ * What Rotor answers outside its APIs' own scopes, in the native envelope: 404 for an unknown path, 405
+ * with `Allow` for a known path under another method, and any error raised before routing (a body
+ * that failed to parse) as a catalogue error, 503s with `Retry-After`. The server and the library's
+ * plugin both install it.
+ */
+export function registerFallbacks(scope: FastifyInstance, options: { allowedMethods: (request: FastifyRequest) => string[]; notFound: boolean }): void {
+  if (options.notFound) {
+    scope.setNotFoundHandler((request, reply) => {
+      const allowed = options.allowedMethods(request);
+      if (allowed.length === 0 || allowed.includes(request.method)) return sendProblem(reply, notFound());
+      reply.header('Allow', allowed.join(', '));
+      return sendProblem(reply, new RotorError('method_not_allowed', `this endpoint answers ${allowed.join(', ')}`));
+    });
+  }
+  scope.setErrorHandler((raw, request, reply) => {
+    const err = toRotorError(raw);
+    if (err.status >= 500 && err.code !== 'store_unavailable') request.log.error({ err: raw }, 'request failed');
+    if (err.code === 'store_unavailable') reply.header('Retry-After', '1');
+    return sendProblem(reply, err);
+  });
+}
