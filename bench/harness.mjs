@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync
 import { createServer } from 'node:net';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { protocol } from './protocols.mjs';
 
@@ -28,13 +28,18 @@ const CLOCK_TICKS = 100; // USER_HZ on Linux
  *   id: string, label: string, target: 'rotor' | 'oidc' | 'floor', protocol: string,
  *   store?: 'sqlite' | 'postgres', profile?: string, policy?: Record<string, unknown>, env?: Record<string, string>,
  *   floorMode?: 'sign' | 'sqlite', fault?: 'none' | 'duplicate' | 'status' | 'same', fill?: number,
- *   baseline?: boolean, requires?: () => string | null,
+ *   fillGeneration?: number, disk?: boolean, baseline?: boolean, requires?: () => string | null,
  * }} Row
  * @typedef {{ durationSeconds: number, warmupSeconds: number, connections: number, profileDir?: string,
- *   logDir?: string, timeoutSeconds?: number }} RunOptions
+ *   logDir?: string, timeoutSeconds?: number, disk?: 'yes' | 'no' | 'only', diskSessions?: number,
+ *   diskRotations?: number }} RunOptions
+ * @typedef {{ store: 'sqlite' | 'postgres', sessions: number, rotations: number, bytesPerSession: number,
+ *   bytesPerSessionAfterFirst: number, refreshRowsPerSession: number, seconds: number,
+ *   tables: Record<string, number> }} DiskResult
  * @typedef {{ id: string, label: string, skipped?: string, refreshPerSecond?: number, p50?: number, p99?: number,
  *   errors?: number, reasons?: Record<string, number>, rssMb?: number, cpuUsPerRefresh?: number, ok?: number,
- *   fillSeconds?: number, warmup?: unknown, generatorCores?: number }} RowResult
+ *   fillSeconds?: number, warmup?: unknown, generatorCores?: number, disk?: DiskResult,
+ *   mainThreadCpuUsPerRefresh?: number, otherThreadsCpuUsPerRefresh?: number, storeCpuUsPerRefresh?: number }} RowResult
  */
 
 // ── processes ──────────────────────────────────────────────────────────────────────────────────────
@@ -93,6 +98,44 @@ export function cpuSeconds(pid) {
       ticks += Number(fields[11]) + Number(fields[12]);
     } catch {
       // gone
+    }
+  }
+  return ticks / CLOCK_TICKS;
+}
+
+/**
+ * CPU seconds of a process tree split by thread: each process's main thread (the event loop) and all
+ * its other threads (V8's GC helpers, libuv's pool, the SQLite checkpointer worker). @param {number} pid
+ */
+export function cpuSecondsByThread(pid) {
+  let main = 0;
+  let other = 0;
+  for (const p of processTree(pid)) {
+    try {
+      for (const task of readdirSync(`/proc/${p}/task`)) {
+        const stat = readFileSync(`/proc/${p}/task/${task}/stat`, 'utf8');
+        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        const ticks = Number(fields[11]) + Number(fields[12]);
+        if (Number(task) === p) main += ticks;
+        else other += ticks;
+      }
+    } catch {
+      // gone
+    }
+  }
+  return { main: main / CLOCK_TICKS, other: other / CLOCK_TICKS };
+}
+
+/** CPU seconds used so far by a list of processes (PostgreSQL backends). @param {number[]} pids */
+function cpuSecondsOf(pids) {
+  let ticks = 0;
+  for (const p of pids) {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // gone, or not ours to read
     }
   }
   return ticks / CLOCK_TICKS;
@@ -180,9 +223,14 @@ async function inParallel(count, width, work) {
 // ── targets ────────────────────────────────────────────────────────────────────────────────────────
 
 /**
+ * @typedef {{ kind: 'sqlite', path: string } | { kind: 'postgres', url: string }} StoreLocation
  * @typedef {{ url: string, pid: number, setup: Setup, mint(count: number): Promise<TokenState[]>,
- *   stop(): Promise<void>, fillSeconds?: number }} Target
+ *   stop(): Promise<void>, fillSeconds?: number, store?: StoreLocation,
+ *   storePids?: () => Promise<number[]> }} Target
  */
+
+/** The root of the Rotor build the rows run (BENCH_ROTOR_BUILD names another build's root). */
+const rotorBuild = () => process.env.BENCH_ROTOR_BUILD ?? ROOT;
 
 /** @param {Row} row @param {RunOptions} options @param {string} dir @returns {Promise<Target>} */
 async function startTarget(row, options, dir) {
@@ -229,8 +277,16 @@ async function startTarget(row, options, dir) {
     ROTOR_RATE_LIMITS: 'refreshPerIp=1000000000,issuePerApp=1000000000,adminPerIp=1000000',
     ...row.env,
   };
+  // The master key is set, not left to the key file beside the SQLite database, so that the harness can
+  // mint the refresh tokens of the sessions it fills in with the server's own code (fillSqlite).
+  const masterKey = randomBytes(32).toString('base64');
+  env.ROTOR_MASTER_KEY = masterKey;
   /** @type {(() => Promise<void>) | null} */
   let dropDatabase = null;
+  /** @type {StoreLocation} */
+  let store;
+  /** @type {(() => Promise<number[]>) | undefined} */
+  let storePids;
   if (row.store === 'postgres') {
     const name = `rotor_bench_${process.pid}_${randomBytes(3).toString('hex')}`;
     const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
@@ -239,10 +295,20 @@ async function startTarget(row, options, dir) {
     await admin.end();
     const base = new URL(PG_ADMIN_URL);
     base.pathname = `/${name}`;
+    store = { kind: 'postgres', url: base.toString() };
+    // The PostgreSQL backends serving this row's database: their CPU is reported beside the server's.
+    storePids = async () => {
+      const c = new pg.Client({ connectionString: PG_ADMIN_URL });
+      await c.connect();
+      try {
+        return (await c.query('SELECT pid FROM pg_stat_activity WHERE datname = $1', [name])).rows.map((r) => Number(r.pid));
+      } finally {
+        await c.end();
+      }
+    };
     // BENCH_PG_PARAMS: Rotor's URL settings for this row, e.g. `pool_max=4`.
     for (const [k, v] of new URLSearchParams(process.env.BENCH_PG_PARAMS ?? '')) base.searchParams.set(k, v);
     env.ROTOR_DATABASE_URL = base.toString();
-    env.ROTOR_MASTER_KEY = randomBytes(32).toString('base64');
     dropDatabase = async () => {
       const c = new pg.Client({ connectionString: PG_ADMIN_URL });
       await c.connect();
@@ -250,10 +316,11 @@ async function startTarget(row, options, dir) {
       await c.end();
     };
   } else {
-    env.ROTOR_DATABASE_URL = `sqlite:${join(dir, 'rotor.db')}`;
+    store = { kind: 'sqlite', path: join(dir, 'rotor.db') };
+    env.ROTOR_DATABASE_URL = `sqlite:${store.path}`;
   }
   // BENCH_ROTOR_BUILD names another build's root (its dist/ beside a node_modules) to compare two builds.
-  const main = join(process.env.BENCH_ROTOR_BUILD ?? ROOT, 'dist/src/cli/main.js');
+  const main = join(rotorBuild(), 'dist/src/cli/main.js');
   const proc = startProcess({ args: [...nodeArgs, main, 'serve'], env, log });
   const stop = async () => {
     await proc.stop();
@@ -269,23 +336,32 @@ async function startTarget(row, options, dir) {
     const basic = Buffer.from(`${encodeURIComponent(created.id)}:${encodeURIComponent(created.appKey)}`).toString('base64');
     /** @type {number | undefined} */
     let fillSeconds;
+    /** @type {((count: number) => Promise<TokenState[]>) | null} */
+    let seeded = null;
     if (row.fill) {
+      if (store.kind !== 'sqlite') throw new Error('fill is for SQLite rows');
       const started = Date.now();
-      fillSqlite(join(dir, 'rotor.db'), created.id, row.fill);
+      const generation = row.fillGeneration ?? 1;
+      fillSqlite(store.path, created.id, row.fill, generation);
       fillSeconds = (Date.now() - started) / 1000;
+      const ids = await refreshIds(masterKey);
+      const fill = row.fill;
+      // The row's load runs on filled sessions picked at random (each a cold row somewhere in the table),
+      // their live generation's token minted as the server would mint it.
+      seeded = async (count) => pickDistinct(fill, count).map((i) => ({ refresh: ids.opaque(fillSessionId(i), generation) }));
     }
     // Readiness of a cluster: every worker must answer before load starts.
     await waitHealthy(`${url}/readyz`, proc);
     return {
-      url, pid: /** @type {number} */ (proc.child.pid), fillSeconds,
+      url, pid: /** @type {number} */ (proc.child.pid), fillSeconds, store, storePids,
       setup: { appId: created.id, appName: created.name, appKey: created.appKey, basic },
-      mint: (count) => inParallel(count, 8, async (i) => {
+      mint: seeded ?? ((count) => inParallel(count, 8, async (i) => {
         const pair = await call(`${url}/v1/apps/bench/sessions`, {
           method: 'POST', headers: { authorization: `Bearer ${created.appKey}` },
           json: { subject: `user-${i % 1000}`, ip: '127.0.0.1', userAgent: 'rotor-bench' },
         });
         return { refresh: pair.refreshToken, access: pair.accessToken };
-      }),
+      })),
       stop,
     };
   } catch (err) {
@@ -295,16 +371,54 @@ async function startTarget(row, options, dir) {
 }
 
 /**
- * Fills a Rotor SQLite file with `count` live sessions (1,000 subjects, one unconsumed refresh record
- * each, random 43-character record ids like real SHA-256 ids, expiries spread over 30 days), in one
- * transaction of three INSERT … SELECT over a recursive counter: the rows are generated inside SQLite,
- * about 1 s per 100,000 sessions. The server is running meanwhile (WAL; it is idle).
- * @param {string} path @param {string} appId @param {number} count
+ * The id of filled session `i`: a valid ULID (Crockford base32, first character 0–7) in a namespace of
+ * its own, `0BENCH` and 20 digits, in insertion order like real time-ordered ids.
+ * @param {number} i
  */
-export function fillSqlite(path, appId, count) {
+export const fillSessionId = (i) => `0BENCH${String(i).padStart(20, '0')}`;
+
+/** `count` distinct integers in [0, range), in random order. @param {number} range @param {number} count */
+export function pickDistinct(range, count) {
+  if (count > range) throw new Error(`cannot pick ${count} of ${range}`);
+  /** @type {Set<number>} */
+  const picked = new Set();
+  while (picked.size < count) picked.add(randomBytes(6).readUIntBE(0, 6) % range);
+  return [...picked];
+}
+
+/**
+ * The server's own refresh-token code (dist/src/domain/refresh_ids.js of the build the rows run) under
+ * the row's master key: the tokens of filled sessions are minted exactly as the server mints them.
+ * @param {string} masterKeyBase64 @returns {Promise<{ opaque(sessionId: string, generation: number): string }>}
+ */
+async function refreshIds(masterKeyBase64) {
+  const dist = join(rotorBuild(), 'dist/src');
+  const { RefreshIds } = await import(pathToFileURL(join(dist, 'domain/refresh_ids.js')).href);
+  const { MasterKey } = await import(pathToFileURL(join(dist, 'crypto/master_key.js')).href);
+  return new RefreshIds(MasterKey.fromBase64(masterKeyBase64));
+}
+
+/**
+ * Fills a Rotor SQLite file with `count` live chain sessions (SPEC §2.9: a session's refresh state is
+ * its row): 1,000 subjects, and `count` sessions (ids `fillSessionId(i)`, started over the last 30 days,
+ * 90-day lifetime) whose live refresh generation is `generation`, minted within the last 15 minutes and
+ * valid for 30 days. With one row per session the history of a session is nothing but its generation
+ * number: a session "rotated 100 times" is a row with generation 101 — exactly the row the server leaves
+ * after 100 rotations (test/storage_growth.test.ts), and no `refresh_tokens` rows. The rows are generated
+ * inside SQLite (INSERT … SELECT over a recursive counter, one transaction), about 1 s per 100,000
+ * sessions; the server is running meanwhile (WAL; it is idle). Tokens for these sessions are computed,
+ * not stored: `refreshIds(masterKey).opaque(fillSessionId(i), generation)`.
+ * @param {string} path @param {string} appId @param {number} count @param {number} [generation]
+ */
+export function fillSqlite(path, appId, count, generation = 1) {
   const db = new Database(path);
   db.pragma('busy_timeout = 10000');
   db.pragma('foreign_keys = OFF');
+  const columns = /** @type {{ name: string }[]} */ (db.pragma('table_info(sessions)')).map((c) => c.name);
+  if (!columns.includes('generation')) {
+    db.close();
+    throw new Error('the fill needs the one-row-per-session schema (a build from commit a0c33b2 on)');
+  }
   const now = Date.now();
   const day = 86_400_000;
   db.transaction(() => {
@@ -312,20 +426,116 @@ export function fillSqlite(path, appId, count) {
       WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 999)
       INSERT OR IGNORE INTO subjects (app_id, subject, claims, status, created_at, updated_at)
       SELECT ?, 'fill-' || i, '{"role":"user"}', 'active', ?, ? FROM n`).run(appId, now, now);
+    // Per session: t = the live generation's mint time (now minus 0–899 s), started = t − (i mod 30) days.
     db.prepare(`
-      WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ? - 1)
+      WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < $count - 1),
+        t(i, issued) AS (SELECT i, $now - (i * 7919 % 900) * 1000 FROM n)
       INSERT INTO sessions (id, app_id, subject, claims, audience, created_at, last_renewed_at, expires_at, ip, user_agent,
-        last_ip, last_user_agent, revoked_at, revoke_reason, horizon_at)
-      SELECT printf('0FILL%021d', i), ?, 'fill-' || (i % 1000), '{}', NULL, ? - (i % 30) * ?, ?, ? + 90 * ?, '10.0.0.1', 'fill',
-        '10.0.0.1', 'fill', NULL, NULL, ? + 30 * ? FROM n`).run(count, appId, now, day, now, now, day, now, day);
-    db.prepare(`
-      WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ? - 1)
-      INSERT INTO refresh_tokens (id, session_id, app_id, parent_id, issued_at, not_before, expires_at, consumed_at, successor_id, successor_sealed)
-      SELECT substr(hex(randomblob(22)), 1, 43), printf('0FILL%021d', i), ?, NULL, ?, ?, ? + (1 + abs(random()) % 30) * ?, NULL, NULL, NULL
-      FROM n`).run(count, appId, now, now, now, day);
+        last_ip, last_user_agent, revoked_at, revoke_reason, horizon_at, locator,
+        generation, refresh_issued_at, refresh_not_before, refresh_expires_at, successor_sealed)
+      SELECT '0BENCH' || printf('%020d', i), $app, 'fill-' || (i % 1000), '{}', NULL, issued - (i % 30) * $day, issued,
+        issued - (i % 30) * $day + 90 * $day, '10.0.0.1', 'fill', '10.0.0.1', 'fill', NULL, NULL, issued + 30 * $day, NULL,
+        $generation, issued, issued, issued + 30 * $day, NULL
+      FROM t`).run({ count, now, day, app: appId, generation });
   })();
   db.pragma('wal_checkpoint(TRUNCATE)');
   db.close();
+}
+
+// ── bytes on disk per session ──────────────────────────────────────────────────────────────────────
+
+/**
+ * Bytes the session state occupies in a store: the `sessions` and `refresh_tokens` tables with all their
+ * indexes (SQLite: `dbstat` page sizes, read through the WAL; PostgreSQL: `pg_total_relation_size`, heap,
+ * indexes and TOAST, dead tuples included), and how many `refresh_tokens` rows there are.
+ * @param {StoreLocation} store @returns {Promise<{ bytes: number, refreshRows: number, tables: Record<string, number> }>}
+ */
+export async function sessionStateBytes(store) {
+  if (store.kind === 'sqlite') {
+    const db = new Database(store.path, { readonly: true, fileMustExist: true });
+    try {
+      const names = /** @type {string[]} */ (db.prepare(
+        `SELECT name FROM sqlite_schema WHERE tbl_name IN ('sessions', 'refresh_tokens') AND type IN ('table', 'index')`,
+      ).pluck().all());
+      /** @type {Record<string, number>} */
+      const tables = {};
+      for (const { name, bytes } of /** @type {{ name: string, bytes: number }[]} */ (db.prepare(
+        `SELECT name, SUM(pgsize) AS bytes FROM dbstat WHERE name IN (${names.map(() => '?').join(', ')}) GROUP BY name`,
+      ).all(...names))) tables[name] = bytes;
+      const refreshRows = /** @type {number} */ (db.prepare('SELECT count(*) FROM refresh_tokens').pluck().get());
+      return { bytes: Object.values(tables).reduce((a, b) => a + b, 0), refreshRows, tables };
+    } finally {
+      db.close();
+    }
+  }
+  const client = new pg.Client({ connectionString: store.url });
+  await client.connect();
+  try {
+    const { rows } = await client.query(`SELECT c.relname AS name, pg_total_relation_size(c.oid)::bigint AS bytes
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relname IN ('sessions', 'refresh_tokens') AND c.relkind = 'r' AND n.nspname = current_schema()`);
+    /** @type {Record<string, number>} */
+    const tables = Object.fromEntries(rows.map((r) => [r.name, Number(r.bytes)]));
+    const refreshRows = Number((await client.query('SELECT count(*) AS n FROM refresh_tokens')).rows[0].n);
+    return { bytes: Object.values(tables).reduce((a, b) => a + b, 0), refreshRows, tables };
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * Chains `rotations` renewals on each of `states`, `width` chains at a time, through the row's protocol.
+ * @param {Target} target @param {import('./protocols.mjs').Protocol} proto @param {TokenState[]} states
+ * @param {number} rotations @param {number} width
+ */
+async function rotateEach(target, proto, states, rotations, width) {
+  return inParallel(states.length, width, async (i) => {
+    let state = /** @type {TokenState} */ (states[i]);
+    for (let r = 0; r < rotations; r += 1) {
+      const c = proto.request(state, target.setup);
+      const res = await fetch(target.url + c.path, { method: c.method, headers: c.headers, body: c.body });
+      const text = await res.text();
+      state = proto.next(res.status, text ? JSON.parse(text) : undefined, state);
+    }
+    return state;
+  });
+}
+
+/**
+ * The row's "bytes on disk per session after 100 rotations", on a server of its own with a fresh store:
+ * the session-state bytes with the app alone, then `sessions` sessions issued through the API and each
+ * rotated once, then 99 more times; (after − before) / sessions, both times. Nothing here is timed.
+ * @param {Row} row @param {RunOptions} options @returns {Promise<DiskResult>}
+ */
+export async function measureDisk(row, options) {
+  const sessions = options.diskSessions ?? 1000;
+  const rotations = options.diskRotations ?? 100;
+  const dir = mkdtempSync(join(tmpdir(), `rotor-bench-disk-${row.id}-`));
+  const started = Date.now();
+  /** @type {Target | undefined} */
+  let target;
+  try {
+    target = await startTarget({ ...row, fill: undefined }, { ...options, profileDir: undefined }, dir);
+    const store = /** @type {StoreLocation} */ (target.store);
+    const proto = protocol(row.protocol);
+    const empty = await sessionStateBytes(store);
+    const issued = await target.mint(sessions);
+    const once = await rotateEach(target, proto, issued, 1, 32);
+    const first = await sessionStateBytes(store);
+    await rotateEach(target, proto, once, rotations - 1, 32);
+    const last = await sessionStateBytes(store);
+    return {
+      store: store.kind, sessions, rotations,
+      bytesPerSession: (last.bytes - empty.bytes) / sessions,
+      bytesPerSessionAfterFirst: (first.bytes - empty.bytes) / sessions,
+      refreshRowsPerSession: (last.refreshRows - empty.refreshRows) / sessions,
+      seconds: (Date.now() - started) / 1000,
+      tables: Object.fromEntries(Object.entries(last.tables).map(([k, v]) => [k, v - (empty.tables[k] ?? 0)])),
+    };
+  } finally {
+    await target?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 // ── one row ────────────────────────────────────────────────────────────────────────────────────────
@@ -364,7 +574,21 @@ export function runLoadgen(config, onMeasure) {
 export async function runRow(row, options) {
   const why = row.requires?.() ?? null;
   if (why) return { id: row.id, label: row.label, skipped: why };
+  // A row with `disk` also measures its store's bytes per session after 100 rotations, on a server of its
+  // own once the timed run is over (options.disk: 'no' skips that, 'only' skips the timed run).
+  const disk = row.disk && options.disk !== 'no';
+  if (options.disk === 'only') {
+    return disk ? { id: row.id, label: row.label, disk: await measureDisk(row, options) } : { id: row.id, label: row.label, skipped: 'no disk figure' };
+  }
+  const timed = await runTimed(row, options);
+  if (disk && !timed.skipped) timed.disk = await measureDisk(row, options);
+  return timed;
+}
+
+/** @param {Row} row @param {RunOptions} options @returns {Promise<RowResult>} */
+async function runTimed(row, options) {
   const dir = mkdtempSync(join(tmpdir(), `rotor-bench-${row.id}-`));
+  /** @type {Target | undefined} */
   let target;
   try {
     target = await startTarget(row, options, dir);
@@ -379,6 +603,12 @@ export async function runRow(row, options) {
 
     let peakRss = 0;
     let cpuAtStart = 0;
+    let threadsAtStart = { main: 0, other: 0 };
+    /** @type {number[]} */
+    let storePids = [];
+    let storeCpuAtStart = 0;
+    /** @type {Promise<void> | undefined} */
+    let storeStarted;
     /** @type {NodeJS.Timeout | undefined} */
     let sampler;
     const pid = target.pid;
@@ -391,19 +621,31 @@ export async function runRow(row, options) {
       ],
     }, () => {
       cpuAtStart = cpuSeconds(pid);
+      threadsAtStart = cpuSecondsByThread(pid);
+      // The pool's connections are all open after the warm-up; asked for as the measured phase starts.
+      storeStarted = target?.storePids?.().then((pids) => {
+        storePids = pids;
+        storeCpuAtStart = cpuSecondsOf(pids);
+      });
       sampler = setInterval(() => {
         peakRss = Math.max(peakRss, rssMb(pid));
       }, 250);
     });
     clearInterval(sampler);
     peakRss = Math.max(peakRss, rssMb(pid));
+    await storeStarted;
     const cpuUsed = cpuSeconds(pid) - cpuAtStart;
+    const threads = cpuSecondsByThread(pid);
+    const storeCpu = cpuSecondsOf(storePids) - storeCpuAtStart;
     const measured = /** @type {import('./loadgen.mjs').PhaseResult} */ (result.phases.find((p) => p.name === 'measure'));
     return {
       id: row.id, label: row.label, ok: measured.ok,
       refreshPerSecond: measured.refreshPerSecond, p50: measured.p50, p99: measured.p99,
       errors: measured.errors, reasons: measured.reasons, rssMb: peakRss,
       cpuUsPerRefresh: measured.ok > 0 ? (cpuUsed * 1e6) / measured.ok : undefined,
+      mainThreadCpuUsPerRefresh: measured.ok > 0 ? ((threads.main - threadsAtStart.main) * 1e6) / measured.ok : undefined,
+      otherThreadsCpuUsPerRefresh: measured.ok > 0 ? ((threads.other - threadsAtStart.other) * 1e6) / measured.ok : undefined,
+      storeCpuUsPerRefresh: storePids.length > 0 && measured.ok > 0 ? (storeCpu * 1e6) / measured.ok : undefined,
       generatorCores: measured.generatorCores,
       fillSeconds: target.fillSeconds, warmup: result.phases.find((p) => p.name === 'warmup'),
     };
@@ -449,12 +691,17 @@ const fmt = (n, digits = 0) => (n === undefined || !Number.isFinite(n) ? '—' :
  */
 export function formatTable(results, options = {}) {
   const baseline = results.find((r) => r.id === options.baselineId && r.refreshPerSecond);
-  const head = ['row', 'refresh/s', 'p50 ms', 'p99 ms', 'errors', 'RSS MB', 'CPU µs/refresh', '× oidc-provider'];
+  // Bytes on disk per session after 100 rotations: only rows with a disk figure have one.
+  const withDisk = results.some((r) => r.disk);
+  const head = ['row', 'refresh/s', 'p50 ms', 'p99 ms', 'errors', 'RSS MB', 'CPU µs/refresh', '× oidc-provider',
+    ...(withDisk ? ['disk B/session'] : [])];
+  const diskCell = (/** @type {RowResult} */ r) => (withDisk ? [r.disk ? fmt(r.disk.bytesPerSession) : ''] : []);
   const lines = results.map((r) => r.skipped
-    ? [r.label, `skipped: ${r.skipped}`, '', '', '', '', '', '']
+    ? [r.label, `skipped: ${r.skipped}`, '', '', '', '', '', '', ...(withDisk ? [''] : [])]
     : [
       r.label, fmt(r.refreshPerSecond), fmt(r.p50, 1), fmt(r.p99, 1), fmt(r.errors), fmt(r.rssMb), fmt(r.cpuUsPerRefresh),
       baseline?.refreshPerSecond && r.refreshPerSecond !== undefined ? `${fmt(r.refreshPerSecond / baseline.refreshPerSecond, 2)}×` : '—',
+      ...diskCell(r),
     ]);
   const widths = head.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] ?? '').length)));
   const row = (/** @type {string[]} */ cells) => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join(' | ')} |`;

@@ -21,13 +21,19 @@ const DIALECTS = ['verifik', 'jwtplus', 'flolive', 'fib', 'abitmedia'].map((prof
 
 /** @type {import('./harness.mjs').Row[]} */
 export const ROWS = [
-  { id: 'native-sqlite', label: 'Rotor native /v1/refresh, SQLite', target: 'rotor', protocol: 'native', store: 'sqlite' },
+  { id: 'native-sqlite', label: 'Rotor native /v1/refresh, SQLite', target: 'rotor', protocol: 'native', store: 'sqlite', disk: true },
   { id: 'oauth2-sqlite', label: 'Rotor /oauth2/token, SQLite', target: 'rotor', protocol: 'oauth2', store: 'sqlite' },
-  { id: 'native-postgres', label: 'Rotor native /v1/refresh, PostgreSQL', target: 'rotor', protocol: 'native', store: 'postgres', requires: postgresBuilt },
+  { id: 'native-postgres', label: 'Rotor native /v1/refresh, PostgreSQL', target: 'rotor', protocol: 'native', store: 'postgres', requires: postgresBuilt, disk: true },
   ...DIALECTS,
   { id: 'native-workers2', label: 'Rotor native, SQLite, ROTOR_WORKERS=2', target: 'rotor', protocol: 'native', store: 'sqlite', env: { ROTOR_WORKERS: '2' } },
   { id: 'native-10k', label: 'Rotor native, SQLite, 10,000 live sessions', target: 'rotor', protocol: 'native', store: 'sqlite', fill: 10_000 },
   { id: 'native-1m', label: 'Rotor native, SQLite, 1,000,000 live sessions', target: 'rotor', protocol: 'native', store: 'sqlite', fill: 1_000_000 },
+  // Issue 12: a million sessions with 100 rotations of history each. With one row per session that
+  // history is the generation number (101): the rows are the ones 100 rotations leave, and no others.
+  {
+    id: 'native-1m-h100', label: 'Rotor native, SQLite, 1,000,000 sessions × 100 rotations', target: 'rotor', protocol: 'native',
+    store: 'sqlite', fill: 1_000_000, fillGeneration: 101,
+  },
   { id: 'oidc-provider', label: 'node-oidc-provider, refresh_token grant, in-memory', target: 'oidc', protocol: 'oidc', baseline: true },
   { id: 'floor-sign', label: 'floor: node:http + one ES256 JWT', target: 'floor', protocol: 'floor', floorMode: 'sign' },
   { id: 'floor-sqlite', label: 'floor: + naive better-sqlite3 rotation', target: 'floor', protocol: 'floor', floorMode: 'sqlite' },

@@ -11,6 +11,9 @@
  *   BENCH_PROFILE=dir     start each server under `node --cpu-prof`, profiles into dir/<row>/
  *   BENCH_LOGS=dir        keep each server's output in dir/<row>.log
  *   BENCH_JSON=file       also write every figure as JSON
+ *   BENCH_DISK=0|only     rows marked `disk` also measure bytes on disk per session after 100 rotations
+ *                         (on a server of their own, in the first round): 0 skips that, only does only that
+ *   BENCH_DISK_SESSIONS   sessions in that measurement (default 1000)
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { environment, formatTable, runRow } from './harness.mjs';
@@ -24,11 +27,19 @@ const options = {
   connections: Number(env.BENCH_CONNECTIONS ?? 64),
   profileDir: env.BENCH_PROFILE || undefined,
   logDir: env.BENCH_LOGS || undefined,
+  disk: /** @type {'yes' | 'no' | 'only'} */ (env.BENCH_DISK === '0' || env.BENCH_DISK === 'no' ? 'no' : env.BENCH_DISK === 'only' ? 'only' : 'yes'),
+  diskSessions: Number(env.BENCH_DISK_SESSIONS ?? 1000),
 };
 const runs = Math.max(1, Number(env.BENCH_RUNS ?? 1));
 const only = env.BENCH_ROWS ? new Set(env.BENCH_ROWS.split(',').map((s) => s.trim())) : null;
-const rows = ROWS.filter((r) => !only || only.has(r.id));
+const rows = ROWS.filter((r) => (!only || only.has(r.id)) && (env.BENCH_DISK !== 'only' || r.disk));
 if (options.logDir) mkdirSync(options.logDir, { recursive: true });
+
+/** @param {import('./harness.mjs').DiskResult} d */
+function describeDisk(d) {
+  const tables = Object.entries(d.tables).map(([k, v]) => `${k} ${Math.round(v / d.sessions)}`).join(', ');
+  return `${Math.round(d.bytesPerSession)} B/session on disk after ${d.rotations} rotations (${Math.round(d.bytesPerSessionAfterFirst)} after the first; ${d.refreshRowsPerSession} refresh_tokens rows per session; by relation: ${tables}; ${d.sessions} sessions, ${d.seconds.toFixed(0)} s)`;
+}
 
 const about = environment();
 const header = [
@@ -46,16 +57,18 @@ const attempts = new Map(rows.map((r) => [r.id, []]));
 /** @type {Set<string>} rows that cannot run (skipped or failed): not retried */
 const out = new Set();
 for (let i = 0; i < runs; i += 1) {
+  if (i > 0 && options.disk === 'only') break;
   for (const row of rows) {
     if (out.has(row.id)) continue;
     const mine = /** @type {import('./harness.mjs').RowResult[]} */ (attempts.get(row.id));
     process.stderr.write(`▸ ${row.id}${runs > 1 ? ` (run ${i + 1}/${runs})` : ''} … `);
     try {
-      const result = await runRow(row, options);
+      // The disk figure does not vary by round: measured in the first only.
+      const result = await runRow(row, i === 0 ? options : { ...options, disk: 'no' });
       mine.push(result);
       process.stderr.write(result.skipped
         ? `skipped: ${result.skipped}\n`
-        : `${Math.round(result.refreshPerSecond ?? 0)}/s, p50 ${result.p50} ms, p99 ${result.p99} ms, server CPU ${Math.round(result.cpuUsPerRefresh ?? 0)} µs/refresh, RSS ${Math.round(result.rssMb ?? 0)} MB, generator ${(result.generatorCores ?? 0).toFixed(2)} cores, errors ${result.errors}${result.errors ? ` ${JSON.stringify(result.reasons)}` : ''}\n`);
+        : `${result.refreshPerSecond === undefined ? '' : `${Math.round(result.refreshPerSecond)}/s, p50 ${result.p50} ms, p99 ${result.p99} ms, server CPU ${Math.round(result.cpuUsPerRefresh ?? 0)} µs/refresh (main thread ${Math.round(result.mainThreadCpuUsPerRefresh ?? 0)})${result.storeCpuUsPerRefresh === undefined ? '' : `, PostgreSQL backends ${Math.round(result.storeCpuUsPerRefresh)} µs/refresh`}, RSS ${Math.round(result.rssMb ?? 0)} MB, generator ${(result.generatorCores ?? 0).toFixed(2)} cores, errors ${result.errors}${result.errors ? ` ${JSON.stringify(result.reasons)}` : ''}`}${result.fillSeconds ? `, fill ${result.fillSeconds.toFixed(1)} s` : ''}${result.disk ? `${result.refreshPerSecond === undefined ? '' : '; '}${describeDisk(result.disk)}` : ''}\n`);
       if (result.skipped) out.add(row.id);
     } catch (err) {
       process.stderr.write(`failed: ${/** @type {Error} */ (err).message}\n`);
@@ -68,9 +81,15 @@ for (let i = 0; i < runs; i += 1) {
 const results = rows.map((row) => {
   const mine = /** @type {import('./harness.mjs').RowResult[]} */ (attempts.get(row.id));
   const measured = mine.filter((a) => !a.skipped).sort((a, b) => (a.refreshPerSecond ?? 0) - (b.refreshPerSecond ?? 0));
-  return measured[Math.floor((measured.length - 1) / 2)] ?? /** @type {import('./harness.mjs').RowResult} */ (mine[0]);
+  const median = measured[Math.floor((measured.length - 1) / 2)] ?? /** @type {import('./harness.mjs').RowResult} */ (mine[0]);
+  const disk = mine.find((a) => a.disk)?.disk;
+  return disk && !median.disk ? { ...median, disk } : median;
 });
 
 const baselineId = rows.find((r) => r.baseline)?.id;
 process.stdout.write(`\n${formatTable(results, { baselineId, header })}\n`);
+const disks = results.filter((r) => r.disk);
+if (disks.length > 0) {
+  process.stdout.write(`\ndisk B/session: ${disks.map((r) => `${r.id}: ${describeDisk(/** @type {import('./harness.mjs').DiskResult} */ (r.disk))}`).join('\n                ')}\n`);
+}
 if (env.BENCH_JSON) writeFileSync(env.BENCH_JSON, JSON.stringify({ about, options, runs, results, all: Object.fromEntries(attempts) }, null, 2));
