@@ -111,7 +111,12 @@ export async function startRedisCluster(options: { masters?: number } = {}): Pro
   const cluster: RedisCluster = {
     nodes,
     seeds: ports.map((p) => `127.0.0.1:${p}`).join(','),
-    url: (query) => `redis+cluster://${ports.map((p) => `127.0.0.1:${p}`).join(',')}${query ? `?${query}` : ''}`,
+    // Tests that are not about WAIT timing wait long for replicas: on a loaded two-core machine 100 ms
+    // (the production default) is sometimes too short, and a 503 there would be a flake, not a finding.
+    url: (query) => {
+      const q = query && /(^|&)waitMs=/.test(query) ? query : [query, 'waitMs=2000'].filter(Boolean).join('&');
+      return `redis+cluster://${ports.map((p) => `127.0.0.1:${p}`).join(',')}?${q}`;
+    },
     cli,
     async masters() {
       const text = await clusterNodes(nodes);

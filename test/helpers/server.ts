@@ -45,7 +45,7 @@ export async function startTestServer(options: { clock?: Clock; env?: Record<str
   const pgSchema = process.env.ROTOR_TEST_STORE === 'postgres' && !options.env?.ROTOR_DATABASE_URL ? await createTestSchema() : null;
   // ROTOR_TEST_STORE=redis: on the Redis Cluster the test file started (ROTOR_TEST_REDIS_SEEDS), under a key prefix of this server's own.
   const redisUrl = process.env.ROTOR_TEST_STORE === 'redis' && !options.env?.ROTOR_DATABASE_URL
-    ? `redis+cluster://${process.env.ROTOR_TEST_REDIS_SEEDS}?prefix=t${randomBytes(6).toString('hex')}` : null;
+    ? `redis+cluster://${process.env.ROTOR_TEST_REDIS_SEEDS}?prefix=t${randomBytes(6).toString('hex')}&waitMs=2000` : null;
   const config = loadConfig({
     ROTOR_DATABASE_URL: `sqlite:${join(dir, 'rotor.db')}`,
     ROTOR_PORT: '0',
