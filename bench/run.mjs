@@ -14,8 +14,11 @@
  *   BENCH_DISK=0|only     rows marked `disk` also measure bytes on disk per session after 100 rotations
  *                         (on a server of their own, in the first round): 0 skips that, only does only that
  *   BENCH_DISK_SESSIONS   sessions in that measurement (default 1000)
+ *   BENCH_REDIS=0         skip the Redis Cluster row (bench/targets/redis.mjs); BENCH_REDIS_MASTERS=1,2,3
  */
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { environment, formatTable, runRow } from './harness.mjs';
 import { ROWS } from './rows.mjs';
 
@@ -92,4 +95,22 @@ const disks = results.filter((r) => r.disk);
 if (disks.length > 0) {
   process.stdout.write(`\ndisk B/session: ${disks.map((r) => `${r.id}: ${describeDisk(/** @type {import('./harness.mjs').DiskResult} */ (r.disk))}`).join('\n                ')}\n`);
 }
-if (env.BENCH_JSON) writeFileSync(env.BENCH_JSON, JSON.stringify({ about, options, runs, results, all: Object.fromEntries(attempts) }, null, 2));
+// The Redis Cluster row (issue 13): its own script starts a three-master cluster from redis-server and a
+// Rotor on it (BENCH_REDIS=0 skips it; BENCH_REDIS_MASTERS=1,2,3 measures each count).
+/** @type {Record<string, unknown>[]} */
+const redis = [];
+if (env.BENCH_REDIS !== '0' && (!only || only.has('redis'))) {
+  const masters = env.BENCH_REDIS_MASTERS ?? '3';
+  process.stderr.write(`▸ redis (masters ${masters}) … `);
+  try {
+    const out = execFileSync(process.execPath, [join(import.meta.dirname, 'targets', 'redis.mjs'), '--masters', masters, '--seconds', String(options.durationSeconds)], {
+      encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 600_000,
+    });
+    for (const line of out.split('\n').filter((l) => l.startsWith('{'))) redis.push(JSON.parse(line));
+    process.stderr.write(`${redis.map((r) => `${r.masters} masters: ${r.refreshPerSecond}/s, p99 ${r.p99Ms} ms, errors ${r.errors}`).join('; ')}\n`);
+    process.stdout.write(`\nRotor native, Redis Cluster (one replica per master, WAIT 1): ${redis.map((r) => `${r.masters} masters ${r.refreshPerSecond} refresh/s (p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, errors ${r.errors})`).join('; ')}\n`);
+  } catch (err) {
+    process.stderr.write(`skipped: ${/** @type {Error} */ (err).message.split('\n')[0]}\n`);
+  }
+}
+if (env.BENCH_JSON) writeFileSync(env.BENCH_JSON, JSON.stringify({ about, options, runs, results, redis, all: Object.fromEntries(attempts) }, null, 2));
