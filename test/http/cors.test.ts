@@ -135,7 +135,8 @@ describe('CORS and origin checks', () => {
     });
 
     it('admin and operations endpoints have no CORS: OPTIONS stays 405, unknown paths 404', async () => {
-      for (const path of ['/admin/apps', '/metrics', '/healthz']) {
+      // Percent-encoded spellings the router matches as those routes are classed as those routes.
+      for (const path of ['/admin/apps', '/metrics', '/healthz', '/%61dmin/apps', '/admin/%61pps', '/%6Detrics', '/%68ealthz']) {
         const res = await preflight(path, APP_ORIGIN, 'GET');
         expect(res.status, path).toBe(405);
         expect(res.headers.get('access-control-allow-origin')).toBeNull();
