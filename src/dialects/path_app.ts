@@ -1,9 +1,9 @@
 import type { FastifyRequest } from 'fastify';
-import type { ClientContext } from '../../domain/engine.js';
-import { RotorError } from '../../domain/errors.js';
-import type { Profile } from '../../domain/policy.js';
-import type { App } from '../../domain/types.js';
-import type { ApiContext } from '../api.js';
+import type { ClientContext } from '../domain/engine.js';
+import { RotorError } from '../domain/errors.js';
+import type { Profile } from '../domain/policy.js';
+import type { App } from '../domain/types.js';
+import type { ApiContext } from '../http/api.js';
 
 /**
  * The app a dialect's per-app base URL (`/<dialect>/{app}/…`) names — it must be of that dialect's

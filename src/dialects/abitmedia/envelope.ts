@@ -1,6 +1,6 @@
 import type { FastifyReply } from 'fastify';
-import type { Issued } from '../../../domain/engine.js';
-import type { RotorError } from '../../../domain/errors.js';
+import type { Issued } from '../../domain/engine.js';
+import type { RotorError } from '../../domain/errors.js';
 
 /** Abitmedia's messages, byte-exact (UTF-8) as SPEC §4.4 gives them. */
 export const MESSAGES = {

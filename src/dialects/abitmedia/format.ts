@@ -1,5 +1,5 @@
-import type { TokenFormat } from './format.js';
-import { withoutReserved } from './format.js';
+import type { TokenFormat } from '../../domain/formats/format.js';
+import { withoutReserved } from '../../domain/formats/format.js';
 
 /** `typ` is reserved too: it is what tells a refresh token from an access token. */
 const RESERVED = new Set(['iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jti', 'sid', 'typ']);

@@ -1,13 +1,13 @@
 import multipart from '@fastify/multipart';
 import type { FastifyRequest } from 'fastify';
-import type { Issued } from '../../../domain/engine.js';
+import type { Issued } from '../../domain/engine.js';
 import { appOfPath, clientContextOf } from '../path_app.js';
-import { recordableClient } from '../../../domain/claims.js';
-import { invalidRefreshToken, RotorError } from '../../../domain/errors.js';
-import type { App } from '../../../domain/types.js';
-import { type Api, type ApiContext, noStore } from '../../api.js';
-import { basicCredentials, bodyOf } from '../../auth.js';
-import { registerFormParser } from '../../form.js';
+import { recordableClient } from '../../domain/claims.js';
+import { invalidRefreshToken, RotorError } from '../../domain/errors.js';
+import type { App } from '../../domain/types.js';
+import { type Api, type ApiContext, noStore } from '../../http/api.js';
+import { basicCredentials, bodyOf } from '../../http/auth.js';
+import { registerFormParser } from '../../http/form.js';
 import { MESSAGES, sendAbitmediaError, tokensBody } from './envelope.js';
 
 const PROFILE = 'abitmedia';

@@ -1,6 +1,6 @@
 import type { FastifyReply } from 'fastify';
-import type { Issued } from '../../../domain/engine.js';
-import type { RotorError } from '../../../domain/errors.js';
+import type { Issued } from '../../domain/engine.js';
+import type { RotorError } from '../../domain/errors.js';
 
 const OK = { code: 200, name: 'OK' };
 

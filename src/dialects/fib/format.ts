@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { TokenFormat } from './format.js';
-import { withoutReserved } from './format.js';
+import type { TokenFormat } from '../../domain/formats/format.js';
+import { withoutReserved } from '../../domain/formats/format.js';
 
 const RESERVED = new Set(['iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jti', 'sid', 'acjti']);
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;

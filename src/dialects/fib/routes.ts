@@ -1,10 +1,10 @@
 import type { FastifyRequest } from 'fastify';
 import { appOfPath, clientContextOf } from '../path_app.js';
-import { invalidRequest, RotorError } from '../../../domain/errors.js';
-import { formatFor } from '../../../domain/formats/index.js';
-import type { App, Subject } from '../../../domain/types.js';
-import { type Api, type ApiContext, noStore } from '../../api.js';
-import { rawOrBearerCredential } from '../../auth.js';
+import { invalidRequest, RotorError } from '../../domain/errors.js';
+import { formatFor } from '../../domain/formats/index.js';
+import type { App, Subject } from '../../domain/types.js';
+import { type Api, type ApiContext, noStore } from '../../http/api.js';
+import { rawOrBearerCredential } from '../../http/auth.js';
 import { loggedOut, sendFibError, sessionBody } from './envelope.js';
 
 const PROFILE = 'fib';

@@ -1,6 +1,6 @@
 import type { FastifyReply } from 'fastify';
-import type { Issued } from '../../../domain/engine.js';
-import type { RotorError } from '../../../domain/errors.js';
+import type { Issued } from '../../domain/engine.js';
+import type { RotorError } from '../../domain/errors.js';
 
 /** floLIVE's paged envelope around a successful renewal (SPEC §4.4). */
 export function renewed(issued: Issued): Record<string, unknown> {

@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import { appOfPath } from '../path_app.js';
-import { invalidRequest } from '../../../domain/errors.js';
-import { type Api, noStore } from '../../api.js';
+import { invalidRequest } from '../../domain/errors.js';
+import { type Api, noStore } from '../../http/api.js';
 import { renewed, sendFloliveError } from './envelope.js';
 
 const PROFILE = 'flolive';

@@ -1,5 +1,5 @@
 import type { FastifyReply } from 'fastify';
-import { RotorError } from '../../../domain/errors.js';
+import { RotorError } from '../../domain/errors.js';
 
 /**
  * JSON exactly as Go's encoding/json (gin's `c.JSON`) writes it: `<`, `>`, `&`, U+2028 and U+2029

@@ -1,6 +1,6 @@
-import type { JsonObject } from '../types.js';
-import type { TokenFormat } from './format.js';
-import { withoutReserved } from './format.js';
+import type { JsonObject } from '../../domain/types.js';
+import type { TokenFormat } from '../../domain/formats/format.js';
+import { withoutReserved } from '../../domain/formats/format.js';
 import { goJson } from './go_json.js';
 
 /**

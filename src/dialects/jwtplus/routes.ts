@@ -1,10 +1,10 @@
 import type { FastifyRequest } from 'fastify';
-import { RotorError } from '../../../domain/errors.js';
-import type { Issued } from '../../../domain/engine.js';
-import { formatFor } from '../../../domain/formats/index.js';
-import type { App } from '../../../domain/types.js';
-import { rawOrBearerCredential } from '../../auth.js';
-import { type Api, type ApiContext, noStore } from '../../api.js';
+import { RotorError } from '../../domain/errors.js';
+import type { Issued } from '../../domain/engine.js';
+import { formatFor } from '../../domain/formats/index.js';
+import type { App } from '../../domain/types.js';
+import { rawOrBearerCredential } from '../../http/auth.js';
+import { type Api, type ApiContext, noStore } from '../../http/api.js';
 import { jwtplusBodyParser, parseBody, validateFields } from './body.js';
 import { fieldErrors, invalidAppId, invalidAppKey, renderJwtPlusError, sendGo } from './envelope.js';
 import { appView, base64Pem, publicKeyView, sessionView } from './views.js';

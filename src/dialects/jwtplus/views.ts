@@ -1,6 +1,6 @@
 import { createPublicKey } from 'node:crypto';
-import type { App, RefreshRecord, Session, SigningKeyRecord } from '../../../domain/types.js';
-import type { Algorithm } from '../../../domain/policy.js';
+import type { App, RefreshRecord, Session, SigningKeyRecord } from '../../domain/types.js';
+import type { Algorithm } from '../../domain/policy.js';
 
 const seconds = (ms: number): number => Math.floor(ms / 1000);
 

@@ -1,5 +1,5 @@
 import type { FastifyReply } from 'fastify';
-import type { RotorError } from '../../../domain/errors.js';
+import type { RotorError } from '../../domain/errors.js';
 
 const MONTHS = [
   'January', 'February', 'March', 'April', 'May', 'June',

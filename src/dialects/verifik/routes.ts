@@ -1,9 +1,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { VerifiedAccess } from '../../../domain/engine.js';
-import { invalidRequest } from '../../../domain/errors.js';
-import type { App } from '../../../domain/types.js';
-import { type Api, type ApiContext, noStore } from '../../api.js';
-import { rawOrBearerCredential } from '../../auth.js';
+import type { VerifiedAccess } from '../../domain/engine.js';
+import { invalidRequest } from '../../domain/errors.js';
+import type { App } from '../../domain/types.js';
+import { type Api, type ApiContext, noStore } from '../../http/api.js';
+import { rawOrBearerCredential } from '../../http/auth.js';
 import { renderVerifikError } from './envelope.js';
 
 /** The context of each server this API is registered on (its clock and configured signature message). */

@@ -1,11 +1,11 @@
 import type { Profile } from '../policy.js';
 import type { TokenFormat } from './format.js';
-import { jwtplusFormat } from './jwtplus.js';
+import { jwtplusFormat } from '../../dialects/jwtplus/format.js';
 import { nativeFormat } from './native.js';
-import { verifikFormat } from './verifik.js';
-import { floliveFormat } from './flolive.js';
-import { fibFormat } from './fib.js';
-import { abitmediaFormat } from './abitmedia.js';
+import { verifikFormat } from '../../dialects/verifik/format.js';
+import { floliveFormat } from '../../dialects/flolive/format.js';
+import { fibFormat } from '../../dialects/fib/format.js';
+import { abitmediaFormat } from '../../dialects/abitmedia/format.js';
 
 export type { ChainIdLayout, TokenFormat, MintContext, JwtParts, SessionLocator } from './format.js';
 
