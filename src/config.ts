@@ -2,10 +2,34 @@ import { isIP } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { MasterKey } from './crypto/master_key.js';
 import { canonicalOrigin, originProblem } from './domain/origins.js';
-import { DEFAULT_RATE_LIMITS, type RateLimits } from './http/rate_limit.js';
 import { parseRedisClusterUrl, type RedisClusterOptions } from './store/redis/url.js';
 
 /** SPEC §6. Every value comes from the environment; nothing here reads a file except the master key. */
+/** ROTOR_RATE_LIMITS (SPEC §4.5): per-minute budgets the HTTP server enforces. */
+export interface RateLimits {
+  /** Refresh attempts per client ip per minute (every refresh endpoint, native, OAuth and dialects). */
+  refreshPerIp: number;
+  /** Failed refreshes per client ip per minute: guessing refresh tokens. */
+  refreshFailuresPerIp: number;
+  /** Login attempts per client ip per minute. */
+  loginPerIp: number;
+  /** Failed logins per (ip, username) per minute: slows guessing without letting anyone lock a user out. */
+  loginFailuresPerUser: number;
+  /** Admin API calls per client ip per minute. */
+  adminPerIp: number;
+  /** Session issuance per app per minute. */
+  issuePerApp: number;
+}
+
+export const DEFAULT_RATE_LIMITS: RateLimits = {
+  refreshPerIp: 6000,
+  refreshFailuresPerIp: 120,
+  loginPerIp: 300,
+  loginFailuresPerUser: 10,
+  adminPerIp: 1200,
+  issuePerApp: 60_000,
+};
+
 export interface Config {
   databaseUrl: string;
   host: string;

@@ -4,6 +4,7 @@ import { ConfigError, loadConfig, loadMasterKey, masterKeyFile, type Config } fr
 import { systemClock, type Clock } from './domain/clock.js';
 import { silentObserver, type Observer } from './domain/events.js';
 import { Rotor } from './domain/rotor.js';
+import { dialectDomains } from './dialects/index.js';
 import { openStore } from './store/open.js';
 
 /**
@@ -21,6 +22,7 @@ export async function openRotor(options: {
   const store = await openStore(config);
   const rotor = new Rotor({
     store, masterKey, clock: options.clock ?? systemClock, issuer: config.issuer, observer: options.observer ?? silentObserver,
+    dialects: dialectDomains(),
   });
   try {
     await rotor.keyring.checkPublishedKeys();

@@ -8,6 +8,7 @@ import { Metrics, observerFor } from './http/observability.js';
 import { buildServer, createLogger } from './http/server.js';
 import { WebhookSink } from './http/webhook.js';
 import { openRotor } from './runtime.js';
+import { dialectHttps } from './dialects/index.js';
 import { wideModes } from './store/sqlite/file_modes.js';
 
 const PRUNE_EVERY_MS = 60_000;
@@ -26,7 +27,7 @@ export async function startServer(config: Config = loadConfig()): Promise<Runnin
   const webhook = config.webhookUrl ? new WebhookSink({ url: config.webhookUrl, secret: config.webhookSecret }, logger) : undefined;
   const { rotor } = await openRotor({ config, clock: systemClock, observer: observerFor(metrics, logger, webhook), logger });
   warnAboutWideModes(config, logger);
-  const app = buildServer({ rotor, config, metrics, logger });
+  const app = buildServer({ rotor, config, metrics, logger, dialects: dialectHttps() });
   const prune = async () => {
     try {
       const pruned = await rotor.prune(config.revokedRetention);

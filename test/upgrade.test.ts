@@ -9,7 +9,11 @@ import { MasterKey } from '../src/crypto/master_key.js';
 import { newAppKey, newOpaqueRefreshToken, opaqueRefreshId } from '../src/crypto/secrets.js';
 import { generateKeyMaterial, SigningKey } from '../src/crypto/signing_key.js';
 import { newId } from '../src/domain/ids.js';
-import { PROFILE_DEFAULTS, type Profile } from '../src/domain/policy.js';
+import type { Profile } from '../src/domain/policy.js';
+import { Profiles } from '../src/domain/profiles.js';
+import { dialectDomains } from '../src/dialects/index.js';
+
+const PROFILES = new Profiles(dialectDomains());
 import { SQLITE_MIGRATIONS } from '../src/store/sqlite/schema.js';
 import { decodeJwtPart, startTestServer, type TestServer } from './helpers/server.js';
 
@@ -56,7 +60,7 @@ function buildOldDatabase(path: string, masterKey: MasterKey): OldSession[] {
 
     for (const profile of ['native', 'jwtplus', 'flolive', 'fib', 'abitmedia'] as Profile[]) {
       // JWTPlus without its 60 s not-before, so that the test can renew the new tokens at once.
-      const policy = { ...PROFILE_DEFAULTS[profile], ...(profile === 'native' ? {} : { reuseGrace: 0 }), ...(profile === 'jwtplus' ? { refreshNotBefore: 0 } : {}) };
+      const policy = { ...PROFILES.defaults(profile), ...(profile === 'native' ? {} : { reuseGrace: 0 }), ...(profile === 'jwtplus' ? { refreshNotBefore: 0 } : {}) };
       const appId = newId();
       const appName = `old-${profile}`;
       insertApp.run(appId, appName, profile, profile === 'jwtplus' ? 0 : 1, JSON.stringify(policy), now - 2 * HOUR, now - 2 * HOUR);

@@ -9,6 +9,7 @@ import { sessionView, tokenPair } from '../http/native/token_pair.js';
 import { openRotor } from '../runtime.js';
 import { serve } from '../serve.js';
 import { addPolicyFlags, policyPatch } from './policy_flags.js';
+import { DIALECTS } from '../dialects/index.js';
 
 const program = new Command('rotor')
   .description('Rotor: sessions with rotating refresh tokens, JWKS and revocation')
@@ -44,7 +45,7 @@ program.command('migrate').description('create or upgrade the schema').action(
 const apps = program.command('apps').description('manage apps');
 addPolicyFlags(
   apps.command('create <name>').description('create an app (prints its first app key once)')
-    .option('--profile <profile>', 'native, verifik, jwtplus, flolive, fib or abitmedia', 'native')
+    .option('--profile <profile>', profileChoices(), 'native')
     .option('--public', 'a public app: its clients redeem refresh tokens without the app key (default but for jwtplus)')
     .option('--confidential', 'a confidential app: every redemption needs the app key (the jwtplus default)'),
 ).action(withRotor(async (rotor, name: string, opts: Record<string, string | undefined> & PublicFlags) => {
@@ -200,3 +201,9 @@ program.parseAsync(process.argv).catch((err: unknown) => {
   }
   fail(err);
 });
+
+/** `native, verifik, …, fib or abitmedia`: native and every dialect in src/dialects/index.ts. */
+function profileChoices(): string {
+  const names = ['native', ...DIALECTS.map((d) => d.name)];
+  return `${names.slice(0, -1).join(', ')} or ${names.at(-1)}`;
+}

@@ -5,18 +5,19 @@ import { invalidRequest, RotorError } from './errors.js';
 import type { Observer } from './events.js';
 import { isUlid, isValidAppName, newId } from './ids.js';
 import type { Keyring } from './keyring.js';
-import { applyPolicyPatch, defaultPublic, isProfile, KEYLESS_PROFILES, PROFILE_DEFAULTS, PROFILES, type Profile } from './policy.js';
+import type { Profile } from './policy.js';
+import type { Profiles } from './profiles.js';
 import type { App, SigningKeyRecord } from './types.js';
 
 const APP_CACHE_MS = 1000;
 
 /**
- * JWTPlus and FIB access tokens name no session: they find it through their pair's refresh record
- * (docs/dialects.md). Without refresh tokens, or with access tokens outliving the record (pruned at its
- * expiry), every such access token would read as revoked: refused as configuration instead.
+ * Access tokens that name no session (JWTPlus, FIB: their chain id locates it) find it through their
+ * pair's refresh record (docs/dialects.md). Without refresh tokens, or with access tokens outliving the
+ * record (pruned at its expiry), every such access token would read as revoked: refused as configuration.
  */
-function assertSessionTraceable(profile: Profile, policy: App['policy']): void {
-  if (profile !== 'jwtplus' && profile !== 'fib') return;
+function assertSessionTraceable(profiles: Profiles, profile: Profile, policy: App['policy']): void {
+  if (profiles.formatFor(profile).chainId?.locatesSession !== true) return;
   if (policy.refreshTtl === null) throw invalidRequest(`a ${profile} app needs refresh tokens: policy.refreshTtl cannot be off`);
   if (policy.accessTtl > policy.refreshTtl) {
     throw invalidRequest(`policy.accessTtl must not exceed policy.refreshTtl in a ${profile} app (its access tokens find their session through the refresh record)`);
@@ -24,13 +25,15 @@ function assertSessionTraceable(profile: Profile, policy: App['policy']): void {
 }
 
 /** DPoP binds native apps only (a dialect's token layout has no room for `cnf`): no dialect app can require it. */
-function assertDpopFits(profile: Profile, policy: App['policy']): void {
-  if (profile !== 'native' && policy.dpop === 'required') throw invalidRequest(`a ${profile} app cannot require DPoP: its dialect endpoints carry no proof (policy.dpop off or allowed)`);
+function assertDpopFits(profiles: Profiles, profile: Profile, policy: App['policy']): void {
+  if (profiles.formatFor(profile).bindsAccessTokens !== true && policy.dpop === 'required') {
+    throw invalidRequest(`a ${profile} app cannot require DPoP: its dialect endpoints carry no proof (policy.dpop off or allowed)`);
+  }
 }
 
 /** SPEC §1: a dialect without client authentication cannot hold a confidential app's tokens. */
-export function assertCanBeConfidential(profile: Profile, isPublic: boolean): void {
-  if (!isPublic && KEYLESS_PROFILES.has(profile)) {
+function assertCanBeConfidential(profiles: Profiles, profile: Profile, isPublic: boolean): void {
+  if (!isPublic && profiles.isKeyless(profile)) {
     throw invalidRequest(`a ${profile} app cannot be confidential: its renewal call carries no client authentication (leave public on)`);
   }
 }
@@ -52,6 +55,8 @@ export class Apps {
     private readonly keyring: Keyring,
     private readonly clock: Clock,
     private readonly observer: Observer,
+    /** Every profile the domain serves (native and the injected dialects): defaults and policy fields. */
+    private readonly profiles: Profiles,
   ) {}
 
   async create(input: CreateAppInput): Promise<{ app: App; appKey: string; appKeyId: string }> {
@@ -59,16 +64,15 @@ export class Apps {
     if (typeof name !== 'string' || !isValidAppName(name)) {
       throw invalidRequest('name must match [a-z0-9][a-z0-9_-]{0,62} and must not be a ULID');
     }
-    const profile: Profile = input.profile === undefined ? 'native' : (input.profile as Profile);
-    if (!isProfile(profile)) throw invalidRequest(`profile must be one of ${PROFILES.join(', ')}`);
+    const profile = this.profiles.parse(input.profile === undefined ? 'native' : input.profile);
     if (input.public !== undefined && typeof input.public !== 'boolean') throw invalidRequest('public must be true or false');
-    const isPublic = input.public ?? defaultPublic(profile);
-    assertCanBeConfidential(profile, isPublic);
+    const isPublic = input.public ?? this.profiles.publicByDefault(profile);
+    assertCanBeConfidential(this.profiles, profile, isPublic);
     const description = input.description === undefined ? '' : input.description;
     if (typeof description !== 'string' || description.length > 1024) throw invalidRequest('description must be a string of at most 1024 characters');
-    const policy = applyPolicyPatch(PROFILE_DEFAULTS[profile], input.policy);
-    assertSessionTraceable(profile, policy);
-    assertDpopFits(profile, policy);
+    const policy = this.profiles.applyPatch(this.profiles.defaults(profile), input.policy);
+    assertSessionTraceable(this.profiles, profile, policy);
+    assertDpopFits(this.profiles, profile, policy);
     const now = this.clock.now();
     const app: App = { id: newId(), name, profile, public: isPublic, policy, description, createdAt: now, updatedAt: now };
     const keyId = newId();
@@ -101,7 +105,7 @@ export class Apps {
   /** A reference that is neither a ULID nor a possible name (NUL, spaces, upper case…) names no app: no store read. */
   private async lookup(ref: string): Promise<App | null> {
     if (isUlid(ref)) return this.byId(ref.toUpperCase());
-    return isValidAppName(ref) ? this.store.findApp({ name: ref }) : null;
+    return isValidAppName(ref) ? this.completed(await this.store.findApp({ name: ref })) : null;
   }
 
   /** By id, cached for a second: the refresh path asks for its app on every call. */
@@ -109,14 +113,22 @@ export class Apps {
     const now = this.clock.now();
     const hit = this.cache.get(id);
     if (hit && now - hit.at < APP_CACHE_MS && now >= hit.at) return hit.app;
-    const app = await this.store.findApp({ id });
+    const app = this.completed(await this.store.findApp({ id }));
     this.cache.set(id, { at: now, app });
     if (this.cache.size > 10_000) this.cache.clear();
     return app;
   }
 
-  list(): Promise<App[]> {
-    return this.store.listApps();
+  async list(): Promise<App[]> {
+    return (await this.store.listApps()).map((app) => this.completed(app)!);
+  }
+
+  /**
+   * An app as stored, with the policy fields a later release (or a newly listed dialect) added filled in
+   * with its profile's defaults: the store gives back what was written; the domain knows the dialects.
+   */
+  private completed(app: App | null): App | null {
+    return app && { ...app, policy: this.profiles.complete(app.profile, app.policy) };
   }
 
   /**
@@ -130,7 +142,7 @@ export class Apps {
     const { id } = await this.get(ref);
     for (let attempt = 1; ; attempt += 1) {
       // Read from the store, not the cache: the compare-and-set needs the row as it is.
-      const app = await this.store.findApp({ id });
+      const app = this.completed(await this.store.findApp({ id }));
       if (!app) throw new RotorError('app_not_found', 'no app has that id or name');
       const next = this.patched(app, patch);
       const result = await this.store.updateApp(next, app.updatedAt);
@@ -221,17 +233,17 @@ export class Apps {
     if (patch.public !== undefined) {
       if (typeof patch.public !== 'boolean') throw invalidRequest('public must be true or false');
       // SPEC §1 (and migration 3, which made the existing ones public): not by an update either.
-      assertCanBeConfidential(app.profile, patch.public);
+      assertCanBeConfidential(this.profiles, app.profile, patch.public);
       next.public = patch.public;
     }
     if (patch.description !== undefined) {
       if (typeof patch.description !== 'string' || patch.description.length > 1024) throw invalidRequest('description must be a string of at most 1024 characters');
       next.description = patch.description;
     }
-    next.policy = applyPolicyPatch(app.policy, patch.policy);
+    next.policy = this.profiles.applyPatch(app.policy, patch.policy);
     if (patch.policy !== undefined) {
-      assertSessionTraceable(app.profile, next.policy);
-      assertDpopFits(app.profile, next.policy);
+      assertSessionTraceable(this.profiles, app.profile, next.policy);
+      assertDpopFits(this.profiles, app.profile, next.policy);
     }
     return next;
   }

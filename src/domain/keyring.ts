@@ -1,5 +1,6 @@
 import { RotorError } from './errors.js';
-import { ALGORITHMS, longestTokenLifetime } from './policy.js';
+import { ALGORITHMS } from './policy.js';
+import type { Profiles } from './profiles.js';
 import type { Clock } from './clock.js';
 import type { App, SigningKeyRecord } from './types.js';
 import type { Store } from '../store/contract.js';
@@ -33,7 +34,13 @@ export class Keyring {
   /** One key generation per app at a time: concurrent requests wait for it instead of each generating one. */
   private readonly generating = new Map<string, Promise<void>>();
 
-  constructor(private readonly store: Store, private readonly masterKey: MasterKey, private readonly clock: Clock) {}
+  constructor(
+    private readonly store: Store,
+    private readonly masterKey: MasterKey,
+    private readonly clock: Clock,
+    /** How long each profile's tokens can live (a retiring key stays published that long). */
+    private readonly profiles: Pick<Profiles, 'longestTokenLifetime'>,
+  ) {}
 
   /** A new sealed key record; it becomes usable only once a store operation persists it. */
   newKeyRecord(appId: string, alg: App['policy']['alg']): SigningKeyRecord {
@@ -119,7 +126,7 @@ export class Keyring {
   async rotate(app: App, expectActiveKid: string | null): Promise<void> {
     const now = this.clock.now();
     const next = this.newKeyRecord(app.id, app.policy.alg);
-    const publishUntil = now + (longestTokenLifetime(app.profile, app.policy) + 60) * 1000;
+    const publishUntil = now + (this.profiles.longestTokenLifetime(app.profile, app.policy) + 60) * 1000;
     await this.store.rotateSigningKey({ appId: app.id, expectActiveKid, next, now, publishUntil });
     this.invalidate(app.id);
   }

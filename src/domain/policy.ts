@@ -1,8 +1,11 @@
 import { invalidRequest } from './errors.js';
 import { canonicalOrigin, originProblem } from './origins.js';
 
-export const PROFILES = ['native', 'verifik', 'jwtplus', 'flolive', 'fib', 'abitmedia'] as const;
-export type Profile = (typeof PROFILES)[number];
+/**
+ * The name of an app's profile: `native`, or the name of one of the dialects the domain was given
+ * (src/dialects/index.ts, injected through `Profiles`). `Profiles.has` tells whether a name is one.
+ */
+export type Profile = string;
 
 export const ALGORITHMS = ['ES256', 'EdDSA', 'RS256', 'HS256'] as const;
 export type Algorithm = (typeof ALGORITHMS)[number];
@@ -10,8 +13,11 @@ export type Algorithm = (typeof ALGORITHMS)[number];
 export const BINDINGS = ['off', 'record', 'useragent'] as const;
 export type Binding = (typeof BINDINGS)[number];
 
-/** An app's token policy. Durations are whole seconds; `null` switches a limit off. */
-export interface Policy {
+export const DPOP_MODES = ['off', 'allowed', 'required'] as const;
+export type DpopMode = (typeof DPOP_MODES)[number];
+
+/** The fields of every app's policy that are the core's (not a dialect's). Durations are whole seconds; `null` switches a limit off. */
+export interface CorePolicy {
   accessTtl: number;
   /** `null` for profiles that issue no refresh token (verifik). */
   refreshTtl: number | null;
@@ -22,8 +28,6 @@ export interface Policy {
   binding: Binding;
   alg: Algorithm;
   keyRotationPeriod: number | null;
-  verifikMaxMonths: number;
-  flolivePermitExpiredAccess: boolean;
   /**
    * Browser origins allowed to call Rotor for this app (SPEC §4.6): narrows ROTOR_CORS_ORIGINS, never
    * widens it; `null` (default) = every origin ROTOR_CORS_ORIGINS allows. Canonical exact origins.
@@ -37,12 +41,33 @@ export interface Policy {
   dpopNonce: boolean;
 }
 
-export const DPOP_MODES = ['off', 'allowed', 'required'] as const;
-export type DpopMode = (typeof DPOP_MODES)[number];
+/**
+ * An app's token policy: the core's fields and every dialect's own (`verifikMaxMonths`, …), which each
+ * dialect declares as a `PolicyField` and reads through it. SPEC §3: every app's policy carries them all.
+ */
+export type Policy = CorePolicy & { [dialectField: string]: unknown };
 
-const DAY = 86400;
+/**
+ * One policy field a dialect declares (src/dialects/<name>/policy.ts): its name, default and validation.
+ * Every app's policy has it, whatever the app's profile, as every release before the dialect folders did.
+ */
+export interface PolicyField<T = unknown> {
+  readonly name: string;
+  readonly default: T;
+  /** The value to store, or `invalidRequest` naming `policy.<name>` and what it must be. */
+  parse(value: unknown): T;
+  /** This field of `policy` (its default when a stored policy predates it). */
+  of(policy: Policy): T;
+}
 
-const BASE: Policy = {
+export function policyField<T>(spec: { name: string; default: T; parse(value: unknown): T }): PolicyField<T> {
+  return { ...spec, of: (policy) => (policy[spec.name] === undefined ? spec.default : (policy[spec.name] as T)) };
+}
+
+export const DAY = 86400;
+
+/** The core's defaults: the native profile's, and what each dialect's defaults start from. */
+export const CORE_DEFAULTS: CorePolicy = {
   accessTtl: 15 * 60,
   refreshTtl: 30 * DAY,
   refreshNotBefore: 0,
@@ -52,49 +77,44 @@ const BASE: Policy = {
   binding: 'off',
   alg: 'ES256',
   keyRotationPeriod: null,
-  verifikMaxMonths: 1200,
-  flolivePermitExpiredAccess: true,
   allowedOrigins: null,
   audience: null,
   dpop: 'allowed',
   dpopNonce: false,
 };
 
-/** SPEC §3: each profile's defaults. Dialect source systems have no absolute session lifetime. */
-export const PROFILE_DEFAULTS: Record<Profile, Policy> = {
-  native: BASE,
-  verifik: { ...BASE, accessTtl: 30 * DAY, refreshTtl: null, reuseGrace: 0, sessionMaxAge: null },
-  jwtplus: { ...BASE, accessTtl: 3600, refreshTtl: 3 * 3600, refreshNotBefore: 60, reuseGrace: 0, sessionMaxAge: null, binding: 'record' },
-  flolive: { ...BASE, alg: 'HS256', accessTtl: 3600, reuseGrace: 0, sessionMaxAge: null },
-  fib: { ...BASE, alg: 'EdDSA', accessTtl: 300, refreshTtl: DAY, reuseGrace: 0, sessionMaxAge: null },
-  abitmedia: { ...BASE, alg: 'HS256', accessTtl: 3600, reuseGrace: 0, sessionMaxAge: null },
-};
+/**
+ * The core's defaults with the dialects' fields where they have always stood, after `keyRotationPeriod`:
+ * the admin API and the CLI send the policy object as it is, so its key order is part of the answer.
+ */
+export function withDialectFields(core: CorePolicy, fields: readonly PolicyField[]): Policy {
+  const out: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(core)) {
+    out[name] = value;
+    if (name === 'keyRotationPeriod') for (const field of fields) out[field.name] = field.default;
+  }
+  return out as Policy;
+}
 
 /** Upper bounds that keep arithmetic safe and tokens sane (ten years). */
 const MAX_DURATION = 3650 * DAY;
 /** Grace is a retry window, not a second lifetime. */
 const MAX_REUSE_GRACE = 300;
 
-/**
- * Profiles whose dialect has no client authentication on its renewal call (SPEC §1): their refresh
- * tokens are redeemed keyless at the dialect endpoint, so such an app cannot be confidential.
- */
-export const KEYLESS_PROFILES: ReadonlySet<Profile> = new Set(['verifik', 'flolive', 'fib', 'abitmedia']);
-
-/** SPEC §1: every profile is public by default except jwtplus, whose tokens live in the app's backend. */
-export const defaultPublic = (profile: Profile): boolean => profile !== 'jwtplus';
-
-export function isProfile(value: unknown): value is Profile {
-  return typeof value === 'string' && (PROFILES as readonly string[]).includes(value);
-}
-
-function duration(field: string, value: unknown, opts: { nullable: boolean; min?: number; max?: number }): number | null {
+/** A whole number in [min, max] (or null when `nullable`), else `invalidRequest` naming `policy.<field>`. */
+export function duration(field: string, value: unknown, opts: { nullable: boolean; min?: number; max?: number }): number | null {
   if (value === null && opts.nullable) return null;
   const min = opts.min ?? 0;
   const max = opts.max ?? MAX_DURATION;
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
     throw invalidRequest(`policy.${field} must be a whole number of seconds between ${min} and ${max}${opts.nullable ? ' (or null for off)' : ''}`);
   }
+  return value;
+}
+
+/** `true` or `false`, else `invalidRequest` naming `policy.<field>`. */
+export function flag(field: string, value: unknown): boolean {
+  if (typeof value !== 'boolean') throw invalidRequest(`policy.${field} must be true or false`);
   return value;
 }
 
@@ -126,60 +146,49 @@ function allowedOrigins(value: unknown): string[] | null {
   return [...origins];
 }
 
+/** One core field of a caller's patch, validated; `undefined` when `field` is no core field. */
+function coreValue(field: string, value: unknown): { value: unknown } | undefined {
+  switch (field) {
+    case 'accessTtl': return { value: duration(field, value, { nullable: false, min: 1 }) };
+    case 'refreshTtl': return { value: duration(field, value, { nullable: true, min: 1 }) };
+    case 'refreshNotBefore': return { value: duration(field, value, { nullable: false }) };
+    case 'reuseGrace': return { value: duration(field, value, { nullable: false, max: MAX_REUSE_GRACE }) };
+    case 'sessionMaxAge': return { value: duration(field, value, { nullable: true, min: 1 }) };
+    case 'sessionIdleTimeout': return { value: duration(field, value, { nullable: true, min: 1 }) };
+    case 'keyRotationPeriod': return { value: duration(field, value, { nullable: true, min: 60 }) };
+    case 'binding': return { value: oneOf(field, value, BINDINGS) };
+    case 'alg': return { value: oneOf(field, value, ALGORITHMS) };
+    case 'allowedOrigins': return { value: allowedOrigins(value) };
+    case 'audience':
+      if (value !== null && (typeof value !== 'string' || value.length === 0 || value.length > 256 || /[\u0000-\u001f\u007f]/.test(value))) {
+        throw invalidRequest('policy.audience must be null or a string of 1 to 256 printable characters');
+      }
+      return { value };
+    case 'dpop': return { value: oneOf(field, value, DPOP_MODES) };
+    case 'dpopNonce': return { value: flag(field, value) };
+    default: return undefined;
+  }
+}
+
 /**
- * Applies a caller's partial policy over `base`, validating every field.
- * Unknown fields are refused so that a typo never silently leaves a default in force.
+ * Applies a caller's partial policy over `base`, validating every field: the core's here, each
+ * dialect's by the `PolicyField` it declared (`dialectFields`, by name). Unknown fields are refused so
+ * that a typo never silently leaves a default in force.
  */
-export function applyPolicyPatch(base: Policy, patch: unknown): Policy {
+export function applyPolicyPatch(base: Policy, patch: unknown, dialectFields: ReadonlyMap<string, PolicyField>): Policy {
   if (patch === undefined || patch === null) return { ...base };
   if (typeof patch !== 'object' || Array.isArray(patch)) throw invalidRequest('policy must be a JSON object');
-  const next: Policy = { ...base };
+  const next: Record<string, unknown> = { ...base };
   for (const [field, value] of Object.entries(patch as Record<string, unknown>)) {
-    switch (field) {
-      case 'accessTtl': next.accessTtl = duration(field, value, { nullable: false, min: 1 }) as number; break;
-      case 'refreshTtl': next.refreshTtl = duration(field, value, { nullable: true, min: 1 }); break;
-      case 'refreshNotBefore': next.refreshNotBefore = duration(field, value, { nullable: false }) as number; break;
-      case 'reuseGrace': next.reuseGrace = duration(field, value, { nullable: false, max: MAX_REUSE_GRACE }) as number; break;
-      case 'sessionMaxAge': next.sessionMaxAge = duration(field, value, { nullable: true, min: 1 }); break;
-      case 'sessionIdleTimeout': next.sessionIdleTimeout = duration(field, value, { nullable: true, min: 1 }); break;
-      case 'keyRotationPeriod': next.keyRotationPeriod = duration(field, value, { nullable: true, min: 60 }); break;
-      case 'binding': next.binding = oneOf(field, value, BINDINGS); break;
-      case 'alg': next.alg = oneOf(field, value, ALGORITHMS); break;
-      case 'verifikMaxMonths': next.verifikMaxMonths = duration(field, value, { nullable: false, min: 1, max: 1200 }) as number; break;
-      case 'flolivePermitExpiredAccess':
-        if (typeof value !== 'boolean') throw invalidRequest('policy.flolivePermitExpiredAccess must be true or false');
-        next.flolivePermitExpiredAccess = value;
-        break;
-      case 'allowedOrigins': next.allowedOrigins = allowedOrigins(value); break;
-      case 'audience':
-        if (value !== null && (typeof value !== 'string' || value.length === 0 || value.length > 256 || /[\u0000-\u001f\u007f]/.test(value))) {
-          throw invalidRequest('policy.audience must be null or a string of 1 to 256 printable characters');
-        }
-        next.audience = value;
-        break;
-      case 'dpop': next.dpop = oneOf(field, value, DPOP_MODES); break;
-      case 'dpopNonce':
-        if (typeof value !== 'boolean') throw invalidRequest('policy.dpopNonce must be true or false');
-        next.dpopNonce = value;
-        break;
-      default:
-        throw invalidRequest(`policy has no field "${field.slice(0, 40)}"`);
-    }
+    const core = coreValue(field, value);
+    const own = core === undefined ? dialectFields.get(field) : undefined;
+    if (core !== undefined) next[field] = core.value;
+    else if (own !== undefined) next[field] = own.parse(value);
+    else throw invalidRequest(`policy has no field "${field.slice(0, 40)}"`);
   }
-  if (next.refreshTtl !== null && next.refreshNotBefore >= next.refreshTtl) {
+  const result = next as Policy;
+  if (result.refreshTtl !== null && result.refreshNotBefore >= result.refreshTtl) {
     throw invalidRequest('policy.refreshNotBefore must be shorter than policy.refreshTtl');
   }
-  return next;
-}
-
-/** A stored policy with the fields a later release added filled in with the profile's defaults. */
-export function completePolicy(profile: Profile, stored: Partial<Policy>): Policy {
-  return { ...PROFILE_DEFAULTS[profile], ...stored };
-}
-
-/** The longest any token signed under this policy can live: how long a retiring key stays published. */
-export function longestTokenLifetime(profile: Profile, policy: Policy): number {
-  if (profile === 'verifik') return Math.max(policy.accessTtl, policy.verifikMaxMonths * 30 * DAY);
-  // Opaque refresh tokens are not signed; JWT ones (every dialect but verifik) are.
-  return profile === 'native' ? policy.accessTtl : Math.max(policy.accessTtl, policy.refreshTtl ?? 0);
+  return result;
 }

@@ -8,7 +8,10 @@ import { Engine, type ClientContext, type Issued, type LiveRefresh } from './eng
 import { SecurityEventLog } from './event_log.js';
 import { RotorError } from './errors.js';
 import { silentObserver, type Observer } from './events.js';
+import type { DialectDomain } from './dialect.js';
+// TODO(wt16b-merge): issueSession's formatFor comes from the injected registry (`profiles.formatFor`).
 import { formatFor } from './formats/index.js';
+import { Profiles } from './profiles.js';
 import { isUsableForVerification, Keyring } from './keyring.js';
 import { Subjects } from './subjects.js';
 import type { App, RefreshRecord, Session } from './types.js';
@@ -20,6 +23,8 @@ export interface RotorOptions {
   clock: Clock;
   issuer: string;
   observer?: Observer;
+  /** The dialects to serve besides native (src/dialects/index.ts `dialectDomains()`). TODO(wt16b-merge) */
+  dialects: readonly DialectDomain[];
 }
 
 /** The composition of the domain: what every API (native, OAuth, admin, dialects, CLI) calls. */
@@ -41,9 +46,11 @@ export class Rotor {
     this.issuer = options.issuer;
     this.events = new SecurityEventLog(options.store, options.clock);
     this.observer = this.events.observing(options.observer ?? silentObserver);
-    this.keyring = new Keyring(options.store, options.masterKey, options.clock);
-    this.apps = new Apps(options.store, this.keyring, options.clock, this.observer);
-    this.subjects = new Subjects(options.store, options.clock, this.observer);
+    // TODO(wt16b-merge): `profiles` is also the engine's `formats` registry.
+    const profiles = new Profiles(options.dialects);
+    this.keyring = new Keyring(options.store, options.masterKey, options.clock, profiles);
+    this.apps = new Apps(options.store, this.keyring, options.clock, this.observer, profiles);
+    this.subjects = new Subjects(options.store, options.clock, this.observer, profiles);
     this.engine = new Engine({
       store: options.store, keyring: this.keyring, masterKey: options.masterKey, clock: options.clock,
       issuer: options.issuer, observer: this.observer, apps: this.apps,

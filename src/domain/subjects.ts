@@ -1,12 +1,11 @@
-import { createPublicKey, verify as verifySignature } from 'node:crypto';
-import { blake2b } from '@noble/hashes/blake2.js';
 import { hashPassword, verifyPassword } from '../crypto/passwords.js';
 import type { Store, SubjectColumns } from '../store/contract.js';
 import { validateClaims, validateSubject } from './claims.js';
 import type { Clock } from './clock.js';
 import { invalidRequest, RotorError } from './errors.js';
 import type { Observer } from './events.js';
-import { formatFor } from './formats/index.js';
+import type { LoginRule } from './dialect.js';
+import type { Profiles } from './profiles.js';
 import type { App, Subject } from './types.js';
 
 export interface SubjectPatch {
@@ -16,30 +15,17 @@ export interface SubjectPatch {
   ed25519PublicKey?: unknown;
 }
 
+/** A raw 32-byte Ed25519 public key, hex (FIB's login key, registered per subject). */
 const ED25519_HEX = /^[0-9a-fA-F]{64}$/;
-const ED25519_SIGNATURE_HEX = /^[0-9a-fA-F]{128}$/;
-/** DER prefix of an Ed25519 SubjectPublicKeyInfo; the raw 32-byte key follows it. */
-const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
-
-/**
- * The two digests a FIB client may sign to log in, both BLAKE2b-256 of the UTF-8 e-mail: `plain`, as
- * FIB's current Python and Node examples sign it, and `iroha`, with the lowest bit of the last byte
- * set, as the Iroha SDK's hash (FIB's Kotlin example) makes it. They differ for about half of all
- * addresses; a signature of either by the registered key is as good as the other.
- */
-export const FIB_LOGIN_DIGESTS = ['plain', 'iroha'] as const;
-export type FibLoginDigest = (typeof FIB_LOGIN_DIGESTS)[number];
-
-/** What a FIB client signs to log in, in one of the two forms FIB's clients produce. */
-export function fibLoginDigest(email: string, variant: FibLoginDigest): Buffer {
-  const digest = Buffer.from(blake2b(Buffer.from(email, 'utf8'), { dkLen: 32 }));
-  if (variant === 'iroha') digest[31] = (digest[31] as number) | 1;
-  return digest;
-}
-
 /** Users of an app, with optional credentials. Disabling or deleting one ends its sessions. */
 export class Subjects {
-  constructor(private readonly store: Store, private readonly clock: Clock, private readonly observer: Observer) {}
+  constructor(
+    private readonly store: Store,
+    private readonly clock: Clock,
+    private readonly observer: Observer,
+    /** Each profile's token layout (its reserved claims). TODO(wt16b-merge): the engine's `formats` registry. */
+    private readonly formats: Pick<Profiles, 'formatFor'>,
+  ) {}
 
   /**
    * Creates or updates a subject; fields left out keep their current values. Everything is validated
@@ -50,7 +36,7 @@ export class Subjects {
   async put(app: App, subjectId: unknown, patch: SubjectPatch): Promise<Subject> {
     const subject = validateSubject(subjectId);
     const set: SubjectColumns = {};
-    if (patch.claims !== undefined) set.claims = validateClaims(patch.claims, formatFor(app.profile).reservedClaims);
+    if (patch.claims !== undefined) set.claims = validateClaims(patch.claims, this.formats.formatFor(app.profile).reservedClaims);
     if (patch.status !== undefined) {
       if (patch.status !== 'active' && patch.status !== 'disabled') throw invalidRequest('status must be "active" or "disabled"');
       set.status = patch.status;
@@ -89,39 +75,22 @@ export class Subjects {
   }
 
   /**
-   * FIB login (SPEC §4.4): `signatureHex` must be an Ed25519 signature of either `fibLoginDigest` of the
-   * subject, made with the key registered for that subject, and `publicKeyHex` must be that key. An
-   * e-mail that is no subject id is `invalid_request`; a signature that cannot be decoded, a public key
-   * that is not one, or either that does not verify, is `invalid_credentials` (FIB's one 422); an
-   * unknown subject is `subject_not_found`; a disabled subject is told so only after its signature verified.
+   * A dialect's own login (SPEC §4.4; FIB's Ed25519 signature): the subject `subjectId` names, when
+   * `presented` proves it by the dialect's `rule`. A subject id that is none is `invalid_request`; a
+   * proof that is malformed or does not verify is `invalid_credentials` (recorded as a failed login); an
+   * unknown subject is `subject_not_found`; a disabled subject is told so only after its proof verified.
    */
-  async checkEd25519(app: App, subjectId: unknown, signatureHex: unknown, publicKeyHex: unknown): Promise<Subject> {
-    const subject = validateSubject(subjectId, 'email');
-    const fail = (detail = 'the signature or public key does not verify'): never => {
+  async checkLogin<P>(app: App, subjectId: unknown, rule: LoginRule<P>, presented: P): Promise<Subject> {
+    const subject = validateSubject(subjectId, rule.subjectField);
+    const fail = (detail: string): never => {
       this.observer.event('login_failed', { appId: app.id });
       throw new RotorError('invalid_credentials', detail);
     };
-    if (typeof signatureHex !== 'string' || !ED25519_SIGNATURE_HEX.test(signatureHex)) {
-      return fail('signature must be 128 hex characters (an Ed25519 signature)');
-    }
-    if (typeof publicKeyHex !== 'string' || !ED25519_HEX.test(publicKeyHex)) {
-      return fail('authPublicKeyHex must be 64 hex characters (a raw Ed25519 public key)');
-    }
+    const malformed = rule.malformed(presented);
+    if (malformed !== null) return fail(malformed);
     const found = await this.store.findSubject(app.id, subject);
     if (!found) throw new RotorError('subject_not_found', 'no subject has that id in this app');
-    const registered = found.ed25519PublicKey;
-    if (registered === null || registered !== publicKeyHex.toLowerCase()) return fail();
-    let ok = false;
-    try {
-      const key = createPublicKey({
-        key: Buffer.concat([ED25519_SPKI_PREFIX, Buffer.from(registered, 'hex')]), format: 'der', type: 'spki',
-      });
-      const signature = Buffer.from(signatureHex, 'hex');
-      ok = FIB_LOGIN_DIGESTS.some((variant) => verifySignature(null, fibLoginDigest(subject, variant), key, signature));
-    } catch {
-      ok = false;
-    }
-    if (!ok) return fail();
+    if (!rule.verifies(found, presented)) return fail(rule.refusal);
     if (found.status !== 'active') throw new RotorError('subject_disabled', 'the subject is disabled');
     return found;
   }

@@ -1,10 +1,10 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { RotorError } from '../domain/errors.js';
 import { originOfUrl } from '../domain/origins.js';
-import type { Profile } from '../domain/policy.js';
 import type { Rotor } from '../domain/rotor.js';
 import type { App } from '../domain/types.js';
 import { basicCredentials, bodyOf, rawOrBearerCredential } from './auth.js';
+import type { DialectHttp } from './dialect.js';
 import { pathOfTarget } from './target.js';
 
 /**
@@ -52,6 +52,8 @@ export interface CorsOptions {
   allowedMethods(request: FastifyRequest): string[];
   /** The prefix the APIs are mounted under (rotorPlugin in a host's server): routes are classed without it. */
   prefix?: string;
+  /** The dialects the server speaks: each says where its app shows only inside its handler. */
+  dialects?: readonly DialectHttp[];
 }
 
 export function registerCors(app: FastifyInstance, options: CorsOptions): void {
@@ -97,7 +99,7 @@ export function registerCors(app: FastifyInstance, options: CorsOptions): void {
     if (cls !== 'api' && cls !== 'jwtplus') return;
     const origin = originOf(request);
     if (origin === undefined || origin === own) return;
-    for (const target of await appsConcerned(options.rotor, request, bare(route), cls)) {
+    for (const target of await appsConcerned(options.rotor, request, bare(route), cls, options.dialects ?? [])) {
       const narrowed = target.policy.allowedOrigins;
       if (Array.isArray(narrowed) && !narrowed.includes(origin)) throw originNotAllowed();
     }
@@ -161,7 +163,7 @@ function decodedPath(target: string): string {
  * to, the app its path or OAuth client names. Where the app cannot be known before the handler runs (a
  * dialect login at the root, an Abitmedia multipart body still unread), every app of that dialect counts.
  */
-async function appsConcerned(rotor: Rotor, request: FastifyRequest, route: string, cls: CorsClass): Promise<App[]> {
+async function appsConcerned(rotor: Rotor, request: FastifyRequest, route: string, cls: CorsClass, dialects: readonly DialectHttp[]): Promise<App[]> {
   const params = (request.params ?? {}) as Record<string, unknown>;
   if (cls === 'jwtplus') {
     const id = params.app_id;
@@ -193,19 +195,13 @@ async function appsConcerned(rotor: Rotor, request: FastifyRequest, route: strin
     const app = await rotor.engine.appOfToken(token);
     if (app) found.push(app);
   }
-  const unknowable = unknowableAppProfile(request, route);
-  if (unknowable !== null && typeof params.app !== 'string') {
+  // Dialect requests whose app shows only inside the handler (FIB and Abitmedia logins at the root,
+  // Abitmedia multipart refreshes): every app of that dialect counts.
+  const unknowable = dialects.find((d) => d.appHiddenUntilHandled?.(request, route) === true)?.api.name;
+  if (unknowable !== undefined && typeof params.app !== 'string') {
     found.push(...(await rotor.apps.list()).filter((a) => a.profile === unknowable));
   }
   return found;
-}
-
-/** Dialect requests whose app shows only inside the handler: FIB and Abitmedia logins at the root, Abitmedia multipart refreshes. */
-function unknowableAppProfile(request: FastifyRequest, route: string): Profile | null {
-  if (route === '/auth/api/v1/authentication-management/session' && request.method === 'POST') return 'fib';
-  if (route === '/v1/auth') return 'abitmedia';
-  if (route === '/v1/refreshToken' && request.isMultipart()) return 'abitmedia';
-  return null;
 }
 
 async function appOrNull(rotor: Rotor, ref: string): Promise<App | null> {

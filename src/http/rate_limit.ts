@@ -2,64 +2,33 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { RotorError } from '../domain/errors.js';
 import type { Clock } from '../domain/clock.js';
+import type { RateLimits } from '../config.js';
+import type { RouteClass, RouteClassRule } from './dialect.js';
+
+export { DEFAULT_RATE_LIMITS, type RateLimits } from '../config.js';
 
 /** Where instances pool their counts: adds this instance's hits for a window, returns the totals. */
 export interface SharedCounter {
   addRateHits(input: { windowStart: number; hits: { key: string; count: number }[] }): Promise<Map<string, number>>;
 }
 
-export interface RateLimits {
-  /** Refresh attempts per client ip per minute (every refresh endpoint, native, OAuth and dialects). */
-  refreshPerIp: number;
-  /** Failed refreshes per client ip per minute: guessing refresh tokens (R-15). */
-  refreshFailuresPerIp: number;
-  /** Login attempts per client ip per minute. */
-  loginPerIp: number;
-  /** Failed logins per (ip, username) per minute: slows guessing without letting anyone lock a user out. */
-  loginFailuresPerUser: number;
-  /** Admin API calls per client ip per minute. */
-  adminPerIp: number;
-  /** Session issuance per app per minute. */
-  issuePerApp: number;
-}
-
-export const DEFAULT_RATE_LIMITS: RateLimits = {
-  refreshPerIp: 6000,
-  refreshFailuresPerIp: 120,
-  loginPerIp: 300,
-  loginFailuresPerUser: 10,
-  adminPerIp: 1200,
-  issuePerApp: 60_000,
-};
-
-type RouteClass = 'refresh' | 'login' | 'admin' | 'issue';
-
 const WINDOW_MS = 60_000;
 const SYNC_MS = 1000;
 
-/** Route patterns by class: every refresh and login endpoint of every API. */
-const CLASSES: Record<string, RouteClass> = {
-  '/v1/refresh': 'refresh',
-  '/oauth2/token': 'refresh',
-  '/v2/auth/session': 'refresh',
-  '/app/:app_id/renew': 'refresh',
-  '/api/v2/auth/token': 'refresh',
-  '/auth/api/v1/authentication-management/session': 'refresh',
-  '/v1/refreshToken': 'refresh',
-  '/v1/apps/:app/login': 'login',
-  '/v1/auth': 'login',
-  '/v1/apps/:app/sessions': 'issue',
-  '/app/:app_id/sign': 'issue',
-};
+/** The core's own classed routes (native and OAuth); each dialect lists its own (`DialectHttp.routeClasses`). */
+export const CORE_ROUTE_CLASSES: readonly RouteClassRule[] = [
+  { url: '/v1/refresh', class: 'refresh' },
+  { url: '/oauth2/token', class: 'refresh' },
+  { url: '/v1/apps/:app/login', class: 'login' },
+  { url: '/v1/apps/:app/sessions', class: 'issue', methods: ['POST'] },
+];
 
-function classOf(request: FastifyRequest, prefix = ''): RouteClass | null {
+function classOf(rules: readonly RouteClassRule[], request: FastifyRequest, prefix = ''): RouteClass | 'admin' | null {
   const routed = request.routeOptions.url ?? '';
   const url = prefix !== '' && routed.startsWith(prefix) ? routed.slice(prefix.length) : routed;
   if (url.startsWith('/admin')) return 'admin';
-  const bare = url.replace(/^\/(flolive|fib|abitmedia)\/:[a-z_]+/, '');
-  if (bare === '/auth/api/v1/authentication-management/session' && request.method === 'POST') return 'login';
-  if (CLASSES[bare] === 'issue' && request.method !== 'POST') return null;
-  return CLASSES[bare] ?? null;
+  const rule = rules.find((r) => r.url === url && (r.methods === undefined || r.methods.includes(request.method)));
+  return rule?.class ?? null;
 }
 
 /**
@@ -81,6 +50,8 @@ export class RateLimiter {
     private readonly clock: Clock,
     private readonly counter: SharedCounter | null,
     private readonly log: Logger,
+    /** Every classed route: CORE_ROUTE_CLASSES and the routes of the dialects the server speaks. */
+    private readonly routes: readonly RouteClassRule[] = CORE_ROUTE_CLASSES,
   ) {}
 
   start(): void {
@@ -160,7 +131,7 @@ export class RateLimiter {
     // Admin calls are counted when the request arrives, before the admin scope's own token check
     // refuses a wrong token: otherwise guesses of the admin token would never be limited.
     app.addHook('onRequest', async (request) => {
-      if (classOf(request, prefix) !== 'admin') return;
+      if (classOf(this.routes, request, prefix) !== 'admin') return;
       try {
         this.check(`a:${request.ip}`, limits.adminPerIp);
         this.hit(`a:${request.ip}`);
@@ -170,7 +141,7 @@ export class RateLimiter {
       }
     });
     app.addHook('preHandler', async (request) => {
-      const kind = classOf(request, prefix);
+      const kind = classOf(this.routes, request, prefix);
       if (!kind || kind === 'admin') return;
       const ip = request.ip;
       const params = request.params as Record<string, unknown> | undefined;
@@ -198,7 +169,7 @@ export class RateLimiter {
       }
     });
     app.addHook('onResponse', async (request, reply) => {
-      const kind = classOf(request, prefix);
+      const kind = classOf(this.routes, request, prefix);
       const failed = reply.statusCode >= 400 && reply.statusCode < 500 && reply.statusCode !== 429;
       if (!failed) return;
       if (kind === 'refresh') this.hit(`rf:${request.ip}`);

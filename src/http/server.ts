@@ -5,24 +5,20 @@ import type { Rotor } from '../domain/rotor.js';
 import { adminApi, guardAdminRoutes } from './admin/routes.js';
 import { consoleApi } from './console/routes.js';
 import { type Api, type ApiContext, registerApi } from './api.js';
-import { jwtplusApi } from '../dialects/jwtplus/index.js';
-import { verifikApi } from '../dialects/verifik/index.js';
-import { abitmediaApi } from '../dialects/abitmedia/index.js';
-import { fibApi } from '../dialects/fib/index.js';
-import { floliveApi } from '../dialects/flolive/index.js';
 import { nativeApi } from './native/routes.js';
 import { oauth2Api } from './oauth2/routes.js';
 import type { Metrics } from './observability.js';
 import { opsApi } from './ops/routes.js';
 import { registerFallbacks } from './fallbacks.js';
 import { trackRoutes } from './method_not_allowed.js';
-import { RateLimiter } from './rate_limit.js';
+import { CORE_ROUTE_CLASSES, RateLimiter } from './rate_limit.js';
+import type { DialectHttp } from './dialect.js';
 import { registerCors } from './cors.js';
 import { sdkApi } from './sdk.js';
 import { pathOfTarget } from './target.js';
 
-/** Every API the server speaks; each dialect adds one entry of the same shape. */
-export const APIS: readonly Api[] = [opsApi, sdkApi, nativeApi, oauth2Api, adminApi, consoleApi, verifikApi, jwtplusApi, floliveApi, fibApi, abitmediaApi];
+/** The core's APIs; the dialects' follow them, from the list `buildServer` is handed (src/dialects/index.ts). */
+export const CORE_APIS: readonly Api[] = [opsApi, sdkApi, nativeApi, oauth2Api, adminApi, consoleApi];
 
 export const BODY_LIMIT = 64 * 1024;
 
@@ -64,7 +60,16 @@ export function createLogger(level: string, destination?: NodeJS.WritableStream)
   return destination ? pino(options, destination as pino.DestinationStream) : pino(options);
 }
 
-export function buildServer(input: { rotor: Rotor; config: Config; metrics: Metrics; logger: Logger }): FastifyInstance {
+export interface BuildServerInput {
+  rotor: Rotor;
+  config: Config;
+  metrics: Metrics;
+  logger: Logger;
+  /** The dialects to speak besides the core's APIs: `DIALECTS.map((d) => d.http)` (src/dialects/index.ts). */
+  dialects: readonly DialectHttp[];
+}
+
+export function buildServer(input: BuildServerInput): FastifyInstance {
   const app = Fastify({
     loggerInstance: input.logger,
     bodyLimit: BODY_LIMIT,
@@ -96,7 +101,8 @@ export function buildServer(input: { rotor: Rotor; config: Config; metrics: Metr
   if (input.config.rateLimits) {
     const store = input.rotor.store;
     const counter = store.addRateHits ? { addRateHits: store.addRateHits.bind(store) } : null;
-    const limiter = new RateLimiter(input.config.rateLimits, input.rotor.clock, counter, input.logger);
+    const routes = [...CORE_ROUTE_CLASSES, ...input.dialects.flatMap((d) => d.routeClasses)];
+    const limiter = new RateLimiter(input.config.rateLimits, input.rotor.clock, counter, input.logger, routes);
     const appIdOf = (ref: string) => input.rotor.apps.idOf(ref);
     limiter.register(app, () => input.metrics.events.inc({ event: 'rate_limited' }), appIdOf);
     limiter.start();
@@ -105,8 +111,8 @@ export function buildServer(input: { rotor: Rotor; config: Config; metrics: Metr
 
   guardAdminRoutes(app);
   const allowedMethods = trackRoutes(app);
-  registerCors(app, { rotor: input.rotor, origins: input.config.corsOrigins, issuer: input.config.issuer, allowedMethods });
-  for (const api of APIS) registerApi(app, api, ctx);
+  registerCors(app, { rotor: input.rotor, origins: input.config.corsOrigins, issuer: input.config.issuer, allowedMethods, dialects: input.dialects });
+  for (const api of [...CORE_APIS, ...input.dialects.map((d) => d.api)]) registerApi(app, api, ctx);
 
   // Unknown paths, other methods, and errors outside any API scope (e.g. a body that failed to parse before routing).
   registerFallbacks(app, { allowedMethods, notFound: true });

@@ -2,7 +2,7 @@ import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify } 
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { FixedClock } from '../../src/domain/clock.js';
 import { blake2b } from '@noble/hashes/blake2.js';
-import { fibLoginDigest } from '../../src/domain/subjects.js';
+import { fibLoginDigest } from '../../src/dialects/fib/login.js';
 import { admin, createApp, decodeJwtPart, issue, startTestServer, type TestServer } from '../helpers/server.js';
 
 /** SPEC §4.4's public example data. */

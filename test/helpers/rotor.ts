@@ -1,6 +1,7 @@
 import { FixedClock } from '../../src/domain/clock.js';
 import { MasterKey } from '../../src/crypto/master_key.js';
 import { Rotor } from '../../src/domain/rotor.js';
+import { dialectDomains } from '../../src/dialects/index.js';
 import type { RefreshOutcome, SecurityEvent } from '../../src/domain/events.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite_store.js';
 
@@ -14,6 +15,7 @@ export async function domainRotor() {
   const rotor = new Rotor({
     store, clock, masterKey: MasterKey.random(), issuer: 'https://rotor.test',
     observer: { refresh: (o) => outcomes.push(o), event: (e) => events.push(e) },
+    dialects: dialectDomains(),
   });
   return { rotor, clock, store, outcomes, events };
 }

@@ -1,3 +1,4 @@
+import { dialectHttps } from '../../src/dialects/index.js';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -64,7 +65,7 @@ export async function startTestServer(options: { clock?: Clock; env?: Record<str
   const logger = createLogger(config.logLevel, sink);
   const metrics = new Metrics({ defaultMetrics: false });
   const { rotor } = await openRotor({ config, clock, observer: observerFor(metrics, logger), logger });
-  const app = buildServer({ rotor, config, metrics, logger });
+  const app = buildServer({ rotor, config, metrics, logger, dialects: dialectHttps() });
   await app.listen({ host: '127.0.0.1', port: options.port ?? 0 });
   const address = app.server.address();
   const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;

@@ -3,7 +3,11 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { decodeTime } from 'ulid';
 import { RotorError } from '../../src/domain/errors.js';
 import { newId } from '../../src/domain/ids.js';
-import { PROFILE_DEFAULTS, type Profile } from '../../src/domain/policy.js';
+import type { Profile } from '../../src/domain/policy.js';
+import { Profiles } from '../../src/domain/profiles.js';
+import { dialectDomains } from '../../src/dialects/index.js';
+
+const PROFILES = new Profiles(dialectDomains());
 import type { App, AppKeyRecord, RefreshChain, RefreshRecord, Session, SigningKeyRecord, Subject } from '../../src/domain/types.js';
 import { UPGRADED, type RotateInput, type Store, type SubjectColumns } from '../../src/store/contract.js';
 import { MAX_GRACE_MS } from '../../src/store/rows.js';
@@ -37,7 +41,7 @@ const HOUR = 3_600_000;
 export function appRecord(overrides: Partial<App> = {}): App {
   const id = newId();
   return {
-    id, name: `app-${id.slice(-10).toLowerCase()}`, profile: 'native', public: false, policy: { ...PROFILE_DEFAULTS.native },
+    id, name: `app-${id.slice(-10).toLowerCase()}`, profile: 'native', public: false, policy: PROFILES.defaults('native'),
     description: '', createdAt: NOW, updatedAt: NOW, ...overrides,
   };
 }
@@ -167,7 +171,7 @@ export function describeStoreConformance(name: string, harness: ConformanceHarne
           ['verifik', false, true], ['flolive', false, true], ['fib', false, true], ['abitmedia', false, true], ['verifik', true, true],
           ['native', false, false], ['native', true, true], ['jwtplus', false, false], ['jwtplus', true, true],
         ];
-        const apps = cases.map(([profile, isPublic]) => appRecord({ profile, public: isPublic, policy: { ...PROFILE_DEFAULTS[profile] } }));
+        const apps = cases.map(([profile, isPublic]) => appRecord({ profile, public: isPublic, policy: PROFILES.defaults(profile) }));
         await legacy.atVersion(2, apps.map((a) =>
           `INSERT INTO apps (id, name, profile, public, policy, description, created_at, updated_at)
            VALUES ('${a.id}', '${a.name}', '${a.profile}', ${a.public ? 'TRUE' : 'FALSE'}, '${JSON.stringify(a.policy)}', '', ${NOW}, ${NOW})`));

@@ -1,3 +1,4 @@
+import { dialectDomains } from '../../src/dialects/index.js';
 import { randomBytes } from 'node:crypto';
 import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -83,7 +84,7 @@ describe('redis cluster specifics', () => {
     const prefix = `e${randomBytes(4).toString('hex')}`;
     // A generous wait: only the stopped replica's silence may time out, not a loaded machine.
     const store = storeFor(prefix, '&minReplicas=1&waitMs=1000');
-    const rotor = new Rotor({ store, masterKey: MasterKey.random(), clock: systemClock, issuer: 'http://rotor.test' });
+    const rotor = new Rotor({ store, masterKey: MasterKey.random(), clock: systemClock, issuer: 'http://rotor.test', dialects: dialectDomains() });
     try {
       await store.migrate();
       const { app } = await rotor.apps.create({ name: 'strict', policy: { reuseGrace: 0 } });

@@ -1,1 +1,25 @@
-export { abitmediaApi } from './routes.js';
+import type { Dialect } from '../dialect.js';
+import { abitmediaFormat } from './format.js';
+import { abitmediaApi, PREFIXES } from './routes.js';
+
+/** SPEC §4.4 Abitmedia: `POST /v1/refreshToken` (JSON, form or multipart) and a Basic `GET /v1/auth` login. */
+export const abitmedia: Dialect = {
+  name: 'abitmedia',
+  domain: {
+    profile: 'abitmedia',
+    format: abitmediaFormat,
+    defaults: { alg: 'HS256', accessTtl: 3600, reuseGrace: 0, sessionMaxAge: null },
+    policyFields: [],
+    keyless: true,
+    publicByDefault: true,
+  },
+  http: {
+    api: abitmediaApi,
+    routeClasses: PREFIXES.flatMap((prefix) => [
+      { url: `${prefix}/v1/refreshToken`, class: 'refresh' as const },
+      { url: `${prefix}/v1/auth`, class: 'login' as const },
+    ]),
+    // A login at the root names no app, nor does a multipart body before the handler reads it.
+    appHiddenUntilHandled: (request, route) => route === '/v1/auth' || (route === '/v1/refreshToken' && request.isMultipart()),
+  },
+};

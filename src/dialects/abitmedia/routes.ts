@@ -10,6 +10,9 @@ import { basicCredentials, bodyOf } from '../../http/auth.js';
 import { registerFormParser } from '../../http/form.js';
 import { MESSAGES, sendAbitmediaError, tokensBody } from './envelope.js';
 
+/** Served at the root and under `/abitmedia/{app}` (then only that app's tokens). */
+export const PREFIXES = ['', '/abitmedia/:app'] as const;
+
 const PROFILE = 'abitmedia';
 /** A refresh token is a few hundred bytes: multipart parts are kept far below the 64 KiB body limit. */
 const MULTIPART_LIMITS = { fieldNameSize: 100, fieldSize: 16 * 1024, fields: 20, fileSize: 16 * 1024, files: 2, parts: 22, headerPairs: 50 };
@@ -97,7 +100,7 @@ export const abitmediaApi: Api = {
     app.register(async (scope) => {
       await scope.register(multipart, { limits: MULTIPART_LIMITS });
       registerFormParser(scope);
-      for (const prefix of ['', '/abitmedia/:app']) {
+      for (const prefix of PREFIXES) {
         scope.post(`${prefix}/v1/refreshToken`, async (request, reply) => {
           const pathApp = await appOfPath(ctx, request, PROFILE, 'Abitmedia');
           const issued = await ctx.rotor.engine.refresh(await refreshTokenOf(request), {

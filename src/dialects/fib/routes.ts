@@ -1,14 +1,18 @@
 import type { FastifyRequest } from 'fastify';
 import { appOfPath, clientContextOf } from '../path_app.js';
 import { invalidRequest, RotorError } from '../../domain/errors.js';
-import { formatFor } from '../../domain/formats/index.js';
 import type { App, Subject } from '../../domain/types.js';
 import { type Api, type ApiContext, noStore } from '../../http/api.js';
 import { rawOrBearerCredential } from '../../http/auth.js';
 import { loggedOut, sendFibError, sessionBody } from './envelope.js';
+import { fibFormat } from './format.js';
+import { fibLogin } from './login.js';
+
+/** Served at the root and under `/fib/{app}` (then only that app's tokens). */
+export const PREFIXES = ['', '/fib/:app'] as const;
 
 const PROFILE = 'fib';
-const BASE = '/auth/api/v1/authentication-management';
+export const BASE = '/auth/api/v1/authentication-management';
 
 /** The token in `Authorization`, `Bearer `-prefixed or raw; a missing or unparsable header is 401. */
 function tokenOf(request: FastifyRequest): string {
@@ -51,7 +55,7 @@ export const fibApi: Api = {
       if (body === '') done(null, {});
       else json(request, body as string, done);
     });
-    for (const prefix of ['', '/fib/:app']) {
+    for (const prefix of PREFIXES) {
       app.patch(`${prefix}${BASE}/session`, async (request, reply) => {
         const pathApp = await appOfPath(ctx, request, PROFILE, 'FIB');
         const token = tokenOf(request);
@@ -68,7 +72,7 @@ export const fibApi: Api = {
           if (typeof value !== 'string') throw invalidRequest(`${field} is required and must be a string`);
         }
         const target = pathApp ?? (await appOfLogin(ctx, email as string, authPublicKeyHex as string));
-        const subject = await rotor.subjects.checkEd25519(target, email, signature, authPublicKeyHex);
+        const subject = await rotor.subjects.checkLogin(target, email, fibLogin, { signatureHex: signature, publicKeyHex: authPublicKeyHex });
         const issued = await rotor.engine.issue(target, { subject: subject.subject, claims: subject.claims, client: clientContextOf(request) });
         return noStore(reply).send(sessionBody(issued));
       });
@@ -93,7 +97,7 @@ export const fibApi: Api = {
 /** A genuine FIB access token whose subject was deleted is 404 (SPEC §4.4), not merely 401. */
 async function refuseGoneSubject(ctx: ApiContext, token: string, pathApp: App | undefined): Promise<void> {
   const verified = await ctx.rotor.engine.verifyJwt(token, pathApp, { allowExpired: false });
-  if (!verified || verified.app.profile !== PROFILE || !formatFor(PROFILE).isAccessToken(verified.parts)) return;
+  if (!verified || verified.app.profile !== PROFILE || !fibFormat.isAccessToken(verified.parts)) return;
   const sub = verified.parts.payload.sub;
   if (typeof sub === 'string' && !(await subjectOrNull(ctx, verified.app, sub))) {
     throw new RotorError('subject_not_found', 'no subject has that id');

@@ -3,6 +3,10 @@ import { appOfPath } from '../path_app.js';
 import { invalidRequest } from '../../domain/errors.js';
 import { type Api, noStore } from '../../http/api.js';
 import { renewed, sendFloliveError } from './envelope.js';
+import { flolivePermitExpiredAccess } from './policy.js';
+
+/** Served at the root and under `/flolive/{app}` (then only that app's tokens). */
+export const PREFIXES = ['', '/flolive/:app'] as const;
 
 const PROFILE = 'flolive';
 
@@ -30,12 +34,12 @@ export const floliveApi: Api = {
   renderError: (err, _request, reply) => sendFloliveError(reply, err),
   routes(app, ctx) {
     const { engine } = ctx.rotor;
-    for (const prefix of ['', '/flolive/:app']) {
+    for (const prefix of PREFIXES) {
       app.put(`${prefix}/api/v2/auth/token`, async (request, reply) => {
         const pathApp = await appOfPath(ctx, request, PROFILE, 'floLIVE');
         const { token, refreshToken } = pairOf(request);
         const access = await engine.verifyAccess(token, { client: pathApp, profile: PROFILE, allowExpired: true });
-        if (!access.app.policy.flolivePermitExpiredAccess) {
+        if (!flolivePermitExpiredAccess.of(access.app.policy)) {
           await engine.verifyAccess(token, { client: access.app, profile: PROFILE, allowExpired: false });
         }
         const issued = await engine.refresh(refreshToken, {

@@ -1,1 +1,23 @@
-export { jwtplusApi } from './routes.js';
+import type { Dialect } from '../dialect.js';
+import { jwtplusFormat } from './format.js';
+import { jwtplusApi } from './routes.js';
+
+/** SPEC §4.4 JWTPlus: the app's backend signs and renews pairs at `/app/{app_id}/…` with its app key. */
+export const jwtplus: Dialect = {
+  name: 'jwtplus',
+  domain: {
+    profile: 'jwtplus',
+    format: jwtplusFormat,
+    defaults: { accessTtl: 3600, refreshTtl: 3 * 3600, refreshNotBefore: 60, reuseGrace: 0, sessionMaxAge: null, binding: 'record' },
+    policyFields: [],
+    keyless: false,
+    publicByDefault: false,
+  },
+  http: {
+    api: jwtplusApi,
+    routeClasses: [
+      { url: '/app/:app_id/renew', class: 'refresh' },
+      { url: '/app/:app_id/sign', class: 'issue', methods: ['POST'] },
+    ],
+  },
+};

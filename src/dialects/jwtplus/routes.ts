@@ -1,12 +1,12 @@
 import type { FastifyRequest } from 'fastify';
 import { RotorError } from '../../domain/errors.js';
 import type { Issued } from '../../domain/engine.js';
-import { formatFor } from '../../domain/formats/index.js';
 import type { App } from '../../domain/types.js';
 import { rawOrBearerCredential } from '../../http/auth.js';
 import { type Api, type ApiContext, noStore } from '../../http/api.js';
 import { jwtplusBodyParser, parseBody, validateFields } from './body.js';
 import { fieldErrors, invalidAppId, invalidAppKey, renderJwtPlusError, sendGo } from './envelope.js';
+import { jwtplusFormat } from './format.js';
 import { appView, base64Pem, publicKeyView, sessionView } from './views.js';
 
 /** go-playground/validator's `ulid` rule: 26 Crockford base32 characters, any case. */
@@ -49,7 +49,7 @@ function tokenResponse(issued: Issued): Record<string, unknown> {
 
 /** Caller fields that would set a claim Rotor owns (SPEC §2.7): refused, each named. */
 function refuseReserved(body: Record<string, unknown>): void {
-  const reserved = formatFor('jwtplus').reservedClaims;
+  const reserved = jwtplusFormat.reservedClaims;
   const errors = Object.keys(body)
     .filter((k) => k !== 'sub' && k !== 'aud' && reserved.has(k))
     .map((k) => ({ error_field: k, error_message: 'This field is reserved.' }));

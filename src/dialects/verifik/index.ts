@@ -1,1 +1,22 @@
-export { verifikApi } from './routes.js';
+import type { Dialect } from '../dialect.js';
+import { verifikFormat } from './format.js';
+import { MONTH, verifikMaxMonths } from './policy.js';
+import { verifikApi } from './routes.js';
+
+/** SPEC §4.4 Verifik: one long-lived access token, renewed by presenting it (N × 30 days). */
+export const verifik: Dialect = {
+  name: 'verifik',
+  domain: {
+    profile: 'verifik',
+    format: verifikFormat,
+    defaults: { accessTtl: 30 * 86400, refreshTtl: null, reuseGrace: 0, sessionMaxAge: null },
+    policyFields: [verifikMaxMonths],
+    keyless: true,
+    publicByDefault: true,
+    longestAccessLifetime: (policy) => verifikMaxMonths.of(policy) * MONTH,
+  },
+  http: {
+    api: verifikApi,
+    routeClasses: [{ url: '/v2/auth/session', class: 'refresh' }],
+  },
+};

@@ -5,13 +5,11 @@ import type { App } from '../../domain/types.js';
 import { type Api, type ApiContext, noStore } from '../../http/api.js';
 import { rawOrBearerCredential } from '../../http/auth.js';
 import { renderVerifikError } from './envelope.js';
+import { MONTH, verifikMaxMonths } from './policy.js';
 
 /** The context of each server this API is registered on (its clock and configured signature message). */
 const contexts = new WeakMap<FastifyInstance, ApiContext>();
 
-const DAY = 86400;
-/** A Verifik "month" is 30 days. */
-const MONTH = 30 * DAY;
 /** The `origin` values that renew; no `origin` renews too, a repeated one is refused. */
 const RENEWING_ORIGINS: ReadonlySet<string> = new Set(['refresh', 'app']);
 
@@ -40,7 +38,7 @@ function requestedTtl(app: App, query: Record<string, unknown>): number | undefi
   const name = query.expiresIn !== undefined ? 'expiresIn' : query.expireIn !== undefined ? 'expireIn' : null;
   if (name === null) return undefined;
   const raw = query[name];
-  const max = app.policy.verifikMaxMonths;
+  const max = verifikMaxMonths.of(app.policy);
   const months = typeof raw === 'string' && /^[0-9]{1,6}$/.test(raw) ? Number(raw) : NaN;
   if (!Number.isInteger(months) || months < 1 || months > max) {
     throw invalidRequest(`${name} must be a whole number of months from 1 to ${max}`);
