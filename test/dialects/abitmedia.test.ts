@@ -234,26 +234,3 @@ describe('abitmedia dialect', () => {
     expect((await refreshJson({ refreshToken: s.refreshToken })).status).toBe(200);
   });
 });
-
-describe('abitmedia dialect, store down', () => {
-  it('answers 503 with Retry-After on refresh and login, in the Abitmedia envelope', async () => {
-    const server = await startTestServer();
-    try {
-      await createApp(server, { name: 'abit-down', profile: 'abitmedia' });
-      await server.call('PUT', `/admin/apps/abit-down/subjects/${EMAIL}`, { json: { password: PASSWORD }, headers: admin });
-      const s = (await server.call('GET', '/v1/auth', { headers: { authorization: basic(EMAIL, PASSWORD) } })).body;
-      await server.rotor.store.close();
-      for (const res of [
-        await server.call('POST', '/v1/refreshToken', { json: { refreshToken: s.refreshToken } }),
-        await server.call('GET', '/v1/auth', { headers: { authorization: basic(EMAIL, PASSWORD) } }),
-      ]) {
-        expect(res.status).toBe(503);
-        expect(res.headers.get('retry-after')).toBe('1');
-        expect(res.text).toBe('{"success":false,"status":503,"message":"Servicio no disponible temporalmente, intente de nuevo"}');
-      }
-    } finally {
-      await server.close();
-    }
-  });
-});
-

@@ -422,27 +422,3 @@ describe('fib dialect: the login replays, so it is limited like a password and n
     for (const secret of [BOB_SIG, ALICE_SIG, ...tokens]) expect(logs).not.toContain(secret);
   });
 });
-
-
-describe('fib dialect, store down', () => {
-  it('answers 503 SERVICE_UNAVAILABLE with Retry-After on refresh, login and logout', async () => {
-    const server = await startTestServer();
-    try {
-      await createApp(server, { name: 'fib-down', profile: 'fib' });
-      await server.call('PUT', `/admin/apps/fib-down/subjects/${ALICE}`, { json: { ed25519PublicKey: PUBLIC }, headers: admin });
-      const s = (await server.call('POST', `${BASE}/session`, { json: { email: ALICE, signature: ALICE_SIG, authPublicKeyHex: PUBLIC } })).body.data;
-      await server.rotor.store.close();
-      for (const res of [
-        await server.call('PATCH', `${BASE}/session`, { headers: { authorization: `Bearer ${s.refreshToken}` } }),
-        await server.call('POST', `${BASE}/session`, { json: { email: ALICE, signature: ALICE_SIG, authPublicKeyHex: PUBLIC } }),
-        await server.call('POST', `${BASE}/logout`, { headers: { authorization: `Bearer ${s.accessToken}` } }),
-      ]) {
-        expect(res.status).toBe(503);
-        expect(res.headers.get('retry-after')).toBe('1');
-        expect(res.text).toBe(error(503, 'SERVICE_UNAVAILABLE', 'Service temporarily unavailable, retry shortly'));
-      }
-    } finally {
-      await server.close();
-    }
-  });
-});

@@ -240,21 +240,3 @@ describe('flolive dialect', () => {
     }
   });
 });
-
-describe('flolive dialect, store down', () => {
-  it('answers 503 SYS_1003 with Retry-After, in the floLIVE envelope', async () => {
-    const server = await startTestServer();
-    try {
-      const app = await createApp(server, { name: 'flo-down', profile: 'flolive' });
-      const pair = await issue(server, app, 'u-1');
-      await server.rotor.store.close();
-      const res = await server.call('PUT', PATH, { json: { token: pair.accessToken, refreshToken: pair.refreshToken } });
-      expect(res.status).toBe(503);
-      expect(res.headers.get('retry-after')).toBe('1');
-      expect(res.text).toBe('{"errorCode":"SYS_1003","errorMessage":"Service temporarily unavailable, retry shortly","content":"","pageable":""}');
-    } finally {
-      await server.close();
-    }
-  });
-});
-
