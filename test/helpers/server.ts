@@ -1,4 +1,3 @@
-import { dialectHttps } from '../../src/dialects/index.js';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,6 +9,7 @@ import { FixedClock, systemClock, type Clock } from '../../src/domain/clock.js';
 import type { Rotor } from '../../src/domain/rotor.js';
 import { Metrics, observerFor } from '../../src/http/observability.js';
 import { buildServer, createLogger } from '../../src/http/server.js';
+import { dialectHttps } from '../../src/dialects/index.js';
 import { openRotor } from '../../src/runtime.js';
 import { createTestSchema } from '../store/pg_harness.js';
 

@@ -1,4 +1,3 @@
-import { dialectDomains } from '../../src/dialects/index.js';
 import { randomBytes } from 'node:crypto';
 import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,6 +10,7 @@ import { StoreUnavailableError } from '../../src/domain/errors.js';
 import { MasterKey } from '../../src/crypto/master_key.js';
 import { systemClock } from '../../src/domain/clock.js';
 import { Rotor } from '../../src/domain/rotor.js';
+import { dialectDomains } from '../../src/dialects/index.js';
 import { slotOf } from '../../src/store/redis/router.js';
 import { appKeyRecord, appRecord, chainRecord, describeStoreConformance, sessionRecord, signingKeyRecord } from './conformance.js';
 
