@@ -4,7 +4,7 @@ import { originOfUrl } from '../domain/origins.js';
 import type { Rotor } from '../domain/rotor.js';
 import type { App } from '../domain/types.js';
 import { basicCredentials, bodyOf, rawOrBearerCredential } from './auth.js';
-import type { DialectHttp } from './dialect.js';
+import type { DialectHttp, OpenCors } from './dialect.js';
 import { pathOfTarget } from './target.js';
 
 /**
@@ -16,25 +16,23 @@ import { pathOfTarget } from './target.js';
  *   read-only and the origin must also be allowed by each one's `allowedOrigins`.
  * - `public`: JWKS and discovery documents (GET, public data): allowed origins get the CORS headers,
  *   others get the document without them.
- * - `jwtplus`: `/app/…`, every origin, as JWTPlus's own server (gin-contrib/cors with `*`) answers; an
- *   app whose policy sets `allowedOrigins` narrows it.
+ * - `open`: a dialect's routes that answer every origin, as its own server does (`DialectHttp.openCors`:
+ *   JWTPlus's `/app/…`, gin-contrib/cors with `*`); an app whose policy sets `allowedOrigins` narrows it.
  * - `sdk`: `/sdk/…`, `Access-Control-Allow-Origin: *` (a script anyone may load).
  * - `none`: admin and operations endpoints, and the console: no CORS at all.
- * `Origin: null` is never allowed (outside the JWTPlus routes, which allow every origin). No credentials mode.
+ * `Origin: null` is never allowed (outside the `open` routes, which allow every origin). No credentials mode.
  */
-type CorsClass = 'api' | 'public' | 'jwtplus' | 'sdk' | 'none';
+type CorsClass = 'api' | 'public' | 'open' | 'sdk' | 'none';
 
 const ALLOW_HEADERS = 'authorization, content-type, dpop';
 const EXPOSE_HEADERS = 'DPoP-Nonce, WWW-Authenticate, Retry-After';
 const MAX_AGE = '600';
-/** JWTPlus's routes/routes.go: gin-contrib/cors with origins `*`; Authorization added so its app key can be sent. */
-const JWTPLUS = { methods: 'GET,POST,PUT,PATCH,DELETE,OPTIONS', headers: 'Origin,Authorization', expose: 'Content-Length' };
 const OPS_PATHS = new Set(['/healthz', '/readyz', '/metrics', '/openapi.json']);
 const APP_KEY_PREFIX = 'ak_';
 
-export function corsClassOf(path: string): CorsClass {
+export function corsClassOf(path: string, open: readonly OpenCors[] = []): CorsClass {
   if (path.startsWith('/sdk/')) return 'sdk';
-  if (path === '/app' || path.startsWith('/app/')) return 'jwtplus';
+  if (open.some((o) => o.owns(path))) return 'open';
   if (path === '/admin' || path.startsWith('/admin/') || OPS_PATHS.has(path)) return 'none';
   // The console's page and modules (same-origin only; module scripts send Origin even then).
   if (path === '/console' || path.startsWith('/console/')) return 'none';
@@ -62,6 +60,10 @@ export function registerCors(app: FastifyInstance, options: CorsOptions): void {
   if (own !== null) allowed.add(own);
   const prefix = options.prefix ?? '';
   const bare = (path: string): string => (prefix !== '' && path.startsWith(prefix) ? path.slice(prefix.length) || '/' : path);
+  const opens = (options.dialects ?? []).flatMap((d) => (d.openCors ? [d.openCors] : []));
+  const classOf = (path: string): CorsClass => corsClassOf(path, opens);
+  /** The open-CORS dialect that owns `path` (only asked for a path classed `open`). */
+  const openOf = (path: string): OpenCors => opens.find((o) => o.owns(path))!;
 
   app.addHook('onRequest', async (request, reply) => {
     const route = request.routeOptions.url;
@@ -69,7 +71,7 @@ export function registerCors(app: FastifyInstance, options: CorsOptions): void {
       if (request.method === 'OPTIONS') return preflight(request, reply);
       return;
     }
-    const cls = corsClassOf(bare(route));
+    const cls = classOf(bare(route));
     const origin = originOf(request);
     switch (cls) {
       case 'none':
@@ -77,8 +79,8 @@ export function registerCors(app: FastifyInstance, options: CorsOptions): void {
       case 'sdk':
         reply.header('Access-Control-Allow-Origin', '*');
         return;
-      case 'jwtplus':
-        if (origin !== undefined) reply.header('Access-Control-Allow-Origin', '*').header('Access-Control-Expose-Headers', JWTPLUS.expose);
+      case 'open':
+        if (origin !== undefined) reply.header('Access-Control-Allow-Origin', '*').header('Access-Control-Expose-Headers', openOf(bare(route)).expose);
         return;
       default:
         vary(reply);
@@ -95,11 +97,11 @@ export function registerCors(app: FastifyInstance, options: CorsOptions): void {
   app.addHook('preHandler', async (request) => {
     const route = request.routeOptions.url;
     if (route === undefined) return;
-    const cls = corsClassOf(bare(route));
-    if (cls !== 'api' && cls !== 'jwtplus') return;
+    const cls = classOf(bare(route));
+    if (cls !== 'api' && cls !== 'open') return;
     const origin = originOf(request);
     if (origin === undefined || origin === own) return;
-    for (const target of await appsConcerned(options.rotor, request, bare(route), cls, options.dialects ?? [])) {
+    for (const target of await appsConcerned(options.rotor, request, bare(route), cls === 'open' ? openOf(bare(route)) : null, options.dialects ?? [])) {
       const narrowed = target.policy.allowedOrigins;
       if (Array.isArray(narrowed) && !narrowed.includes(origin)) throw originNotAllowed();
     }
@@ -109,15 +111,17 @@ export function registerCors(app: FastifyInstance, options: CorsOptions): void {
   function preflight(request: FastifyRequest, reply: FastifyReply): FastifyReply | undefined {
     const methods = options.allowedMethods(request);
     if (methods.length === 0) return undefined;
-    const cls = corsClassOf(bare(decodedPath(request.url)));
+    const path = bare(decodedPath(request.url));
+    const cls = classOf(path);
     if (cls === 'none') return undefined;
     reply.header('Allow', [...methods, 'OPTIONS'].join(', '));
     const origin = originOf(request);
     const isPreflight = origin !== undefined && request.headers['access-control-request-method'] !== undefined;
-    if (cls === 'jwtplus') {
+    if (cls === 'open') {
       if (isPreflight) {
-        reply.header('Access-Control-Allow-Origin', '*').header('Access-Control-Allow-Methods', JWTPLUS.methods)
-          .header('Access-Control-Allow-Headers', JWTPLUS.headers);
+        const open = openOf(path);
+        reply.header('Access-Control-Allow-Origin', '*').header('Access-Control-Allow-Methods', open.methods)
+          .header('Access-Control-Allow-Headers', open.headers);
       }
     } else if (cls === 'sdk') {
       if (isPreflight) reply.header('Access-Control-Allow-Origin', '*').header('Access-Control-Allow-Methods', methods.join(', ')).header('Access-Control-Max-Age', MAX_AGE);
@@ -163,11 +167,11 @@ function decodedPath(target: string): string {
  * to, the app its path or OAuth client names. Where the app cannot be known before the handler runs (a
  * dialect login at the root, an Abitmedia multipart body still unread), every app of that dialect counts.
  */
-async function appsConcerned(rotor: Rotor, request: FastifyRequest, route: string, cls: CorsClass, dialects: readonly DialectHttp[]): Promise<App[]> {
+async function appsConcerned(rotor: Rotor, request: FastifyRequest, route: string, open: OpenCors | null, dialects: readonly DialectHttp[]): Promise<App[]> {
   const params = (request.params ?? {}) as Record<string, unknown>;
-  if (cls === 'jwtplus') {
-    const id = params.app_id;
-    const found = typeof id === 'string' && /^[0-9A-HJKMNP-TV-Z]{26}$/i.test(id) ? await rotor.apps.byId(id.toUpperCase()) : null;
+  if (open !== null) {
+    const id = open.appIdOf(params);
+    const found = id !== null ? await rotor.apps.byId(id) : null;
     return found ? [found] : [];
   }
   const refs = new Set<string>();

@@ -25,4 +25,18 @@ export interface DialectHttp {
    * multipart body not yet read), so every app of this dialect counts when narrowing by allowedOrigins.
    */
   appHiddenUntilHandled?(request: FastifyRequest, route: string): boolean;
+  /** CORS for routes that answer every origin, as the dialect's own server does (JWTPlus). */
+  readonly openCors?: OpenCors;
+}
+
+/** A dialect's routes that allow every origin (SPEC §4.6 `open`): which, with what headers, and their app. */
+export interface OpenCors {
+  /** Whether `path` (without a mount prefix) is one of these routes. */
+  owns(path: string): boolean;
+  /** The preflight's Access-Control-Allow-Methods and -Allow-Headers, and the headers responses expose. */
+  readonly methods: string;
+  readonly headers: string;
+  readonly expose: string;
+  /** The canonical id of the app the route's params name (its allowedOrigins narrows), or null. */
+  appIdOf(params: Record<string, unknown>): string | null;
 }

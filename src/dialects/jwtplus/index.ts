@@ -19,5 +19,13 @@ export const jwtplus: Dialect = {
       { url: '/app/:app_id/renew', class: 'refresh' },
       { url: '/app/:app_id/sign', class: 'issue', methods: ['POST'] },
     ],
+    // routes/routes.go: gin-contrib/cors with origins `*`; Authorization added so its app key can be sent.
+    openCors: {
+      owns: (path) => path === '/app' || path.startsWith('/app/'),
+      methods: 'GET,POST,PUT,PATCH,DELETE,OPTIONS',
+      headers: 'Origin,Authorization',
+      expose: 'Content-Length',
+      appIdOf: ({ app_id: id }) => (typeof id === 'string' && /^[0-9A-HJKMNP-TV-Z]{26}$/i.test(id) ? id.toUpperCase() : null),
+    },
   },
 };
