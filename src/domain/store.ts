@@ -1,6 +1,6 @@
 import type {
   App, AppKeyRecord, Millis, RefreshChain, RefreshRecord, Session, SigningKeyRecord, Subject, SubjectStatus,
-} from '../domain/types.js';
+} from './types.js';
 
 /**
  * The storage contract every store implements. Operations that decide a race say who won in their

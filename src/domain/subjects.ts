@@ -1,7 +1,7 @@
 import { createPublicKey, verify as verifySignature } from 'node:crypto';
 import { blake2b } from '@noble/hashes/blake2.js';
 import { hashPassword, verifyPassword } from '../crypto/passwords.js';
-import type { Store, SubjectColumns } from '../store/contract.js';
+import type { Store, SubjectColumns } from './store.js';
 import { validateClaims, validateSubject } from './claims.js';
 import type { Clock } from './clock.js';
 import { invalidRequest, RotorError } from './errors.js';

@@ -3,7 +3,7 @@ import { completePolicy, type Policy, type Profile, type Algorithm } from '../do
 import type {
   App, AppKeyRecord, Millis, RefreshChain, RefreshRecord, Session, SigningKeyRecord, SigningKeyState, Subject, SubjectStatus,
 } from '../domain/types.js';
-import type { SubjectColumns } from './contract.js';
+import type { SubjectColumns } from '../domain/store.js';
 
 /** Row ↔ record mapping shared by every SQL store (same column names everywhere). */
 type Row = Record<string, unknown>;

@@ -5,7 +5,7 @@ import { RotorError } from '../../src/domain/errors.js';
 import { newId } from '../../src/domain/ids.js';
 import { PROFILE_DEFAULTS, type Profile } from '../../src/domain/policy.js';
 import type { App, AppKeyRecord, RefreshChain, RefreshRecord, Session, SigningKeyRecord, Subject } from '../../src/domain/types.js';
-import { UPGRADED, type RotateInput, type Store, type SubjectColumns } from '../../src/store/contract.js';
+import { UPGRADED, type RotateInput, type Store, type SubjectColumns } from '../../src/domain/store.js';
 import { MAX_GRACE_MS } from '../../src/store/rows.js';
 
 /**

@@ -2,11 +2,11 @@ import pg from 'pg';
 import type {
   App, AppKeyRecord, Millis, RefreshRecord, Session, SigningKeyRecord, Subject, SubjectStatus,
 } from '../../domain/types.js';
-import { UPGRADED, type FoundLegacyRefresh, type FoundSession, type RotateInput, type Store, type SubjectColumns, type TouchInput } from '../contract.js';
+import { UPGRADED, type FoundLegacyRefresh, type FoundSession, type RotateInput, type Store, type SubjectColumns, type TouchInput } from '../../domain/store.js';
 import { StoreUnavailableError } from '../../domain/errors.js';
 import { TurnBatcher } from '../turn_batcher.js';
 import { activityFromRow, clampLimit, eventFromRow, subjectListingFromRow } from '../activity_rows.js';
-import type { ActivitySample, NewSecurityEventRecord, SecurityEventRecord, SubjectListing } from '../contract.js';
+import type { ActivitySample, NewSecurityEventRecord, SecurityEventRecord, SubjectListing } from '../../domain/store.js';
 import {
   appFromRow, appKeyFromRow, chainValues, foundSessionFromRow, MAX_GRACE_MS, RATE_WINDOWS_KEPT_MS, rateTotals, refreshFromRow,
   SESSION_CHAIN_COLUMNS, SESSION_COLUMNS_PREFIXED, sessionFromRow, signingKeyFromRow, storedRateKey, SUBJECT_INSERT_COLUMNS, subjectFromRow, subjectPatchSql,

@@ -8,7 +8,7 @@ import type {
 import {
   UPGRADED, type ActivitySample, type FoundLegacyRefresh, type FoundSession, type NewSecurityEventRecord, type RotateInput, type SecurityEventRecord,
   type Store, type SubjectColumns, type SubjectListing, type TouchInput,
-} from '../contract.js';
+} from '../../domain/store.js';
 import { clampLimit } from '../activity_rows.js';
 import {
   appFromRow, appKeyFromRow, MAX_GRACE_MS, RATE_WINDOWS_KEPT_MS, rateTotals, refreshFromRow, sessionFromRow, signingKeyFromRow,

@@ -6,8 +6,8 @@ import { StoreUnavailableError } from '../../domain/errors.js';
 import type {
   App, AppKeyRecord, Millis, RefreshRecord, Session, SigningKeyRecord, Subject, SubjectStatus,
 } from '../../domain/types.js';
-import { UPGRADED, type FoundLegacyRefresh, type FoundSession, type RotateInput, type Store, type SubjectColumns, type TouchInput } from '../contract.js';
-import type { ActivitySample, NewSecurityEventRecord, SecurityEventRecord, SubjectListing } from '../contract.js';
+import { UPGRADED, type FoundLegacyRefresh, type FoundSession, type RotateInput, type Store, type SubjectColumns, type TouchInput } from '../../domain/store.js';
+import type { ActivitySample, NewSecurityEventRecord, SecurityEventRecord, SubjectListing } from '../../domain/store.js';
 import {
   appFromRow, appKeyFromRow, chainValues, foundSessionFromRow, MAX_GRACE_MS, RATE_WINDOWS_KEPT_MS, rateTotals, storedRateKey, refreshFromRow,
   SESSION_CHAIN_COLUMNS, SESSION_COLUMNS_PREFIXED, sessionFromRow,
