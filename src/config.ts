@@ -3,7 +3,7 @@ import { dirname, join, resolve } from 'node:path';
 import { MasterKey } from './crypto/master_key.js';
 import { canonicalOrigin, originProblem } from './domain/origins.js';
 import { DEFAULT_RATE_LIMITS, type RateLimits } from './http/rate_limit.js';
-import { parseRedisClusterUrl, type RedisClusterOptions } from './store/redis/url.js';
+import { parseRedisClusterUrl, type RedisClusterOptions } from './config/redis_url.js';
 
 /** SPEC §6. Every value comes from the environment; nothing here reads a file except the master key. */
 export interface Config {

@@ -16,7 +16,7 @@ import {
 } from '../rows.js';
 import * as lua from './lua.js';
 import { Router, type Op } from './router.js';
-import type { RedisClusterOptions } from './url.js';
+import type { RedisClusterOptions } from '../../config/redis_url.js';
 
 type Row = Record<string, unknown>;
 
