@@ -94,6 +94,10 @@ describe('dialect matrix: forged and hostile tokens get the same decision on eve
     expect(res.body.errorCode).toBe(res.status === 401 ? 'AUTH_1002' : 'REQ_1001');
     expect(res.body.content).toBe('');
   };
+  const verifikRefused = (res: TestResponse) => {
+    expect(res.status).toBe(401);
+    expect(res.body).toMatchObject({ code: 'Unauthorized', message: 'Invalid or expired token.' });
+  };
   const fibRefused = (res: TestResponse) => {
     expect(res.status).toBe(401);
     expect(res.body.status).toMatchObject({ code: 401, name: 'UNAUTHORIZED' });
@@ -125,20 +129,14 @@ describe('dialect matrix: forged and hostile tokens get the same decision on eve
     {
       name: 'verifik GET /v2/auth/session', profile: 'verifik', kind: 'access', inHeader: true,
       present: (token) => server.call('GET', '/v2/auth/session?origin=refresh', { headers: { authorization: `Bearer ${token}` } }),
-      refused: (res) => {
-        expect(res.status).toBe(401);
-        expect(res.body).toMatchObject({ code: 'Unauthorized', message: 'Invalid or expired token.' });
-      },
+      refused: verifikRefused,
       accepted: (res) => res.status === 200 && typeof res.body.accessToken === 'string',
     },
     {
       // A forged token here would revoke every session of the subject: P6 (the victim stays alive) is the point.
       name: 'verifik POST /v2/auth/renew-and-revoke', profile: 'verifik', kind: 'access', inHeader: true,
       present: (token) => server.call('POST', '/v2/auth/renew-and-revoke', { headers: { authorization: token } }),
-      refused: (res) => {
-        expect(res.status).toBe(401);
-        expect(res.body).toMatchObject({ code: 'Unauthorized', message: 'Invalid or expired token.' });
-      },
+      refused: verifikRefused,
       accepted: (res) => res.status === 200 && typeof res.body.token === 'string',
     },
     {
