@@ -2,9 +2,8 @@ import { isIP } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { MasterKey } from './crypto/master_key.js';
 import { canonicalOrigin, originProblem } from './domain/origins.js';
-import { parseRedisClusterUrl, type RedisClusterOptions } from './store/redis/url.js';
+import { parseRedisClusterUrl, type RedisClusterOptions } from './config/redis_url.js';
 
-/** SPEC §6. Every value comes from the environment; nothing here reads a file except the master key. */
 /** ROTOR_RATE_LIMITS (SPEC §4.5): per-minute budgets the HTTP server enforces. */
 export interface RateLimits {
   /** Refresh attempts per client ip per minute (every refresh endpoint, native, OAuth and dialects). */
@@ -30,6 +29,7 @@ export const DEFAULT_RATE_LIMITS: RateLimits = {
   issuePerApp: 60_000,
 };
 
+/** SPEC §6. Every value comes from the environment; nothing here reads a file except the master key. */
 export interface Config {
   databaseUrl: string;
   host: string;

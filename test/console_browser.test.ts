@@ -1,10 +1,10 @@
 import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { createServer, type Server } from 'node:http';
+import { createServer } from 'node:http';
 import { join } from 'node:path';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { browserAvailable, launch } from './browser/harness.js';
+import { browserAvailable, close, listen, useChromium } from './helpers/browser.js';
 import { ROOT } from './helpers/cli.js';
 import { ADMIN_TOKEN, admin, createApp, issue, startTestServer, type TestServer } from './helpers/server.js';
 
@@ -36,7 +36,7 @@ const HOSTILE = {
 type Shot = 'signin' | 'apps' | 'app-policy' | 'sessions' | 'keys' | 'activity' | 'hostile';
 
 describe.skipIf(!available)('the console in Chromium', () => {
-  let browser: Browser;
+  const chromium = useChromium();
   let server: TestServer;
   let context: BrowserContext;
   let page: Page;
@@ -91,8 +91,7 @@ describe.skipIf(!available)('the console in Chromium', () => {
       });
     }
 
-    browser = await launch();
-    context = await browser.newContext({ viewport: { width: 1360, height: 820 }, deviceScaleFactor: 1 });
+    context = await chromium.browser.newContext({ viewport: { width: 1360, height: 820 }, deviceScaleFactor: 1 });
     // Before any of the page's scripts: every CSP violation is recorded (Chromium also logs them as console errors).
     await context.addInitScript(() => {
       const w = window as unknown as { __csp: string[] };
@@ -119,7 +118,6 @@ describe.skipIf(!available)('the console in Chromium', () => {
   }, 90_000);
 
   afterAll(async () => {
-    await browser?.close();
     await server?.close();
   });
 
@@ -295,20 +293,20 @@ describe.skipIf(!available)('the console in Chromium', () => {
   });
 
   it('cannot be framed by another site (frame-ancestors, X-Frame-Options)', async () => {
-    const framer: Server = createServer((_req, res) => {
+    const framer = createServer((_req, res) => {
       res.writeHead(200, { 'content-type': 'text/html' }).end(`<!doctype html><iframe id="f" src="${server.url}/console" width="800" height="600"></iframe>`);
     });
-    await new Promise<void>((resolve) => framer.listen(0, '127.0.0.1', resolve));
+    const framerUrl = await listen(framer);
     const other = await context.newPage();
     try {
       const blocked = new Promise<string>((resolve) => other.on('console', (msg) => { if (/frame-ancestors|Refused to (display|frame)/.test(msg.text())) resolve(msg.text()); }));
-      await other.goto(`http://127.0.0.1:${(framer.address() as { port: number }).port}/`);
+      await other.goto(`${framerUrl}/`);
       expect(await Promise.race([blocked, new Promise<string>((r) => setTimeout(() => r('not blocked'), 5000))])).not.toBe('not blocked');
       const frame = other.frames().find((f) => f !== other.mainFrame());
       expect(await frame?.locator('#root').count().catch(() => 0) ?? 0).toBe(0);
     } finally {
       await other.close();
-      await new Promise<void>((resolve) => framer.close(() => resolve()));
+      await close(framer);
     }
   });
 

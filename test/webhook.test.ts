@@ -66,11 +66,21 @@ describe('security events webhook', () => {
   });
 
   it('gives up after its attempts without throwing', async () => {
-    const { log, lines } = capturingLogger();
-    const sink = new WebhookSink({ url: 'http://127.0.0.1:9/unreachable', secret: null, attempts: 2, baseDelayMs: 1, timeoutMs: 200 }, log);
-    sink.send({ event: 'login_failed' });
-    await expect(sink.idle()).resolves.toBeUndefined();
-    expect(lines.filter((l) => l.event === 'webhook_failed')).toEqual([expect.objectContaining({ securityEvent: 'login_failed' })]);
+    // A receiver that always fails, counting what reaches it: the sink must really try, `attempts` times, then stop.
+    let hits = 0;
+    const failing = createServer((_req, res) => { hits += 1; res.statusCode = 500; res.end(); });
+    await new Promise<void>((r) => failing.listen(0, '127.0.0.1', () => r()));
+    try {
+      const { log, lines } = capturingLogger();
+      const failingUrl = `http://127.0.0.1:${(failing.address() as { port: number }).port}/hook`;
+      const sink = new WebhookSink({ url: failingUrl, secret: null, attempts: 2, baseDelayMs: 1, timeoutMs: 200 }, log);
+      sink.send({ event: 'login_failed' });
+      await expect(sink.idle()).resolves.toBeUndefined();
+      expect(hits).toBe(2);
+      expect(lines.filter((l) => l.event === 'webhook_failed')).toEqual([expect.objectContaining({ securityEvent: 'login_failed' })]);
+    } finally {
+      failing.close();
+    }
   });
 
   it('S2-16 a flood of login_failed to a down, then slow, receiver neither drops nor delays reuse_detected', async () => {

@@ -1,5 +1,5 @@
 import { newAppKey, parseAppKey, constantTimeEqual } from '../crypto/secrets.js';
-import type { Store } from '../store/contract.js';
+import type { Store } from './store.js';
 import type { Clock } from './clock.js';
 import { invalidRequest, RotorError } from './errors.js';
 import type { Observer } from './events.js';

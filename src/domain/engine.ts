@@ -3,7 +3,7 @@ import { DPOP_ALGORITHMS, DPOP_WINDOW_SECONDS, isFreshNonce, issueNonce, verifyD
 import type { MasterKey } from '../crypto/master_key.js';
 import { sha256 } from '../crypto/secrets.js';
 import type { SigningKey } from '../crypto/signing_key.js';
-import { UPGRADED, type FoundLegacyRefresh, type FoundSession, type Store } from '../store/contract.js';
+import { UPGRADED, type FoundLegacyRefresh, type FoundSession, type Store } from './store.js';
 import { recordableClient } from './claims.js';
 import { toSeconds, type Clock } from './clock.js';
 import { invalidAccessToken, invalidRefreshToken, RotorError, type RefreshRefusal } from './errors.js';

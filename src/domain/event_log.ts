@@ -1,4 +1,4 @@
-import type { SecurityEventFields, SecurityEventRecord, Store } from '../store/contract.js';
+import type { SecurityEventFields, SecurityEventRecord, Store } from './store.js';
 import type { Clock } from './clock.js';
 import type { Observer, SecurityEvent } from './events.js';
 

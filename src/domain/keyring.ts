@@ -3,7 +3,7 @@ import { ALGORITHMS } from './policy.js';
 import type { Profiles } from './profiles.js';
 import type { Clock } from './clock.js';
 import type { App, SigningKeyRecord } from './types.js';
-import type { Store } from '../store/contract.js';
+import type { Store } from './store.js';
 import type { MasterKey } from '../crypto/master_key.js';
 import { generateKeyMaterial, SigningKey } from '../crypto/signing_key.js';
 import { newId } from './ids.js';

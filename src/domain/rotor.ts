@@ -1,6 +1,6 @@
 import { isJwkThumbprint } from '../crypto/dpop.js';
 import type { MasterKey } from '../crypto/master_key.js';
-import type { Store } from '../store/contract.js';
+import type { Store } from './store.js';
 import { Apps } from './apps.js';
 import { callerClient, optionalText, validateClaims, validateSubject } from './claims.js';
 import type { Clock } from './clock.js';
@@ -15,7 +15,7 @@ import { Profiles } from './profiles.js';
 import { isUsableForVerification, Keyring } from './keyring.js';
 import { Subjects } from './subjects.js';
 import type { App, RefreshRecord, Session } from './types.js';
-import type { SubjectListing } from '../store/contract.js';
+import type { SubjectListing } from './store.js';
 
 export interface RotorOptions {
   store: Store;

@@ -1,5 +1,5 @@
 import { hashPassword, verifyPassword } from '../crypto/passwords.js';
-import type { Store, SubjectColumns } from '../store/contract.js';
+import type { Store, SubjectColumns } from './store.js';
 import { validateClaims, validateSubject } from './claims.js';
 import type { Clock } from './clock.js';
 import { invalidRequest, RotorError } from './errors.js';

@@ -1,7 +1,7 @@
 import { newId } from '../domain/ids.js';
 import type { Clock } from '../domain/clock.js';
 import type { RefreshOutcome } from '../domain/events.js';
-import type { ActivitySample, Store } from '../store/contract.js';
+import type { ActivitySample, Store } from '../domain/store.js';
 import type { Metrics } from './observability.js';
 
 /**

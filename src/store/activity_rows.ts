@@ -1,4 +1,4 @@
-import type { ActivitySample, SecurityEventFields, SecurityEventRecord, SubjectListing } from './contract.js';
+import type { ActivitySample, SecurityEventFields, SecurityEventRecord, SubjectListing } from '../domain/store.js';
 import { subjectFromRow } from './rows.js';
 
 /** Row ↔ record mapping of the listings, security events and activity samples, shared by the SQL stores. */

@@ -1,6 +1,6 @@
 import { databaseTarget, type Config } from '../config.js';
 import { ConfigError } from '../config.js';
-import type { Store } from './contract.js';
+import type { Store } from '../domain/store.js';
 import { PostgresStore, postgresOptionsFromUrl } from './postgres/postgres_store.js';
 import { RedisStore } from './redis/redis_store.js';
 import { SqliteStore } from './sqlite/sqlite_store.js';

@@ -3,7 +3,7 @@ import type { Policy, Profile, Algorithm } from '../domain/policy.js';
 import type {
   App, AppKeyRecord, Millis, RefreshChain, RefreshRecord, Session, SigningKeyRecord, SigningKeyState, Subject, SubjectStatus,
 } from '../domain/types.js';
-import type { SubjectColumns } from './contract.js';
+import type { FoundSession, SubjectColumns } from '../domain/store.js';
 
 /** Row ↔ record mapping shared by every SQL store (same column names everywhere). */
 type Row = Record<string, unknown>;
@@ -108,7 +108,7 @@ export const sessionFromRow = (r: Row, p = ''): Session => ({
 });
 
 /** A found session (see Store.findSession) from its joined row; columns may be prefixed. */
-export function foundSessionFromRow(row: Row | undefined, p = ''): { session: Session; subjectStatus: SubjectStatus | null; keysVersion: number } | null {
+export function foundSessionFromRow(row: Row | undefined, p = ''): FoundSession | null {
   if (!row) return null;
   return { session: sessionFromRow(row, p), subjectStatus: (row.subject_status ?? null) as SubjectStatus | null, keysVersion: Number(row.keys_version ?? 0) };
 }

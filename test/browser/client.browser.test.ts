@@ -1,90 +1,63 @@
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp, issue, startTestServer, type TestServer } from '../helpers/server.js';
-import { refreshOutcomes, requestsTo } from '../client/helpers.js';
-import { browserAvailable, launch, startHoldingProxy, startPageServer } from './harness.js';
+import type { BrowserContext, Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
+import { browserAvailable, startHoldingProxy, type TabEvent, type TabResult, useClientPage } from '../helpers/browser.js';
+import { createApp, issue, startTestServer } from '../helpers/server.js';
+import { isActive, refreshOutcomes, requestsTo } from '../client/helpers.js';
 
 /**
  * @rotor/client in a real Chromium (SPEC §9, issue 14): the page is served from another origin than
  * Rotor's and imports the SDK from Rotor's /sdk/rotor-client.js. Refreshes are counted by Rotor itself
  * (/metrics). Measured values are printed (`[measured] …`) and bounded by the assertions.
  */
-type Result = { token?: string; error?: string; reason?: string; at: number };
-type Event = { type: string; reason?: string; at: number };
 declare const window: Window & {
   ready?: boolean; rotor: { setSession(p: unknown): Promise<void>; signOut(): Promise<void>; getSession(): Promise<unknown> };
-  makeClient(options?: Record<string, unknown>): boolean; tokenOrError(): Promise<Result>; events: Event[]; pending?: Promise<Result>;
+  makeClient(options?: Record<string, unknown>): boolean; tokenOrError(): Promise<TabResult>; events: TabEvent[]; pending?: Promise<TabResult>;
 };
 
 const available = browserAvailable();
 
 describe.skipIf(!available)('@rotor/client in Chromium', () => {
-  let browser: Browser;
-  let server: TestServer;
-  let page: Awaited<ReturnType<typeof startPageServer>>;
-
-  beforeAll(async () => {
-    page = await startPageServer();
-    server = await startTestServer({ env: { ROTOR_CORS_ORIGINS: page.url } });
-    page.rotorUrl = server.url;
-    browser = await launch();
-  }, 60_000);
-  afterAll(async () => {
-    await browser?.close();
-    await server?.close();
-    await page?.close();
-  });
-
-  async function tabs(context: BrowserContext, n: number, options: Record<string, unknown> = {}): Promise<Page[]> {
-    const pages = await Promise.all(Array.from({ length: n }, () => context.newPage()));
-    await Promise.all(pages.map(async (p) => {
-      p.on('pageerror', (err) => console.error('[page error]', err.message));
-      await p.goto(page.url);
-      await p.waitForFunction(() => window.ready === true);
-      await p.evaluate((o) => window.makeClient(o), options);
-    }));
-    return pages;
-  }
-  const introspect = async (app: { appKey: string }, token: string) =>
-    (await server.call('POST', '/v1/introspect', { json: { token }, headers: { authorization: `Bearer ${app.appKey}` } })).body.active as boolean;
+  const rig = useClientPage((pageUrl) => startTestServer({ env: { ROTOR_CORS_ORIGINS: pageUrl } }));
+  const { tabs, inContext, signIn } = rig;
+  const introspect = (app: { appKey: string }, token: string) => isActive(rig.server, app, token);
   const events = (p: Page) => p.evaluate(() => window.events);
   const stored = (p: Page) => p.evaluate(() => JSON.parse(localStorage.getItem('rotor') ?? 'null'));
+  /** No tab failed, and they all hold one token, which Rotor finds active. */
+  async function oneLiveToken(app: { appKey: string }, results: TabResult[]): Promise<string> {
+    expect(results.filter((r) => r.error)).toEqual([]);
+    const tokens = new Set(results.map((r) => r.token));
+    expect(tokens.size).toBe(1);
+    const token = [...tokens][0] as string;
+    expect(await introspect(app, token)).toBe(true);
+    return token;
+  }
 
   it('20 tabs after expiry, reuseGrace 0: exactly one /v1/refresh, every tab a valid token, none signed out', async () => {
+    const { server } = rig;
     const app = await createApp(server, { name: 'twenty', policy: { reuseGrace: 0, accessTtl: 3 } });
-    const context = await browser.newContext();
-    try {
+    await inContext(async (context) => {
       const pages = await tabs(context, 20);
       const pair = await issue(server, app);
-      await pages[0]!.evaluate((p) => window.rotor.setSession(p), pair);
       // Every tab heard of the session, through the storage event or the channel.
-      for (const p of pages.slice(1)) await p.waitForFunction(() => window.events.some((e) => e.type === 'signed_in'));
+      await signIn(pages, pair);
       await new Promise((resolve) => setTimeout(resolve, 3100)); // the access token (3 s) has expired
       const before = await requestsTo(server, '/v1/refresh');
       const started = Date.now();
       const results = await Promise.all(pages.map((p) => p.evaluate(() => window.tokenOrError())));
       const refreshes = (await requestsTo(server, '/v1/refresh')) - before;
       console.log(`[measured] 20 tabs, reuseGrace 0: ${refreshes} /v1/refresh, all tabs served within ${Math.max(...results.map((r) => r.at)) - started} ms`);
-      expect(results.filter((r) => r.error)).toEqual([]);
       expect(refreshes).toBe(1);
-      const tokens = new Set(results.map((r) => r.token));
-      expect(tokens.size).toBe(1);
-      expect([...tokens][0]).not.toBe(pair.accessToken);
-      expect(await introspect(app, [...tokens][0] as string)).toBe(true);
+      expect(await oneLiveToken(app, results)).not.toBe(pair.accessToken);
       for (const p of pages) expect((await events(p)).filter((e) => e.type === 'signed_out')).toEqual([]);
       expect((await refreshOutcomes(server)).reuse ?? 0).toBe(0);
-    } finally {
-      await context.close();
-    }
+    });
   }, 90_000);
 
   /** One tab holds the lock with its refresh under way at Rotor (the answer held back); the others queue behind it. */
   async function holderWithQueue(context: BrowserContext, proxy: Awaited<ReturnType<typeof startHoldingProxy>>, n: number) {
-    const app = await createApp(server, { name: `grace${Date.now()}` }); // default reuseGrace: 10 s
+    const app = await createApp(rig.server, { name: `grace${Date.now()}` }); // default reuseGrace: 10 s
     const pages = await tabs(context, n);
-    const pair = await issue(server, app);
-    await pages[0]!.evaluate((p) => window.rotor.setSession({ ...p, expiresIn: 0 }), pair);
-    for (const p of pages.slice(1)) await p.waitForFunction(() => window.events.some((e) => e.type === 'signed_in'));
+    await signIn(pages, { ...(await issue(rig.server, app)), expiresIn: 0 });
     const held = proxy.holdNext('/v1/refresh');
     await pages[0]!.evaluate(() => { window.pending = window.tokenOrError(); });
     const answer = await held; // committed at Rotor; the tab has not seen it
@@ -93,64 +66,56 @@ describe.skipIf(!available)('@rotor/client in Chromium', () => {
     return { app, pages, successor: JSON.parse(answer.body).refreshToken as string };
   }
 
-  it('the lock holder\'s tab closed mid-refresh (default grace): the others recover the same successor within 5 s', async () => {
-    const proxy = await startHoldingProxy(server.url);
-    page.apiUrl = proxy.url;
-    const context = await browser.newContext();
+  /** `run` with the page's client calling Rotor through a proxy that can hold an answer back. */
+  async function behindHoldingProxy(run: (context: BrowserContext, proxy: Awaited<ReturnType<typeof startHoldingProxy>>) => Promise<void>): Promise<void> {
+    const proxy = await startHoldingProxy(rig.server.url);
+    rig.page.apiUrl = proxy.url;
     try {
-      const { app, pages, successor } = await holderWithQueue(context, proxy, 5);
-      const before = await refreshOutcomes(server);
-      const closedAt = Date.now();
-      await pages[0]!.close();
-      const results = await Promise.all(pages.slice(1).map((p) => p.evaluate(() => window.pending as Promise<Result>)));
-      const recovery = Math.max(...results.map((r) => r.at)) - closedAt;
-      console.log(`[measured] holder tab closed mid-refresh: the other 4 tabs recovered in ${recovery} ms`);
-      expect(results.filter((r) => r.error)).toEqual([]);
-      expect(recovery).toBeLessThan(5000);
-      expect(new Set(results.map((r) => r.token)).size).toBe(1);
-      expect(await introspect(app, results[0]!.token as string)).toBe(true);
-      // The grace window handed back the byte-identical successor the closed tab's answer carried.
-      expect((await stored(pages[1]!)).refreshToken).toBe(successor);
-      expect((await refreshOutcomes(server)).retry).toBe((before.retry ?? 0) + 1);
+      await inContext((context) => run(context, proxy).finally(() => proxy.release()));
     } finally {
-      proxy.release();
-      await context.close();
-      page.apiUrl = '';
+      rig.page.apiUrl = '';
       await proxy.close();
     }
+  }
+
+  it('the lock holder\'s tab closed mid-refresh (default grace): the others recover the same successor within 5 s', async () => {
+    await behindHoldingProxy(async (context, proxy) => {
+      const { app, pages, successor } = await holderWithQueue(context, proxy, 5);
+      const before = await refreshOutcomes(rig.server);
+      const closedAt = Date.now();
+      await pages[0]!.close();
+      const results = await Promise.all(pages.slice(1).map((p) => p.evaluate(() => window.pending as Promise<TabResult>)));
+      const recovery = Math.max(...results.map((r) => r.at)) - closedAt;
+      console.log(`[measured] holder tab closed mid-refresh: the other 4 tabs recovered in ${recovery} ms`);
+      await oneLiveToken(app, results);
+      expect(recovery).toBeLessThan(5000);
+      // The grace window handed back the byte-identical successor the closed tab's answer carried.
+      expect((await stored(pages[1]!)).refreshToken).toBe(successor);
+      expect((await refreshOutcomes(rig.server)).retry).toBe((before.retry ?? 0) + 1);
+    });
   }, 90_000);
 
   it('the lock holder\'s tab frozen mid-refresh: its silence is noticed, the lock is taken, the others recover', async () => {
-    const proxy = await startHoldingProxy(server.url);
-    page.apiUrl = proxy.url;
-    const context = await browser.newContext();
-    try {
+    await behindHoldingProxy(async (context, proxy) => {
       const { app, pages, successor } = await holderWithQueue(context, proxy, 4);
       const cdp = await context.newCDPSession(pages[0]!);
       await cdp.send('Debugger.enable');
       const frozenAt = Date.now();
       await cdp.send('Debugger.pause');
-      const results = await Promise.all(pages.slice(1).map((p) => p.evaluate(() => window.pending as Promise<Result>)));
+      const results = await Promise.all(pages.slice(1).map((p) => p.evaluate(() => window.pending as Promise<TabResult>)));
       const recovery = Math.max(...results.map((r) => r.at)) - frozenAt;
       console.log(`[measured] holder tab frozen mid-refresh: the other 3 tabs recovered in ${recovery} ms (lock timeout 3 s + up to 1 s)`);
-      expect(results.filter((r) => r.error)).toEqual([]);
+      await oneLiveToken(app, results);
       expect(recovery).toBeLessThan(6000);
-      expect(new Set(results.map((r) => r.token)).size).toBe(1);
-      expect(await introspect(app, results[0]!.token as string)).toBe(true);
       expect((await stored(pages[1]!)).refreshToken).toBe(successor);
       await cdp.send('Debugger.resume');
-    } finally {
-      proxy.release();
-      await context.close();
-      page.apiUrl = '';
-      await proxy.close();
-    }
+    });
   }, 90_000);
 
   it('offline, then online: the failed refresh keeps the session; back online, one refresh succeeds', async () => {
+    const { server } = rig;
     const app = await createApp(server, { name: 'offline', policy: { reuseGrace: 0 } });
-    const context = await browser.newContext();
-    try {
+    await inContext(async (context) => {
       const [tab, other] = await tabs(context, 2);
       await tab!.evaluate((p) => window.rotor.setSession({ ...p, expiresIn: 0 }), await issue(server, app));
       const before = await requestsTo(server, '/v1/refresh');
@@ -165,19 +130,16 @@ describe.skipIf(!available)('@rotor/client in Chromium', () => {
       expect(await tab!.evaluate(() => window.tokenOrError())).toMatchObject({ token: online.token });
       expect((await requestsTo(server, '/v1/refresh')) - before).toBe(1);
       for (const p of [tab!, other!]) expect((await events(p)).some((e) => e.type === 'signed_out')).toBe(false);
-    } finally {
-      await context.close();
-    }
+    });
   }, 60_000);
 
   it('signOut in one tab revokes the session and reaches every tab', async () => {
+    const { server } = rig;
     const app = await createApp(server, { name: 'signout' });
-    const context = await browser.newContext();
-    try {
+    await inContext(async (context) => {
       const pages = await tabs(context, 3);
       const pair = await issue(server, app);
-      await pages[0]!.evaluate((p) => window.rotor.setSession(p), pair);
-      for (const p of pages.slice(1)) await p.waitForFunction(() => window.events.some((e) => e.type === 'signed_in'));
+      await signIn(pages, pair);
       await pages[1]!.evaluate(() => window.rotor.signOut());
       for (const p of pages) {
         await p.waitForFunction(() => window.events.some((e) => e.type === 'signed_out'));
@@ -187,53 +149,43 @@ describe.skipIf(!available)('@rotor/client in Chromium', () => {
       expect(JSON.stringify(await stored(pages[2]!))).not.toContain(pair.refreshToken);
       const refused = await server.call('POST', '/v1/refresh', { json: { refreshToken: pair.refreshToken } });
       expect(refused.body.detail).toBe('revoked');
-    } finally {
-      await context.close();
-    }
+    });
   }, 60_000);
 
   it('a terminal refusal (the session revoked elsewhere) signs every tab out with its reason', async () => {
+    const { server } = rig;
     const app = await createApp(server, { name: 'revoked' });
-    const context = await browser.newContext();
-    try {
+    await inContext(async (context) => {
       const pages = await tabs(context, 3);
       const pair = await issue(server, app);
       await pages[0]!.evaluate((p) => window.rotor.setSession({ ...p, expiresIn: 0 }), pair);
       await server.call('POST', '/v1/revoke', { json: { token: pair.accessToken } });
       expect(await pages[2]!.evaluate(() => window.tokenOrError())).toMatchObject({ error: 'signed_out', reason: 'revoked' });
       for (const p of pages) await p.waitForFunction(() => window.events.some((e) => e.type === 'signed_out' && e.reason === 'revoked'));
-    } finally {
-      await context.close();
-    }
+    });
   }, 60_000);
 
   it('pages without Web Locks (navigator.locks deleted before load) still refresh once, reuseGrace 0', async () => {
+    const { server } = rig;
     const app = await createApp(server, { name: 'nolocks', policy: { reuseGrace: 0 } });
-    const context = await browser.newContext();
-    await context.addInitScript(() => { delete (Navigator.prototype as { locks?: unknown }).locks; });
-    try {
+    await inContext(async (context) => {
+      await context.addInitScript(() => { delete (Navigator.prototype as { locks?: unknown }).locks; });
       const pages = await tabs(context, 6);
       expect(await pages[0]!.evaluate(() => typeof navigator.locks)).toBe('undefined');
-      const pair = await issue(server, app);
-      await pages[0]!.evaluate((p) => window.rotor.setSession({ ...p, expiresIn: 0 }), pair);
-      for (const p of pages.slice(1)) await p.waitForFunction(() => window.events.some((e) => e.type === 'signed_in'));
+      await signIn(pages, { ...(await issue(server, app)), expiresIn: 0 });
       const before = await requestsTo(server, '/v1/refresh');
       const results = await Promise.all(pages.map((p) => p.evaluate(() => window.tokenOrError())));
       const refreshes = (await requestsTo(server, '/v1/refresh')) - before;
       console.log(`[measured] 6 tabs without Web Locks (storage lease), reuseGrace 0: ${refreshes} /v1/refresh`);
-      expect(results.filter((r) => r.error)).toEqual([]);
       expect(refreshes).toBe(1);
-      expect(new Set(results.map((r) => r.token)).size).toBe(1);
-      expect(await introspect(app, results[0]!.token as string)).toBe(true);
-    } finally {
-      await context.close();
-    }
+      await oneLiveToken(app, results);
+    });
   }, 60_000);
 
   it('a tab and a dedicated worker of the origin share one refresh (the worker hears the pair on the channel)', async () => {
+    const { server } = rig;
     const app = await createApp(server, { name: 'worker', policy: { reuseGrace: 0 } });
-    const context = await browser.newContext();
-    try {
+    await inContext(async (context) => {
       const [tab] = await tabs(context, 1);
       const pair = await issue(server, app);
       const before = await requestsTo(server, '/v1/refresh');
@@ -258,8 +210,6 @@ describe.skipIf(!available)('@rotor/client in Chromium', () => {
       expect(results.worker).toBe(results.tab);
       expect(await introspect(app, results.tab as string)).toBe(true);
       expect((await requestsTo(server, '/v1/refresh')) - before).toBe(1);
-    } finally {
-      await context.close();
-    }
+    });
   }, 60_000);
 });

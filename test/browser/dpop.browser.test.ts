@@ -1,73 +1,38 @@
-import { generateKeyPairSync, randomUUID, sign as cryptoSign } from 'node:crypto';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp, decodeJwtPart, issue, type TestServer } from '../helpers/server.js';
-import { requestsTo, startIssuerServer } from '../client/helpers.js';
-import { browserAvailable, launch, startPageServer } from './harness.js';
+import type { BrowserContext, Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
+import { browserAvailable, type TabResult, useClientPage } from '../helpers/browser.js';
+import { createApp, decodeJwtPart, issue } from '../helpers/server.js';
+import { isActive, requestsTo, startIssuerServer, thiefProof } from '../client/helpers.js';
 
 /**
  * @rotor/client with `dpop: true` in a real Chromium (SPEC §9, RFC 9449): the page (another origin than
  * Rotor's) keeps one non-extractable WebCrypto key in IndexedDB and proves every refresh with it, so a
  * refresh token taken out of the page's storage — what XSS can take — is useless anywhere else.
  */
-type Result = { token?: string; error?: string; reason?: string; at: number };
 declare const window: Window & {
   ready?: boolean; rotor: { setSession(p: unknown): Promise<void>; dpopJkt(): Promise<string> };
-  makeClient(options?: Record<string, unknown>): boolean; tokenOrError(): Promise<Result>; events: { type: string }[];
+  makeClient(options?: Record<string, unknown>): boolean; tokenOrError(): Promise<TabResult>; events: { type: string }[];
 };
 
 const available = browserAvailable();
 
-/** A proof by a key of the thief's own: all that someone holding a stolen token can make outside the page. */
-function thiefProof(htu: string): string {
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
-  const input = `${b64({ typ: 'dpop+jwt', alg: 'ES256', jwk: publicKey.export({ format: 'jwk' }) })}.${b64({ jti: randomUUID(), htm: 'POST', htu, iat: Math.floor(Date.now() / 1000) })}`;
-  return `${input}.${cryptoSign('sha256', Buffer.from(input), { key: privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
-}
-
 describe.skipIf(!available)('@rotor/client dpop: true in Chromium', () => {
-  let browser: Browser;
-  let server: TestServer;
-  let page: Awaited<ReturnType<typeof startPageServer>>;
-
-  beforeAll(async () => {
-    page = await startPageServer();
-    server = await startIssuerServer({ ROTOR_CORS_ORIGINS: page.url }); // ROTOR_ISSUER = its URL: proofs name it
-    page.rotorUrl = server.url;
-    browser = await launch();
-  }, 60_000);
-  afterAll(async () => {
-    await browser?.close();
-    await server?.close();
-    await page?.close();
-  });
-
-  async function open(p: Page): Promise<void> {
-    await p.goto(page.url);
-    await p.waitForFunction(() => window.ready === true);
-    await p.evaluate(() => window.makeClient({ dpop: true }));
-  }
-  async function tabs(context: BrowserContext, n: number): Promise<Page[]> {
-    const pages = await Promise.all(Array.from({ length: n }, () => context.newPage()));
-    await Promise.all(pages.map(async (p) => {
-      p.on('pageerror', (err) => console.error('[page error]', err.message));
-      await open(p);
-    }));
-    return pages;
-  }
+  // ROTOR_ISSUER = its URL: proofs name it.
+  const rig = useClientPage((pageUrl) => startIssuerServer({ ROTOR_CORS_ORIGINS: pageUrl }));
+  const DPOP = { dpop: true };
+  const open = (p: Page) => rig.open(p, DPOP);
+  const tabs = (context: BrowserContext, n: number) => rig.tabs(context, n, DPOP);
   /** Makes this origin's stored pair look expired (the page's clock, not Rotor's). */
   const expire = (p: Page) => p.evaluate(() => {
     const state = JSON.parse(localStorage.getItem('rotor') as string);
     localStorage.setItem('rotor', JSON.stringify({ ...state, receivedAt: 0, accessExpiresAt: 0 }));
   });
-  const introspect = async (app: { appKey: string }, token: string) =>
-    (await server.call('POST', '/v1/introspect', { json: { token }, headers: { authorization: `Bearer ${app.appKey}` } })).body.active as boolean;
+  const introspect = (app: { appKey: string }, token: string) => isActive(rig.server, app, token);
 
   it('a refresh token stolen from the page\'s storage is refused elsewhere (invalid_dpop_proof) while the page keeps refreshing; the key cannot be exported', async () => {
+    const { server } = rig;
     const app = await createApp(server, { name: 'xss', policy: { reuseGrace: 0 } });
-    const context = await browser.newContext();
-    try {
+    await rig.inContext(async (context) => {
       const [tab] = await tabs(context, 1);
       const pair = await issue(server, app); // unbound: the page's first refresh binds it
       await tab!.evaluate((p) => window.rotor.setSession({ ...p, expiresIn: 0 }), pair);
@@ -116,15 +81,13 @@ describe.skipIf(!available)('@rotor/client dpop: true in Chromium', () => {
         return { type: record.privateKey.type, extractable: record.privateKey.extractable, algorithm: (record.privateKey.algorithm as EcKeyAlgorithm).namedCurve, refused };
       });
       expect(key).toEqual({ type: 'private', extractable: false, algorithm: 'P-256', refused: ['jwk: InvalidAccessError', 'pkcs8: InvalidAccessError'] });
-    } finally {
-      await context.close();
-    }
+    });
   }, 60_000);
 
   it('one key per origin: two fresh tabs agree on it, it survives a reload; dpopJkt at issuance, and both tabs expiring at once make one proved refresh', async () => {
+    const { server } = rig;
     const app = await createApp(server, { name: 'tabs', policy: { reuseGrace: 0 } });
-    const context = await browser.newContext();
-    try {
+    await rig.inContext(async (context) => {
       // Both tabs made their client (and so looked for the key) at the same moment, in a fresh profile.
       const [one, two] = await tabs(context, 2);
       const [j1, j2] = await Promise.all([one!.evaluate(() => window.rotor.dpopJkt()), two!.evaluate(() => window.rotor.dpopJkt())]);
@@ -150,8 +113,6 @@ describe.skipIf(!available)('@rotor/client dpop: true in Chromium', () => {
       const afterReload = await one!.evaluate(() => window.tokenOrError());
       expect(afterReload.error).toBeUndefined();
       expect(await introspect(app, afterReload.token as string)).toBe(true);
-    } finally {
-      await context.close();
-    }
+    });
   }, 60_000);
 });

@@ -1,29 +1,16 @@
 import { createServer, type Server } from 'node:http';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRotorClient, RotorClientError, type RotorEvent, type TokenPair } from '../../packages/client/src/rotor-client.js';
+import { createRotorClient, type RotorEvent, type TokenPair } from '../../packages/client/src/rotor-client.js';
+import { startHoldingProxy } from '../helpers/browser.js';
 import { admin, createApp, issue, startTestServer, type TestServer } from '../helpers/server.js';
-import { startHoldingProxy } from '../browser/harness.js';
-import { refreshOutcomes, requestsTo, sharedStorage } from './helpers.js';
+import { expiring, isActive, refreshOutcomes, rejection, requestsTo, sharedStorage } from './helpers.js';
 
 /**
  * @rotor/client in Node (SPEC §9), against a real Rotor: memory storage (one context), and two clients
  * sharing one Storage-like object (two contexts without Web Locks: the lease lock and BroadcastChannel).
  */
 type App = Awaited<ReturnType<typeof createApp>>;
-
-/** The pair as the client first sees it, already at its expiry (by the client's clock; Rotor's is real). */
-const expiring = (pair: TokenPair): TokenPair => ({ ...pair, expiresIn: 0 });
-
-async function rejection(promise: Promise<unknown>): Promise<RotorClientError> {
-  try {
-    await promise;
-  } catch (err) {
-    expect(err).toBeInstanceOf(RotorClientError);
-    return err as RotorClientError;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('@rotor/client in Node', () => {
   let server: TestServer;
@@ -39,8 +26,7 @@ describe('@rotor/client in Node', () => {
 
   const client = (extra: Parameters<typeof createRotorClient>[0] extends infer O ? Partial<O> : never = {}) =>
     createRotorClient({ baseUrl: server.url, storage: 'memory', ...extra });
-  const introspect = async (app: App, token: string) =>
-    (await server.call('POST', '/v1/introspect', { json: { token }, headers: { authorization: `Bearer ${app.appKey}` } })).body.active as boolean;
+  const introspect = (app: App, token: string) => isActive(server, app, token);
 
   it('refuses bad options: no baseUrl, a pair that is not one, dpopJkt() without dpop (test/client/dpop.test.ts has DPoP)', async () => {
     expect(() => createRotorClient({ baseUrl: 'auth.example.com' })).toThrow(TypeError);

@@ -1,10 +1,10 @@
-import { createHash, generateKeyPairSync, randomUUID, sign as cryptoSign } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { calculateJwkThumbprint, createRemoteJWKSet, EmbeddedJWK, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createRotorClient, RotorClientError, type TokenPair } from '../../packages/client/src/rotor-client.js';
+import { createRotorClient } from '../../packages/client/src/rotor-client.js';
 import { createApp, decodeJwtPart, issue, type TestServer } from '../helpers/server.js';
-import { expireStored, requestsTo, sharedStorage, startIssuerServer } from './helpers.js';
+import { expireStored, expiring, rejection, requestsTo, sharedStorage, startIssuerServer, thiefProof } from './helpers.js';
 
 /**
  * @rotor/client with `dpop: true` (SPEC §9, RFC 9449) in Node, against a real Rotor whose issuer is its
@@ -12,25 +12,6 @@ import { expireStored, requestsTo, sharedStorage, startIssuerServer } from './he
  * the first proof binds the session, nonces are answered, and fetch() proves resource requests.
  */
 type App = Awaited<ReturnType<typeof createApp>>;
-const expiring = (pair: TokenPair): TokenPair => ({ ...pair, expiresIn: 0 });
-
-async function rejection(promise: Promise<unknown>): Promise<RotorClientError> {
-  try {
-    await promise;
-  } catch (err) {
-    expect(err).toBeInstanceOf(RotorClientError);
-    return err as RotorClientError;
-  }
-  throw new Error('expected a rejection');
-}
-
-/** A thief's own key and a valid proof by it (what someone holding a stolen token can make elsewhere). */
-function thiefProof(htu: string): string {
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
-  const input = `${b64({ typ: 'dpop+jwt', alg: 'ES256', jwk: publicKey.export({ format: 'jwk' }) })}.${b64({ jti: randomUUID(), htm: 'POST', htu, iat: Math.floor(Date.now() / 1000) })}`;
-  return `${input}.${cryptoSign('sha256', Buffer.from(input), { key: privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
-}
 
 describe('@rotor/client with dpop: true (Node)', () => {
   let server: TestServer;

@@ -1,3 +1,6 @@
+import { generateKeyPairSync, randomUUID, sign as cryptoSign } from 'node:crypto';
+import { expect } from 'vitest';
+import { RotorClientError, type TokenPair } from '../../packages/client/src/rotor-client.js';
 import type { TestServer } from '../helpers/server.js';
 
 /**
@@ -61,4 +64,31 @@ export async function startIssuerServer(env: Record<string, string> = {}): Promi
 export function expireStored(storage: { getItem(k: string): string | null; setItem(k: string, v: string): void }, key: string): void {
   const state = JSON.parse(storage.getItem(key) as string) as { accessExpiresAt: number; receivedAt: number };
   storage.setItem(key, JSON.stringify({ ...state, receivedAt: 0, accessExpiresAt: 0 }));
+}
+
+/** Whether Rotor's native introspection finds `token` active, asked with the app's key. */
+export async function isActive(server: TestServer, app: { appKey: string }, token: string): Promise<boolean> {
+  return (await server.call('POST', '/v1/introspect', { json: { token }, headers: { authorization: `Bearer ${app.appKey}` } })).body.active as boolean;
+}
+
+/** The pair as the client first sees it, already at its expiry (by the client's clock; Rotor's is real). */
+export const expiring = (pair: TokenPair): TokenPair => ({ ...pair, expiresIn: 0 });
+
+/** The RotorClientError a promise rejects with; fails the test when it fulfils or rejects with anything else. */
+export async function rejection(promise: Promise<unknown>): Promise<RotorClientError> {
+  try {
+    await promise;
+  } catch (err) {
+    expect(err).toBeInstanceOf(RotorClientError);
+    return err as RotorClientError;
+  }
+  throw new Error('expected a rejection');
+}
+
+/** A valid DPoP proof by a key of the thief's own: all that someone holding a stolen token can make outside the page. */
+export function thiefProof(htu: string): string {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+  const input = `${b64({ typ: 'dpop+jwt', alg: 'ES256', jwk: publicKey.export({ format: 'jwk' }) })}.${b64({ jti: randomUUID(), htm: 'POST', htu, iat: Math.floor(Date.now() / 1000) })}`;
+  return `${input}.${cryptoSign('sha256', Buffer.from(input), { key: privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
 }

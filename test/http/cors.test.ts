@@ -469,8 +469,11 @@ describe('CORS and origin checks', () => {
     const etag = res.headers.get('etag') as string;
     expect(etag).toMatch(/^"0\.1\.0-[A-Za-z0-9_-]{16}"$/);
     const text = await res.text();
-    expect(text).toContain('export function createRotorClient');
+    // One module on its own: no imports, and loaded as it is it offers the client's entry points.
     expect(text).not.toMatch(/^\s*import\s/m);
+    const sdk = (await import(`data:text/javascript;base64,${Buffer.from(text).toString('base64')}`)) as Record<string, unknown>;
+    expect(typeof sdk.createRotorClient).toBe('function');
+    expect(typeof sdk.RotorClientError).toBe('function');
     const again = await fetch(`${server.url}/sdk/rotor-client.js`, { headers: { 'if-none-match': etag } });
     expect(again.status).toBe(304);
     expect((await fetch(`${server.url}/sdk/other.js`)).status).toBe(404);

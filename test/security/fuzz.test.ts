@@ -85,15 +85,19 @@ describe('fuzzing', () => {
         headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${app.id}:${app.appKey}`).toString('base64')}` },
       });
       noFault(res);
-      if (path === '/oauth2/token') expect(res.status).not.toBe(200);
+      expect(path === '/oauth2/token' && res.status === 200, `${path} minted a token from garbage`).toBe(false);
     }), { seed: SEED, numRuns: RUNS * 2 });
   });
 
   it('the token decoder never throws and accepts only three canonical segments', () => {
+    let accepted = 0;
     fc.assert(fc.property(fc.oneof(fc.string({ maxLength: 400 }), mutated), (token) => {
       const decoded = decodeJwt(token);
-      if (decoded) expect(token.split('.')).toHaveLength(3);
+      if (decoded) accepted += 1;
+      expect(decoded === null ? 3 : token.split('.').length).toBe(3);
     }), { seed: SEED, numRuns: RUNS * 20 });
+    // The property was exercised: some inputs (mutated tokens) did decode.
+    expect(accepted).toBeGreaterThan(0);
   });
 
   it('the control token still works after all of it', async () => {

@@ -45,50 +45,36 @@ async function expectBucketPerClient(server: TestServer, client: string, other: 
 
 const LIMITED = { ROTOR_RATE_LIMITS: 'refreshFailuresPerIp=3' };
 
-describe('S2-02 ROTOR_TRUST_PROXY=1 (one proxy in front)', () => {
-  let server: TestServer;
-  beforeAll(async () => { server = await startTestServer({ env: { ...LIMITED, ROTOR_TRUST_PROXY: '1' } }); });
-  afterAll(async () => { await server.close(); });
+/**
+ * Each way of naming the proxies in front, with where it finds the client: the recorded ip for a header
+ * (and `behind`: what the trusted proxies append after the client), and a refresh-failure bucket per client.
+ */
+const FRONTS = [
+  { name: 'ROTOR_TRUST_PROXY=1 (one proxy in front)', value: '1', finds: 'the client is the right-most X-Forwarded-For entry (the one the proxy appended), not the left-most',
+    recorded: [['6.6.6.6, 203.0.113.9', '203.0.113.9'], ['203.0.113.10', '203.0.113.10']], clients: ['203.0.113.20', '203.0.113.21'], behind: '' },
+  { name: 'ROTOR_TRUST_PROXY=2 (two proxies in front)', value: '2', finds: 'the client is the second entry from the right',
+    recorded: [['6.6.6.6, 198.51.100.7, 203.0.113.9', '198.51.100.7']], clients: ['198.51.100.30', '198.51.100.31'], behind: ', 203.0.113.9' },
+  { name: 'ROTOR_TRUST_PROXY=127.0.0.1 (an address list naming the proxy)', value: '127.0.0.1', finds: 'the client is the entry the trusted proxy appended',
+    recorded: [['6.6.6.6, 203.0.113.9', '203.0.113.9']], clients: ['203.0.113.40', '203.0.113.41'], behind: '' },
+] as const;
 
-  it('S2-02 the client is the right-most X-Forwarded-For entry (the one the proxy appended), not the left-most', async () => {
-    expect(await recordedIp(server, { 'x-forwarded-for': '6.6.6.6, 203.0.113.9' })).toBe('203.0.113.9');
-    expect(await recordedIp(server, { 'x-forwarded-for': '203.0.113.10' })).toBe('203.0.113.10');
-    // A direct request without the header is the peer itself.
-    expect(await recordedIp(server, {})).toBe('127.0.0.1');
+for (const front of FRONTS) {
+  describe(`S2-02 ${front.name}`, () => {
+    let server: TestServer;
+    beforeAll(async () => { server = await startTestServer({ env: { ...LIMITED, ROTOR_TRUST_PROXY: front.value } }); });
+    afterAll(async () => { await server.close(); });
+
+    it(`S2-02 ${front.finds}`, async () => {
+      for (const [forwardedFor, client] of front.recorded) expect(await recordedIp(server, { 'x-forwarded-for': forwardedFor }), forwardedFor).toBe(client);
+      // A direct request without the header is the peer itself.
+      expect(await recordedIp(server, {})).toBe('127.0.0.1');
+    });
+
+    it('S2-02 rotating the left-most entry does not escape the per-ip refresh-failure bucket', async () => {
+      await expectBucketPerClient(server, front.clients[0], front.clients[1], front.behind);
+    });
   });
-
-  it('S2-02 rotating the left-most entry does not escape the per-ip refresh-failure bucket', async () => {
-    await expectBucketPerClient(server, '203.0.113.20', '203.0.113.21');
-  });
-});
-
-describe('S2-02 ROTOR_TRUST_PROXY=2 (two proxies in front)', () => {
-  let server: TestServer;
-  beforeAll(async () => { server = await startTestServer({ env: { ...LIMITED, ROTOR_TRUST_PROXY: '2' } }); });
-  afterAll(async () => { await server.close(); });
-
-  it('S2-02 the client is the second entry from the right', async () => {
-    expect(await recordedIp(server, { 'x-forwarded-for': '6.6.6.6, 198.51.100.7, 203.0.113.9' })).toBe('198.51.100.7');
-  });
-
-  it('S2-02 rotating the left-most entry does not escape the bucket', async () => {
-    await expectBucketPerClient(server, '198.51.100.30', '198.51.100.31', ', 203.0.113.9');
-  });
-});
-
-describe('S2-02 ROTOR_TRUST_PROXY=127.0.0.1 (an address list naming the proxy)', () => {
-  let server: TestServer;
-  beforeAll(async () => { server = await startTestServer({ env: { ...LIMITED, ROTOR_TRUST_PROXY: '127.0.0.1' } }); });
-  afterAll(async () => { await server.close(); });
-
-  it('S2-02 the client is the entry the trusted proxy appended', async () => {
-    expect(await recordedIp(server, { 'x-forwarded-for': '6.6.6.6, 203.0.113.9' })).toBe('203.0.113.9');
-  });
-
-  it('S2-02 rotating the left-most entry does not escape the bucket', async () => {
-    await expectBucketPerClient(server, '203.0.113.40', '203.0.113.41');
-  });
-});
+}
 
 describe('S2-02 ROTOR_TRUST_PROXY address list with CIDRs (a chain of trusted proxies)', () => {
   it('S2-02 walks right to left past every trusted proxy and stops at the first untrusted address', async () => {
@@ -102,27 +88,22 @@ describe('S2-02 ROTOR_TRUST_PROXY address list with CIDRs (a chain of trusted pr
 });
 
 describe('S2-02 the header is ignored unless the peer is trusted', () => {
-  it('S2-02 an address list that does not include the peer (127.0.0.1): the ip is the peer', async () => {
-    const server = await startTestServer({ env: { ...LIMITED, ROTOR_TRUST_PROXY: '10.0.0.0/8,192.168.1.5,fd00::/8' } });
-    try {
-      expect(await recordedIp(server, { 'x-forwarded-for': '6.6.6.6, 203.0.113.9' })).toBe('127.0.0.1');
-      for (let i = 0; i < 3; i += 1) expect((await guess(server, `${rotating()}, 203.0.113.50`)).status).toBe(400);
-      expect((await guess(server, `${rotating()}, 203.0.113.51`)).status).toBe(429);
-    } finally {
-      await server.close();
-    }
-  });
-
-  it('S2-02 off (unset): the ip is the peer', async () => {
-    const server = await startTestServer({ env: { ...LIMITED } });
-    try {
-      expect(await recordedIp(server, { 'x-forwarded-for': '6.6.6.6, 203.0.113.9' })).toBe('127.0.0.1');
-      for (let i = 0; i < 3; i += 1) expect((await guess(server, rotating())).status).toBe(400);
-      expect((await guess(server, rotating())).status).toBe(429);
-    } finally {
-      await server.close();
-    }
-  });
+  for (const [name, value] of [
+    ['an address list that does not include the peer (127.0.0.1)', '10.0.0.0/8,192.168.1.5,fd00::/8'],
+    ['off (unset)', undefined],
+  ] as const) {
+    it(`S2-02 ${name}: the ip is the peer, and so is the bucket, whatever X-Forwarded-For says`, async () => {
+      const server = await startTestServer({ env: { ...LIMITED, ...(value === undefined ? {} : { ROTOR_TRUST_PROXY: value }) } });
+      try {
+        expect(await recordedIp(server, { 'x-forwarded-for': '6.6.6.6, 203.0.113.9' })).toBe('127.0.0.1');
+        for (let i = 0; i < 3; i += 1) expect((await guess(server, `${rotating()}, 203.0.113.50`)).status).toBe(400);
+        // Another "client" in the header is still the same peer: its bucket is spent.
+        expect((await guess(server, `${rotating()}, 203.0.113.51`)).status).toBe(429);
+      } finally {
+        await server.close();
+      }
+    });
+  }
 });
 
 describe('S2-02 ROTOR_TRUST_PROXY parsing', () => {

@@ -9,7 +9,7 @@ import { dialectDomains } from '../../src/dialects/index.js';
 
 const PROFILES = new Profiles(dialectDomains());
 import type { App, AppKeyRecord, RefreshChain, RefreshRecord, Session, SigningKeyRecord, Subject } from '../../src/domain/types.js';
-import { UPGRADED, type RotateInput, type Store, type SubjectColumns } from '../../src/store/contract.js';
+import { UPGRADED, type RotateInput, type Store, type SubjectColumns } from '../../src/domain/store.js';
 import { MAX_GRACE_MS } from '../../src/store/rows.js';
 
 /**

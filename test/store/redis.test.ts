@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisKeys, RedisStore, REDIS_SCHEMA_VERSION } from '../../src/store/redis/redis_store.js';
-import { parseRedisClusterUrl } from '../../src/store/redis/url.js';
+import { parseRedisClusterUrl } from '../../src/config/redis_url.js';
 import { SQLITE_MIGRATIONS } from '../../src/store/sqlite/schema.js';
 import { startRedisCluster, type RedisCluster } from '../helpers/redis_cluster.js';
 import { writeRowsAtVersion } from '../helpers/redis_rows.js';

@@ -1,10 +1,19 @@
 import Database from 'better-sqlite3';
 import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { execFile } from 'node:child_process';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { Checkpointer, checkpointerWorkerUrl } from '../../src/store/sqlite/checkpointer.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite_store.js';
+import { assertBuilt, ROOT } from '../helpers/cli.js';
+// @ts-expect-error plain JavaScript, shared with the child process below
+import { probeCheckpointer } from './checkpointer_probe.mjs';
 import { appKeyRecord, appRecord, chainRecord, sessionRecord, signingKeyRecord } from './conformance.js';
+
+const run = promisify(execFile);
 
 /**
  * The background checkpointer (a worker thread started after sustained writes) must change nothing
@@ -67,4 +76,40 @@ describe('SQLite store: WAL checkpoints off the event loop', () => {
     await store.close();
     await expect(store.findSession('x')).rejects.toMatchObject({ code: 'store_unavailable' });
   }, 60_000);
+});
+
+/**
+ * The worker is a file of its own (checkpointer_worker.ts), compiled to dist/ beside checkpointer.js.
+ * Under vitest the store runs from src/*.ts, where no compiled sibling exists, so checkpointer.ts
+ * takes the build's copy; built, it takes its sibling. A worker that does not load fails quietly
+ * (SQLite's own checkpoints take over), so both ways are checked here to really checkpoint.
+ */
+describe('SQLite checkpointer worker file', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'rotor-ckpt-worker-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('is located beside the compiled module, and in dist/ from the TypeScript sources', () => {
+    const src = pathToFileURL(join(ROOT, 'src/store/sqlite/checkpointer.ts')).href;
+    const built = pathToFileURL(join(ROOT, 'dist/src/store/sqlite/checkpointer.js')).href;
+    const expected = pathToFileURL(join(ROOT, 'dist/src/store/sqlite/checkpointer_worker.js')).href;
+    expect(checkpointerWorkerUrl(src).href).toBe(expected);
+    expect(checkpointerWorkerUrl(built).href).toBe(expected);
+  });
+
+  it('starts and checkpoints from the TypeScript sources (vitest)', async () => {
+    assertBuilt();
+    const result = await probeCheckpointer(Checkpointer, join(dir, 'src.db'));
+    expect(result).toMatchObject({ ready: 'ready', failures: [] });
+    expect(result.after).toBeGreaterThan(result.before);
+  });
+
+  it('starts and checkpoints from dist/ (the built server loads it this way)', async () => {
+    assertBuilt();
+    const module = pathToFileURL(join(ROOT, 'dist/src/store/sqlite/checkpointer.js')).href;
+    const probe = join(import.meta.dirname, 'checkpointer_probe.mjs');
+    const { stdout } = await run(process.execPath, [probe, module, join(dir, 'dist.db')], { timeout: 20_000 });
+    const result = JSON.parse(stdout) as { ready: string; before: number; after: number; failures: string[] };
+    expect(result).toMatchObject({ ready: 'ready', failures: [] });
+    expect(result.after).toBeGreaterThan(result.before);
+  });
 });

@@ -1,6 +1,6 @@
 import { RotorError } from '../../domain/errors.js';
 import type { App, Session, SigningKeyRecord, Subject } from '../../domain/types.js';
-import type { SecurityEventRecord, SubjectListing } from '../../store/contract.js';
+import type { SecurityEventRecord, SubjectListing } from '../../domain/store.js';
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 

@@ -8,7 +8,7 @@ import type {
 import {
   UPGRADED, type ActivitySample, type FoundLegacyRefresh, type FoundSession, type NewSecurityEventRecord, type RotateInput, type SecurityEventRecord,
   type Store, type SubjectColumns, type SubjectListing, type TouchInput,
-} from '../contract.js';
+} from '../../domain/store.js';
 import { clampLimit } from '../activity_rows.js';
 import {
   appFromRow, appKeyFromRow, MAX_GRACE_MS, RATE_WINDOWS_KEPT_MS, rateTotals, refreshFromRow, sessionFromRow, signingKeyFromRow,
@@ -16,7 +16,7 @@ import {
 } from '../rows.js';
 import * as lua from './lua.js';
 import { Router, type Op } from './router.js';
-import type { RedisClusterOptions } from './url.js';
+import type { RedisClusterOptions } from '../../config/redis_url.js';
 
 type Row = Record<string, unknown>;
 

@@ -1,6 +1,6 @@
 import type {
   App, AppKeyRecord, Millis, RefreshChain, RefreshRecord, Session, SigningKeyRecord, Subject, SubjectStatus,
-} from '../domain/types.js';
+} from './types.js';
 
 /**
  * The storage contract every store implements. Operations that decide a race say who won in their
@@ -15,8 +15,8 @@ export interface Store {
   close(): Promise<void>;
 
   // Apps, with their first app key and signing key, created in one step.
-  createApp(input: { app: App; appKey: AppKeyRecord; signingKey: SigningKeyRecord }): Promise<{ created: boolean }>;
-  findApp(ref: { id?: string; name?: string }): Promise<App | null>;
+  createApp(input: CreateAppInput): Promise<CreateAppResult>;
+  findApp(ref: FindAppInput): Promise<App | null>;
   listApps(): Promise<App[]>;
   /**
    * Compare-and-set of the mutable fields (name, public, policy, description, updated_at): writes only
@@ -25,7 +25,7 @@ export interface Store {
    * belongs to another app. Callers keep `updated_at` strictly increasing per row
    * (`app.updatedAt > expectUpdatedAt`), which makes it the row's version.
    */
-  updateApp(app: App, expectUpdatedAt: Millis): Promise<{ updated: true } | { updated: false; reason: 'stale' | 'name_taken' }>;
+  updateApp(app: App, expectUpdatedAt: Millis): Promise<UpdateAppResult>;
   deleteApp(appId: string): Promise<boolean>;
 
   createAppKey(key: AppKeyRecord): Promise<void>;
@@ -41,9 +41,7 @@ export interface Store {
    * Makes `next` the active key and retires `expectActiveKid`, only if that is still the active key
    * (null: the app has none). Exactly one of several concurrent rotations wins.
    */
-  rotateSigningKey(input: {
-    appId: string; expectActiveKid: string | null; next: SigningKeyRecord; now: Millis; publishUntil: Millis;
-  }): Promise<{ rotated: boolean }>;
+  rotateSigningKey(input: RotateSigningKeyInput): Promise<RotateResult>;
   revokeSigningKey(appId: string, kid: string, now: Millis): Promise<boolean>;
   /**
    * A counter bumped in the same write as every change of the app's signing keys (rotation, revocation);
@@ -59,9 +57,7 @@ export interface Store {
    * live sessions are revoked in the same step. Returns the stored subject and its status before
    * (null: it was created).
    */
-  patchSubject(input: { appId: string; subject: string; set: SubjectColumns; now: Millis }): Promise<{
-    subject: Subject; previousStatus: SubjectStatus | null;
-  }>;
+  patchSubject(input: PatchSubjectInput): Promise<PatchSubjectResult>;
   /** Deletes a subject and revokes all its sessions in one step. */
   deleteSubject(appId: string, subject: string, now: Millis): Promise<boolean>;
 
@@ -70,11 +66,7 @@ export interface Store {
    * the subject with `newSubjectClaims` when it does not exist. Refused when the subject exists but is
    * disabled.
    */
-  issueSession(input: {
-    session: Session; newSubjectClaims: Record<string, unknown>;
-    /** Revoke every other live session of the subject first (Verifik renew-and-revoke). */
-    revokeOthers?: string;
-  }): Promise<{ issued: true; subject: Subject } | { issued: false; reason: 'subject_disabled' }>;
+  issueSession(input: IssueSessionInput): Promise<IssueSessionResult>;
   /** A session with its subject's status and the app's signing-key version (S2-13), in one query. */
   findSession(id: string): Promise<FoundSession | null>;
   /** The same, by the session's locator (profiles whose refresh-token ids name no session). */
@@ -91,7 +83,7 @@ export interface Store {
    * `next` only if it is still at that generation and the session is not revoked. `rotated: false`: another
    * request rotated it first, or the session was revoked meanwhile. Group-committed by both stores.
    */
-  rotateSession(input: RotateInput): Promise<{ rotated: boolean }>;
+  rotateSession(input: RotateInput): Promise<RotateResult>;
 
   /** A pre-upgrade refresh record (SPEC §2.9: they keep working until they expire), with its session. */
   findLegacyRefresh(id: string): Promise<FoundLegacyRefresh | null>;
@@ -103,20 +95,20 @@ export interface Store {
    * yet and is not revoked. `locator`: the session's new locator, for profiles whose ids must carry one
    * (pre-upgrade sessions have none).
    */
-  upgradeLegacy(input: { legacyId: string; locator: string | null } & RotateInput): Promise<{ rotated: boolean }>;
+  upgradeLegacy(input: UpgradeLegacyInput): Promise<RotateResult>;
 
   /**
    * The DPoP replay cache (RFC 9449 §11.1): records a proof's `key` (its jti, hashed with its key's
    * thumbprint) until `expiresAt`, across every instance. True only for the first caller: a proof seen
    * before is a replay. Pruned after `expiresAt`.
    */
-  useDpopProof(input: { key: string; expiresAt: Millis }): Promise<boolean>;
+  useDpopProof(input: DpopProofInput): Promise<boolean>;
 
   /**
    * Rate-limit pooling: adds this instance's hits for a one-minute window and returns every key's total
    * across instances. Optional: without it each instance limits on its own counts.
    */
-  addRateHits?(input: { windowStart: Millis; hits: { key: string; count: number }[] }): Promise<Map<string, number>>;
+  addRateHits?(input: RateHitsInput): Promise<Map<string, number>>;
 
   /**
    * With `FoundSession.rotation`: makes the session's pending rotation to `generation` durable
@@ -126,7 +118,7 @@ export interface Store {
   confirmRotation?(sessionId: string, generation: number): Promise<void>;
 
   /** Deletes rows nothing can use any more; see docs/architecture.md "Pruning". */
-  prune(now: Millis, options: { revokedRetention: number }): Promise<{ refreshTokens: number; sessions: number }>;
+  prune(now: Millis, options: PruneOptions): Promise<PruneResult>;
 
   // ── Listings, security events and activity samples (admin API §4.3, the console) ────────────────
 
@@ -134,25 +126,25 @@ export interface Store {
    * An app's subjects in byte order of their id, those after `after` (exclusive; null: from the first),
    * at most `limit`, each with how many of its sessions are neither revoked nor past their horizon at `now`.
    */
-  listSubjects(appId: string, page: { after: string | null; limit: number; now: Millis }): Promise<SubjectListing[]>;
+  listSubjects(appId: string, page: SubjectPage): Promise<SubjectListing[]>;
   /**
    * An app's sessions (of one subject when `subject` is set), newest first (by id, a ULID), those before
    * `before` (exclusive; null: from the newest), at most `limit`. Revoked ones are listed until pruned.
    */
-  listAppSessions(appId: string, page: { subject: string | null; before: string | null; limit: number }): Promise<Session[]>;
+  listAppSessions(appId: string, page: AppSessionPage): Promise<Session[]>;
   /** Records one security event; the store gives it an id larger than every id it gave before. */
   appendEvent(event: NewSecurityEventRecord): Promise<void>;
   /**
    * Security events in id order (newest last). With neither `afterId` nor `sinceAt`: the newest `limit`.
    * Otherwise the first `limit` events with an id above `afterId` and a time at or after `sinceAt`.
    */
-  listEvents(query: { afterId: number | null; sinceAt: Millis | null; limit: number }): Promise<SecurityEventRecord[]>;
+  listEvents(query: EventQuery): Promise<SecurityEventRecord[]>;
   /** Records one instance's activity over one interval (its counters' increase); a repeated (instance, at) replaces it. */
   recordActivity(sample: ActivitySample): Promise<void>;
   /** Every instance's samples with `at` at or after `since`, in time order. */
   listActivity(since: Millis): Promise<ActivitySample[]>;
   /** Deletes events older than `eventsBefore` and samples older than `samplesBefore`. */
-  pruneActivity(input: { eventsBefore: Millis; samplesBefore: Millis }): Promise<{ events: number; samples: number }>;
+  pruneActivity(input: PruneActivityInput): Promise<PruneActivityResult>;
 }
 
 /** A subject with the number of its live sessions (`listSubjects`). */
@@ -232,4 +224,125 @@ export interface TouchInput {
   lastIp: string | null;
   lastUserAgent: string | null;
   horizonAt: Millis;
+}
+
+// ── Named inputs and results of the operations above (one shape each, shared by every store) ────────
+
+/** An app with its first app key and signing key (`createApp`). `created: false`: the id or name is taken. */
+export interface CreateAppInput {
+  app: App;
+  appKey: AppKeyRecord;
+  signingKey: SigningKeyRecord;
+}
+
+export interface CreateAppResult {
+  created: boolean;
+}
+
+/** `findApp` by id when `id` is set, else by name. */
+export interface FindAppInput {
+  id?: string;
+  name?: string;
+}
+
+export type UpdateAppResult = { updated: true } | { updated: false; reason: 'stale' | 'name_taken' };
+
+/** See `rotateSigningKey`. */
+export interface RotateSigningKeyInput {
+  appId: string;
+  /** The key the caller saw active; null: the app had none. */
+  expectActiveKid: string | null;
+  next: SigningKeyRecord;
+  now: Millis;
+  /** Until when the retired key stays published. */
+  publishUntil: Millis;
+}
+
+/** The outcome of a compare-and-set rotation (signing key, session chain, legacy upgrade): true for its one winner. */
+export interface RotateResult {
+  rotated: boolean;
+}
+
+/** See `patchSubject`. */
+export interface PatchSubjectInput {
+  appId: string;
+  subject: string;
+  set: SubjectColumns;
+  now: Millis;
+}
+
+export interface PatchSubjectResult {
+  subject: Subject;
+  /** null: the patch created the subject. */
+  previousStatus: SubjectStatus | null;
+}
+
+/** See `issueSession`. */
+export interface IssueSessionInput {
+  session: Session;
+  newSubjectClaims: Record<string, unknown>;
+  /** Revoke every other live session of the subject first (Verifik renew-and-revoke), with this reason. */
+  revokeOthers?: string;
+}
+
+export type IssueSessionResult = { issued: true; subject: Subject } | { issued: false; reason: 'subject_disabled' };
+
+/** See `upgradeLegacy`: the rotation that starts the chain, with the pre-upgrade record it consumes. */
+export interface UpgradeLegacyInput extends RotateInput {
+  legacyId: string;
+  locator: string | null;
+}
+
+/** See `useDpopProof`. */
+export interface DpopProofInput {
+  key: string;
+  expiresAt: Millis;
+}
+
+/** See `addRateHits`. */
+export interface RateHitsInput {
+  windowStart: Millis;
+  hits: { key: string; count: number }[];
+}
+
+export interface PruneOptions {
+  /** How long revoked sessions stay listable, milliseconds. */
+  revokedRetention: number;
+}
+
+export interface PruneResult {
+  refreshTokens: number;
+  sessions: number;
+}
+
+/** See `listSubjects`. */
+export interface SubjectPage {
+  after: string | null;
+  limit: number;
+  now: Millis;
+}
+
+/** See `listAppSessions`. */
+export interface AppSessionPage {
+  subject: string | null;
+  before: string | null;
+  limit: number;
+}
+
+/** See `listEvents`. */
+export interface EventQuery {
+  afterId: number | null;
+  sinceAt: Millis | null;
+  limit: number;
+}
+
+/** See `pruneActivity`. */
+export interface PruneActivityInput {
+  eventsBefore: Millis;
+  samplesBefore: Millis;
+}
+
+export interface PruneActivityResult {
+  events: number;
+  samples: number;
 }

@@ -1,6 +1,10 @@
+// Chromium for the tests that need a browser (the client in test/browser/, the console), and the web
+// app's page the client tests load it into: one place to start them and to close them again.
 import { existsSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Browser } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterAll, beforeAll } from 'vitest';
+import type { TestServer } from './server.js';
 
 /** Debian's Chromium (`apt-get install chromium`); .ci/run installs it when it is missing. */
 export const CHROMIUM = '/usr/bin/chromium';
@@ -18,12 +22,87 @@ export async function launch(): Promise<Browser> {
   return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
 }
 
-async function listen(server: Server): Promise<string> {
+/**
+ * Chromium for the tests of one describe block: launched before them, closed after them. `browser` is
+ * there from the first beforeAll the block registers after this call.
+ */
+export function useChromium(): { readonly browser: Browser } {
+  let browser: Browser | undefined;
+  beforeAll(async () => { browser = await launch(); }, 60_000);
+  afterAll(async () => { await browser?.close(); });
+  return { get browser() { return browser as Browser; } };
+}
+
+/** A loopback HTTP server on a free port, and its URL. */
+export async function listen(server: Server): Promise<string> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return `http://127.0.0.1:${(server.address() as { port: number }).port}`;
 }
 
-const close = (server: Server) => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); });
+export const close = (server: Server) => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); });
+
+export type PageServer = Awaited<ReturnType<typeof startPageServer>>;
+/** What the page's `tokenOrError()` answers, and the events its client saw (HANDLES below). */
+export type TabResult = { token?: string; error?: string; reason?: string; at: number };
+export type TabEvent = { type: string; reason?: string; at: number };
+/** The page's handles, as the page functions of the helpers below see them. */
+type ClientWindow = { ready?: boolean; rotor: { setSession(pair: unknown): Promise<void> }; makeClient(options?: Record<string, unknown>): boolean; events: TabEvent[] };
+
+/**
+ * The client tests' rig, for one describe block: the web app's page on its own origin, a Rotor that
+ * allows that origin (made by `start`), and Chromium — started before the tests, closed after them.
+ */
+export function useClientPage(start: (pageUrl: string) => Promise<TestServer>) {
+  let page: PageServer | undefined;
+  let server: TestServer | undefined;
+  const chromium = useChromium();
+  beforeAll(async () => {
+    page = await startPageServer();
+    server = await start(page.url);
+    page.rotorUrl = server.url;
+  }, 60_000);
+  afterAll(async () => {
+    await server?.close();
+    await page?.close();
+  });
+
+  /** (Re)loads the page in `tab` and makes its client with `options`. */
+  async function open(tab: Page, options: Record<string, unknown> = {}): Promise<void> {
+    await tab.goto((page as PageServer).url);
+    await tab.waitForFunction(() => (window as unknown as ClientWindow).ready === true);
+    await tab.evaluate((o) => (window as unknown as ClientWindow).makeClient(o), options);
+  }
+
+  return {
+    get browser() { return chromium.browser; },
+    get server() { return server as TestServer; },
+    get page() { return page as PageServer; },
+    open,
+    /** `n` tabs of the page in `context`, each with its client made with `options`; page errors are printed. */
+    async tabs(context: BrowserContext, n: number, options: Record<string, unknown> = {}): Promise<Page[]> {
+      const pages = await Promise.all(Array.from({ length: n }, () => context.newPage()));
+      await Promise.all(pages.map(async (p) => {
+        p.on('pageerror', (err) => console.error('[page error]', err.message));
+        await open(p, options);
+      }));
+      return pages;
+    },
+    /** A fresh context (its own storage, locks and IndexedDB: a browser profile of its own) for `run`, closed after it. */
+    async inContext<T>(run: (context: BrowserContext) => Promise<T>): Promise<T> {
+      const context = await chromium.browser.newContext();
+      try {
+        return await run(context);
+      } finally {
+        await context.close();
+      }
+    },
+    /** Sets the session in the first tab and waits until every other tab has heard of it. */
+    async signIn(pages: Page[], pair: unknown): Promise<void> {
+      await (pages[0] as Page).evaluate((p) => (window as unknown as ClientWindow).rotor.setSession(p), pair);
+      for (const p of pages.slice(1)) await p.waitForFunction(() => (window as unknown as ClientWindow).events.some((e) => e.type === 'signed_in'));
+    },
+  };
+}
 
 /**
  * The web app's own origin: another loopback port than Rotor's. Its page imports the SDK from Rotor's

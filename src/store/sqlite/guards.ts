@@ -1,0 +1,30 @@
+import type { DpopProofInput, RateHitsInput } from '../../domain/store.js';
+import { rateTotals, storedRateKey } from '../rows.js';
+import type { Row, SqliteConnection } from './connection.js';
+
+/** State that guards requests across instances: the DPoP replay cache and pooled rate-limit counts. */
+
+export function useDpopProof(c: SqliteConnection, input: DpopProofInput): Promise<boolean> {
+  return c.run(() =>
+    c.sql('INSERT INTO dpop_proofs (key, expires_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING').run(input.key, input.expiresAt).changes === 1,
+  );
+}
+
+export function addRateHits(c: SqliteConnection, input: RateHitsInput): Promise<Map<string, number>> {
+  return c.run(() =>
+    c.immediate(() => {
+      const original = new Map<string, string>();
+      const add = c.sql(
+        `INSERT INTO rate_hits (window_start, key, count) VALUES (?, ?, ?)
+         ON CONFLICT (window_start, key) DO UPDATE SET count = count + excluded.count`,
+      );
+      for (const { key, count } of input.hits) {
+        const stored = storedRateKey(key);
+        original.set(stored, key);
+        add.run(input.windowStart, stored, count);
+      }
+      const rows = c.sql('SELECT key, count FROM rate_hits WHERE window_start = ?').all(input.windowStart) as Row[];
+      return rateTotals(rows, original);
+    }),
+  );
+}
