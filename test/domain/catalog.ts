@@ -7,8 +7,13 @@ import { FixedClock } from '../../src/domain/clock.js';
 import { RotorError } from '../../src/domain/errors.js';
 import type { SecurityEvent } from '../../src/domain/events.js';
 import { Keyring } from '../../src/domain/keyring.js';
+import { Profiles } from '../../src/domain/profiles.js';
 import { Subjects } from '../../src/domain/subjects.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite_store.js';
+import { dialectDomains } from '../../src/dialects/index.js';
+
+/** Native and every dialect of src/dialects/index.ts, as the runtime hands them to the domain. */
+export const profiles = new Profiles(dialectDomains());
 
 export const T0 = Date.UTC(2026, 5, 1, 12, 0, 0);
 
@@ -19,9 +24,9 @@ export async function catalog() {
   const events: { event: SecurityEvent; fields: Record<string, string | number | null> }[] = [];
   const observer = { refresh: () => {}, event: (event: SecurityEvent, fields: Record<string, string | number | null>) => void events.push({ event, fields }) };
   const masterKey = MasterKey.random();
-  const keyring = new Keyring(store, masterKey, clock);
-  const apps = new Apps(store, keyring, clock, observer);
-  const subjects = new Subjects(store, clock, observer);
+  const keyring = new Keyring(store, masterKey, clock, profiles);
+  const apps = new Apps(store, keyring, clock, observer, profiles);
+  const subjects = new Subjects(store, clock, observer, profiles);
   return { clock, store, masterKey, keyring, apps, subjects, events, close: () => store.close() };
 }
 

@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MasterKey } from '../../src/crypto/master_key.js';
 import { isUsableForVerification, Keyring } from '../../src/domain/keyring.js';
 import type { App, SigningKeyRecord } from '../../src/domain/types.js';
-import { catalog, type Catalog, T0 } from './catalog.js';
+import { catalog, type Catalog, profiles, T0 } from './catalog.js';
 
 const DATA = Buffer.from('header.payload');
 
@@ -112,7 +112,7 @@ describe('keyring (fixed clock, SQLite store)', () => {
   });
 
   it('a rotation or revocation by another instance is seen by the next read of the keys version', async () => {
-    const elsewhere = new Keyring(t.store, t.masterKey, t.clock);
+    const elsewhere = new Keyring(t.store, t.masterKey, t.clock, profiles);
     const first = await t.keyring.activeKey(app);
     await elsewhere.rotate(app, first.kid);
     const second = await t.keyring.activeKey(app);
@@ -127,7 +127,7 @@ describe('keyring (fixed clock, SQLite store)', () => {
 
   it('opening the published keys refuses a master key that is not the one they were sealed with', async () => {
     expect(await t.keyring.checkPublishedKeys()).toBe(1);
-    const wrong = new Keyring(t.store, MasterKey.random(), t.clock);
+    const wrong = new Keyring(t.store, MasterKey.random(), t.clock, profiles);
     await expect(wrong.checkPublishedKeys()).rejects.toThrow(/the master key does not decrypt signing key/);
   });
 });

@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { applyPolicyPatch, completePolicy, longestTokenLifetime, PROFILE_DEFAULTS, type Policy } from '../../src/domain/policy.js';
-import { refusal } from './catalog.js';
+import type { Policy } from '../../src/domain/policy.js';
+import { profiles, refusal } from './catalog.js';
 
 const DAY = 86400;
-const native = (): Policy => PROFILE_DEFAULTS.native;
+const native = (): Policy => profiles.defaults('native');
+const applyPolicyPatch = (base: Policy, patch: unknown) => profiles.applyPatch(base, patch);
 /** The refusal a patch over the native defaults ends in, with its detail. */
 const refused = (patch: unknown) => refusal(() => applyPolicyPatch(native(), patch), true);
 
@@ -33,11 +34,11 @@ describe('policy: defaults', () => {
 
   it('a stored policy from an older release gets the fields it lacks from its profile\'s defaults', () => {
     const stored: Partial<Policy> = { accessTtl: 120, reuseGrace: 0 };
-    expect(completePolicy('native', stored)).toEqual({ ...native(), accessTtl: 120, reuseGrace: 0 });
+    expect(profiles.complete('native', stored)).toEqual({ ...native(), accessTtl: 120, reuseGrace: 0 });
   });
 
   it('a native retiring key stays published as long as an access token lives (refresh tokens are opaque, not signed)', () => {
-    expect(longestTokenLifetime('native', { ...native(), accessTtl: 300, refreshTtl: 30 * DAY })).toBe(300);
+    expect(profiles.longestTokenLifetime('native', { ...native(), accessTtl: 300, refreshTtl: 30 * DAY })).toBe(300);
   });
 });
 

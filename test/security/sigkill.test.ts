@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MasterKey } from '../../src/crypto/master_key.js';
-import { formatFor } from '../../src/domain/formats/index.js';
+import { floliveFormat } from '../../src/dialects/flolive/format.js';
 import { RefreshIds } from '../../src/domain/refresh_ids.js';
 import { buildRotor, freePort, startRotor, type RotorProcess } from '../helpers/rotor_process.js';
 
@@ -38,7 +38,7 @@ const payloadOf = (token: string) => JSON.parse(Buffer.from(token.split('.')[1] 
 function chainOf(ids: RefreshIds, token: string): { sessionId: string; generation: number } {
   const presented = token.startsWith('rt_')
     ? ids.readOpaque(token)
-    : ids.readChainId('flolive', formatFor('flolive').chainId!, String(payloadOf(token).jti), String(payloadOf(token).sid));
+    : ids.readChainId('flolive', floliveFormat.chainId!, String(payloadOf(token).jti), String(payloadOf(token).sid));
   if (presented?.kind !== 'chain' || !('id' in presented.session)) throw new Error('not a token of a session chain');
   return { sessionId: presented.session.id, generation: presented.generation };
 }
