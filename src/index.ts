@@ -12,5 +12,6 @@ export { rotorPlugin, rotorWellKnown, type RotorPluginOptions } from './http/plu
 export type { Clock } from './domain/clock.js';
 export type { DpopInput } from './domain/engine.js';
 export type { SubjectPatch } from './domain/subjects.js';
-export type { Policy, Profile, Algorithm } from './domain/policy.js';
+export type { Policy, Algorithm } from './domain/policy.js';
+export type { ProfileName as Profile } from './dialects/index.js';
 export type { RateLimits } from './http/rate_limit.js';

@@ -9,8 +9,8 @@ import type { DialectHttp } from '../http/dialect.js';
  *   limiter, where CORS cannot see its app — handed to the server (`buildServer({ dialects })`).
  * `name` is its profile (`domain.profile`) and its API's name (`http.api.name`).
  */
-export interface Dialect {
-  readonly name: string;
+export interface Dialect<Name extends string = string> {
+  readonly name: Name;
   readonly domain: DialectDomain;
   readonly http: DialectHttp;
 }

@@ -13,7 +13,11 @@ export type { Dialect } from './dialect.js';
  * Every dialect Rotor speaks, in the order profiles are listed (`profile must be one of native, …`)
  * and their policy fields stand in a policy. A new dialect is one folder and one line here.
  */
-export const DIALECTS: readonly Dialect[] = [verifik, jwtplus, flolive, fib, abitmedia];
+const LIST = [verifik, jwtplus, flolive, fib, abitmedia] as const;
+export const DIALECTS: readonly Dialect[] = LIST;
+
+/** The profiles this build serves, as a type (the package's public `Profile`). */
+export type ProfileName = 'native' | (typeof LIST)[number]['name'];
 
 /** The domain's half of each dialect, for `new Rotor({ dialects })`. */
 export const dialectDomains = (dialects: readonly Dialect[] = DIALECTS): DialectDomain[] => dialects.map((d) => d.domain);

@@ -3,7 +3,7 @@ import { abitmediaFormat } from './format.js';
 import { abitmediaApi, PREFIXES } from './routes.js';
 
 /** SPEC §4.4 Abitmedia: `POST /v1/refreshToken` (JSON, form or multipart) and a Basic `GET /v1/auth` login. */
-export const abitmedia: Dialect = {
+export const abitmedia: Dialect<'abitmedia'> = {
   name: 'abitmedia',
   domain: {
     profile: 'abitmedia',

@@ -4,7 +4,7 @@ import { fibLogin } from './login.js';
 import { BASE, fibApi, PREFIXES } from './routes.js';
 
 /** SPEC §4.4 FIB: Ed25519 login, PATCH renewal and logout at `/auth/api/v1/authentication-management/…`. */
-export const fib: Dialect = {
+export const fib: Dialect<'fib'> = {
   name: 'fib',
   domain: {
     profile: 'fib',

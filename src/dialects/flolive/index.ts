@@ -4,7 +4,7 @@ import { flolivePermitExpiredAccess } from './policy.js';
 import { floliveApi, PREFIXES } from './routes.js';
 
 /** SPEC §4.4 floLIVE: `PUT /api/v2/auth/token` renews a pair (an expired access token may come along). */
-export const flolive: Dialect = {
+export const flolive: Dialect<'flolive'> = {
   name: 'flolive',
   domain: {
     profile: 'flolive',

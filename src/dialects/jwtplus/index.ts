@@ -3,7 +3,7 @@ import { jwtplusFormat } from './format.js';
 import { jwtplusApi } from './routes.js';
 
 /** SPEC §4.4 JWTPlus: the app's backend signs and renews pairs at `/app/{app_id}/…` with its app key. */
-export const jwtplus: Dialect = {
+export const jwtplus: Dialect<'jwtplus'> = {
   name: 'jwtplus',
   domain: {
     profile: 'jwtplus',

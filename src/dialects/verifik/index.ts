@@ -4,7 +4,7 @@ import { MONTH, verifikMaxMonths } from './policy.js';
 import { verifikApi } from './routes.js';
 
 /** SPEC §4.4 Verifik: one long-lived access token, renewed by presenting it (N × 30 days). */
-export const verifik: Dialect = {
+export const verifik: Dialect<'verifik'> = {
   name: 'verifik',
   domain: {
     profile: 'verifik',
