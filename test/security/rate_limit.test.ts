@@ -22,7 +22,7 @@ describe('rate limits (R-15, issue 6)', () => {
     expect((await server.call('POST', '/v1/refresh', { json: { refreshToken: pair.refreshToken } })).status).toBe(429);
     const oauth = await server.call('POST', '/oauth2/token', { form: { grant_type: 'refresh_token', refresh_token: pair.refreshToken, client_id: app.id, client_secret: app.appKey } });
     expect(oauth.status).toBe(429);
-    for (const [method, path] of [['PUT', '/api/v2/auth/token'], ['PATCH', '/auth/api/v1/authentication-management/session'], ['POST', '/v1/refreshToken'], ['GET', '/v2/auth/session']] as const) {
+    for (const [method, path] of [['PUT', '/api/v2/auth/token'], ['PATCH', '/auth/api/v1/authentication-management/session'], ['POST', '/v1/refreshToken'], ['GET', '/v2/auth/session'], ['POST', '/v2/auth/renew-and-revoke']] as const) {
       const res = await server.call(method, path, { json: method === 'GET' || method === 'PATCH' ? undefined : {}, headers: { authorization: 'Bearer x' } });
       expect(res.status, path).toBe(429);
       expect(res.headers.get('retry-after'), path).not.toBeNull();

@@ -17,6 +17,7 @@ export const verifik: Dialect<'verifik'> = {
   },
   http: {
     api: verifikApi,
-    routeClasses: [{ url: '/v2/auth/session', class: 'refresh' }],
+    // renew-and-revoke also answers a presented token with a new one: guessing it is guessing a renewal.
+    routeClasses: [{ url: '/v2/auth/session', class: 'refresh' }, { url: '/v2/auth/renew-and-revoke', class: 'refresh' }],
   },
 };
