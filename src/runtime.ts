@@ -3,8 +3,13 @@ import type { Logger } from 'pino';
 import { ConfigError, loadConfig, loadMasterKey, masterKeyFile, type Config } from './config.js';
 import { systemClock, type Clock } from './domain/clock.js';
 import { silentObserver, type Observer } from './domain/events.js';
+import { formatFor } from './domain/formats/index.js';
+import type { FormatRegistry } from './domain/format_registry.js';
 import { Rotor } from './domain/rotor.js';
 import { openStore } from './store/open.js';
+
+/** Every profile's token layout, as the composition root hands it to the domain. */
+export const defaultFormats: FormatRegistry = { formatFor };
 
 /**
  * Opens the configured store and composes the domain: what `serve` and every CLI command start from.
@@ -13,6 +18,8 @@ import { openStore } from './store/open.js';
  */
 export async function openRotor(options: {
   config?: Config; clock?: Clock; observer?: Observer; logger?: Logger;
+  /** The token layout of every profile; by default the one of each profile in domain/formats. */
+  formats?: FormatRegistry;
 } = {}): Promise<{ rotor: Rotor; config: Config }> {
   const config = options.config ?? loadConfig();
   const keyFile = masterKeyFile(config);
@@ -21,9 +28,10 @@ export async function openRotor(options: {
   const store = await openStore(config);
   const rotor = new Rotor({
     store, masterKey, clock: options.clock ?? systemClock, issuer: config.issuer, observer: options.observer ?? silentObserver,
+    formats: options.formats ?? defaultFormats,
   });
   try {
-    await rotor.keyring.checkPublishedKeys();
+    await rotor.checkPublishedKeys();
   } catch (err) {
     await store.close();
     if (!keyFileIsNew) throw err;

@@ -3,7 +3,7 @@ import { secureRandomBytes } from '../crypto/random.js';
 import {
   isChainOpaqueToken, isLegacyOpaqueToken, legacyOpaqueId, mintOpaque, openId, readOpaque, sealId, sessionCheck,
 } from '../crypto/refresh_codec.js';
-import type { ChainIdLayout } from './formats/index.js';
+import type { ChainIdLayout } from './formats/format.js';
 import type { Profile } from './policy.js';
 import type { Session } from './types.js';
 

@@ -6,7 +6,7 @@ import { validateClaims, validateSubject } from './claims.js';
 import type { Clock } from './clock.js';
 import { invalidRequest, RotorError } from './errors.js';
 import type { Observer } from './events.js';
-import { formatFor } from './formats/index.js';
+import type { FormatRegistry } from './format_registry.js';
 import type { App, Subject } from './types.js';
 
 export interface SubjectPatch {
@@ -39,7 +39,17 @@ export function fibLoginDigest(email: string, variant: FibLoginDigest): Buffer {
 
 /** Users of an app, with optional credentials. Disabling or deleting one ends its sessions. */
 export class Subjects {
-  constructor(private readonly store: Store, private readonly clock: Clock, private readonly observer: Observer) {}
+  private readonly store: Store;
+  private readonly clock: Clock;
+  private readonly observer: Observer;
+  private readonly formats: FormatRegistry;
+
+  constructor(deps: { store: Store; clock: Clock; observer: Observer; formats: FormatRegistry }) {
+    this.store = deps.store;
+    this.clock = deps.clock;
+    this.observer = deps.observer;
+    this.formats = deps.formats;
+  }
 
   /**
    * Creates or updates a subject; fields left out keep their current values. Everything is validated
@@ -50,7 +60,7 @@ export class Subjects {
   async put(app: App, subjectId: unknown, patch: SubjectPatch): Promise<Subject> {
     const subject = validateSubject(subjectId);
     const set: SubjectColumns = {};
-    if (patch.claims !== undefined) set.claims = validateClaims(patch.claims, formatFor(app.profile).reservedClaims);
+    if (patch.claims !== undefined) set.claims = validateClaims(patch.claims, this.formats.formatFor(app.profile).reservedClaims);
     if (patch.status !== undefined) {
       if (patch.status !== 'active' && patch.status !== 'disabled') throw invalidRequest('status must be "active" or "disabled"');
       set.status = patch.status;

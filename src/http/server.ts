@@ -94,8 +94,7 @@ export function buildServer(input: { rotor: Rotor; config: Config; metrics: Metr
   });
 
   if (input.config.rateLimits) {
-    const store = input.rotor.store;
-    const counter = store.addRateHits ? { addRateHits: store.addRateHits.bind(store) } : null;
+    const counter = input.rotor.rateCounter();
     const limiter = new RateLimiter(input.config.rateLimits, input.rotor.clock, counter, input.logger);
     const appIdOf = (ref: string) => input.rotor.apps.idOf(ref);
     limiter.register(app, () => input.metrics.events.inc({ event: 'rate_limited' }), appIdOf);

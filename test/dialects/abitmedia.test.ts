@@ -242,7 +242,7 @@ describe('abitmedia dialect, store down', () => {
       await createApp(server, { name: 'abit-down', profile: 'abitmedia' });
       await server.call('PUT', `/admin/apps/abit-down/subjects/${EMAIL}`, { json: { password: PASSWORD }, headers: admin });
       const s = (await server.call('GET', '/v1/auth', { headers: { authorization: basic(EMAIL, PASSWORD) } })).body;
-      await server.rotor.store.close();
+      await server.rotor.close();
       for (const res of [
         await server.call('POST', '/v1/refreshToken', { json: { refreshToken: s.refreshToken } }),
         await server.call('GET', '/v1/auth', { headers: { authorization: basic(EMAIL, PASSWORD) } }),

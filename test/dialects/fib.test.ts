@@ -431,7 +431,7 @@ describe('fib dialect, store down', () => {
       await createApp(server, { name: 'fib-down', profile: 'fib' });
       await server.call('PUT', `/admin/apps/fib-down/subjects/${ALICE}`, { json: { ed25519PublicKey: PUBLIC }, headers: admin });
       const s = (await server.call('POST', `${BASE}/session`, { json: { email: ALICE, signature: ALICE_SIG, authPublicKeyHex: PUBLIC } })).body.data;
-      await server.rotor.store.close();
+      await server.rotor.close();
       for (const res of [
         await server.call('PATCH', `${BASE}/session`, { headers: { authorization: `Bearer ${s.refreshToken}` } }),
         await server.call('POST', `${BASE}/session`, { json: { email: ALICE, signature: ALICE_SIG, authPublicKeyHex: PUBLIC } }),

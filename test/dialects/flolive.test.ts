@@ -247,7 +247,7 @@ describe('flolive dialect, store down', () => {
     try {
       const app = await createApp(server, { name: 'flo-down', profile: 'flolive' });
       const pair = await issue(server, app, 'u-1');
-      await server.rotor.store.close();
+      await server.rotor.close();
       const res = await server.call('PUT', PATH, { json: { token: pair.accessToken, refreshToken: pair.refreshToken } });
       expect(res.status).toBe(503);
       expect(res.headers.get('retry-after')).toBe('1');

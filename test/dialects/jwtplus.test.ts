@@ -574,7 +574,7 @@ describe('jwtplus dialect: limits and faults', () => {
       const t = (await server.call('POST', `/app/${jp.id}/sign`, {
         json: { sub: 'u', aud: 'a', ip: '::1', useragent: 'x' }, headers: { authorization: jp.appKey },
       })).body;
-      await server.rotor.store.close();
+      await server.rotor.close();
       for (const [action, json] of [['renew', { refresh_token: t.refresh_token, ip: '::1', useragent: 'x' }], ['verify', { token: t.auth_token }], ['logout', { token: t.auth_token }]] as const) {
         const res = await server.call('POST', `/app/${jp.id}/${action}`, { json, headers: { authorization: jp.appKey } });
         expect(res.status, action).toBe(503);

@@ -352,7 +352,7 @@ describe('verifik dialect: limits and faults', () => {
       });
       expect(big.status).toBe(413);
       expect(big.body.code).toBe('PayloadTooLarge');
-      await server.rotor.store.close();
+      await server.rotor.close();
       const res = await server.call('GET', '/v2/auth/session?origin=refresh', { headers: { authorization: accessToken } });
       expect(res.status).toBe(503);
       expect(res.body).toEqual({ code: 'ServiceUnavailable', message: 'the token store is unavailable; retry shortly' });

@@ -1,6 +1,7 @@
 import { FixedClock } from '../../src/domain/clock.js';
 import { MasterKey } from '../../src/crypto/master_key.js';
 import { Rotor } from '../../src/domain/rotor.js';
+import { defaultFormats } from '../../src/runtime.js';
 import type { RefreshOutcome, SecurityEvent } from '../../src/domain/events.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite_store.js';
 
@@ -12,7 +13,7 @@ export async function domainRotor() {
   const outcomes: RefreshOutcome[] = [];
   const events: SecurityEvent[] = [];
   const rotor = new Rotor({
-    store, clock, masterKey: MasterKey.random(), issuer: 'https://rotor.test',
+    store, clock, masterKey: MasterKey.random(), issuer: 'https://rotor.test', formats: defaultFormats,
     observer: { refresh: (o) => outcomes.push(o), event: (e) => events.push(e) },
   });
   return { rotor, clock, store, outcomes, events };

@@ -8,6 +8,7 @@ import { startRedisCluster, type RedisCluster } from '../helpers/redis_cluster.j
 import { writeRowsAtVersion } from '../helpers/redis_rows.js';
 import { StoreUnavailableError } from '../../src/domain/errors.js';
 import { MasterKey } from '../../src/crypto/master_key.js';
+import { defaultFormats } from '../../src/runtime.js';
 import { systemClock } from '../../src/domain/clock.js';
 import { Rotor } from '../../src/domain/rotor.js';
 import { slotOf } from '../../src/store/redis/router.js';
@@ -83,7 +84,7 @@ describe('redis cluster specifics', () => {
     const prefix = `e${randomBytes(4).toString('hex')}`;
     // A generous wait: only the stopped replica's silence may time out, not a loaded machine.
     const store = storeFor(prefix, '&minReplicas=1&waitMs=1000');
-    const rotor = new Rotor({ store, masterKey: MasterKey.random(), clock: systemClock, issuer: 'http://rotor.test' });
+    const rotor = new Rotor({ store, masterKey: MasterKey.random(), clock: systemClock, issuer: 'http://rotor.test', formats: defaultFormats });
     try {
       await store.migrate();
       const { app } = await rotor.apps.create({ name: 'strict', policy: { reuseGrace: 0 } });
@@ -95,18 +96,18 @@ describe('redis cluster specifics', () => {
       const replica = cluster.nodes.find((n) => n.port === replicaPort)!.process!;
       replica.kill('SIGSTOP');
       try {
-        await expect(rotor.engine.refresh(first.refreshToken!)).rejects.toMatchObject({ code: 'store_unavailable' });
+        await expect(rotor.refresh(first.refreshToken!)).rejects.toMatchObject({ code: 'store_unavailable' });
       } finally {
         replica.kill('SIGCONT');
       }
       // The client saw a 503 and retries with the same token: the rotation it never received, once confirmed.
-      const retried = await rotor.engine.refresh(first.refreshToken!);
+      const retried = await rotor.refresh(first.refreshToken!);
       expect(retried.refreshToken).toMatch(/^rt_/);
       // The successor it handed out is durable now, and goes on like any other.
-      const onward = await rotor.engine.refresh(retried.refreshToken!);
+      const onward = await rotor.refresh(retried.refreshToken!);
       expect(onward.refreshToken).not.toBe(retried.refreshToken);
       // The old parent is an ordinary ancestor again: with grace 0, reuse.
-      const again = await rotor.engine.refresh(first.refreshToken!).catch((err: unknown) => err);
+      const again = await rotor.refresh(first.refreshToken!).catch((err: unknown) => err);
       expect(again).toMatchObject({ code: 'invalid_refresh_token', reason: 'reused' });
     } finally {
       await store.close();

@@ -145,7 +145,7 @@ export const adminApi: Api = {
     });
 
     // Samples are taken once the server is ready (not while its routes are merely being listed).
-    const sampler = new ActivitySampler(ctx.metrics, rotor.store, rotor.clock);
+    const sampler = new ActivitySampler(ctx.metrics, rotor.activity, rotor.clock);
     app.addHook('onReady', async () => { await sampler.start(); });
     app.addHook('onClose', async () => { sampler.stop(); });
     app.get('/admin/stats', async () => sampler.series());

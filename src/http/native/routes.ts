@@ -54,7 +54,7 @@ export const nativeApi: Api = {
       // The app key is optional here; a presented one is always checked, and it alone lets the caller name
       // the client's ip and user agent and redeem a confidential app's tokens (SPEC §1, §2.4).
       const caller = request.headers.authorization === undefined ? undefined : await appKeyHolder(ctx, request);
-      const issued = await rotor.engine.refresh(body.refreshToken, {
+      const issued = await rotor.refresh(body.refreshToken, {
         client: caller, clientAuthenticated: caller !== undefined, context: clientOf(request, body, caller !== undefined),
         dpop: dpopInput(request, ctx.config.issuer, '/v1/refresh'),
       });
@@ -65,7 +65,7 @@ export const nativeApi: Api = {
     app.post('/v1/revoke', async (request, reply) => {
       const body = bodyOf(request);
       if (typeof body.token !== 'string') throw new RotorError('invalid_request', 'token (a string) is required');
-      await rotor.engine.revokeToken(body.token);
+      await rotor.revokeToken(body.token);
       return noStore(reply).send({});
     });
 
@@ -73,7 +73,7 @@ export const nativeApi: Api = {
       const client = await appKeyHolder(ctx, request);
       const body = bodyOf(request);
       if (typeof body.token !== 'string') throw new RotorError('invalid_request', 'token (a string) is required');
-      return noStore(reply).send(await rotor.engine.introspect(body.token, client));
+      return noStore(reply).send(await rotor.introspect(body.token, client));
     });
 
     app.get('/v1/apps/:app/sessions', async (request, reply) => {

@@ -148,12 +148,12 @@ export const oauth2Api: Api = {
       if (typeof body.refresh_token !== 'string' || body.refresh_token.length === 0) throw new RotorError('invalid_request', 'refresh_token is required');
       // Scope is checked against the session before rotating, so a refused scope consumes nothing.
       if (body.scope !== undefined && body.scope !== '') {
-        const peek = await rotor.engine.introspect(body.refresh_token, client);
+        const peek = await rotor.introspect(body.refresh_token, client);
         // Only a live token can mint: a consumed one goes on to the engine (grace retry or reuse detection),
         // an unknown or dead one to invalid_grant, whatever scope it asks for.
         if (peek.active) checkScope(body.scope, peek.claims?.scope);
       }
-      const issued = await rotor.engine.refresh(body.refresh_token, {
+      const issued = await rotor.refresh(body.refresh_token, {
         client, clientAuthenticated: authenticated,
         context: { ip: request.ip, userAgent: typeof request.headers['user-agent'] === 'string' ? request.headers['user-agent'] : null },
         dpop: dpopInput(request, ctx.config.issuer, '/oauth2/token'),
@@ -169,7 +169,7 @@ export const oauth2Api: Api = {
       const body = requireForm(request);
       const { app: client } = await authenticateClient(ctx, request, body);
       if (typeof body.token !== 'string') throw new RotorError('invalid_request', 'token is required');
-      await rotor.engine.revokeToken(body.token, client);
+      await rotor.revokeToken(body.token, client);
       return send(reply, 200, {});
     });
 
@@ -180,7 +180,7 @@ export const oauth2Api: Api = {
       // find the live one without tripping reuse detection; a public client's id alone is no secret.
       if (!authenticated) throw new RotorError('invalid_app_key', 'introspection requires client authentication (the app key)');
       if (typeof body.token !== 'string') throw new RotorError('invalid_request', 'token is required');
-      const result = await rotor.engine.introspect(body.token, client);
+      const result = await rotor.introspect(body.token, client);
       if (!result.active) return send(reply, 200, { active: false });
       // RFC 7662 §2.2: token_type is an RFC 6749 §7.1 type, Bearer or (RFC 9449) DPoP.
       const out: Record<string, unknown> = {

@@ -12,7 +12,7 @@ export const opsApi: Api = {
 
     app.get('/readyz', async (_request, reply) => {
       try {
-        await ctx.rotor.store.ping();
+        await ctx.rotor.ping();
         return { status: 'ready' };
       } catch {
         return reply.code(503).header('Retry-After', '1').send({ status: 'unavailable', detail: 'the store does not answer' });

@@ -1,0 +1,15 @@
+import type { TokenFormat } from './formats/format.js';
+import type { Profile } from './policy.js';
+
+/**
+ * The token layouts the domain works with, one per profile, handed to it by the composition root
+ * (runtime, library) so that the domain never imports a dialect.
+ */
+export interface FormatRegistry {
+  formatFor(profile: Profile): TokenFormat;
+}
+
+/** A registry over a table with an entry for every profile (a missing one is a compile error). */
+export function formatRegistry(formats: Readonly<Record<Profile, TokenFormat>>): FormatRegistry {
+  return { formatFor: (profile) => formats[profile] };
+}
