@@ -21,8 +21,8 @@ export function registerFallbacks(scope: FastifyInstance, options: { allowedMeth
   }
   scope.setErrorHandler((raw, request, reply) => {
     const err = toRotorError(raw);
-    if (err.status >= 500 && err.code !== 'store_unavailable') request.log.error({ err: raw }, 'request failed');
-    if (err.code === 'store_unavailable') reply.header('Retry-After', '1');
+    if (err.kind === 'internal') request.log.error({ err: raw }, 'request failed');
+    if (err.kind === 'unavailable') reply.header('Retry-After', '1');
     return sendProblem(reply, err);
   });
 }

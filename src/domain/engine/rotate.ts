@@ -32,7 +32,7 @@ export async function refresh(core: EngineCore, token: unknown, options: Refresh
   try {
     return await refreshOrThrow(core, token, options);
   } catch (err) {
-    if (err instanceof RotorError && err.code !== 'store_unavailable' && err.reason !== 'reused') {
+    if (err instanceof RotorError && err.kind !== 'unavailable' && err.reason !== 'reused') {
       core.observer.refresh('refused', err.reason ?? err.code, options.client?.id ?? null);
     }
     throw err;

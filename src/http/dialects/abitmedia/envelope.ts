@@ -28,22 +28,26 @@ export function tokensBody(issued: Issued, message: string): Record<string, unkn
 }
 
 function statusOf(err: RotorError): { status: number; message: string } {
-  switch (err.code) {
-    case 'invalid_credentials':
-      return { status: 401, message: MESSAGES.badCredentials };
-    case 'app_not_found':
+  switch (err.kind) {
+    case 'client_auth':
+      // The login's credentials; anything else (a confidential app's refresh) is the refresh answer.
+      return err.code === 'invalid_credentials' ? { status: 401, message: MESSAGES.badCredentials } : { status: 400, message: MESSAGES.badRefreshToken };
+    case 'not_found':
       return { status: 404, message: MESSAGES.unknownApp };
-    case 'payload_too_large':
-      return { status: 413, message: MESSAGES.tooLarge };
-    case 'store_unavailable':
+    case 'bad_input':
+      return err.code === 'payload_too_large' ? { status: 413, message: MESSAGES.tooLarge } : { status: 400, message: MESSAGES.badRefreshToken };
+    case 'unavailable':
       return { status: 503, message: MESSAGES.unavailable };
     case 'rate_limited':
       return { status: 429, message: MESSAGES.tooManyRequests };
-    case 'origin_not_allowed':
+    case 'forbidden':
       return { status: 403, message: MESSAGES.originNotAllowed };
-    default:
+    case 'internal':
+      return { status: 500, message: MESSAGES.internal };
+    case 'refused':
+    case 'conflict':
       // Anything wrong with a refresh request (no token, a bad one, a bad body) is the one answer.
-      return err.status < 500 ? { status: 400, message: MESSAGES.badRefreshToken } : { status: 500, message: MESSAGES.internal };
+      return { status: 400, message: MESSAGES.badRefreshToken };
   }
 }
 
