@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { RotorError } from '../domain/errors.js';
 import { toRotorError } from './errors.js';
-import { sendProblem } from './native/problem.js';
+import { sendProblem } from './reply.js';
 import { notFound } from './ops/routes.js';
 
 /**

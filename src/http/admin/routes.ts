@@ -3,7 +3,7 @@ import { constantTimeEqualText } from '../../crypto/secrets.js';
 import { RotorError } from '../../domain/errors.js';
 import { type Api, noStore } from '../api.js';
 import { authorizationCredential, bodyOf } from '../auth.js';
-import { sendProblem } from '../native/problem.js';
+import { sendProblem } from '../reply.js';
 import { ActivitySampler } from '../activity.js';
 import { adminSessionView, appView, eventView, eventsQuery, signingKeyView, subjectListingView, subjectView } from './views.js';
 

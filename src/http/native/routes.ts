@@ -3,7 +3,7 @@ import { RotorError } from '../../domain/errors.js';
 import type { App } from '../../domain/types.js';
 import { type Api, type ApiContext, clientOf, noStore } from '../api.js';
 import { authorizationCredential, bodyOf, dpopInput } from '../auth.js';
-import { sendProblem } from './problem.js';
+import { sendProblem } from '../reply.js';
 import { sessionView, tokenPair } from './token_pair.js';
 
 type AppParams = { app: string };

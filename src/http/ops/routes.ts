@@ -1,6 +1,6 @@
 import { RotorError } from '../../domain/errors.js';
 import type { Api } from '../api.js';
-import { sendProblem } from '../native/problem.js';
+import { sendProblem } from '../reply.js';
 import { openApiDocument } from './openapi.js';
 
 /** SPEC §4.5: liveness, readiness, metrics, and the OpenAPI document. */

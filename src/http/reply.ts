@@ -1,5 +1,5 @@
 import type { FastifyReply } from 'fastify';
-import type { RotorError } from '../../domain/errors.js';
+import type { RotorError } from '../domain/errors.js';
 
 const TITLES: Record<string, string> = {
   invalid_request: 'Invalid request',
