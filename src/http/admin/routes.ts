@@ -1,7 +1,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { constantTimeEqualText } from '../../crypto/secrets.js';
 import { RotorError } from '../../domain/errors.js';
-import { type Api, noStore } from '../api.js';
+import type { Api } from '../api.js';
+import { noStore } from '../reply.js';
 import { authorizationCredential, bodyOf } from '../auth.js';
 import { sendProblem } from '../reply.js';
 import { ActivitySampler } from '../activity.js';

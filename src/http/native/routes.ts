@@ -1,9 +1,10 @@
 import type { FastifyRequest } from 'fastify';
 import { RotorError } from '../../domain/errors.js';
 import type { App } from '../../domain/types.js';
-import { type Api, type ApiContext, clientOf, noStore } from '../api.js';
+import type { Api, ApiContext } from '../api.js';
+import { clientOf } from '../client_context.js';
 import { authorizationCredential, bodyOf, dpopInput } from '../auth.js';
-import { sendProblem } from '../reply.js';
+import { noStore, sendProblem } from '../reply.js';
 import { sessionView, tokenPair } from './token_pair.js';
 
 type AppParams = { app: string };

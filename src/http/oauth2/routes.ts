@@ -1,7 +1,9 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { RotorError } from '../../domain/errors.js';
 import type { App } from '../../domain/types.js';
-import { type Api, type ApiContext, noStore } from '../api.js';
+import { type Api, type ApiContext } from '../api.js';
+import { clientContextOf } from '../client_context.js';
+import { noStore, sendJson } from '../reply.js';
 import { DPOP_ALGORITHMS } from '../../crypto/dpop.js';
 import { appIssuer } from '../../domain/formats/native.js';
 import { basicCredentials, bodyOf, dpopInput } from '../auth.js';
@@ -114,7 +116,7 @@ function endpoints(base: string, methods: string[]): Record<string, unknown> {
 }
 
 function send(reply: FastifyReply, status: number, body: unknown): FastifyReply {
-  return noStore(reply).code(status).header('Content-Type', 'application/json; charset=utf-8').send(JSON.stringify(body));
+  return sendJson(noStore(reply), status, body);
 }
 
 /** SPEC §4.2: the refresh grant, revocation, introspection and discovery. */
@@ -154,7 +156,7 @@ export const oauth2Api: Api = {
       }
       const issued = await rotor.refresh(body.refresh_token, {
         client, clientAuthenticated: authenticated,
-        context: { ip: request.ip, userAgent: typeof request.headers['user-agent'] === 'string' ? request.headers['user-agent'] : null },
+        context: clientContextOf(request),
         dpop: dpopInput(request, ctx.config.issuer, '/oauth2/token'),
       });
       if (issued.dpopNonce) reply.header('DPoP-Nonce', issued.dpopNonce);

@@ -1,6 +1,7 @@
 import type { FastifyReply } from 'fastify';
 import type { Issued } from '../../../domain/engine.js';
 import type { RotorError } from '../../../domain/errors.js';
+import { sendJson } from '../../reply.js';
 
 /** Abitmedia's messages, byte-exact (UTF-8) as SPEC §4.4 gives them. */
 export const MESSAGES = {
@@ -54,9 +55,5 @@ function statusOf(err: RotorError): { status: number; message: string } {
 /** `{"success":false,"status":<http>,"message":"…"}`. */
 export function sendAbitmediaError(reply: FastifyReply, err: RotorError): FastifyReply {
   const { status, message } = statusOf(err);
-  return reply
-    .code(status)
-    .header('Cache-Control', 'no-store')
-    .header('Content-Type', 'application/json; charset=utf-8')
-    .send(JSON.stringify({ success: false, status, message }));
+  return sendJson(reply.header('Cache-Control', 'no-store'), status, { success: false, status, message });
 }

@@ -1,6 +1,7 @@
 import type { FastifyReply } from 'fastify';
 import type { Issued } from '../../../domain/engine.js';
 import type { RotorError } from '../../../domain/errors.js';
+import { sendJson } from '../../reply.js';
 
 const OK = { code: 200, name: 'OK' };
 
@@ -66,9 +67,5 @@ function statusOf(err: RotorError): { code: number; message: string } {
 /** `{"status":{"code","name","message"},"data":null}`. */
 export function sendFibError(reply: FastifyReply, err: RotorError): FastifyReply {
   const { code, message } = statusOf(err);
-  return reply
-    .code(code)
-    .header('Cache-Control', 'no-store')
-    .header('Content-Type', 'application/json; charset=utf-8')
-    .send(JSON.stringify({ status: { code, name: NAMES[code] ?? 'ERROR', message }, data: null }));
+  return sendJson(reply.header('Cache-Control', 'no-store'), code, { status: { code, name: NAMES[code] ?? 'ERROR', message }, data: null });
 }

@@ -1,6 +1,7 @@
 import type { FastifyReply } from 'fastify';
 import type { Issued } from '../../../domain/engine.js';
 import type { RotorError } from '../../../domain/errors.js';
+import { sendJson } from '../../reply.js';
 
 /** floLIVE's paged envelope around a successful renewal (SPEC §4.4). */
 export function renewed(issued: Issued): Record<string, unknown> {
@@ -43,9 +44,5 @@ function envelopeOf(err: RotorError): { status: number; errorCode: string; error
 /** floLIVE's error envelope: `content` and `pageable` are empty strings on errors. */
 export function sendFloliveError(reply: FastifyReply, err: RotorError): FastifyReply {
   const { status, errorCode, errorMessage } = envelopeOf(err);
-  return reply
-    .code(status)
-    .header('Cache-Control', 'no-store')
-    .header('Content-Type', 'application/json; charset=utf-8')
-    .send(JSON.stringify({ errorCode, errorMessage, content: '', pageable: '' }));
+  return sendJson(reply.header('Cache-Control', 'no-store'), status, { errorCode, errorMessage, content: '', pageable: '' });
 }

@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify';
-import { appOfPath } from '../path_app.js';
+import { appOfPath, clientContextOf } from '../path_app.js';
 import { requireAccess } from '../../../domain/engine.js';
 import { invalidRequest } from '../../../domain/errors.js';
 import { type Api, noStore } from '../../api.js';
@@ -43,7 +43,7 @@ export const floliveApi: Api = {
           client: access.app,
           profile: PROFILE,
           expectSessionId: access.session.id,
-          context: { ip: request.ip, userAgent: request.headers['user-agent'] ?? null },
+          context: clientContextOf(request),
         });
         return noStore(reply).send(renewed(issued));
       });

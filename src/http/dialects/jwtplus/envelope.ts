@@ -1,5 +1,6 @@
 import type { FastifyReply } from 'fastify';
 import { RotorError } from '../../../domain/errors.js';
+import { sendJson } from '../../reply.js';
 
 /**
  * JSON exactly as Go's encoding/json (gin's `c.JSON`) writes it: `<`, `>`, `&`, U+2028 and U+2029
@@ -10,7 +11,7 @@ export function goJson(value: unknown): string {
 }
 
 export function sendGo(reply: FastifyReply, status: number, body: unknown): FastifyReply {
-  return reply.code(status).header('Content-Type', 'application/json; charset=utf-8').send(goJson(body));
+  return sendJson(reply, status, body, goJson);
 }
 
 export interface FieldError {

@@ -1,5 +1,6 @@
 import type { FastifyReply } from 'fastify';
 import type { RotorError } from '../../../domain/errors.js';
+import { sendJson } from '../../reply.js';
 
 const MONTHS = [
   'January', 'February', 'March', 'April', 'May', 'June',
@@ -37,11 +38,7 @@ export interface VerifikErrorOptions {
 }
 
 function send(reply: FastifyReply, status: number, body: unknown): FastifyReply {
-  return reply
-    .code(status)
-    .header('Content-Type', 'application/json; charset=utf-8')
-    .header('Cache-Control', 'no-store')
-    .send(JSON.stringify(body));
+  return sendJson(reply.header('Cache-Control', 'no-store'), status, body);
 }
 
 /**

@@ -4,6 +4,7 @@ import { invalidRequest } from '../../../domain/errors.js';
 import type { App } from '../../../domain/types.js';
 import { type Api, type ApiContext, noStore } from '../../api.js';
 import { rawOrBearerCredential } from '../../auth.js';
+import { clientContextOf } from '../../client_context.js';
 import { renderVerifikError } from './envelope.js';
 
 /** The context of each server this API is registered on (its clock and configured signature message). */
@@ -48,11 +49,6 @@ function requestedTtl(app: App, query: Record<string, unknown>): number | undefi
   return months * MONTH;
 }
 
-function clientContext(request: FastifyRequest): { ip: string | null; userAgent: string | null } {
-  const ua = request.headers['user-agent'];
-  return { ip: request.ip ?? null, userAgent: typeof ua === 'string' ? ua.slice(0, 512) : null };
-}
-
 /**
  * SPEC §4.4 verifik: renew a live access token (same session, N × 30 days), or start over in a new
  * session after revoking every session of the subject. No refresh tokens exist in this dialect.
@@ -82,7 +78,7 @@ export const verifikApi: Api = {
         throw invalidRequest('origin must be "refresh" or "app"');
       }
       const accessTtl = requestedTtl(access.app, query);
-      const issued = await ctx.rotor.renewAccess(access, { accessTtl, context: clientContext(request) });
+      const issued = await ctx.rotor.renewAccess(access, { accessTtl, context: clientContextOf(request) });
       return noStore(reply).send({ accessToken: issued.accessToken, tokenType: 'bearer' });
     };
     app.get('/v2/auth/session', renew);
@@ -90,7 +86,7 @@ export const verifikApi: Api = {
 
     app.post('/v2/auth/renew-and-revoke', async (request, reply) => {
       const access = await verifiedAccess(ctx, request);
-      const issued = await ctx.rotor.replaceSessions(access, { client: clientContext(request), reason: 'renew_and_revoke' });
+      const issued = await ctx.rotor.replaceSessions(access, { client: clientContextOf(request), reason: 'renew_and_revoke' });
       return noStore(reply).send({ token: issued.accessToken });
     });
   },
