@@ -170,7 +170,7 @@ export async function createRotor(options: CreateRotorOptions): Promise<RotorIns
   const instance: RotorInstance & { [INTERNALS]: Internals } = {
     [INTERNALS]: { rotor, config, metrics },
     issuer: rotor.issuer,
-    storeKind: rotor.store.kind,
+    storeKind: rotor.storeKind,
 
     async issue(ref, input) {
       const target = await app(ref);
@@ -182,7 +182,7 @@ export async function createRotor(options: CreateRotorOptions): Promise<RotorIns
     },
     async refresh(refreshToken, input = {}) {
       const client = input.app === undefined ? undefined : await app(input.app);
-      const issued = await rotor.engine.refresh(refreshToken, {
+      const issued = await rotor.refresh(refreshToken, {
         client, clientAuthenticated: client !== undefined,
         context: callerClient(input.ip, input.userAgent),
         dpop: input.dpop ?? { proof: null, htm: 'POST', htu: `${rotor.issuer}/v1/refresh` },
@@ -190,10 +190,10 @@ export async function createRotor(options: CreateRotorOptions): Promise<RotorIns
       return tokenPair(issued) as unknown as TokenPair;
     },
     async revoke(token) {
-      await rotor.engine.revokeToken(token);
+      await rotor.revokeToken(token);
     },
     async introspect(token, ref) {
-      return rotor.engine.introspect(token, await app(ref));
+      return rotor.introspect(token, await app(ref));
     },
 
     apps: {
@@ -234,7 +234,7 @@ export async function createRotor(options: CreateRotorOptions): Promise<RotorIns
     },
     async close() {
       await rotor.events.flushed();
-      await rotor.store.close();
+      await rotor.close();
     },
   };
   return instance;

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { ConfigError, loadConfig, loadMasterKey, masterKeyFile, type Config } from './config.js';
 import { systemClock, type Clock } from './domain/clock.js';
 import { silentObserver, type Observer } from './domain/events.js';
+import type { DialectDomain } from './domain/dialect.js';
 import { Rotor } from './domain/rotor.js';
 import { dialectDomains } from './dialects/index.js';
 import { openStore } from './store/open.js';
@@ -14,6 +15,8 @@ import { openStore } from './store/open.js';
  */
 export async function openRotor(options: {
   config?: Config; clock?: Clock; observer?: Observer; logger?: Logger;
+  /** The dialects served besides native; by default every one in src/dialects/index.ts. */
+  dialects?: readonly DialectDomain[];
 } = {}): Promise<{ rotor: Rotor; config: Config }> {
   const config = options.config ?? loadConfig();
   const keyFile = masterKeyFile(config);
@@ -22,10 +25,10 @@ export async function openRotor(options: {
   const store = await openStore(config);
   const rotor = new Rotor({
     store, masterKey, clock: options.clock ?? systemClock, issuer: config.issuer, observer: options.observer ?? silentObserver,
-    dialects: dialectDomains(),
+    dialects: options.dialects ?? dialectDomains(),
   });
   try {
-    await rotor.keyring.checkPublishedKeys();
+    await rotor.checkPublishedKeys();
   } catch (err) {
     await store.close();
     if (!keyFileIsNew) throw err;

@@ -40,14 +40,14 @@ export async function startServer(config: Config = loadConfig()): Promise<Runnin
   timer.unref();
   await prune();
   const url = await app.listen({ host: config.host, port: config.port });
-  logger.info({ event: 'listening', url, store: rotor.store.kind }, `rotor listening on ${url}`);
+  logger.info({ event: 'listening', url, store: rotor.storeKind }, `rotor listening on ${url}`);
   return {
     app, rotor, url,
     async close() {
       clearInterval(timer);
       await app.close();
       await rotor.events.flushed();
-      await rotor.store.close();
+      await rotor.close();
     },
   };
 }
@@ -73,7 +73,7 @@ export async function serve(): Promise<void> {
   if (config.workers > 1 && cluster.isPrimary) {
     // Migrate once before forking so workers never race on the schema.
     const { rotor } = await openRotor({ config });
-    await rotor.store.close();
+    await rotor.close();
     for (let i = 0; i < config.workers; i += 1) cluster.fork();
     let stopping = false;
     cluster.on('exit', (worker, code, signal) => {

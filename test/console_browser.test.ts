@@ -85,7 +85,7 @@ describe.skipIf(!available)('the console in Chromium', () => {
       const n = rotated + 20;
       const spike = phase > 40 && phase < 43 ? 4 : 0;
       const cumulative = [0.3, 0.75, 0.93, 0.992 - spike / 100, 0.998, 0.9995, 1, 1, 1, 1, 1].map((f) => Math.round(f * n));
-      await server.rotor.store.recordActivity({
+      await server.rotor.internals.store.recordActivity({
         instance: '01JSEEDEDSEEDEDSEEDEDSEEDE', at,
         data: { intervalMs: 10_000, requests: n, le, cumulative: [...cumulative, n], refresh: { rotated, retry: Math.round(rate / 8), reuse: spike ? 1 : 0, refused: Math.round(rate / 5) } },
       });

@@ -28,7 +28,7 @@ function withRotor<A extends unknown[]>(work: (rotor: Rotor, ...args: A) => Prom
       process.stdout.write(json() ? `${JSON.stringify(result.json, null, 2)}\n` : `${result.text}\n`);
     } finally {
       await rotor.events.flushed(); // the command's security events reach the store's feed first
-      await rotor.store.close();
+      await rotor.close();
     }
   };
 }
@@ -38,7 +38,7 @@ const lines = (rows: string[]): string => (rows.length ? rows.join('\n') : '(non
 program.command('serve').description('run the HTTP service').action(() => serve());
 
 program.command('migrate').description('create or upgrade the schema').action(
-  withRotor(async (rotor) => ({ json: { migrated: true, store: rotor.store.kind }, text: `schema is up to date (${rotor.store.kind})` })),
+  withRotor(async (rotor) => ({ json: { migrated: true, store: rotor.storeKind }, text: `schema is up to date (${rotor.storeKind})` })),
 );
 
 // ── apps ─────────────────────────────────────────────────────────────────────────────────────────

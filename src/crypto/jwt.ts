@@ -1,4 +1,4 @@
-import type { JsonObject } from '../domain/types.js';
+import type { JsonObject } from './types.js';
 import type { SigningKey } from './signing_key.js';
 
 const SEGMENT = /^[A-Za-z0-9_-]+$/;

@@ -2,8 +2,7 @@ import {
   createHmac, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign, verify,
   timingSafeEqual, type KeyObject,
 } from 'node:crypto';
-import type { Algorithm } from '../domain/policy.js';
-import type { JsonObject } from '../domain/types.js';
+import type { Algorithm, JsonObject } from './types.js';
 
 /** Freshly generated key material: the private part (to be sealed) and the public JWK (null for HMAC). */
 export interface GeneratedKey {

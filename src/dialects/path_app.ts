@@ -1,5 +1,4 @@
 import type { FastifyRequest } from 'fastify';
-import type { ClientContext } from '../domain/engine.js';
 import { RotorError } from '../domain/errors.js';
 import type { Profile } from '../domain/policy.js';
 import type { App } from '../domain/types.js';
@@ -17,5 +16,4 @@ export async function appOfPath(ctx: ApiContext, request: FastifyRequest, profil
   return app;
 }
 
-/** The client as the request shows it (binding and last-seen values). */
-export const clientContextOf = (request: FastifyRequest): ClientContext => ({ ip: request.ip, userAgent: request.headers['user-agent'] ?? null });
+export { clientContextOf } from '../http/client_context.js';

@@ -31,6 +31,46 @@ export const ERROR_CODES = {
 
 export type ErrorCode = keyof typeof ERROR_CODES;
 
+/**
+ * What kind of failure a code is: the first thing every envelope maps (then, only where a peer's
+ * answers distinguish two codes of one kind, the code within it).
+ * - `refused`: a presented token (or its DPoP proof, or the subject behind it) is not honoured.
+ * - `client_auth`: the caller did not prove who it is (app key, admin token, a subject's login).
+ * - `bad_input`: the request itself is wrong (shape, size, media type, method, scope).
+ * - `not_found`: what the request names does not exist (app, subject, session, endpoint).
+ * - `conflict`: the request contradicts what exists (an app name taken).
+ * - `forbidden`: known, but not allowed from here (a browser origin): neither bad input nor a bad token.
+ * - `rate_limited`: too many requests; retry later.
+ * - `unavailable`: the store cannot be reached; retry shortly (nothing is known about the token).
+ * - `internal`: a fault of Rotor's own.
+ */
+export type ErrorKind =
+  | 'refused' | 'client_auth' | 'bad_input' | 'not_found' | 'conflict' | 'forbidden' | 'rate_limited' | 'unavailable' | 'internal';
+
+export const ERROR_KINDS: { readonly [C in ErrorCode]: ErrorKind } = {
+  invalid_request: 'bad_input',
+  invalid_app_key: 'client_auth',
+  unauthorized: 'client_auth',
+  invalid_credentials: 'client_auth',
+  app_not_found: 'not_found',
+  not_found: 'not_found',
+  conflict: 'conflict',
+  invalid_refresh_token: 'refused',
+  invalid_access_token: 'refused',
+  invalid_scope: 'bad_input',
+  subject_disabled: 'refused',
+  origin_not_allowed: 'forbidden',
+  invalid_dpop_proof: 'refused',
+  use_dpop_nonce: 'refused',
+  subject_not_found: 'not_found',
+  payload_too_large: 'bad_input',
+  unsupported_media_type: 'bad_input',
+  method_not_allowed: 'bad_input',
+  rate_limited: 'rate_limited',
+  store_unavailable: 'unavailable',
+  internal_error: 'internal',
+};
+
 /** Why a refresh token was refused; `detail` of `invalid_refresh_token`. */
 export type RefreshRefusal =
   | 'expired'
@@ -46,6 +86,7 @@ export type RefreshRefusal =
 
 export class RotorError extends Error {
   readonly code: ErrorCode;
+  readonly kind: ErrorKind;
   readonly status: number;
   readonly detail: string;
   /** A machine-readable sub-reason (e.g. `reused`), never sent where the envelope has no room. */
@@ -59,6 +100,7 @@ export class RotorError extends Error {
     super(`${code}: ${detail}`, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'RotorError';
     this.code = code;
+    this.kind = ERROR_KINDS[code];
     this.status = ERROR_CODES[code];
     this.detail = detail;
     this.reason = options.reason;

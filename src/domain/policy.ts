@@ -7,8 +7,9 @@ import { canonicalOrigin, originProblem } from './origins.js';
  */
 export type Profile = string;
 
-export const ALGORITHMS = ['ES256', 'EdDSA', 'RS256', 'HS256'] as const;
-export type Algorithm = (typeof ALGORITHMS)[number];
+import { ALGORITHMS, type Algorithm } from '../crypto/types.js';
+
+export { ALGORITHMS, type Algorithm };
 
 export const BINDINGS = ['off', 'record', 'useragent'] as const;
 export type Binding = (typeof BINDINGS)[number];

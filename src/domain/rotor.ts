@@ -1,21 +1,22 @@
 import { isJwkThumbprint } from '../crypto/dpop.js';
 import type { MasterKey } from '../crypto/master_key.js';
-import type { Store } from './store.js';
+import type { ActivitySample, Store, SubjectListing } from './store.js';
 import { Apps } from './apps.js';
 import { callerClient, optionalText, validateClaims, validateSubject } from './claims.js';
 import type { Clock } from './clock.js';
-import { Engine, type ClientContext, type Issued, type LiveRefresh } from './engine.js';
+import {
+  Engine, type AccessCheck, type CheckAccessOptions, type ClientContext, type Introspection, type Issued, type LiveRefresh,
+  type RefreshOptions, type RenewAccessOptions, type VerifiedAccess, type VerifiedJwt, type VerifyJwtOptions,
+} from './engine.js';
 import { SecurityEventLog } from './event_log.js';
 import { RotorError } from './errors.js';
 import { silentObserver, type Observer } from './events.js';
-import type { DialectDomain } from './dialect.js';
-// TODO(wt16b-merge): issueSession's formatFor comes from the injected registry (`profiles.formatFor`).
-import { formatFor } from './formats/index.js';
-import { Profiles } from './profiles.js';
+import type { DialectDomain, LoginRule } from './dialect.js';
+import type { FormatRegistry } from './format_registry.js';
 import { isUsableForVerification, Keyring } from './keyring.js';
+import { Profiles } from './profiles.js';
 import { Subjects } from './subjects.js';
-import type { App, RefreshRecord, Session } from './types.js';
-import type { SubjectListing } from './store.js';
+import type { App, Session } from './types.js';
 
 export interface RotorOptions {
   store: Store;
@@ -23,38 +24,142 @@ export interface RotorOptions {
   clock: Clock;
   issuer: string;
   observer?: Observer;
-  /** The dialects to serve besides native (src/dialects/index.ts `dialectDomains()`). TODO(wt16b-merge) */
+  /** The dialects served besides native, from the composition root (src/dialects/index.ts `dialectDomains()`): the domain imports no dialect. */
   dialects: readonly DialectDomain[];
 }
 
-/** The composition of the domain: what every API (native, OAuth, admin, dialects, CLI) calls. */
+export type { ActivitySample };
+
+/** Where the console's activity samples are kept (every instance writes its own). */
+export type ActivityLog = { recordActivity(sample: ActivitySample): Promise<void>; listActivity(since: number): Promise<ActivitySample[]> };
+
+/** A shared rate-limit counter, where the store keeps one across instances. */
+export type RateCounter = Pick<Required<Store>, 'addRateHits'>;
+
+/**
+ * The composition of the domain: what every API (native, OAuth, admin, dialects, CLI) calls. Callers
+ * use its operations; its store, keyring and engine are its own.
+ */
 export class Rotor {
-  readonly store: Store;
   readonly clock: Clock;
   readonly issuer: string;
-  readonly keyring: Keyring;
+  readonly formats: FormatRegistry;
   readonly apps: Apps;
   readonly subjects: Subjects;
-  readonly engine: Engine;
   readonly observer: Observer;
   /** The security events every instance records (SPEC §4.3 `GET /admin/events`). */
   readonly events: SecurityEventLog;
+  readonly #store: Store;
+  readonly #keyring: Keyring;
+  readonly #engine: Engine;
 
   constructor(options: RotorOptions) {
-    this.store = options.store;
+    this.#store = options.store;
     this.clock = options.clock;
     this.issuer = options.issuer;
     this.events = new SecurityEventLog(options.store, options.clock);
     this.observer = this.events.observing(options.observer ?? silentObserver);
-    // TODO(wt16b-merge): `profiles` is also the engine's `formats` registry.
+    // The profiles (native and the injected dialects) are also the engine's token-format registry.
     const profiles = new Profiles(options.dialects);
-    this.keyring = new Keyring(options.store, options.masterKey, options.clock, profiles);
-    this.apps = new Apps(options.store, this.keyring, options.clock, this.observer, profiles);
-    this.subjects = new Subjects(options.store, options.clock, this.observer, profiles);
-    this.engine = new Engine({
-      store: options.store, keyring: this.keyring, masterKey: options.masterKey, clock: options.clock,
-      issuer: options.issuer, observer: this.observer, apps: this.apps,
+    this.formats = profiles;
+    this.#keyring = new Keyring(options.store, options.masterKey, options.clock, profiles);
+    this.apps = new Apps(options.store, this.#keyring, options.clock, this.observer, profiles);
+    this.subjects = new Subjects({ store: options.store, clock: options.clock, observer: this.observer, formats: profiles });
+    this.#engine = new Engine({
+      store: options.store, keyring: this.#keyring, masterKey: options.masterKey, clock: options.clock,
+      issuer: options.issuer, observer: this.observer, apps: this.apps, formats: profiles,
     });
+  }
+
+  /** Test-only: the parts behind the operations. Nothing under src/ uses it. */
+  get internals(): { store: Store; keyring: Keyring; engine: Engine } {
+    return { store: this.#store, keyring: this.#keyring, engine: this.#engine };
+  }
+
+  // ── the store's life ──────────────────────────────────────────────────────────────────────────
+
+  /** `sqlite`, `postgres`, `redis`… as logs and the CLI name it. */
+  get storeKind(): string {
+    return this.#store.kind;
+  }
+
+  /** Readiness: resolves while the store answers. */
+  ping(): Promise<void> {
+    return this.#store.ping();
+  }
+
+  close(): Promise<void> {
+    return this.#store.close();
+  }
+
+  /** At start-up: every published key still decrypts and verifies; the number checked. */
+  checkPublishedKeys(): Promise<number> {
+    return this.#keyring.checkPublishedKeys();
+  }
+
+  /** The shared rate-limit counter, or null where the store keeps none (each instance counts alone). */
+  rateCounter(): RateCounter | null {
+    const store = this.#store;
+    return store.addRateHits ? { addRateHits: store.addRateHits.bind(store) } : null;
+  }
+
+  /** The store's activity samples (the console's charts). */
+  get activity(): ActivityLog {
+    const store = this.#store;
+    return { recordActivity: (sample) => store.recordActivity(sample), listActivity: (since) => store.listActivity(since) };
+  }
+
+  // ── tokens ────────────────────────────────────────────────────────────────────────────────────
+
+  /** Renews a session from its refresh token (see Engine.refresh for what `options` restricts). */
+  refresh(token: unknown, options: RefreshOptions = {}): Promise<Issued> {
+    return this.#engine.refresh(token, options);
+  }
+
+  /** Whether a token is a live access token: `{ ok: false, reason }` for every expected refusal. */
+  checkAccess(token: unknown, options: CheckAccessOptions = {}): Promise<AccessCheck> {
+    return this.#engine.checkAccess(token, options);
+  }
+
+  /** A genuine JWT of Rotor's (signature, time claims, issuer), whatever its session; null otherwise. */
+  verifyJwt(token: string, options: VerifyJwtOptions): Promise<VerifiedJwt | null> {
+    return this.#engine.verifyJwt(token, options);
+  }
+
+  /** A new access token in a verified access token's session, its refresh chain untouched (Verifik). */
+  renewAccess(access: VerifiedAccess, options: RenewAccessOptions = {}): Promise<Issued> {
+    return this.#engine.renewAccess(access, options);
+  }
+
+  /**
+   * A new session for the subject of a verified access token, with its claims and audience, revoking
+   * every other session of the subject in the same step (`reason`, e.g. Verifik's renew-and-revoke).
+   */
+  replaceSessions(access: VerifiedAccess, input: { client?: ClientContext; reason: string }): Promise<Issued> {
+    const { session } = access;
+    return this.#engine.issue(access.app, {
+      subject: session.subject, claims: session.claims, audience: session.audience, client: input.client, revokeOthers: input.reason,
+    });
+  }
+
+  /** RFC 7009: revokes the session of a valid token of `client` (of any app without one); false otherwise. */
+  revokeToken(token: unknown, client?: App): Promise<{ revoked: boolean }> {
+    return this.#engine.revokeToken(token, client);
+  }
+
+  /** Ends the session of a verified access token (a dialect's logout). */
+  logout(access: VerifiedAccess): Promise<boolean> {
+    return this.#engine.revokeSession({ sessionId: access.session.id, reason: 'logout', appId: access.app.id });
+  }
+
+  /** RFC 7662: what a token of `client` is, if it is alive. */
+  introspect(token: unknown, client: App): Promise<Introspection> {
+    return this.#engine.introspect(token, client);
+  }
+
+  /** The app a genuine token belongs to, consuming nothing (SPEC §2.11 origin checks); null otherwise. */
+  appOfToken(token: unknown): Promise<App | null> {
+    return this.#engine.appOfToken(token);
   }
 
   /**
@@ -67,26 +172,33 @@ export class Rotor {
     dpopJkt?: unknown;
   }): Promise<Issued> {
     const subject = validateSubject(input.subject);
-    const claims = validateClaims(input.claims, formatFor(app.profile).reservedClaims);
+    const claims = validateClaims(input.claims, this.formats.formatFor(app.profile).reservedClaims);
     const audience = optionalText(input.audience, 'audience', 256);
     const client: ClientContext = callerClient(input.client?.ip, input.client?.userAgent);
-    const existing = await this.store.findSubject(app.id, subject);
+    const existing = await this.#store.findSubject(app.id, subject);
     if (existing && existing.status !== 'active') throw new RotorError('subject_disabled', 'the subject is disabled');
     if (input.dpopJkt !== undefined && input.dpopJkt !== null && !isJwkThumbprint(input.dpopJkt)) {
       throw new RotorError('invalid_request', 'dpopJkt must be the RFC 7638 SHA-256 thumbprint of the client\'s public key (43 base64url characters)');
     }
     const dpopJkt = (input.dpopJkt as string | null | undefined) ?? null;
-    return this.engine.issue(app, { subject, claims: { ...existing?.claims, ...claims }, audience, client, dpopJkt });
+    return this.#engine.issue(app, { subject, claims: { ...existing?.claims, ...claims }, audience, client, dpopJkt });
   }
 
   async login(app: App, input: { username: unknown; password: unknown; client?: { ip?: unknown; userAgent?: unknown } }): Promise<Issued> {
     const subject = await this.subjects.checkPassword(app, input.username, input.password);
     const client: ClientContext = callerClient(input.client?.ip, input.client?.userAgent);
-    return this.engine.issue(app, { subject: subject.subject, claims: subject.claims, client });
+    return this.#engine.issue(app, { subject: subject.subject, claims: subject.claims, client });
+  }
+
+  /** FIB's login: the subject proves itself with an Ed25519 signature (SPEC §4.4); `client` as the request shows it. */
+  /** A login by the dialect's own proof rule (FIB's Ed25519 signature over a BLAKE2b digest): a session for the subject. */
+  async loginWithProof<P>(app: App, input: { subject: unknown; rule: LoginRule<P>; proof: P; client?: ClientContext }): Promise<Issued> {
+    const subject = await this.subjects.checkLogin(app, input.subject, input.rule, input.proof);
+    return this.#engine.issue(app, { subject: subject.subject, claims: subject.claims, client: input.client });
   }
 
   async listSessions(app: App, subject: unknown): Promise<Session[]> {
-    return this.store.listSessions(app.id, validateSubject(subject));
+    return this.#store.listSessions(app.id, validateSubject(subject));
   }
 
   /** A subject's live sessions, each with its live refresh record (JWTPlus get-session). */
@@ -94,20 +206,20 @@ export class Rotor {
     const sessions = (await this.listSessions(app, subject)).filter((s) => s.revokedAt === null);
     const pairs: { session: Session; refresh: LiveRefresh }[] = [];
     for (const session of sessions) {
-      const refresh = await this.engine.liveRefreshOf(app, session);
+      const refresh = await this.#engine.liveRefreshOf(app, session);
       if (refresh) pairs.push({ session, refresh });
     }
     return pairs;
   }
 
   async revokeSessionOf(app: App, sessionId: unknown): Promise<void> {
-    const found = typeof sessionId === 'string' && sessionId.length <= 64 ? await this.store.findSession(sessionId) : null;
+    const found = typeof sessionId === 'string' && sessionId.length <= 64 ? await this.#store.findSession(sessionId) : null;
     if (!found || found.session.appId !== app.id) throw new RotorError('not_found', 'no session of this app has that id');
-    await this.engine.revokeSession(found.session.id, 'revoked', app.id);
+    await this.#engine.revokeSession({ sessionId: found.session.id, reason: 'revoked', appId: app.id });
   }
 
   async revokeSubjectSessions(app: App, subject: unknown): Promise<number> {
-    const count = await this.store.revokeSubjectSessions(app.id, validateSubject(subject), 'revoked', this.clock.now());
+    const count = await this.#store.revokeSubjectSessions(app.id, validateSubject(subject), 'revoked', this.clock.now());
     if (count > 0) this.observer.event('session_revoked', { appId: app.id, count, reason: 'revoked' });
     return count;
   }
@@ -115,7 +227,7 @@ export class Rotor {
   /** JWKS of one app, or of every app: active and still-published retiring asymmetric keys only. */
   async jwks(app?: App): Promise<{ keys: Record<string, unknown>[] }> {
     const now = this.clock.now();
-    const records = app ? await this.store.listSigningKeys(app.id) : await this.store.listPublishedSigningKeys(now);
+    const records = app ? await this.#store.listSigningKeys(app.id) : await this.#store.listPublishedSigningKeys(now);
     const keys = records
       .filter((k) => k.publicJwk !== null && isUsableForVerification(k, now))
       .map((k) => ({ ...(k.publicJwk as Record<string, unknown>) }));
@@ -128,8 +240,8 @@ export class Rotor {
    */
   async prune(revokedRetentionSeconds = 7 * 86400) {
     const now = this.clock.now();
-    const pruned = await this.store.prune(now, { revokedRetention: revokedRetentionSeconds * 1000 });
-    await this.store.pruneActivity({ eventsBefore: now - revokedRetentionSeconds * 1000, samplesBefore: now - ACTIVITY_RETENTION_MS });
+    const pruned = await this.#store.prune(now, { revokedRetention: revokedRetentionSeconds * 1000 });
+    await this.#store.pruneActivity({ eventsBefore: now - revokedRetentionSeconds * 1000, samplesBefore: now - ACTIVITY_RETENTION_MS });
     return pruned;
   }
 
@@ -139,7 +251,7 @@ export class Rotor {
   async subjectsPage(app: App, page: { cursor?: unknown; limit?: unknown }): Promise<{ subjects: SubjectListing[]; next: string | null }> {
     const limit = pageLimit(page.limit);
     const after = page.cursor === undefined || page.cursor === '' ? null : decodeCursor(page.cursor);
-    const subjects = await this.store.listSubjects(app.id, { after, limit: limit + 1, now: this.clock.now() });
+    const subjects = await this.#store.listSubjects(app.id, { after, limit: limit + 1, now: this.clock.now() });
     const more = subjects.length > limit;
     const shown = subjects.slice(0, limit);
     return { subjects: shown, next: more ? encodeCursor(shown.at(-1)!.subject.subject) : null };
@@ -150,7 +262,7 @@ export class Rotor {
     const limit = pageLimit(page.limit);
     const subject = page.subject === undefined || page.subject === '' ? null : validateSubject(page.subject);
     const before = page.cursor === undefined || page.cursor === '' ? null : decodeCursor(page.cursor);
-    const sessions = await this.store.listAppSessions(app.id, { subject, before, limit: limit + 1 });
+    const sessions = await this.#store.listAppSessions(app.id, { subject, before, limit: limit + 1 });
     const more = sessions.length > limit;
     const shown = sessions.slice(0, limit);
     return { sessions: shown, next: more ? encodeCursor(shown.at(-1)!.id) : null };

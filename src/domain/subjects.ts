@@ -5,7 +5,7 @@ import type { Clock } from './clock.js';
 import { invalidRequest, RotorError } from './errors.js';
 import type { Observer } from './events.js';
 import type { LoginRule } from './dialect.js';
-import type { Profiles } from './profiles.js';
+import type { FormatRegistry } from './format_registry.js';
 import type { App, Subject } from './types.js';
 
 export interface SubjectPatch {
@@ -19,13 +19,18 @@ export interface SubjectPatch {
 const ED25519_HEX = /^[0-9a-fA-F]{64}$/;
 /** Users of an app, with optional credentials. Disabling or deleting one ends its sessions. */
 export class Subjects {
-  constructor(
-    private readonly store: Store,
-    private readonly clock: Clock,
-    private readonly observer: Observer,
-    /** Each profile's token layout (its reserved claims). TODO(wt16b-merge): the engine's `formats` registry. */
-    private readonly formats: Pick<Profiles, 'formatFor'>,
-  ) {}
+  private readonly store: Store;
+  private readonly clock: Clock;
+  private readonly observer: Observer;
+  /** Each profile's token layout (its reserved claims), from the domain's profiles. */
+  private readonly formats: FormatRegistry;
+
+  constructor(deps: { store: Store; clock: Clock; observer: Observer; formats: FormatRegistry }) {
+    this.store = deps.store;
+    this.clock = deps.clock;
+    this.observer = deps.observer;
+    this.formats = deps.formats;
+  }
 
   /**
    * Creates or updates a subject; fields left out keep their current values. Everything is validated

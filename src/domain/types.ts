@@ -3,7 +3,8 @@ import type { Algorithm, Policy, Profile } from './policy.js';
 /** Times are milliseconds since the epoch throughout the domain and the stores. */
 export type Millis = number;
 
-export type JsonObject = Record<string, unknown>;
+export type { JsonObject } from '../crypto/types.js';
+import type { JsonObject } from '../crypto/types.js';
 
 export interface App {
   id: string;

@@ -1,7 +1,7 @@
 import { newId } from '../domain/ids.js';
 import type { Clock } from '../domain/clock.js';
 import type { RefreshOutcome } from '../domain/events.js';
-import type { ActivitySample, Store } from '../domain/store.js';
+import type { ActivityLog, ActivitySample } from '../domain/rotor.js';
 import type { Metrics } from './observability.js';
 
 /**
@@ -73,7 +73,7 @@ export class ActivitySampler {
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
 
-  constructor(private readonly metrics: Metrics, private readonly store: Store, private readonly clock: Clock) {}
+  constructor(private readonly metrics: Metrics, private readonly store: ActivityLog, private readonly clock: Clock) {}
 
   /** Starts sampling at the next 10-second boundary of the clock. */
   async start(): Promise<void> {

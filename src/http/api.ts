@@ -1,5 +1,4 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { callerClient, recordableClient, type ClientValues } from '../domain/claims.js';
 import type { RotorError } from '../domain/errors.js';
 import type { Rotor } from '../domain/rotor.js';
 import type { Config } from '../config.js';
@@ -28,7 +27,7 @@ export function registerApi(app: FastifyInstance, api: Api, ctx: ApiContext): vo
     scope.setErrorHandler((raw, request, reply) => {
       const err = toRotorError(raw);
       if (isServerFault(err)) request.log.error({ err: raw }, 'request failed');
-      if (err.code === 'store_unavailable') ctx.metrics.storeErrors.inc();
+      if (err.kind === 'unavailable') ctx.metrics.storeErrors.inc();
       if (err.retryAfter !== undefined) reply.header('Retry-After', String(err.retryAfter));
       for (const [name, value] of Object.entries(err.headers)) reply.header(name, value);
       return api.renderError(err, request, reply);
@@ -37,19 +36,5 @@ export function registerApi(app: FastifyInstance, api: Api, ctx: ApiContext): vo
   });
 }
 
-/** Token responses must never be cached (RFC 6749 §5.1). */
-export function noStore(reply: FastifyReply): FastifyReply {
-  return reply.header('Cache-Control', 'no-store').header('Pragma', 'no-cache');
-}
-
-/**
- * The client's address and user agent (SPEC §2.4): the connection's, or those a caller holding the
- * app key names in the body (`ip`, `userAgent`; validated). An unauthenticated caller can never set
- * them: its body values are ignored (S2-06).
- */
-export function clientOf(request: FastifyRequest, body: Record<string, unknown>, callerHasAppKey: boolean): ClientValues {
-  const connection = recordableClient({ ip: request.ip, userAgent: request.headers['user-agent'] });
-  if (!callerHasAppKey) return connection;
-  const named = callerClient(body.ip, body.userAgent);
-  return { ip: named.ip ?? connection.ip, userAgent: named.userAgent ?? connection.userAgent };
-}
+export { noStore } from './reply.js';
+export { clientOf } from './client_context.js';

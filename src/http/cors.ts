@@ -196,7 +196,7 @@ async function appsConcerned(rotor: Rotor, request: FastifyRequest, route: strin
     if (app) found.push(app);
   }
   for (const token of tokens) {
-    const app = await rotor.engine.appOfToken(token);
+    const app = await rotor.appOfToken(token);
     if (app) found.push(app);
   }
   // Dialect requests whose app shows only inside the handler (FIB and Abitmedia logins at the root,

@@ -24,4 +24,4 @@ export function toRotorError(err: unknown): RotorError {
 }
 
 /** True for errors that deserve an error-level log line (everything a client could not have caused). */
-export const isServerFault = (err: RotorError): boolean => err.status >= 500 && err.code !== 'store_unavailable';
+export const isServerFault = (err: RotorError): boolean => err.kind === 'internal';

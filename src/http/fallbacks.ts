@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { RotorError } from '../domain/errors.js';
 import { toRotorError } from './errors.js';
-import { sendProblem } from './native/problem.js';
+import { sendProblem } from './reply.js';
 import { notFound } from './ops/routes.js';
 
 /**
@@ -21,8 +21,8 @@ export function registerFallbacks(scope: FastifyInstance, options: { allowedMeth
   }
   scope.setErrorHandler((raw, request, reply) => {
     const err = toRotorError(raw);
-    if (err.status >= 500 && err.code !== 'store_unavailable') request.log.error({ err: raw }, 'request failed');
-    if (err.code === 'store_unavailable') reply.header('Retry-After', '1');
+    if (err.kind === 'internal') request.log.error({ err: raw }, 'request failed');
+    if (err.kind === 'unavailable') reply.header('Retry-After', '1');
     return sendProblem(reply, err);
   });
 }

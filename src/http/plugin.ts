@@ -101,8 +101,7 @@ export const rotorPlugin: FastifyPluginAsync<RotorPluginOptions> = async (scope,
     ctx.metrics.latency.observe({ route }, reply.elapsedTime / 1000);
   });
   if (ctx.config.rateLimits) {
-    const store = ctx.rotor.store;
-    const counter = store.addRateHits ? { addRateHits: store.addRateHits.bind(store) } : null;
+    const counter = ctx.rotor.rateCounter();
     const limiter = new RateLimiter(ctx.config.rateLimits, ctx.rotor.clock, counter, scope.log as never);
     const appIdOf = (ref: string) => ctx.rotor.apps.idOf(ref);
     limiter.register(scope, () => ctx.metrics.events.inc({ event: 'rate_limited' }), appIdOf, prefix);

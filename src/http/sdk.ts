@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RotorError } from '../domain/errors.js';
 import type { Api } from './api.js';
-import { sendProblem } from './native/problem.js';
+import { sendProblem } from './reply.js';
 
 /** Where `npm run build` writes the browser client (packages/client), relative to the repository root. */
 const BUNDLE = join('packages', 'client', 'dist', 'rotor-client.js');

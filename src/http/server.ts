@@ -99,8 +99,7 @@ export function buildServer(input: BuildServerInput): FastifyInstance {
   });
 
   if (input.config.rateLimits) {
-    const store = input.rotor.store;
-    const counter = store.addRateHits ? { addRateHits: store.addRateHits.bind(store) } : null;
+    const counter = input.rotor.rateCounter();
     const routes = [...CORE_ROUTE_CLASSES, ...input.dialects.flatMap((d) => d.routeClasses)];
     const limiter = new RateLimiter(input.config.rateLimits, input.rotor.clock, counter, input.logger, routes);
     const appIdOf = (ref: string) => input.rotor.apps.idOf(ref);

@@ -80,7 +80,7 @@ describe.each(DIALECTS.map((d) => d.name))('dialect contract: %s', (name) => {
       const own = await createApp(down, { name: `contract-${name}-down`, profile: name, ...(contract.policy ? { policy: contract.policy } : {}) });
       await contract.enrol?.(down, own);
       const pair = (await issue(down, own, SUBJECT)) as Pair;
-      await down.rotor.store.close();
+      await down.rotor.close();
       for (const call of contract.deciding(down, own, pair)) {
         const res = await call;
         expect(res.status, res.text).toBe(503);

@@ -53,11 +53,11 @@ describe.each(DIALECTS.map((d) => d.name))('%s token format', (name) => {
       expect(format.refreshIdOf({ header: refresh.header, payload: refresh.payload })).not.toBeNull();
     }
 
-    const verified = await rotor.engine.verifyAccess(issued.accessToken, { profile: name });
-    expect(verified.app.id).toBe(app.id);
+    const verified = await rotor.checkAccess(issued.accessToken, { profile: name });
+    expect(verified.ok && verified.access.app.id).toBe(app.id);
     clock.advance(profiles.defaults(name).accessTtl);
-    await expect(rotor.engine.verifyAccess(issued.accessToken, { profile: name })).rejects.toMatchObject({ code: 'invalid_access_token' });
-    await rotor.store.close();
+    expect(await rotor.checkAccess(issued.accessToken, { profile: name })).toEqual({ ok: false, reason: 'invalid' });
+    await rotor.close();
   });
 
   it('refuses its reserved claims in a caller\'s claims', async () => {
@@ -66,7 +66,7 @@ describe.each(DIALECTS.map((d) => d.name))('%s token format', (name) => {
     for (const claim of format.reservedClaims) {
       await expect(rotor.issueSession(app, { subject: 'alice', claims: { [claim]: 'x' } }), claim).rejects.toMatchObject({ code: 'invalid_request' });
     }
-    await rotor.store.close();
+    await rotor.close();
   });
 });
 

@@ -1,9 +1,9 @@
 import { FixedClock } from '../../src/domain/clock.js';
 import { MasterKey } from '../../src/crypto/master_key.js';
 import { Rotor } from '../../src/domain/rotor.js';
-import { dialectDomains } from '../../src/dialects/index.js';
 import type { RefreshOutcome, SecurityEvent } from '../../src/domain/events.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite_store.js';
+import { dialectDomains } from '../../src/dialects/index.js';
 
 /** The domain alone, over an in-memory SQLite store, with a clock the test moves. */
 export async function domainRotor() {

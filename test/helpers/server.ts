@@ -73,7 +73,7 @@ export async function startTestServer(options: { clock?: Clock; env?: Record<str
     app, rotor, config, url, clock, dir, logs,
     async close() {
       await app.close();
-      await rotor.store.close();
+      await rotor.close();
       rmSync(dir, { recursive: true, force: true });
       await pgSchema?.drop();
     },

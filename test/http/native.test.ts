@@ -236,7 +236,7 @@ describe('store unavailable', () => {
     const server = await startTestServer();
     const app = await createApp(server, { name: 'down' });
     const pair = await issue(server, app);
-    await server.rotor.store.close();
+    await server.rotor.close();
     const res = await server.call('POST', '/v1/refresh', { json: { refreshToken: pair.refreshToken } });
     expect(res.status).toBe(503);
     expect(res.headers.get('retry-after')).toBe('1');

@@ -207,7 +207,7 @@ describe('S2-01 admin API: authorization is a property of the route, not of how 
       expect: 200,
       fresh: async (s) => {
         const app = await freshApp('revoked');
-        return { app: app.id, kid: (await s.rotor.store.listSigningKeys(app.id))[0]!.kid };
+        return { app: app.id, kid: (await s.rotor.internals.store.listSigningKeys(app.id))[0]!.kid };
       },
     },
     'PUT /admin/apps/:app/subjects/:subject': {
@@ -251,7 +251,7 @@ describe('S2-01 admin API: authorization is a property of the route, not of how 
   };
   /** The parameters every attempt aims at: the victim app, its live app key and signing key, subject alice. */
   const sharedParams = async (): Promise<Params> => ({
-    app: victim.id, id: victimAppKey.id, kid: (await server.rotor.store.listSigningKeys(victim.id))[0]!.kid, subject: 'alice',
+    app: victim.id, id: victimAppKey.id, kid: (await server.rotor.internals.store.listSigningKeys(victim.id))[0]!.kid, subject: 'alice',
   });
   const fill = (pattern: string, params: Params) => pattern.replace(/:([a-z_]+)/g, (_m, name: string) => {
     const value = params[name];
@@ -261,11 +261,11 @@ describe('S2-01 admin API: authorization is a property of the route, not of how 
 
   /** Everything an admin call could change, read straight from the store. */
   const snapshot = async () => JSON.stringify({
-    apps: (await server.rotor.store.listApps()).map((a) => ({ ...a })),
-    keys: await server.rotor.store.listSigningKeys(victim.id),
-    appKeys: await server.rotor.store.listAppKeys(victim.id),
-    alice: await server.rotor.store.findSubject(victim.id, 'alice'),
-    sessions: await server.rotor.store.listSessions(victim.id, 'alice'),
+    apps: (await server.rotor.internals.store.listApps()).map((a) => ({ ...a })),
+    keys: await server.rotor.internals.store.listSigningKeys(victim.id),
+    appKeys: await server.rotor.internals.store.listAppKeys(victim.id),
+    alice: await server.rotor.internals.store.findSubject(victim.id, 'alice'),
+    sessions: await server.rotor.internals.store.listSessions(victim.id, 'alice'),
   });
 
   beforeAll(async () => {

@@ -33,8 +33,8 @@ describe('dialect matrix: forged and hostile tokens get the same decision on eve
     for (const profile of PROFILES) {
       apps[profile] = await createApp(server, { name: `mx-${profile}`, profile });
       others[profile] = await createApp(server, { name: `mx-${profile}-b`, profile });
-      keys[profile] = await server.rotor.keyring.activeKey(await server.rotor.apps.get(`mx-${profile}`));
-      otherKids[profile] = (await server.rotor.keyring.activeKey(await server.rotor.apps.get(`mx-${profile}-b`))).kid;
+      keys[profile] = await server.rotor.internals.keyring.activeKey(await server.rotor.apps.get(`mx-${profile}`));
+      otherKids[profile] = (await server.rotor.internals.keyring.activeKey(await server.rotor.apps.get(`mx-${profile}-b`))).kid;
     }
   });
   afterAll(async () => { await server.close(); });

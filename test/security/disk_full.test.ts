@@ -12,7 +12,7 @@ describe.skipIf((process.env.ROTOR_TEST_STORE ?? 'sqlite') !== 'sqlite')('F-08 d
   let db: { pragma(sql: string, options?: { simple: boolean }): unknown };
   beforeAll(async () => {
     server = await startTestServer();
-    db = (server.rotor.store as unknown as { db: typeof db }).db;
+    db = (server.rotor.internals.store as unknown as { db: typeof db }).db;
   });
   afterAll(async () => { await server.close(); });
 

@@ -29,7 +29,7 @@ describe('JWT / JOSE attacks (J-01 … J-26)', () => {
       const name = `sec-${alg.toLowerCase()}`;
       apps[alg] = await createApp(server, { name, policy: { alg } });
       await issue(server, apps[alg] as any);
-      keys[alg] = await server.rotor.keyring.activeKey(await server.rotor.apps.get(name));
+      keys[alg] = await server.rotor.internals.keyring.activeKey(await server.rotor.apps.get(name));
     }
     apps.B = await createApp(server, { name: 'sec-b' });
     control = await issue(server, apps.ES256 as any, 'u1');
@@ -171,7 +171,7 @@ describe('JWT / JOSE attacks (J-01 … J-26)', () => {
     // A token of app ES256 presented to app B: unknown there.
     expect(await decisions(control.accessToken, apps.B)).toEqual([false, false]);
     // A token naming B's kid but signed with A's key.
-    const bKey = await server.rotor.keyring.activeKey(await server.rotor.apps.get('sec-b'));
+    const bKey = await server.rotor.internals.keyring.activeKey(await server.rotor.apps.get('sec-b'));
     const forged = signWith(keys.ES256!, { ...esHeader(), kid: bKey.kid }, controlPayload);
     await expectRejected(forged, apps.B);
     await expectRejected(forged);

@@ -49,7 +49,7 @@ describe('S2-12 concurrent updates of one subject or app', () => {
       expect({ round, status: again.status, code: again.body?.code }).toEqual({ round, status: 403, code: 'subject_disabled' });
       const renewed = await server.call('POST', '/v1/refresh', { json: { refreshToken: before.refreshToken }, headers: bearer });
       expect(renewed.status).not.toBe(200);
-      const sessions = await server.rotor.store.listSessions((await server.rotor.apps.get(app.name)).id, subject);
+      const sessions = await server.rotor.internals.store.listSessions((await server.rotor.apps.get(app.name)).id, subject);
       expect(sessions.filter((s) => s.revokedAt === null)).toEqual([]);
     }
   });
@@ -81,7 +81,7 @@ describe('S2-12 concurrent updates of one subject or app', () => {
         rotor.apps.update(app.id, { description: `round ${round}` }),
       ];
       await Promise.all(updates);
-      const stored = await rotor.store.findApp({ id: app.id });
+      const stored = await rotor.internals.store.findApp({ id: app.id });
       expect({ round, accessTtl: stored?.policy.accessTtl, reuseGrace: stored?.policy.reuseGrace, description: stored?.description })
         .toEqual({ round, accessTtl: 100 + round, reuseGrace: round, description: `round ${round}` });
     }
@@ -109,7 +109,7 @@ describe('S2-12 concurrent updates of one subject or app', () => {
       rotor.apps.update(app.id, { policy: { refreshTtl: 3600 } }),
     ]);
     expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
-    const stored = await rotor.store.findApp({ id: app.id });
+    const stored = await rotor.internals.store.findApp({ id: app.id });
     expect(stored!.policy.accessTtl).toBeLessThanOrEqual(stored!.policy.refreshTtl as number);
   });
 });
@@ -125,7 +125,7 @@ describe('SPEC §1 keyless dialect apps stay public (migration 3 made the existi
       const res = await server.call('PATCH', `/admin/apps/${app.id}`, { json: { public: false }, headers: admin });
       expect({ profile, status: res.status }).toEqual({ profile, status: 400 });
       expect(res.body.detail).toMatch(/cannot be confidential/);
-      expect((await server.rotor.store.findApp({ id: app.id }))?.public).toBe(true);
+      expect((await server.rotor.internals.store.findApp({ id: app.id }))?.public).toBe(true);
     }
     for (const profile of ['native', 'jwtplus']) {
       const { app } = await server.rotor.apps.create({ name: `keyed-${profile}`, profile, public: true });
@@ -169,7 +169,7 @@ describe.skipIf(onPostgres)('S2-07 modes of the SQLite files', () => {
             key: modeOf(join(data, 'master.key')),
           }).toEqual({ data: '700', parent: '700', db: '600', wal: '600', shm: '600', key: '600' });
         } finally {
-          await rotor.store.close();
+          await rotor.close();
         }
       });
     });

@@ -84,7 +84,7 @@ describe('rate limits across instances', () => {
       expect((await guess(second)).status).toBe(429);
     } finally {
       await second.app.close();
-      await second.rotor.store.close();
+      await second.rotor.close();
       await first.close();
     }
   });

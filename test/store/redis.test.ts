@@ -96,18 +96,18 @@ describe('redis cluster specifics', () => {
       const replica = cluster.nodes.find((n) => n.port === replicaPort)!.process!;
       replica.kill('SIGSTOP');
       try {
-        await expect(rotor.engine.refresh(first.refreshToken!)).rejects.toMatchObject({ code: 'store_unavailable' });
+        await expect(rotor.refresh(first.refreshToken!)).rejects.toMatchObject({ code: 'store_unavailable' });
       } finally {
         replica.kill('SIGCONT');
       }
       // The client saw a 503 and retries with the same token: the rotation it never received, once confirmed.
-      const retried = await rotor.engine.refresh(first.refreshToken!);
+      const retried = await rotor.refresh(first.refreshToken!);
       expect(retried.refreshToken).toMatch(/^rt_/);
       // The successor it handed out is durable now, and goes on like any other.
-      const onward = await rotor.engine.refresh(retried.refreshToken!);
+      const onward = await rotor.refresh(retried.refreshToken!);
       expect(onward.refreshToken).not.toBe(retried.refreshToken);
       // The old parent is an ordinary ancestor again: with grace 0, reuse.
-      const again = await rotor.engine.refresh(first.refreshToken!).catch((err: unknown) => err);
+      const again = await rotor.refresh(first.refreshToken!).catch((err: unknown) => err);
       expect(again).toMatchObject({ code: 'invalid_refresh_token', reason: 'reused' });
     } finally {
       await store.close();

@@ -1,6 +1,7 @@
 import type { FastifyReply } from 'fastify';
 import type { Issued } from '../../domain/engine.js';
 import type { RotorError } from '../../domain/errors.js';
+import { sendJson } from '../../http/reply.js';
 
 /** Abitmedia's messages, byte-exact (UTF-8) as SPEC §4.4 gives them. */
 export const MESSAGES = {
@@ -28,31 +29,31 @@ export function tokensBody(issued: Issued, message: string): Record<string, unkn
 }
 
 function statusOf(err: RotorError): { status: number; message: string } {
-  switch (err.code) {
-    case 'invalid_credentials':
-      return { status: 401, message: MESSAGES.badCredentials };
-    case 'app_not_found':
+  switch (err.kind) {
+    case 'client_auth':
+      // The login's credentials; anything else (a confidential app's refresh) is the refresh answer.
+      return err.code === 'invalid_credentials' ? { status: 401, message: MESSAGES.badCredentials } : { status: 400, message: MESSAGES.badRefreshToken };
+    case 'not_found':
       return { status: 404, message: MESSAGES.unknownApp };
-    case 'payload_too_large':
-      return { status: 413, message: MESSAGES.tooLarge };
-    case 'store_unavailable':
+    case 'bad_input':
+      return err.code === 'payload_too_large' ? { status: 413, message: MESSAGES.tooLarge } : { status: 400, message: MESSAGES.badRefreshToken };
+    case 'unavailable':
       return { status: 503, message: MESSAGES.unavailable };
     case 'rate_limited':
       return { status: 429, message: MESSAGES.tooManyRequests };
-    case 'origin_not_allowed':
+    case 'forbidden':
       return { status: 403, message: MESSAGES.originNotAllowed };
-    default:
+    case 'internal':
+      return { status: 500, message: MESSAGES.internal };
+    case 'refused':
+    case 'conflict':
       // Anything wrong with a refresh request (no token, a bad one, a bad body) is the one answer.
-      return err.status < 500 ? { status: 400, message: MESSAGES.badRefreshToken } : { status: 500, message: MESSAGES.internal };
+      return { status: 400, message: MESSAGES.badRefreshToken };
   }
 }
 
 /** `{"success":false,"status":<http>,"message":"…"}`. */
 export function sendAbitmediaError(reply: FastifyReply, err: RotorError): FastifyReply {
   const { status, message } = statusOf(err);
-  return reply
-    .code(status)
-    .header('Cache-Control', 'no-store')
-    .header('Content-Type', 'application/json; charset=utf-8')
-    .send(JSON.stringify({ success: false, status, message }));
+  return sendJson(reply.header('Cache-Control', 'no-store'), status, { success: false, status, message });
 }

@@ -103,7 +103,7 @@ export const abitmediaApi: Api = {
       for (const prefix of PREFIXES) {
         scope.post(`${prefix}/v1/refreshToken`, async (request, reply) => {
           const pathApp = await appOfPath(ctx, request, PROFILE, 'Abitmedia');
-          const issued = await ctx.rotor.engine.refresh(await refreshTokenOf(request), {
+          const issued = await ctx.rotor.refresh(await refreshTokenOf(request), {
             client: pathApp, profile: PROFILE, context: clientContextOf(request),
           });
           return noStore(reply).send(tokensBody(issued, MESSAGES.refreshed));

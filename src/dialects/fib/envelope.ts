@@ -1,6 +1,7 @@
 import type { FastifyReply } from 'fastify';
 import type { Issued } from '../../domain/engine.js';
 import type { RotorError } from '../../domain/errors.js';
+import { sendJson } from '../../http/reply.js';
 
 const OK = { code: 200, name: 'OK' };
 
@@ -35,37 +36,36 @@ const NAMES: Record<number, string> = {
   503: 'SERVICE_UNAVAILABLE',
 };
 
+/** FIB's words for what is missing, where it names it. */
+const NOT_FOUND: Partial<Record<RotorError['code'], string>> = { subject_not_found: 'Subject not found', app_not_found: 'App not found' };
+
 function statusOf(err: RotorError): { code: number; message: string } {
-  // A deleted (or never known) subject is 404, whether its token or its login says so.
-  if (err.code === 'subject_not_found' || err.reason === 'subject_not_found') return { code: 404, message: 'Subject not found' };
-  switch (err.code) {
-    case 'invalid_refresh_token':
-    case 'invalid_access_token':
+  // A deleted (or never known) subject is 404, whether its token (a refusal) or its login says so.
+  if (err.reason === 'subject_not_found') return { code: 404, message: 'Subject not found' };
+  switch (err.kind) {
+    case 'refused':
+      if (err.code === 'subject_disabled') return { code: 401, message: 'Subject is disabled' };
       return { code: 401, message: 'Invalid or expired token' };
-    case 'unauthorized':
-      return { code: 401, message: err.detail };
-    case 'subject_disabled':
-      return { code: 401, message: 'Subject is disabled' };
-    case 'invalid_credentials':
-      return { code: 422, message: UNPROCESSABLE_LOGIN };
-    case 'app_not_found':
-      return { code: 404, message: 'App not found' };
-    case 'invalid_request':
-    case 'unsupported_media_type':
-      return { code: 400, message: err.detail };
-    case 'store_unavailable':
+    case 'client_auth':
+      return err.code === 'invalid_credentials' ? { code: 422, message: UNPROCESSABLE_LOGIN } : { code: 401, message: err.detail };
+    case 'not_found':
+      return { code: 404, message: NOT_FOUND[err.code] ?? err.detail };
+    case 'bad_input':
+      // FIB answers a body it cannot read as a bad request, whatever its media type.
+      return { code: err.code === 'unsupported_media_type' ? 400 : err.status, message: err.detail };
+    case 'unavailable':
       return { code: 503, message: 'Service temporarily unavailable, retry shortly' };
-    default:
-      return err.status < 500 ? { code: err.status, message: err.detail } : { code: 500, message: 'Internal error' };
+    case 'internal':
+      return { code: 500, message: 'Internal error' };
+    case 'conflict':
+    case 'forbidden':
+    case 'rate_limited':
+      return { code: err.status, message: err.detail };
   }
 }
 
 /** `{"status":{"code","name","message"},"data":null}`. */
 export function sendFibError(reply: FastifyReply, err: RotorError): FastifyReply {
   const { code, message } = statusOf(err);
-  return reply
-    .code(code)
-    .header('Cache-Control', 'no-store')
-    .header('Content-Type', 'application/json; charset=utf-8')
-    .send(JSON.stringify({ status: { code, name: NAMES[code] ?? 'ERROR', message }, data: null }));
+  return sendJson(reply.header('Cache-Control', 'no-store'), code, { status: { code, name: NAMES[code] ?? 'ERROR', message }, data: null });
 }

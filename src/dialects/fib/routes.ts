@@ -1,5 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import { appOfPath, clientContextOf } from '../path_app.js';
+import { requireAccess } from '../../domain/engine.js';
 import { invalidRequest, RotorError } from '../../domain/errors.js';
 import type { App, Subject } from '../../domain/types.js';
 import { type Api, type ApiContext, noStore } from '../../http/api.js';
@@ -59,7 +60,7 @@ export const fibApi: Api = {
       app.patch(`${prefix}${BASE}/session`, async (request, reply) => {
         const pathApp = await appOfPath(ctx, request, PROFILE, 'FIB');
         const token = tokenOf(request);
-        const issued = await rotor.engine.refresh(token, { client: pathApp, profile: PROFILE, context: clientContextOf(request) });
+        const issued = await rotor.refresh(token, { client: pathApp, profile: PROFILE, context: clientContextOf(request) });
         return noStore(reply).send(sessionBody(issued));
       });
 
@@ -72,22 +73,18 @@ export const fibApi: Api = {
           if (typeof value !== 'string') throw invalidRequest(`${field} is required and must be a string`);
         }
         const target = pathApp ?? (await appOfLogin(ctx, email as string, authPublicKeyHex as string));
-        const subject = await rotor.subjects.checkLogin(target, email, fibLogin, { signatureHex: signature, publicKeyHex: authPublicKeyHex });
-        const issued = await rotor.engine.issue(target, { subject: subject.subject, claims: subject.claims, client: clientContextOf(request) });
+        const issued = await rotor.loginWithProof(target, {
+          subject: email, rule: fibLogin, proof: { signatureHex: signature, publicKeyHex: authPublicKeyHex }, client: clientContextOf(request),
+        });
         return noStore(reply).send(sessionBody(issued));
       });
 
       app.post(`${prefix}${BASE}/logout`, async (request, reply) => {
         const pathApp = await appOfPath(ctx, request, PROFILE, 'FIB');
         const token = tokenOf(request);
-        let access;
-        try {
-          access = await rotor.engine.verifyAccess(token, { client: pathApp, profile: PROFILE });
-        } catch (err) {
-          if (err instanceof RotorError && err.code === 'invalid_access_token') await refuseGoneSubject(ctx, token, pathApp);
-          throw err;
-        }
-        await rotor.engine.revokeSession(access.session.id, 'logout', access.app.id);
+        const check = await rotor.checkAccess(token, { client: pathApp, profile: PROFILE });
+        if (!check.ok) await refuseGoneSubject(ctx, token, pathApp);
+        await rotor.logout(requireAccess(check));
         return noStore(reply).send(loggedOut);
       });
     }
@@ -96,7 +93,7 @@ export const fibApi: Api = {
 
 /** A genuine FIB access token whose subject was deleted is 404 (SPEC §4.4), not merely 401. */
 async function refuseGoneSubject(ctx: ApiContext, token: string, pathApp: App | undefined): Promise<void> {
-  const verified = await ctx.rotor.engine.verifyJwt(token, pathApp, { allowExpired: false });
+  const verified = await ctx.rotor.verifyJwt(token, { client: pathApp, allowExpired: false });
   if (!verified || verified.app.profile !== PROFILE || !fibFormat.isAccessToken(verified.parts)) return;
   const sub = verified.parts.payload.sub;
   if (typeof sub === 'string' && !(await subjectOrNull(ctx, verified.app, sub))) {

@@ -1,5 +1,6 @@
 import type { FastifyRequest } from 'fastify';
-import { appOfPath } from '../path_app.js';
+import { appOfPath, clientContextOf } from '../path_app.js';
+import { requireAccess } from '../../domain/engine.js';
 import { invalidRequest } from '../../domain/errors.js';
 import { type Api, noStore } from '../../http/api.js';
 import { renewed, sendFloliveError } from './envelope.js';
@@ -33,20 +34,20 @@ export const floliveApi: Api = {
   name: 'flolive',
   renderError: (err, _request, reply) => sendFloliveError(reply, err),
   routes(app, ctx) {
-    const { engine } = ctx.rotor;
+    const { rotor } = ctx;
     for (const prefix of PREFIXES) {
       app.put(`${prefix}/api/v2/auth/token`, async (request, reply) => {
         const pathApp = await appOfPath(ctx, request, PROFILE, 'floLIVE');
         const { token, refreshToken } = pairOf(request);
-        const access = await engine.verifyAccess(token, { client: pathApp, profile: PROFILE, allowExpired: true });
+        const access = requireAccess(await rotor.checkAccess(token, { client: pathApp, profile: PROFILE, allowExpired: true }));
         if (!flolivePermitExpiredAccess.of(access.app.policy)) {
-          await engine.verifyAccess(token, { client: access.app, profile: PROFILE, allowExpired: false });
+          requireAccess(await rotor.checkAccess(token, { client: access.app, profile: PROFILE, allowExpired: false }));
         }
-        const issued = await engine.refresh(refreshToken, {
+        const issued = await rotor.refresh(refreshToken, {
           client: access.app,
           profile: PROFILE,
           expectSessionId: access.session.id,
-          context: { ip: request.ip, userAgent: request.headers['user-agent'] ?? null },
+          context: clientContextOf(request),
         });
         return noStore(reply).send(renewed(issued));
       });

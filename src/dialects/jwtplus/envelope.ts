@@ -1,5 +1,6 @@
 import type { FastifyReply } from 'fastify';
 import { RotorError } from '../../domain/errors.js';
+import { sendJson } from '../../http/reply.js';
 
 /**
  * JSON exactly as Go's encoding/json (gin's `c.JSON`) writes it: `<`, `>`, `&`, U+2028 and U+2029
@@ -10,7 +11,7 @@ export function goJson(value: unknown): string {
 }
 
 export function sendGo(reply: FastifyReply, status: number, body: unknown): FastifyReply {
-  return reply.code(status).header('Content-Type', 'application/json; charset=utf-8').send(goJson(body));
+  return sendJson(reply, status, body, goJson);
 }
 
 export interface FieldError {
@@ -44,23 +45,29 @@ export const fieldErrors = (errors: FieldError[]) => new JwtPlusError(400, { err
 export function renderJwtPlusError(err: RotorError, reply: FastifyReply, route: string | undefined): FastifyReply {
   reply.header('Cache-Control', 'no-store');
   if (err instanceof JwtPlusError) return sendGo(reply, err.httpStatus, err.body);
-  switch (err.code) {
-    case 'invalid_refresh_token':
+  switch (err.kind) {
+    case 'refused':
+      if (err.code === 'subject_disabled' && !route?.endsWith('/renew')) {
+        return sendGo(reply, 400, { errors: [{ error_field: 'sub', error_message: 'This subject is disabled.' }] });
+      }
       return sendGo(reply, 404, { message: 'invalid refresh token' });
-    case 'subject_disabled':
-      if (route?.endsWith('/renew')) return sendGo(reply, 404, { message: 'invalid refresh token' });
-      return sendGo(reply, 400, { errors: [{ error_field: 'sub', error_message: 'This subject is disabled.' }] });
-    case 'invalid_app_key':
-    case 'app_not_found':
+    case 'client_auth':
       return sendGo(reply, 403, { errors: 'invalid app key or id' });
-    case 'invalid_request':
-      return sendGo(reply, 400, { errors: [{ error_field: '', error_message: err.detail }] });
-    case 'payload_too_large':
-      return sendGo(reply, 413, { errors: 'request body too large' });
-    case 'store_unavailable':
+    case 'not_found':
+      // JWTPlus answers an unknown app as a wrong key or id.
+      if (err.code === 'app_not_found') return sendGo(reply, 403, { errors: 'invalid app key or id' });
+      return sendGo(reply, err.status, { errors: err.detail });
+    case 'bad_input':
+      if (err.code === 'invalid_request') return sendGo(reply, 400, { errors: [{ error_field: '', error_message: err.detail }] });
+      if (err.code === 'payload_too_large') return sendGo(reply, 413, { errors: 'request body too large' });
+      return sendGo(reply, err.status, { errors: err.detail });
+    case 'unavailable':
       return sendGo(reply, 503, { message: 'error' });
-    default:
-      if (err.status >= 500) return sendGo(reply, 500, { message: 'error' });
+    case 'internal':
+      return sendGo(reply, 500, { message: 'error' });
+    case 'conflict':
+    case 'forbidden':
+    case 'rate_limited':
       return sendGo(reply, err.status, { errors: err.detail });
   }
 }

@@ -101,7 +101,7 @@ export const jwtplusApi: Api = {
       const fields = validateFields(parseBody(request.body), {
         refresh_token: ['required', 'jwt'], ip: ['required', 'ip'], useragent: ['required', { max: 512 }],
       });
-      const issued = await rotor.engine.refresh(fields.refresh_token, {
+      const issued = await rotor.refresh(fields.refresh_token, {
         client: target, clientAuthenticated: true, profile: 'jwtplus', context: { ip: fields.ip, userAgent: fields.useragent },
       });
       return sendGo(noStore(reply), 200, tokenResponse(issued));
@@ -110,20 +110,14 @@ export const jwtplusApi: Api = {
     app.post('/app/:app_id/verify', async (request, reply) => {
       const target = await authenticatedApp(ctx, request);
       const { token } = validateFields(parseBody(request.body), { token: ['required', 'jwt'] });
-      let verified = true;
-      try {
-        await rotor.engine.verifyAccess(token, { client: target, profile: 'jwtplus', newestPair: true });
-      } catch (err) {
-        if (!(err instanceof RotorError) || err.code === 'store_unavailable') throw err;
-        verified = false;
-      }
+      const { ok: verified } = await rotor.checkAccess(token, { client: target, profile: 'jwtplus', newestPair: true });
       return sendGo(reply, 200, { verified });
     });
 
     app.post('/app/:app_id/logout', async (request, reply) => {
       const target = await authenticatedApp(ctx, request);
       const { token } = validateFields(parseBody(request.body), { token: ['required', 'jwt'] });
-      await rotor.engine.revokeToken(token, target);
+      await rotor.revokeToken(token, target);
       return sendGo(reply, 200, { status: 'ok' });
     });
 

@@ -1,5 +1,6 @@
 import type { FastifyReply } from 'fastify';
 import type { RotorError } from '../../domain/errors.js';
+import { sendJson } from '../../http/reply.js';
 
 const MONTHS = [
   'January', 'February', 'March', 'April', 'May', 'June',
@@ -37,11 +38,7 @@ export interface VerifikErrorOptions {
 }
 
 function send(reply: FastifyReply, status: number, body: unknown): FastifyReply {
-  return reply
-    .code(status)
-    .header('Content-Type', 'application/json; charset=utf-8')
-    .header('Cache-Control', 'no-store')
-    .send(JSON.stringify(body));
+  return sendJson(reply.header('Cache-Control', 'no-store'), status, body);
 }
 
 /**
@@ -50,18 +47,24 @@ function send(reply: FastifyReply, status: number, body: unknown): FastifyReply 
  * (store unavailable, body too large) keep Verifik's `{code, message}` shape.
  */
 export function renderVerifikError(err: RotorError, reply: FastifyReply, options: VerifikErrorOptions): FastifyReply {
-  if (err.code === 'invalid_request') {
-    return send(reply, 409, { code: 'MissingParameter', message: err.detail });
+  switch (err.kind) {
+    case 'refused':
+    case 'client_auth':
+      return send(reply, 401, {
+        code: 'Unauthorized',
+        message: 'Invalid or expired token.',
+        signature: { dateTime: signatureDateTime(options.now), message: options.signatureMessage },
+      });
+    case 'bad_input':
+      if (err.code === 'invalid_request') return send(reply, 409, { code: 'MissingParameter', message: err.detail });
+      return send(reply, err.status, { code: RESTIFY_CODES[err.status] ?? 'InternalServer', message: err.detail });
+    case 'internal':
+      return send(reply, 500, { code: 'InternalServer', message: 'Internal error.' });
+    case 'not_found':
+    case 'conflict':
+    case 'forbidden':
+    case 'rate_limited':
+    case 'unavailable':
+      return send(reply, err.status, { code: RESTIFY_CODES[err.status] ?? 'InternalServer', message: err.detail });
   }
-  if (err.code === 'invalid_access_token' || err.code === 'invalid_refresh_token' || err.code === 'subject_disabled'
-    || err.code === 'unauthorized' || err.code === 'subject_not_found') {
-    return send(reply, 401, {
-      code: 'Unauthorized',
-      message: 'Invalid or expired token.',
-      signature: { dateTime: signatureDateTime(options.now), message: options.signatureMessage },
-    });
-  }
-  const status = err.status >= 500 && err.code !== 'store_unavailable' ? 500 : err.status;
-  const message = status === 500 ? 'Internal error.' : err.detail;
-  return send(reply, status, { code: RESTIFY_CODES[status] ?? 'InternalServer', message });
 }

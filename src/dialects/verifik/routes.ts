@@ -1,9 +1,10 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { VerifiedAccess } from '../../domain/engine.js';
+import { requireAccess, type VerifiedAccess } from '../../domain/engine.js';
 import { invalidRequest } from '../../domain/errors.js';
 import type { App } from '../../domain/types.js';
 import { type Api, type ApiContext, noStore } from '../../http/api.js';
 import { rawOrBearerCredential } from '../../http/auth.js';
+import { clientContextOf } from '../../http/client_context.js';
 import { renderVerifikError } from './envelope.js';
 import { MONTH, verifikMaxMonths } from './policy.js';
 
@@ -27,7 +28,7 @@ function presentedToken(request: FastifyRequest): string {
 /** A live access token of a verifik app (the app is the one whose key signed it). */
 async function verifiedAccess(ctx: ApiContext, request: FastifyRequest): Promise<VerifiedAccess> {
   const token = presentedToken(request);
-  return ctx.rotor.engine.verifyAccess(token, { profile: 'verifik' });
+  return requireAccess(await ctx.rotor.checkAccess(token, { profile: 'verifik' }));
 }
 
 /**
@@ -44,11 +45,6 @@ function requestedTtl(app: App, query: Record<string, unknown>): number | undefi
     throw invalidRequest(`${name} must be a whole number of months from 1 to ${max}`);
   }
   return months * MONTH;
-}
-
-function clientContext(request: FastifyRequest): { ip: string | null; userAgent: string | null } {
-  const ua = request.headers['user-agent'];
-  return { ip: request.ip ?? null, userAgent: typeof ua === 'string' ? ua.slice(0, 512) : null };
 }
 
 /**
@@ -80,7 +76,7 @@ export const verifikApi: Api = {
         throw invalidRequest('origin must be "refresh" or "app"');
       }
       const accessTtl = requestedTtl(access.app, query);
-      const issued = await ctx.rotor.engine.renewAccess(access, { accessTtl, context: clientContext(request) });
+      const issued = await ctx.rotor.renewAccess(access, { accessTtl, context: clientContextOf(request) });
       return noStore(reply).send({ accessToken: issued.accessToken, tokenType: 'bearer' });
     };
     app.get('/v2/auth/session', renew);
@@ -88,11 +84,7 @@ export const verifikApi: Api = {
 
     app.post('/v2/auth/renew-and-revoke', async (request, reply) => {
       const access = await verifiedAccess(ctx, request);
-      const { session } = access;
-      const issued = await ctx.rotor.engine.issue(access.app, {
-        subject: session.subject, claims: session.claims, audience: session.audience,
-        client: clientContext(request), revokeOthers: 'renew_and_revoke',
-      });
+      const issued = await ctx.rotor.replaceSessions(access, { client: clientContextOf(request), reason: 'renew_and_revoke' });
       return noStore(reply).send({ token: issued.accessToken });
     });
   },

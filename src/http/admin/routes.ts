@@ -1,9 +1,10 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { constantTimeEqualText } from '../../crypto/secrets.js';
 import { RotorError } from '../../domain/errors.js';
-import { type Api, noStore } from '../api.js';
+import type { Api } from '../api.js';
+import { noStore } from '../reply.js';
 import { authorizationCredential, bodyOf } from '../auth.js';
-import { sendProblem } from '../native/problem.js';
+import { sendProblem } from '../reply.js';
 import { ActivitySampler } from '../activity.js';
 import { adminSessionView, appView, eventView, eventsQuery, signingKeyView, subjectListingView, subjectView } from './views.js';
 
@@ -145,7 +146,7 @@ export const adminApi: Api = {
     });
 
     // Samples are taken once the server is ready (not while its routes are merely being listed).
-    const sampler = new ActivitySampler(ctx.metrics, rotor.store, rotor.clock);
+    const sampler = new ActivitySampler(ctx.metrics, rotor.activity, rotor.clock);
     app.addHook('onReady', async () => { await sampler.start(); });
     app.addHook('onClose', async () => { sampler.stop(); });
     app.get('/admin/stats', async () => sampler.series());

@@ -1,8 +1,8 @@
+import { iso } from '../reply.js';
 import { RotorError } from '../../domain/errors.js';
 import type { App, Session, SigningKeyRecord, Subject } from '../../domain/types.js';
 import type { SecurityEventRecord, SubjectListing } from '../../domain/store.js';
 
-const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
 export const appView = (app: App) => ({
   id: app.id, name: app.name, profile: app.profile, public: app.public, description: app.description,

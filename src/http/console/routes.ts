@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { RotorError } from '../../domain/errors.js';
 import type { Api } from '../api.js';
-import { sendProblem } from '../native/problem.js';
+import { sendProblem } from '../reply.js';
 import { CONSOLE_CSS, CONSOLE_HTML, FAVICON_SVG } from './page.js';
 
 /**

@@ -1,9 +1,10 @@
 import type { FastifyRequest } from 'fastify';
 import { RotorError } from '../../domain/errors.js';
 import type { App } from '../../domain/types.js';
-import { type Api, type ApiContext, clientOf, noStore } from '../api.js';
+import type { Api, ApiContext } from '../api.js';
+import { clientOf } from '../client_context.js';
 import { authorizationCredential, bodyOf, dpopInput } from '../auth.js';
-import { sendProblem } from './problem.js';
+import { noStore, sendProblem } from '../reply.js';
 import { sessionView, tokenPair } from './token_pair.js';
 
 type AppParams = { app: string };
@@ -54,7 +55,7 @@ export const nativeApi: Api = {
       // The app key is optional here; a presented one is always checked, and it alone lets the caller name
       // the client's ip and user agent and redeem a confidential app's tokens (SPEC §1, §2.4).
       const caller = request.headers.authorization === undefined ? undefined : await appKeyHolder(ctx, request);
-      const issued = await rotor.engine.refresh(body.refreshToken, {
+      const issued = await rotor.refresh(body.refreshToken, {
         client: caller, clientAuthenticated: caller !== undefined, context: clientOf(request, body, caller !== undefined),
         dpop: dpopInput(request, ctx.config.issuer, '/v1/refresh'),
       });
@@ -65,7 +66,7 @@ export const nativeApi: Api = {
     app.post('/v1/revoke', async (request, reply) => {
       const body = bodyOf(request);
       if (typeof body.token !== 'string') throw new RotorError('invalid_request', 'token (a string) is required');
-      await rotor.engine.revokeToken(body.token);
+      await rotor.revokeToken(body.token);
       return noStore(reply).send({});
     });
 
@@ -73,7 +74,7 @@ export const nativeApi: Api = {
       const client = await appKeyHolder(ctx, request);
       const body = bodyOf(request);
       if (typeof body.token !== 'string') throw new RotorError('invalid_request', 'token (a string) is required');
-      return noStore(reply).send(await rotor.engine.introspect(body.token, client));
+      return noStore(reply).send(await rotor.introspect(body.token, client));
     });
 
     app.get('/v1/apps/:app/sessions', async (request, reply) => {

@@ -1,3 +1,4 @@
+import { iso } from '../reply.js';
 import type { Issued } from '../../domain/engine.js';
 
 /** SPEC §4.1 `TokenPair`. */
@@ -15,7 +16,6 @@ export function tokenPair(issued: Issued): Record<string, unknown> {
   return pair;
 }
 
-const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
 /** SPEC §4.1 `Session`. */
 export function sessionView(s: import('../../domain/types.js').Session): Record<string, unknown> {

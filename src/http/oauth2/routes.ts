@@ -1,41 +1,42 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { RotorError } from '../../domain/errors.js';
 import type { App } from '../../domain/types.js';
-import { type Api, type ApiContext, noStore } from '../api.js';
+import { type Api, type ApiContext } from '../api.js';
+import { clientContextOf } from '../client_context.js';
+import { noStore, sendJson } from '../reply.js';
 import { DPOP_ALGORITHMS } from '../../crypto/dpop.js';
 import { appIssuer } from '../../domain/formats/native.js';
 import { basicCredentials, bodyOf, dpopInput } from '../auth.js';
 import { registerFormParser } from '../form.js';
 
-/** RFC 6749 §5.2 error codes, from the catalogue. */
+/** RFC 6749 §5.2 error codes, by kind (RFC 9449 and RFC 6749 name a few codes of their own within one). */
 function oauthError(err: RotorError): { status: number; error: string } {
-  switch (err.code) {
-    case 'invalid_refresh_token':
-    case 'subject_disabled':
-    case 'subject_not_found':
+  switch (err.kind) {
+    case 'refused':
+      // RFC 9449 §5 and §8: a DPoP proof's refusal keeps its own code, at the token endpoint with 400.
+      if (err.code === 'invalid_dpop_proof' || err.code === 'use_dpop_nonce') return { status: 400, error: err.code };
       return { status: 400, error: 'invalid_grant' };
-    case 'invalid_app_key':
-    case 'app_not_found':
+    case 'client_auth':
       return { status: 401, error: 'invalid_client' };
-    case 'invalid_scope':
-      return { status: 400, error: 'invalid_scope' };
-    case 'store_unavailable':
-      return { status: 503, error: 'temporarily_unavailable' };
-    case 'internal_error':
-      return { status: 500, error: 'server_error' };
-    case 'rate_limited':
-      return { status: 429, error: 'slow_down' };
-    // RFC 9449 §5 and §8: both at the token endpoint with 400.
-    case 'invalid_dpop_proof':
-      return { status: 400, error: 'invalid_dpop_proof' };
-    case 'use_dpop_nonce':
-      return { status: 400, error: 'use_dpop_nonce' };
-    case 'origin_not_allowed':
+    case 'not_found':
+      // The one thing an OAuth request names that can be missing is its client (a token's subject is the grant's).
+      if (err.code === 'app_not_found') return { status: 401, error: 'invalid_client' };
+      return err.code === 'subject_not_found' ? { status: 400, error: 'invalid_grant' } : { status: 400, error: 'invalid_request' };
+    case 'forbidden':
       // RFC 6749 §5.2 has no code for "not from this web origin": the request is refused as invalid, with
       // 403 (not 400) so that it reads as a refusal, not a malformed call; its description names the cause.
       return { status: 403, error: 'invalid_request' };
-    default:
-      return err.reason === 'unsupported_grant_type' ? { status: 400, error: 'unsupported_grant_type' } : { status: err.status === 413 || err.status === 415 ? err.status : 400, error: 'invalid_request' };
+    case 'rate_limited':
+      return { status: 429, error: 'slow_down' };
+    case 'unavailable':
+      return { status: 503, error: 'temporarily_unavailable' };
+    case 'internal':
+      return { status: 500, error: 'server_error' };
+    case 'bad_input':
+    case 'conflict':
+      if (err.code === 'invalid_scope') return { status: 400, error: 'invalid_scope' };
+      if (err.reason === 'unsupported_grant_type') return { status: 400, error: 'unsupported_grant_type' };
+      return { status: err.status === 413 || err.status === 415 ? err.status : 400, error: 'invalid_request' };
   }
 }
 
@@ -115,7 +116,7 @@ function endpoints(base: string, methods: string[]): Record<string, unknown> {
 }
 
 function send(reply: FastifyReply, status: number, body: unknown): FastifyReply {
-  return noStore(reply).code(status).header('Content-Type', 'application/json; charset=utf-8').send(JSON.stringify(body));
+  return sendJson(noStore(reply), status, body);
 }
 
 /** SPEC §4.2: the refresh grant, revocation, introspection and discovery. */
@@ -128,7 +129,7 @@ export const oauth2Api: Api = {
     // client: RFC 6749's own words for the two errors that could tell a token's story (S2-14).
     if (err.reason !== undefined || error === 'invalid_client') request.log.info({ event: 'oauth_refused', error, code: err.code, reason: err.reason }, 'oauth request refused');
     const body: Record<string, string> = { error };
-    const description = GENERIC_DESCRIPTIONS[error] ?? (err.code === 'internal_error' ? undefined : err.detail);
+    const description = GENERIC_DESCRIPTIONS[error] ?? (err.kind === 'internal' ? undefined : err.detail);
     if (description !== undefined) body.error_description = description;
     return send(reply, status, body);
   },
@@ -148,14 +149,14 @@ export const oauth2Api: Api = {
       if (typeof body.refresh_token !== 'string' || body.refresh_token.length === 0) throw new RotorError('invalid_request', 'refresh_token is required');
       // Scope is checked against the session before rotating, so a refused scope consumes nothing.
       if (body.scope !== undefined && body.scope !== '') {
-        const peek = await rotor.engine.introspect(body.refresh_token, client);
+        const peek = await rotor.introspect(body.refresh_token, client);
         // Only a live token can mint: a consumed one goes on to the engine (grace retry or reuse detection),
         // an unknown or dead one to invalid_grant, whatever scope it asks for.
         if (peek.active) checkScope(body.scope, peek.claims?.scope);
       }
-      const issued = await rotor.engine.refresh(body.refresh_token, {
+      const issued = await rotor.refresh(body.refresh_token, {
         client, clientAuthenticated: authenticated,
-        context: { ip: request.ip, userAgent: typeof request.headers['user-agent'] === 'string' ? request.headers['user-agent'] : null },
+        context: clientContextOf(request),
         dpop: dpopInput(request, ctx.config.issuer, '/oauth2/token'),
       });
       if (issued.dpopNonce) reply.header('DPoP-Nonce', issued.dpopNonce);
@@ -169,7 +170,7 @@ export const oauth2Api: Api = {
       const body = requireForm(request);
       const { app: client } = await authenticateClient(ctx, request, body);
       if (typeof body.token !== 'string') throw new RotorError('invalid_request', 'token is required');
-      await rotor.engine.revokeToken(body.token, client);
+      await rotor.revokeToken(body.token, client);
       return send(reply, 200, {});
     });
 
@@ -180,7 +181,7 @@ export const oauth2Api: Api = {
       // find the live one without tripping reuse detection; a public client's id alone is no secret.
       if (!authenticated) throw new RotorError('invalid_app_key', 'introspection requires client authentication (the app key)');
       if (typeof body.token !== 'string') throw new RotorError('invalid_request', 'token is required');
-      const result = await rotor.engine.introspect(body.token, client);
+      const result = await rotor.introspect(body.token, client);
       if (!result.active) return send(reply, 200, { active: false });
       // RFC 7662 §2.2: token_type is an RFC 6749 §7.1 type, Bearer or (RFC 9449) DPoP.
       const out: Record<string, unknown> = {

@@ -1,6 +1,6 @@
 import { RotorError } from '../../domain/errors.js';
 import type { Api } from '../api.js';
-import { sendProblem } from '../native/problem.js';
+import { sendProblem } from '../reply.js';
 import { openApiDocument } from './openapi.js';
 
 /** SPEC §4.5: liveness, readiness, metrics, and the OpenAPI document. */
@@ -12,7 +12,7 @@ export const opsApi: Api = {
 
     app.get('/readyz', async (_request, reply) => {
       try {
-        await ctx.rotor.store.ping();
+        await ctx.rotor.ping();
         return { status: 'ready' };
       } catch {
         return reply.code(503).header('Retry-After', '1').send({ status: 'unavailable', detail: 'the store does not answer' });

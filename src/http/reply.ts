@@ -1,5 +1,5 @@
 import type { FastifyReply } from 'fastify';
-import type { RotorError } from '../../domain/errors.js';
+import type { RotorError } from '../domain/errors.js';
 
 const TITLES: Record<string, string> = {
   invalid_request: 'Invalid request',
@@ -24,6 +24,25 @@ const TITLES: Record<string, string> = {
   store_unavailable: 'Store unavailable',
   internal_error: 'Internal error',
 };
+
+const JSON_UTF8 = 'application/json; charset=utf-8';
+
+/**
+ * A JSON answer as every envelope sends it: status, `application/json; charset=utf-8`, the body
+ * serialised by `encode` (a peer's own encoder where its bytes differ, e.g. Go's for JWTPlus).
+ * Caching headers are the caller's (set before).
+ */
+export function sendJson(reply: FastifyReply, status: number, body: unknown, encode: (value: unknown) => string = (v) => JSON.stringify(v)): FastifyReply {
+  return reply.code(status).header('Content-Type', JSON_UTF8).send(encode(body));
+}
+
+/** Token responses must never be cached (RFC 6749 §5.1). */
+export function noStore(reply: FastifyReply): FastifyReply {
+  return reply.header('Cache-Control', 'no-store').header('Pragma', 'no-cache');
+}
+
+/** A stored time (ms) as the APIs show it: ISO 8601 in UTC, or null. */
+export const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
 /** RFC 9457 problem details with Rotor's stable `code`. */
 export function sendProblem(reply: FastifyReply, err: RotorError): FastifyReply {

@@ -1,0 +1,81 @@
+import type { App, Millis } from '../types.js';
+import type { Presented } from '../refresh_ids.js';
+import type { EngineCore, FoundLegacyRefresh, FoundSession } from './core.js';
+import { findChain, verifyJwt } from './verify.js';
+
+/**
+ * A presented refresh token, found: a generation of a session's chain, or a pre-upgrade record. `kid`
+ * is the key that signed a JWT one (confirmed against the version read with the row, S2-13).
+ */
+export type Located =
+  | { kind: 'chain'; found: FoundSession; generation: number; kid: string | null }
+  | { kind: 'legacy'; found: FoundLegacyRefresh; kid: string | null };
+
+/**
+ * Finding a presented refresh token: `malformed` (not a string, or a JWT that is not genuine) and
+ * `unknown` (names nothing live in the store) are expected outcomes, not exceptions.
+ */
+export type LocateResult = { ok: true; located: Located } | { ok: false; reason: 'malformed' | 'unknown' };
+
+export interface LocateOptions {
+  /** Only within this app (key lookup is scoped to the tenant). */
+  client?: App;
+  /** Revocation: a not-before as far ahead as the app's `refreshNotBefore` is fine (S2-03). */
+  revocable?: boolean;
+}
+
+const unknown: LocateResult = { ok: false, reason: 'unknown' };
+const malformed: LocateResult = { ok: false, reason: 'malformed' };
+
+/**
+ * The session (and generation) or pre-upgrade record a presented refresh token names, after checking
+ * its form: an opaque token's MAC, a JWT's signature against the cached keys, then that key against
+ * the version read with the row (S2-13). A guess never reaches the store.
+ */
+export async function locate(core: EngineCore, token: unknown, options: LocateOptions = {}): Promise<LocateResult> {
+  if (typeof token !== 'string' || token.length === 0) return malformed;
+  let presented: Presented | null;
+  let kid: string | null = null;
+  if (token.startsWith('rt_')) {
+    presented = core.ids.readOpaque(token);
+    if (!presented) return unknown;
+  } else {
+    // Expiry is judged from the stored chain (the same instant as the JWT's `exp`), so allow it here.
+    const verified = await verifyJwt(core, token, { client: options.client, allowExpired: true, revocable: options.revocable });
+    if (!verified) return malformed;
+    const format = core.formats.formatFor(verified.app.profile);
+    const ref = format.refreshFormat === 'jwt' && format.chainId ? format.refreshIdOf(verified.parts) : null;
+    if (!ref || !format.chainId) return malformed;
+    presented = core.ids.readChainId(verified.app.profile, format.chainId, ref.id, ref.sessionId);
+    kid = verified.kid;
+    // An id that names no session under this key is a pre-upgrade record's.
+    if (presented.kind === 'chain') {
+      const found = await findChain(core, presented);
+      if (found && found.session.appId === verified.app.id) return confirmed(core, { kind: 'chain', found, generation: presented.generation, kid });
+      presented = { kind: 'legacy', id: ref.id };
+    }
+  }
+  if (presented.kind === 'chain') {
+    const found = await findChain(core, presented);
+    return found ? { ok: true, located: { kind: 'chain', found, generation: presented.generation, kid } } : unknown;
+  }
+  const legacy = await core.store.findLegacyRefresh(presented.id);
+  return legacy ? confirmed(core, { kind: 'legacy', found: legacy, kid }) : unknown;
+}
+
+/** A JWT refresh token's key must still be usable as of the version read with its row (S2-13). */
+async function confirmed(core: EngineCore, located: Located): Promise<LocateResult> {
+  if (located.kid === null) return { ok: true, located };
+  const ok = await core.keyring.stillVerifies(located.found.session.appId, located.kid, located.found.keysVersion);
+  return ok ? { ok: true, located } : unknown;
+}
+
+/** Whether a located token is its session's live refresh token now. */
+export function isLive(located: Located, now: Millis): { issuedAt: Millis; expiresAt: Millis } | null {
+  if (located.kind === 'chain') {
+    const chain = located.found.session.refresh;
+    return chain && chain.generation === located.generation && now < chain.expiresAt ? chain : null;
+  }
+  const { record, session } = located.found;
+  return record.consumedAt === null && session.refresh === null && now < record.expiresAt ? record : null;
+}

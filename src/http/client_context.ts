@@ -1,0 +1,22 @@
+import type { FastifyRequest } from 'fastify';
+import { callerClient, recordableClient, type ClientValues } from '../domain/claims.js';
+
+/**
+ * The client as the connection shows it (binding and last-seen values): its address, and its user
+ * agent cut to what is stored (S2-06).
+ */
+export function clientContextOf(request: FastifyRequest): ClientValues {
+  return recordableClient({ ip: request.ip, userAgent: request.headers['user-agent'] });
+}
+
+/**
+ * The client's address and user agent (SPEC §2.4): the connection's, or those a caller holding the
+ * app key names in the body (`ip`, `userAgent`; validated). An unauthenticated caller can never set
+ * them: its body values are ignored (S2-06).
+ */
+export function clientOf(request: FastifyRequest, body: Record<string, unknown>, callerHasAppKey: boolean): ClientValues {
+  const connection = clientContextOf(request);
+  if (!callerHasAppKey) return connection;
+  const named = callerClient(body.ip, body.userAgent);
+  return { ip: named.ip ?? connection.ip, userAgent: named.userAgent ?? connection.userAgent };
+}
