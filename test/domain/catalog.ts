@@ -26,7 +26,7 @@ export async function catalog() {
   const masterKey = MasterKey.random();
   const keyring = new Keyring(store, masterKey, clock, profiles);
   const apps = new Apps(store, keyring, clock, observer, profiles);
-  const subjects = new Subjects(store, clock, observer, profiles);
+  const subjects = new Subjects({ store, clock, observer, formats: profiles });
   return { clock, store, masterKey, keyring, apps, subjects, events, close: () => store.close() };
 }
 

@@ -5,11 +5,11 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { describe, expect, it } from 'vitest';
 import { ERROR_CODES, ERROR_KINDS, RotorError, StoreUnavailableError, type ErrorCode } from '../../src/domain/errors.js';
 import { oauth2Api } from '../../src/http/oauth2/routes.js';
-import { sendAbitmediaError } from '../../src/http/dialects/abitmedia/envelope.js';
-import { sendFibError } from '../../src/http/dialects/fib/envelope.js';
-import { sendFloliveError } from '../../src/http/dialects/flolive/envelope.js';
-import { renderJwtPlusError } from '../../src/http/dialects/jwtplus/envelope.js';
-import { renderVerifikError } from '../../src/http/dialects/verifik/envelope.js';
+import { sendAbitmediaError } from '../../src/dialects/abitmedia/envelope.js';
+import { sendFibError } from '../../src/dialects/fib/envelope.js';
+import { sendFloliveError } from '../../src/dialects/flolive/envelope.js';
+import { renderJwtPlusError } from '../../src/dialects/jwtplus/envelope.js';
+import { renderVerifikError } from '../../src/dialects/verifik/envelope.js';
 import { sendProblem } from '../../src/http/reply.js';
 
 function answer(render: (err: RotorError, reply: FastifyReply) => unknown, err: RotorError): { status: number; body: string } {
