@@ -53,6 +53,10 @@ const NON_LOCAL = /non local key|while the cluster is down/;
 /** One pipeline carries at most this many commands for one node. */
 const MAX_BATCH = 256;
 const RETRY_DELAY_MS = 50;
+/** A stalled node's pipeline is given up after the ops' deadline; never sooner than this. */
+const MIN_TIMEOUT_MS = 250;
+/** A pipeline ending in WAIT is given this much beyond the WAIT's own timeout. */
+const WAIT_MARGIN_MS = 500;
 
 /**
  * Sends ops to the master of their slot, on the one connection ioredis keeps to that node, grouped per
@@ -180,11 +184,20 @@ export class Router {
     const durable = this.settings.minReplicas > 0 && batch.some((p) => p.op.durable);
     const waitMs = Math.max(1, Math.round(batch.length === 1 && batch[0]!.op.waitMs !== undefined ? batch[0]!.op.waitMs : this.settings.waitMs));
     if (durable) pipeline.call('WAIT', String(this.settings.minReplicas), String(waitMs));
-    let results: [Error | null, unknown][];
-    try {
-      results = (await pipeline.exec()) ?? [];
-    } catch (err) {
-      results = batch.map(() => [err as Error, null]);
+    // A node that stops answering (SIGSTOP, a frozen VM, a half-open link) keeps its socket open, so
+    // nothing would end the pipeline: bound it by the ops' own deadline (and never cut a WAIT short).
+    const budget = Math.max(MIN_TIMEOUT_MS, ...batch.map((p) => p.deadline - Date.now()), durable ? waitMs + WAIT_MARGIN_MS : 0);
+    let timer: NodeJS.Timeout | undefined;
+    const stalled = new Promise<null>((resolve) => { timer = setTimeout(() => resolve(null), budget); });
+    const replied = pipeline.exec().then((r) => r ?? [], (err: unknown) => batch.map((): [Error | null, unknown] => [err as Error, null]));
+    const results = await Promise.race([replied, stalled]);
+    clearTimeout(timer);
+    if (results === null) {
+      // It may still run when the node wakes up: never resent, the caller gets 503.
+      this.refreshSlots();
+      const err = new StoreUnavailableError(new Error(`the Redis node at ${node.options.host}:${node.options.port} did not answer within ${budget} ms`));
+      for (const p of batch) p.reject(err);
+      return;
     }
     if (loading && results.slice(0, offset).every(([err]) => !err)) this.loaded.add(node);
     const askShift = (i: number) => (batch[i]!.asking ? 1 : 0);
