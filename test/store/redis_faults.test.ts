@@ -99,7 +99,7 @@ describe('two Rotor processes on one Redis Cluster', () => {
   it('sessions land on every master; 500 rotations of a session add no key and no field', async () => {
     const app = await createApp('rc-spread');
     const sessions = await Promise.all(Array.from({ length: 30 }, (_, i) => issue(i % 2 ? a.url : b.url, app, `user-${i}`)));
-    const byMaster = await keysByMaster(`${PREFIX}:{${PREFIX}:*}:s:*`);
+    const byMaster = await keysByMaster(`${PREFIX}:{${PREFIX}:*}:*:s:*`);
     expect(byMaster.size).toBe(3);
     for (const [port, keys] of byMaster) expect(keys.length, `sessions on the master at ${port}`).toBeGreaterThan(0);
 
