@@ -48,7 +48,7 @@ interface Pending {
 
 /** Redis errors that say the command did not run and may run elsewhere or later. */
 const NOT_RUN = /^(TRYAGAIN|CLUSTERDOWN|LOADING|MASTERDOWN|READONLY|BUSY|NOREPLICAS)/;
-/** A script stopped at a key of its slot that is migrating away (undeclared keys); retried once the slot moved. */
+/** A script stopped at a key of a slot that is not (or no longer) this node's; retried once the slot moved. */
 const NON_LOCAL = /non local key|while the cluster is down/;
 /** One pipeline carries at most this many commands for one node. */
 const MAX_BATCH = 256;
@@ -64,7 +64,7 @@ const WAIT_MARGIN_MS = 500;
  * any op in it is durable — WAIT counts the acknowledgements of everything this connection wrote before
  * it, so one WAIT confirms the whole batch. Redirections (MOVED, ASK), a cluster between masters
  * (CLUSTERDOWN, TRYAGAIN) and a node that went away are retried until the op's deadline; then the caller
- * gets StoreUnavailableError (503). Routing uses ioredis' slot table, refreshed on every redirection and
+ * gets StoreUnavailableError (503). A pipeline the node does not answer ends at that deadline too. Routing uses ioredis' slot table, refreshed on every redirection and
  * every two seconds.
  */
 export class Router {
