@@ -81,6 +81,43 @@ describe('redis cluster specifics', () => {
     }
   });
 
+  it('a rotation sent to a master that stopped answering is 503 within the deadline; run late when the master wakes, it is unconfirmed at once (never in flight)', async () => {
+    const prefix = `l${randomBytes(4).toString('hex')}`;
+    const store = new RedisStore({ ...parseRedisClusterUrl(cluster.url(`prefix=${prefix}&minReplicas=1&waitMs=100`)), timeoutMs: 600 });
+    try {
+      await store.migrate();
+      const app = appRecord();
+      await store.createApp({ app, appKey: appKeyRecord(app.id), signingKey: signingKeyRecord(app.id) });
+      const session = sessionRecord(app.id, 'late');
+      await store.issueSession({ session, newSubjectClaims: {} });
+      expect(await store.findSession(session.id)).not.toBeNull();
+      const master = await cluster.masterOf(slotOf(`${store.keys.subject(app.id, 'late')}u`));
+      const rotation = { sessionId: session.id, expectGeneration: 1, next: chainRecord(2), now: Date.now(), lastIp: null, lastUserAgent: null, horizonAt: 0 };
+      // One rotation first, so the master has the script cached (a NOSCRIPT answered late would never be resent).
+      expect(await store.rotateSession(rotation)).toEqual({ rotated: true });
+      // Well under cluster-node-timeout (1 s): the master is paused, not failed over.
+      cluster.pause(master);
+      const started = Date.now();
+      try {
+        await expect(store.rotateSession({ ...rotation, expectGeneration: 2, next: chainRecord(3) })).rejects.toBeInstanceOf(StoreUnavailableError);
+      } finally {
+        cluster.resume(master);
+      }
+      const took = Date.now() - started;
+      expect(took).toBeLessThan(1000);
+      // The script waited in the master's socket and ran on SIGCONT, after its caller had been answered 503.
+      let found = await store.findSession(session.id);
+      for (let i = 0; i < 80 && found?.session.refresh?.generation !== 3; i += 1) {
+        await new Promise((r) => setTimeout(r, 25));
+        found = await store.findSession(session.id);
+      }
+      expect(found?.session.refresh?.generation).toBe(3);
+      expect(found?.rotation).toBe('unconfirmed');
+    } finally {
+      await store.close();
+    }
+  });
+
   it('SPEC §7 through the engine: with reuseGrace 0, a refresh answered 503 (replica silent) is retried, again and again, for the same successor until a later rotation is confirmed; then the parent is reuse', async () => {
     const prefix = `e${randomBytes(4).toString('hex')}`;
     // A generous wait: only the stopped replica's silence may time out, not a loaded machine.

@@ -1,3 +1,4 @@
+import { StoreUnavailableError } from '../../domain/errors.js';
 import type { App, AppKeyRecord, Millis, SigningKeyRecord } from '../../domain/types.js';
 import { appKeyFromRow, signingKeyFromRow } from '../rows.js';
 import { appColumns, appKeyColumns, appRow, fields, flatOf, rowOf, signingKeyColumns } from './codec.js';
@@ -65,7 +66,7 @@ export class RedisCatalog {
         [appId, aks.length, ...aks, ...sks], { write: true });
       if (reply !== 'changed') return Number(reply) === 1;
     }
-    return false;
+    throw new StoreUnavailableError(new Error('the app\'s keys kept changing while it was deleted'));
   }
 
   async createAppKey(key: AppKeyRecord): Promise<void> {

@@ -38,6 +38,8 @@ export interface Location {
 export class RedisConnection {
   readonly keys: RedisKeys;
   readonly cluster: Cluster;
+  /** An operation's deadline, from when it is sent. */
+  readonly timeoutMs: number;
   private readonly router: Router;
   private readonly locations = new Map<string, Location>();
   private ready: Promise<void> | null = null;
@@ -45,6 +47,7 @@ export class RedisConnection {
 
   constructor(readonly options: RedisStoreOptions) {
     this.keys = new RedisKeys(options.prefix);
+    this.timeoutMs = options.timeoutMs ?? 3000;
     this.cluster = new Cluster(options.seeds, {
       scaleReads: 'master',
       lazyConnect: true,
@@ -66,7 +69,7 @@ export class RedisConnection {
     this.cluster.on('error', () => {});
     this.cluster.on('node error', () => {});
     this.router = new Router(this.cluster, {
-      minReplicas: options.minReplicas, waitMs: options.waitMs, timeoutMs: options.timeoutMs ?? 3000,
+      minReplicas: options.minReplicas, waitMs: options.waitMs, timeoutMs: this.timeoutMs,
     });
   }
 

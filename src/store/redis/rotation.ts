@@ -28,6 +28,8 @@ export class RedisRotation {
     return [
       input.expectGeneration, n.generation, n.issuedAt, n.notBefore, n.expiresAt, n.successorSealed ? n.successorSealed.toString('base64') : '',
       input.now, opt(input.lastIp), opt(input.lastUserAgent), input.horizonAt, opt(input.bindJkt ?? null), rid, this.c.options.waitMs,
+      // When the router gives up on it (our clock; a Redis clock ahead of ours only makes it unconfirmed sooner).
+      Date.now() + this.c.timeoutMs,
     ];
   }
 

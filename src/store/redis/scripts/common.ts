@@ -54,14 +54,16 @@ end
 -- compare-and-set on its generation. 1: rotated (or this very rotation again: a resend); 0: lost.
 -- 'pend' marks the generation whose parent stays redeemable for it whatever the grace window: only the
 -- store's confirmation of this rotation's own WAIT clears it (CLEAR_PENDING), or the next rotation
--- replaces it; 'pdl' (the server's clock) is when this rotation's WAIT gives up.
+-- replaces it; 'pdl' (the server's clock) is when this rotation's WAIT gives up, or the caller's own
+-- deadline if sooner: a script that runs late (its node stalled, the caller already answered 503) is
+-- unconfirmed at once, never in flight.
 local function rotate(a)
   if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
   local gen = redis.call('HGET', KEYS[1], 'generation') or '0'
   if gen == a.next and redis.call('HGET', KEYS[1], 'rid') == a.rid then return 1 end
   if redis.call('HEXISTS', KEYS[1], 'revoked_at') == 1 or gen ~= a.expect then return 0 end
   redis.call('HSET', KEYS[1], 'generation', a.next, 'refresh_issued_at', a.issued, 'refresh_not_before', a.nbf,
-    'refresh_expires_at', a.exp, 'last_renewed_at', a.now, 'rid', a.rid, 'pend', a.next, 'pdl', fmt(nowms() + tonumber(a.wait)))
+    'refresh_expires_at', a.exp, 'last_renewed_at', a.now, 'rid', a.rid, 'pend', a.next, 'pdl', fmt(math.min(nowms() + tonumber(a.wait), tonumber(a.dl))))
   if a.sealed == '' then
     redis.call('HDEL', KEYS[1], 'successor_sealed')
     redis.call('ZREM', KEYS[3], KEYS[1])
@@ -80,7 +82,8 @@ local function rotate(a)
 end
 local function rotation_args(i)
   return { expect = ARGV[i], next = ARGV[i + 1], issued = ARGV[i + 2], nbf = ARGV[i + 3], exp = ARGV[i + 4], sealed = ARGV[i + 5],
-    now = ARGV[i + 6], ip = ARGV[i + 7], ua = ARGV[i + 8], horizon = ARGV[i + 9], jkt = ARGV[i + 10], rid = ARGV[i + 11], wait = ARGV[i + 12] }
+    now = ARGV[i + 6], ip = ARGV[i + 7], ua = ARGV[i + 8], horizon = ARGV[i + 9], jkt = ARGV[i + 10], rid = ARGV[i + 11], wait = ARGV[i + 12],
+    dl = ARGV[i + 13] }
 end
 `;
 

@@ -36,6 +36,6 @@ if (redis.call('HGET', KEYS[1], 'generation') or '0') == a.next and redis.call('
 if redis.call('HGET', KEYS[4], 'session_id') ~= ARGV[1] or redis.call('HEXISTS', KEYS[4], 'consumed_at') == 1 then return 0 end
 if rotate(a) == 0 then return 0 end
 redis.call('HSET', KEYS[4], 'consumed_at', a.now, 'successor_id', ARGV[3])
-if opt(ARGV[17]) and redis.call('HEXISTS', KEYS[1], 'locator') == 0 then redis.call('HSET', KEYS[1], 'locator', opt(ARGV[17])) end
+if opt(ARGV[18]) and redis.call('HEXISTS', KEYS[1], 'locator') == 0 then redis.call('HSET', KEYS[1], 'locator', opt(ARGV[18])) end
 return 1
 `);
