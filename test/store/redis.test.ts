@@ -93,7 +93,7 @@ describe('redis cluster specifics', () => {
       expect(await store.findSession(session.id)).not.toBeNull();
       const master = await cluster.masterOf(slotOf(`${store.keys.subject(app.id, 'late')}u`));
       const rotation = { sessionId: session.id, expectGeneration: 1, next: chainRecord(2), now: Date.now(), lastIp: null, lastUserAgent: null, horizonAt: 0 };
-      // One rotation first, so the master has the script cached (a NOSCRIPT answered late would never be resent).
+      // One confirmed rotation first: the late one below is the next.
       expect(await store.rotateSession(rotation)).toEqual({ rotated: true });
       // Well under cluster-node-timeout (1 s): the master is paused, not failed over.
       cluster.pause(master);

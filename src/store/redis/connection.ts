@@ -69,7 +69,7 @@ export class RedisConnection {
     this.cluster.on('error', () => {});
     this.cluster.on('node error', () => {});
     this.router = new Router(this.cluster, {
-      minReplicas: options.minReplicas, waitMs: options.waitMs, timeoutMs: this.timeoutMs,
+      minReplicas: options.minReplicas, waitMs: options.waitMs, timeoutMs: this.timeoutMs, scripts: lua.ALL_SCRIPTS,
     });
   }
 

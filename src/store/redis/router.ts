@@ -76,7 +76,7 @@ export class Router {
 
   constructor(
     private readonly cluster: Cluster,
-    private readonly settings: { minReplicas: number; waitMs: number; timeoutMs: number },
+    private readonly settings: { minReplicas: number; waitMs: number; timeoutMs: number; scripts?: readonly LuaScript[] },
   ) {}
 
   run(op: Op, timeoutMs = this.settings.timeoutMs): Promise<Outcome> {
@@ -165,11 +165,11 @@ export class Router {
   private async send(node: Redis, batch: Pending[]): Promise<void> {
     const pipeline = node.pipeline();
     const loading = !this.loaded.has(node);
-    if (loading) {
-      const scripts = new Set(batch.flatMap((p) => (p.op.script ? [p.op.script] : [])));
-      for (const s of scripts) pipeline.call('SCRIPT', 'LOAD', s.source);
-    }
-    const offset = loading ? new Set(batch.flatMap((p) => (p.op.script ? [p.op.script] : []))).size : 0;
+    // Every script at the first contact, not only this batch's: a later first use would cost a
+    // NOSCRIPT round trip, and a NOSCRIPT that comes back after the deadline leaves the op unrun.
+    const scripts = loading ? new Set([...this.settings.scripts ?? [], ...batch.flatMap((p) => (p.op.script ? [p.op.script] : []))]) : new Set<LuaScript>();
+    for (const s of scripts) pipeline.call('SCRIPT', 'LOAD', s.source);
+    const offset = scripts.size;
     for (const p of batch) {
       if (p.asking) pipeline.call('ASKING');
       const { op } = p;
