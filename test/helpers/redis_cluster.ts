@@ -31,6 +31,12 @@ export interface RedisCluster {
   /** The node serving `slot` as master. */
   masterOf(slot: number): Promise<number>;
   kill(port: number, signal?: NodeJS.Signals): Promise<void>;
+  /** The port of the replica of the master at `port`. */
+  replicaOf(port: number): Promise<number>;
+  /** SIGSTOP: the node keeps its sockets open and answers nothing (a frozen VM, a half-open link). */
+  pause(port: number): void;
+  /** SIGCONT; `stop()` resumes every paused node too. */
+  resume(port: number): void;
   /** Starts a killed node again on its own directory (its nodes.conf and AOF): it rejoins as it can. */
   restart(port: number): Promise<void>;
   /** Every slot served, `cluster_state:ok` everywhere, every replica's link to its master up. */
@@ -41,7 +47,10 @@ export interface RedisCluster {
 const NODE_TIMEOUT_MS = 1000;
 const live = new Set<ChildProcess>();
 process.once('exit', () => {
-  for (const child of live) child.kill('SIGKILL');
+  for (const child of live) {
+    child.kill('SIGCONT');
+    child.kill('SIGKILL');
+  }
 });
 
 function run(file: string, args: string[], timeoutMs = 30_000): Promise<string> {
@@ -107,6 +116,7 @@ export async function startRedisCluster(options: { masters?: number } = {}): Pro
     mkdirSync(dir);
     return { port, dir, process: null };
   });
+  const paused = new Set<RedisNode>();
   const cli = (port: number, ...args: string[]) => run('redis-cli', ['-p', String(port), ...args]);
   const cluster: RedisCluster = {
     nodes,
@@ -152,6 +162,21 @@ export async function startRedisCluster(options: { masters?: number } = {}): Pro
       await exited;
       node.process = null;
     },
+    async replicaOf(port) {
+      const text = await cli(port, 'CLUSTER', 'NODES');
+      const id = text.split('\n').find((l) => l.includes('myself'))!.split(' ')[0]!;
+      return Number(text.split('\n').find((l) => l.includes(`slave ${id}`))!.split(' ')[1]!.split(':')[1]!.split('@')[0]);
+    },
+    pause(port) {
+      const node = nodes.find((n) => n.port === port)!;
+      node.process?.kill('SIGSTOP');
+      paused.add(node);
+    },
+    resume(port) {
+      const node = nodes.find((n) => n.port === port)!;
+      node.process?.kill('SIGCONT');
+      paused.delete(node);
+    },
     async restart(port) {
       await startNode(nodes.find((n) => n.port === port)!);
     },
@@ -170,6 +195,8 @@ export async function startRedisCluster(options: { masters?: number } = {}): Pro
       }, timeoutMs, 'a healthy Redis Cluster');
     },
     async stop() {
+      for (const node of paused) node.process?.kill('SIGCONT');
+      paused.clear();
       await Promise.all(nodes.map((n) => cluster.kill(n.port)));
       rmSync(root, { recursive: true, force: true });
     },

@@ -32,6 +32,8 @@ export async function writeRowsAtVersion(cluster: Cluster, keys: RedisKeys, vers
         await cluster.zadd(`${keys.app(row.app_id!)}sessions`, 0, `${row.id}\n${base}`);
         await hash(`${base}s:${row.id}`);
         await cluster.sadd(`${base}ss`, row.id!);
+        // Its prune entry, written with the session as the store's scripts do.
+        await cluster.zadd(keys.expiries(keys.bucketOf(base)), Number(row.horizon_at ?? 0), `${base}s:${row.id}`);
         break;
       }
       case 'refresh_tokens': {

@@ -48,11 +48,15 @@ interface Pending {
 
 /** Redis errors that say the command did not run and may run elsewhere or later. */
 const NOT_RUN = /^(TRYAGAIN|CLUSTERDOWN|LOADING|MASTERDOWN|READONLY|BUSY|NOREPLICAS)/;
-/** A script stopped at a key of its slot that is migrating away (undeclared keys); retried once the slot moved. */
+/** A script stopped at a key of a slot that is not (or no longer) this node's; retried once the slot moved. */
 const NON_LOCAL = /non local key|while the cluster is down/;
 /** One pipeline carries at most this many commands for one node. */
 const MAX_BATCH = 256;
 const RETRY_DELAY_MS = 50;
+/** A stalled node's pipeline is given up after the ops' deadline; never sooner than this. */
+const MIN_TIMEOUT_MS = 250;
+/** A pipeline ending in WAIT is given this much beyond the WAIT's own timeout. */
+const WAIT_MARGIN_MS = 500;
 
 /**
  * Sends ops to the master of their slot, on the one connection ioredis keeps to that node, grouped per
@@ -60,7 +64,7 @@ const RETRY_DELAY_MS = 50;
  * any op in it is durable — WAIT counts the acknowledgements of everything this connection wrote before
  * it, so one WAIT confirms the whole batch. Redirections (MOVED, ASK), a cluster between masters
  * (CLUSTERDOWN, TRYAGAIN) and a node that went away are retried until the op's deadline; then the caller
- * gets StoreUnavailableError (503). Routing uses ioredis' slot table, refreshed on every redirection and
+ * gets StoreUnavailableError (503). A pipeline the node does not answer ends at that deadline too. Routing uses ioredis' slot table, refreshed on every redirection and
  * every two seconds.
  */
 export class Router {
@@ -72,7 +76,7 @@ export class Router {
 
   constructor(
     private readonly cluster: Cluster,
-    private readonly settings: { minReplicas: number; waitMs: number; timeoutMs: number },
+    private readonly settings: { minReplicas: number; waitMs: number; timeoutMs: number; scripts?: readonly LuaScript[] },
   ) {}
 
   run(op: Op, timeoutMs = this.settings.timeoutMs): Promise<Outcome> {
@@ -161,11 +165,11 @@ export class Router {
   private async send(node: Redis, batch: Pending[]): Promise<void> {
     const pipeline = node.pipeline();
     const loading = !this.loaded.has(node);
-    if (loading) {
-      const scripts = new Set(batch.flatMap((p) => (p.op.script ? [p.op.script] : [])));
-      for (const s of scripts) pipeline.call('SCRIPT', 'LOAD', s.source);
-    }
-    const offset = loading ? new Set(batch.flatMap((p) => (p.op.script ? [p.op.script] : []))).size : 0;
+    // Every script at the first contact, not only this batch's: a later first use would cost a
+    // NOSCRIPT round trip, and a NOSCRIPT that comes back after the deadline leaves the op unrun.
+    const scripts = loading ? new Set([...this.settings.scripts ?? [], ...batch.flatMap((p) => (p.op.script ? [p.op.script] : []))]) : new Set<LuaScript>();
+    for (const s of scripts) pipeline.call('SCRIPT', 'LOAD', s.source);
+    const offset = scripts.size;
     for (const p of batch) {
       if (p.asking) pipeline.call('ASKING');
       const { op } = p;
@@ -180,11 +184,20 @@ export class Router {
     const durable = this.settings.minReplicas > 0 && batch.some((p) => p.op.durable);
     const waitMs = Math.max(1, Math.round(batch.length === 1 && batch[0]!.op.waitMs !== undefined ? batch[0]!.op.waitMs : this.settings.waitMs));
     if (durable) pipeline.call('WAIT', String(this.settings.minReplicas), String(waitMs));
-    let results: [Error | null, unknown][];
-    try {
-      results = (await pipeline.exec()) ?? [];
-    } catch (err) {
-      results = batch.map(() => [err as Error, null]);
+    // A node that stops answering (SIGSTOP, a frozen VM, a half-open link) keeps its socket open, so
+    // nothing would end the pipeline: bound it by the ops' own deadline (and never cut a WAIT short).
+    const budget = Math.max(MIN_TIMEOUT_MS, ...batch.map((p) => p.deadline - Date.now()), durable ? waitMs + WAIT_MARGIN_MS : 0);
+    let timer: NodeJS.Timeout | undefined;
+    const stalled = new Promise<null>((resolve) => { timer = setTimeout(() => resolve(null), budget); });
+    const replied = pipeline.exec().then((r) => r ?? [], (err: unknown) => batch.map((): [Error | null, unknown] => [err as Error, null]));
+    const results = await Promise.race([replied, stalled]);
+    clearTimeout(timer);
+    if (results === null) {
+      // It may still run when the node wakes up: never resent, the caller gets 503.
+      this.refreshSlots();
+      const err = new StoreUnavailableError(new Error(`the Redis node at ${node.options.host}:${node.options.port} did not answer within ${budget} ms`));
+      for (const p of batch) p.reject(err);
+      return;
     }
     if (loading && results.slice(0, offset).every(([err]) => !err)) this.loaded.add(node);
     const askShift = (i: number) => (batch[i]!.asking ? 1 : 0);
