@@ -3,6 +3,7 @@ import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisKeys, RedisStore, REDIS_SCHEMA_VERSION } from '../../src/store/redis/redis_store.js';
 import { BUCKETS } from '../../src/store/redis/keys.js';
+import { dialectDomains } from '../../src/dialects/index.js';
 import { parseRedisClusterUrl } from '../../src/config/redis_url.js';
 import { SQLITE_MIGRATIONS } from '../../src/store/sqlite/schema.js';
 import { startRedisCluster, type RedisCluster } from '../helpers/redis_cluster.js';
@@ -122,7 +123,7 @@ describe('redis cluster specifics', () => {
     const prefix = `e${randomBytes(4).toString('hex')}`;
     // A generous wait: only the stopped replica's silence may time out, not a loaded machine.
     const store = storeFor(prefix, '&minReplicas=1&waitMs=1000');
-    const rotor = new Rotor({ store, masterKey: MasterKey.random(), clock: systemClock, issuer: 'http://rotor.test' });
+    const rotor = new Rotor({ store, masterKey: MasterKey.random(), clock: systemClock, issuer: 'http://rotor.test', dialects: dialectDomains() });
     try {
       await store.migrate();
       const { app } = await rotor.apps.create({ name: 'strict', policy: { reuseGrace: 0 } });
