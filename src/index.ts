@@ -8,7 +8,7 @@ export {
   type CreateRotorOptions, type RotorInstance, type TokenPair, type IssueInput, type RefreshInput, type AppRef,
   type AppView, type SigningKeyView, type SubjectView, type SessionView, type Introspection,
 } from './library.js';
-export { rotorPlugin, rotorWellKnown, type RotorPluginOptions } from './http/plugin.js';
+export { rotorPlugin, rotorWellKnown, type RotorPluginOptions } from './plugin.js';
 export type { Clock } from './domain/clock.js';
 export type { DpopInput } from './domain/engine.js';
 export type { SubjectPatch } from './domain/subjects.js';

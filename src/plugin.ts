@@ -1,14 +1,14 @@
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
-import { canonicalOrigin } from '../domain/origins.js';
-import { internalsOf, type RotorInstance } from '../library.js';
-import { type Api, type ApiContext, registerApi } from './api.js';
-import { registerCors } from './cors.js';
-import { registerFallbacks } from './fallbacks.js';
-import { trackRoutes } from './method_not_allowed.js';
-import { nativeApi } from './native/routes.js';
-import { oauth2Api } from './oauth2/routes.js';
-import { DEFAULT_RATE_LIMITS, RateLimiter, type RateLimits } from './rate_limit.js';
-import { BODY_LIMIT } from './server.js';
+import { canonicalOrigin } from './domain/origins.js';
+import { internalsOf, type RotorInstance } from './library.js';
+import { type Api, type ApiContext, registerApi } from './http/api.js';
+import { registerCors } from './http/cors.js';
+import { registerFallbacks } from './http/fallbacks.js';
+import { trackRoutes } from './http/method_not_allowed.js';
+import { nativeApi } from './http/native/routes.js';
+import { oauth2Api } from './http/oauth2/routes.js';
+import { DEFAULT_RATE_LIMITS, RateLimiter, type RateLimits } from './http/rate_limit.js';
+import { BODY_LIMIT } from './http/server.js';
 
 export interface RotorPluginOptions {
   /** The engine, from `createRotor()`. */
