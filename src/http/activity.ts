@@ -101,8 +101,11 @@ export class ActivitySampler {
     const at = Math.floor(this.clock.now() / SAMPLE_EVERY_MS) * SAMPLE_EVERY_MS;
     const counters = await this.read();
     const previous = this.last;
+    // A timer that fires before the clock has crossed into a new interval (a test's fixed clock, a
+    // clock stepped back) keeps the baseline: moving it would drop the interval's counts from the chart.
+    if (previous && at <= previous.at) return;
     this.last = { at, counters };
-    if (!previous || at <= previous.at) return;
+    if (!previous) return;
     try {
       await this.store.recordActivity({ instance: this.instance, at, data: { ...difference(previous.counters, counters, at - previous.at) } });
     } catch {

@@ -12,7 +12,8 @@ describe.skipIf((process.env.ROTOR_TEST_STORE ?? 'sqlite') !== 'sqlite')('F-08 d
   let db: { pragma(sql: string, options?: { simple: boolean }): unknown };
   beforeAll(async () => {
     server = await startTestServer();
-    db = (server.rotor.internals.store as unknown as { db: typeof db }).db;
+    // The server's own connection (the store's connection module), so the page limit binds its writes.
+    db = (server.rotor.internals.store as unknown as { c: { db: typeof db } }).c.db;
   });
   afterAll(async () => { await server.close(); });
 

@@ -1,6 +1,7 @@
 import { decodeJwt, headerKid, numericDate, verifySignature, type DecodedJwt } from '../../crypto/jwt.js';
 import { toSeconds } from '../clock.js';
 import { invalidAccessToken } from '../errors.js';
+import { isUlid } from '../ids.js';
 import type { JwtParts, TokenFormat } from '../formats/format.js';
 import type { Presented } from '../refresh_ids.js';
 import type { App, JsonObject } from '../types.js';
@@ -35,7 +36,9 @@ export async function verifyJwt(core: EngineCore, token: string, options: Verify
   const decoded = decodeJwt(token);
   if (!decoded) return null;
   const kid = headerKid(decoded.header);
-  if (!kid) return null;
+  // Every key Rotor signs with is named by a ULID: any other kid is not ours, and never reaches the store
+  // (PostgreSQL refuses a NUL in text, which would turn a forgery into a 400 where RFC 7009/7662 want 200).
+  if (!kid || !isUlid(kid)) return null;
   let app = options.client;
   if (!app) {
     const record = await core.store.findSigningKey(kid);
