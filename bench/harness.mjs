@@ -88,20 +88,28 @@ export function rssMb(pid) {
   return kb / 1024;
 }
 
-/** CPU seconds (user + system) used so far by a process tree. @param {number} pid */
-export function cpuSeconds(pid) {
+/** Clock ticks (user + system) in a `/proc/…/stat` file: fields 14 and 15 (utime, stime). @param {string} path */
+function statTicks(path) {
+  const stat = readFileSync(path, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[11]) + Number(fields[12]);
+}
+
+/** CPU seconds (user + system) used so far by a list of processes; one that is gone (or not ours to read) counts 0. @param {number[]} pids */
+function cpuSecondsOf(pids) {
   let ticks = 0;
-  for (const p of processTree(pid)) {
+  for (const p of pids) {
     try {
-      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(fields[11]) + Number(fields[12]);
+      ticks += statTicks(`/proc/${p}/stat`);
     } catch {
-      // gone
+      // gone, or not ours to read
     }
   }
   return ticks / CLOCK_TICKS;
 }
+
+/** CPU seconds (user + system) used so far by a process tree. @param {number} pid */
+export const cpuSeconds = (pid) => cpuSecondsOf(processTree(pid));
 
 /**
  * CPU seconds of a process tree split by thread: each process's main thread (the event loop) and all
@@ -113,9 +121,7 @@ export function cpuSecondsByThread(pid) {
   for (const p of processTree(pid)) {
     try {
       for (const task of readdirSync(`/proc/${p}/task`)) {
-        const stat = readFileSync(`/proc/${p}/task/${task}/stat`, 'utf8');
-        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-        const ticks = Number(fields[11]) + Number(fields[12]);
+        const ticks = statTicks(`/proc/${p}/task/${task}/stat`);
         if (Number(task) === p) main += ticks;
         else other += ticks;
       }
@@ -124,21 +130,6 @@ export function cpuSecondsByThread(pid) {
     }
   }
   return { main: main / CLOCK_TICKS, other: other / CLOCK_TICKS };
-}
-
-/** CPU seconds used so far by a list of processes (PostgreSQL backends). @param {number[]} pids */
-function cpuSecondsOf(pids) {
-  let ticks = 0;
-  for (const p of pids) {
-    try {
-      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(fields[11]) + Number(fields[12]);
-    } catch {
-      // gone, or not ours to read
-    }
-  }
-  return ticks / CLOCK_TICKS;
 }
 
 /**
