@@ -255,7 +255,7 @@ export class Engine {
 
   private async verifyProof(app: App, proof: string, input: DpopInput): Promise<string> {
     const now = toSeconds(this.nowMs());
-    const checked = verifyDpopProof(proof, {
+    const checked = await verifyDpopProof(proof, {
       htm: input.htm, htu: input.htu, nowSeconds: now,
       nonce: app.policy.dpopNonce ? (nonce) => isFreshNonce(this.nonceKey, nonce, now, app.id) : null,
     });
