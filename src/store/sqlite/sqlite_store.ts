@@ -112,6 +112,7 @@ export class SqliteStore implements Store {
   private readonly statements = new Map<string, Database.Statement>();
   private readonly rotations: TurnBatcher<RotateInput, { rotated: boolean }>;
   private readonly touches: TurnBatcher<TouchInput, boolean>;
+  private readonly dpopProofs: TurnBatcher<{ key: string; expiresAt: Millis }, boolean>;
   private readonly path: string;
   private readonly synchronous: 'NORMAL' | 'FULL';
   private writes = 0;
@@ -132,6 +133,10 @@ export class SqliteStore implements Store {
     this.db.pragma('foreign_keys = ON');
     this.rotations = this.groupCommitted((input: RotateInput) => ({ rotated: this.rotateOne(input) }));
     this.touches = this.groupCommitted((input: TouchInput) => this.touchOne(input));
+    // DPoP's replay cache is written on every proven refresh: its inserts share a turn's COMMIT too, each
+    // still its own conditional INSERT deciding, in arrival order, which caller used a proof first.
+    this.dpopProofs = this.groupCommitted((input: { key: string; expiresAt: Millis }) =>
+      this.sql('INSERT INTO dpop_proofs (key, expires_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING').run(input.key, input.expiresAt).changes === 1);
   }
 
   /**
@@ -231,7 +236,7 @@ export class SqliteStore implements Store {
 
   async close(): Promise<void> {
     // Rotations already accepted commit (or fail) before the connection goes.
-    await Promise.all([this.rotations.drain(), this.touches.drain()]);
+    await Promise.all([this.rotations.drain(), this.touches.drain(), this.dpopProofs.drain()]);
     const worker = this.checkpointer;
     this.checkpointer = null;
     if (worker) {
@@ -474,9 +479,7 @@ export class SqliteStore implements Store {
   }
 
   useDpopProof(input: { key: string; expiresAt: Millis }): Promise<boolean> {
-    return this.run(() =>
-      this.sql('INSERT INTO dpop_proofs (key, expires_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING').run(input.key, input.expiresAt).changes === 1,
-    );
+    return this.dpopProofs.submit(input);
   }
 
   findSession(id: string): Promise<FoundSession | null> {
