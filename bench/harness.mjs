@@ -14,10 +14,12 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import pg from 'pg';
+import { dpopProof, newDpopKey, thumbprint } from './dpop.mjs';
 import { protocol } from './protocols.mjs';
 
 export const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
 const ADMIN_TOKEN = 'bench-admin-token-0123456789abcdef';
+const ISSUER = 'http://rotor.bench';
 const PG_ADMIN_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const CLOCK_TICKS = 100; // USER_HZ on Linux
 
@@ -29,7 +31,10 @@ const CLOCK_TICKS = 100; // USER_HZ on Linux
  *   store?: 'sqlite' | 'postgres', profile?: string, policy?: Record<string, unknown>, env?: Record<string, string>,
  *   floorMode?: 'sign' | 'sqlite', fault?: 'none' | 'duplicate' | 'status' | 'same', fill?: number,
  *   fillGeneration?: number, disk?: boolean, baseline?: boolean, requires?: () => string | null,
+ *   dpop?: boolean, comparesTo?: string,
  * }} Row
+ * `dpop`: every session is issued bound to a P-256 key of its own (`dpopJkt`) and the protocol proves each
+ * call with it; `comparesTo`: the row whose refresh/s this one is reported against (run.mjs).
  * @typedef {{ durationSeconds: number, warmupSeconds: number, connections: number, profileDir?: string,
  *   logDir?: string, timeoutSeconds?: number, disk?: 'yes' | 'no' | 'only', diskSessions?: number,
  *   diskRotations?: number }} RunOptions
@@ -38,7 +43,7 @@ const CLOCK_TICKS = 100; // USER_HZ on Linux
  *   tables: Record<string, number> }} DiskResult
  * @typedef {{ id: string, label: string, skipped?: string, refreshPerSecond?: number, p50?: number, p99?: number,
  *   errors?: number, reasons?: Record<string, number>, rssMb?: number, cpuUsPerRefresh?: number, ok?: number,
- *   fillSeconds?: number, warmup?: unknown, generatorCores?: number, disk?: DiskResult,
+ *   fillSeconds?: number, warmup?: unknown, generatorCores?: number, disk?: DiskResult, dpopProofs?: number,
  *   mainThreadCpuUsPerRefresh?: number, otherThreadsCpuUsPerRefresh?: number, storeCpuUsPerRefresh?: number }} RowResult
  */
 
@@ -88,20 +93,28 @@ export function rssMb(pid) {
   return kb / 1024;
 }
 
-/** CPU seconds (user + system) used so far by a process tree. @param {number} pid */
-export function cpuSeconds(pid) {
+/** Clock ticks (user + system) in a `/proc/…/stat` file: fields 14 and 15 (utime, stime). @param {string} path */
+function statTicks(path) {
+  const stat = readFileSync(path, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[11]) + Number(fields[12]);
+}
+
+/** CPU seconds (user + system) used so far by a list of processes; one that is gone (or not ours to read) counts 0. @param {number[]} pids */
+function cpuSecondsOf(pids) {
   let ticks = 0;
-  for (const p of processTree(pid)) {
+  for (const p of pids) {
     try {
-      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(fields[11]) + Number(fields[12]);
+      ticks += statTicks(`/proc/${p}/stat`);
     } catch {
-      // gone
+      // gone, or not ours to read
     }
   }
   return ticks / CLOCK_TICKS;
 }
+
+/** CPU seconds (user + system) used so far by a process tree. @param {number} pid */
+export const cpuSeconds = (pid) => cpuSecondsOf(processTree(pid));
 
 /**
  * CPU seconds of a process tree split by thread: each process's main thread (the event loop) and all
@@ -113,9 +126,7 @@ export function cpuSecondsByThread(pid) {
   for (const p of processTree(pid)) {
     try {
       for (const task of readdirSync(`/proc/${p}/task`)) {
-        const stat = readFileSync(`/proc/${p}/task/${task}/stat`, 'utf8');
-        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-        const ticks = Number(fields[11]) + Number(fields[12]);
+        const ticks = statTicks(`/proc/${p}/task/${task}/stat`);
         if (Number(task) === p) main += ticks;
         else other += ticks;
       }
@@ -124,21 +135,6 @@ export function cpuSecondsByThread(pid) {
     }
   }
   return { main: main / CLOCK_TICKS, other: other / CLOCK_TICKS };
-}
-
-/** CPU seconds used so far by a list of processes (PostgreSQL backends). @param {number[]} pids */
-function cpuSecondsOf(pids) {
-  let ticks = 0;
-  for (const p of pids) {
-    try {
-      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(fields[11]) + Number(fields[12]);
-    } catch {
-      // gone, or not ours to read
-    }
-  }
-  return ticks / CLOCK_TICKS;
 }
 
 /**
@@ -270,7 +266,7 @@ async function startTarget(row, options, dir) {
   // Rotor: `rotor serve` from the build, configured only through its environment (SPEC §6).
   /** @type {Record<string, string>} */
   const env = {
-    ROTOR_HOST: '127.0.0.1', ROTOR_PORT: String(port), ROTOR_ADMIN_TOKEN: ADMIN_TOKEN, ROTOR_ISSUER: 'http://rotor.bench',
+    ROTOR_HOST: '127.0.0.1', ROTOR_PORT: String(port), ROTOR_ADMIN_TOKEN: ADMIN_TOKEN, ROTOR_ISSUER: ISSUER,
     ROTOR_LOG_LEVEL: 'info',
     // All load comes from one address: the limiter stays on (its cost is part of the figure) with limits
     // far above what one machine can send.
@@ -354,13 +350,15 @@ async function startTarget(row, options, dir) {
     await waitHealthy(`${url}/readyz`, proc);
     return {
       url, pid: /** @type {number} */ (proc.child.pid), fillSeconds, store, storePids,
-      setup: { appId: created.id, appName: created.name, appKey: created.appKey, basic },
+      setup: { appId: created.id, appName: created.name, appKey: created.appKey, basic, issuer: ISSUER },
       mint: seeded ?? ((count) => inParallel(count, 8, async (i) => {
+        // A DPoP row's sessions are bound from issuance (SPEC §4.1 dpopJkt), each to a key of its own.
+        const key = row.dpop ? newDpopKey() : null;
         const pair = await call(`${url}/v1/apps/bench/sessions`, {
           method: 'POST', headers: { authorization: `Bearer ${created.appKey}` },
-          json: { subject: `user-${i % 1000}`, ip: '127.0.0.1', userAgent: 'rotor-bench' },
+          json: { subject: `user-${i % 1000}`, ip: '127.0.0.1', userAgent: 'rotor-bench', ...(key ? { dpopJkt: key.jkt } : {}) },
         });
-        return { refresh: pair.refreshToken, access: pair.accessToken };
+        return { refresh: pair.refreshToken, access: pair.accessToken, ...(key ? { dpop: key.jwk } : {}) };
       })),
       stop,
     };
@@ -598,8 +596,9 @@ async function runTimed(row, options) {
     // Probe: one renewal must work, or the row's endpoint is not there (a dialect still being built).
     const call1 = proto.request(/** @type {TokenState} */ (probe), target.setup);
     const res = await fetch(target.url + call1.path, { method: call1.method, headers: call1.headers, body: call1.body });
-    await res.text();
+    const answer = await res.text();
     if (res.status !== 200) return { id: row.id, label: row.label, skipped: `its renewal endpoint answered ${res.status}` };
+    if (row.dpop) await checkDpop(target, proto, /** @type {TokenState} */ (probe), call1, JSON.parse(answer));
 
     let peakRss = 0;
     let cpuAtStart = 0;
@@ -638,6 +637,13 @@ async function runTimed(row, options) {
     const threads = cpuSecondsByThread(pid);
     const storeCpu = cpuSecondsOf(storePids) - storeCpuAtStart;
     const measured = /** @type {import('./loadgen.mjs').PhaseResult} */ (result.phases.find((p) => p.name === 'measure'));
+    // Every accepted DPoP refresh wrote its proof into the replay cache (a row until the proof's window
+    // has passed, ten minutes: nothing is pruned during a run).
+    const dpopProofs = row.dpop && target.store ? await dpopProofCount(target.store) : undefined;
+    if (dpopProofs !== undefined) {
+      const accepted = result.phases.reduce((n, p) => n + p.ok, 0);
+      if (dpopProofs < accepted) throw new Error(`DPoP check: ${accepted} refreshes were accepted but the replay cache holds ${dpopProofs} proofs`);
+    }
     return {
       id: row.id, label: row.label, ok: measured.ok,
       refreshPerSecond: measured.refreshPerSecond, p50: measured.p50, p99: measured.p99,
@@ -646,12 +652,64 @@ async function runTimed(row, options) {
       mainThreadCpuUsPerRefresh: measured.ok > 0 ? ((threads.main - threadsAtStart.main) * 1e6) / measured.ok : undefined,
       otherThreadsCpuUsPerRefresh: measured.ok > 0 ? ((threads.other - threadsAtStart.other) * 1e6) / measured.ok : undefined,
       storeCpuUsPerRefresh: storePids.length > 0 && measured.ok > 0 ? (storeCpu * 1e6) / measured.ok : undefined,
-      generatorCores: measured.generatorCores,
+      generatorCores: measured.generatorCores, dpopProofs,
       fillSeconds: target.fillSeconds, warmup: result.phases.find((p) => p.name === 'warmup'),
     };
   } finally {
     await target?.stop();
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+// ── DPoP ───────────────────────────────────────────────────────────────────────────────────────────
+
+/**
+ * The DPoP row's own checks, on the probe session before any load, so that the row cannot silently
+ * measure bearer refreshes: the probe (a fresh proof by the session's key) was answered `tokenType:
+ * "DPoP"` with `cnf.jkt` of that key in the access token; the successor is then refused with the probe's
+ * proof again (a replayed `jti`), with no proof, and with a fresh proof by another key — and still renews
+ * with a fresh proof by its own key (the refusals consumed nothing). Throws on the first that fails.
+ * @param {Target} target @param {import('./protocols.mjs').Protocol} proto @param {TokenState} probe
+ * @param {import('./protocols.mjs').Call} used the probe's call @param {any} answer the probe's answer
+ */
+async function checkDpop(target, proto, probe, used, answer) {
+  const fail = (/** @type {string} */ what) => {
+    throw new Error(`DPoP check: ${what}`);
+  };
+  if (answer?.tokenType !== 'DPoP') fail(`the probe was answered tokenType ${answer?.tokenType}`);
+  const claims = JSON.parse(Buffer.from(String(answer.accessToken).split('.')[1] ?? '', 'base64url').toString('utf8'));
+  if (!probe.dpop || claims.cnf?.jkt !== thumbprint(probe.dpop)) fail('the access token does not carry cnf.jkt of the session\'s key');
+  const next = proto.next(200, answer, probe);
+  const fresh = proto.request(next, target.setup);
+  const { dpop: _proof, ...withoutProof } = fresh.headers;
+  const attempts = [
+    ['a replayed proof', { ...withoutProof, dpop: used.headers.dpop ?? '' }],
+    ['no proof', withoutProof],
+    ['another key\'s proof', { ...withoutProof, dpop: dpopProof(newDpopKey().jwk, fresh.method, `${target.setup.issuer}${fresh.path}`) }],
+  ];
+  for (const [what, headers] of /** @type {[string, Record<string, string>][]} */ (attempts)) {
+    const res = await fetch(target.url + fresh.path, { method: fresh.method, headers, body: fresh.body });
+    const body = await res.text();
+    const code = res.status === 200 ? undefined : JSON.parse(body)?.code;
+    if (res.status !== 401 || code !== 'invalid_dpop_proof') fail(`${what} was answered ${res.status} ${code ?? ''}, not 401 invalid_dpop_proof`);
+  }
+  const res = await fetch(target.url + fresh.path, { method: fresh.method, headers: fresh.headers, body: fresh.body });
+  const text = await res.text();
+  try {
+    proto.next(res.status, text ? JSON.parse(text) : undefined, next);
+  } catch (reason) {
+    fail(`after the refusals the session's own fresh proof failed: ${reason}`);
+  }
+}
+
+/** Rows in a SQLite store's DPoP replay cache (undefined for other stores). @param {StoreLocation} store */
+async function dpopProofCount(store) {
+  if (store.kind !== 'sqlite') return undefined;
+  const db = new Database(store.path, { readonly: true, fileMustExist: true });
+  try {
+    return /** @type {number} */ (db.prepare('SELECT count(*) FROM dpop_proofs').pluck().get());
+  } finally {
+    db.close();
   }
 }
 

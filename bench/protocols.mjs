@@ -7,8 +7,11 @@
  * the protocol does not use it). `next` returns the new state or throws a short reason string;
  * `key(state)` is the token that must be new on every answer (the duplicate check).
  *
- * @typedef {{ refresh?: string, access?: string }} TokenState
- * @typedef {{ appId?: string, appName?: string, appKey?: string, basic?: string }} Setup
+ * A DPoP row's state also carries its session's private key (`dpop`, a JWK: bench/dpop.mjs), handed on
+ * to every successor; its `request` signs a fresh proof per call.
+ *
+ * @typedef {{ refresh?: string, access?: string, dpop?: import('./dpop.mjs').PrivateJwk }} TokenState
+ * @typedef {{ appId?: string, appName?: string, appKey?: string, basic?: string, issuer?: string }} Setup
  * @typedef {{ method: string, path: string, headers: Record<string, string>, body?: string }} Call
  * @typedef {{
  *   request(state: TokenState, setup: Setup): Call,
@@ -16,6 +19,8 @@
  *   key(state: TokenState): string | undefined,
  * }} Protocol
  */
+
+import { dpopProof, newDpopKey } from './dpop.mjs';
 
 const JSON_TYPE = { 'content-type': 'application/json' };
 const FORM_TYPE = 'application/x-www-form-urlencoded';
@@ -45,6 +50,12 @@ function oauthPair(status, json) {
   return { refresh: token(json?.refresh_token, 'refresh_token'), access: token(json?.access_token, 'access_token') };
 }
 
+/** @type {import('./dpop.mjs').PrivateJwk | undefined} */
+let noSessionKey;
+/** A DPoP state's key; the exhausted placeholder gets one no session is bound to (refused like its token). */
+/** @param {TokenState} state */
+const keyOf = (state) => state.dpop ?? (noSessionKey ??= newDpopKey().jwk);
+
 /** @type {(state: TokenState) => string | undefined} */
 const refreshKey = (state) => state.refresh;
 
@@ -54,6 +65,24 @@ export const PROTOCOLS = {
   native: {
     request: (s) => ({ method: 'POST', path: '/v1/refresh', headers: JSON_TYPE, body: JSON.stringify({ refreshToken: s.refresh }) }),
     next: camelPair,
+    key: refreshKey,
+  },
+  /**
+   * The same call on a session bound to a DPoP key (RFC 9449; SPEC §4.1): a fresh proof by the session's
+   * key on every call, and an answer that is not `tokenType: "DPoP"` is an error — a row that would
+   * silently measure bearer refreshes fails its checks instead.
+   */
+  'native-dpop': {
+    request: (s, setup) => ({
+      method: 'POST', path: '/v1/refresh',
+      headers: { ...JSON_TYPE, dpop: dpopProof(keyOf(s), 'POST', `${setup.issuer}/v1/refresh`) },
+      body: JSON.stringify({ refreshToken: s.refresh }),
+    }),
+    next: (status, json, s) => {
+      const pair = camelPair(status, json);
+      if (json.tokenType !== 'DPoP') throw `tokenType ${json.tokenType}, not DPoP`;
+      return { ...pair, dpop: s.dpop };
+    },
     key: refreshKey,
   },
   /** RFC 6749 §6 with client_secret_basic (Rotor /oauth2/token). */

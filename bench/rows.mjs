@@ -22,6 +22,12 @@ const DIALECTS = ['verifik', 'jwtplus', 'flolive', 'fib', 'abitmedia'].map((prof
 /** @type {import('./harness.mjs').Row[]} */
 export const ROWS = [
   { id: 'native-sqlite', label: 'Rotor native /v1/refresh, SQLite', target: 'rotor', protocol: 'native', store: 'sqlite', disk: true },
+  // Issue 15: the same refresh on sessions bound to a DPoP key (dpopJkt at issuance; the app requires DPoP),
+  // a fresh ES256 proof by the session's key on every call, signed in the load generator.
+  {
+    id: 'native-dpop-sqlite', label: 'Rotor native /v1/refresh + DPoP proof, SQLite', target: 'rotor', protocol: 'native-dpop', store: 'sqlite',
+    policy: { dpop: 'required' }, dpop: true, comparesTo: 'native-sqlite',
+  },
   { id: 'oauth2-sqlite', label: 'Rotor /oauth2/token, SQLite', target: 'rotor', protocol: 'oauth2', store: 'sqlite' },
   { id: 'native-postgres', label: 'Rotor native /v1/refresh, PostgreSQL', target: 'rotor', protocol: 'native', store: 'postgres', requires: postgresBuilt, disk: true },
   ...DIALECTS,

@@ -71,7 +71,7 @@ for (let i = 0; i < runs; i += 1) {
       mine.push(result);
       process.stderr.write(result.skipped
         ? `skipped: ${result.skipped}\n`
-        : `${result.refreshPerSecond === undefined ? '' : `${Math.round(result.refreshPerSecond)}/s, p50 ${result.p50} ms, p99 ${result.p99} ms, server CPU ${Math.round(result.cpuUsPerRefresh ?? 0)} µs/refresh (main thread ${Math.round(result.mainThreadCpuUsPerRefresh ?? 0)})${result.storeCpuUsPerRefresh === undefined ? '' : `, PostgreSQL backends ${Math.round(result.storeCpuUsPerRefresh)} µs/refresh`}, RSS ${Math.round(result.rssMb ?? 0)} MB, generator ${(result.generatorCores ?? 0).toFixed(2)} cores, errors ${result.errors}${result.errors ? ` ${JSON.stringify(result.reasons)}` : ''}`}${result.fillSeconds ? `, fill ${result.fillSeconds.toFixed(1)} s` : ''}${result.disk ? `${result.refreshPerSecond === undefined ? '' : '; '}${describeDisk(result.disk)}` : ''}\n`);
+        : `${result.refreshPerSecond === undefined ? '' : `${Math.round(result.refreshPerSecond)}/s, p50 ${result.p50} ms, p99 ${result.p99} ms, server CPU ${Math.round(result.cpuUsPerRefresh ?? 0)} µs/refresh (main thread ${Math.round(result.mainThreadCpuUsPerRefresh ?? 0)})${result.storeCpuUsPerRefresh === undefined ? '' : `, PostgreSQL backends ${Math.round(result.storeCpuUsPerRefresh)} µs/refresh`}, RSS ${Math.round(result.rssMb ?? 0)} MB, generator ${(result.generatorCores ?? 0).toFixed(2)} cores${result.dpopProofs === undefined ? '' : `, replay cache ${result.dpopProofs} proofs`}, errors ${result.errors}${result.errors ? ` ${JSON.stringify(result.reasons)}` : ''}`}${result.fillSeconds ? `, fill ${result.fillSeconds.toFixed(1)} s` : ''}${result.disk ? `${result.refreshPerSecond === undefined ? '' : '; '}${describeDisk(result.disk)}` : ''}\n`);
       if (result.skipped) out.add(row.id);
     } catch (err) {
       process.stderr.write(`failed: ${/** @type {Error} */ (err).message}\n`);
@@ -91,6 +91,22 @@ const results = rows.map((row) => {
 
 const baselineId = rows.find((r) => r.baseline)?.id;
 process.stdout.write(`\n${formatTable(results, { baselineId, header })}\n`);
+// A row with `comparesTo` (the DPoP row against the bearer refresh it adds a proof to) is reported as a
+// share of that row's refresh/s and beside its CPU per refresh, from the same round's median runs.
+for (const row of rows.filter((r) => r.comparesTo)) {
+  const mine = results.find((r) => r.id === row.id);
+  const base = results.find((r) => r.id === row.comparesTo);
+  if (!mine?.refreshPerSecond || !base?.refreshPerSecond) continue;
+  process.stdout.write(`\n${row.id} vs ${base.id}: ${Math.round(mine.refreshPerSecond).toLocaleString('en-US')} vs ${Math.round(base.refreshPerSecond).toLocaleString('en-US')} refresh/s`
+    + ` = ${Math.round((100 * mine.refreshPerSecond) / base.refreshPerSecond)}%; p99 ${mine.p99} vs ${base.p99} ms;`
+    + ` server CPU ${Math.round(mine.cpuUsPerRefresh ?? 0)} vs ${Math.round(base.cpuUsPerRefresh ?? 0)} µs/refresh (main thread ${Math.round(mine.mainThreadCpuUsPerRefresh ?? 0)} vs ${Math.round(base.mainThreadCpuUsPerRefresh ?? 0)});`
+    + ` load generator ${(mine.generatorCores ?? 0).toFixed(2)} vs ${(base.generatorCores ?? 0).toFixed(2)} cores\n`);
+  // Every round's pair (the two rows run back to back in it), not only the medians.
+  const pairs = (attempts.get(row.id) ?? []).map((a, i) => [a, attempts.get(base.id)?.[i]]).filter(([a, b]) => a?.refreshPerSecond && b?.refreshPerSecond);
+  if (pairs.length > 1) {
+    process.stdout.write(`  by round: ${pairs.map(([a, b]) => `${Math.round(a?.refreshPerSecond ?? 0)} vs ${Math.round(b?.refreshPerSecond ?? 0)} (${Math.round((100 * (a?.refreshPerSecond ?? 0)) / (b?.refreshPerSecond ?? 1))}%)`).join(', ')}\n`);
+  }
+}
 const disks = results.filter((r) => r.disk);
 if (disks.length > 0) {
   process.stdout.write(`\ndisk B/session: ${disks.map((r) => `${r.id}: ${describeDisk(/** @type {import('./harness.mjs').DiskResult} */ (r.disk))}`).join('\n                ')}\n`);

@@ -4,6 +4,8 @@ import { describe, expect, it } from 'vitest';
 // The harness is plain ESM JavaScript (bench/ is not part of the TypeScript build).
 // @ts-expect-error no declaration file for the .mjs harness
 import { formatTable, processTree, ROOT, runRow } from '../bench/harness.mjs';
+// @ts-expect-error no declaration file for the .mjs rows
+import { ROWS } from '../bench/rows.mjs';
 
 /** Quick mode: a few connections, one second of warm-up and one of load. No timing is asserted. */
 const QUICK = { durationSeconds: 1, warmupSeconds: 1, connections: 8 };
@@ -48,6 +50,18 @@ describe('bench harness (quick mode)', () => {
     expect(result.skipped).toBeUndefined();
     expect(result.errors).toBe(0);
     expect(result.ok).toBeGreaterThan(0);
+  }, 60_000);
+
+  // The DPoP row (issue 15): a fresh proof per call by each session's own key. The harness's own checks
+  // throw if the probe is not answered DPoP, if a replayed proof, no proof or another key's proof is not
+  // refused, or if the replay cache holds fewer proofs than refreshes were accepted.
+  it.skipIf(!existsSync(join(ROOT, 'dist/src/cli/main.js')))('drives the DPoP row: every answer DPoP-typed, a replay refused, one replay-cache entry per refresh', async () => {
+    const row = ROWS.find((r: Row) => r.id === 'native-dpop-sqlite');
+    const result = await runRow(row, QUICK);
+    expect(result.skipped).toBeUndefined();
+    expect(result.errors).toBe(0);
+    expect(result.ok).toBeGreaterThan(0);
+    expect(result.dpopProofs).toBeGreaterThanOrEqual(result.ok);
   }, 60_000);
 
   it('leaves no server or load generator process behind', () => {

@@ -22,29 +22,27 @@ export interface DpopProof {
 
 export type DpopRefusal = { error: 'invalid_dpop_proof' | 'use_dpop_nonce'; detail: string };
 
-export function verifyDpopProof(
+/**
+ * The signature is verified on libuv's thread pool (node:crypto's asynchronous `verify`): an ES256
+ * verification is ~100 µs of CPU, more than the rest of a refresh's event-loop work, and off the loop it
+ * costs the loop ~12 µs, so a DPoP refresh no longer holds every other request back by a verification.
+ */
+export async function verifyDpopProof(
   proof: string,
   expect: { htm: string; htu: string; nowSeconds: number; nonce: ((nonce: unknown) => boolean) | null },
-): DpopProof | DpopRefusal {
+): Promise<DpopProof | DpopRefusal> {
   const bad = (detail: string): DpopRefusal => ({ error: 'invalid_dpop_proof', detail });
   if (proof.length > MAX_PROOF_LENGTH) return bad('the proof is too long');
   const parts = proof.split('.');
   if (parts.length !== 3) return bad('the proof is not a compact JWS');
   const [h, p, sig] = parts as [string, string, string];
-  const header = jsonSegment(h);
+  const header = checkedHeader(h);
   const payload = jsonSegment(p);
   if (!header || !payload) return bad('the proof is not a compact JWS');
-  if (header.typ !== 'dpop+jwt') return bad('typ must be dpop+jwt');
-  // RFC 7515 §4.1.11: no extension is understood here; nor does a proof point at keys elsewhere.
-  for (const name of ['crit', 'jku', 'x5u', 'x5c', 'kid']) if (name in header) return bad(`the proof header may not carry ${name}`);
-  const alg = header.alg;
-  if (typeof alg !== 'string' || !(DPOP_ALGORITHMS as readonly string[]).includes(alg)) return bad(`alg must be one of ${DPOP_ALGORITHMS.join(', ')}`);
-  const jwk = header.jwk;
-  if (jwk === null || typeof jwk !== 'object' || Array.isArray(jwk)) return bad('the proof carries no jwk');
-  const key = publicKeyFor(alg, jwk as Record<string, unknown>);
-  if (typeof key === 'string') return bad(key);
+  if (typeof header === 'string') return bad(header);
+  const { alg, key, jkt } = header;
   const signature = base64urlOrNull(sig);
-  if (!signature || !verifySignature(alg, key, Buffer.from(`${h}.${p}`), signature)) return bad('the proof signature does not verify with its jwk');
+  if (!signature || !(await verifySignature(alg, key, Buffer.from(`${h}.${p}`), signature))) return bad('the proof signature does not verify with its jwk');
   if (typeof payload.jti !== 'string' || payload.jti.length === 0 || payload.jti.length > 256) return bad('jti is required');
   if (payload.htm !== expect.htm) return bad('htm is not this request\'s method');
   if (typeof payload.htu !== 'string' || /[?#]/.test(payload.htu) || normalUri(payload.htu) !== normalUri(expect.htu)) return bad('htu is not this endpoint');
@@ -53,7 +51,45 @@ export function verifyDpopProof(
   }
   if ('ath' in payload && typeof payload.ath !== 'string') return bad('ath must be a string');
   if (expect.nonce && !expect.nonce(payload.nonce)) return { error: 'use_dpop_nonce', detail: 'the authorization server requires a DPoP nonce' };
-  return { jkt: jwkThumbprint(jwk as Record<string, unknown>), jti: payload.jti, iat: payload.iat };
+  return { jkt, jti: payload.jti, iat: payload.iat };
+}
+
+/** A proof header that passed every check of its own: its alg, its jwk imported, the jwk's thumbprint. */
+interface CheckedHeader { alg: string; key: KeyObject; jkt: string }
+
+/**
+ * Headers that passed, by their exact base64url text, most recently used last. A client sends the same
+ * header (typ, alg, jwk) with every proof, and importing its jwk is the dearest step of a check after the
+ * signature (node:crypto's JWK import costs about as much as an ES256 verification), so a client's second
+ * proof reuses the first's KeyObject. Keyed by the text itself, the entry is exactly what checking that text
+ * again would give: the checks read nothing else. Only passed headers are kept; the size is bounded.
+ */
+const checkedHeaders = new Map<string, CheckedHeader>();
+const CHECKED_HEADERS_MAX = 4096;
+
+/** The header's checks (RFC 9449 §4.3 items 2–5); null when it is not JSON, a string naming the refusal. */
+function checkedHeader(segment: string): CheckedHeader | string | null {
+  const known = checkedHeaders.get(segment);
+  if (known) {
+    checkedHeaders.delete(segment);
+    checkedHeaders.set(segment, known);
+    return known;
+  }
+  const header = jsonSegment(segment);
+  if (!header) return null;
+  if (header.typ !== 'dpop+jwt') return 'typ must be dpop+jwt';
+  // RFC 7515 §4.1.11: no extension is understood here; nor does a proof point at keys elsewhere.
+  for (const name of ['crit', 'jku', 'x5u', 'x5c', 'kid']) if (name in header) return `the proof header may not carry ${name}`;
+  const alg = header.alg;
+  if (typeof alg !== 'string' || !(DPOP_ALGORITHMS as readonly string[]).includes(alg)) return `alg must be one of ${DPOP_ALGORITHMS.join(', ')}`;
+  const jwk = header.jwk;
+  if (jwk === null || typeof jwk !== 'object' || Array.isArray(jwk)) return 'the proof carries no jwk';
+  const key = publicKeyFor(alg, jwk as Record<string, unknown>);
+  if (typeof key === 'string') return key;
+  const checked = { alg, key, jkt: jwkThumbprint(jwk as Record<string, unknown>) };
+  if (checkedHeaders.size >= CHECKED_HEADERS_MAX) checkedHeaders.delete(checkedHeaders.keys().next().value as string);
+  checkedHeaders.set(segment, checked);
+  return checked;
 }
 
 /** RFC 7638: SHA-256 over the required members in lexicographic order, base64url. */
@@ -103,17 +139,22 @@ function publicKeyFor(alg: string, jwk: Record<string, unknown>): KeyObject | st
   }
 }
 
-function verifySignature(alg: string, key: KeyObject, data: Buffer, signature: Buffer): boolean {
-  try {
-    // High-S is accepted: clients' WebCrypto and node:crypto do not normalise S, and a malleated twin of a
-    // proof replays nothing (the replay cache keys on the key and the jti, not on the signature).
-    if (alg === 'ES256') return signature.length === 64 && verify('sha256', data, { key, dsaEncoding: 'ieee-p1363' }, signature);
-    if (alg === 'EdDSA') return verify(null, data, key, signature);
-    if (alg === 'PS256') return verify('sha256', data, { key, padding: 6 /* RSA_PKCS1_PSS_PADDING */, saltLength: 32 }, signature);
-    return verify('sha256', data, key, signature);
-  } catch {
-    return false;
-  }
+function verifySignature(alg: string, key: KeyObject, data: Buffer, signature: Buffer): Promise<boolean> {
+  return new Promise((resolve) => {
+    const done = (err: Error | null, valid: boolean): void => resolve(err === null && valid);
+    try {
+      // High-S is accepted: clients' WebCrypto and node:crypto do not normalise S, and a malleated twin of a
+      // proof replays nothing (the replay cache keys on the key and the jti, not on the signature).
+      if (alg === 'ES256') {
+        if (signature.length !== 64) resolve(false);
+        else verify('sha256', data, { key, dsaEncoding: 'ieee-p1363' }, signature, done);
+      } else if (alg === 'EdDSA') verify(null, data, key, signature, done);
+      else if (alg === 'PS256') verify('sha256', data, { key, padding: 6 /* RSA_PKCS1_PSS_PADDING */, saltLength: 32 }, signature, done);
+      else verify('sha256', data, key, signature, done);
+    } catch {
+      resolve(false);
+    }
+  });
 }
 
 /**

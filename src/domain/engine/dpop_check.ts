@@ -46,7 +46,7 @@ export function proofFor(core: EngineCore, app: App, input: DpopInput | undefine
 
 async function verifyProof(core: EngineCore, app: App, proof: string, input: DpopInput): Promise<string> {
   const now = toSeconds(core.now());
-  const checked = verifyDpopProof(proof, {
+  const checked = await verifyDpopProof(proof, {
     htm: input.htm, htu: input.htu, nowSeconds: now,
     nonce: app.policy.dpopNonce ? (nonce) => isFreshNonce(core.nonceKey, nonce, now, app.id) : null,
   });

@@ -4,10 +4,9 @@ import type { Row, SqliteConnection } from './connection.js';
 
 /** State that guards requests across instances: the DPoP replay cache and pooled rate-limit counts. */
 
-export function useDpopProof(c: SqliteConnection, input: DpopProofInput): Promise<boolean> {
-  return c.run(() =>
-    c.sql('INSERT INTO dpop_proofs (key, expires_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING').run(input.key, input.expiresAt).changes === 1,
-  );
+/** Whether this is the proof's first use; run inside a group-committed turn (sqlite_store.ts). */
+export function insertDpopProof(c: SqliteConnection, input: DpopProofInput): boolean {
+  return c.sql('INSERT INTO dpop_proofs (key, expires_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING').run(input.key, input.expiresAt).changes === 1;
 }
 
 export function addRateHits(c: SqliteConnection, input: RateHitsInput): Promise<Map<string, number>> {

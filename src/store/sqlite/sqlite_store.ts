@@ -30,11 +30,15 @@ export class SqliteStore implements Store {
   private readonly c: SqliteConnection;
   private readonly rotations: TurnBatcher<RotateInput, RotateResult>;
   private readonly touches: TurnBatcher<TouchInput, boolean>;
+  private readonly dpopProofs: TurnBatcher<DpopProofInput, boolean>;
 
   constructor(path: string, options: SqliteStoreOptions = {}) {
     this.c = new SqliteConnection(path, options);
     this.rotations = groupCommitted(this.c, (input: RotateInput) => ({ rotated: sessions.rotateOne(this.c, input) }));
     this.touches = groupCommitted(this.c, (input: TouchInput) => sessions.touchOne(this.c, input));
+    // DPoP's replay cache is written on every proven refresh: its inserts share a turn's COMMIT too, each
+    // still its own conditional INSERT deciding, in arrival order, which caller used a proof first.
+    this.dpopProofs = groupCommitted(this.c, (input: DpopProofInput) => guards.insertDpopProof(this.c, input));
   }
 
   migrate(): Promise<void> { return this.c.migrate(); }
@@ -42,7 +46,7 @@ export class SqliteStore implements Store {
 
   async close(): Promise<void> {
     // Rotations already accepted commit (or fail) before the connection goes.
-    await Promise.all([this.rotations.drain(), this.touches.drain()]);
+    await Promise.all([this.rotations.drain(), this.touches.drain(), this.dpopProofs.drain()]);
     await this.c.close();
   }
 
@@ -100,7 +104,7 @@ export class SqliteStore implements Store {
 
   // ── request guards, pruning ──────────────────────────────────────────────────────────────────────
 
-  useDpopProof(input: DpopProofInput): Promise<boolean> { return guards.useDpopProof(this.c, input); }
+  useDpopProof(input: DpopProofInput): Promise<boolean> { return this.dpopProofs.submit(input); }
   addRateHits(input: RateHitsInput): Promise<Map<string, number>> { return guards.addRateHits(this.c, input); }
   prune(now: Millis, options: PruneOptions): Promise<PruneResult> { return prune(this.c, now, options); }
 

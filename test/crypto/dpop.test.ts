@@ -1,0 +1,65 @@
+import { generateKeyPairSync, randomUUID, sign, type KeyObject } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { jwkThumbprint, verifyDpopProof } from '../../src/crypto/dpop.js';
+
+/**
+ * verifyDpopProof on its own (RFC 9449 §4.3). A header that passed is remembered by its text (its jwk
+ * imported once): these tests pin that a remembered header changes nothing about the proof it comes with.
+ */
+const HTU = 'https://rotor.test/v1/refresh';
+const NOW = 1_800_000_000;
+const expectation = { htm: 'POST', htu: HTU, nowSeconds: NOW, nonce: null };
+const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+
+function ecKey() {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  return { privateKey, jwk: publicKey.export({ format: 'jwk' }) as Record<string, unknown> };
+}
+
+function proof(header: Record<string, unknown>, payload: Record<string, unknown>, signer: KeyObject): string {
+  const input = `${b64(header)}.${b64(payload)}`;
+  return `${input}.${sign('sha256', Buffer.from(input), { key: signer, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
+}
+
+const claims = (extra: Record<string, unknown> = {}) => ({ jti: randomUUID(), htm: 'POST', htu: HTU, iat: NOW, ...extra });
+
+describe('verifyDpopProof', () => {
+  it('accepts a proof and names its key by RFC 7638 thumbprint, again with the same header', async () => {
+    const key = ecKey();
+    const header = { typ: 'dpop+jwt', alg: 'ES256', jwk: key.jwk };
+    for (let i = 0; i < 2; i += 1) {
+      const checked = await verifyDpopProof(proof(header, claims(), key.privateKey), expectation);
+      expect(checked).toMatchObject({ jkt: jwkThumbprint(key.jwk), iat: NOW });
+    }
+  });
+
+  it('a remembered header still needs a signature by its own key over this proof', async () => {
+    const key = ecKey();
+    const other = ecKey();
+    const header = { typ: 'dpop+jwt', alg: 'ES256', jwk: key.jwk };
+    expect(await verifyDpopProof(proof(header, claims(), key.privateKey), expectation)).not.toHaveProperty('error');
+    // The same header text, signed by another key: refused.
+    expect(await verifyDpopProof(proof(header, claims(), other.privateKey), expectation))
+      .toEqual({ error: 'invalid_dpop_proof', detail: 'the proof signature does not verify with its jwk' });
+    // The same header, a signature over other claims than the ones sent: refused.
+    const [h, , s] = proof(header, claims(), key.privateKey).split('.');
+    expect(await verifyDpopProof(`${h}.${b64(claims({ htm: 'GET' }))}.${s}`, { ...expectation, htm: 'GET' }))
+      .toEqual({ error: 'invalid_dpop_proof', detail: 'the proof signature does not verify with its jwk' });
+    // The same header, the claims still judged per proof.
+    expect(await verifyDpopProof(proof(header, claims({ iat: NOW - 3600 }), key.privateKey), expectation))
+      .toEqual({ error: 'invalid_dpop_proof', detail: 'iat is outside the accepted window' });
+  });
+
+  it('a refused header is refused every time, and one member more is another header', async () => {
+    const key = ecKey();
+    const withPrivate = { typ: 'dpop+jwt', alg: 'ES256', jwk: key.privateKey.export({ format: 'jwk' }) };
+    for (let i = 0; i < 2; i += 1) {
+      expect(await verifyDpopProof(proof(withPrivate, claims(), key.privateKey), expectation))
+        .toEqual({ error: 'invalid_dpop_proof', detail: 'the jwk must be a public key' });
+    }
+    const good = { typ: 'dpop+jwt', alg: 'ES256', jwk: key.jwk };
+    expect(await verifyDpopProof(proof(good, claims(), key.privateKey), expectation)).not.toHaveProperty('error');
+    expect(await verifyDpopProof(proof({ ...good, kid: 'k1' }, claims(), key.privateKey), expectation))
+      .toEqual({ error: 'invalid_dpop_proof', detail: 'the proof header may not carry kid' });
+  });
+});
