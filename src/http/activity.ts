@@ -116,6 +116,9 @@ export class ActivitySampler {
   /** The fleet's last hour in 10-second steps, and this instance's interval in progress. */
   async series(windowMs = CHART_WINDOW_MS): Promise<ActivitySeries> {
     const now = this.clock.now();
+    // A timer that is late (a blocked loop, a clock that jumped) has not closed the last interval yet:
+    // close it now, so the live point never covers more than the interval in progress.
+    if (this.last && Math.floor(now / SAMPLE_EVERY_MS) * SAMPLE_EVERY_MS > this.last.at) await this.sample();
     const since = now - windowMs;
     const samples = await this.store.listActivity(since);
     const buckets = new Map<number, IntervalData[]>();
