@@ -1,40 +1,7 @@
-import type { TokenFormat } from '../../domain/formats/format.js';
-import { withoutReserved } from '../../domain/formats/format.js';
-
-/** `typ` is reserved too: it is what tells a refresh token from an access token. */
-const RESERVED = new Set(['iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jti', 'sid', 'typ']);
+import { sidJtiFormat } from '../sid_jti_format.js';
 
 /**
  * SPEC §3 `flolive`: HS256; the access token is the subject's claims (e.g. `uid email`) plus
  * `sid jti iat exp`; the refresh token is a JWT `sid jti iat exp typ:"Refresh"` whose `jti` carries its generation.
  */
-export const floliveFormat: TokenFormat = {
-  reservedClaims: RESERVED,
-  refreshFormat: 'jwt',
-  // The refresh token's jti carries the generation, sealed; its sid claim names the session.
-  chainId: { shape: 'ulid', locatesSession: false },
-  accessToken(ctx) {
-    return {
-      header: { typ: 'JWT' },
-      payload: {
-        ...withoutReserved(ctx.session.claims, RESERVED),
-        sid: ctx.session.id,
-        jti: ctx.pairId,
-        iat: ctx.now,
-        exp: ctx.accessExp,
-      },
-    };
-  },
-  refreshToken(ctx) {
-    if (!ctx.refresh) return null;
-    return {
-      header: { typ: 'JWT' },
-      payload: { sid: ctx.session.id, jti: ctx.refresh.id, iat: ctx.now, exp: ctx.refresh.exp, typ: 'Refresh' },
-    };
-  },
-  isAccessToken: ({ payload }) => !('typ' in payload) && typeof payload.sid === 'string' && typeof payload.jti === 'string',
-  refreshIdOf: ({ payload }) =>
-    payload.typ === 'Refresh' && typeof payload.sid === 'string' && typeof payload.jti === 'string' ? { id: payload.jti, sessionId: payload.sid } : null,
-  sessionOf: (payload) => (typeof payload.sid === 'string' ? { sessionId: payload.sid } : null),
-  expectedIssuer: () => null,
-};
+export const floliveFormat = sidJtiFormat({ withSub: false, refreshTyp: 'Refresh' });
