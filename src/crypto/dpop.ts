@@ -132,7 +132,14 @@ function publicKeyFor(alg: string, jwk: Record<string, unknown>): KeyObject | st
   if (jwk.kty !== kty || (crv !== null && jwk.crv !== crv)) return `the jwk is not a ${crv ?? kty} key for ${alg}`;
   try {
     const key = createPublicKey({ key: jwk as JsonWebKey, format: 'jwk' });
-    if (kty === 'RSA' && (key.asymmetricKeyDetails?.modulusLength ?? 0) < 2048) return 'RSA keys must have at least 2048 bits';
+    if (kty === 'RSA') {
+      const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
+      if (bits < 2048) return 'RSA keys must have at least 2048 bits';
+      // A huge modulus or public exponent makes every verification dearer (e ≈ 2^2047 costs ~50×): the
+      // client chooses the key, so only the exponent every library uses, and moduli up to 4096 bits.
+      if (bits > 4096) return 'RSA keys must have at most 4096 bits';
+      if (key.asymmetricKeyDetails?.publicExponent !== 65537n) return 'RSA keys must have the public exponent 65537';
+    }
     return key;
   } catch {
     return 'the jwk is not a valid public key';

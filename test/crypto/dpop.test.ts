@@ -63,3 +63,21 @@ describe('verifyDpopProof', () => {
       .toEqual({ error: 'invalid_dpop_proof', detail: 'the proof header may not carry kid' });
   });
 });
+
+describe('verifyDpopProof: RSA keys the client chooses', () => {
+  const rsaProof = (exponent: number, bits = 2048) => {
+    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: bits, publicExponent: exponent });
+    const header = { typ: 'dpop+jwt', alg: 'RS256', jwk: publicKey.export({ format: 'jwk' }) };
+    const input = `${b64(header)}.${b64(claims())}`;
+    return `${input}.${sign('sha256', Buffer.from(input), privateKey).toString('base64url')}`;
+  };
+
+  it('accepts RS256 with the usual exponent 65537', async () => {
+    expect(await verifyDpopProof(rsaProof(65537), expectation)).toMatchObject({ iat: NOW });
+  });
+
+  it('refuses another public exponent: a huge one makes each verification ~50x dearer (outside review F4)', async () => {
+    expect(await verifyDpopProof(rsaProof(3), expectation)).toMatchObject({ error: 'invalid_dpop_proof' });
+    expect(await verifyDpopProof(rsaProof(65539), expectation)).toMatchObject({ error: 'invalid_dpop_proof' });
+  });
+});

@@ -1,6 +1,6 @@
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp, decodeJwtPart, issue, startTestServer, type TestServer } from '../helpers/server.js';
+import { admin, createApp, decodeJwtPart, issue, startTestServer, type TestServer } from '../helpers/server.js';
 
 /** Sends raw bytes and returns the raw response (or '' when the server closed without one). */
 function raw(url: string, request: string | Buffer, waitMs = 1500): Promise<string> {
@@ -90,6 +90,31 @@ describe('hostile HTTP input (H-01 … H-15)', () => {
     }
     const nulClient = await server.call('POST', '/oauth2/token', { form: { grant_type: 'refresh_token', refresh_token: 'x', client_id: 'a\u0000b' } });
     expect(nulClient.status).toBe(401);
+  });
+
+  it('H-07b a lone surrogate anywhere in a JSON body is 400 in the API\'s own envelope, on every store; a surrogate pair is text', async () => {
+    const jp = await createApp(server, { name: 'hostile-jp', profile: 'jwtplus' });
+    const sessions = `/v1/apps/${app.id}/sessions`;
+    const key = { authorization: `Bearer ${app.appKey}` };
+    for (const body of ['{"subject":"\\ud800"}', '{"subject":"u","userAgent":"\\udfff x"}', '{"subject":"u","audience":"\\udfff"}', '{"subject":"u","claims":{"\\ud800":1}}']) {
+      const res = await fetch(`${server.url}${sessions}`, { method: 'POST', headers: { ...key, 'content-type': 'application/json' }, body });
+      expect(res.status, body).toBe(400);
+      expect((await res.json()).code, body).toBe('invalid_request');
+    }
+    const signed = await fetch(`${server.url}/app/${jp.id}/sign`, {
+      method: 'POST', headers: { authorization: jp.appKey, 'content-type': 'application/json' },
+      body: '{"sub":"\\ud800","aud":"a","ip":"::1","useragent":"x"}',
+    });
+    expect(signed.status).toBe(400);
+    expect(await signed.json()).toHaveProperty('errors');
+    const described = await fetch(`${server.url}/admin/apps/${app.id}`, {
+      method: 'PATCH', headers: { ...admin, 'content-type': 'application/json' }, body: '{"description":"\\ud800"}',
+    });
+    expect(described.status).toBe(400);
+    // Two different lone surrogates never become one subject (PostgreSQL would store both as U+FFFD).
+    const pair = await server.call('POST', sessions, { json: { subject: 'smile-\u{1F600}' }, headers: key });
+    expect(pair.status).toBe(201);
+    await controlAlive();
   });
 
   it('H-08 JSON bombs and odd JSON are 400 and the process stays up', async () => {
