@@ -1,3 +1,4 @@
+import type { Duplex } from 'node:stream';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import type { Config } from '../config.js';
@@ -69,6 +70,27 @@ export interface BuildServerInput {
   dialects: readonly DialectHttp[];
 }
 
+/**
+ * What Node's parser refused before any route was known (oversized headers, smuggling, bad chunks,
+ * headers too slow): a problem body in Rotor's catalogue rather than fastify's own, then the socket closes.
+ * No API is known yet, so no dialect envelope can be chosen; nothing of the request is echoed.
+ */
+function answerClientError(logger: Logger, err: Error & { code?: string }, socket: Duplex): void {
+  // Only the parser's code: Node's error carries the raw bytes (`rawPacket`), headers and all (S2-19).
+  logger.trace({ code: err.code }, 'client error');
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const [status, reason, detail] = err.code === 'HPE_HEADER_OVERFLOW'
+    ? [431, 'Request Header Fields Too Large', 'the request headers are too large']
+    : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? [408, 'Request Timeout', 'the request took too long to arrive']
+      : [400, 'Bad Request', 'the request is not valid HTTP/1.1'];
+  const body = JSON.stringify({ type: 'urn:rotor:error:invalid_request', title: 'Invalid request', status, code: 'invalid_request', detail });
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/problem+json; charset=utf-8\r\nCache-Control: no-store\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+}
+
 export function buildServer(input: BuildServerInput): FastifyInstance {
   const app = Fastify({
     loggerInstance: input.logger,
@@ -84,6 +106,7 @@ export function buildServer(input: BuildServerInput): FastifyInstance {
     requestTimeout: REQUEST_TIMEOUT_MS,
     connectionTimeout: IDLE_SOCKET_TIMEOUT_MS,
     http: { headersTimeout: HEADERS_TIMEOUT_MS, connectionsCheckingInterval: TIMEOUT_CHECK_EVERY_MS },
+    clientErrorHandler: (err, socket) => answerClientError(input.logger, err, socket),
   }) as unknown as FastifyInstance;
   // JSON and forms only: text/plain bodies (a CSRF "simple request") are refused with 415.
   app.removeContentTypeParser('text/plain');
