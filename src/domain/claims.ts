@@ -33,12 +33,15 @@ function forbiddenKey(value: unknown, depth: number): string | null {
   return null;
 }
 
+/** Whether `value` can be a subject id: 1–255 characters, no control characters. */
+export function isSubjectId(value: unknown): value is string {
+  // eslint-disable-next-line no-control-regex
+  return typeof value === 'string' && value.length > 0 && value.length <= 255 && !/[\u0000-\u001f\u007f]/.test(value);
+}
+
 /** A subject id: 1–255 characters, no control characters. */
 export function validateSubject(value: unknown, field = 'subject'): string {
-  // eslint-disable-next-line no-control-regex
-  if (typeof value !== 'string' || value.length === 0 || value.length > 255 || /[\u0000-\u001f\u007f]/.test(value)) {
-    throw invalidRequest(`${field} must be a string of 1 to 255 printable characters`);
-  }
+  if (!isSubjectId(value)) throw invalidRequest(`${field} must be a string of 1 to 255 printable characters`);
   return value;
 }
 

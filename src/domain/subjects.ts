@@ -1,6 +1,6 @@
 import { hashPassword, verifyPassword } from '../crypto/passwords.js';
 import type { Store, SubjectColumns } from './store.js';
-import { validateClaims, validateSubject } from './claims.js';
+import { isSubjectId, validateClaims, validateSubject } from './claims.js';
 import type { Clock } from './clock.js';
 import { invalidRequest, RotorError } from './errors.js';
 import type { Observer } from './events.js';
@@ -109,7 +109,9 @@ export class Subjects {
     if (typeof username !== 'string' || typeof password !== 'string' || username.length > 255 || password.length > 1024) {
       return fail();
     }
-    const subject = username.length > 0 ? await this.store.findSubject(app.id, username) : null;
+    // A name no subject can have (a NUL, a control character) is simply unknown: the store never sees it,
+    // so every store answers the same wrong-password refusal (PostgreSQL would refuse the NUL itself).
+    const subject = isSubjectId(username) ? await this.store.findSubject(app.id, username) : null;
     const ok = await verifyPassword(subject?.passwordHash ?? null, password);
     // A disabled subject gets the wrong-password answer even with the right password: a distinct answer
     // would confirm the password to whoever guessed it (S2-15).

@@ -171,6 +171,12 @@ describe('native API over HTTP (SQLite)', () => {
     expect(wrong.status).toBe(401);
     expect(unknown.status).toBe(401);
     expect(wrong.text).toBe(unknown.text);
+    // A name no subject can have is unknown too, on every store (PostgreSQL refuses a NUL in text).
+    for (const username of ['da\u0000na', 'dana\n']) {
+      const odd = await server.call('POST', `/v1/apps/${app.name}/login`, { json: { username, password: 'correct horse' } });
+      expect(odd.status, JSON.stringify(username)).toBe(401);
+      expect(odd.text).toBe(unknown.text);
+    }
   });
 
   it('key rotation: old tokens keep verifying while the key is retiring; a revoked key kills its tokens at once', async () => {
