@@ -3,7 +3,6 @@ import type { Logger } from 'pino';
 import { ConfigError, loadConfig, loadMasterKey, masterKeyFile, type Config } from './config.js';
 import { systemClock, type Clock } from './domain/clock.js';
 import { silentObserver, type Observer } from './domain/events.js';
-import type { DialectDomain } from './domain/dialect.js';
 import { Rotor } from './domain/rotor.js';
 import { dialectDomains } from './dialects/index.js';
 import { openStore } from './store/open.js';
@@ -15,8 +14,6 @@ import { openStore } from './store/open.js';
  */
 export async function openRotor(options: {
   config?: Config; clock?: Clock; observer?: Observer; logger?: Logger;
-  /** The dialects served besides native; by default every one in src/dialects/index.ts. */
-  dialects?: readonly DialectDomain[];
 } = {}): Promise<{ rotor: Rotor; config: Config }> {
   const config = options.config ?? loadConfig();
   const keyFile = masterKeyFile(config);
@@ -25,7 +22,7 @@ export async function openRotor(options: {
   const store = await openStore(config);
   const rotor = new Rotor({
     store, masterKey, clock: options.clock ?? systemClock, issuer: config.issuer, observer: options.observer ?? silentObserver,
-    dialects: options.dialects ?? dialectDomains(),
+    dialects: dialectDomains(),
   });
   try {
     await rotor.checkPublishedKeys();

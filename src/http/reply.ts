@@ -52,11 +52,10 @@ export function sendProblem(reply: FastifyReply, err: RotorError): FastifyReply 
     .code(err.status)
     .header('Content-Type', 'application/problem+json; charset=utf-8')
     .header('Cache-Control', 'no-store')
-    .send(JSON.stringify({
-      type: `urn:rotor:error:${err.code}`,
-      title: TITLES[err.code] ?? err.code,
-      status: err.status,
-      code: err.code,
-      detail: err.detail,
-    }));
+    .send(problemBody(err.code, err.status, err.detail));
+}
+
+/** The problem document itself, also written straight to a socket for what fails before routing. */
+export function problemBody(code: string, status: number, detail: string): string {
+  return JSON.stringify({ type: `urn:rotor:error:${code}`, title: TITLES[code] ?? code, status, code, detail });
 }

@@ -4,6 +4,7 @@ import pino, { type Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { Rotor } from '../domain/rotor.js';
 import { adminApi, guardAdminRoutes } from './admin/routes.js';
+import { problemBody } from './reply.js';
 import { consoleApi } from './console/routes.js';
 import { type Api, type ApiContext, registerApi } from './api.js';
 import { nativeApi } from './native/routes.js';
@@ -87,7 +88,7 @@ function answerClientError(logger: Logger, err: Error & { code?: string }, socke
     : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
       ? [408, 'Request Timeout', 'the request took too long to arrive']
       : [400, 'Bad Request', 'the request is not valid HTTP/1.1'];
-  const body = JSON.stringify({ type: 'urn:rotor:error:invalid_request', title: 'Invalid request', status, code: 'invalid_request', detail });
+  const body = problemBody('invalid_request', status, detail);
   socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/problem+json; charset=utf-8\r\nCache-Control: no-store\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
 }
 
