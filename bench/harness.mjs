@@ -22,6 +22,8 @@ const ADMIN_TOKEN = 'bench-admin-token-0123456789abcdef';
 const ISSUER = 'http://rotor.bench';
 const PG_ADMIN_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const CLOCK_TICKS = 100; // USER_HZ on Linux
+/** No single set-up or probe request waits longer than this: a server that stops answering fails its row instead of hanging the run. */
+const ANSWER_MS = 60_000;
 
 /**
  * @typedef {import('./protocols.mjs').TokenState} TokenState
@@ -43,7 +45,7 @@ const CLOCK_TICKS = 100; // USER_HZ on Linux
  *   tables: Record<string, number> }} DiskResult
  * @typedef {{ id: string, label: string, skipped?: string, refreshPerSecond?: number, p50?: number, p99?: number,
  *   errors?: number, reasons?: Record<string, number>, rssMb?: number, cpuUsPerRefresh?: number, ok?: number,
- *   fillSeconds?: number, warmup?: unknown, generatorCores?: number, disk?: DiskResult, dpopProofs?: number,
+ *   fillSeconds?: number, warmup?: unknown, generatorCores?: number, disk?: DiskResult, dpopProofs?: number, proofsSignedLive?: number,
  *   mainThreadCpuUsPerRefresh?: number, otherThreadsCpuUsPerRefresh?: number, storeCpuUsPerRefresh?: number }} RowResult
  */
 
@@ -196,7 +198,7 @@ async function call(url, init = {}) {
   const { json, ...rest } = init;
   const headers = /** @type {Record<string, string>} */ ({ ...(/** @type {any} */ (rest.headers) ?? {}) });
   if (json !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetch(url, { ...rest, headers, body: json !== undefined ? JSON.stringify(json) : rest.body });
+  const res = await fetch(url, { ...rest, headers, body: json !== undefined ? JSON.stringify(json) : rest.body, signal: AbortSignal.timeout(ANSWER_MS) });
   const text = await res.text();
   if (!res.ok) throw new Error(`${init.method ?? 'GET'} ${url}: ${res.status} ${text.slice(0, 300)}`);
   return text ? JSON.parse(text) : undefined;
@@ -491,7 +493,7 @@ async function rotateEach(target, proto, states, rotations, width) {
     let state = /** @type {TokenState} */ (states[i]);
     for (let r = 0; r < rotations; r += 1) {
       const c = proto.request(state, target.setup);
-      const res = await fetch(target.url + c.path, { method: c.method, headers: c.headers, body: c.body });
+      const res = await fetch(target.url + c.path, { method: c.method, headers: c.headers, body: c.body, signal: AbortSignal.timeout(ANSWER_MS) });
       const text = await res.text();
       state = proto.next(res.status, text ? JSON.parse(text) : undefined, state);
     }
@@ -595,7 +597,7 @@ async function runTimed(row, options) {
     const [probe, ...states] = await target.mint(1 + 2 * perPhase);
     // Probe: one renewal must work, or the row's endpoint is not there (a dialect still being built).
     const call1 = proto.request(/** @type {TokenState} */ (probe), target.setup);
-    const res = await fetch(target.url + call1.path, { method: call1.method, headers: call1.headers, body: call1.body });
+    const res = await fetch(target.url + call1.path, { method: call1.method, headers: call1.headers, body: call1.body, signal: AbortSignal.timeout(ANSWER_MS) });
     const answer = await res.text();
     if (res.status !== 200) return { id: row.id, label: row.label, skipped: `its renewal endpoint answered ${res.status}` };
     if (row.dpop) await checkDpop(target, proto, /** @type {TokenState} */ (probe), call1, JSON.parse(answer));
@@ -652,7 +654,7 @@ async function runTimed(row, options) {
       mainThreadCpuUsPerRefresh: measured.ok > 0 ? ((threads.main - threadsAtStart.main) * 1e6) / measured.ok : undefined,
       otherThreadsCpuUsPerRefresh: measured.ok > 0 ? ((threads.other - threadsAtStart.other) * 1e6) / measured.ok : undefined,
       storeCpuUsPerRefresh: storePids.length > 0 && measured.ok > 0 ? (storeCpu * 1e6) / measured.ok : undefined,
-      generatorCores: measured.generatorCores, dpopProofs,
+      generatorCores: measured.generatorCores, dpopProofs, proofsSignedLive: row.dpop ? measured.proofsSignedLive : undefined,
       fillSeconds: target.fillSeconds, warmup: result.phases.find((p) => p.name === 'warmup'),
     };
   } finally {
@@ -688,12 +690,12 @@ async function checkDpop(target, proto, probe, used, answer) {
     ['another key\'s proof', { ...withoutProof, dpop: dpopProof(newDpopKey().jwk, fresh.method, `${target.setup.issuer}${fresh.path}`) }],
   ];
   for (const [what, headers] of /** @type {[string, Record<string, string>][]} */ (attempts)) {
-    const res = await fetch(target.url + fresh.path, { method: fresh.method, headers, body: fresh.body });
+    const res = await fetch(target.url + fresh.path, { method: fresh.method, headers, body: fresh.body, signal: AbortSignal.timeout(ANSWER_MS) });
     const body = await res.text();
     const code = res.status === 200 ? undefined : JSON.parse(body)?.code;
     if (res.status !== 401 || code !== 'invalid_dpop_proof') fail(`${what} was answered ${res.status} ${code ?? ''}, not 401 invalid_dpop_proof`);
   }
-  const res = await fetch(target.url + fresh.path, { method: fresh.method, headers: fresh.headers, body: fresh.body });
+  const res = await fetch(target.url + fresh.path, { method: fresh.method, headers: fresh.headers, body: fresh.body, signal: AbortSignal.timeout(ANSWER_MS) });
   const text = await res.text();
   try {
     proto.next(res.status, text ? JSON.parse(text) : undefined, next);

@@ -8,7 +8,8 @@
  * `key(state)` is the token that must be new on every answer (the duplicate check).
  *
  * A DPoP row's state also carries its session's private key (`dpop`, a JWK: bench/dpop.mjs), handed on
- * to every successor; its `request` signs a fresh proof per call.
+ * to every successor; its `request` takes a fresh proof per call, signed ahead by `signAhead` where the
+ * generator could (bench/dpop.mjs says why), else there and then.
  *
  * @typedef {{ refresh?: string, access?: string, dpop?: import('./dpop.mjs').PrivateJwk }} TokenState
  * @typedef {{ appId?: string, appName?: string, appKey?: string, basic?: string, issuer?: string }} Setup
@@ -17,10 +18,11 @@
  *   request(state: TokenState, setup: Setup): Call,
  *   next(status: number, json: any, state: TokenState): TokenState,
  *   key(state: TokenState): string | undefined,
+ *   signAhead?(states: TokenState[], setup: Setup, perState: number): void,
  * }} Protocol
  */
 
-import { dpopProof, newDpopKey } from './dpop.mjs';
+import { dpopProof, newDpopKey, presign } from './dpop.mjs';
 
 const JSON_TYPE = { 'content-type': 'application/json' };
 const FORM_TYPE = 'application/x-www-form-urlencoded';
@@ -84,6 +86,10 @@ export const PROTOCOLS = {
       return { ...pair, dpop: s.dpop };
     },
     key: refreshKey,
+    // Each state's successors carry its key (`next`), so a connection's proofs are its first state's.
+    signAhead: (states, setup, perState) => {
+      for (const s of states) if (s.dpop) presign(s.dpop, 'POST', `${setup.issuer}/v1/refresh`, perState);
+    },
   },
   /** RFC 6749 §6 with client_secret_basic (Rotor /oauth2/token). */
   oauth2: {

@@ -1,4 +1,5 @@
-import { createHash, createHmac, createPublicKey, timingSafeEqual, verify, type JsonWebKey, type KeyObject } from 'node:crypto';
+import { createHash, createHmac, createPublicKey, timingSafeEqual, type JsonWebKey, type KeyObject } from 'node:crypto';
+import { proofVerifier } from './proof_verifier.js';
 
 /**
  * DPoP proofs (RFC 9449 §4.3), checked with node:crypto alone: `typ: dpop+jwt`, an asymmetric `alg` of
@@ -22,11 +23,7 @@ export interface DpopProof {
 
 export type DpopRefusal = { error: 'invalid_dpop_proof' | 'use_dpop_nonce'; detail: string };
 
-/**
- * The signature is verified on libuv's thread pool (node:crypto's asynchronous `verify`): an ES256
- * verification is ~100 µs of CPU, more than the rest of a refresh's event-loop work, and off the loop it
- * costs the loop ~12 µs, so a DPoP refresh no longer holds every other request back by a verification.
- */
+/** The signature is verified off the event loop, on the proof verifier's thread (proof_verifier.ts). */
 export async function verifyDpopProof(
   proof: string,
   expect: { htm: string; htu: string; nowSeconds: number; nonce: ((nonce: unknown) => boolean) | null },
@@ -42,7 +39,7 @@ export async function verifyDpopProof(
   if (typeof header === 'string') return bad(header);
   const { alg, key, jkt } = header;
   const signature = base64urlOrNull(sig);
-  if (!signature || !(await verifySignature(alg, key, Buffer.from(`${h}.${p}`), signature))) return bad('the proof signature does not verify with its jwk');
+  if (!signature || !(await proofVerifier.verify(alg, h, key, `${h}.${p}`, sig))) return bad('the proof signature does not verify with its jwk');
   if (typeof payload.jti !== 'string' || payload.jti.length === 0 || payload.jti.length > 256) return bad('jti is required');
   if (payload.htm !== expect.htm) return bad('htm is not this request\'s method');
   if (typeof payload.htu !== 'string' || /[?#]/.test(payload.htu) || normalUri(payload.htu) !== normalUri(expect.htu)) return bad('htu is not this endpoint');
@@ -144,24 +141,6 @@ function publicKeyFor(alg: string, jwk: Record<string, unknown>): KeyObject | st
   } catch {
     return 'the jwk is not a valid public key';
   }
-}
-
-function verifySignature(alg: string, key: KeyObject, data: Buffer, signature: Buffer): Promise<boolean> {
-  return new Promise((resolve) => {
-    const done = (err: Error | null, valid: boolean): void => resolve(err === null && valid);
-    try {
-      // High-S is accepted: clients' WebCrypto and node:crypto do not normalise S, and a malleated twin of a
-      // proof replays nothing (the replay cache keys on the key and the jti, not on the signature).
-      if (alg === 'ES256') {
-        if (signature.length !== 64) resolve(false);
-        else verify('sha256', data, { key, dsaEncoding: 'ieee-p1363' }, signature, done);
-      } else if (alg === 'EdDSA') verify(null, data, key, signature, done);
-      else if (alg === 'PS256') verify('sha256', data, { key, padding: 6 /* RSA_PKCS1_PSS_PADDING */, saltLength: 32 }, signature, done);
-      else verify('sha256', data, key, signature, done);
-    } catch {
-      resolve(false);
-    }
-  });
 }
 
 /**

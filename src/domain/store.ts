@@ -81,9 +81,11 @@ export interface Store {
   /**
    * The rotation, one compare-and-set on the session's row: moves its chain from `expectGeneration` to
    * `next` only if it is still at that generation and the session is not revoked. `rotated: false`: another
-   * request rotated it first, or the session was revoked meanwhile. Group-committed by both stores.
+   * request rotated it first, or the session was revoked meanwhile. Group-committed by both SQL stores.
+   * `dpopProof` is recorded as `useDpopProof` would, first: one seen before is `proofReplayed` and nothing
+   * is written. SQLite commits both in one transaction; the others record the proof, then rotate.
    */
-  rotateSession(input: RotateInput): Promise<RotateResult>;
+  rotateSession(input: RotateInput): Promise<RotateSessionResult>;
 
   /** A pre-upgrade refresh record (SPEC §2.9: they keep working until they expire), with its session. */
   findLegacyRefresh(id: string): Promise<FoundLegacyRefresh | null>;
@@ -215,6 +217,8 @@ export interface RotateInput {
   horizonAt: Millis;
   /** Binds the session to this DPoP key if it is not bound yet (a public client's first proof). */
   bindJkt?: string | null;
+  /** The request's DPoP proof, for the replay cache (see `rotateSession`). */
+  dpopProof?: DpopProofInput | null;
 }
 
 /** A renewal that minted only an access token: the session's last-seen values and horizon. */
@@ -262,6 +266,7 @@ export interface RotateSigningKeyInput {
 export interface RotateResult {
   rotated: boolean;
 }
+export type RotateSessionResult = RotateResult & { proofReplayed?: boolean };
 
 /** See `patchSubject`. */
 export interface PatchSubjectInput {
@@ -294,10 +299,7 @@ export interface UpgradeLegacyInput extends RotateInput {
 }
 
 /** See `useDpopProof`. */
-export interface DpopProofInput {
-  key: string;
-  expiresAt: Millis;
-}
+export interface DpopProofInput { key: string; expiresAt: Millis }
 
 /** See `addRateHits`. */
 export interface RateHitsInput {
@@ -342,7 +344,4 @@ export interface PruneActivityInput {
   samplesBefore: Millis;
 }
 
-export interface PruneActivityResult {
-  events: number;
-  samples: number;
-}
+export interface PruneActivityResult { events: number; samples: number }

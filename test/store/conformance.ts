@@ -626,6 +626,30 @@ export function describeStoreConformance(name: string, harness: ConformanceHarne
       expect(await store.useDpopProof({ key: 'proof-1', expiresAt: NOW + 600_000 })).toBe(false); // not yet expired: still a replay
     });
 
+    it('rotateSession records its DPoP proof first: a proof seen before rotates nothing, a lost rotation keeps its proof recorded', async () => {
+      const { app } = await seedApp();
+      const { session } = await seedSession(store, app.id);
+      const proof = (key: string) => ({ dpopProof: { key, expiresAt: NOW + 600_000 } });
+      expect(await rotate(store, session, 1, proof('rot-proof-1'))).toEqual({ rotated: true });
+      expect(await store.useDpopProof({ key: 'rot-proof-1', expiresAt: NOW + 600_000 })).toBe(false);
+      // The same proof again, on the live generation: refused as a replay, and the session does not move.
+      expect(await rotate(store, session, 2, proof('rot-proof-1'))).toEqual({ rotated: false, proofReplayed: true });
+      expect((await store.findSession(session.id))!.session.refresh?.generation).toBe(2);
+      // A proof used on its own first (a retry's answer) is a replay to a rotation too.
+      expect(await store.useDpopProof({ key: 'rot-proof-2', expiresAt: NOW + 600_000 })).toBe(true);
+      expect(await rotate(store, session, 2, proof('rot-proof-2'))).toEqual({ rotated: false, proofReplayed: true });
+      // A stale expectation loses the compare-and-set; its fresh proof is recorded all the same.
+      expect(await rotate(store, session, 1, proof('rot-proof-3'))).toEqual({ rotated: false });
+      expect(await store.useDpopProof({ key: 'rot-proof-3', expiresAt: NOW + 600_000 })).toBe(false);
+      // Concurrent rotations carrying one proof, over two instances: at most one is not a replay.
+      const other = await another();
+      await warm([store, other]);
+      const results = await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 ? store : other).rotateSession(rotation(session, 2, proof('rot-proof-4')))));
+      expect(results.filter((r) => r.rotated)).toHaveLength(1);
+      expect(results.filter((r) => !r.proofReplayed)).toHaveLength(1);
+      expect((await store.findSession(session.id))!.session.refresh?.generation).toBe(3);
+    });
+
     it('rotateSession of a revoked session rotates nothing', async () => {
       const { app } = await seedApp();
       const { session } = await seedSession(store, app.id);

@@ -1,13 +1,30 @@
-import { DPOP_ALGORITHMS, DPOP_WINDOW_SECONDS, isFreshNonce, issueNonce, verifyDpopProof, type DpopRefusal } from '../../crypto/dpop.js';
+import { DPOP_ALGORITHMS, DPOP_WINDOW_SECONDS, isFreshNonce, issueNonce, verifyDpopProof, type DpopProof, type DpopRefusal } from '../../crypto/dpop.js';
 import { sha256 } from '../../crypto/secrets.js';
 import { toSeconds } from '../clock.js';
 import { invalidRefreshToken, RotorError } from '../errors.js';
 import type { App, Session } from '../types.js';
+import type { DpopProofInput } from '../store.js';
 import type { EngineCore } from './core.js';
 import type { DpopInput } from './types.js';
 
-/** The DPoP check of one request applied to a session: the proof's key thumbprint, or null (see proofFor). */
-export type ProofCheck = (session: Session) => Promise<string | null>;
+/**
+ * The DPoP check of one request (see proofFor). `proven` checks the proof against the session and
+ * records its jti in the replay cache; a rotation instead carries the mark into its own write
+ * (`unrecorded`, then `recorded`, or `replayed` when the store had seen it), so that on SQLite the
+ * mark and the rotation commit together. Each step runs at most once per request.
+ */
+export interface ProofCheck {
+  /** The proof's key thumbprint once its checks pass and it fits the session; null: no proof, none needed. Records nothing. */
+  fits(session: Session): Promise<string | null>;
+  /** `fits`, then the mark recorded (unless it was): a proof seen before is refused. */
+  proven(session: Session): Promise<string | null>;
+  /** The checked proof's replay mark, while it is not recorded. */
+  unrecorded(): DpopProofInput | null;
+  /** A write that carried `unrecorded()` committed it. */
+  recorded(): void;
+  /** The refusal for a proof the replay cache had seen. */
+  replayed(): RotorError;
+}
 
 /** A fresh server nonce for the app's next proof (RFC 9449 §8). */
 export function freshNonce(core: EngineCore, app: App): string {
@@ -17,15 +34,18 @@ export function freshNonce(core: EngineCore, app: App): string {
 /**
  * The DPoP check of one request (RFC 9449; SPEC §2.10), applied to the session as it stands when a
  * token is judged live or a retry (never before: an ancestor is reuse whatever proof it comes with).
- * The proof itself is verified once per request (signature, claims, nonce, replay); it must then fit
- * the session: a bound session needs a proof by its key, an app that requires DPoP needs a proof, and
- * at an endpoint that cannot carry one (a dialect) either is an invalid token. Null: no proof, none
- * needed. DPoP binds native-profile apps only: a dialect's token layout has no room for `cnf`.
+ * The proof itself is verified once per request (signature, claims, nonce, then replay); it must then
+ * fit the session: a bound session needs a proof by its key, an app that requires DPoP needs a proof,
+ * and at an endpoint that cannot carry one (a dialect) either is an invalid token. DPoP binds
+ * native-profile apps only: a dialect's token layout has no room for `cnf`.
  */
 export function proofFor(core: EngineCore, app: App, input: DpopInput | undefined): ProofCheck {
   const mode = core.formats.formatFor(app.profile).bindsAccessTokens ? app.policy.dpop : 'off';
-  let verified: Promise<string> | null = null;
-  return async (session) => {
+  let verified: Promise<DpopProof> | null = null;
+  let mark: DpopProofInput | null = null;
+  let recording: Promise<void> | null = null;
+  const replayed = () => dpopRefusal(core, app, { error: 'invalid_dpop_proof', detail: 'the proof was used before' });
+  const fits = async (session: Session): Promise<string | null> => {
     if (input === undefined) {
       if (session.dpopJkt !== null || mode === 'required') throw invalidRefreshToken('unknown');
       return null;
@@ -36,27 +56,42 @@ export function proofFor(core: EngineCore, app: App, input: DpopInput | undefine
       return null;
     }
     verified ??= verifyProof(core, app, input.proof, input);
-    const jkt = await verified;
-    if (session.dpopJkt !== null && jkt !== session.dpopJkt) {
+    const checked = await verified;
+    if (session.dpopJkt !== null && checked.jkt !== session.dpopJkt) {
       throw dpopRefusal(core, app, { error: 'invalid_dpop_proof', detail: 'the proof is not made with the key the session is bound to' });
     }
-    return jkt;
+    // Across instances, for as long as the proof's iat can be accepted (and a second more).
+    mark ??= { key: sha256(`${checked.jkt}:${checked.jti}`).toString('base64url'), expiresAt: (toSeconds(core.now()) + 2 * DPOP_WINDOW_SECONDS + 1) * 1000 };
+    return checked.jkt;
+  };
+  return {
+    fits,
+    async proven(session) {
+      const jkt = await fits(session);
+      const unrecorded = mark;
+      if (unrecorded === null) return jkt;
+      recording ??= core.store.useDpopProof(unrecorded).then((first) => {
+        if (!first) throw replayed();
+      });
+      await recording;
+      return jkt;
+    },
+    unrecorded: () => (recording === null ? mark : null),
+    recorded() {
+      recording = Promise.resolve();
+    },
+    replayed,
   };
 }
 
-async function verifyProof(core: EngineCore, app: App, proof: string, input: DpopInput): Promise<string> {
+async function verifyProof(core: EngineCore, app: App, proof: string, input: DpopInput): Promise<DpopProof> {
   const now = toSeconds(core.now());
   const checked = await verifyDpopProof(proof, {
     htm: input.htm, htu: input.htu, nowSeconds: now,
     nonce: app.policy.dpopNonce ? (nonce) => isFreshNonce(core.nonceKey, nonce, now, app.id) : null,
   });
   if ('error' in checked) throw dpopRefusal(core, app, checked);
-  // Across instances, for as long as the proof's iat can be accepted (and a second more).
-  const first = await core.store.useDpopProof({
-    key: sha256(`${checked.jkt}:${checked.jti}`).toString('base64url'), expiresAt: (now + 2 * DPOP_WINDOW_SECONDS + 1) * 1000,
-  });
-  if (!first) throw dpopRefusal(core, app, { error: 'invalid_dpop_proof', detail: 'the proof was used before' });
-  return checked.jkt;
+  return checked;
 }
 
 function dpopRefusal(core: EngineCore, app: App, refusal: DpopRefusal): RotorError {

@@ -18,7 +18,7 @@ interface Renewal {
   proof: ProofCheck;
 }
 
-type RotationWrite = (input: Parameters<Store['rotateSession']>[0], locator: string | null) => Promise<{ rotated: boolean }>;
+type RotationWrite = (input: Parameters<Store['rotateSession']>[0], locator: string | null) => Promise<{ rotated: boolean; proofReplayed?: boolean }>;
 
 /**
  * Renews a session from its refresh token. `client` restricts the token to one app (OAuth client,
@@ -73,8 +73,8 @@ async function renewChain(r: Renewal, found: FoundSession, g: number, attempt: n
   if (now >= chain.expiresAt) throw invalidRefreshToken('expired');
   assertNotBefore(app, core.formats.formatFor(app.profile), chain.notBefore, now);
   assertBinding(app, session, r.client);
-  // The live token: now the proof, before anything is consumed.
-  const jkt = await r.proof(session);
+  // The live token: now the proof, before anything is consumed (its replay mark goes with the rotation).
+  const jkt = await r.proof.fits(session);
   const issued = await rotate(r, found, jkt, now, (input) => core.store.rotateSession(input));
   if (issued) return issued;
   // Another request rotated it first, or the session was revoked meanwhile: decide again from what was committed.
@@ -102,12 +102,15 @@ async function rotate(r: Renewal, found: FoundSession, jkt: string | null, now: 
   const recordClient = app.policy.binding !== 'off';
   // A public client's first proof binds its session (RFC 9449 §5); a confidential client's does not.
   const bindJkt = app.public && session.dpopJkt === null ? jkt : null;
-  const { rotated } = await write({
-    bindJkt,
+  const dpopProof = r.proof.unrecorded();
+  const { rotated, proofReplayed } = await write({
+    bindJkt, dpopProof,
     sessionId: session.id, expectGeneration: generation - 1, next: minted.chain, now,
     lastIp: recordClient ? client.ip ?? null : null, lastUserAgent: recordClient ? client.userAgent ?? null : null,
     horizonAt: Math.max(exp * 1000, chain.expiresAt),
   }, locator);
+  if (proofReplayed) throw r.proof.replayed();
+  if (dpopProof) r.proof.recorded();
   if (!rotated) return null;
   core.observer.refresh('rotated', 'ok', app.id);
   const renewed: Session = { ...session, lastRenewedAt: now, refresh: minted.chain, dpopJkt: session.dpopJkt ?? bindJkt };
@@ -131,7 +134,7 @@ async function replayedChain(r: Renewal, found: FoundSession, g: number, now: Mi
     const successor = liveToken(core, app, found.session, chain);
     if (successor !== null) {
       // A retry must fit the session as it is now (bound, maybe, by the request that won).
-      const jkt = await r.proof(found.session);
+      const jkt = await r.proof.proven(found.session);
       // Answered only once the rotation it hands out is durable.
       if (found.rotation) await core.store.confirmRotation?.(found.session.id, chain.generation);
       return retried(r, found, chain, successor, jkt, now);
@@ -153,7 +156,7 @@ async function renewLegacy(r: Renewal, found: FoundLegacyRefresh, attempt: numbe
   if (session.refresh !== null) throw invalidRefreshToken('unknown');
   assertNotBefore(app, core.formats.formatFor(app.profile), record.notBefore, now);
   assertBinding(app, session, r.client);
-  const jkt = await r.proof(session);
+  const jkt = await r.proof.proven(session);
   const issued = await rotate(r, found, jkt, now, (input, locator) => core.store.upgradeLegacy({ ...input, legacyId: record.id, locator }));
   if (issued) return issued;
   const again = await core.store.findLegacyRefresh(record.id);
@@ -170,7 +173,7 @@ async function replayedLegacy(r: Renewal, found: FoundLegacyRefresh, now: Millis
     // Its successor is the chain's first generation, still live.
     if (record.successorId === UPGRADED && chain?.generation === 1 && now < chain.expiresAt) {
       const successor = liveToken(core, app, session, chain);
-      if (successor !== null) return retried(r, found, chain, successor, await r.proof(session), now);
+      if (successor !== null) return retried(r, found, chain, successor, await r.proof.proven(session), now);
     }
     // Its successor is another pre-upgrade record, still live (sealed on this one).
     if (record.successorId !== UPGRADED && record.successorId && record.successorSealed && chain === null) {
@@ -178,7 +181,7 @@ async function replayedLegacy(r: Renewal, found: FoundLegacyRefresh, now: Millis
       if (child && child.record.consumedAt === null && now < child.record.expiresAt) {
         const successor = core.masterKey.open('refresh-successor', record.successorSealed, record.id).toString();
         const childChain: RefreshChain = { generation: 0, issuedAt: child.record.issuedAt, notBefore: child.record.notBefore, expiresAt: child.record.expiresAt, successorSealed: null };
-        return retried(r, found, childChain, successor, await r.proof(session), now);
+        return retried(r, found, childChain, successor, await r.proof.proven(session), now);
       }
     }
   }

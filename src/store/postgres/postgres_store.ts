@@ -2,9 +2,10 @@ import type { App, AppKeyRecord, Millis, RefreshRecord, Session, SigningKeyRecor
 import type {
   ActivitySample, AppSessionPage, CreateAppInput, CreateAppResult, DpopProofInput, EventQuery, FindAppInput, FoundLegacyRefresh,
   FoundSession, IssueSessionInput, IssueSessionResult, NewSecurityEventRecord, PatchSubjectInput, PatchSubjectResult, PruneActivityInput,
-  PruneActivityResult, PruneOptions, PruneResult, RateHitsInput, RotateInput, RotateResult, RotateSigningKeyInput, SecurityEventRecord,
+  PruneActivityResult, PruneOptions, PruneResult, RateHitsInput, RotateInput, RotateResult, RotateSessionResult, RotateSigningKeyInput, SecurityEventRecord,
   Store, SubjectListing, SubjectPage, TouchInput, UpdateAppResult, UpgradeLegacyInput,
 } from '../../domain/store.js';
+import { proofThenRotation } from '../proof_then_rotation.js';
 import * as activity from './activity.js';
 import * as catalog from './catalog.js';
 import { PostgresConnection, type PostgresStoreOptions } from './connection.js';
@@ -88,7 +89,7 @@ export class PostgresStore implements Store {
 
   touchSession(input: TouchInput): Promise<boolean> { return sessions.touchSession(this.c, input); }
   /** Group-committed (see group_commit.ts): the rotations of one turn share one statement and one commit. */
-  rotateSession(input: RotateInput): Promise<RotateResult> { return this.hot.rotateSession(input); }
+  rotateSession(input: RotateInput): Promise<RotateSessionResult> { return proofThenRotation(this, input, (i) => this.hot.rotateSession(i)); }
 
   findLegacyRefresh(id: string): Promise<FoundLegacyRefresh | null> { return sessions.findLegacyRefresh(this.c, id); }
   findLiveLegacyRefresh(sessionId: string): Promise<RefreshRecord | null> { return sessions.findLiveLegacyRefresh(this.c, sessionId); }

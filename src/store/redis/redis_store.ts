@@ -1,5 +1,6 @@
 import type { Store } from '../../domain/store.js';
 import type { Millis } from '../../domain/types.js';
+import { proofThenRotation } from '../proof_then_rotation.js';
 import { RedisCatalog } from './catalog.js';
 import { RedisConnection, type RedisStoreOptions } from './connection.js';
 import { RedisKeys } from './keys.js';
@@ -77,7 +78,7 @@ export class RedisStore implements Store {
   listSubjects: Store['listSubjects'] = (appId, page) => this.sessions.listSubjects(appId, page);
   listAppSessions: Store['listAppSessions'] = (appId, page) => this.sessions.listAppSessions(appId, page);
 
-  rotateSession: Store['rotateSession'] = (input) => this.rotation.rotateSession(input);
+  rotateSession: Store['rotateSession'] = (input) => proofThenRotation(this, input, (i) => this.rotation.rotateSession(i));
   confirmRotation = (sessionId: string, generation: number): Promise<void> => this.rotation.confirmRotation(sessionId, generation);
   findLegacyRefresh: Store['findLegacyRefresh'] = (id) => this.rotation.findLegacyRefresh(id);
   findLiveLegacyRefresh: Store['findLiveLegacyRefresh'] = (sessionId) => this.rotation.findLiveLegacyRefresh(sessionId);

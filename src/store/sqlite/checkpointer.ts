@@ -1,4 +1,5 @@
 import { Worker } from 'node:worker_threads';
+import { compiledWorkerUrl } from '../../crypto/worker_url.js';
 import type { CheckpointerData } from './checkpointer_worker.js';
 
 /**
@@ -16,16 +17,9 @@ const CHECKPOINT_EVERY_MS = 10;
 /** When no frame was added since the last pass. */
 const CHECKPOINT_IDLE_MS = 200;
 
-/**
- * The worker's compiled file. Built (dist/, production), it is this module's sibling. Run from the
- * TypeScript sources (vitest transforms src/*.ts for its own imports, but a worker thread is a plain
- * Node 20 module load, which cannot run .ts), there is no sibling .js: the build's copy is used,
- * dist/ mirroring the tree (tsconfig: rootDir ".", outDir "dist"). Without a build that worker fails
- * to load, and the store falls back to SQLite's own checkpoints, as on any worker failure.
- */
+/** The worker's compiled file (beside this module once built; dist/'s copy when run from the sources). */
 export function checkpointerWorkerUrl(moduleUrl: string = import.meta.url): URL {
-  if (!moduleUrl.endsWith('.ts')) return new URL('./checkpointer_worker.js', moduleUrl);
-  return new URL('../../../dist/src/store/sqlite/checkpointer_worker.js', moduleUrl);
+  return compiledWorkerUrl(moduleUrl, 'checkpointer_worker.js');
 }
 
 /** A running checkpointer thread. */

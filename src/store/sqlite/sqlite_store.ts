@@ -3,7 +3,7 @@ import { StoreUnavailableError } from '../../domain/errors.js';
 import type {
   ActivitySample, AppSessionPage, CreateAppInput, CreateAppResult, DpopProofInput, EventQuery, FindAppInput, FoundLegacyRefresh,
   FoundSession, IssueSessionInput, IssueSessionResult, NewSecurityEventRecord, PatchSubjectInput, PatchSubjectResult, PruneActivityInput,
-  PruneActivityResult, PruneOptions, PruneResult, RateHitsInput, RotateInput, RotateResult, RotateSigningKeyInput, SecurityEventRecord,
+  PruneActivityResult, PruneOptions, PruneResult, RateHitsInput, RotateInput, RotateResult, RotateSessionResult, RotateSigningKeyInput, SecurityEventRecord,
   Store, SubjectListing, SubjectPage, TouchInput, UpdateAppResult, UpgradeLegacyInput,
 } from '../../domain/store.js';
 import type { TurnBatcher } from '../turn_batcher.js';
@@ -28,13 +28,16 @@ export type { SqliteStoreOptions } from './connection.js';
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   private readonly c: SqliteConnection;
-  private readonly rotations: TurnBatcher<RotateInput, RotateResult>;
+  private readonly rotations: TurnBatcher<RotateInput, RotateSessionResult>;
   private readonly touches: TurnBatcher<TouchInput, boolean>;
   private readonly dpopProofs: TurnBatcher<DpopProofInput, boolean>;
 
   constructor(path: string, options: SqliteStoreOptions = {}) {
     this.c = new SqliteConnection(path, options);
-    this.rotations = groupCommitted(this.c, (input: RotateInput) => ({ rotated: sessions.rotateOne(this.c, input) }));
+    // A rotation's DPoP proof enters the replay cache in the rotation's own transaction: one commit, not two.
+    this.rotations = groupCommitted(this.c, (input: RotateInput): RotateSessionResult => (input.dpopProof && !guards.insertDpopProof(this.c, input.dpopProof)
+      ? { rotated: false, proofReplayed: true }
+      : { rotated: sessions.rotateOne(this.c, input) }));
     this.touches = groupCommitted(this.c, (input: TouchInput) => sessions.touchOne(this.c, input));
     // DPoP's replay cache is written on every proven refresh: its inserts share a turn's COMMIT too, each
     // still its own conditional INSERT deciding, in arrival order, which caller used a proof first.
@@ -93,7 +96,7 @@ export class SqliteStore implements Store {
   }
 
   /** Group-committed (see group_commit.ts): each rotation is still its own compare-and-set deciding its race. */
-  rotateSession(input: RotateInput): Promise<RotateResult> {
+  rotateSession(input: RotateInput): Promise<RotateSessionResult> {
     if (!this.c.open) return Promise.reject(new StoreUnavailableError());
     return this.rotations.submit(input);
   }

@@ -1,0 +1,114 @@
+import type { KeyObject } from 'node:crypto';
+import { Worker } from 'node:worker_threads';
+import { verifiesOnPool } from './proof_signature.js';
+import type { VerifyAnswer, VerifyBatch, VerifyJob } from './proof_verifier_worker.js';
+import { compiledWorkerUrl } from './worker_url.js';
+
+/**
+ * DPoP proof signatures, checked on one thread of their own. An ES256 verification is ~100 µs of CPU,
+ * more than the rest of a refresh's event-loop work. node:crypto's asynchronous verify moves it to
+ * libuv's pool, but hands each signature over alone: under load, waking a pool thread per proof cost the
+ * event loop 30–100 µs a proof, most of what it saved. Here the signatures that arrive in one turn of the
+ * loop go over in one message at `setImmediate`, and come back in one; the loop's share is a few µs.
+ *
+ * If the thread cannot start, dies or leaves a batch unanswered for 5 s, every signature in flight and
+ * every later one is checked on the pool instead (each waiter keeps its KeyObject for that): a failure
+ * costs speed, never an answer.
+ */
+const MAX_BATCH = 256;
+const ANSWER_DEADLINE_MS = 5000;
+
+interface Waiter { job: VerifyJob; key: KeyObject; resolve: (valid: boolean) => void }
+const onPool = (w: Waiter): void => void verifiesOnPool(w.job[0], w.key, Buffer.from(w.job[2]), Buffer.from(w.job[3], 'base64url')).then(w.resolve);
+
+export class ProofVerifier {
+  private worker: Worker | null = null;
+  private failed = false;
+  private queued: Waiter[] = [];
+  private readonly sent = new Map<number, Waiter[]>();
+  private nextId = 1;
+
+  private readonly url: URL;
+  private readonly deadlineMs: number;
+
+  constructor(options: { url?: URL; deadlineMs?: number } = {}) {
+    this.url = options.url ?? compiledWorkerUrl(import.meta.url, 'proof_verifier_worker.js');
+    this.deadlineMs = options.deadlineMs ?? ANSWER_DEADLINE_MS;
+  }
+
+  /**
+   * Whether `signature` (base64url, as the proof carries it) over `input` verifies with `key`, the one the
+   * proof's `header` segment names.
+   */
+  verify(alg: string, header: string, key: KeyObject, input: string, signature: string): Promise<boolean> {
+    if (this.failed) return verifiesOnPool(alg, key, Buffer.from(input), Buffer.from(signature, 'base64url'));
+    return new Promise((resolve) => {
+      if (this.queued.length === 0) setImmediate(() => this.flush());
+      this.queued.push({ job: [alg, header, input, signature], key, resolve });
+    });
+  }
+
+  /** Stops the thread (tests; a server's process simply exits). Later checks start a new one. */
+  async close(): Promise<void> {
+    const worker = this.worker;
+    this.worker = null;
+    if (!worker) return;
+    await worker.terminate();
+    this.checkOwedOnPool();
+  }
+
+  private flush(): void {
+    while (this.queued.length > 0) {
+      const batch = this.queued.splice(0, MAX_BATCH);
+      if (this.failed) {
+        for (const w of batch) onPool(w);
+        continue;
+      }
+      const id = this.nextId++;
+      this.sent.set(id, batch);
+      const worker = this.started();
+      // A thread that has not answered within the deadline is taken for stuck: nothing waits on it longer.
+      setTimeout(() => {
+        if (this.sent.has(id) && this.worker === worker) {
+          this.fail(worker);
+          void worker.terminate();
+        }
+      }, this.deadlineMs).unref();
+      // Held only while answers are owed: an idle verifier never keeps a process alive.
+      worker.ref();
+      worker.postMessage({ id, jobs: batch.map((w) => w.job) } satisfies VerifyBatch);
+    }
+  }
+
+  private started(): Worker {
+    if (this.worker) return this.worker;
+    const worker = new Worker(this.url);
+    worker.on('message', ({ id, valid }: VerifyAnswer) => {
+      const batch = this.sent.get(id);
+      this.sent.delete(id);
+      batch?.forEach((w, i) => w.resolve(valid[i] === 1));
+      if (this.sent.size === 0) worker.unref();
+    });
+    worker.on('error', () => this.fail(worker));
+    worker.on('exit', () => this.fail(worker));
+    this.worker = worker;
+    return worker;
+  }
+
+  /** The thread is gone: what it owed is checked on the pool, and so is everything after. */
+  private fail(worker: Worker): void {
+    if (this.worker !== worker) return; // closed on purpose
+    this.worker = null;
+    this.failed = true;
+    this.checkOwedOnPool();
+  }
+
+  private checkOwedOnPool(): void {
+    const owed = [...this.sent.values()].flat();
+    this.sent.clear();
+    for (const w of owed) onPool(w);
+  }
+}
+
+/** The process's verifier (one thread serves every Rotor in it). */
+export const proofVerifier = new ProofVerifier();
