@@ -29,8 +29,10 @@ export function thumbprint(jwk) {
 
 /** A new P-256 key for one session: its private JWK and thumbprint (the `dpopJkt` to issue it with). */
 export function newDpopKey() {
-  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const jwk = /** @type {PrivateJwk} */ (privateKey.export({ format: 'jwk' }));
+  // Encoded by the generation, not by KeyObject#export: on Node 20 an export racing the garbage collection
+  // of an earlier generation can deadlock the process (it hung a bench run; see src/crypto/signing_key.ts).
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256', privateKeyEncoding: { format: 'jwk' }, publicKeyEncoding: { format: 'jwk' } });
+  const jwk = /** @type {PrivateJwk} */ (/** @type {unknown} */ (privateKey));
   return { jwk, jkt: thumbprint(jwk) };
 }
 

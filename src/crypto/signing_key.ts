@@ -34,13 +34,17 @@ export const MIN_RSA_BITS = 2048;
 
 export function generateKeyMaterial(alg: Algorithm, kid: string): GeneratedKey {
   if (alg === 'HS256') return { secret: randomBytes(32), publicJwk: null };
-  const pair =
-    alg === 'ES256' ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
-    : alg === 'EdDSA' ? generateKeyPairSync('ed25519')
-    : generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const secret = pair.privateKey.export({ format: 'der', type: 'pkcs8' });
-  const jwk = pair.publicKey.export({ format: 'jwk' }) as JsonObject;
-  return { secret, publicJwk: { ...jwk, kid, alg, use: 'sig' } };
+  // Encoded by the generation itself, never by KeyObject#export afterwards: on Node 20, exporting a JWK
+  // while a garbage collection finalises an earlier key generation can deadlock the thread for good
+  // (seen: generateKeyPairSync + export({ format: 'jwk' }) in a loop hangs within seconds; test/crypto).
+  const encodings = { publicKeyEncoding: { format: 'jwk' }, privateKeyEncoding: { type: 'pkcs8', format: 'der' } } as const;
+  // (@types/node has no overload for a 'jwk' encoding: the result is a JWK object and a DER buffer.)
+  const pair = (
+    alg === 'ES256' ? generateKeyPairSync('ec', { namedCurve: 'P-256', ...encodings })
+    : alg === 'EdDSA' ? generateKeyPairSync('ed25519', encodings)
+    : generateKeyPairSync('rsa', { modulusLength: 2048, ...encodings })
+  ) as unknown as { publicKey: JsonObject; privateKey: Buffer };
+  return { secret: pair.privateKey, publicJwk: { ...pair.publicKey, kid, alg, use: 'sig' } };
 }
 
 /**
