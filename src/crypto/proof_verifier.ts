@@ -11,29 +11,36 @@ import { compiledWorkerUrl } from './worker_url.js';
  * event loop 30–100 µs a proof, most of what it saved. Here the signatures that arrive in one turn of the
  * loop go over in one message at `setImmediate`, and come back in one; the loop's share is a few µs.
  *
- * If the thread cannot start, dies or leaves a batch unanswered for 5 s, every signature in flight and
- * every later one is checked on the pool instead (each waiter keeps its KeyObject for that): a failure
- * costs speed, never an answer.
+ * If the thread cannot be created or started, dies, or answers nothing for 5 s while a batch is owed,
+ * every signature in flight and every one for the next 30 s is checked on the pool instead (each waiter
+ * keeps its KeyObject for that), then a new thread is tried: a failure costs speed, never an answer.
  */
 const MAX_BATCH = 256;
 const ANSWER_DEADLINE_MS = 5000;
+/** How long the pool serves after the thread failed, before a new thread is tried. */
+const RETRY_AFTER_MS = 30_000;
 
 interface Waiter { job: VerifyJob; key: KeyObject; resolve: (valid: boolean) => void }
 const onPool = (w: Waiter): void => void verifiesOnPool(w.job[0], w.key, Buffer.from(w.job[2]), Buffer.from(w.job[3], 'base64url')).then(w.resolve);
 
 export class ProofVerifier {
   private worker: Worker | null = null;
-  private failed = false;
+  /** Until when signatures go to the pool, after the thread failed (then a new thread is tried). */
+  private poolUntil = 0;
   private queued: Waiter[] = [];
   private readonly sent = new Map<number, Waiter[]>();
   private nextId = 1;
+  /** When the thread last answered a batch: a deadline passes only for a thread that made no progress. */
+  private answeredAt = 0;
 
   private readonly url: URL;
   private readonly deadlineMs: number;
+  private readonly retryAfterMs: number;
 
-  constructor(options: { url?: URL; deadlineMs?: number } = {}) {
+  constructor(options: { url?: URL; deadlineMs?: number; retryAfterMs?: number } = {}) {
     this.url = options.url ?? compiledWorkerUrl(import.meta.url, 'proof_verifier_worker.js');
     this.deadlineMs = options.deadlineMs ?? ANSWER_DEADLINE_MS;
+    this.retryAfterMs = options.retryAfterMs ?? RETRY_AFTER_MS;
   }
 
   /**
@@ -41,11 +48,16 @@ export class ProofVerifier {
    * proof's `header` segment names.
    */
   verify(alg: string, header: string, key: KeyObject, input: string, signature: string): Promise<boolean> {
-    if (this.failed) return verifiesOnPool(alg, key, Buffer.from(input), Buffer.from(signature, 'base64url'));
+    if (this.onPoolNow()) return verifiesOnPool(alg, key, Buffer.from(input), Buffer.from(signature, 'base64url'));
     return new Promise((resolve) => {
       if (this.queued.length === 0) setImmediate(() => this.flush());
       this.queued.push({ job: [alg, header, input, signature], key, resolve });
     });
+  }
+
+  /** Whether signatures go to the pool: the thread failed less than `retryAfterMs` ago. */
+  get onPool(): boolean {
+    return this.onPoolNow();
   }
 
   /** Stops the thread (tests; a server's process simply exits). Later checks start a new one. */
@@ -57,35 +69,57 @@ export class ProofVerifier {
     this.checkOwedOnPool();
   }
 
+  private onPoolNow(): boolean {
+    return Date.now() < this.poolUntil;
+  }
+
   private flush(): void {
     while (this.queued.length > 0) {
       const batch = this.queued.splice(0, MAX_BATCH);
-      if (this.failed) {
+      const worker = this.onPoolNow() ? null : this.started();
+      if (!worker) {
         for (const w of batch) onPool(w);
         continue;
       }
       const id = this.nextId++;
       this.sent.set(id, batch);
-      const worker = this.started();
-      // A thread that has not answered within the deadline is taken for stuck: nothing waits on it longer.
-      setTimeout(() => {
-        if (this.sent.has(id) && this.worker === worker) {
-          this.fail(worker);
-          void worker.terminate();
-        }
-      }, this.deadlineMs).unref();
+      this.watch(worker, id);
       // Held only while answers are owed: an idle verifier never keeps a process alive.
       worker.ref();
       worker.postMessage({ id, jobs: batch.map((w) => w.job) } satisfies VerifyBatch);
     }
   }
 
-  private started(): Worker {
+  /**
+   * A thread that leaves batch `id` unanswered past the deadline, answering nothing else meanwhile, is
+   * taken for stuck. Checked at setImmediate, after the loop has read the answers already delivered (a
+   * blocked loop is not the thread's fault); a thread still answering earlier batches gets more time.
+   */
+  private watch(worker: Worker, id: number): void {
+    const armedAt = Date.now();
+    setTimeout(() => setImmediate(() => {
+      if (!this.sent.has(id) || this.worker !== worker) return;
+      if (this.answeredAt > armedAt) return this.watch(worker, id);
+      this.fail(worker);
+      void worker.terminate();
+    }), this.deadlineMs).unref();
+  }
+
+  /** The running thread, or a new one; null (and the pool for a while) when none can be created. */
+  private started(): Worker | null {
     if (this.worker) return this.worker;
-    const worker = new Worker(this.url);
+    let worker: Worker;
+    try {
+      worker = new Worker(this.url);
+    } catch {
+      // No thread to be had (a process or thread limit: ERR_WORKER_INIT_FAILED is thrown, not emitted).
+      this.poolUntil = Date.now() + this.retryAfterMs;
+      return null;
+    }
     worker.on('message', ({ id, valid }: VerifyAnswer) => {
       const batch = this.sent.get(id);
       this.sent.delete(id);
+      this.answeredAt = Date.now();
       batch?.forEach((w, i) => w.resolve(valid[i] === 1));
       if (this.sent.size === 0) worker.unref();
     });
@@ -95,11 +129,11 @@ export class ProofVerifier {
     return worker;
   }
 
-  /** The thread is gone: what it owed is checked on the pool, and so is everything after. */
+  /** The thread is gone: what it owed is checked on the pool, and so is everything for `retryAfterMs`. */
   private fail(worker: Worker): void {
     if (this.worker !== worker) return; // closed on purpose
     this.worker = null;
-    this.failed = true;
+    this.poolUntil = Date.now() + this.retryAfterMs;
     this.checkOwedOnPool();
   }
 

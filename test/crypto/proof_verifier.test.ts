@@ -34,6 +34,7 @@ const cases = [...signed('ES256', 40), ...signed('EdDSA', 6), ...signed('RS256',
 const answers = (v: ProofVerifier, list: Case[]) => Promise.all(list.map((c) => v.verify(c.alg, c.header, c.key, c.input, c.signature)));
 
 const dir = mkdtempSync(join(tmpdir(), 'rotor-verifier-'));
+const compiledVerifier = pathToFileURL(join(import.meta.dirname, '../../dist/src/crypto/proof_verifier_worker.js'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const workerFile = (name: string, source: string) => {
   const path = join(dir, name);
@@ -62,6 +63,37 @@ describe('ProofVerifier', () => {
     const verifier = new ProofVerifier({ url });
     expect(await answers(verifier, cases)).toEqual(cases.map((c) => c.valid));
     expect(await answers(verifier, cases.slice(0, 4))).toEqual(cases.slice(0, 4).map((c) => c.valid));
+  });
+
+  it('the thread cannot even be created (Worker throws at once): the pool answers, and no exception escapes', async () => {
+    const verifier = new ProofVerifier({ url: new URL('https://rotor.invalid/worker.js') });
+    expect(await answers(verifier, cases)).toEqual(cases.map((c) => c.valid));
+    expect(verifier.onPool).toBe(true);
+  });
+
+  it('a blocked event loop is not the thread\'s fault: its answer, already delivered, is read before the deadline is judged', async () => {
+    const verifier = new ProofVerifier({ deadlineMs: 300 });
+    await answers(verifier, cases.slice(0, 2)); // the thread is up
+    const pending = answers(verifier, cases.slice(0, 6));
+    await new Promise((r) => setImmediate(r)); // posted
+    const until = Date.now() + 450;
+    while (Date.now() < until) { /* the loop is blocked past the deadline */ }
+    expect(await pending).toEqual(cases.slice(0, 6).map((c) => c.valid));
+    expect(verifier.onPool).toBe(false);
+    await verifier.close();
+  });
+
+  it('after a failure the pool serves for retryAfterMs, then a new thread is tried', async () => {
+    const url = workerFile('dies-once.mjs', "import { parentPort } from 'node:worker_threads'; parentPort.on('message', () => process.exit(3));");
+    const verifier = new ProofVerifier({ url, retryAfterMs: 150 });
+    expect(await answers(verifier, cases.slice(0, 4))).toEqual(cases.slice(0, 4).map((c) => c.valid));
+    expect(verifier.onPool).toBe(true);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(verifier.onPool).toBe(false);
+    writeFileSync(new URL(url), `import ${JSON.stringify(compiledVerifier.href)};`); // the real thread, this time
+    expect(await answers(verifier, cases)).toEqual(cases.map((c) => c.valid));
+    expect(verifier.onPool).toBe(false);
+    await verifier.close();
   });
 
   it('the thread goes silent: past the deadline the pool answers, and the thread is stopped', async () => {
