@@ -21,7 +21,7 @@ const ANSWER_DEADLINE_MS = 5000;
 const RETRY_AFTER_MS = 30_000;
 
 interface Waiter { job: VerifyJob; key: KeyObject; resolve: (valid: boolean) => void }
-const onPool = (w: Waiter): void => void verifiesOnPool(w.job[0], w.key, Buffer.from(w.job[2]), Buffer.from(w.job[3], 'base64url')).then(w.resolve);
+const checkOnPool = (w: Waiter): void => void verifiesOnPool(w.job[0], w.key, Buffer.from(w.job[2]), Buffer.from(w.job[3], 'base64url')).then(w.resolve);
 
 export class ProofVerifier {
   private worker: Worker | null = null;
@@ -48,7 +48,7 @@ export class ProofVerifier {
    * proof's `header` segment names.
    */
   verify(alg: string, header: string, key: KeyObject, input: string, signature: string): Promise<boolean> {
-    if (this.onPoolNow()) return verifiesOnPool(alg, key, Buffer.from(input), Buffer.from(signature, 'base64url'));
+    if (this.onPool) return verifiesOnPool(alg, key, Buffer.from(input), Buffer.from(signature, 'base64url'));
     return new Promise((resolve) => {
       if (this.queued.length === 0) setImmediate(() => this.flush());
       this.queued.push({ job: [alg, header, input, signature], key, resolve });
@@ -57,7 +57,7 @@ export class ProofVerifier {
 
   /** Whether signatures go to the pool: the thread failed less than `retryAfterMs` ago. */
   get onPool(): boolean {
-    return this.onPoolNow();
+    return Date.now() < this.poolUntil;
   }
 
   /** Stops the thread (tests; a server's process simply exits). Later checks start a new one. */
@@ -69,16 +69,12 @@ export class ProofVerifier {
     this.checkOwedOnPool();
   }
 
-  private onPoolNow(): boolean {
-    return Date.now() < this.poolUntil;
-  }
-
   private flush(): void {
     while (this.queued.length > 0) {
       const batch = this.queued.splice(0, MAX_BATCH);
-      const worker = this.onPoolNow() ? null : this.started();
+      const worker = this.onPool ? null : this.started();
       if (!worker) {
-        for (const w of batch) onPool(w);
+        for (const w of batch) checkOnPool(w);
         continue;
       }
       const id = this.nextId++;
@@ -140,7 +136,7 @@ export class ProofVerifier {
   private checkOwedOnPool(): void {
     const owed = [...this.sent.values()].flat();
     this.sent.clear();
-    for (const w of owed) onPool(w);
+    for (const w of owed) checkOnPool(w);
   }
 }
 
