@@ -1,4 +1,5 @@
 import { decodeJwt } from '../../crypto/jwt.js';
+import type { RotateSessionResult } from '../store.js';
 import { recordableClient } from '../claims.js';
 import { toSeconds } from '../clock.js';
 import { invalidRefreshToken, RotorError } from '../errors.js';
@@ -18,7 +19,7 @@ interface Renewal {
   proof: ProofCheck;
 }
 
-type RotationWrite = (input: Parameters<Store['rotateSession']>[0], locator: string | null) => Promise<{ rotated: boolean; proofReplayed?: boolean }>;
+type RotationWrite = (input: Parameters<Store['rotateSession']>[0], locator: string | null) => Promise<RotateSessionResult>;
 
 /**
  * Renews a session from its refresh token. `client` restricts the token to one app (OAuth client,
