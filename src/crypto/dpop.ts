@@ -39,7 +39,7 @@ export async function verifyDpopProof(
   if (typeof header === 'string') return bad(header);
   const { alg, key, jkt } = header;
   const signature = base64urlOrNull(sig);
-  if (!signature || !(await proofVerifier.verify(alg, h, key, `${h}.${p}`, sig))) return bad('the proof signature does not verify with its jwk');
+  if (!signature || !(await proofVerifier.verify(alg, key, `${h}.${p}`, sig))) return bad('the proof signature does not verify with its jwk');
   if (typeof payload.jti !== 'string' || payload.jti.length === 0 || payload.jti.length > 256) return bad('jti is required');
   if (payload.htm !== expect.htm) return bad('htm is not this request\'s method');
   if (typeof payload.htu !== 'string' || /[?#]/.test(payload.htu) || normalUri(payload.htu) !== normalUri(expect.htu)) return bad('htu is not this endpoint');

@@ -5,11 +5,12 @@ import type { VerifyAnswer, VerifyBatch, VerifyJob } from './proof_verifier_work
 import { compiledWorkerUrl } from './worker_url.js';
 
 /**
- * DPoP proof signatures, checked on one thread of their own. An ES256 verification is ~100 µs of CPU,
- * more than the rest of a refresh's event-loop work. node:crypto's asynchronous verify moves it to
+ * DPoP proof signatures, checked on one thread of their own. An ES256 verification is 50–100 µs of CPU,
+ * about as much as the rest of a refresh's event-loop work. node:crypto's asynchronous verify moves it to
  * libuv's pool, but hands each signature over alone: under load, waking a pool thread per proof cost the
  * event loop 30–100 µs a proof, most of what it saved. Here the signatures that arrive in one turn of the
- * loop go over in one message at `setImmediate`, and come back in one; the loop's share is a few µs.
+ * loop go over in one message at `setImmediate`, and come back a few at a time as they are checked (a
+ * batch's first requests do not wait for its last one's arithmetic); the loop's share is a few µs.
  *
  * If the thread cannot be created or started, dies, or answers nothing for 5 s while a batch is owed,
  * every signature in flight and every one for the next 30 s is checked on the pool instead (each waiter
@@ -21,14 +22,19 @@ const ANSWER_DEADLINE_MS = 5000;
 const RETRY_AFTER_MS = 30_000;
 
 interface Waiter { job: VerifyJob; key: KeyObject; resolve: (valid: boolean) => void }
-const checkOnPool = (w: Waiter): void => void verifiesOnPool(w.job[0], w.key, Buffer.from(w.job[2]), Buffer.from(w.job[3], 'base64url')).then(w.resolve);
+/** A batch on the thread; its answers come in order, `answered` of them so far. */
+interface SentBatch { waiters: Waiter[]; answered: number }
+const checkOnPool = (w: Waiter): void => void verifiesOnPool(w.job[0], w.key, Buffer.from(w.job[1]), Buffer.from(w.job[2], 'base64url')).then(w.resolve);
+const packJobs = (waiters: readonly Waiter[]): string => waiters.map((w) => w.job.join('\n')).join('\n');
+/** What a job's fields may hold: base64url segments and their dots (so never the packing's line break). */
+const JWS_TEXT = /^[A-Za-z0-9_.-]*$/;
 
 export class ProofVerifier {
   private worker: Worker | null = null;
   /** Until when signatures go to the pool, after the thread failed (then a new thread is tried). */
   private poolUntil = 0;
   private queued: Waiter[] = [];
-  private readonly sent = new Map<number, Waiter[]>();
+  private readonly sent = new Map<number, SentBatch>();
   private nextId = 1;
   /** When the thread last answered a batch: a deadline passes only for a thread that made no progress. */
   private answeredAt = 0;
@@ -44,14 +50,15 @@ export class ProofVerifier {
   }
 
   /**
-   * Whether `signature` (base64url, as the proof carries it) over `input` verifies with `key`, the one the
-   * proof's `header` segment names.
+   * Whether `signature` (base64url, as the proof carries it) over `input` (the proof's header and payload
+   * segments) verifies with `key`, the one the header segment names.
    */
-  verify(alg: string, header: string, key: KeyObject, input: string, signature: string): Promise<boolean> {
+  verify(alg: string, key: KeyObject, input: string, signature: string): Promise<boolean> {
+    if (!JWS_TEXT.test(input) || !JWS_TEXT.test(signature) || alg.includes('\n')) return Promise.resolve(false);
     if (this.onPool) return verifiesOnPool(alg, key, Buffer.from(input), Buffer.from(signature, 'base64url'));
     return new Promise((resolve) => {
       if (this.queued.length === 0) setImmediate(() => this.flush());
-      this.queued.push({ job: [alg, header, input, signature], key, resolve });
+      this.queued.push({ job: [alg, input, signature], key, resolve });
     });
   }
 
@@ -78,11 +85,11 @@ export class ProofVerifier {
         continue;
       }
       const id = this.nextId++;
-      this.sent.set(id, batch);
+      this.sent.set(id, { waiters: batch, answered: 0 });
       this.watch(worker, id);
       // Held only while answers are owed: an idle verifier never keeps a process alive.
       worker.ref();
-      worker.postMessage({ id, jobs: batch.map((w) => w.job) } satisfies VerifyBatch);
+      worker.postMessage({ id, jobs: packJobs(batch) } satisfies VerifyBatch);
     }
   }
 
@@ -112,11 +119,13 @@ export class ProofVerifier {
       this.poolUntil = Date.now() + this.retryAfterMs;
       return null;
     }
-    worker.on('message', ({ id, valid }: VerifyAnswer) => {
+    worker.on('message', ({ id, from, valid }: VerifyAnswer) => {
       const batch = this.sent.get(id);
-      this.sent.delete(id);
       this.answeredAt = Date.now();
-      batch?.forEach((w, i) => w.resolve(valid[i] === 1));
+      if (!batch || from !== batch.answered) return;
+      valid.forEach((v, i) => batch.waiters[from + i]?.resolve(v === 1));
+      batch.answered += valid.length;
+      if (batch.answered >= batch.waiters.length) this.sent.delete(id);
       if (this.sent.size === 0) worker.unref();
     });
     worker.on('error', () => this.fail(worker));
@@ -134,7 +143,7 @@ export class ProofVerifier {
   }
 
   private checkOwedOnPool(): void {
-    const owed = [...this.sent.values()].flat();
+    const owed = [...this.sent.values()].flatMap((batch) => batch.waiters.slice(batch.answered));
     this.sent.clear();
     for (const w of owed) checkOnPool(w);
   }

@@ -31,7 +31,7 @@ function signed(alg: 'ES256' | 'EdDSA' | 'RS256' | 'PS256', n: number): Case[] {
 }
 
 const cases = [...signed('ES256', 40), ...signed('EdDSA', 6), ...signed('RS256', 4), ...signed('PS256', 4)];
-const answers = (v: ProofVerifier, list: Case[]) => Promise.all(list.map((c) => v.verify(c.alg, c.header, c.key, c.input, c.signature)));
+const answers = (v: ProofVerifier, list: Case[]) => Promise.all(list.map((c) => v.verify(c.alg, c.key, c.input, c.signature)));
 
 const dir = mkdtempSync(join(tmpdir(), 'rotor-verifier-'));
 const compiledVerifier = pathToFileURL(join(import.meta.dirname, '../../dist/src/crypto/proof_verifier_worker.js'));
@@ -48,7 +48,7 @@ describe('ProofVerifier', () => {
     expect(await answers(verifier, cases)).toEqual(cases.map((c) => c.valid));
     // An ES256 signature that is not 64 bytes is refused before any arithmetic.
     const c = cases[0]!;
-    expect(await verifier.verify('ES256', c.header, c.key, c.input, c.signature.slice(0, 40))).toBe(false);
+    expect(await verifier.verify('ES256', c.key, c.input, c.signature.slice(0, 40))).toBe(false);
     await verifier.close();
   });
 
@@ -63,6 +63,33 @@ describe('ProofVerifier', () => {
     const verifier = new ProofVerifier({ url });
     expect(await answers(verifier, cases)).toEqual(cases.map((c) => c.valid));
     expect(await answers(verifier, cases.slice(0, 4))).toEqual(cases.slice(0, 4).map((c) => c.valid));
+  });
+
+  it('the thread answers part of a batch, then dies: the rest is checked on the pool, and every answer is still right', async () => {
+    // The real protocol's first answer (the batch's first two jobs, both said to verify, the second wrongly), then an exit.
+    const url = workerFile('answers-then-dies.mjs', `import { parentPort } from 'node:worker_threads';
+      parentPort.on('message', ({ id }) => { parentPort.postMessage({ id, from: 0, valid: new Uint8Array([1, 1]) }); setTimeout(() => process.exit(3), 20); });`);
+    const verifier = new ProofVerifier({ url });
+    const list = cases.slice(0, 8);
+    const got = await answers(verifier, list);
+    expect(got.slice(0, 2)).toEqual([true, true]); // what the thread said stands: it is the thread's answer
+    expect(got.slice(2)).toEqual(list.slice(2).map((c) => c.valid));
+    expect(verifier.onPool).toBe(true);
+  });
+
+  it('a job that could not be a compact JWS (a line break, or any character outside base64url) is false, and does not disturb its batch', async () => {
+    const verifier = new ProofVerifier();
+    const c = cases[0]!;
+    const bad = [
+      verifier.verify('ES256', c.key, `${c.input}\nES256`, c.signature),
+      verifier.verify('ES256', c.key, c.input, `${c.signature}\n`),
+      verifier.verify('ES256\n', c.key, c.input, c.signature),
+      verifier.verify('ES256', c.key, `${c.input} `, c.signature),
+    ];
+    const good = answers(verifier, cases.slice(0, 6));
+    expect(await Promise.all(bad)).toEqual([false, false, false, false]);
+    expect(await good).toEqual(cases.slice(0, 6).map((x) => x.valid));
+    await verifier.close();
   });
 
   it('the thread cannot even be created (Worker throws at once): the pool answers, and no exception escapes', async () => {
