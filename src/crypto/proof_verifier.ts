@@ -21,6 +21,9 @@ const ANSWER_DEADLINE_MS = 5000;
 /** How long the pool serves after the thread failed, before a new thread is tried. */
 const RETRY_AFTER_MS = 30_000;
 
+/** How the thread failed: it could not be created, it stopped or threw, or it left a batch unanswered. */
+export type VerifierFailure = 'not_created' | 'exited' | 'silent';
+
 interface Waiter { job: VerifyJob; key: KeyObject; resolve: (valid: boolean) => void }
 /** A batch on the thread; its answers come in order, `answered` of them so far. */
 interface SentBatch { waiters: Waiter[]; answered: number }
@@ -38,6 +41,7 @@ export class ProofVerifier {
   private nextId = 1;
   /** When the thread last answered a batch: a deadline passes only for a thread that made no progress. */
   private answeredAt = 0;
+  private readonly failureListeners = new Set<(failure: VerifierFailure) => void>();
 
   private readonly url: URL;
   private readonly deadlineMs: number;
@@ -65,6 +69,15 @@ export class ProofVerifier {
   /** Whether signatures go to the pool: the thread failed less than `retryAfterMs` ago. */
   get onPool(): boolean {
     return Date.now() < this.poolUntil;
+  }
+
+  /**
+   * Calls `listener` at each failure of the thread (a server logs it and counts it in its metrics: the
+   * answers stay right, but they cost the event loop more). Returns the function that stops the calls.
+   */
+  onFailure(listener: (failure: VerifierFailure) => void): () => void {
+    this.failureListeners.add(listener);
+    return () => this.failureListeners.delete(listener);
   }
 
   /** Stops the thread (tests; a server's process simply exits). Later checks start a new one. */
@@ -103,7 +116,7 @@ export class ProofVerifier {
     setTimeout(() => setImmediate(() => {
       if (!this.sent.has(id) || this.worker !== worker) return;
       if (this.answeredAt > armedAt) return this.watch(worker, id);
-      this.fail(worker);
+      this.fail(worker, 'silent');
       void worker.terminate();
     }), this.deadlineMs).unref();
   }
@@ -117,6 +130,7 @@ export class ProofVerifier {
     } catch {
       // No thread to be had (a process or thread limit: ERR_WORKER_INIT_FAILED is thrown, not emitted).
       this.poolUntil = Date.now() + this.retryAfterMs;
+      this.tell('not_created');
       return null;
     }
     worker.on('message', ({ id, from, valid }: VerifyAnswer) => {
@@ -128,18 +142,29 @@ export class ProofVerifier {
       if (batch.answered >= batch.waiters.length) this.sent.delete(id);
       if (this.sent.size === 0) worker.unref();
     });
-    worker.on('error', () => this.fail(worker));
-    worker.on('exit', () => this.fail(worker));
+    worker.on('error', () => this.fail(worker, 'exited'));
+    worker.on('exit', () => this.fail(worker, 'exited'));
     this.worker = worker;
     return worker;
   }
 
   /** The thread is gone: what it owed is checked on the pool, and so is everything for `retryAfterMs`. */
-  private fail(worker: Worker): void {
-    if (this.worker !== worker) return; // closed on purpose
+  private fail(worker: Worker, failure: VerifierFailure): void {
+    if (this.worker !== worker) return; // closed on purpose, or already failed
     this.worker = null;
     this.poolUntil = Date.now() + this.retryAfterMs;
     this.checkOwedOnPool();
+    this.tell(failure);
+  }
+
+  private tell(failure: VerifierFailure): void {
+    for (const listener of this.failureListeners) {
+      try {
+        listener(failure);
+      } catch {
+        // A listener's fault is not the verifier's: the answers go on.
+      }
+    }
   }
 
   private checkOwedOnPool(): void {

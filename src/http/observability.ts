@@ -25,6 +25,11 @@ export class Metrics {
   readonly events = new Counter({
     name: 'rotor_security_events_total', help: 'Security events by type', labelNames: ['event'], registers: [this.registry],
   });
+  readonly verifierFailures = new Counter({
+    name: 'rotor_dpop_verifier_failures_total',
+    help: 'Failures of the DPoP proof-signature thread (not_created, exited, silent); proofs are then checked on the thread pool for 30 s',
+    labelNames: ['failure'], registers: [this.registry],
+  });
   readonly storeErrors = new Counter({
     name: 'rotor_store_errors_total', help: 'Requests answered 503 because the store was unavailable', registers: [this.registry],
   });

@@ -3,6 +3,7 @@ import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { Rotor } from '../domain/rotor.js';
+import { proofVerifier } from '../crypto/proof_verifier.js';
 import { adminApi, guardAdminRoutes } from './admin/routes.js';
 import { problemBody } from './reply.js';
 import { consoleApi } from './console/routes.js';
@@ -121,6 +122,13 @@ export function buildServer(input: BuildServerInput): FastifyInstance {
     request.log.debug({ req: request, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request completed');
     if (reply.statusCode >= 500) request.log.warn({ req: request, status: reply.statusCode }, 'request answered with a server error');
   });
+
+  // The verifier is the process's: every server in it hears of a failure, and stops listening when it closes.
+  const stopHearing = proofVerifier.onFailure((failure) => {
+    input.metrics.verifierFailures.inc({ failure });
+    input.logger.warn({ event: 'dpop_verifier_failed', failure }, 'the DPoP proof-signature thread failed; proofs are checked on the thread pool for 30 s, then a new thread is tried');
+  });
+  app.addHook('onClose', async () => void stopHearing());
 
   if (input.config.rateLimits) {
     const counter = input.rotor.rateCounter();

@@ -61,8 +61,11 @@ describe('ProofVerifier', () => {
   it('the thread dies with a batch in flight: the pool answers it, and every later one', async () => {
     const url = workerFile('dies.mjs', "import { parentPort } from 'node:worker_threads'; parentPort.on('message', () => process.exit(3));");
     const verifier = new ProofVerifier({ url });
+    const failures: string[] = [];
+    verifier.onFailure((failure) => failures.push(failure));
     expect(await answers(verifier, cases)).toEqual(cases.map((c) => c.valid));
     expect(await answers(verifier, cases.slice(0, 4))).toEqual(cases.slice(0, 4).map((c) => c.valid));
+    expect(failures).toEqual(['exited']); // once: later checks went to the pool, no new thread was tried
   });
 
   it('the thread answers part of a batch, then dies: the rest is checked on the pool, and every answer is still right', async () => {
@@ -94,8 +97,13 @@ describe('ProofVerifier', () => {
 
   it('the thread cannot even be created (Worker throws at once): the pool answers, and no exception escapes', async () => {
     const verifier = new ProofVerifier({ url: new URL('https://rotor.invalid/worker.js') });
+    const failures: string[] = [];
+    const stop = verifier.onFailure((failure) => failures.push(failure));
+    verifier.onFailure(() => { throw new Error('a listener\'s own fault'); });
     expect(await answers(verifier, cases)).toEqual(cases.map((c) => c.valid));
     expect(verifier.onPool).toBe(true);
+    expect(failures).toEqual(['not_created']);
+    stop();
   });
 
   it('a blocked event loop is not the thread\'s fault: its answer, already delivered, is read before the deadline is judged', async () => {
@@ -126,6 +134,8 @@ describe('ProofVerifier', () => {
   it('the thread goes silent: past the deadline the pool answers, and the thread is stopped', async () => {
     const url = workerFile('silent.mjs', "import { parentPort } from 'node:worker_threads'; parentPort.on('message', () => {});");
     const verifier = new ProofVerifier({ url, deadlineMs: 200 });
+    const failures: string[] = [];
+    verifier.onFailure((failure) => failures.push(failure));
     const started = Date.now();
     expect(await answers(verifier, cases.slice(0, 6))).toEqual(cases.slice(0, 6).map((c) => c.valid));
     expect(Date.now() - started).toBeGreaterThanOrEqual(190);
@@ -133,5 +143,6 @@ describe('ProofVerifier', () => {
     const again = Date.now();
     expect(await answers(verifier, cases.slice(0, 6))).toEqual(cases.slice(0, 6).map((c) => c.valid));
     expect(Date.now() - again).toBeLessThan(190);
+    expect(failures).toEqual(['silent']); // its stopping is not a second failure
   });
 });

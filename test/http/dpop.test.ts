@@ -1,5 +1,7 @@
 import { createHash, generateKeyPairSync, randomUUID, sign as cryptoSign, type KeyObject } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Worker } from 'node:worker_threads';
+import { proofVerifier } from '../../src/crypto/proof_verifier.js';
 import { admin, createApp, decodeJwtPart, issue, startTestServer, type TestServer } from '../helpers/server.js';
 
 /**
@@ -260,5 +262,26 @@ describe('DPoP (RFC 9449)', () => {
     expect(payload).toMatchObject({ iss: `${ISSUER}/apps/${a.id}`, client_id: a.id, aud: b.id });
     const bJwks = (await server.call('GET', `/v1/apps/${b.id}/jwks.json`)).body;
     expect(bJwks.keys.map((k: { kid: string }) => k.kid)).not.toContain(decodeJwtPart(forged.accessToken, 0).kid);
+  });
+
+  // Last in this file: the process's verifier then serves from the pool for 30 s.
+  it('the proof-signature thread dies: the operator is told (a log line, rotor_dpop_verifier_failures_total), and refreshes go on', async () => {
+    const app = await createApp(server, { name: 'dpop-verifier-dies', policy: { reuseGrace: 0 } });
+    const key = holder();
+    const first = await refresh((await issue(server, app)).refreshToken, proof(key, htuRefresh));
+    expect(first.status).toBe(200);
+    // A fault from outside: the thread is stopped under the verifier's feet (its handle is private).
+    const thread = (proofVerifier as unknown as { worker: Worker | null }).worker;
+    expect(thread).not.toBeNull();
+    await thread!.terminate();
+    await new Promise((r) => setImmediate(r));
+    const second = await refresh(first.body.refreshToken, proof(key, htuRefresh));
+    expect(second.status, second.text).toBe(200);
+    // The pool's answers are the signature's own: a proof by another key is still refused.
+    expect((await refresh(second.body.refreshToken, proof(holder(), htuRefresh))).status).toBe(401);
+    const metrics = (await server.call('GET', '/metrics')).text;
+    expect(metrics).toMatch(/rotor_dpop_verifier_failures_total\{failure="exited"\} 1/);
+    const line = server.logs.map((l) => JSON.parse(l)).find((l) => l.event === 'dpop_verifier_failed');
+    expect(line).toMatchObject({ level: 40, failure: 'exited' });
   });
 });
