@@ -704,9 +704,17 @@ async function checkDpop(target, proto, probe, used, answer) {
   }
 }
 
-/** Rows in a SQLite store's DPoP replay cache (undefined for other stores). @param {StoreLocation} store */
+/** Rows in the store's DPoP replay cache. @param {StoreLocation} store */
 async function dpopProofCount(store) {
-  if (store.kind !== 'sqlite') return undefined;
+  if (store.kind === 'postgres') {
+    const c = new pg.Client({ connectionString: store.url });
+    await c.connect();
+    try {
+      return Number((await c.query('SELECT count(*) AS n FROM dpop_proofs')).rows[0].n);
+    } finally {
+      await c.end();
+    }
+  }
   const db = new Database(store.path, { readonly: true, fileMustExist: true });
   try {
     return /** @type {number} */ (db.prepare('SELECT count(*) FROM dpop_proofs').pluck().get());

@@ -30,6 +30,10 @@ export const ROWS = [
   },
   { id: 'oauth2-sqlite', label: 'Rotor /oauth2/token, SQLite', target: 'rotor', protocol: 'oauth2', store: 'sqlite' },
   { id: 'native-postgres', label: 'Rotor native /v1/refresh, PostgreSQL', target: 'rotor', protocol: 'native', store: 'postgres', requires: postgresBuilt, disk: true },
+  {
+    id: 'native-dpop-postgres', label: 'Rotor native /v1/refresh + DPoP proof, PostgreSQL', target: 'rotor', protocol: 'native-dpop', store: 'postgres',
+    requires: postgresBuilt, policy: { dpop: 'required' }, dpop: true, comparesTo: 'native-postgres',
+  },
   ...DIALECTS,
   { id: 'native-workers2', label: 'Rotor native, SQLite, ROTOR_WORKERS=2', target: 'rotor', protocol: 'native', store: 'sqlite', env: { ROTOR_WORKERS: '2' } },
   { id: 'native-10k', label: 'Rotor native, SQLite, 10,000 live sessions', target: 'rotor', protocol: 'native', store: 'sqlite', fill: 10_000 },

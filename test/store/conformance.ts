@@ -650,6 +650,22 @@ export function describeStoreConformance(name: string, harness: ConformanceHarne
       expect((await store.findSession(session.id))!.session.refresh?.generation).toBe(3);
     });
 
+    it('rotateSession: one turn of rotations of many sessions, each with its own proof, and one proof seen before', async () => {
+      const { app } = await seedApp();
+      const seeded = await Promise.all(Array.from({ length: 6 }, (_, i) => seedSession(store, app.id, `turn-${i}`)));
+      const proof = (key: string) => ({ dpopProof: { key, expiresAt: NOW + 600_000 } });
+      expect(await store.useDpopProof({ key: 'turn-seen', expiresAt: NOW + 600_000 })).toBe(true);
+      // In one turn (one batch where the store batches): five fresh proofs, one seen before, one without a proof.
+      const results = await Promise.all([
+        ...seeded.slice(0, 5).map(({ session }, i) => store.rotateSession(rotation(session, 1, proof(`turn-fresh-${i}`)))),
+        store.rotateSession(rotation(seeded[5]!.session, 1, proof('turn-seen'))),
+      ]);
+      expect(results.map((r) => r.rotated)).toEqual([true, true, true, true, true, false]);
+      expect(results[5]).toEqual({ rotated: false, proofReplayed: true });
+      for (let i = 0; i < 5; i++) expect(await store.useDpopProof({ key: `turn-fresh-${i}`, expiresAt: NOW + 600_000 })).toBe(false);
+      expect((await store.findSession(seeded[5]!.session.id))!.session.refresh?.generation).toBe(1);
+    });
+
     it('rotateSession of a revoked session rotates nothing', async () => {
       const { app } = await seedApp();
       const { session } = await seedSession(store, app.id);

@@ -212,6 +212,37 @@ describe('postgres specifics', () => {
     });
   });
 
+  it('DPoP marks share the batch\'s commit: a busy session\'s mark is recorded with the batch, a replay in the batch waits on nothing', async () => {
+    await withStore(async ({ store, direct: holder, app }) => {
+      const seeded = [];
+      for (const subject of ['a', 'busy', 'b', 'c']) {
+        const session = sessionRecord(app.id, subject);
+        await store.issueSession({ session, newSubjectClaims: {} });
+        seeded.push(session);
+      }
+      const proof = (key: string) => ({ dpopProof: { key, expiresAt: Date.now() + 600_000 } });
+      expect(await store.useDpopProof({ key: 'seen', expiresAt: Date.now() + 600_000 })).toBe(true);
+      await holder.query('BEGIN');
+      await holder.query('SELECT 1 FROM sessions WHERE id = $1 FOR NO KEY UPDATE', [seeded[1]!.id]);
+      const all = [
+        store.rotateSession({ ...rotationOf(seeded[0]!, 1, Date.now()), ...proof('mark-a') }),
+        store.rotateSession({ ...rotationOf(seeded[1]!, 1, Date.now()), ...proof('mark-busy') }),
+        store.rotateSession({ ...rotationOf(seeded[2]!, 1, Date.now()), ...proof('seen') }),
+        store.rotateSession({ ...rotationOf(seeded[3]!, 1, Date.now()), ...proof('mark-a') }), // the same proof twice in one batch
+      ];
+      expect(await Promise.all([all[0], all[2], all[3]])).toEqual([{ rotated: true }, { rotated: false, proofReplayed: true }, { rotated: false, proofReplayed: true }]);
+      // The busy session's rotation waits for its row; its mark is already committed with the batch.
+      const marks = await holder.query("SELECT key FROM dpop_proofs WHERE key LIKE 'mark-%' ORDER BY key");
+      expect(marks.rows.map((r) => r.key)).toEqual(['mark-a', 'mark-busy']);
+      await holder.query('COMMIT');
+      expect(await all[1]).toEqual({ rotated: true });
+      const generations = await holder.query('SELECT id, generation FROM sessions WHERE id = ANY ($1::text[])', [seeded.map((s) => s.id)]);
+      expect(Object.fromEntries(generations.rows.map((r) => [r.id, Number(r.generation)]))).toEqual({
+        [seeded[0]!.id]: 2, [seeded[1]!.id]: 2, [seeded[2]!.id]: 1, [seeded[3]!.id]: 1,
+      });
+    });
+  });
+
   it('after 1,000 rotations the store has analysed its hot table, so lookups leave sequential scans behind', async () => {
     await withStore(async ({ store, direct, app }) => {
       const analysed = async () => (await direct.query(

@@ -1,5 +1,5 @@
 import { StoreUnavailableError } from '../../domain/errors.js';
-import type { FoundSession, RotateInput, RotateResult } from '../../domain/store.js';
+import type { FoundSession, RotateInput, RotateSessionResult } from '../../domain/store.js';
 import { foundSessionFromRow } from '../rows.js';
 import { TurnBatcher } from '../turn_batcher.js';
 import { noop, type PostgresConnection } from './connection.js';
@@ -10,20 +10,20 @@ const LOCK_FAILURES = new Set(['40P01', '55P03']);
 
 /**
  * Group commit (see TurnBatcher) of the two hot calls: the rotations of one event-loop turn go to the
- * server as one statement, `rotateMany`, so they share one round trip and one commit (one WAL flush);
- * the session lookups of one turn go as one statement too.
+ * server as one statement, `rotateMany`, so they share one round trip and one commit (one WAL flush),
+ * DPoP replay marks included; the session lookups of one turn go as one statement too.
  */
 export class PostgresGroupCommit {
   private rotationCount = 0;
   private nextAnalyzeAt = 1000;
 
-  private readonly rotations: TurnBatcher<RotateInput, RotateResult>;
+  private readonly rotations: TurnBatcher<RotateInput, RotateSessionResult>;
   private readonly sessionLookups: TurnBatcher<string, FoundSession | null>;
 
   constructor(private readonly c: PostgresConnection) {
-    this.rotations = new TurnBatcher<RotateInput, RotateResult>(
+    this.rotations = new TurnBatcher<RotateInput, RotateSessionResult>(
       (inputs) => rotateMany(c, inputs),
-      (input) => rotateOne(c, input),
+      (input) => rotatedAlone(c, input),
       // A lock that could not be had (deadlock, lock_timeout) concerns some inputs only: retried one by one.
       (err) => err instanceof StoreUnavailableError && !LOCK_FAILURES.has(String((err.cause as { code?: unknown } | undefined)?.code)),
     );
@@ -38,7 +38,7 @@ export class PostgresGroupCommit {
     );
   }
 
-  rotateSession(input: RotateInput): Promise<RotateResult> {
+  rotateSession(input: RotateInput): Promise<RotateSessionResult> {
     this.countRotation();
     return this.rotations.submit(input);
   }
@@ -67,6 +67,10 @@ export class PostgresGroupCommit {
   }
 }
 
+/** A rotation on its own: one with a DPoP replay mark is a batch of one, so the mark shares its commit. */
+const rotatedAlone = async (c: PostgresConnection, input: RotateInput): Promise<RotateSessionResult> =>
+  input.dpopProof ? (await rotateMany(c, [input]))[0]! : rotateOne(c, input);
+
 /**
  * The same compare-and-set as `rotateOne` for many inputs in one statement. The batch never waits for
  * a session lock (SKIP LOCKED): a session another transaction holds (a rotation elsewhere, a
@@ -75,14 +79,30 @@ export class PostgresGroupCommit {
  * it. Two inputs naming one session join the same row: PostgreSQL updates it once, with one of them,
  * and RETURNING names that one, the winner; the other gets `rotated: false`, as its own statement
  * would have after waiting.
+ *
+ * A rotation that carries a DPoP proof's replay mark rotates only if this statement recorded the mark:
+ * the marks are inserted in the same statement (one commit), in key order (so two batches holding the
+ * same marks wait for each other in one direction only, never in a cycle), and of two inputs carrying
+ * one mark only the first in the batch may claim it. A mark is recorded whether or not its rotation
+ * wins, as a proof checked on its own would be; one already recorded (by anyone, ever within its
+ * window) makes its input `proofReplayed`, and it rotates nothing. An input whose session was busy has
+ * its mark decided here all the same, and only its rotation goes through `rotateOne`.
  */
-async function rotateMany(c: PostgresConnection, inputs: RotateInput[]): Promise<(RotateResult | Promise<RotateResult>)[]> {
+async function rotateMany(c: PostgresConnection, inputs: RotateInput[]): Promise<(RotateSessionResult | Promise<RotateSessionResult>)[]> {
   const column = <T>(pick: (input: RotateInput) => T): T[] => inputs.map(pick);
   const rows = await c.one(
     `WITH input AS (
        SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bytea[],
-         $8::bigint[], $9::text[], $10::text[], $11::bigint[], $12::text[]) WITH ORDINALITY
-         AS i(session_id, expect, generation, issued_at, not_before, expires_at, sealed, now, last_ip, last_user_agent, horizon, bind_jkt, n)
+         $8::bigint[], $9::text[], $10::text[], $11::bigint[], $12::text[], $13::text[], $14::bigint[]) WITH ORDINALITY
+         AS i(session_id, expect, generation, issued_at, not_before, expires_at, sealed, now, last_ip, last_user_agent, horizon, bind_jkt,
+           mark_key, mark_expires, n)
+     ), claims AS (
+       SELECT DISTINCT ON (mark_key) mark_key, mark_expires, n FROM input WHERE mark_key IS NOT NULL ORDER BY mark_key, n
+     ), marked AS (
+       INSERT INTO dpop_proofs (key, expires_at) SELECT mark_key, mark_expires FROM claims ORDER BY mark_key
+       ON CONFLICT (key) DO NOTHING RETURNING key
+     ), proven AS MATERIALIZED (
+       SELECT n FROM claims WHERE mark_key IN (SELECT key FROM marked)
      ), locked AS MATERIALIZED (
        SELECT s.id FROM sessions s WHERE s.id = ANY ($1::text[]) FOR NO KEY UPDATE SKIP LOCKED
      ), rotated AS (
@@ -92,22 +112,26 @@ async function rotateMany(c: PostgresConnection, inputs: RotateInput[]): Promise
          horizon_at = GREATEST(s.horizon_at, i.horizon), dpop_jkt = COALESCE(s.dpop_jkt, i.bind_jkt)
        FROM input i
        WHERE s.id = i.session_id AND s.id IN (SELECT id FROM locked) AND s.generation = i.expect AND s.revoked_at IS NULL
+         AND (i.mark_key IS NULL OR i.n IN (SELECT n FROM proven))
        RETURNING i.n
      )
-     SELECT i.n::int AS n, i.n IN (SELECT n FROM rotated) AS rotated, i.session_id IN (SELECT id FROM locked) AS locked
+     SELECT i.n::int AS n, i.n IN (SELECT n FROM rotated) AS rotated, i.session_id IN (SELECT id FROM locked) AS locked,
+       i.mark_key IS NOT NULL AND i.n NOT IN (SELECT n FROM proven) AS replayed
      FROM input i`,
     [
       column((x) => x.sessionId), column((x) => x.expectGeneration), column((x) => x.next.generation), column((x) => x.next.issuedAt),
       column((x) => x.next.notBefore), column((x) => x.next.expiresAt), column((x) => x.next.successorSealed), column((x) => x.now),
       column((x) => x.lastIp), column((x) => x.lastUserAgent), column((x) => x.horizonAt), column((x) => x.bindJkt ?? null),
+      column((x) => x.dpopProof?.key ?? null), column((x) => x.dpopProof?.expiresAt ?? null),
     ],
     'rotor_rotate_sessions',
   );
-  const outcomes = new Map(rows.map((row) => [Number(row.n), { rotated: row.rotated === true, locked: row.locked === true }]));
-  // Not locked: its session was busy (or unknown): decided on its own, and its failure is its own
-  // (the batch has committed; see TurnBatcher).
+  const outcomes = new Map(rows.map((row) => [Number(row.n), { rotated: row.rotated === true, locked: row.locked === true, replayed: row.replayed === true }]));
   return inputs.map((input, i) => {
     const outcome = outcomes.get(i + 1);
+    if (outcome?.replayed) return { rotated: false, proofReplayed: true };
+    // Not locked: its session was busy (or unknown): decided on its own (its mark, if any, is recorded
+    // now), and its failure is its own (the batch has committed; see TurnBatcher).
     return outcome?.locked ? { rotated: outcome.rotated } : rotateOne(c, input);
   });
 }

@@ -5,7 +5,6 @@ import type {
   PruneActivityResult, PruneOptions, PruneResult, RateHitsInput, RotateInput, RotateResult, RotateSessionResult, RotateSigningKeyInput, SecurityEventRecord,
   Store, SubjectListing, SubjectPage, TouchInput, UpdateAppResult, UpgradeLegacyInput,
 } from '../../domain/store.js';
-import { proofThenRotation } from '../proof_then_rotation.js';
 import * as activity from './activity.js';
 import * as catalog from './catalog.js';
 import { PostgresConnection, type PostgresStoreOptions } from './connection.js';
@@ -88,8 +87,8 @@ export class PostgresStore implements Store {
   }
 
   touchSession(input: TouchInput): Promise<boolean> { return sessions.touchSession(this.c, input); }
-  /** Group-committed (see group_commit.ts): the rotations of one turn share one statement and one commit. */
-  rotateSession(input: RotateInput): Promise<RotateSessionResult> { return proofThenRotation(this, input, (i) => this.hot.rotateSession(i)); }
+  /** Group-committed (see group_commit.ts): the rotations of one turn, and their DPoP marks, share one statement and one commit. */
+  rotateSession(input: RotateInput): Promise<RotateSessionResult> { return this.hot.rotateSession(input); }
 
   findLegacyRefresh(id: string): Promise<FoundLegacyRefresh | null> { return sessions.findLegacyRefresh(this.c, id); }
   findLiveLegacyRefresh(sessionId: string): Promise<RefreshRecord | null> { return sessions.findLiveLegacyRefresh(this.c, sessionId); }
