@@ -1,20 +1,21 @@
-import type { KeyObject } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
-import { verifiesOnPool } from './proof_signature.js';
-import type { VerifyAnswer, VerifyBatch, VerifyJob } from './proof_verifier_worker.js';
+import { checkProofHere, checkProofOnPool, type DpopProof, type DpopRefusal, type ProofExpectation } from './dpop_proof.js';
+import type { VerifyAnswer, VerifyBatch } from './proof_verifier_worker.js';
 import { compiledWorkerUrl } from './worker_url.js';
 
 /**
- * DPoP proof signatures, checked on one thread of their own. An ES256 verification is 50–100 µs of CPU,
- * about as much as the rest of a refresh's event-loop work. node:crypto's asynchronous verify moves it to
- * libuv's pool, but hands each signature over alone: under load, waking a pool thread per proof cost the
- * event loop 30–100 µs a proof, most of what it saved. Here the signatures that arrive in one turn of the
- * loop go over in one message at `setImmediate`, and come back a few at a time as they are checked (a
- * batch's first requests do not wait for its last one's arithmetic); the loop's share is a few µs.
+ * DPoP proofs, checked on one thread of their own (dpop_proof.ts: structure, header, signature, claims).
+ * An ES256 verification is 50–100 µs of CPU, about as much as the rest of a refresh's event-loop work,
+ * and parsing the proof, its claims and its replay key another ~5 µs. node:crypto's asynchronous verify
+ * would move the arithmetic alone to libuv's pool, handing each signature over on its own: under load,
+ * waking a pool thread per proof cost the event loop 30–100 µs a proof, most of what it saved. Here the
+ * proofs that arrive in one turn of the loop go over in one message at `setImmediate`, and their results
+ * come back a few at a time as they are checked (a batch's first requests do not wait for its last
+ * one's arithmetic); the loop's share is a few µs.
  *
  * If the thread cannot be created or started, dies, or answers nothing for 5 s while a batch is owed,
- * every signature in flight and every one for the next 30 s is checked on the pool instead (each waiter
- * keeps its KeyObject for that), then a new thread is tried: a failure costs speed, never an answer.
+ * every proof in flight and every one for the next 30 s is checked on the event loop with the signature
+ * on the pool instead, then a new thread is tried: a failure costs speed, never an answer.
  */
 const MAX_BATCH = 256;
 const ANSWER_DEADLINE_MS = 5000;
@@ -24,12 +25,14 @@ const RETRY_AFTER_MS = 30_000;
 /** How the thread failed: it could not be created, it stopped or threw, or it left a batch unanswered. */
 export type VerifierFailure = 'not_created' | 'exited' | 'silent';
 
-interface Waiter { job: VerifyJob; key: KeyObject; resolve: (valid: boolean) => void }
-/** A batch on the thread; its answers come in order, `answered` of them so far. */
+type ProofResult = DpopProof | DpopRefusal;
+interface Waiter { proof: string; expect: ProofExpectation; resolve: (result: ProofResult) => void }
+/** A batch on the thread; its results come in order, `answered` of them so far. */
 interface SentBatch { waiters: Waiter[]; answered: number }
-const checkOnPool = (w: Waiter): void => void verifiesOnPool(w.job[0], w.key, Buffer.from(w.job[1]), Buffer.from(w.job[2], 'base64url')).then(w.resolve);
-const packJobs = (waiters: readonly Waiter[]): string => waiters.map((w) => w.job.join('\n')).join('\n');
-/** What a job's fields may hold: base64url segments and their dots (so never the packing's line break). */
+const checkOnPool = (w: Waiter): void => void checkProofOnPool(w.proof, w.expect).then(w.resolve);
+const packJobs = (waiters: readonly Waiter[]): string =>
+  waiters.map((w) => `${w.proof}\n${w.expect.htm}\n${w.expect.htu}\n${w.expect.nowSeconds}`).join('\n');
+/** What a proof sent to the thread may hold: base64url segments and their dots (never the packing's line break). */
 const JWS_TEXT = /^[A-Za-z0-9_.-]*$/;
 
 export class ProofVerifier {
@@ -53,16 +56,14 @@ export class ProofVerifier {
     this.retryAfterMs = options.retryAfterMs ?? RETRY_AFTER_MS;
   }
 
-  /**
-   * Whether `signature` (base64url, as the proof carries it) over `input` (the proof's header and payload
-   * segments) verifies with `key`, the one the header segment names.
-   */
-  verify(alg: string, key: KeyObject, input: string, signature: string): Promise<boolean> {
-    if (!JWS_TEXT.test(input) || !JWS_TEXT.test(signature) || alg.includes('\n')) return Promise.resolve(false);
-    if (this.onPool) return verifiesOnPool(alg, key, Buffer.from(input), Buffer.from(signature, 'base64url'));
+  /** The proof's checks (see dpop_proof.ts): what it proves, or why it is refused. */
+  check(proof: string, expect: ProofExpectation): Promise<ProofResult> {
+    // Any other character fails a base64url check before any signature arithmetic: refused right here.
+    if (!JWS_TEXT.test(proof)) return Promise.resolve(checkProofHere(proof, expect));
+    if (this.onPool || /\n/.test(expect.htm + expect.htu)) return checkProofOnPool(proof, expect);
     return new Promise((resolve) => {
       if (this.queued.length === 0) setImmediate(() => this.flush());
-      this.queued.push({ job: [alg, input, signature], key, resolve });
+      this.queued.push({ proof, expect, resolve });
     });
   }
 
@@ -133,12 +134,12 @@ export class ProofVerifier {
       this.tell('not_created');
       return null;
     }
-    worker.on('message', ({ id, from, valid }: VerifyAnswer) => {
+    worker.on('message', ({ id, from, results }: VerifyAnswer) => {
       const batch = this.sent.get(id);
       this.answeredAt = Date.now();
       if (!batch || from !== batch.answered) return;
-      valid.forEach((v, i) => batch.waiters[from + i]?.resolve(v === 1));
-      batch.answered += valid.length;
+      results.forEach((result, i) => batch.waiters[from + i]?.resolve(result));
+      batch.answered += results.length;
       if (batch.answered >= batch.waiters.length) this.sent.delete(id);
       if (this.sent.size === 0) worker.unref();
     });

@@ -1,4 +1,4 @@
-import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync, sign } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,12 +7,17 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ProofVerifier } from '../../src/crypto/proof_verifier.js';
 
 /**
- * The proof-signature thread (proof_verifier.ts): every answer is the signature's own, whether the
- * thread gives it, or the pool does because the thread could not start, died, or went silent.
+ * The proof verifier's thread (proof_verifier.ts): every answer is the proof's own, whether the thread
+ * gives it, or the event loop and the pool do because the thread could not start, died, or went silent.
  */
 const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+const HTU = 'https://rotor.test/v1/refresh';
+const NOW = 1_800_000_000;
+const EXPECT = { htm: 'POST', htu: HTU, nowSeconds: NOW };
+const FORGED = 'the proof signature does not verify with its jwk';
 
-interface Case { alg: string; header: string; key: KeyObject; input: string; signature: string; valid: boolean }
+/** A proof and what checking it must give: its jti, or the refusal's detail. */
+interface Case { proof: string; outcome: string }
 
 function signed(alg: 'ES256' | 'EdDSA' | 'RS256' | 'PS256', n: number): Case[] {
   const { privateKey, publicKey } = alg === 'ES256' ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
@@ -20,18 +25,23 @@ function signed(alg: 'ES256' | 'EdDSA' | 'RS256' | 'PS256', n: number): Case[] {
   const header = b64({ typ: 'dpop+jwt', alg, jwk: publicKey.export({ format: 'jwk' }) });
   const options = alg === 'ES256' ? { key: privateKey, dsaEncoding: 'ieee-p1363' as const }
     : alg === 'PS256' ? { key: privateKey, padding: 6, saltLength: 32 } : privateKey;
+  const proofOf = (claims: Record<string, unknown>, signed = claims) => {
+    const signature = sign(alg === 'EdDSA' ? null : 'sha256', Buffer.from(`${header}.${b64(signed)}`), options).toString('base64url');
+    return `${header}.${b64(claims)}.${signature}`;
+  };
   return Array.from({ length: n }, (_, i) => {
-    const input = `${header}.${b64({ jti: `${alg}-${i}` })}`;
-    const signature = sign(alg === 'EdDSA' ? null : 'sha256', Buffer.from(input), options).toString('base64url');
-    // Every other one is tampered with: the signature of another payload.
-    return i % 2 === 0
-      ? { alg, header, key: publicKey, input, signature, valid: true }
-      : { alg, header, key: publicKey, input: `${header}.${b64({ jti: 'other' })}`, signature, valid: false };
+    const claims = { jti: `${alg}-${i}`, htm: 'POST', htu: HTU, iat: NOW };
+    // Good ones, one signed over other claims than it carries, one for another method.
+    if (i % 3 === 0) return { proof: proofOf(claims), outcome: claims.jti };
+    if (i % 3 === 1) return { proof: proofOf(claims, { ...claims, jti: 'other' }), outcome: FORGED };
+    return { proof: proofOf({ ...claims, htm: 'GET' }), outcome: 'htm is not this request\'s method' };
   });
 }
 
 const cases = [...signed('ES256', 40), ...signed('EdDSA', 6), ...signed('RS256', 4), ...signed('PS256', 4)];
-const answers = (v: ProofVerifier, list: Case[]) => Promise.all(list.map((c) => v.verify(c.alg, c.key, c.input, c.signature)));
+const outcomes = (list: Case[]) => list.map((c) => c.outcome);
+const answers = (v: ProofVerifier, list: Case[]) =>
+  Promise.all(list.map(async (c) => { const r = await v.check(c.proof, EXPECT); return 'error' in r ? r.detail : r.jti; }));
 
 const dir = mkdtempSync(join(tmpdir(), 'rotor-verifier-'));
 const compiledVerifier = pathToFileURL(join(import.meta.dirname, '../../dist/src/crypto/proof_verifier_worker.js'));
@@ -43,19 +53,23 @@ const workerFile = (name: string, source: string) => {
 };
 
 describe('ProofVerifier', () => {
-  it('answers each signature of a turn, in one batch, as the signature deserves (every alg of the allow-list)', async () => {
+  it('answers each proof of a turn, sent in one batch, as it deserves, each answer its own (every alg of the allow-list)', async () => {
     const verifier = new ProofVerifier();
-    expect(await answers(verifier, cases)).toEqual(cases.map((c) => c.valid));
+    expect(await answers(verifier, cases)).toEqual(outcomes(cases));
+    // What a good proof proves: its key's thumbprint, its claims, its replay key.
+    const good = await verifier.check(cases[0]!.proof, EXPECT);
+    expect(good).toMatchObject({ jti: 'ES256-0', iat: NOW, nonce: null });
+    expect(good).toHaveProperty('replayKey', expect.stringMatching(/^[A-Za-z0-9_-]{43}$/));
     // An ES256 signature that is not 64 bytes is refused before any arithmetic.
-    const c = cases[0]!;
-    expect(await verifier.verify('ES256', c.key, c.input, c.signature.slice(0, 40))).toBe(false);
+    const [h, p, sig] = cases[0]!.proof.split('.');
+    expect(await verifier.check(`${h}.${p}.${sig!.slice(0, 40)}`, EXPECT)).toEqual({ error: 'invalid_dpop_proof', detail: FORGED });
     await verifier.close();
   });
 
   it('the thread cannot start (no such file): the pool answers, rightly', async () => {
     const verifier = new ProofVerifier({ url: pathToFileURL(join(dir, 'missing.js')) });
-    expect(await answers(verifier, cases)).toEqual(cases.map((c) => c.valid));
-    expect(await answers(verifier, cases.slice(0, 4))).toEqual(cases.slice(0, 4).map((c) => c.valid));
+    expect(await answers(verifier, cases)).toEqual(outcomes(cases));
+    expect(await answers(verifier, cases.slice(0, 4))).toEqual(outcomes(cases.slice(0, 4)));
   });
 
   it('the thread dies with a batch in flight: the pool answers it, and every later one', async () => {
@@ -63,35 +77,40 @@ describe('ProofVerifier', () => {
     const verifier = new ProofVerifier({ url });
     const failures: string[] = [];
     verifier.onFailure((failure) => failures.push(failure));
-    expect(await answers(verifier, cases)).toEqual(cases.map((c) => c.valid));
-    expect(await answers(verifier, cases.slice(0, 4))).toEqual(cases.slice(0, 4).map((c) => c.valid));
+    expect(await answers(verifier, cases)).toEqual(outcomes(cases));
+    expect(await answers(verifier, cases.slice(0, 4))).toEqual(outcomes(cases.slice(0, 4)));
     expect(failures).toEqual(['exited']); // once: later checks went to the pool, no new thread was tried
   });
 
   it('the thread answers part of a batch, then dies: the rest is checked on the pool, and every answer is still right', async () => {
-    // The real protocol's first answer (the batch's first two jobs, both said to verify, the second wrongly), then an exit.
+    // The real protocol's first answer (the batch's first two jobs), then an exit.
     const url = workerFile('answers-then-dies.mjs', `import { parentPort } from 'node:worker_threads';
-      parentPort.on('message', ({ id }) => { parentPort.postMessage({ id, from: 0, valid: new Uint8Array([1, 1]) }); setTimeout(() => process.exit(3), 20); });`);
+      const said = (jti) => ({ jkt: 'k', jti, iat: 0, nonce: null, replayKey: 'r' });
+      parentPort.on('message', ({ id }) => { parentPort.postMessage({ id, from: 0, results: [said('first'), said('second')] }); setTimeout(() => process.exit(3), 20); });`);
     const verifier = new ProofVerifier({ url });
     const list = cases.slice(0, 8);
     const got = await answers(verifier, list);
-    expect(got.slice(0, 2)).toEqual([true, true]); // what the thread said stands: it is the thread's answer
-    expect(got.slice(2)).toEqual(list.slice(2).map((c) => c.valid));
+    expect(got.slice(0, 2)).toEqual(['first', 'second']); // what the thread said stands: it is the thread's answer
+    expect(got.slice(2)).toEqual(outcomes(list.slice(2)));
     expect(verifier.onPool).toBe(true);
   });
 
-  it('a job that could not be a compact JWS (a line break, or any character outside base64url) is false, and does not disturb its batch', async () => {
+  it('a proof with a line break or any character outside base64url is refused, and cannot spill into its batch', async () => {
     const verifier = new ProofVerifier();
-    const c = cases[0]!;
+    const [good0, , , good3] = cases;
+    const [h, p, sig] = good0!.proof.split('.');
+    // A line break would end a field of the packed batch: each of these would smuggle good3's proof in as a job of its own.
     const bad = [
-      verifier.verify('ES256', c.key, `${c.input}\nES256`, c.signature),
-      verifier.verify('ES256', c.key, c.input, `${c.signature}\n`),
-      verifier.verify('ES256\n', c.key, c.input, c.signature),
-      verifier.verify('ES256', c.key, `${c.input} `, c.signature),
-    ];
+      `${good0!.proof}\nPOST\n${HTU}\n${NOW}\n${good3!.proof}`,
+      `${h}.${p}\n.${sig}`,
+      `${h}.${p}.${sig}\n`,
+      `${h}.${p}.${sig} `,
+    ].map((proof) => verifier.check(proof, EXPECT));
     const good = answers(verifier, cases.slice(0, 6));
-    expect(await Promise.all(bad)).toEqual([false, false, false, false]);
-    expect(await good).toEqual(cases.slice(0, 6).map((x) => x.valid));
+    for (const refused of await Promise.all(bad)) expect(refused).toHaveProperty('error', 'invalid_dpop_proof');
+    expect(await good).toEqual(outcomes(cases.slice(0, 6)));
+    // An expectation with a line break (never the server's own) is checked on the pool, not packed.
+    expect(await verifier.check(good0!.proof, { ...EXPECT, htu: `${HTU}\n` })).toHaveProperty('error', 'invalid_dpop_proof');
     await verifier.close();
   });
 
@@ -100,7 +119,7 @@ describe('ProofVerifier', () => {
     const failures: string[] = [];
     const stop = verifier.onFailure((failure) => failures.push(failure));
     verifier.onFailure(() => { throw new Error('a listener\'s own fault'); });
-    expect(await answers(verifier, cases)).toEqual(cases.map((c) => c.valid));
+    expect(await answers(verifier, cases)).toEqual(outcomes(cases));
     expect(verifier.onPool).toBe(true);
     expect(failures).toEqual(['not_created']);
     stop();
@@ -113,7 +132,7 @@ describe('ProofVerifier', () => {
     await new Promise((r) => setImmediate(r)); // posted
     const until = Date.now() + 450;
     while (Date.now() < until) { /* the loop is blocked past the deadline */ }
-    expect(await pending).toEqual(cases.slice(0, 6).map((c) => c.valid));
+    expect(await pending).toEqual(outcomes(cases.slice(0, 6)));
     expect(verifier.onPool).toBe(false);
     await verifier.close();
   });
@@ -121,12 +140,12 @@ describe('ProofVerifier', () => {
   it('after a failure the pool serves for retryAfterMs, then a new thread is tried', async () => {
     const url = workerFile('dies-once.mjs', "import { parentPort } from 'node:worker_threads'; parentPort.on('message', () => process.exit(3));");
     const verifier = new ProofVerifier({ url, retryAfterMs: 150 });
-    expect(await answers(verifier, cases.slice(0, 4))).toEqual(cases.slice(0, 4).map((c) => c.valid));
+    expect(await answers(verifier, cases.slice(0, 4))).toEqual(outcomes(cases.slice(0, 4)));
     expect(verifier.onPool).toBe(true);
     await new Promise((r) => setTimeout(r, 200));
     expect(verifier.onPool).toBe(false);
     writeFileSync(new URL(url), `import ${JSON.stringify(compiledVerifier.href)};`); // the real thread, this time
-    expect(await answers(verifier, cases)).toEqual(cases.map((c) => c.valid));
+    expect(await answers(verifier, cases)).toEqual(outcomes(cases));
     expect(verifier.onPool).toBe(false);
     await verifier.close();
   });
@@ -137,11 +156,11 @@ describe('ProofVerifier', () => {
     const failures: string[] = [];
     verifier.onFailure((failure) => failures.push(failure));
     const started = Date.now();
-    expect(await answers(verifier, cases.slice(0, 6))).toEqual(cases.slice(0, 6).map((c) => c.valid));
+    expect(await answers(verifier, cases.slice(0, 6))).toEqual(outcomes(cases.slice(0, 6)));
     expect(Date.now() - started).toBeGreaterThanOrEqual(190);
     // Later checks no longer wait for it.
     const again = Date.now();
-    expect(await answers(verifier, cases.slice(0, 6))).toEqual(cases.slice(0, 6).map((c) => c.valid));
+    expect(await answers(verifier, cases.slice(0, 6))).toEqual(outcomes(cases.slice(0, 6)));
     expect(Date.now() - again).toBeLessThan(190);
     expect(failures).toEqual(['silent']); // its stopping is not a second failure
   });

@@ -1,5 +1,4 @@
 import { DPOP_ALGORITHMS, DPOP_WINDOW_SECONDS, isFreshNonce, issueNonce, verifyDpopProof, type DpopProof, type DpopRefusal } from '../../crypto/dpop.js';
-import { sha256 } from '../../crypto/secrets.js';
 import { toSeconds } from '../clock.js';
 import { invalidRefreshToken, RotorError } from '../errors.js';
 import type { App, Session } from '../types.js';
@@ -61,7 +60,7 @@ export function proofFor(core: EngineCore, app: App, input: DpopInput | undefine
       throw dpopRefusal(core, app, { error: 'invalid_dpop_proof', detail: 'the proof is not made with the key the session is bound to' });
     }
     // Across instances, for as long as the proof's iat can be accepted (and a second more).
-    mark ??= { key: sha256(`${checked.jkt}:${checked.jti}`).toString('base64url'), expiresAt: (toSeconds(core.now()) + 2 * DPOP_WINDOW_SECONDS + 1) * 1000 };
+    mark ??= { key: checked.replayKey, expiresAt: (toSeconds(core.now()) + 2 * DPOP_WINDOW_SECONDS + 1) * 1000 };
     return checked.jkt;
   };
   return {
