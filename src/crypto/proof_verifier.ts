@@ -136,8 +136,15 @@ export class ProofVerifier {
     }
     worker.on('message', ({ id, from, results }: VerifyAnswer) => {
       const batch = this.sent.get(id);
+      if (!batch) return;
+      if (from !== batch.answered) {
+        // Answers out of order would leave requests waiting with no deadline to save them: the thread is
+        // taken for broken, and what it owes goes to the pool.
+        this.fail(worker, 'exited');
+        void worker.terminate();
+        return;
+      }
       this.answeredAt = Date.now();
-      if (!batch || from !== batch.answered) return;
       results.forEach((result, i) => batch.waiters[from + i]?.resolve(result));
       batch.answered += results.length;
       if (batch.answered >= batch.waiters.length) this.sent.delete(id);

@@ -83,7 +83,7 @@ export interface Store {
    * `next` only if it is still at that generation and the session is not revoked. `rotated: false`: another
    * request rotated it first, or the session was revoked meanwhile. Group-committed by both SQL stores.
    * `dpopProof` is recorded as `useDpopProof` would, first: one seen before is `proofReplayed` and nothing
-   * is written. SQLite commits both in one transaction; the others record the proof, then rotate.
+   * is written. The SQL stores commit both in one transaction; Redis records the proof, then rotates.
    */
   rotateSession(input: RotateInput): Promise<RotateSessionResult>;
 

@@ -95,6 +95,17 @@ describe('ProofVerifier', () => {
     expect(verifier.onPool).toBe(true);
   });
 
+  it('a thread that answers out of order is taken for broken: it is stopped, and the pool answers what it owed', async () => {
+    const url = workerFile('out-of-order.mjs', `import { parentPort } from 'node:worker_threads';
+      parentPort.on('message', ({ id }) => parentPort.postMessage({ id, from: 1, results: [{ jkt: 'k', jti: 'skipped one', iat: 0, nonce: null, replayKey: 'r' }] }));`);
+    const verifier = new ProofVerifier({ url });
+    const failures: string[] = [];
+    verifier.onFailure((failure) => failures.push(failure));
+    expect(await answers(verifier, cases.slice(0, 6))).toEqual(outcomes(cases.slice(0, 6)));
+    expect(failures).toEqual(['exited']);
+    expect(verifier.onPool).toBe(true);
+  });
+
   it('a proof with a line break or any character outside base64url is refused, and cannot spill into its batch', async () => {
     const verifier = new ProofVerifier();
     const [good0, , , good3] = cases;

@@ -212,34 +212,82 @@ describe('postgres specifics', () => {
     });
   });
 
-  it('DPoP marks share the batch\'s commit: a busy session\'s mark is recorded with the batch, a replay in the batch waits on nothing', async () => {
+  it('DPoP marks commit with their rotations, and a batch never waits: not on a busy session, not on a mark another transaction is writing', async () => {
     await withStore(async ({ store, direct: holder, app }) => {
       const seeded = [];
-      for (const subject of ['a', 'busy', 'b', 'c']) {
+      for (const subject of ['a', 'busy', 'b', 'c', 'contended']) {
         const session = sessionRecord(app.id, subject);
         await store.issueSession({ session, newSubjectClaims: {} });
         seeded.push(session);
       }
       const proof = (key: string) => ({ dpopProof: { key, expiresAt: Date.now() + 600_000 } });
+      const marks = async () => (await holder.query('SELECT key FROM dpop_proofs ORDER BY key')).rows.map((r) => r.key);
       expect(await store.useDpopProof({ key: 'seen', expiresAt: Date.now() + 600_000 })).toBe(true);
+      // Another transaction holds the busy session's row, and is writing the mark 'held' (as every writer does: its lock, then the row).
       await holder.query('BEGIN');
       await holder.query('SELECT 1 FROM sessions WHERE id = $1 FOR NO KEY UPDATE', [seeded[1]!.id]);
+      await holder.query("SELECT pg_advisory_xact_lock(hashtextextended('held', 0))");
+      await holder.query("INSERT INTO dpop_proofs (key, expires_at) VALUES ('held', $1)", [Date.now() + 600_000]);
+      const started = Date.now();
       const all = [
         store.rotateSession({ ...rotationOf(seeded[0]!, 1, Date.now()), ...proof('mark-a') }),
         store.rotateSession({ ...rotationOf(seeded[1]!, 1, Date.now()), ...proof('mark-busy') }),
         store.rotateSession({ ...rotationOf(seeded[2]!, 1, Date.now()), ...proof('seen') }),
         store.rotateSession({ ...rotationOf(seeded[3]!, 1, Date.now()), ...proof('mark-a') }), // the same proof twice in one batch
+        store.rotateSession({ ...rotationOf(seeded[4]!, 1, Date.now()), ...proof('held') }),
       ];
       expect(await Promise.all([all[0], all[2], all[3]])).toEqual([{ rotated: true }, { rotated: false, proofReplayed: true }, { rotated: false, proofReplayed: true }]);
-      // The busy session's rotation waits for its row; its mark is already committed with the batch.
-      const marks = await holder.query("SELECT key FROM dpop_proofs WHERE key LIKE 'mark-%' ORDER BY key");
-      expect(marks.rows.map((r) => r.key)).toEqual(['mark-a', 'mark-busy']);
+      expect(Date.now() - started).toBeLessThan(1000); // the batch waited on neither
+      // The busy session's and the contended mark's rotations wait on their own; the busy one's mark is not written yet.
+      expect(await holder.query("SELECT key FROM dpop_proofs WHERE key IN ('mark-a', 'mark-busy') ORDER BY key").then((r) => r.rows.map((x) => x.key))).toEqual(['mark-a']);
       await holder.query('COMMIT');
       expect(await all[1]).toEqual({ rotated: true });
+      expect(await all[4]).toEqual({ rotated: false, proofReplayed: true }); // 'held' was committed by the other writer
+      expect(await marks()).toEqual(['held', 'mark-a', 'mark-busy', 'seen']);
       const generations = await holder.query('SELECT id, generation FROM sessions WHERE id = ANY ($1::text[])', [seeded.map((s) => s.id)]);
       expect(Object.fromEntries(generations.rows.map((r) => [r.id, Number(r.generation)]))).toEqual({
-        [seeded[0]!.id]: 2, [seeded[1]!.id]: 2, [seeded[2]!.id]: 1, [seeded[3]!.id]: 1,
+        [seeded[0]!.id]: 2, [seeded[1]!.id]: 2, [seeded[2]!.id]: 1, [seeded[3]!.id]: 1, [seeded[4]!.id]: 1,
       });
+    });
+  });
+
+  it('a rotation that times out waiting for its busy session burns no proof: the same proof rotates once the session is free', async () => {
+    await withStore(async ({ store, direct: holder, app }) => {
+      const session = sessionRecord(app.id, 'busy');
+      await store.issueSession({ session, newSubjectClaims: {} });
+      await holder.query('BEGIN');
+      await holder.query('SELECT 1 FROM sessions WHERE id = $1 FOR NO KEY UPDATE', [session.id]);
+      const input = { ...rotationOf(session, 1, Date.now()), dpopProof: { key: 'patient', expiresAt: Date.now() + 600_000 } };
+      await expect(store.rotateSession(input)).rejects.toBeInstanceOf(StoreUnavailableError);
+      await holder.query('ROLLBACK');
+      expect(await store.rotateSession(input)).toEqual({ rotated: true });
+    }, { statementTimeoutMs: 300 });
+  });
+
+  it('concurrent subject-wide revocations of one subject, with logouts and rotations among them, never deadlock', async () => {
+    await withStore(async ({ store, app, url }) => {
+      const other = new PostgresStore(url, { poolMax: 10 });
+      try {
+        for (let round = 0; round < 15; round++) {
+          const sessions = [];
+          for (let i = 0; i < 12; i++) {
+            const session = sessionRecord(app.id, `s${round}`);
+            await store.issueSession({ session, newSubjectClaims: {} });
+            sessions.push(session);
+          }
+          const ops = [
+            store.revokeSubjectSessions(app.id, `s${round}`, 'logout_all', Date.now()),
+            other.revokeSubjectSessions(app.id, `s${round}`, 'logout_all', Date.now()),
+            other.revokeSubjectSessions(app.id, `s${round}`, 'logout_all', Date.now()),
+            ...sessions.map((s, i) => (i % 3 === 0 ? store.revokeSession(s.id, 'logout', Date.now())
+              : (i % 2 ? store : other).rotateSession(rotationOf(s, 1, Date.now())))),
+          ];
+          const settled = await Promise.allSettled(ops);
+          expect(settled.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason?.cause?.code ?? r))).toEqual([]);
+        }
+      } finally {
+        await other.close();
+      }
     });
   });
 

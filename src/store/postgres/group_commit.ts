@@ -1,9 +1,9 @@
 import { StoreUnavailableError } from '../../domain/errors.js';
-import type { FoundSession, RotateInput, RotateSessionResult } from '../../domain/store.js';
+import type { DpopProofInput, FoundSession, RotateInput, RotateSessionResult } from '../../domain/store.js';
 import { foundSessionFromRow } from '../rows.js';
 import { TurnBatcher } from '../turn_batcher.js';
 import { noop, type PostgresConnection } from './connection.js';
-import { FIND_SESSION_SQL, rotateOne } from './sessions.js';
+import { FIND_SESSION_SQL, ROTATE_SET, rotateOne, rotateValues } from './sessions.js';
 
 /** SQLSTATEs of a lock not obtained: deadlock_detected, lock_not_available. */
 const LOCK_FAILURES = new Set(['40P01', '55P03']);
@@ -67,26 +67,24 @@ export class PostgresGroupCommit {
   }
 }
 
-/** A rotation on its own: one with a DPoP replay mark is a batch of one, so the mark shares its commit. */
-const rotatedAlone = async (c: PostgresConnection, input: RotateInput): Promise<RotateSessionResult> =>
-  input.dpopProof ? (await rotateMany(c, [input]))[0]! : rotateOne(c, input);
+/** A rotation on its own: with a DPoP replay mark, the mark and the rotation in one statement (one commit). */
+const rotatedAlone = (c: PostgresConnection, input: RotateInput): Promise<RotateSessionResult> =>
+  input.dpopProof ? rotateOneWithMark(c, input, input.dpopProof) : rotateOne(c, input);
 
 /**
- * The same compare-and-set as `rotateOne` for many inputs in one statement. The batch never waits for
- * a session lock (SKIP LOCKED): a session another transaction holds (a rotation elsewhere, a
- * revocation) is left out and its input goes through `rotateOne`, which waits and re-checks. So a
- * batch cannot join a lock cycle, and one busy session cannot hold up the unrelated rotations beside
- * it. Two inputs naming one session join the same row: PostgreSQL updates it once, with one of them,
- * and RETURNING names that one, the winner; the other gets `rotated: false`, as its own statement
- * would have after waiting.
+ * The same compare-and-set as `rotateOne` for many inputs in one statement, which never waits: a session
+ * another transaction holds (a rotation elsewhere, a revocation) is left out (SKIP LOCKED) and its input
+ * goes on its own after the batch. So a batch cannot join a lock cycle, and one busy session cannot hold
+ * up the unrelated rotations beside it. Two inputs naming one session join the same row: PostgreSQL
+ * updates it once, with one of them, and RETURNING names that one, the winner; the other gets
+ * `rotated: false`, as its own statement would have after waiting.
  *
- * A rotation that carries a DPoP proof's replay mark rotates only if this statement recorded the mark:
- * the marks are inserted in the same statement (one commit), in key order (so two batches holding the
- * same marks wait for each other in one direction only, never in a cycle), and of two inputs carrying
- * one mark only the first in the batch may claim it. A mark is recorded whether or not its rotation
- * wins, as a proof checked on its own would be; one already recorded (by anyone, ever within its
- * window) makes its input `proofReplayed`, and it rotates nothing. An input whose session was busy has
- * its mark decided here all the same, and only its rotation goes through `rotateOne`.
+ * DPoP replay marks commit with their rotations. Of the inputs whose session the batch holds, the first
+ * to carry a mark claims it, if no other transaction is writing that mark (its advisory lock, which every
+ * writer of a mark takes first, is free: so the insert cannot wait either); a claimed mark is recorded
+ * whether or not its rotation wins, as a proof checked on its own would be, and one recorded before (by
+ * anyone, within its window) makes its inputs `proofReplayed`. An input whose session or mark was busy
+ * goes on its own: mark and rotation in one statement, so that a timeout there burns no proof.
  */
 async function rotateMany(c: PostgresConnection, inputs: RotateInput[]): Promise<(RotateSessionResult | Promise<RotateSessionResult>)[]> {
   const column = <T>(pick: (input: RotateInput) => T): T[] => inputs.map(pick);
@@ -96,15 +94,18 @@ async function rotateMany(c: PostgresConnection, inputs: RotateInput[]): Promise
          $8::bigint[], $9::text[], $10::text[], $11::bigint[], $12::text[], $13::text[], $14::bigint[]) WITH ORDINALITY
          AS i(session_id, expect, generation, issued_at, not_before, expires_at, sealed, now, last_ip, last_user_agent, horizon, bind_jkt,
            mark_key, mark_expires, n)
-     ), claims AS (
-       SELECT DISTINCT ON (mark_key) mark_key, mark_expires, n FROM input WHERE mark_key IS NOT NULL ORDER BY mark_key, n
-     ), marked AS (
-       INSERT INTO dpop_proofs (key, expires_at) SELECT mark_key, mark_expires FROM claims ORDER BY mark_key
-       ON CONFLICT (key) DO NOTHING RETURNING key
-     ), proven AS MATERIALIZED (
-       SELECT n FROM claims WHERE mark_key IN (SELECT key FROM marked)
      ), locked AS MATERIALIZED (
        SELECT s.id FROM sessions s WHERE s.id = ANY ($1::text[]) FOR NO KEY UPDATE SKIP LOCKED
+     ), claims AS MATERIALIZED (
+       SELECT DISTINCT ON (mark_key) mark_key, mark_expires, n FROM input
+       WHERE mark_key IS NOT NULL AND session_id IN (SELECT id FROM locked) ORDER BY mark_key, n
+     ), free AS MATERIALIZED (
+       SELECT mark_key, mark_expires, n FROM claims WHERE pg_try_advisory_xact_lock(hashtextextended(mark_key, 0))
+     ), marked AS (
+       INSERT INTO dpop_proofs (key, expires_at) SELECT mark_key, mark_expires FROM free ORDER BY mark_key
+       ON CONFLICT (key) DO NOTHING RETURNING key
+     ), proven AS MATERIALIZED (
+       SELECT n FROM free WHERE mark_key IN (SELECT key FROM marked)
      ), rotated AS (
        UPDATE sessions s SET generation = i.generation, refresh_issued_at = i.issued_at, refresh_not_before = i.not_before,
          refresh_expires_at = i.expires_at, successor_sealed = i.sealed, last_renewed_at = i.now,
@@ -116,7 +117,7 @@ async function rotateMany(c: PostgresConnection, inputs: RotateInput[]): Promise
        RETURNING i.n
      )
      SELECT i.n::int AS n, i.n IN (SELECT n FROM rotated) AS rotated, i.session_id IN (SELECT id FROM locked) AS locked,
-       i.mark_key IS NOT NULL AND i.n NOT IN (SELECT n FROM proven) AS replayed
+       i.mark_key IN (SELECT mark_key FROM free) AS claimed, i.n IN (SELECT n FROM proven) AS proven
      FROM input i`,
     [
       column((x) => x.sessionId), column((x) => x.expectGeneration), column((x) => x.next.generation), column((x) => x.next.issuedAt),
@@ -126,12 +127,35 @@ async function rotateMany(c: PostgresConnection, inputs: RotateInput[]): Promise
     ],
     'rotor_rotate_sessions',
   );
-  const outcomes = new Map(rows.map((row) => [Number(row.n), { rotated: row.rotated === true, locked: row.locked === true, replayed: row.replayed === true }]));
+  const outcomes = new Map(rows.map((row) => [Number(row.n), row]));
   return inputs.map((input, i) => {
-    const outcome = outcomes.get(i + 1);
-    if (outcome?.replayed) return { rotated: false, proofReplayed: true };
-    // Not locked: its session was busy (or unknown): decided on its own (its mark, if any, is recorded
-    // now), and its failure is its own (the batch has committed; see TurnBatcher).
-    return outcome?.locked ? { rotated: outcome.rotated } : rotateOne(c, input);
+    const row = outcomes.get(i + 1);
+    // Its session (or its mark) was busy, or it is unknown: decided on its own, and its failure is its
+    // own (the batch has committed; see TurnBatcher).
+    if (row?.locked !== true || (input.dpopProof && row.claimed !== true)) return rotatedAlone(c, input);
+    if (input.dpopProof && row.proven !== true) return { rotated: false, proofReplayed: true };
+    return { rotated: row.rotated === true };
   });
+}
+
+/**
+ * A rotation and its DPoP replay mark in one statement: the mark's advisory lock (so no other writer of
+ * it is between insert and commit), the mark, then the rotation if the mark is new. It may wait, for the
+ * mark's lock or the session's row; it holds no session while it waits for the mark.
+ */
+async function rotateOneWithMark(c: PostgresConnection, input: RotateInput, mark: DpopProofInput): Promise<RotateSessionResult> {
+  const rows = await c.one(
+    `WITH held AS MATERIALIZED (
+       SELECT pg_advisory_xact_lock(hashtextextended($13::text, 0))
+     ), marked AS (
+       INSERT INTO dpop_proofs (key, expires_at) SELECT $13::text, $14::bigint FROM held ON CONFLICT (key) DO NOTHING RETURNING key
+     ), rotated AS (
+       UPDATE sessions SET ${ROTATE_SET}
+       WHERE id = $10 AND generation = $11::bigint AND revoked_at IS NULL AND EXISTS (SELECT 1 FROM marked) RETURNING id
+     )
+     SELECT EXISTS (SELECT 1 FROM marked) AS marked, EXISTS (SELECT 1 FROM rotated) AS rotated`,
+    [...rotateValues(input), mark.key, mark.expiresAt], 'rotor_rotate_session_marked',
+  );
+  const row = rows[0];
+  return row?.marked === true ? { rotated: row.rotated === true } : { rotated: false, proofReplayed: true };
 }

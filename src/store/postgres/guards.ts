@@ -4,9 +4,14 @@ import type { PostgresConnection } from './connection.js';
 
 /** State that guards requests across instances: the DPoP replay cache and pooled rate-limit counts. */
 
+/**
+ * A proof's first use. Every writer of a mark takes its advisory lock first (transaction-scoped), so that a
+ * group-committed rotation can tell, without waiting, whether anyone is between inserting it and committing.
+ */
 export async function useDpopProof(c: PostgresConnection, input: DpopProofInput): Promise<boolean> {
   const rows = await c.one(
-    'INSERT INTO dpop_proofs (key, expires_at) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING RETURNING key',
+    `INSERT INTO dpop_proofs (key, expires_at) SELECT $1::text, $2::bigint FROM (SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))) AS held
+     ON CONFLICT (key) DO NOTHING RETURNING key`,
     [input.key, input.expiresAt], 'rotor_dpop_proof',
   );
   return rows.length === 1;

@@ -20,12 +20,12 @@ export const FIND_SESSION_SQL = `SELECT s.*, subj.status AS subject_status, a.ke
   LEFT JOIN apps a ON a.id = s.app_id`;
 
 /** The rotation's compare-and-set columns, in `rotateValues` order. */
-const ROTATE_SET = `generation = $1::bigint, refresh_issued_at = $2::bigint, refresh_not_before = $3::bigint,
+export const ROTATE_SET = `generation = $1::bigint, refresh_issued_at = $2::bigint, refresh_not_before = $3::bigint,
   refresh_expires_at = $4::bigint, successor_sealed = $5::bytea, last_renewed_at = $6::bigint,
   last_ip = COALESCE($7::text, last_ip), last_user_agent = COALESCE($8::text, last_user_agent), horizon_at = GREATEST(horizon_at, $9::bigint),
   dpop_jkt = COALESCE(dpop_jkt, $12::text)`;
 
-const rotateValues = (input: RotateInput): unknown[] => [
+export const rotateValues = (input: RotateInput): unknown[] => [
   input.next.generation, input.next.issuedAt, input.next.notBefore, input.next.expiresAt, input.next.successorSealed, input.now,
   input.lastIp, input.lastUserAgent, input.horizonAt, input.sessionId, input.expectGeneration, input.bindJkt ?? null,
 ];
@@ -156,8 +156,12 @@ export async function upgradeLegacy(c: PostgresConnection, input: UpgradeLegacyI
 /** Inside the caller's transaction (or alone): revokes the subject's live sessions, returns how many. */
 export async function revokeSubjectSessionsIn(q: Querier, appId: string, subject: string, reason: string, now: Millis): Promise<number> {
   const rows = await q.query(
-    `WITH r AS (
-       UPDATE sessions SET revoked_at = $1, revoke_reason = $2 WHERE app_id = $3 AND subject = $4 AND revoked_at IS NULL RETURNING 1
+    // The rows are locked in id order first: two subject-wide revocations of one subject (with a logout
+    // between them) otherwise took them in different orders and deadlocked.
+    `WITH l AS (
+       SELECT id FROM sessions WHERE app_id = $3 AND subject = $4 AND revoked_at IS NULL ORDER BY id FOR NO KEY UPDATE
+     ), r AS (
+       UPDATE sessions s SET revoked_at = $1, revoke_reason = $2 FROM l WHERE s.id = l.id AND s.revoked_at IS NULL RETURNING 1
      ) SELECT count(*)::int AS n FROM r`,
     [now, reason, appId, subject], 'rotor_revoke_subject_sessions',
   );
