@@ -64,6 +64,21 @@ describe('verifyDpopProof', () => {
   });
 });
 
+describe('verifyDpopProof: htu against the server\'s own endpoint URL', () => {
+  it('an issuer configured with its default port expects the URL as a parser writes it; nothing else passes', async () => {
+    const key = ecKey();
+    const header = { typ: 'dpop+jwt', alg: 'ES256', jwk: key.jwk };
+    const at = (serverHtu: string, htu: string) => verifyDpopProof(proof(header, claims({ htu }), key.privateKey), { ...expectation, htu: serverHtu });
+    expect(await at('https://rotor.test:443/v1/refresh', 'https://rotor.test/v1/refresh')).not.toHaveProperty('error');
+    expect(await at('https://ROTOR.test:443/v1/refresh', 'https://rotor.test/v1/refresh')).not.toHaveProperty('error');
+    for (const htu of ['https://evil.example:443/x', 'not a url', 'https://rotor.test/v1/other', 'https://rotor.test:443/v1/refresh']) {
+      expect(await at('https://rotor.test:443/v1/refresh', htu)).toEqual({ error: 'invalid_dpop_proof', detail: 'htu is not this endpoint' });
+    }
+    // A server htu that does not parse accepts nothing, not even itself.
+    expect(await at('not a url', 'not a url')).toEqual({ error: 'invalid_dpop_proof', detail: 'htu is not this endpoint' });
+  });
+});
+
 describe('verifyDpopProof: RSA keys the client chooses', () => {
   const rsaProof = (exponent: number, bits = 2048) => {
     const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: bits, publicExponent: exponent });

@@ -251,6 +251,23 @@ describe('postgres specifics', () => {
     });
   });
 
+  it('a batch does not wait on the pruner: a proof whose key is an expired mark being deleted goes on its own', async () => {
+    await withStore(async ({ store, direct: pruner, app }) => {
+      const [a, b] = [sessionRecord(app.id, 'a'), sessionRecord(app.id, 'b')];
+      for (const session of [a, b]) await store.issueSession({ session, newSubjectClaims: {} });
+      await pruner.query("INSERT INTO dpop_proofs (key, expires_at) VALUES ('reused', 1)"); // long expired
+      await pruner.query('BEGIN');
+      await pruner.query('DELETE FROM dpop_proofs WHERE expires_at <= $1', [Date.now()]);
+      const started = Date.now();
+      const reused = store.rotateSession({ ...rotationOf(a, 1, Date.now()), dpopProof: { key: 'reused', expiresAt: Date.now() + 600_000 } });
+      const other = store.rotateSession({ ...rotationOf(b, 1, Date.now()), dpopProof: { key: 'fresh', expiresAt: Date.now() + 600_000 } });
+      expect(await other).toEqual({ rotated: true });
+      expect(Date.now() - started).toBeLessThan(1000);
+      await pruner.query('COMMIT');
+      expect(await reused).toEqual({ rotated: true }); // the expired mark is gone: the key is fresh again
+    });
+  });
+
   it('a rotation that times out waiting for its busy session burns no proof: the same proof rotates once the session is free', async () => {
     await withStore(async ({ store, direct: holder, app }) => {
       const session = sessionRecord(app.id, 'busy');

@@ -80,11 +80,12 @@ const rotatedAlone = (c: PostgresConnection, input: RotateInput): Promise<Rotate
  * `rotated: false`, as its own statement would have after waiting.
  *
  * DPoP replay marks commit with their rotations. Of the inputs whose session the batch holds, the first
- * to carry a mark claims it, if no other transaction is writing that mark (its advisory lock, which every
- * writer of a mark takes first, is free: so the insert cannot wait either); a claimed mark is recorded
- * whether or not its rotation wins, as a proof checked on its own would be, and one recorded before (by
- * anyone, within its window) makes its inputs `proofReplayed`. An input whose session or mark was busy
- * goes on its own: mark and rotation in one statement, so that a timeout there burns no proof.
+ * to carry a mark claims it if no row holds that key yet (not even an expired one the pruner may be
+ * deleting) and no other transaction is writing it (its advisory lock, which every writer of a mark takes
+ * first, is free): so the insert cannot wait either. A claimed mark is recorded whether or not its
+ * rotation wins, as a proof checked on its own would be. Every other input with a mark, or whose session
+ * was busy, goes on its own: mark and rotation in one statement (a seen mark makes it `proofReplayed`;
+ * a timeout there burns no proof).
  */
 async function rotateMany(c: PostgresConnection, inputs: RotateInput[]): Promise<(RotateSessionResult | Promise<RotateSessionResult>)[]> {
   const column = <T>(pick: (input: RotateInput) => T): T[] => inputs.map(pick);
@@ -100,7 +101,8 @@ async function rotateMany(c: PostgresConnection, inputs: RotateInput[]): Promise
        SELECT DISTINCT ON (mark_key) mark_key, mark_expires, n FROM input
        WHERE mark_key IS NOT NULL AND session_id IN (SELECT id FROM locked) ORDER BY mark_key, n
      ), free AS MATERIALIZED (
-       SELECT mark_key, mark_expires, n FROM claims WHERE pg_try_advisory_xact_lock(hashtextextended(mark_key, 0))
+       SELECT mark_key, mark_expires, n FROM claims
+       WHERE NOT EXISTS (SELECT 1 FROM dpop_proofs d WHERE d.key = mark_key) AND pg_try_advisory_xact_lock(hashtextextended(mark_key, 0))
      ), marked AS (
        INSERT INTO dpop_proofs (key, expires_at) SELECT mark_key, mark_expires FROM free ORDER BY mark_key
        ON CONFLICT (key) DO NOTHING RETURNING key
@@ -133,7 +135,7 @@ async function rotateMany(c: PostgresConnection, inputs: RotateInput[]): Promise
     // Its session (or its mark) was busy, or it is unknown: decided on its own, and its failure is its
     // own (the batch has committed; see TurnBatcher).
     if (row?.locked !== true || (input.dpopProof && row.claimed !== true)) return rotatedAlone(c, input);
-    if (input.dpopProof && row.proven !== true) return { rotated: false, proofReplayed: true };
+    if (input.dpopProof && row.proven !== true) return { rotated: false, proofReplayed: true }; // a claimed mark another input of the batch recorded
     return { rotated: row.rotated === true };
   });
 }

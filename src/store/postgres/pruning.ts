@@ -32,10 +32,11 @@ export async function prune(c: PostgresConnection, now: Millis, options: PruneOp
     const [lock] = await q.query('SELECT pg_try_advisory_lock($1) AS locked', [PRUNE_LOCK]);
     locked = lock?.locked === true;
     if (!locked) return { refreshTokens: 0, sessions: 0 };
-    // Sessions first (their tokens go with them), then tokens: the lock order of a rotation.
+    // Sessions first (their tokens go with them), then tokens: the lock order of a rotation. Rows another
+    // transaction holds are skipped (the next round takes them), so the pruner never waits in a lock cycle.
     const sessions = await batches(
       `WITH d AS (DELETE FROM sessions WHERE id IN (
-         SELECT id FROM sessions WHERE horizon_at < $1 OR (revoked_at IS NOT NULL AND revoked_at < $1) LIMIT ${PRUNE_BATCH}
+         SELECT id FROM sessions WHERE horizon_at < $1 OR (revoked_at IS NOT NULL AND revoked_at < $1) LIMIT ${PRUNE_BATCH} FOR UPDATE SKIP LOCKED
        ) RETURNING 1) SELECT count(*)::int AS n FROM d`,
       [cutoff],
     );
@@ -54,12 +55,17 @@ export async function prune(c: PostgresConnection, now: Millis, options: PruneOp
     // A live token's seal is only needed while its parent may still retry.
     await batches(
       `WITH u AS (UPDATE sessions SET successor_sealed = NULL WHERE id IN (
-         SELECT id FROM sessions WHERE successor_sealed IS NOT NULL AND refresh_issued_at < $1 LIMIT ${PRUNE_BATCH}
+         SELECT id FROM sessions WHERE successor_sealed IS NOT NULL AND refresh_issued_at < $1 LIMIT ${PRUNE_BATCH} FOR NO KEY UPDATE SKIP LOCKED
        ) RETURNING 1) SELECT count(*)::int AS n FROM u`,
       [now - MAX_GRACE_MS],
     );
     await q.query('DELETE FROM rate_hits WHERE window_start < $1', [now - RATE_WINDOWS_KEPT_MS]);
-    await q.query('DELETE FROM dpop_proofs WHERE expires_at <= $1', [now]);
+    await batches(
+      `WITH d AS (DELETE FROM dpop_proofs WHERE key IN (
+         SELECT key FROM dpop_proofs WHERE expires_at <= $1 LIMIT ${PRUNE_BATCH}
+       ) RETURNING 1) SELECT count(*)::int AS n FROM d`,
+      [now],
+    );
     await q.query('SELECT pg_advisory_unlock($1)', [PRUNE_LOCK]);
     locked = false;
     return { refreshTokens, sessions };
