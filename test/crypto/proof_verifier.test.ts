@@ -120,8 +120,10 @@ describe('ProofVerifier', () => {
     const good = answers(verifier, cases.slice(0, 6));
     for (const refused of await Promise.all(bad)) expect(refused).toHaveProperty('error', 'invalid_dpop_proof');
     expect(await good).toEqual(outcomes(cases.slice(0, 6)));
-    // An expectation with a line break (never the server's own) is checked on the pool, not packed.
-    expect(await verifier.check(good0!.proof, { ...EXPECT, htu: `${HTU}\n` })).toHaveProperty('error', 'invalid_dpop_proof');
+    // An expectation with a line break (never the server's own) is checked on the pool, not packed (packed, it
+    // would shift every field after it): its answer is the proof's own (a URL parser drops the line break).
+    expect(await verifier.check(good0!.proof, { ...EXPECT, htu: `${HTU}\n` })).toMatchObject({ jti: good0!.outcome });
+    expect(await verifier.check(good0!.proof, { ...EXPECT, htm: 'POST\n' })).toHaveProperty('error', 'invalid_dpop_proof');
     await verifier.close();
   });
 
