@@ -107,6 +107,17 @@ async function seedAlice(store: PostgresStore, appId: string) {
   return { session };
 }
 
+/** One session per subject, in order, at the first generation of its chain. */
+async function seedSubjects(store: PostgresStore, appId: string, subjects: string[]): Promise<Session[]> {
+  const sessions = [];
+  for (const subject of subjects) {
+    const session = sessionRecord(appId, subject);
+    await store.issueSession({ session, newSubjectClaims: {} });
+    sessions.push(session);
+  }
+  return sessions;
+}
+
 /** The rotation of `session`'s chain from generation `from`. */
 const rotationOf = (session: Session, from = 1, now = 2) => ({
   sessionId: session.id, expectGeneration: from, next: chainRecord(from + 1), now, lastIp: null, lastUserAgent: null, horizonAt: 0,
@@ -191,16 +202,11 @@ describe('postgres specifics', () => {
 
   it('a batch never waits on a busy session: the others rotate, a subject-wide revocation meanwhile neither waits on it nor deadlocks', async () => {
     await withStore(async ({ store, direct: holder, app }) => {
-      const seeded = [];
-      for (const subject of ['x', 'busy', 'x', 'y', 'z']) {
-        const session = sessionRecord(app.id, subject);
-        await store.issueSession({ session, newSubjectClaims: {} });
-        seeded.push({ session });
-      }
-      const rotate = (i: number) => store.rotateSession(rotationOf(seeded[i]!.session, 1, Date.now()));
+      const seeded = await seedSubjects(store, app.id, ['x', 'busy', 'x', 'y', 'z']);
+      const rotate = (i: number) => store.rotateSession(rotationOf(seeded[i]!, 1, Date.now()));
       // Another instance holds the busy session's row (a rotation of it, say) and has not committed.
       await holder.query('BEGIN');
-      await holder.query('SELECT 1 FROM sessions WHERE id = $1 FOR NO KEY UPDATE', [seeded[1]!.session.id]);
+      await holder.query('SELECT 1 FROM sessions WHERE id = $1 FOR NO KEY UPDATE', [seeded[1]!.id]);
       const all = seeded.map((_, i) => rotate(i)); // one turn: one batch
       const others = await Promise.all([0, 2, 3, 4].map((i) => all[i]!));
       expect(others).toEqual([{ rotated: true }, { rotated: true }, { rotated: true }, { rotated: true }]);
@@ -214,12 +220,7 @@ describe('postgres specifics', () => {
 
   it('DPoP marks commit with their rotations, and a batch never waits: not on a busy session, not on a mark another transaction is writing', async () => {
     await withStore(async ({ store, direct: holder, app }) => {
-      const seeded = [];
-      for (const subject of ['a', 'busy', 'b', 'c', 'contended']) {
-        const session = sessionRecord(app.id, subject);
-        await store.issueSession({ session, newSubjectClaims: {} });
-        seeded.push(session);
-      }
+      const seeded = await seedSubjects(store, app.id, ['a', 'busy', 'b', 'c', 'contended']);
       const proof = (key: string) => ({ dpopProof: { key, expiresAt: Date.now() + 600_000 } });
       const marks = async () => (await holder.query('SELECT key FROM dpop_proofs ORDER BY key')).rows.map((r) => r.key);
       expect(await store.useDpopProof({ key: 'seen', expiresAt: Date.now() + 600_000 })).toBe(true);
@@ -286,12 +287,7 @@ describe('postgres specifics', () => {
       const other = new PostgresStore(url, { poolMax: 10 });
       try {
         for (let round = 0; round < 15; round++) {
-          const sessions = [];
-          for (let i = 0; i < 12; i++) {
-            const session = sessionRecord(app.id, `s${round}`);
-            await store.issueSession({ session, newSubjectClaims: {} });
-            sessions.push(session);
-          }
+          const sessions = await seedSubjects(store, app.id, Array.from({ length: 12 }, () => `s${round}`));
           const ops = [
             store.revokeSubjectSessions(app.id, `s${round}`, 'logout_all', Date.now()),
             other.revokeSubjectSessions(app.id, `s${round}`, 'logout_all', Date.now()),
