@@ -264,6 +264,27 @@ describe('DPoP (RFC 9449)', () => {
     expect(bJwks.keys.map((k: { kid: string }) => k.kid)).not.toContain(decodeJwtPart(forged.accessToken, 0).kid);
   });
 
+  it('an issuer configured with its default port: proofs for the endpoint as a URL parser writes it refresh; the htu check stays on', async () => {
+    const portIssuer = 'https://rotor.test:443';
+    const other = await startTestServer({ env: { ROTOR_ISSUER: portIssuer } });
+    try {
+      const app = await createApp(other, { name: 'dpop-port', policy: { reuseGrace: 0 } });
+      const key = holder();
+      const meta = await other.call('GET', `/.well-known/oauth-authorization-server/apps/${app.id}`);
+      // What a client derives from the metadata (oauth4webapi: the URL's origin and path).
+      const endpoint = new URL(meta.body.token_endpoint.replace('/oauth2/token', '/v1/refresh'));
+      const htu = `${endpoint.origin}${endpoint.pathname}`;
+      expect(htu).toBe('https://rotor.test/v1/refresh');
+      const pair = await issue(other, app, 'alice', { dpopJkt: key.jkt });
+      const call = (dpop: string, token: string) => other.call('POST', '/v1/refresh', { json: { refreshToken: token }, headers: { dpop } });
+      expect((await call(proof(key, 'https://evil.example:443/v1/refresh'), pair.refreshToken)).status).toBe(401);
+      const renewed = await call(proof(key, htu), pair.refreshToken);
+      expect(renewed.status, renewed.text).toBe(200);
+    } finally {
+      await other.close();
+    }
+  });
+
   // Last in this file: the process's verifier then serves from the pool for 30 s.
   it('the proof-signature thread dies: the operator is told (a log line, rotor_dpop_verifier_failures_total), and refreshes go on', async () => {
     const app = await createApp(server, { name: 'dpop-verifier-dies', policy: { reuseGrace: 0 } });
