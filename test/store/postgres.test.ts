@@ -200,6 +200,22 @@ describe('postgres specifics', () => {
     });
   });
 
+  it('prune never waits on a row another transaction holds: it skips it, and the next round takes it', async () => {
+    await withStore(async ({ store, direct: holder, app }) => {
+      await holder.query(
+        `INSERT INTO sessions (id, app_id, subject, claims, created_at, last_renewed_at, horizon_at)
+         SELECT 'P' || g, $1, 'u', '{}', 1, 1, 2 FROM generate_series(1, 5) g`, [app.id],
+      );
+      await holder.query('BEGIN');
+      await holder.query("SELECT 1 FROM sessions WHERE id = 'P3' FOR NO KEY UPDATE");
+      const started = Date.now();
+      expect((await store.prune(10, { revokedRetention: 0 })).sessions).toBe(4);
+      expect(Date.now() - started).toBeLessThan(1000);
+      await holder.query('COMMIT');
+      expect((await store.prune(10, { revokedRetention: 0 })).sessions).toBe(1);
+    }, { statementTimeoutMs: 3000 });
+  });
+
   it('a batch never waits on a busy session: the others rotate, a subject-wide revocation meanwhile neither waits on it nor deadlocks', async () => {
     await withStore(async ({ store, direct: holder, app }) => {
       const seeded = await seedSubjects(store, app.id, ['x', 'busy', 'x', 'y', 'z']);

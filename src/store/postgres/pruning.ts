@@ -33,7 +33,8 @@ export async function prune(c: PostgresConnection, now: Millis, options: PruneOp
     locked = lock?.locked === true;
     if (!locked) return { refreshTokens: 0, sessions: 0 };
     // Sessions first (their tokens go with them), then tokens: the lock order of a rotation. Rows another
-    // transaction holds are skipped (the next round takes them), so the pruner never waits in a lock cycle.
+    // transaction holds are skipped (the next round takes them): the pruner never waits on a row, so it
+    // is in no lock cycle.
     const sessions = await batches(
       `WITH d AS (DELETE FROM sessions WHERE id IN (
          SELECT id FROM sessions WHERE horizon_at < $1 OR (revoked_at IS NOT NULL AND revoked_at < $1) LIMIT ${PRUNE_BATCH} FOR UPDATE SKIP LOCKED
@@ -42,13 +43,13 @@ export async function prune(c: PostgresConnection, now: Millis, options: PruneOp
     );
     const refreshTokens = await batches(
       `WITH d AS (DELETE FROM refresh_tokens WHERE id IN (
-         SELECT id FROM refresh_tokens WHERE expires_at <= $1 LIMIT ${PRUNE_BATCH}
+         SELECT id FROM refresh_tokens WHERE expires_at <= $1 LIMIT ${PRUNE_BATCH} FOR UPDATE SKIP LOCKED
        ) RETURNING 1) SELECT count(*)::int AS n FROM d`,
       [now],
     );
     await batches(
       `WITH u AS (UPDATE refresh_tokens SET successor_sealed = NULL WHERE id IN (
-         SELECT id FROM refresh_tokens WHERE successor_sealed IS NOT NULL AND consumed_at < $1 LIMIT ${PRUNE_BATCH}
+         SELECT id FROM refresh_tokens WHERE successor_sealed IS NOT NULL AND consumed_at < $1 LIMIT ${PRUNE_BATCH} FOR NO KEY UPDATE SKIP LOCKED
        ) RETURNING 1) SELECT count(*)::int AS n FROM u`,
       [now - MAX_GRACE_MS],
     );
