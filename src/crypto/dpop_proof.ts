@@ -150,21 +150,22 @@ function publicKeyFor(alg: string, jwk: Record<string, unknown>): KeyObject | st
  * The server's own `htu` for an endpoint (`ROTOR_ISSUER` + its path), normalised as a URL parser writes it
  * (RFC 3986 §6.2.3: so an issuer configured with its default port, `https://host:443`, expects
  * `https://host/…`, which is what clients derive from the metadata's endpoint URLs), once: it is one of a
- * handful of constants. Null (every proof refused) only if it does not parse.
+ * handful of constants (two endpoints per issuer, requests for both interleaved). Null (every proof
+ * refused) only if it does not parse.
  */
-let lastExpected: { htu: string; uri: string | null } = { htu: '', uri: null };
+const expectedUris = new Map<string, string | null>();
 function expectedUri(htu: string): string | null {
-  if (lastExpected.htu !== htu) {
-    let uri: string | null = null;
-    try {
-      const url = new URL(htu);
-      uri = `${url.origin.toLowerCase()}${url.pathname}`;
-    } catch {
-      uri = null;
-    }
-    lastExpected = { htu, uri };
+  let uri = expectedUris.get(htu);
+  if (uri !== undefined) return uri;
+  try {
+    const url = new URL(htu);
+    uri = `${url.origin.toLowerCase()}${url.pathname}`;
+  } catch {
+    uri = null;
   }
-  return lastExpected.uri;
+  if (expectedUris.size >= 64) expectedUris.clear();
+  expectedUris.set(htu, uri);
+  return uri;
 }
 
 /**

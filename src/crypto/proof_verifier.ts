@@ -37,7 +37,7 @@ const JWS_TEXT = /^[A-Za-z0-9_.-]*$/;
 
 export class ProofVerifier {
   private worker: Worker | null = null;
-  /** Until when signatures go to the pool, after the thread failed (then a new thread is tried). */
+  /** Until when proofs are checked on the loop and the pool, after the thread failed (then a new thread is tried). */
   private poolUntil = 0;
   private queued: Waiter[] = [];
   private readonly sent = new Map<number, SentBatch>();
@@ -60,7 +60,7 @@ export class ProofVerifier {
   check(proof: string, expect: ProofExpectation): Promise<ProofResult> {
     // Any other character fails a base64url check before any signature arithmetic: refused right here.
     if (!JWS_TEXT.test(proof)) return Promise.resolve(checkProofHere(proof, expect));
-    if (this.onPool || /\n/.test(expect.htm + expect.htu)) return checkProofOnPool(proof, expect);
+    if (this.onPool || expect.htm.includes('\n') || expect.htu.includes('\n')) return checkProofOnPool(proof, expect);
     return new Promise((resolve) => {
       if (this.queued.length === 0) setImmediate(() => this.flush());
       this.queued.push({ proof, expect, resolve });
