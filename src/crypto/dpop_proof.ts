@@ -25,7 +25,7 @@ export interface DpopProof {
   iat: number;
   /** The proof's `nonce` claim when it is a string (no other kind can be a server nonce), else null. */
   nonce: string | null;
-  /** The proof's identity in the replay cache (RFC 9449 §11.1): its `jti` hashed with its key's thumbprint. */
+  /** The proof's identity in the replay cache (RFC 9449 §11.1): its key's thumbprint, its whole-second `iat` and its `jti`, hashed. */
   replayKey: string;
 }
 
@@ -77,7 +77,10 @@ function claimsOf({ payload, jkt }: ProofParts, expect: ProofExpectation): DpopP
   }
   if ('ath' in payload && typeof payload.ath !== 'string') return bad('ath must be a string');
   const nonce = typeof payload.nonce === 'string' ? payload.nonce : null;
-  return { jkt, jti: payload.jti, iat: payload.iat, nonce, replayKey: createHash('sha256').update(`${jkt}:${payload.jti}`).digest('base64url') };
+  // A proof is its key, its jti and its iat to the second: only the key's holder can sign another proof
+  // with the same jti, and the second of iat also gives the mark its expiry (dpop_check.ts).
+  const replayKey = createHash('sha256').update(`${jkt}:${Math.floor(payload.iat)}:${payload.jti}`).digest('base64url');
+  return { jkt, jti: payload.jti, iat: payload.iat, nonce, replayKey };
 }
 
 /** A proof header that passed every check of its own: its alg, its jwk imported, the jwk's thumbprint. */

@@ -102,7 +102,9 @@ export interface Store {
   /**
    * The DPoP replay cache (RFC 9449 §11.1): records a proof's `key` (its jti, hashed with its key's
    * thumbprint) until `expiresAt`, across every instance. True only for the first caller: a proof seen
-   * before is a replay. Pruned after `expiresAt`.
+   * before is a replay. Pruned after `expiresAt`. The same proof always comes with the same `expiresAt`
+   * (the domain derives it from the proof's iat), so a store may order its marks by `(expiresAt, key)`:
+   * new marks land together at one end, and pruning takes a range off the other.
    */
   useDpopProof(input: DpopProofInput): Promise<boolean>;
 

@@ -1,3 +1,4 @@
+import { generateKeyPairSync, randomUUID, sign } from 'node:crypto';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { RotorError } from '../../src/domain/errors.js';
 import type { App } from '../../src/domain/types.js';
@@ -223,5 +224,34 @@ describe('rotation engine (injected clock)', () => {
     const pruned = await t.rotor.prune(0);
     expect(pruned.sessions).toBeGreaterThanOrEqual(1);
     expect(await t.rotor.listSessions(app, 'alice')).toEqual([]);
+  });
+
+  it('DPoP: a proof stays a replay for as long as its iat is acceptable, pruned or not (the mark expires by the proof, not the clock)', async () => {
+    await make({ reuseGrace: 0 });
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+    const htu = 'https://rotor.test/v1/refresh';
+    const header = b64({ typ: 'dpop+jwt', alg: 'ES256', jwk: publicKey.export({ format: 'jwk' }) });
+    const proofAt = (iat: number) => {
+      const input = `${header}.${b64({ jti: randomUUID(), htm: 'POST', htu, iat })}`;
+      return `${input}.${sign('sha256', Buffer.from(input), { key: privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
+    };
+    const withProof = (token: string, proof: string) => t.rotor.refresh(token, { dpop: { proof, htm: 'POST', htu } });
+    const detailOf = (promise: Promise<unknown>) => promise.then(() => 'accepted', (err: RotorError) => err.detail);
+    // A proof dated as old, as current and as far ahead as is accepted.
+    for (const offset of [-290, 0, 290]) {
+      const start = Math.floor(t.clock.now() / 1000);
+      const proof = proofAt(start + offset);
+      const live = (await withProof((await issue()).refreshToken, proof)).refreshToken;
+      // Up to the last second its iat is accepted, through prunes: still the proof used before.
+      for (const at of [start + 1, start + offset + 150, start + offset + 300]) {
+        t.clock.set(at * 1000);
+        await t.rotor.prune();
+        expect(await detailOf(withProof(live, proof)), `offset ${offset}, +${at - start} s`).toBe('the proof was used before');
+      }
+      t.clock.advance(1);
+      expect(await detailOf(withProof(live, proof))).toBe('iat is outside the accepted window');
+      expect(await detailOf(withProof(live, proofAt(Math.floor(t.clock.now() / 1000))))).toBe('accepted');
+    }
   });
 });

@@ -59,8 +59,9 @@ export function proofFor(core: EngineCore, app: App, input: DpopInput | undefine
     if (session.dpopJkt !== null && checked.jkt !== session.dpopJkt) {
       throw dpopRefusal(core, app, { error: 'invalid_dpop_proof', detail: 'the proof is not made with the key the session is bound to' });
     }
-    // Across instances, for as long as the proof's iat can be accepted (and a second more).
-    mark ??= { key: checked.replayKey, expiresAt: (toSeconds(core.now()) + 2 * DPOP_WINDOW_SECONDS + 1) * 1000 };
+    // Across instances, for as long as the proof's iat can be accepted anywhere: its window, another for
+    // instances' clocks, and a second. From the proof, not this clock: the same proof, the same mark.
+    mark ??= { key: checked.replayKey, expiresAt: (Math.floor(checked.iat) + 2 * DPOP_WINDOW_SECONDS + 1) * 1000 };
     return checked.jkt;
   };
   return {

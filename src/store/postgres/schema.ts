@@ -153,4 +153,9 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
     PRIMARY KEY (at, instance)
   );
   `,
+  // 8: nothing here; SQLite re-keys its DPoP replay cache by (expiry, key). The numbers stay in step
+  // across the stores (the shared suite builds old databases by version).
+  `
+  SELECT 1;
+  `,
 ];

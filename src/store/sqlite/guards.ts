@@ -6,7 +6,7 @@ import type { Row, SqliteConnection } from './connection.js';
 
 /** Whether this is the proof's first use; run inside a group-committed turn (sqlite_store.ts). */
 export function insertDpopProof(c: SqliteConnection, input: DpopProofInput): boolean {
-  return c.sql('INSERT INTO dpop_proofs (key, expires_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING').run(input.key, input.expiresAt).changes === 1;
+  return c.sql('INSERT INTO dpop_proofs (key, expires_at) VALUES (?, ?) ON CONFLICT (expires_at, key) DO NOTHING').run(input.key, input.expiresAt).changes === 1;
 }
 
 export function addRateHits(c: SqliteConnection, input: RateHitsInput): Promise<Map<string, number>> {
