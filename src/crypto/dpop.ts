@@ -1,18 +1,19 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { DPOP_WINDOW_SECONDS, MAX_PROOF_LENGTH, type DpopProof, type DpopRefusal, type ProofExpectation } from './dpop_proof.js';
-import { proofVerifier } from './proof_verifier.js';
+import { proofVerifier, type VerifierBusy } from './proof_verifier.js';
 
 /**
  * DPoP (RFC 9449) for the engine: a proof checked (dpop_proof.ts, on the proof verifier's thread), then
  * the server nonce when the app demands one; and the nonces themselves. The replay check of `jti` needs
  * the store and is the caller's.
  */
+export type { VerifierBusy } from './proof_verifier.js';
 export { DPOP_ALGORITHMS, DPOP_WINDOW_SECONDS, jwkThumbprint, type DpopProof, type DpopRefusal } from './dpop_proof.js';
 
 export async function verifyDpopProof(
   proof: string,
   expect: ProofExpectation & { nonce: ((nonce: unknown) => boolean) | null },
-): Promise<DpopProof | DpopRefusal> {
+): Promise<DpopProof | DpopRefusal | VerifierBusy> {
   // Refused here, so that no more than a proof's worth of text is ever handed to the thread.
   if (proof.length > MAX_PROOF_LENGTH) return { error: 'invalid_dpop_proof', detail: 'the proof is too long' };
   const checked = await proofVerifier.check(proof, { htm: expect.htm, htu: expect.htu, nowSeconds: expect.nowSeconds });

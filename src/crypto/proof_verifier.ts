@@ -16,14 +16,24 @@ import { compiledWorkerUrl } from './worker_url.js';
  * If the thread cannot be created or started, dies, or answers nothing for 5 s while a batch is owed,
  * every proof in flight and every one for the next 30 s is checked on the event loop with the signature
  * on the pool instead, then a new thread is tried: a failure costs speed, never an answer.
+ *
+ * At most `maxOwed` proofs wait at once (queued, on the thread or on the pool): about a second of the
+ * thread's work. Past it a proof is answered `server_busy` at once, checked for nothing and consuming
+ * nothing, rather than queued: a flood of proofs (pipelined requests need no new connections) must not
+ * grow the queue, its memory and every other client's wait without bound.
  */
 const MAX_BATCH = 256;
 const ANSWER_DEADLINE_MS = 5000;
 /** How long the pool serves after the thread failed, before a new thread is tried. */
 const RETRY_AFTER_MS = 30_000;
+const MAX_OWED = 16_384;
 
 /** How the thread failed: it could not be created, it stopped or threw, or it left a batch unanswered. */
 export type VerifierFailure = 'not_created' | 'exited' | 'silent';
+
+/** A proof not checked because too many are waiting: the request may be retried shortly. */
+export interface VerifierBusy { error: 'server_busy'; detail: string }
+const BUSY: VerifierBusy = { error: 'server_busy', detail: 'too many DPoP proofs are waiting to be checked; retry shortly' };
 
 type ProofResult = DpopProof | DpopRefusal;
 interface Waiter { proof: string; expect: ProofExpectation; resolve: (result: ProofResult) => void }
@@ -45,25 +55,32 @@ export class ProofVerifier {
   /** When the thread last answered a batch: a deadline passes only for a thread that made no progress. */
   private answeredAt = 0;
   private readonly failureListeners = new Set<(failure: VerifierFailure) => void>();
+  /** Proofs handed over and not yet answered. */
+  private owed = 0;
+  /** How many may be owed before more are answered `server_busy` (tests lower it). */
+  maxOwed: number;
 
   private readonly url: URL;
   private readonly deadlineMs: number;
   private readonly retryAfterMs: number;
 
-  constructor(options: { url?: URL; deadlineMs?: number; retryAfterMs?: number } = {}) {
+  constructor(options: { url?: URL; deadlineMs?: number; retryAfterMs?: number; maxOwed?: number } = {}) {
     this.url = options.url ?? compiledWorkerUrl(import.meta.url, 'proof_verifier_worker.js');
     this.deadlineMs = options.deadlineMs ?? ANSWER_DEADLINE_MS;
     this.retryAfterMs = options.retryAfterMs ?? RETRY_AFTER_MS;
+    this.maxOwed = options.maxOwed ?? MAX_OWED;
   }
 
   /** The proof's checks (see dpop_proof.ts): what it proves, or why it is refused. */
-  check(proof: string, expect: ProofExpectation): Promise<ProofResult> {
+  check(proof: string, expect: ProofExpectation): Promise<ProofResult | VerifierBusy> {
     // Any other character fails a base64url check before any signature arithmetic: refused right here.
     if (!JWS_TEXT.test(proof)) return Promise.resolve(checkProofHere(proof, expect));
-    if (this.onPool || expect.htm.includes('\n') || expect.htu.includes('\n')) return checkProofOnPool(proof, expect);
+    if (this.owed >= this.maxOwed) return Promise.resolve(BUSY);
+    this.owed++;
+    if (this.onPool || expect.htm.includes('\n') || expect.htu.includes('\n')) return checkProofOnPool(proof, expect).finally(() => this.owed--);
     return new Promise((resolve) => {
       if (this.queued.length === 0) setImmediate(() => this.flush());
-      this.queued.push({ proof, expect, resolve });
+      this.queued.push({ proof, expect, resolve: (result) => { this.owed--; resolve(result); } });
     });
   }
 

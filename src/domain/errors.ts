@@ -26,6 +26,8 @@ export const ERROR_CODES = {
   method_not_allowed: 405,
   rate_limited: 429,
   store_unavailable: 503,
+  /** Too much work waiting (DPoP proofs to check): nothing was consumed; retry after `Retry-After`. */
+  server_busy: 503,
   internal_error: 500,
 } as const;
 
@@ -41,7 +43,8 @@ export type ErrorCode = keyof typeof ERROR_CODES;
  * - `conflict`: the request contradicts what exists (an app name taken).
  * - `forbidden`: known, but not allowed from here (a browser origin): neither bad input nor a bad token.
  * - `rate_limited`: too many requests; retry later.
- * - `unavailable`: the store cannot be reached; retry shortly (nothing is known about the token).
+ * - `unavailable`: the store cannot be reached, or the server is too busy; retry shortly (nothing is
+ *   known about the token, and nothing was consumed).
  * - `internal`: a fault of Rotor's own.
  */
 export type ErrorKind =
@@ -68,6 +71,7 @@ export const ERROR_KINDS: { readonly [C in ErrorCode]: ErrorKind } = {
   method_not_allowed: 'bad_input',
   rate_limited: 'rate_limited',
   store_unavailable: 'unavailable',
+  server_busy: 'unavailable',
   internal_error: 'internal',
 };
 
@@ -104,7 +108,7 @@ export class RotorError extends Error {
     this.status = ERROR_CODES[code];
     this.detail = detail;
     this.reason = options.reason;
-    this.retryAfter = options.retryAfter ?? (code === 'store_unavailable' ? 1 : undefined);
+    this.retryAfter = options.retryAfter ?? (ERROR_KINDS[code] === 'unavailable' ? 1 : undefined);
     this.headers = options.headers ?? {};
   }
 }

@@ -28,7 +28,8 @@ export function registerApi(app: FastifyInstance, api: Api, ctx: ApiContext): vo
     scope.setErrorHandler((raw, request, reply) => {
       const err = toRotorError(raw);
       if (isServerFault(err)) request.log.error({ err: raw }, 'request failed');
-      if (err.kind === 'unavailable') ctx.metrics.storeErrors.inc();
+      if (err.code === 'store_unavailable') ctx.metrics.storeErrors.inc();
+      if (err.code === 'server_busy') ctx.metrics.busyRefusals.inc();
       if (err.retryAfter !== undefined) reply.header('Retry-After', String(err.retryAfter));
       for (const [name, value] of Object.entries(err.headers)) reply.header(name, value);
       return api.renderError(err, request, reply);

@@ -33,6 +33,9 @@ export class Metrics {
   readonly storeErrors = new Counter({
     name: 'rotor_store_errors_total', help: 'Requests answered 503 because the store was unavailable', registers: [this.registry],
   });
+  readonly busyRefusals = new Counter({
+    name: 'rotor_busy_refusals_total', help: 'Requests answered 503 server_busy because too many DPoP proofs were waiting to be checked', registers: [this.registry],
+  });
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'rotor_' });

@@ -22,6 +22,7 @@ const TITLES: Record<string, string> = {
   method_not_allowed: 'Method not allowed',
   rate_limited: 'Rate limited',
   store_unavailable: 'Store unavailable',
+  server_busy: 'Server busy',
   internal_error: 'Internal error',
 };
 

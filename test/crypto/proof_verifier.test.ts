@@ -66,6 +66,22 @@ describe('ProofVerifier', () => {
     await verifier.close();
   });
 
+  it('past maxOwed proofs waiting, more are answered server_busy at once, unchecked; answered ones make room again', async () => {
+    const verifier = new ProofVerifier({ maxOwed: 3 });
+    const good = cases.filter((c) => c.outcome.startsWith('ES256-')).slice(0, 5);
+    const first = await Promise.all(good.map(async (c) => { const r = await verifier.check(c.proof, EXPECT); return 'error' in r ? r.error : r.jti; }));
+    expect(first).toEqual([...outcomes(good.slice(0, 3)), 'server_busy', 'server_busy']);
+    // All answered: nothing is owed, so a whole batch fits again (and a malformed one is refused at once, never counted).
+    expect(await verifier.check('not a proof!', EXPECT)).toMatchObject({ error: 'invalid_dpop_proof' });
+    expect(await answers(verifier, good.slice(0, 3))).toEqual(outcomes(good.slice(0, 3)));
+    await verifier.close();
+    // The pool's checks count too, when the thread is gone.
+    const pooled = new ProofVerifier({ url: pathToFileURL(join(dir, 'missing.js')), maxOwed: 2 });
+    const viaPool = await Promise.all(good.slice(0, 3).map(async (c) => { const r = await pooled.check(c.proof, EXPECT); return 'error' in r ? r.error : r.jti; }));
+    expect(viaPool).toEqual([...outcomes(good.slice(0, 2)), 'server_busy']);
+    expect(await answers(pooled, good.slice(0, 2))).toEqual(outcomes(good.slice(0, 2)));
+  });
+
   it('the thread cannot start (no such file): the pool answers, rightly', async () => {
     const verifier = new ProofVerifier({ url: pathToFileURL(join(dir, 'missing.js')) });
     expect(await answers(verifier, cases)).toEqual(outcomes(cases));

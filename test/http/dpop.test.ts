@@ -285,6 +285,35 @@ describe('DPoP (RFC 9449)', () => {
     }
   });
 
+  it('too many proofs waiting: 503 server_busy with Retry-After in each API\'s envelope, counted, and nothing consumed', async () => {
+    const app = await createApp(server, { name: 'dpop-busy', policy: { reuseGrace: 0 } });
+    const pair = await issue(server, app);
+    const key = holder();
+    const limit = proofVerifier.maxOwed;
+    proofVerifier.maxOwed = 0; // as if a flood of proofs were already waiting
+    try {
+      const native = await refresh(pair.refreshToken, proof(key, htuRefresh));
+      expect(native.status, native.text).toBe(503);
+      expect(native.body).toMatchObject({ code: 'server_busy', status: 503 });
+      expect(native.headers.get('retry-after')).toBe('1');
+      const oauth = await oauthRefresh(app, pair.refreshToken, proof(key, `${ISSUER}/oauth2/token`));
+      expect(oauth.status, oauth.text).toBe(503);
+      expect(oauth.body.error).toBe('temporarily_unavailable');
+      expect(oauth.headers.get('retry-after')).toBe('1');
+      // A refresh without a proof has nothing to wait for.
+      const bearerApp = await createApp(server, { name: 'dpop-busy-bearer', policy: { reuseGrace: 0 } });
+      expect((await refresh((await issue(server, bearerApp)).refreshToken)).status).toBe(200);
+    } finally {
+      proofVerifier.maxOwed = limit;
+    }
+    // Neither the token nor the proofs' key was used: the session is still unbound, at its first token.
+    const other = holder();
+    const after = await refresh(pair.refreshToken, proof(other, htuRefresh));
+    expect(after.status, after.text).toBe(200);
+    expect(decodeJwtPart(after.body.accessToken, 1).cnf).toEqual({ jkt: other.jkt });
+    expect((await server.call('GET', '/metrics')).text).toMatch(/rotor_busy_refusals_total 2\n/);
+  });
+
   // Last in this file: the process's verifier then serves from the pool for 30 s.
   it('the proof-signature thread dies: the operator is told (a log line, rotor_dpop_verifier_failures_total), and refreshes go on', async () => {
     const app = await createApp(server, { name: 'dpop-verifier-dies', policy: { reuseGrace: 0 } });

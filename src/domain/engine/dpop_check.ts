@@ -90,7 +90,7 @@ async function verifyProof(core: EngineCore, app: App, proof: string, input: Dpo
     htm: input.htm, htu: input.htu, nowSeconds: now,
     nonce: app.policy.dpopNonce ? (nonce) => isFreshNonce(core.nonceKey, nonce, now, app.id) : null,
   });
-  if ('error' in checked) throw dpopRefusal(core, app, checked);
+  if ('error' in checked) throw checked.error === 'server_busy' ? new RotorError('server_busy', checked.detail) : dpopRefusal(core, app, checked);
   return checked;
 }
 
