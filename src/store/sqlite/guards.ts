@@ -6,7 +6,11 @@ import type { Row, SqliteConnection } from './connection.js';
 
 /** Whether this is the proof's first use; run inside a group-committed turn (sqlite_store.ts). */
 export function insertDpopProof(c: SqliteConnection, input: DpopProofInput): boolean {
-  return c.sql('INSERT INTO dpop_proofs (key, expires_at) VALUES (?, ?) ON CONFLICT (expires_at, key) DO NOTHING').run(input.key, input.expiresAt).changes === 1;
+  // A mark the release before wrote (dpop_proofs, keyed by key alone) counts too: a lookup, no write.
+  return c.sql(
+    `INSERT INTO dpop_marks (expires_at, key) SELECT ?, ? WHERE NOT EXISTS (SELECT 1 FROM dpop_proofs WHERE key = ?)
+     ON CONFLICT (expires_at, key) DO NOTHING`,
+  ).run(input.expiresAt, input.key, input.key).changes === 1;
 }
 
 export function addRateHits(c: SqliteConnection, input: RateHitsInput): Promise<Map<string, number>> {

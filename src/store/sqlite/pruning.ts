@@ -18,7 +18,8 @@ export function prune(c: SqliteConnection, now: Millis, options: PruneOptions): 
       c.sql('UPDATE sessions SET successor_sealed = NULL WHERE successor_sealed IS NOT NULL AND refresh_issued_at < ?')
         .run(now - MAX_GRACE_MS);
       c.sql('DELETE FROM rate_hits WHERE window_start < ?').run(now - RATE_WINDOWS_KEPT_MS);
-      c.sql('DELETE FROM dpop_proofs WHERE expires_at <= ?').run(now);
+      c.sql('DELETE FROM dpop_marks WHERE expires_at <= ?').run(now);
+      c.sql('DELETE FROM dpop_proofs WHERE expires_at <= ?').run(now); // the release before's marks
       return { refreshTokens, sessions };
     }),
   );

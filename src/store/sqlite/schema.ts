@@ -140,14 +140,12 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
     PRIMARY KEY (at, instance)
   ) WITHOUT ROWID;
   `,
-  // 8: the DPoP replay cache keyed by (expiry, key): the expiry comes from the proof's iat, so new marks
-  // go to the tree's last leaf and share it within a commit, where a random key dirtied a leaf of its own
-  // (and the expiry index another). Pruning deletes the tree's front. A mark made before this upgrade
-  // keeps the expiry the server gave it; a proof seen then has its refresh token rotated already.
+  // 8: the DPoP replay cache in one B-tree keyed by (expiry, key), the expiry derived from the proof (its
+  // iat): new marks go to the tree's last leaves and share them within a commit, where a random key dirtied
+  // a leaf of its own and the expiry index another. Pruning deletes the tree's front. dpop_proofs stays
+  // as it was: its marks are honoured until they expire, and an instance of the release before (same
+  // file, not yet restarted) goes on writing it.
   `
   CREATE TABLE dpop_marks (expires_at INTEGER NOT NULL, key TEXT NOT NULL, PRIMARY KEY (expires_at, key)) WITHOUT ROWID;
-  INSERT INTO dpop_marks (expires_at, key) SELECT expires_at, key FROM dpop_proofs;
-  DROP TABLE dpop_proofs;
-  ALTER TABLE dpop_marks RENAME TO dpop_proofs;
   `,
 ];
