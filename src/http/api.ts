@@ -23,13 +23,33 @@ export interface Api {
   renderError(err: RotorError, request: FastifyRequest, reply: FastifyReply): unknown;
 }
 
+/**
+ * Requests answered server_busy: counted, and logged as one summary line per 10 s rather than a line each
+ * (a flood would otherwise write a log line per refused request).
+ */
+export const answeredBusy = new WeakSet<FastifyRequest>();
+const BUSY_LOG_EVERY_MS = 10_000;
+let busySinceLog = 0;
+let busyLoggedAt = 0;
+
+function noteBusy(request: FastifyRequest, ctx: ApiContext): void {
+  answeredBusy.add(request);
+  ctx.metrics.busyRefusals.inc();
+  busySinceLog += 1;
+  const now = Date.now();
+  if (now - busyLoggedAt < BUSY_LOG_EVERY_MS) return;
+  request.log.warn({ event: 'server_busy', refused: busySinceLog }, 'DPoP requests answered server_busy: too many proofs were waiting to be checked');
+  busyLoggedAt = now;
+  busySinceLog = 0;
+}
+
 export function registerApi(app: FastifyInstance, api: Api, ctx: ApiContext): void {
   app.register(async (scope) => {
     scope.setErrorHandler((raw, request, reply) => {
       const err = toRotorError(raw);
       if (isServerFault(err)) request.log.error({ err: raw }, 'request failed');
       if (err.code === 'store_unavailable') ctx.metrics.storeErrors.inc();
-      if (err.code === 'server_busy') ctx.metrics.busyRefusals.inc();
+      if (err.code === 'server_busy') noteBusy(request, ctx);
       if (err.retryAfter !== undefined) reply.header('Retry-After', String(err.retryAfter));
       for (const [name, value] of Object.entries(err.headers)) reply.header(name, value);
       return api.renderError(err, request, reply);

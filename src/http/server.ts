@@ -7,7 +7,7 @@ import { proofVerifier } from '../crypto/proof_verifier.js';
 import { adminApi, guardAdminRoutes } from './admin/routes.js';
 import { problemBody } from './reply.js';
 import { consoleApi } from './console/routes.js';
-import { type Api, type ApiContext, registerApi } from './api.js';
+import { answeredBusy, type Api, type ApiContext, registerApi } from './api.js';
 import { nativeApi } from './native/routes.js';
 import { oauth2Api } from './oauth2/routes.js';
 import type { Metrics } from './observability.js';
@@ -120,7 +120,7 @@ export function buildServer(input: BuildServerInput): FastifyInstance {
     input.metrics.requests.inc({ route, method: request.method, status: String(reply.statusCode) });
     input.metrics.latency.observe({ route }, reply.elapsedTime / 1000);
     request.log.debug({ req: request, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request completed');
-    if (reply.statusCode >= 500) request.log.warn({ req: request, status: reply.statusCode }, 'request answered with a server error');
+    if (reply.statusCode >= 500 && !answeredBusy.has(request)) request.log.warn({ req: request, status: reply.statusCode }, 'request answered with a server error');
   });
 
   // The verifier is the process's: every server in it hears of a failure, and stops listening when it closes.

@@ -226,18 +226,27 @@ describe('rotation engine (injected clock)', () => {
     expect(await t.rotor.listSessions(app, 'alice')).toEqual([]);
   });
 
-  it('DPoP: a proof stays a replay for as long as its iat is acceptable, pruned or not (the mark expires by the proof, not the clock)', async () => {
-    await make({ reuseGrace: 0 });
-    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  /** DPoP proofs by one P-256 key for /v1/refresh (`forged`: signed by another key than the header's). */
+  const dpopKit = () => {
+    const key = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const other = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
     const htu = 'https://rotor.test/v1/refresh';
-    const header = b64({ typ: 'dpop+jwt', alg: 'ES256', jwk: publicKey.export({ format: 'jwk' }) });
-    const proofAt = (iat: number) => {
+    const header = b64({ typ: 'dpop+jwt', alg: 'ES256', jwk: key.publicKey.export({ format: 'jwk' }) });
+    const proofAt = (iat = Math.floor(t.clock.now() / 1000), forged = false) => {
       const input = `${header}.${b64({ jti: randomUUID(), htm: 'POST', htu, iat })}`;
-      return `${input}.${sign('sha256', Buffer.from(input), { key: privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
+      const signer = forged ? other.privateKey : key.privateKey;
+      return `${input}.${sign('sha256', Buffer.from(input), { key: signer, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
     };
-    const withProof = (token: string, proof: string) => t.rotor.refresh(token, { dpop: { proof, htm: 'POST', htu } });
+    const withProof = (token: string, proof: string, abandoned?: () => boolean) =>
+      t.rotor.refresh(token, { dpop: { proof, htm: 'POST', htu, abandoned } });
     const detailOf = (promise: Promise<unknown>) => promise.then(() => 'accepted', (err: RotorError) => err.detail);
+    return { proofAt, withProof, detailOf };
+  };
+
+  it('DPoP: a proof stays a replay for as long as its iat is acceptable, pruned or not (the mark expires by the proof, not the clock)', async () => {
+    await make({ reuseGrace: 0 });
+    const { proofAt, withProof, detailOf } = dpopKit();
     // A proof dated as old, as current and as far ahead as is accepted.
     for (const offset of [-290, 0, 290]) {
       const start = Math.floor(t.clock.now() / 1000);
@@ -251,7 +260,31 @@ describe('rotation engine (injected clock)', () => {
       }
       t.clock.advance(1);
       expect(await detailOf(withProof(live, proof))).toBe('iat is outside the accepted window');
-      expect(await detailOf(withProof(live, proofAt(Math.floor(t.clock.now() / 1000))))).toBe('accepted');
+      expect(await detailOf(withProof(live, proofAt()))).toBe('accepted');
     }
+  });
+
+  it('DPoP: one session holds at most 8 of the verifier\'s places; the rest are server_busy at once, and the places come back', async () => {
+    await make({ reuseGrace: 0 });
+    const { proofAt, withProof, detailOf } = dpopKit();
+    const { refreshToken } = await issue();
+    // Forged proofs consume nothing, so one token could otherwise keep the verifier's queue full.
+    const flood = await Promise.all(Array.from({ length: 12 }, () => detailOf(withProof(refreshToken, proofAt(undefined, true)))));
+    expect(flood.filter((d) => d === 'the proof signature does not verify with its jwk')).toHaveLength(8);
+    expect(flood.filter((d) => d === 'too many DPoP proofs of this session are being checked; retry shortly')).toHaveLength(4);
+    // Another session is not held up by this one's, and this one's places came back.
+    const other = await issue('bob');
+    expect(await detailOf(withProof(other.refreshToken, proofAt()))).toBe('accepted');
+    expect(await detailOf(withProof(refreshToken, proofAt()))).toBe('accepted');
+  });
+
+  it('DPoP: a client gone while its proof was checked consumes nothing (its retry of the same token is no reuse)', async () => {
+    await make({ reuseGrace: 0 });
+    const { proofAt, withProof, detailOf } = dpopKit();
+    const { refreshToken } = await issue();
+    expect(await detailOf(withProof(refreshToken, proofAt(), () => true))).toBe('the client left while its proof was checked; nothing was consumed');
+    const retried = await withProof(refreshToken, proofAt(), () => false);
+    expect(retried.session.dpopJkt).not.toBeNull();
+    expect(t.outcomes).toEqual(['rotated']);
   });
 });

@@ -312,6 +312,10 @@ describe('DPoP (RFC 9449)', () => {
     expect(after.status, after.text).toBe(200);
     expect(decodeJwtPart(after.body.accessToken, 1).cnf).toEqual({ jkt: other.jkt });
     expect((await server.call('GET', '/metrics')).text).toMatch(/rotor_busy_refusals_total 2\n/);
+    // One summary line for the operator, not a line per refused request.
+    const lines = server.logs.map((l) => JSON.parse(l));
+    expect(lines.filter((l) => l.event === 'server_busy')).toEqual([expect.objectContaining({ level: 40, refused: 1 })]);
+    expect(lines.filter((l) => l.status === 503 && l.level >= 40)).toEqual([]);
   });
 
   // Last in this file: the process's verifier then serves from the pool for 30 s.

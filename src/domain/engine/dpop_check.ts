@@ -54,8 +54,9 @@ export function proofFor(core: EngineCore, app: App, input: DpopInput | undefine
       if (session.dpopJkt !== null || mode === 'required') throw dpopRefusal(core, app, { error: 'invalid_dpop_proof', detail: 'a DPoP proof is required' });
       return null;
     }
-    verified ??= verifyProof(core, app, input.proof, input);
+    verified ??= verifyFor(core, app, session, input.proof, input);
     const checked = await verified;
+    if (input.abandoned?.() === true) throw busy('the client left while its proof was checked; nothing was consumed');
     if (session.dpopJkt !== null && checked.jkt !== session.dpopJkt) {
       throw dpopRefusal(core, app, { error: 'invalid_dpop_proof', detail: 'the proof is not made with the key the session is bound to' });
     }
@@ -84,13 +85,35 @@ export function proofFor(core: EngineCore, app: App, input: DpopInput | undefine
   };
 }
 
+/**
+ * Proofs being checked, by session: one session may hold only a few of the verifier's places. Forged
+ * proofs consume nothing, so one token of one's own (any tenant's) would otherwise let a client keep the
+ * verifier's whole queue full, and every other app's DPoP refreshes answered server_busy. A client
+ * refreshes a session once at a time (a few at once, with tabs racing); past that, server_busy.
+ */
+const MAX_PROOFS_PER_SESSION = 8;
+const checking = new Map<string, number>();
+
+function verifyFor(core: EngineCore, app: App, session: Session, proof: string, input: DpopInput): Promise<DpopProof> {
+  const held = checking.get(session.id) ?? 0;
+  if (held >= MAX_PROOFS_PER_SESSION) throw busy('too many DPoP proofs of this session are being checked; retry shortly');
+  checking.set(session.id, held + 1);
+  return verifyProof(core, app, proof, input).finally(() => {
+    const left = (checking.get(session.id) ?? 1) - 1;
+    if (left === 0) checking.delete(session.id);
+    else checking.set(session.id, left);
+  });
+}
+
+const busy = (detail: string): RotorError => new RotorError('server_busy', detail);
+
 async function verifyProof(core: EngineCore, app: App, proof: string, input: DpopInput): Promise<DpopProof> {
   const now = toSeconds(core.now());
   const checked = await verifyDpopProof(proof, {
     htm: input.htm, htu: input.htu, nowSeconds: now,
     nonce: app.policy.dpopNonce ? (nonce) => isFreshNonce(core.nonceKey, nonce, now, app.id) : null,
   });
-  if ('error' in checked) throw checked.error === 'server_busy' ? new RotorError('server_busy', checked.detail) : dpopRefusal(core, app, checked);
+  if ('error' in checked) throw checked.error === 'server_busy' ? busy(checked.detail) : dpopRefusal(core, app, checked);
   return checked;
 }
 

@@ -77,6 +77,12 @@ export interface DpopInput {
   /** The request's method and URI as a proof must name them (`htu` judged against ROTOR_ISSUER). */
   htm: string;
   htu: string;
+  /**
+   * Whether the client is gone (its connection closed). Asked once its proof is checked, a wait that can
+   * outlast a client's timeout under load: a refresh nobody will read the answer of then consumes nothing
+   * (its client's retry of the same token is not taken for reuse).
+   */
+  abandoned?: () => boolean;
 }
 
 export interface ClientContext {
