@@ -38,7 +38,7 @@ function noteBusy(request: FastifyRequest, ctx: ApiContext): void {
   busySinceLog += 1;
   const now = Date.now();
   if (now - busyLoggedAt < BUSY_LOG_EVERY_MS) return;
-  request.log.warn({ event: 'server_busy', refused: busySinceLog }, 'DPoP requests answered server_busy: too many proofs were waiting to be checked');
+  request.log.warn({ event: 'server_busy', refused: busySinceLog }, 'requests answered server_busy (DPoP proofs waiting past the limit, or too many requests pipelined on one connection)');
   busyLoggedAt = now;
   busySinceLog = 0;
 }

@@ -33,8 +33,12 @@ export class Metrics {
   readonly storeErrors = new Counter({
     name: 'rotor_store_errors_total', help: 'Requests answered 503 because the store was unavailable', registers: [this.registry],
   });
+  readonly connectionsClosed = new Counter({
+    name: 'rotor_connections_closed_total', help: 'Connections the server closed: reason pipelining (more than 64 requests unanswered on one)',
+    labelNames: ['reason'], registers: [this.registry],
+  });
   readonly busyRefusals = new Counter({
-    name: 'rotor_busy_refusals_total', help: 'Requests answered 503 server_busy because too many DPoP proofs were waiting to be checked', registers: [this.registry],
+    name: 'rotor_busy_refusals_total', help: 'Requests answered 503 server_busy: too many DPoP proofs waiting to be checked, or too many requests pipelined on one connection', registers: [this.registry],
   });
 
   constructor(options: { defaultMetrics?: boolean } = {}) {

@@ -1,0 +1,52 @@
+import { connect } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAX_IN_FLIGHT_PER_CONNECTION } from '../../src/http/pipelining.js';
+import { createApp, issue, startTestServer, type TestServer } from '../helpers/server.js';
+
+/** Sends `count` requests on one connection at once; resolves with the answers read once all came or it closed. */
+function pipelined(url: string, count: number, request: string): Promise<{ statuses: string[]; closed: boolean }> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve) => {
+    const socket = connect(Number(port), hostname);
+    let received = '';
+    const statuses = () => [...received.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => m[1]!);
+    socket.on('data', (chunk) => {
+      received += String(chunk);
+      if (statuses().length === count) {
+        resolve({ statuses: statuses(), closed: false });
+        socket.destroy();
+      }
+    });
+    socket.on('error', () => {});
+    socket.on('close', () => resolve({ statuses: statuses(), closed: true }));
+    socket.write(request.repeat(count));
+  });
+}
+
+/**
+ * HTTP/1.1 pipelining: Node parses every request a connection sends, answered or not, so one connection
+ * could queue without bound. More than 64 unanswered on one connection closes it; fewer are all answered.
+ */
+describe('pipelined requests', () => {
+  let server: TestServer;
+  beforeAll(async () => { server = await startTestServer({ env: { ROTOR_LOG_LEVEL: 'warn' } }); });
+  afterAll(async () => { await server.close(); });
+
+  const health = 'GET /healthz HTTP/1.1\r\nHost: rotor.test\r\n\r\n';
+
+  it('a few pipelined requests are each answered, in order, on the connection', async () => {
+    const few = await pipelined(server.url, 10, health);
+    expect(few).toEqual({ statuses: Array(10).fill('200'), closed: false });
+  });
+
+  it('a connection with more than 64 requests unanswered is closed, its rest dropped; everyone else is served', async () => {
+    const app = await createApp(server, { name: 'pipelining' });
+    const pair = await issue(server, app);
+    const flood = await pipelined(server.url, 5000, health);
+    expect(flood.closed).toBe(true);
+    expect(flood.statuses.length).toBeLessThanOrEqual(MAX_IN_FLIGHT_PER_CONNECTION);
+    const res = await server.call('POST', '/v1/refresh', { json: { refreshToken: pair.refreshToken } });
+    expect(res.status).toBe(200);
+    expect((await server.call('GET', '/metrics')).text).toMatch(/rotor_connections_closed_total\{reason="pipelining"\} 1\n/);
+  });
+});
