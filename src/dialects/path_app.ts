@@ -16,4 +16,4 @@ export async function appOfPath(ctx: ApiContext, request: FastifyRequest, profil
   return app;
 }
 
-export { clientContextOf } from '../http/client_context.js';
+export { abandonedOf, clientContextOf } from '../http/client_context.js';

@@ -64,6 +64,5 @@ export function dpopInput(request: FastifyRequest, issuer: string, path: string)
   for (let i = 0; i < raw.length; i += 2) if ((raw[i] as string).toLowerCase() === 'dpop') seen += 1;
   const header = request.headers.dpop;
   const proof = seen === 0 ? null : seen === 1 && typeof header === 'string' ? header : '';
-  const socket = request.raw.socket;
-  return { proof, htm: request.method, htu: `${issuer}${path}`, abandoned: () => socket.destroyed };
+  return { proof, htm: request.method, htu: `${issuer}${path}` };
 }

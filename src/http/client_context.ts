@@ -9,6 +9,12 @@ export function clientContextOf(request: FastifyRequest): ClientValues {
   return recordableClient({ ip: request.ip, userAgent: request.headers['user-agent'] });
 }
 
+/** Whether the request's client is gone (its connection closed): a refresh then consumes nothing. */
+export function abandonedOf(request: FastifyRequest): () => boolean {
+  const socket = request.raw.socket;
+  return () => socket.destroyed;
+}
+
 /**
  * The client's address and user agent (SPEC §2.4): the connection's, or those a caller holding the
  * app key names in the body (`ip`, `userAgent`; validated). An unauthenticated caller can never set

@@ -1,36 +1,68 @@
+import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { RotorError } from '../domain/errors.js';
 
 /**
- * Requests pipelined on one connection. HTTP/1.1 lets a client send many before reading an answer, and
- * Node parses and hands over every one it receives however many are unanswered: one connection could
- * queue hundreds of thousands (their memory, and a backlog every other client waits behind), which no
- * limit further in (the DPoP verifier's, a session's) can bound. Browsers do not pipeline; a library
- * that does keeps a few in flight. A connection with more than 64 unanswered requests is closed: those
- * not yet handled are dropped, unanswered.
+ * Requests in hand. HTTP/1.1 lets a client pipeline many requests before reading an answer, and Node
+ * parses and hands over every one it receives however many are unanswered: one connection could queue
+ * hundreds of thousands (their memory, and a backlog every other client waits behind), which no limit
+ * further in (the DPoP verifier's, a session's) can bound. Browsers do not pipeline; a library that does
+ * keeps a few in flight. A connection with more than 64 unanswered requests is closed (those not yet
+ * handled are dropped, unanswered). And past 4,096 requests in hand across all connections, more are
+ * answered 503 server_busy at once, before their body is read: under a flood of connections a client is
+ * told to retry shortly, where it would otherwise wait past its timeout while its refresh, made late,
+ * consumes its token without an answer reaching it.
  */
-export const MAX_IN_FLIGHT_PER_CONNECTION = 64;
+export const requestLimits = { perConnection: 64, total: 4096 };
 
 const IN_FLIGHT = Symbol('rotor.requestsInFlight');
-type CountedSocket = Socket & { [IN_FLIGHT]?: number };
+const CLOSED = Symbol('rotor.socketClosed');
+const SOCKET = Symbol('rotor.requestSocket');
+type CountedSocket = Socket & { [IN_FLIGHT]?: number; [CLOSED]?: boolean };
+type CountedResponse = ServerResponse & { [SOCKET]?: CountedSocket };
 
-export function limitPipelining(app: FastifyInstance, onClose: () => void): void {
-  app.addHook('onRequest', (request, _reply, done) => {
+let inFlight = 0;
+
+/** Requests in hand in this process (a test's check that every one is let go). */
+export const requestsInFlight = (): number => inFlight;
+
+/** A response closed (answered, or its client gone): its place is given back, unless its socket's were. */
+function responseClosed(this: CountedResponse): void {
+  const socket = this[SOCKET];
+  if (!socket || socket[CLOSED]) return;
+  socket[IN_FLIGHT] = (socket[IN_FLIGHT] ?? 1) - 1;
+  inFlight -= 1;
+}
+
+/** A connection closed: every place it still held is given back (a pipelined response queued behind others never closes). */
+function socketClosed(this: CountedSocket): void {
+  this[CLOSED] = true;
+  inFlight -= this[IN_FLIGHT] ?? 0;
+  this[IN_FLIGHT] = 0;
+}
+
+export function limitRequestsInFlight(app: FastifyInstance, onConnectionClosed: () => void): void {
+  app.addHook('onRequest', (request, reply, done) => {
     const socket = request.raw.socket as CountedSocket;
-    const inFlight = (socket[IN_FLIGHT] ?? 0) + 1;
-    socket[IN_FLIGHT] = inFlight;
-    if (inFlight <= MAX_IN_FLIGHT_PER_CONNECTION) return done();
-    if (!socket.destroyed) {
-      onClose();
-      socket.destroy();
+    if (socket[IN_FLIGHT] === undefined) socket.once('close', socketClosed);
+    const onSocket = (socket[IN_FLIGHT] ?? 0) + 1;
+    if (!socket[CLOSED]) {
+      socket[IN_FLIGHT] = onSocket;
+      inFlight += 1;
+      const res = reply.raw as CountedResponse;
+      res[SOCKET] = socket;
+      res.once('close', responseClosed);
     }
-    // The request's own chain ends here (nobody can read its answer).
-    done(new RotorError('server_busy', 'too many requests pipelined on one connection'));
-  });
-  app.addHook('onResponse', (request, _reply, done) => {
-    const socket = request.raw.socket as CountedSocket;
-    socket[IN_FLIGHT] = (socket[IN_FLIGHT] ?? 1) - 1;
+    if (onSocket > requestLimits.perConnection) {
+      if (!socket.destroyed) {
+        onConnectionClosed();
+        socket.destroy();
+      }
+      // The request's own chain ends here (nobody can read its answer).
+      return done(new RotorError('server_busy', 'too many requests pipelined on one connection'));
+    }
+    if (inFlight > requestLimits.total) return done(new RotorError('server_busy', 'the server has too many requests in hand; retry shortly'));
     done();
   });
 }

@@ -18,7 +18,7 @@ import { CORE_ROUTE_CLASSES, RateLimiter } from './rate_limit.js';
 import type { DialectHttp } from './dialect.js';
 import { registerCors } from './cors.js';
 import { sdkApi } from './sdk.js';
-import { limitPipelining } from './pipelining.js';
+import { limitRequestsInFlight } from './pipelining.js';
 import { pathOfTarget } from './target.js';
 
 /** The core's APIs; the dialects' follow them, from the list `buildServer` is handed (src/dialects/index.ts). */
@@ -115,7 +115,7 @@ export function buildServer(input: BuildServerInput): FastifyInstance {
   app.removeContentTypeParser('text/plain');
 
   const ctx: ApiContext = { rotor: input.rotor, config: input.config, metrics: input.metrics };
-  limitPipelining(app, () => input.metrics.connectionsClosed.inc({ reason: 'pipelining' }));
+  limitRequestsInFlight(app, () => input.metrics.connectionsClosed.inc({ reason: 'pipelining' }));
 
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';

@@ -1,6 +1,7 @@
 import { generateKeyPairSync, randomUUID, sign } from 'node:crypto';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { RotorError } from '../../src/domain/errors.js';
+import { proofPlaces } from '../../src/domain/engine/dpop_check.js';
 import type { App } from '../../src/domain/types.js';
 import { domainRotor } from '../helpers/rotor.js';
 
@@ -239,7 +240,7 @@ describe('rotation engine (injected clock)', () => {
       return `${input}.${sign('sha256', Buffer.from(input), { key: signer, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
     };
     const withProof = (token: string, proof: string, abandoned?: () => boolean) =>
-      t.rotor.refresh(token, { dpop: { proof, htm: 'POST', htu, abandoned } });
+      t.rotor.refresh(token, { dpop: { proof, htm: 'POST', htu }, abandoned });
     const detailOf = (promise: Promise<unknown>) => promise.then(() => 'accepted', (err: RotorError) => err.detail);
     return { proofAt, withProof, detailOf };
   };
@@ -278,13 +279,38 @@ describe('rotation engine (injected clock)', () => {
     expect(await detailOf(withProof(refreshToken, proofAt()))).toBe('accepted');
   });
 
-  it('DPoP: a client gone while its proof was checked consumes nothing (its retry of the same token is no reuse)', async () => {
+  it('DPoP: one app holds at most its share of the verifier\'s places, however many sessions it issues itself', async () => {
     await make({ reuseGrace: 0 });
     const { proofAt, withProof, detailOf } = dpopKit();
-    const { refreshToken } = await issue();
-    expect(await detailOf(withProof(refreshToken, proofAt(), () => true))).toBe('the client left while its proof was checked; nothing was consumed');
-    const retried = await withProof(refreshToken, proofAt(), () => false);
+    const perApp = proofPlaces.perApp;
+    proofPlaces.perApp = 10;
+    try {
+      const sessions = await Promise.all(['a', 'b', 'c'].map((s) => issue(s)));
+      const flood = await Promise.all(sessions.flatMap((s) => Array.from({ length: 5 }, () => detailOf(withProof(s.refreshToken, proofAt(undefined, true))))));
+      expect(flood.filter((d) => d === 'the proof signature does not verify with its jwk')).toHaveLength(10);
+      expect(flood.filter((d) => d === 'too many DPoP proofs of this app are being checked; retry shortly')).toHaveLength(5);
+      // Another app's sessions have places of their own.
+      const before = app;
+      await make({ reuseGrace: 0 });
+      expect(await detailOf(withProof((await issue()).refreshToken, proofAt()))).toBe('accepted');
+      app = before;
+      expect(await detailOf(withProof(sessions[0]!.refreshToken, proofAt()))).toBe('accepted');
+    } finally {
+      proofPlaces.perApp = perApp;
+    }
+  });
+
+  it('a client gone by the time its refresh would be written consumes nothing (its retry of the same token is no reuse), with DPoP or bearer', async () => {
+    await make({ reuseGrace: 0 });
+    const { proofAt, withProof, detailOf } = dpopKit();
+    const gone = 'the client left before its refresh was made; nothing was consumed';
+    const bound = await issue();
+    expect(await detailOf(withProof(bound.refreshToken, proofAt(), () => true))).toBe(gone);
+    const retried = await withProof(bound.refreshToken, proofAt(), () => false);
     expect(retried.session.dpopJkt).not.toBeNull();
-    expect(t.outcomes).toEqual(['rotated']);
+    const bearer = await issue('bob');
+    expect(await detailOf(t.rotor.refresh(bearer.refreshToken, { abandoned: () => true }))).toBe(gone);
+    await t.rotor.refresh(bearer.refreshToken, { abandoned: () => false });
+    expect(t.outcomes).toEqual(['rotated', 'rotated']);
   });
 });

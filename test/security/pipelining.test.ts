@@ -1,6 +1,6 @@
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MAX_IN_FLIGHT_PER_CONNECTION } from '../../src/http/pipelining.js';
+import { requestLimits, requestsInFlight } from '../../src/http/pipelining.js';
 import { createApp, issue, startTestServer, type TestServer } from '../helpers/server.js';
 
 /** Sends `count` requests on one connection at once; resolves with the answers read once all came or it closed. */
@@ -44,9 +44,35 @@ describe('pipelined requests', () => {
     const pair = await issue(server, app);
     const flood = await pipelined(server.url, 5000, health);
     expect(flood.closed).toBe(true);
-    expect(flood.statuses.length).toBeLessThanOrEqual(MAX_IN_FLIGHT_PER_CONNECTION);
+    expect(flood.statuses.length).toBeLessThanOrEqual(requestLimits.perConnection);
+    // Its requests' places are all given back, the dropped ones' too.
+    for (let i = 0; i < 50 && requestsInFlight() !== 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(requestsInFlight()).toBe(0);
     const res = await server.call('POST', '/v1/refresh', { json: { refreshToken: pair.refreshToken } });
     expect(res.status).toBe(200);
     expect((await server.call('GET', '/metrics')).text).toMatch(/rotor_connections_closed_total\{reason="pipelining"\} 1\n/);
+  });
+
+  it('past the server-wide limit of requests in hand, more are answered server_busy at once; every request is let go, answered or abandoned', async () => {
+    const total = requestLimits.total;
+    requestLimits.total = 3; // as if a flood of connections held the rest
+    try {
+      const answered = await pipelined(server.url, 10, health);
+      expect(answered).toEqual({ statuses: [...Array(3).fill('200'), ...Array(7).fill('503')], closed: false });
+    } finally {
+      requestLimits.total = total;
+    }
+    // Requests whose clients leave before they are answered (a body that never comes) are let go too.
+    const { hostname, port } = new URL(server.url);
+    await Promise.all(Array.from({ length: 20 }, () => new Promise<void>((resolve) => {
+      const socket = connect(Number(port), hostname, () => {
+        socket.write('POST /v1/refresh HTTP/1.1\r\nHost: rotor.test\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"refre');
+        setTimeout(() => { socket.destroy(); resolve(); }, 50);
+      });
+      socket.on('error', () => {});
+    })));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(requestsInFlight()).toBe(0);
+    expect((await server.call('GET', '/healthz')).status).toBe(200);
   });
 });

@@ -1,7 +1,7 @@
 import multipart from '@fastify/multipart';
 import type { FastifyRequest } from 'fastify';
 import type { Issued } from '../../domain/engine.js';
-import { appOfPath, clientContextOf } from '../path_app.js';
+import { abandonedOf, appOfPath, clientContextOf } from '../path_app.js';
 import { recordableClient } from '../../domain/claims.js';
 import { invalidRefreshToken, RotorError } from '../../domain/errors.js';
 import type { App } from '../../domain/types.js';
@@ -104,7 +104,7 @@ export const abitmediaApi: Api = {
         scope.post(`${prefix}/v1/refreshToken`, async (request, reply) => {
           const pathApp = await appOfPath(ctx, request, PROFILE, 'Abitmedia');
           const issued = await ctx.rotor.refresh(await refreshTokenOf(request), {
-            client: pathApp, profile: PROFILE, context: clientContextOf(request),
+            client: pathApp, profile: PROFILE, context: clientContextOf(request), abandoned: abandonedOf(request),
           });
           return noStore(reply).send(tokensBody(issued, MESSAGES.refreshed));
         });

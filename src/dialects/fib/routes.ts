@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify';
-import { appOfPath, clientContextOf } from '../path_app.js';
+import { abandonedOf, appOfPath, clientContextOf } from '../path_app.js';
 import { requireAccess } from '../../domain/engine.js';
 import { invalidRequest, RotorError } from '../../domain/errors.js';
 import type { App, Subject } from '../../domain/types.js';
@@ -60,7 +60,7 @@ export const fibApi: Api = {
       app.patch(`${prefix}${BASE}/session`, async (request, reply) => {
         const pathApp = await appOfPath(ctx, request, PROFILE, 'FIB');
         const token = tokenOf(request);
-        const issued = await rotor.refresh(token, { client: pathApp, profile: PROFILE, context: clientContextOf(request) });
+        const issued = await rotor.refresh(token, { client: pathApp, profile: PROFILE, context: clientContextOf(request), abandoned: abandonedOf(request) });
         return noStore(reply).send(sessionBody(issued));
       });
 

@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify';
-import { appOfPath, clientContextOf } from '../path_app.js';
+import { abandonedOf, appOfPath, clientContextOf } from '../path_app.js';
 import { requireAccess } from '../../domain/engine.js';
 import { invalidRequest } from '../../domain/errors.js';
 import { type Api, noStore } from '../../http/api.js';
@@ -47,7 +47,7 @@ export const floliveApi: Api = {
           client: access.app,
           profile: PROFILE,
           expectSessionId: access.session.id,
-          context: clientContextOf(request),
+          context: clientContextOf(request), abandoned: abandonedOf(request),
         });
         return noStore(reply).send(renewed(issued));
       });

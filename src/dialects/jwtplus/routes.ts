@@ -4,6 +4,7 @@ import type { Issued } from '../../domain/engine.js';
 import type { App } from '../../domain/types.js';
 import { rawOrBearerCredential } from '../../http/auth.js';
 import { type Api, type ApiContext, noStore } from '../../http/api.js';
+import { abandonedOf } from '../path_app.js';
 import { jwtplusBodyParser, parseBody, validateFields } from './body.js';
 import { fieldErrors, invalidAppId, invalidAppKey, renderJwtPlusError, sendGo } from './envelope.js';
 import { jwtplusFormat } from './format.js';
@@ -103,6 +104,7 @@ export const jwtplusApi: Api = {
       });
       const issued = await rotor.refresh(fields.refresh_token, {
         client: target, clientAuthenticated: true, profile: 'jwtplus', context: { ip: fields.ip, userAgent: fields.useragent },
+        abandoned: abandonedOf(request),
       });
       return sendGo(noStore(reply), 200, tokenResponse(issued));
     });

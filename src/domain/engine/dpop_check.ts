@@ -56,7 +56,6 @@ export function proofFor(core: EngineCore, app: App, input: DpopInput | undefine
     }
     verified ??= verifyFor(core, app, session, input.proof, input);
     const checked = await verified;
-    if (input.abandoned?.() === true) throw busy('the client left while its proof was checked; nothing was consumed');
     if (session.dpopJkt !== null && checked.jkt !== session.dpopJkt) {
       throw dpopRefusal(core, app, { error: 'invalid_dpop_proof', detail: 'the proof is not made with the key the session is bound to' });
     }
@@ -86,26 +85,37 @@ export function proofFor(core: EngineCore, app: App, input: DpopInput | undefine
 }
 
 /**
- * Proofs being checked, by session: one session may hold only a few of the verifier's places. Forged
- * proofs consume nothing, so one token of one's own (any tenant's) would otherwise let a client keep the
- * verifier's whole queue full, and every other app's DPoP refreshes answered server_busy. A client
+ * Proofs being checked, by session and by app: one session may hold only a few of the verifier's places,
+ * one app a quarter of them. Forged proofs consume nothing, so one token of one's own (any tenant's) would
+ * otherwise let a client keep the verifier's whole queue full, and a tenant issuing itself sessions
+ * could do the same with many: every other app's DPoP refreshes would be answered server_busy. A client
  * refreshes a session once at a time (a few at once, with tabs racing); past that, server_busy.
  */
-const MAX_PROOFS_PER_SESSION = 8;
+export const proofPlaces = { perSession: 8, perApp: 4096 };
 const checking = new Map<string, number>();
 
+const give = (key: string): void => {
+  const left = (checking.get(key) ?? 1) - 1;
+  if (left === 0) checking.delete(key);
+  else checking.set(key, left);
+};
+
 function verifyFor(core: EngineCore, app: App, session: Session, proof: string, input: DpopInput): Promise<DpopProof> {
-  const held = checking.get(session.id) ?? 0;
-  if (held >= MAX_PROOFS_PER_SESSION) throw busy('too many DPoP proofs of this session are being checked; retry shortly');
-  checking.set(session.id, held + 1);
+  const bySession = `s:${session.id}`;
+  const byApp = `a:${app.id}`;
+  const sessionHeld = checking.get(bySession) ?? 0;
+  const appHeld = checking.get(byApp) ?? 0;
+  if (sessionHeld >= proofPlaces.perSession) throw busy('too many DPoP proofs of this session are being checked; retry shortly');
+  if (appHeld >= proofPlaces.perApp) throw busy('too many DPoP proofs of this app are being checked; retry shortly');
+  checking.set(bySession, sessionHeld + 1);
+  checking.set(byApp, appHeld + 1);
   return verifyProof(core, app, proof, input).finally(() => {
-    const left = (checking.get(session.id) ?? 1) - 1;
-    if (left === 0) checking.delete(session.id);
-    else checking.set(session.id, left);
+    give(bySession);
+    give(byApp);
   });
 }
 
-const busy = (detail: string): RotorError => new RotorError('server_busy', detail);
+export const busy = (detail: string): RotorError => new RotorError('server_busy', detail);
 
 async function verifyProof(core: EngineCore, app: App, proof: string, input: DpopInput): Promise<DpopProof> {
   const now = toSeconds(core.now());

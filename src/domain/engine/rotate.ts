@@ -5,7 +5,7 @@ import { toSeconds } from '../clock.js';
 import { invalidRefreshToken, RotorError } from '../errors.js';
 import type { App, Millis, RefreshChain, Session } from '../types.js';
 import { UPGRADED, type EngineCore, type FoundLegacyRefresh, type FoundSession, type Store } from './core.js';
-import { freshNonce, proofFor, type ProofCheck } from './dpop_check.js';
+import { busy, freshNonce, proofFor, type ProofCheck } from './dpop_check.js';
 import { locate } from './locate.js';
 import { accessExp, chainIdOf, finish, liveToken, mintContext, mintRefresh, nextChain } from './minting.js';
 import { assertBinding, assertNotBefore, assertSessionAlive, bindingHolds, inGrace } from './session_rules.js';
@@ -17,6 +17,7 @@ interface Renewal {
   app: App;
   client: ClientContext;
   proof: ProofCheck;
+  abandoned: (() => boolean) | undefined;
 }
 
 type RotationWrite = (input: Parameters<Store['rotateSession']>[0], locator: string | null) => Promise<RotateSessionResult>;
@@ -54,7 +55,7 @@ async function refreshOrThrow(core: EngineCore, token: unknown, options: Refresh
   if (!app.public && !(options.clientAuthenticated === true && options.client?.id === app.id)) {
     throw new RotorError('invalid_app_key', 'this app is confidential: its refresh tokens are redeemed only with its app key', { reason: 'client_authentication_required' });
   }
-  const renewal: Renewal = { core, app, client: recordableClient(options.context), proof: proofFor(core, app, options.dpop) };
+  const renewal: Renewal = { core, app, client: recordableClient(options.context), proof: proofFor(core, app, options.dpop), abandoned: options.abandoned };
   const issued = located.kind === 'chain'
     ? await renewChain(renewal, located.found, located.generation, 0)
     : await renewLegacy(renewal, located.found, 0);
@@ -104,6 +105,7 @@ async function rotate(r: Renewal, found: FoundSession, jkt: string | null, now: 
   // A public client's first proof binds its session (RFC 9449 §5); a confidential client's does not.
   const bindJkt = app.public && session.dpopJkt === null ? jkt : null;
   const dpopProof = r.proof.unrecorded();
+  if (r.abandoned?.() === true) throw busy('the client left before its refresh was made; nothing was consumed');
   const { rotated, proofReplayed } = await write({
     bindJkt, dpopProof,
     sessionId: session.id, expectGeneration: generation - 1, next: minted.chain, now,

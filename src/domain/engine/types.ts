@@ -70,6 +70,13 @@ export interface RefreshOptions {
    * `proof` null when absent. Undefined: a dialect endpoint, where a bound session is an invalid token.
    */
   dpop?: DpopInput;
+  /**
+   * Whether the client is gone (its connection closed). Asked just before the rotation is written, after
+   * any wait (a proof's check, a busy event loop) that can outlast a client's timeout under load: a
+   * refresh nobody will read the answer of consumes nothing, so its client's retry of the same token is
+   * not taken for reuse.
+   */
+  abandoned?: () => boolean;
 }
 
 export interface DpopInput {
@@ -77,12 +84,6 @@ export interface DpopInput {
   /** The request's method and URI as a proof must name them (`htu` judged against ROTOR_ISSUER). */
   htm: string;
   htu: string;
-  /**
-   * Whether the client is gone (its connection closed). Asked once its proof is checked, a wait that can
-   * outlast a client's timeout under load: a refresh nobody will read the answer of then consumes nothing
-   * (its client's retry of the same token is not taken for reuse).
-   */
-  abandoned?: () => boolean;
 }
 
 export interface ClientContext {

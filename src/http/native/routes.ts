@@ -2,7 +2,7 @@ import type { FastifyRequest } from 'fastify';
 import { RotorError } from '../../domain/errors.js';
 import type { App } from '../../domain/types.js';
 import type { Api, ApiContext } from '../api.js';
-import { clientOf } from '../client_context.js';
+import { abandonedOf, clientOf } from '../client_context.js';
 import { authorizationCredential, bodyOf, dpopInput } from '../auth.js';
 import { noStore, sendProblem } from '../reply.js';
 import { sessionView, tokenPair } from './token_pair.js';
@@ -57,7 +57,7 @@ export const nativeApi: Api = {
       const caller = request.headers.authorization === undefined ? undefined : await appKeyHolder(ctx, request);
       const issued = await rotor.refresh(body.refreshToken, {
         client: caller, clientAuthenticated: caller !== undefined, context: clientOf(request, body, caller !== undefined),
-        dpop: dpopInput(request, ctx.config.issuer, '/v1/refresh'),
+        dpop: dpopInput(request, ctx.config.issuer, '/v1/refresh'), abandoned: abandonedOf(request),
       });
       if (issued.dpopNonce) reply.header('DPoP-Nonce', issued.dpopNonce);
       return noStore(reply).send(tokenPair(issued));

@@ -2,7 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { RotorError } from '../../domain/errors.js';
 import type { App } from '../../domain/types.js';
 import { type Api, type ApiContext } from '../api.js';
-import { clientContextOf } from '../client_context.js';
+import { abandonedOf, clientContextOf } from '../client_context.js';
 import { noStore, sendJson } from '../reply.js';
 import { DPOP_ALGORITHMS } from '../../crypto/dpop.js';
 import { appIssuer } from '../../domain/formats/native.js';
@@ -157,7 +157,7 @@ export const oauth2Api: Api = {
       const issued = await rotor.refresh(body.refresh_token, {
         client, clientAuthenticated: authenticated,
         context: clientContextOf(request),
-        dpop: dpopInput(request, ctx.config.issuer, '/oauth2/token'),
+        dpop: dpopInput(request, ctx.config.issuer, '/oauth2/token'), abandoned: abandonedOf(request),
       });
       if (issued.dpopNonce) reply.header('DPoP-Nonce', issued.dpopNonce);
       const out: Record<string, unknown> = { access_token: issued.accessToken, token_type: issued.tokenType, expires_in: issued.expiresIn };
