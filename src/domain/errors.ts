@@ -125,6 +125,11 @@ export function invalidRequest(detail: string): RotorError {
   return new RotorError('invalid_request', detail);
 }
 
+/** Too much waiting to be done now (503 with Retry-After); nothing was consumed. */
+export function serverBusy(detail: string): RotorError {
+  return new RotorError('server_busy', detail);
+}
+
 /** Thrown by stores when the database cannot be reached or refuses writes; maps to 503. */
 export class StoreUnavailableError extends RotorError {
   constructor(cause?: unknown) {

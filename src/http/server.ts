@@ -18,7 +18,7 @@ import { CORE_ROUTE_CLASSES, RateLimiter } from './rate_limit.js';
 import type { DialectHttp } from './dialect.js';
 import { registerCors } from './cors.js';
 import { sdkApi } from './sdk.js';
-import { limitRequestsInFlight } from './pipelining.js';
+import { limitRequestsInFlight } from './request_limits.js';
 import { pathOfTarget } from './target.js';
 
 /** The core's APIs; the dialects' follow them, from the list `buildServer` is handed (src/dialects/index.ts). */

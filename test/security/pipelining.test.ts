@@ -1,6 +1,6 @@
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { requestLimits, requestsInFlight } from '../../src/http/pipelining.js';
+import { requestLimits, requestsInFlight } from '../../src/http/request_limits.js';
 import { createApp, issue, startTestServer, type TestServer } from '../helpers/server.js';
 
 /** Sends `count` requests on one connection at once; resolves with the answers read once all came or it closed. */

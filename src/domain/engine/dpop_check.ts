@@ -1,6 +1,6 @@
 import { DPOP_ALGORITHMS, DPOP_WINDOW_SECONDS, isFreshNonce, issueNonce, verifyDpopProof, type DpopProof, type DpopRefusal } from '../../crypto/dpop.js';
 import { toSeconds } from '../clock.js';
-import { invalidRefreshToken, RotorError } from '../errors.js';
+import { invalidRefreshToken, RotorError, serverBusy } from '../errors.js';
 import type { App, Session } from '../types.js';
 import type { DpopProofInput } from '../store.js';
 import type { EngineCore } from './core.js';
@@ -92,30 +92,27 @@ export function proofFor(core: EngineCore, app: App, input: DpopInput | undefine
  * refreshes a session once at a time (a few at once, with tabs racing); past that, server_busy.
  */
 export const proofPlaces = { perSession: 8, perApp: 4096 };
-const checking = new Map<string, number>();
+const bySession = new Map<string, number>();
+const byApp = new Map<string, number>();
 
-const give = (key: string): void => {
-  const left = (checking.get(key) ?? 1) - 1;
-  if (left === 0) checking.delete(key);
-  else checking.set(key, left);
-};
-
-function verifyFor(core: EngineCore, app: App, session: Session, proof: string, input: DpopInput): Promise<DpopProof> {
-  const bySession = `s:${session.id}`;
-  const byApp = `a:${app.id}`;
-  const sessionHeld = checking.get(bySession) ?? 0;
-  const appHeld = checking.get(byApp) ?? 0;
-  if (sessionHeld >= proofPlaces.perSession) throw busy('too many DPoP proofs of this session are being checked; retry shortly');
-  if (appHeld >= proofPlaces.perApp) throw busy('too many DPoP proofs of this app are being checked; retry shortly');
-  checking.set(bySession, sessionHeld + 1);
-  checking.set(byApp, appHeld + 1);
-  return verifyProof(core, app, proof, input).finally(() => {
-    give(bySession);
-    give(byApp);
-  });
+function giveBack(held: Map<string, number>, key: string): void {
+  const left = (held.get(key) ?? 1) - 1;
+  if (left === 0) held.delete(key);
+  else held.set(key, left);
 }
 
-export const busy = (detail: string): RotorError => new RotorError('server_busy', detail);
+function verifyFor(core: EngineCore, app: App, session: Session, proof: string, input: DpopInput): Promise<DpopProof> {
+  const sessionHeld = bySession.get(session.id) ?? 0;
+  const appHeld = byApp.get(app.id) ?? 0;
+  if (sessionHeld >= proofPlaces.perSession) throw serverBusy('too many DPoP proofs of this session are being checked; retry shortly');
+  if (appHeld >= proofPlaces.perApp) throw serverBusy('too many DPoP proofs of this app are being checked; retry shortly');
+  bySession.set(session.id, sessionHeld + 1);
+  byApp.set(app.id, appHeld + 1);
+  return verifyProof(core, app, proof, input).finally(() => {
+    giveBack(bySession, session.id);
+    giveBack(byApp, app.id);
+  });
+}
 
 async function verifyProof(core: EngineCore, app: App, proof: string, input: DpopInput): Promise<DpopProof> {
   const now = toSeconds(core.now());
@@ -123,7 +120,7 @@ async function verifyProof(core: EngineCore, app: App, proof: string, input: Dpo
     htm: input.htm, htu: input.htu, nowSeconds: now,
     nonce: app.policy.dpopNonce ? (nonce) => isFreshNonce(core.nonceKey, nonce, now, app.id) : null,
   });
-  if ('error' in checked) throw checked.error === 'server_busy' ? busy(checked.detail) : dpopRefusal(core, app, checked);
+  if ('error' in checked) throw checked.error === 'server_busy' ? serverBusy(checked.detail) : dpopRefusal(core, app, checked);
   return checked;
 }
 

@@ -2,10 +2,10 @@ import { decodeJwt } from '../../crypto/jwt.js';
 import type { RotateSessionResult } from '../store.js';
 import { recordableClient } from '../claims.js';
 import { toSeconds } from '../clock.js';
-import { invalidRefreshToken, RotorError } from '../errors.js';
+import { invalidRefreshToken, RotorError, serverBusy } from '../errors.js';
 import type { App, Millis, RefreshChain, Session } from '../types.js';
 import { UPGRADED, type EngineCore, type FoundLegacyRefresh, type FoundSession, type Store } from './core.js';
-import { busy, freshNonce, proofFor, type ProofCheck } from './dpop_check.js';
+import { freshNonce, proofFor, type ProofCheck } from './dpop_check.js';
 import { locate } from './locate.js';
 import { accessExp, chainIdOf, finish, liveToken, mintContext, mintRefresh, nextChain } from './minting.js';
 import { assertBinding, assertNotBefore, assertSessionAlive, bindingHolds, inGrace } from './session_rules.js';
@@ -105,7 +105,7 @@ async function rotate(r: Renewal, found: FoundSession, jkt: string | null, now: 
   // A public client's first proof binds its session (RFC 9449 §5); a confidential client's does not.
   const bindJkt = app.public && session.dpopJkt === null ? jkt : null;
   const dpopProof = r.proof.unrecorded();
-  if (r.abandoned?.() === true) throw busy('the client left before its refresh was made; nothing was consumed');
+  if (r.abandoned?.() === true) throw serverBusy('the client left before its refresh was made; nothing was consumed');
   const { rotated, proofReplayed } = await write({
     bindJkt, dpopProof,
     sessionId: session.id, expectGeneration: generation - 1, next: minted.chain, now,

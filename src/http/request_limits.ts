@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
-import { RotorError } from '../domain/errors.js';
+import { serverBusy } from '../domain/errors.js';
 
 /**
  * Requests in hand. HTTP/1.1 lets a client pipeline many requests before reading an answer, and Node
@@ -60,9 +60,9 @@ export function limitRequestsInFlight(app: FastifyInstance, onConnectionClosed: 
       if (onSocket === requestLimits.perConnection + 1) onConnectionClosed();
       if (onSocket > 2 * requestLimits.perConnection && !socket.destroyed) socket.destroy();
       void reply.header('Connection', 'close');
-      return done(new RotorError('server_busy', 'too many requests pipelined on one connection'));
+      return done(serverBusy('too many requests pipelined on one connection'));
     }
-    if (inFlight > requestLimits.total) return done(new RotorError('server_busy', 'the server has too many requests in hand; retry shortly'));
+    if (inFlight > requestLimits.total) return done(serverBusy('the server has too many requests in hand; retry shortly'));
     done();
   });
 }
