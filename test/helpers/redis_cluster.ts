@@ -39,7 +39,7 @@ export interface RedisCluster {
   resume(port: number): void;
   /** Starts a killed node again on its own directory (its nodes.conf and AOF): it rejoins as it can. */
   restart(port: number): Promise<void>;
-  /** Every slot served, `cluster_state:ok` everywhere, every replica's link to its master up. */
+  /** Every slot served, `cluster_state:ok` everywhere, every replica's link to its master up; a timeout says which node was not. */
   waitHealthy(timeoutMs?: number): Promise<void>;
   stop(): Promise<void>;
 }
@@ -180,19 +180,38 @@ export async function startRedisCluster(options: { masters?: number } = {}): Pro
     async restart(port) {
       await startNode(nodes.find((n) => n.port === port)!);
     },
-    async waitHealthy(timeoutMs = 30_000) {
-      await waitFor(async () => {
+    async waitHealthy(timeoutMs = 60_000) {
+      // Why the cluster is not healthy yet, kept for the error: a timeout that says which node and what
+      // it reported is a finding; "timed out" alone is a shrug.
+      let why = '';
+      const healthy = async () => {
         for (const node of nodes) {
           if (!node.process) continue;
-          const info = await cli(node.port, 'CLUSTER', 'INFO').catch(() => '');
-          if (!info.includes('cluster_state:ok') || !info.includes('cluster_slots_ok:16384')) return false;
-          const replication = await cli(node.port, 'INFO', 'replication').catch(() => '');
-          if (replication.includes('role:slave') && !replication.includes('master_link_status:up')) return false;
+          const info = await cli(node.port, 'CLUSTER', 'INFO').catch((e: Error) => e.message);
+          if (!info.includes('cluster_state:ok') || !info.includes('cluster_slots_ok:16384')) {
+            why = `${node.port}: ${info.split('\n').filter((l) => /^cluster_(state|slots_)/.test(l)).join(' ') || info}`;
+            return false;
+          }
+          const replication = await cli(node.port, 'INFO', 'replication').catch((e: Error) => e.message);
+          const lines = replication.split('\n').filter((l) => /^(role|master_link_status|master_port|connected_slaves|slave\d+):/.test(l)).join(' ');
+          if (replication.includes('role:slave') && !replication.includes('master_link_status:up')) {
+            why = `${node.port} replica link not up: ${lines}`;
+            return false;
+          }
           // A master counts its replica only once the replica is online (its initial sync done) and acknowledging.
-          if (replication.includes('role:master') && !/slave\d+:.*state=online/.test(replication)) return false;
+          if (replication.includes('role:master') && !/slave\d+:.*state=online/.test(replication)) {
+            why = `${node.port} master without an online replica: ${lines}`;
+            return false;
+          }
         }
         return true;
-      }, timeoutMs, 'a healthy Redis Cluster');
+      };
+      try {
+        await waitFor(healthy, timeoutMs, 'a healthy Redis Cluster');
+      } catch (err) {
+        const view = await clusterNodes(nodes).catch(() => 'no node answers');
+        throw new Error(`${(err as Error).message}: ${why}\n${view}`);
+      }
     },
     async stop() {
       for (const node of paused) node.process?.kill('SIGCONT');
