@@ -59,7 +59,11 @@ export async function startTestServer(options: { clock?: Clock; env?: Record<str
     ...(redisUrl ? { ROTOR_DATABASE_URL: redisUrl, ROTOR_MASTER_KEY: randomBytes(32).toString('base64') } : {}),
     ...options.env,
   });
-  const clock = options.clock ?? (options.fixedClock ? new FixedClock(Date.now()) : systemClock);
+  // Rate limits count in fixed one-minute windows of the server's clock: on the system clock, a test whose
+  // requests straddle a minute's end sees its budget reset halfway (a flake, not a finding). A server with
+  // limits therefore stands still in time unless its test brings a clock of its own.
+  const fixed = options.fixedClock ?? (options.env?.ROTOR_RATE_LIMITS !== undefined && options.env.ROTOR_RATE_LIMITS !== 'off');
+  const clock = options.clock ?? (fixed ? new FixedClock(Date.now()) : systemClock);
   const logs: string[] = [];
   const sink = new Writable({ write(chunk, _enc, done) { logs.push(String(chunk)); done(); } });
   const logger = createLogger(config.logLevel, sink);
