@@ -46,7 +46,7 @@ const ANSWER_MS = 60_000;
  * @typedef {{ id: string, label: string, skipped?: string, refreshPerSecond?: number, p50?: number, p99?: number,
  *   errors?: number, reasons?: Record<string, number>, rssMb?: number, cpuUsPerRefresh?: number, ok?: number,
  *   fillSeconds?: number, warmup?: unknown, generatorCores?: number, disk?: DiskResult, dpopProofs?: number, proofsSignedLive?: number,
- *   mainThreadCpuUsPerRefresh?: number, otherThreadsCpuUsPerRefresh?: number, storeCpuUsPerRefresh?: number }} RowResult
+ *   mainThreadCpuUsPerRefresh?: number, otherThreadsCpuUsPerRefresh?: number, otherThreadsUsPerRefresh?: number[], storeCpuUsPerRefresh?: number }} RowResult
  */
 
 // ── processes ──────────────────────────────────────────────────────────────────────────────────────
@@ -125,18 +125,33 @@ export const cpuSeconds = (pid) => cpuSecondsOf(processTree(pid));
 export function cpuSecondsByThread(pid) {
   let main = 0;
   let other = 0;
+  /** Every other thread's seconds by its id: which of them works is told by the difference of two readings. @type {Map<string, number>} */
+  const byTask = new Map();
   for (const p of processTree(pid)) {
     try {
       for (const task of readdirSync(`/proc/${p}/task`)) {
         const ticks = statTicks(`/proc/${p}/task/${task}/stat`);
         if (Number(task) === p) main += ticks;
-        else other += ticks;
+        else {
+          other += ticks;
+          byTask.set(`${p}/${task}`, ticks / CLOCK_TICKS);
+        }
       }
     } catch {
       // gone
     }
   }
-  return { main: main / CLOCK_TICKS, other: other / CLOCK_TICKS };
+  return { main: main / CLOCK_TICKS, other: other / CLOCK_TICKS, byTask };
+}
+
+/**
+ * The other threads' µs per refresh between two readings, busiest first, those above 2 µs: node names no
+ * thread, but the verifier and the checkpointer each stand out as one thread, V8's GC helpers as several.
+ * @param {ReturnType<typeof cpuSecondsByThread>} before @param {ReturnType<typeof cpuSecondsByThread>} after @param {number} ok
+ */
+function busiestThreads(before, after, ok) {
+  return [...after.byTask].map(([task, s]) => ((s - (before.byTask.get(task) ?? 0)) * 1e6) / ok)
+    .filter((us) => us > 2).sort((a, b) => b - a).map(Math.round);
 }
 
 /**
@@ -604,7 +619,7 @@ async function runTimed(row, options) {
 
     let peakRss = 0;
     let cpuAtStart = 0;
-    let threadsAtStart = { main: 0, other: 0 };
+    let threadsAtStart = { main: 0, other: 0, byTask: new Map() };
     /** @type {number[]} */
     let storePids = [];
     let storeCpuAtStart = 0;
@@ -653,6 +668,7 @@ async function runTimed(row, options) {
       cpuUsPerRefresh: measured.ok > 0 ? (cpuUsed * 1e6) / measured.ok : undefined,
       mainThreadCpuUsPerRefresh: measured.ok > 0 ? ((threads.main - threadsAtStart.main) * 1e6) / measured.ok : undefined,
       otherThreadsCpuUsPerRefresh: measured.ok > 0 ? ((threads.other - threadsAtStart.other) * 1e6) / measured.ok : undefined,
+      otherThreadsUsPerRefresh: measured.ok > 0 ? busiestThreads(threadsAtStart, threads, measured.ok) : undefined,
       storeCpuUsPerRefresh: storePids.length > 0 && measured.ok > 0 ? (storeCpu * 1e6) / measured.ok : undefined,
       generatorCores: measured.generatorCores, dpopProofs, proofsSignedLive: row.dpop ? measured.proofsSignedLive : undefined,
       fillSeconds: target.fillSeconds, warmup: result.phases.find((p) => p.name === 'warmup'),
