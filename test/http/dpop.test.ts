@@ -318,6 +318,45 @@ describe('DPoP (RFC 9449)', () => {
     expect(lines.filter((l) => l.status === 503 && l.level >= 40)).toEqual([]);
   });
 
+  it('a client that leaves while its proof waits to be checked consumes nothing, on /v1/refresh and /oauth2/token', async () => {
+    const app = await createApp(server, { name: 'dpop-gone', policy: { reuseGrace: 0 } });
+    const key = holder();
+    const now = Math.floor(Date.now() / 1000);
+    // Proofs of another client, queued first: the verifier works through them (a few hundred ms) before
+    // it reaches the leaving client's, so that client is surely gone by the time its rotation would be written.
+    const flooder = holder();
+    const queue = (count: number) => Array.from({ length: count }, () => proofVerifier.check(proof(flooder, htuRefresh), { htm: 'POST', htu: htuRefresh, nowSeconds: now }));
+    const leaves = async (path: string, body: string, contentType: string, dpop: string) => {
+      const { connect } = await import('node:net');
+      const socket = connect(Number(new URL(server.url).port), '127.0.0.1');
+      await new Promise((r) => socket.once('connect', r));
+      socket.write(`POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: ${contentType}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nDPoP: ${dpop}\r\n\r\n${body}`);
+      let answered = '';
+      socket.on('data', (chunk) => { answered += String(chunk); });
+      await new Promise((r) => setTimeout(r, 50));
+      socket.destroy();
+      return () => answered;
+    };
+
+    const native = await issue(server, app);
+    const oauth = await issue(server, app, 'bob');
+    const flood = queue(3000);
+    const nativeAnswer = await leaves('/v1/refresh', JSON.stringify({ refreshToken: native.refreshToken }), 'application/json', proof(key, htuRefresh));
+    const oauthAnswer = await leaves('/oauth2/token', new URLSearchParams({ grant_type: 'refresh_token', refresh_token: oauth.refreshToken, client_id: app.id }).toString(),
+      'application/x-www-form-urlencoded', proof(key, `${ISSUER}/oauth2/token`));
+    // Both proofs were queued behind the flood: when it is checked, so are they, and their requests went on.
+    const results = await Promise.all(flood);
+    expect(results.filter((r) => 'error' in r)).toEqual([]);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(nativeAnswer()).toBe('');
+    expect(oauthAnswer()).toBe('');
+    // Nothing was consumed: without grace, a committed rotation would make each of these a reuse (and revoke the session).
+    const again = await refresh(native.refreshToken, proof(key, htuRefresh));
+    expect(again.status, again.text).toBe(200);
+    const oauthAgain = await oauthRefresh(app, oauth.refreshToken, proof(key, `${ISSUER}/oauth2/token`));
+    expect(oauthAgain.status, oauthAgain.text).toBe(200);
+  }, 60_000);
+
   // Last in this file: the process's verifier then serves from the pool for 30 s.
   it('the proof-signature thread dies: the operator is told (a log line, rotor_dpop_verifier_failures_total), and refreshes go on', async () => {
     const app = await createApp(server, { name: 'dpop-verifier-dies', policy: { reuseGrace: 0 } });
