@@ -694,8 +694,10 @@ async function checkDpop(target, proto, probe, used, answer) {
   const fail = (/** @type {string} */ what) => {
     throw new Error(`DPoP check: ${what}`);
   };
-  if (answer?.tokenType !== 'DPoP') fail(`the probe was answered tokenType ${answer?.tokenType}`);
-  const claims = JSON.parse(Buffer.from(String(answer.accessToken).split('.')[1] ?? '', 'base64url').toString('utf8'));
+  // Native answers in camelCase, /oauth2/token in RFC 6749's names.
+  const tokenType = answer?.tokenType ?? answer?.token_type;
+  if (tokenType !== 'DPoP') fail(`the probe was answered token type ${tokenType}`);
+  const claims = JSON.parse(Buffer.from(String(answer.accessToken ?? answer.access_token).split('.')[1] ?? '', 'base64url').toString('utf8'));
   if (!probe.dpop || claims.cnf?.jkt !== thumbprint(probe.dpop)) fail('the access token does not carry cnf.jkt of the session\'s key');
   const next = proto.next(200, answer, probe);
   const fresh = proto.request(next, target.setup);
@@ -708,8 +710,11 @@ async function checkDpop(target, proto, probe, used, answer) {
   for (const [what, headers] of /** @type {[string, Record<string, string>][]} */ (attempts)) {
     const res = await fetch(target.url + fresh.path, { method: fresh.method, headers, body: fresh.body, signal: AbortSignal.timeout(ANSWER_MS) });
     const body = await res.text();
-    const code = res.status === 200 ? undefined : JSON.parse(body)?.code;
-    if (res.status !== 401 || code !== 'invalid_dpop_proof') fail(`${what} was answered ${res.status} ${code ?? ''}, not 401 invalid_dpop_proof`);
+    // The native envelope's `code` with 401; RFC 9449 §7.1 `error` with the token endpoint's 400.
+    const refusal = res.status === 200 ? undefined : JSON.parse(body);
+    const code = refusal?.code ?? refusal?.error;
+    const status = fresh.path === '/oauth2/token' ? 400 : 401;
+    if (res.status !== status || code !== 'invalid_dpop_proof') fail(`${what} was answered ${res.status} ${code ?? ''}, not ${status} invalid_dpop_proof`);
   }
   const res = await fetch(target.url + fresh.path, { method: fresh.method, headers: fresh.headers, body: fresh.body, signal: AbortSignal.timeout(ANSWER_MS) });
   const text = await res.text();

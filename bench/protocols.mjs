@@ -101,6 +101,23 @@ export const PROTOCOLS = {
     next: oauthPair,
     key: refreshKey,
   },
+  /** The same grant on a session bound to a DPoP key (RFC 9449 §5): a fresh proof per call, `token_type: "DPoP"` required. */
+  'oauth2-dpop': {
+    request: (s, setup) => ({
+      method: 'POST', path: '/oauth2/token',
+      headers: { 'content-type': FORM_TYPE, authorization: `Basic ${setup.basic}`, dpop: dpopProof(keyOf(s), 'POST', `${setup.issuer}/oauth2/token`) },
+      body: `grant_type=refresh_token&refresh_token=${encodeURIComponent(s.refresh ?? '')}`,
+    }),
+    next: (status, json, s) => {
+      const pair = oauthPair(status, json);
+      if (json.token_type !== 'DPoP') throw `token_type ${json.token_type}, not DPoP`;
+      return { ...pair, dpop: s.dpop };
+    },
+    key: refreshKey,
+    signAhead: (states, setup, perState) => {
+      for (const s of states) if (s.dpop) presign(s.dpop, 'POST', `${setup.issuer}/oauth2/token`, perState);
+    },
+  },
   /** node-oidc-provider's token endpoint, same grant, same client authentication. */
   oidc: {
     request: (s, setup) => ({

@@ -29,6 +29,10 @@ export const ROWS = [
     policy: { dpop: 'required' }, dpop: true, comparesTo: 'native-sqlite',
   },
   { id: 'oauth2-sqlite', label: 'Rotor /oauth2/token, SQLite', target: 'rotor', protocol: 'oauth2', store: 'sqlite' },
+  {
+    id: 'oauth2-dpop-sqlite', label: 'Rotor /oauth2/token + DPoP proof, SQLite', target: 'rotor', protocol: 'oauth2-dpop', store: 'sqlite',
+    policy: { dpop: 'required' }, dpop: true, comparesTo: 'oauth2-sqlite',
+  },
   { id: 'native-postgres', label: 'Rotor native /v1/refresh, PostgreSQL', target: 'rotor', protocol: 'native', store: 'postgres', requires: postgresBuilt, disk: true },
   {
     id: 'native-dpop-postgres', label: 'Rotor native /v1/refresh + DPoP proof, PostgreSQL', target: 'rotor', protocol: 'native-dpop', store: 'postgres',
