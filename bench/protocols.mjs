@@ -61,73 +61,66 @@ const keyOf = (state) => state.dpop ?? (noSessionKey ??= newDpopKey().jwk);
 /** @type {(state: TokenState) => string | undefined} */
 const refreshKey = (state) => state.refresh;
 
+/** @type {Protocol} */
+const NATIVE = {
+  request: (s) => ({ method: 'POST', path: '/v1/refresh', headers: JSON_TYPE, body: JSON.stringify({ refreshToken: s.refresh }) }),
+  next: camelPair,
+  key: refreshKey,
+};
+
+/** RFC 6749 §6 at `path`, with client_secret_basic. @param {string} path @returns {Protocol} */
+const refreshGrant = (path) => ({
+  request: (s, setup) => ({
+    method: 'POST', path,
+    headers: { 'content-type': FORM_TYPE, authorization: `Basic ${setup.basic}` },
+    body: `grant_type=refresh_token&refresh_token=${encodeURIComponent(s.refresh ?? '')}`,
+  }),
+  next: oauthPair,
+  key: refreshKey,
+});
+const OAUTH2 = refreshGrant('/oauth2/token');
+
+/**
+ * `base` on sessions bound to a DPoP key: a fresh proof by the session's key on every call (for the
+ * call's own method and endpoint as the issuer names it), and an answer whose `typeField` is not
+ * "DPoP" is an error, so a row that would silently measure bearer refreshes fails its checks instead.
+ * @param {Protocol} base @param {string} typeField @returns {Protocol}
+ */
+function withDpop(base, typeField) {
+  return {
+    request: (s, setup) => {
+      const call = base.request(s, setup);
+      return { ...call, headers: { ...call.headers, dpop: dpopProof(keyOf(s), call.method, `${setup.issuer}${call.path}`) } };
+    },
+    next: (status, json, s) => {
+      const pair = base.next(status, json, s);
+      if (json[typeField] !== 'DPoP') throw `${typeField} ${json[typeField]}, not DPoP`;
+      return { ...pair, dpop: s.dpop };
+    },
+    key: base.key,
+    // Each state's successors carry its key (`next`), so a connection's proofs are its first state's.
+    signAhead: (states, setup, perState) => {
+      for (const s of states) {
+        if (!s.dpop) continue;
+        const call = base.request(s, setup);
+        presign(s.dpop, call.method, `${setup.issuer}${call.path}`, perState);
+      }
+    },
+  };
+}
+
 /** @type {Record<string, Protocol>} */
 export const PROTOCOLS = {
   /** Rotor SPEC §4.1 POST /v1/refresh. */
-  native: {
-    request: (s) => ({ method: 'POST', path: '/v1/refresh', headers: JSON_TYPE, body: JSON.stringify({ refreshToken: s.refresh }) }),
-    next: camelPair,
-    key: refreshKey,
-  },
-  /**
-   * The same call on a session bound to a DPoP key (RFC 9449; SPEC §4.1): a fresh proof by the session's
-   * key on every call, and an answer that is not `tokenType: "DPoP"` is an error — a row that would
-   * silently measure bearer refreshes fails its checks instead.
-   */
-  'native-dpop': {
-    request: (s, setup) => ({
-      method: 'POST', path: '/v1/refresh',
-      headers: { ...JSON_TYPE, dpop: dpopProof(keyOf(s), 'POST', `${setup.issuer}/v1/refresh`) },
-      body: JSON.stringify({ refreshToken: s.refresh }),
-    }),
-    next: (status, json, s) => {
-      const pair = camelPair(status, json);
-      if (json.tokenType !== 'DPoP') throw `tokenType ${json.tokenType}, not DPoP`;
-      return { ...pair, dpop: s.dpop };
-    },
-    key: refreshKey,
-    // Each state's successors carry its key (`next`), so a connection's proofs are its first state's.
-    signAhead: (states, setup, perState) => {
-      for (const s of states) if (s.dpop) presign(s.dpop, 'POST', `${setup.issuer}/v1/refresh`, perState);
-    },
-  },
+  native: NATIVE,
+  /** The same call on a session bound to a DPoP key (RFC 9449; SPEC §4.1). */
+  'native-dpop': withDpop(NATIVE, 'tokenType'),
   /** RFC 6749 §6 with client_secret_basic (Rotor /oauth2/token). */
-  oauth2: {
-    request: (s, setup) => ({
-      method: 'POST', path: '/oauth2/token',
-      headers: { 'content-type': FORM_TYPE, authorization: `Basic ${setup.basic}` },
-      body: `grant_type=refresh_token&refresh_token=${encodeURIComponent(s.refresh ?? '')}`,
-    }),
-    next: oauthPair,
-    key: refreshKey,
-  },
-  /** The same grant on a session bound to a DPoP key (RFC 9449 §5): a fresh proof per call, `token_type: "DPoP"` required. */
-  'oauth2-dpop': {
-    request: (s, setup) => ({
-      method: 'POST', path: '/oauth2/token',
-      headers: { 'content-type': FORM_TYPE, authorization: `Basic ${setup.basic}`, dpop: dpopProof(keyOf(s), 'POST', `${setup.issuer}/oauth2/token`) },
-      body: `grant_type=refresh_token&refresh_token=${encodeURIComponent(s.refresh ?? '')}`,
-    }),
-    next: (status, json, s) => {
-      const pair = oauthPair(status, json);
-      if (json.token_type !== 'DPoP') throw `token_type ${json.token_type}, not DPoP`;
-      return { ...pair, dpop: s.dpop };
-    },
-    key: refreshKey,
-    signAhead: (states, setup, perState) => {
-      for (const s of states) if (s.dpop) presign(s.dpop, 'POST', `${setup.issuer}/oauth2/token`, perState);
-    },
-  },
+  oauth2: OAUTH2,
+  /** The same grant on a session bound to a DPoP key (RFC 9449 §5). */
+  'oauth2-dpop': withDpop(OAUTH2, 'token_type'),
   /** node-oidc-provider's token endpoint, same grant, same client authentication. */
-  oidc: {
-    request: (s, setup) => ({
-      method: 'POST', path: '/token',
-      headers: { 'content-type': FORM_TYPE, authorization: `Basic ${setup.basic}` },
-      body: `grant_type=refresh_token&refresh_token=${encodeURIComponent(s.refresh ?? '')}`,
-    }),
-    next: oauthPair,
-    key: refreshKey,
-  },
+  oidc: refreshGrant('/token'),
   /** The floors (bench/targets/floor.mjs). */
   floor: {
     request: (s) => ({ method: 'POST', path: '/refresh', headers: JSON_TYPE, body: JSON.stringify({ refreshToken: s.refresh }) }),
