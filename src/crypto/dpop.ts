@@ -8,7 +8,7 @@ import { proofVerifier, type VerifierBusy } from './proof_verifier.js';
  * the store and is the caller's.
  */
 export type { VerifierBusy } from './proof_verifier.js';
-export { DPOP_ALGORITHMS, DPOP_WINDOW_SECONDS, jwkThumbprint, type DpopProof, type DpopRefusal } from './dpop_proof.js';
+export { DPOP_ALGORITHMS, DPOP_WINDOW_SECONDS, jwkThumbprint, proofKeyThumbprint, type DpopProof, type DpopRefusal } from './dpop_proof.js';
 
 export async function verifyDpopProof(
   proof: string,

@@ -119,6 +119,28 @@ function checkedHeader(segment: string): CheckedHeader | string | null {
   return checked;
 }
 
+/**
+ * The thumbprint of the jwk a proof's header names, checking nothing else (no signature, no claims):
+ * null when there is no such header or jwk. It lets a proof made with another key than the one a session
+ * is bound to be refused before any signature arithmetic, so that proofs of a key of one's own, sent with
+ * a stolen bound token, never hold that session's places in the verifier's queue. Cached by the header's
+ * text, like the verifier's own header cache (a client sends the same header with every proof).
+ */
+export function proofKeyThumbprint(proof: string): string | null {
+  const dot = proof.indexOf('.');
+  if (dot <= 0 || proof.length > MAX_PROOF_LENGTH) return null;
+  const segment = proof.slice(0, dot);
+  let jkt = headerThumbprints.get(segment);
+  if (jkt === undefined) {
+    const jwk = jsonSegment(segment)?.jwk;
+    jkt = jwk !== null && typeof jwk === 'object' && !Array.isArray(jwk) ? jwkThumbprint(jwk as Record<string, unknown>) : null;
+    if (headerThumbprints.size >= CHECKED_HEADERS_MAX) headerThumbprints.clear();
+    headerThumbprints.set(segment, jkt);
+  }
+  return jkt;
+}
+const headerThumbprints = new Map<string, string | null>();
+
 /** RFC 7638: SHA-256 over the required members in lexicographic order, base64url. */
 export function jwkThumbprint(jwk: Record<string, unknown>): string {
   const members = jwk.kty === 'EC' ? ['crv', 'kty', 'x', 'y'] : jwk.kty === 'OKP' ? ['crv', 'kty', 'x'] : ['e', 'kty', 'n'];

@@ -357,6 +357,27 @@ describe('DPoP (RFC 9449)', () => {
     expect(oauthAgain.status, oauthAgain.text).toBe(200);
   }, 60_000);
 
+  it('a stolen bound token with proofs of another key: refused at once, never holding the owner\'s places in the verifier', async () => {
+    const app = await createApp(server, { name: 'dpop-thief', policy: { reuseGrace: 0 } });
+    const owner = holder();
+    const pair = await issue(server, app, 'alice', { dpopJkt: owner.jkt });
+    // A verifier busy for a few hundred ms with other clients' proofs: whatever waits for it waits long.
+    const now = Math.floor(Date.now() / 1000);
+    const other = holder();
+    const flood = Array.from({ length: 3000 }, () => proofVerifier.check(proof(other, htuRefresh), { htm: 'POST', htu: htuRefresh, nowSeconds: now }));
+    // The thief has the token, not the key: twenty proofs of its own key at once, all refused without waiting.
+    const thief = holder();
+    const stolen = await Promise.all(Array.from({ length: 20 }, () => refresh(pair.refreshToken, proof(thief, htuRefresh))));
+    expect(stolen.map((r) => r.status)).toEqual(stolen.map(() => 401));
+    expect(new Set(stolen.map((r) => r.body.detail))).toEqual(new Set(['the proof is not made with the key the session is bound to']));
+    // Still behind the flood: the owner's refresh waits its turn, but no place of its session is taken.
+    const owned = refresh(pair.refreshToken, proof(owner, htuRefresh));
+    const results = await Promise.all(flood);
+    expect(results.filter((r) => 'error' in r)).toEqual([]);
+    const answer = await owned;
+    expect(answer.status, answer.text).toBe(200);
+  }, 60_000);
+
   // Last in this file: the process's verifier then serves from the pool for 30 s.
   it('the proof-signature thread dies: the operator is told (a log line, rotor_dpop_verifier_failures_total), and refreshes go on', async () => {
     const app = await createApp(server, { name: 'dpop-verifier-dies', policy: { reuseGrace: 0 } });

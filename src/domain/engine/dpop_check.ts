@@ -1,4 +1,6 @@
-import { DPOP_ALGORITHMS, DPOP_WINDOW_SECONDS, isFreshNonce, issueNonce, verifyDpopProof, type DpopProof, type DpopRefusal } from '../../crypto/dpop.js';
+import {
+  DPOP_ALGORITHMS, DPOP_WINDOW_SECONDS, isFreshNonce, issueNonce, proofKeyThumbprint, verifyDpopProof, type DpopProof, type DpopRefusal,
+} from '../../crypto/dpop.js';
 import { toSeconds } from '../clock.js';
 import { invalidRefreshToken, RotorError, serverBusy } from '../errors.js';
 import type { App, Session } from '../types.js';
@@ -54,11 +56,16 @@ export function proofFor(core: EngineCore, app: App, input: DpopInput | undefine
       if (session.dpopJkt !== null || mode === 'required') throw dpopRefusal(core, app, { error: 'invalid_dpop_proof', detail: 'a DPoP proof is required' });
       return null;
     }
+    const otherKey = () => dpopRefusal(core, app, { error: 'invalid_dpop_proof', detail: 'the proof is not made with the key the session is bound to' });
+    // Another key than the bound one is refused before the verifier's queue: such proofs need no
+    // signature check to fail, and must not hold the session's places (see proofPlaces).
+    if (verified === null && session.dpopJkt !== null) {
+      const named = proofKeyThumbprint(input.proof);
+      if (named !== null && named !== session.dpopJkt) throw otherKey();
+    }
     verified ??= verifyFor(core, app, session, input.proof, input);
     const checked = await verified;
-    if (session.dpopJkt !== null && checked.jkt !== session.dpopJkt) {
-      throw dpopRefusal(core, app, { error: 'invalid_dpop_proof', detail: 'the proof is not made with the key the session is bound to' });
-    }
+    if (session.dpopJkt !== null && checked.jkt !== session.dpopJkt) throw otherKey();
     // Across instances, for as long as the proof's iat can be accepted anywhere: its window, another for
     // instances' clocks, and a second. From the proof, not this clock: the same proof, the same mark.
     mark ??= { key: checked.replayKey, expiresAt: (Math.floor(checked.iat) + 2 * DPOP_WINDOW_SECONDS + 1) * 1000 };
