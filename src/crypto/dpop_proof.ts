@@ -120,30 +120,42 @@ function checkedHeader(segment: string): CheckedHeader | string | null {
 }
 
 /**
- * The thumbprint of the jwk a proof's header names, checking nothing else (no signature, no claims):
- * null when there is no such header or jwk. It lets a proof made with another key than the one a session
- * is bound to be refused before any signature arithmetic, so that proofs of a key of one's own, sent with
- * a stolen bound token, never hold that session's places in the verifier's queue. Cached by the header's
- * text, like the verifier's own header cache (a client sends the same header with every proof).
+ * The thumbprint of the jwk a proof's header names, checking nothing else (no signature, no claims), or
+ * why there is none. It lets a proof of a session bound to a key be refused before any signature
+ * arithmetic unless it names that key, so that a stolen bound token with proofs of one's own (or with no
+ * key at all) never holds that session's places in the verifier's queue. The jwk's required members must
+ * be strings (RFC 7638 §3.2 hashes their JSON text; anything else would cost the event loop a stringify of
+ * whatever nesting fits in a proof). Cached by the header's text, like the verifier's own header cache.
  */
-export function proofKeyThumbprint(proof: string): string | null {
+export function proofKeyThumbprint(proof: string): string | DpopRefusal {
+  if (proof.length > MAX_PROOF_LENGTH) return bad('the proof is too long');
   const dot = proof.indexOf('.');
-  if (dot <= 0 || proof.length > MAX_PROOF_LENGTH) return null;
+  if (dot <= 0) return bad('the proof is not a compact JWS');
   const segment = proof.slice(0, dot);
-  let jkt = headerThumbprints.get(segment);
-  if (jkt === undefined) {
-    const jwk = jsonSegment(segment)?.jwk;
-    jkt = jwk !== null && typeof jwk === 'object' && !Array.isArray(jwk) ? jwkThumbprint(jwk as Record<string, unknown>) : null;
+  let named = headerThumbprints.get(segment);
+  if (named === undefined) {
+    named = namedThumbprint(jsonSegment(segment));
     if (headerThumbprints.size >= CHECKED_HEADERS_MAX) headerThumbprints.clear();
-    headerThumbprints.set(segment, jkt);
+    headerThumbprints.set(segment, named);
   }
-  return jkt;
+  return named;
 }
-const headerThumbprints = new Map<string, string | null>();
+const headerThumbprints = new Map<string, string | DpopRefusal>();
+
+function namedThumbprint(header: Record<string, unknown> | null): string | DpopRefusal {
+  if (!header) return bad('the proof is not a compact JWS');
+  const jwk = header.jwk;
+  if (jwk === null || typeof jwk !== 'object' || Array.isArray(jwk)) return bad('the proof carries no jwk');
+  const members = thumbprintMembers.get((jwk as Record<string, unknown>).kty);
+  if (!members || !members.every((m) => typeof (jwk as Record<string, unknown>)[m] === 'string')) return bad('the jwk is not a valid public key');
+  return jwkThumbprint(jwk as Record<string, unknown>);
+}
+/** RFC 7638 §3.2's required members by `kty` (a Map: a `kty` of "constructor" names nothing). */
+const thumbprintMembers = new Map<unknown, readonly string[]>([['EC', ['crv', 'kty', 'x', 'y']], ['OKP', ['crv', 'kty', 'x']], ['RSA', ['e', 'kty', 'n']]]);
 
 /** RFC 7638: SHA-256 over the required members in lexicographic order, base64url. */
 export function jwkThumbprint(jwk: Record<string, unknown>): string {
-  const members = jwk.kty === 'EC' ? ['crv', 'kty', 'x', 'y'] : jwk.kty === 'OKP' ? ['crv', 'kty', 'x'] : ['e', 'kty', 'n'];
+  const members = thumbprintMembers.get(jwk.kty) ?? thumbprintMembers.get('RSA')!;
   const canonical = `{${members.map((m) => `${JSON.stringify(m)}:${JSON.stringify(jwk[m])}`).join(',')}}`;
   return createHash('sha256').update(canonical).digest('base64url');
 }

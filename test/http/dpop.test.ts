@@ -357,7 +357,7 @@ describe('DPoP (RFC 9449)', () => {
     expect(oauthAgain.status, oauthAgain.text).toBe(200);
   }, 60_000);
 
-  it('a stolen bound token with proofs of another key: refused at once, never holding the owner\'s places in the verifier', async () => {
+  it('a stolen bound token with proofs that do not name its key: refused at once, never holding the owner\'s places in the verifier', async () => {
     const app = await createApp(server, { name: 'dpop-thief', policy: { reuseGrace: 0 } });
     const owner = holder();
     const pair = await issue(server, app, 'alice', { dpopJkt: owner.jkt });
@@ -365,11 +365,29 @@ describe('DPoP (RFC 9449)', () => {
     const now = Math.floor(Date.now() / 1000);
     const other = holder();
     const flood = Array.from({ length: 3000 }, () => proofVerifier.check(proof(other, htuRefresh), { htm: 'POST', htu: htuRefresh, nowSeconds: now }));
-    // The thief has the token, not the key: twenty proofs of its own key at once, all refused without waiting.
+    // The thief has the token, not the key: proofs of its own key, or naming no usable key at all, twenty
+    // of each at once, all refused without waiting (found by an outside review: a header without a jwk
+    // once waited in the queue like a real proof).
     const thief = holder();
-    const stolen = await Promise.all(Array.from({ length: 20 }, () => refresh(pair.refreshToken, proof(thief, htuRefresh))));
-    expect(stolen.map((r) => r.status)).toEqual(stolen.map(() => 401));
-    expect(new Set(stolen.map((r) => r.body.detail))).toEqual(new Set(['the proof is not made with the key the session is bound to']));
+    const signed = (header: string) => {
+      const input = `${Buffer.from(header).toString('base64url')}.${b64({ jti: randomUUID(), htm: 'POST', htu: htuRefresh, iat: now })}`;
+      return `${input}.${cryptoSign('sha256', Buffer.from(input), { key: thief.privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
+    };
+    const nested = `${'['.repeat(1300)}${']'.repeat(1300)}`;
+    const kinds: [string, () => string, string][] = [
+      ['its own key', () => proof(thief, htuRefresh), 'the proof is not made with the key the session is bound to'],
+      ['no jwk', () => signed('{"typ":"dpop+jwt","alg":"ES256"}'), 'the proof carries no jwk'],
+      ['a jwk array', () => signed('{"typ":"dpop+jwt","alg":"ES256","jwk":[]}'), 'the proof carries no jwk'],
+      ['nested members', () => signed(`{"typ":"dpop+jwt","alg":"ES256","jwk":{"kty":"EC","crv":"P-256","x":${nested},"y":"y"}}`), 'the jwk is not a valid public key'],
+      ['kty constructor', () => signed('{"typ":"dpop+jwt","alg":"ES256","jwk":{"kty":"constructor"}}'), 'the jwk is not a valid public key'],
+      ['a header that is not JSON', () => `${Buffer.from('not json').toString('base64url')}.e30.AA`, 'the proof is not a compact JWS'],
+      ['no dot', () => 'AAAA', 'the proof is not a compact JWS'],
+    ];
+    for (const [what, make, detail] of kinds) {
+      const stolen = await Promise.all(Array.from({ length: 20 }, () => refresh(pair.refreshToken, make())));
+      expect(stolen.map((r) => r.status), what).toEqual(stolen.map(() => 401));
+      expect(new Set(stolen.map((r) => r.body.detail)), what).toEqual(new Set([detail]));
+    }
     // Still behind the flood: the owner's refresh waits its turn, but no place of its session is taken.
     const owned = refresh(pair.refreshToken, proof(owner, htuRefresh));
     const results = await Promise.all(flood);

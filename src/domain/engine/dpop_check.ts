@@ -57,11 +57,12 @@ export function proofFor(core: EngineCore, app: App, input: DpopInput | undefine
       return null;
     }
     const otherKey = () => dpopRefusal(core, app, { error: 'invalid_dpop_proof', detail: 'the proof is not made with the key the session is bound to' });
-    // Another key than the bound one is refused before the verifier's queue: such proofs need no
+    // A proof that does not name the bound key is refused before the verifier's queue: it needs no
     // signature check to fail, and must not hold the session's places (see proofPlaces).
     if (verified === null && session.dpopJkt !== null) {
       const named = proofKeyThumbprint(input.proof);
-      if (named !== null && named !== session.dpopJkt) throw otherKey();
+      if (typeof named !== 'string') throw dpopRefusal(core, app, named);
+      if (named !== session.dpopJkt) throw otherKey();
     }
     verified ??= verifyFor(core, app, session, input.proof, input);
     const checked = await verified;
