@@ -694,10 +694,11 @@ async function checkDpop(target, proto, probe, used, answer) {
   const fail = (/** @type {string} */ what) => {
     throw new Error(`DPoP check: ${what}`);
   };
-  // Native answers in camelCase, /oauth2/token in RFC 6749's names.
-  const tokenType = answer?.tokenType ?? answer?.token_type;
-  if (tokenType !== 'DPoP') fail(`the probe was answered token type ${tokenType}`);
-  const claims = JSON.parse(Buffer.from(String(answer.accessToken ?? answer.access_token).split('.')[1] ?? '', 'base64url').toString('utf8'));
+  if (!proto.dpop) fail('the row\'s protocol carries no DPoP proofs');
+  const envelope = /** @type {import('./protocols.mjs').DpopEnvelope} */ (proto.dpop);
+  const tokenType = answer?.[envelope.typeField];
+  if (tokenType !== 'DPoP') fail(`the probe was answered ${envelope.typeField} ${tokenType}`);
+  const claims = JSON.parse(Buffer.from(String(answer?.[envelope.accessField]).split('.')[1] ?? '', 'base64url').toString('utf8'));
   if (!probe.dpop || claims.cnf?.jkt !== thumbprint(probe.dpop)) fail('the access token does not carry cnf.jkt of the session\'s key');
   const next = proto.next(200, answer, probe);
   const fresh = proto.request(next, target.setup);
@@ -710,11 +711,10 @@ async function checkDpop(target, proto, probe, used, answer) {
   for (const [what, headers] of /** @type {[string, Record<string, string>][]} */ (attempts)) {
     const res = await fetch(target.url + fresh.path, { method: fresh.method, headers, body: fresh.body, signal: AbortSignal.timeout(ANSWER_MS) });
     const body = await res.text();
-    // The native envelope's `code` with 401; RFC 9449 §7.1 `error` with the token endpoint's 400.
-    const refusal = res.status === 200 ? undefined : JSON.parse(body);
-    const code = refusal?.code ?? refusal?.error;
-    const status = fresh.path === '/oauth2/token' ? 400 : 401;
-    if (res.status !== status || code !== 'invalid_dpop_proof') fail(`${what} was answered ${res.status} ${code ?? ''}, not ${status} invalid_dpop_proof`);
+    const code = res.status === 200 ? undefined : JSON.parse(body)?.[envelope.codeField];
+    if (res.status !== envelope.refusalStatus || code !== 'invalid_dpop_proof') {
+      fail(`${what} was answered ${res.status} ${code ?? ''}, not ${envelope.refusalStatus} invalid_dpop_proof`);
+    }
   }
   const res = await fetch(target.url + fresh.path, { method: fresh.method, headers: fresh.headers, body: fresh.body, signal: AbortSignal.timeout(ANSWER_MS) });
   const text = await res.text();

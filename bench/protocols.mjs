@@ -19,7 +19,10 @@
  *   next(status: number, json: any, state: TokenState): TokenState,
  *   key(state: TokenState): string | undefined,
  *   signAhead?(states: TokenState[], setup: Setup, perState: number): void,
+ *   dpop?: DpopEnvelope,
  * }} Protocol
+ * @typedef {{ typeField: string, accessField: string, refusalStatus: number, codeField: string }} DpopEnvelope
+ *   how a DPoP protocol's answers name the token type and access token, and how a refused proof is answered
  */
 
 import { dpopProof, newDpopKey, presign } from './dpop.mjs';
@@ -82,12 +85,14 @@ const OAUTH2 = refreshGrant('/oauth2/token');
 
 /**
  * `base` on sessions bound to a DPoP key: a fresh proof by the session's key on every call (for the
- * call's own method and endpoint as the issuer names it), and an answer whose `typeField` is not
+ * call's own method and endpoint as the issuer names it), and an answer whose `envelope.typeField` is not
  * "DPoP" is an error, so a row that would silently measure bearer refreshes fails its checks instead.
- * @param {Protocol} base @param {string} typeField @returns {Protocol}
+ * @param {Protocol} base @param {DpopEnvelope} envelope @returns {Protocol}
  */
-function withDpop(base, typeField) {
+function withDpop(base, envelope) {
+  const { typeField } = envelope;
   return {
+    dpop: envelope,
     request: (s, setup) => {
       const call = base.request(s, setup);
       return { ...call, headers: { ...call.headers, dpop: dpopProof(keyOf(s), call.method, `${setup.issuer}${call.path}`) } };
@@ -114,11 +119,12 @@ export const PROTOCOLS = {
   /** Rotor SPEC §4.1 POST /v1/refresh. */
   native: NATIVE,
   /** The same call on a session bound to a DPoP key (RFC 9449; SPEC §4.1). */
-  'native-dpop': withDpop(NATIVE, 'tokenType'),
+  'native-dpop': withDpop(NATIVE, { typeField: 'tokenType', accessField: 'accessToken', refusalStatus: 401, codeField: 'code' }),
   /** RFC 6749 §6 with client_secret_basic (Rotor /oauth2/token). */
   oauth2: OAUTH2,
   /** The same grant on a session bound to a DPoP key (RFC 9449 §5). */
-  'oauth2-dpop': withDpop(OAUTH2, 'token_type'),
+  // RFC 9449 §7.1: the token endpoint refuses a proof with its own 400 error envelope.
+  'oauth2-dpop': withDpop(OAUTH2, { typeField: 'token_type', accessField: 'access_token', refusalStatus: 400, codeField: 'error' }),
   /** node-oidc-provider's token endpoint, same grant, same client authentication. */
   oidc: refreshGrant('/token'),
   /** The floors (bench/targets/floor.mjs). */
