@@ -387,6 +387,10 @@ describe('DPoP (RFC 9449)', () => {
       const stolen = await Promise.all(Array.from({ length: 20 }, () => refresh(pair.refreshToken, make())));
       expect(stolen.map((r) => r.status), what).toEqual(stolen.map(() => 401));
       expect(new Set(stolen.map((r) => r.body.detail)), what).toEqual(new Set([detail]));
+      // SPEC §3: the refusal is the usual one, challenge included, in each API's envelope.
+      expect(new Set(stolen.map((r) => r.headers.get('www-authenticate'))), what).toEqual(new Set([expect.stringMatching(/^DPoP error="invalid_dpop_proof"/)]));
+      const oauth = await oauthRefresh(app, pair.refreshToken, make());
+      expect([oauth.status, oauth.body.error], `oauth ${what}`).toEqual([400, 'invalid_dpop_proof']);
     }
     // Still behind the flood: the owner's refresh waits its turn, but no place of its session is taken.
     const owned = refresh(pair.refreshToken, proof(owner, htuRefresh));
