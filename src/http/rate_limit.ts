@@ -4,6 +4,7 @@ import { RotorError } from '../domain/errors.js';
 import type { Clock } from '../domain/clock.js';
 import type { RateLimits } from '../config.js';
 import type { RouteClass, RouteClassRule } from './dialect.js';
+import { rateBucketOf } from './rate_bucket.js';
 
 export { DEFAULT_RATE_LIMITS, type RateLimits } from '../config.js';
 
@@ -132,9 +133,10 @@ export class RateLimiter {
     // refuses a wrong token: otherwise guesses of the admin token would never be limited.
     app.addHook('onRequest', async (request) => {
       if (classOf(this.routes, request, prefix) !== 'admin') return;
+      const ip = rateBucketOf(request.ip);
       try {
-        this.check(`a:${request.ip}`, limits.adminPerIp);
-        this.hit(`a:${request.ip}`);
+        this.check(`a:${ip}`, limits.adminPerIp);
+        this.hit(`a:${ip}`);
       } catch (err) {
         onLimited();
         throw err;
@@ -143,7 +145,7 @@ export class RateLimiter {
     app.addHook('preHandler', async (request) => {
       const kind = classOf(this.routes, request, prefix);
       if (!kind || kind === 'admin') return;
-      const ip = request.ip;
+      const ip = rateBucketOf(request.ip);
       const params = request.params as Record<string, unknown> | undefined;
       const ref = params?.app ?? params?.app_id;
       // An app that does not exist issues nothing: its handler answers 404/403 without a budget.
@@ -172,10 +174,11 @@ export class RateLimiter {
       const kind = classOf(this.routes, request, prefix);
       const failed = reply.statusCode >= 400 && reply.statusCode < 500 && reply.statusCode !== 429;
       if (!failed) return;
-      if (kind === 'refresh') this.hit(`rf:${request.ip}`);
+      const ip = rateBucketOf(request.ip);
+      if (kind === 'refresh') this.hit(`rf:${ip}`);
       if (kind === 'login') {
         const user = loginName(request);
-        if (user !== null) this.hit(`lf:${request.ip}:${user}`);
+        if (user !== null) this.hit(`lf:${ip}:${user}`);
       }
     });
   }

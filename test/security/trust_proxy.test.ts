@@ -87,6 +87,33 @@ describe('S2-02 ROTOR_TRUST_PROXY address list with CIDRs (a chain of trusted pr
   });
 });
 
+describe('S2-02 one client, one bucket, however its address is spelled or chosen', () => {
+  let server: TestServer;
+  beforeAll(async () => { server = await startTestServer({ env: { ...LIMITED, ROTOR_TRUST_PROXY: '1' } }); });
+  afterAll(async () => { await server.close(); });
+
+  it('S2-02 an IPv6 client moving through its /56 stays in one refresh-failure bucket; the next /56 has its own', async () => {
+    // A subscriber picks any of its 2^72 addresses (privacy addresses rotate by themselves), and the
+    // proxy may write the same address in another letter case or with its zeros.
+    for (const address of ['2001:db8:aa:1::1', '2001:DB8:AA:2:0:0:0:7', '2001:db8:aa:ff:1234:5678:9abc:def0']) {
+      expect((await guess(server, address)).status, address).toBe(400);
+    }
+    for (const address of ['2001:db8:aa:3::1', '2001:0db8:00aa:0001:0000:0000:0000:0001']) {
+      expect((await guess(server, address)).status, `${address}: same /56`).toBe(429);
+    }
+    expect((await guess(server, '2001:db8:aa:100::1')).status, 'the next /56 is another client').toBe(400);
+    // The address itself is still recorded whole: the /56 is only the bucket.
+    expect(await recordedIp(server, { 'x-forwarded-for': '2001:db8:aa:3::1' })).toBe('2001:db8:aa:3::1');
+  });
+
+  it('S2-02 an IPv4 client written as IPv4-mapped IPv6 is the same bucket as the plain address', async () => {
+    for (let i = 0; i < 3; i += 1) expect((await guess(server, '203.0.113.60')).status).toBe(400);
+    expect((await guess(server, '::ffff:203.0.113.60')).status).toBe(429);
+    expect((await guess(server, '::FFFF:cb00:713c')).status, '::ffff:203.0.113.60 in hex').toBe(429);
+    expect((await guess(server, '203.0.113.61')).status).toBe(400);
+  });
+});
+
 describe('S2-02 the header is ignored unless the peer is trusted', () => {
   for (const [name, value] of [
     ['an address list that does not include the peer (127.0.0.1)', '10.0.0.0/8,192.168.1.5,fd00::/8'],
