@@ -59,37 +59,42 @@ export const signed = { live: 0, ahead: 0 };
 
 /**
  * A fresh proof for one request. `htu` is the endpoint as the server's issuer names it (SPEC §4.2: htu is
- * judged against ROTOR_ISSUER), not the loopback address the request goes to.
- * @param {PrivateJwk} jwk @param {string} htm @param {string} htu
+ * judged against ROTOR_ISSUER), not the loopback address the request goes to. `nonce`: the server nonce
+ * to carry (RFC 9449 §8), when the app demands one.
+ * @param {PrivateJwk} jwk @param {string} htm @param {string} htu @param {string} [nonce]
  */
-export function dpopProof(jwk, htm, htu) {
+export function dpopProof(jwk, htm, htu, nonce = undefined) {
   const ahead = presigned.get(jwk);
   while (ahead && ahead.length > 0) {
     const next = /** @type {SignedAhead} */ (ahead.pop());
-    if (next.htm === htm && next.htu === htu && Date.now() / 1000 - next.iat < 60) return next.proof;
+    if (next.htm === htm && next.htu === htu && next.nonce === nonce && Date.now() / 1000 - next.iat < 60) return next.proof;
   }
   signed.live += 1;
-  return signProof(jwk, htm, htu);
+  return signProof(jwk, htm, htu, nonce);
 }
 
-/** @param {PrivateJwk} jwk @param {string} htm @param {string} htu */
-function signProof(jwk, htm, htu) {
+/** @param {PrivateJwk} jwk @param {string} htm @param {string} htu @param {string | undefined} nonce */
+function signProof(jwk, htm, htu, nonce) {
   const { key, header } = proverFor(jwk);
   jtiCounter += 1;
-  const payload = Buffer.from(JSON.stringify({ jti: `${jtiPrefix}${jtiCounter.toString(36)}`, htm, htu, iat: Math.floor(Date.now() / 1000) })).toString('base64url');
+  const claims = { jti: `${jtiPrefix}${jtiCounter.toString(36)}`, htm, htu, iat: Math.floor(Date.now() / 1000), ...(nonce === undefined ? {} : { nonce }) };
+  const payload = Buffer.from(JSON.stringify(claims)).toString('base64url');
   const input = `${header}.${payload}`;
   return `${input}.${sign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
 }
 
-/** @typedef {{ proof: string, htm: string, htu: string, iat: number }} SignedAhead */
+/** @typedef {{ proof: string, htm: string, htu: string, nonce: string | undefined, iat: number }} SignedAhead */
 /** Proofs signed ahead, by key; used last-signed first (all are seconds old). @type {WeakMap<PrivateJwk, SignedAhead[]>} */
 const presigned = new WeakMap();
 
-/** Signs `count` proofs for `jwk` now, for `dpopProof` to hand out later. @param {PrivateJwk} jwk @param {string} htm @param {string} htu @param {number} count */
-export function presign(jwk, htm, htu, count) {
+/**
+ * Signs `count` proofs for `jwk` now, for `dpopProof` to hand out later.
+ * @param {PrivateJwk} jwk @param {string} htm @param {string} htu @param {number} count @param {string} [nonce]
+ */
+export function presign(jwk, htm, htu, count, nonce = undefined) {
   const list = presigned.get(jwk) ?? [];
   const iat = Math.floor(Date.now() / 1000);
-  for (let i = 0; i < count; i += 1) list.push({ proof: signProof(jwk, htm, htu), htm, htu, iat });
+  for (let i = 0; i < count; i += 1) list.push({ proof: signProof(jwk, htm, htu, nonce), htm, htu, nonce, iat });
   signed.ahead += count;
   presigned.set(jwk, list);
 }

@@ -610,12 +610,14 @@ async function runTimed(row, options) {
     const proto = protocol(row.protocol);
     const perPhase = options.connections * 2; // the connections' first tokens, then as many spares
     const [probe, ...states] = await target.mint(1 + 2 * perPhase);
+    if (row.policy?.dpopNonce) target.setup.dpopNonce = await serverNonce(target, proto, /** @type {TokenState} */ (probe), options);
     // Probe: one renewal must work, or the row's endpoint is not there (a dialect still being built).
     const call1 = proto.request(/** @type {TokenState} */ (probe), target.setup);
     const res = await fetch(target.url + call1.path, { method: call1.method, headers: call1.headers, body: call1.body, signal: AbortSignal.timeout(ANSWER_MS) });
     const answer = await res.text();
     if (res.status !== 200) return { id: row.id, label: row.label, skipped: `its renewal endpoint answered ${res.status}` };
     if (row.dpop) await checkDpop(target, proto, /** @type {TokenState} */ (probe), call1, JSON.parse(answer));
+    if (row.policy?.dpopNonce && !res.headers.get('dpop-nonce')) throw new Error('DPoP check: the probe\'s answer carries no next DPoP-Nonce');
 
     let peakRss = 0;
     let cpuAtStart = 0;
@@ -706,7 +708,7 @@ async function checkDpop(target, proto, probe, used, answer) {
   const attempts = [
     ['a replayed proof', { ...withoutProof, dpop: used.headers.dpop ?? '' }],
     ['no proof', withoutProof],
-    ['another key\'s proof', { ...withoutProof, dpop: dpopProof(newDpopKey().jwk, fresh.method, `${target.setup.issuer}${fresh.path}`) }],
+    ['another key\'s proof', { ...withoutProof, dpop: dpopProof(newDpopKey().jwk, fresh.method, `${target.setup.issuer}${fresh.path}`, target.setup.dpopNonce) }],
   ];
   for (const [what, headers] of /** @type {[string, Record<string, string>][]} */ (attempts)) {
     const res = await fetch(target.url + fresh.path, { method: fresh.method, headers, body: fresh.body, signal: AbortSignal.timeout(ANSWER_MS) });
@@ -723,6 +725,29 @@ async function checkDpop(target, proto, probe, used, answer) {
   } catch (reason) {
     fail(`after the refusals the session's own fresh proof failed: ${reason}`);
   }
+}
+
+/**
+ * A server nonce for a row whose app demands them (RFC 9449 §8), as a client gets its first one: the probe's
+ * refresh with a proof carrying none must be refused `use_dpop_nonce` with a `DPoP-Nonce` header (and, the
+ * probe renewing afterwards, consume nothing). Every proof of the row then carries that nonce. It stays
+ * fresh for the proof window (five minutes), so a longer row would need the generator to take each answer's
+ * `DPoP-Nonce` as a real client does; such a row is refused here instead.
+ * @param {Target} target @param {import('./protocols.mjs').Protocol} proto @param {TokenState} probe @param {RunOptions} options
+ */
+async function serverNonce(target, proto, probe, options) {
+  const envelope = proto.dpop;
+  if (!envelope) throw new Error('DPoP check: a nonce row\'s protocol carries no DPoP proofs');
+  if (options.warmupSeconds + options.durationSeconds > 240) throw new Error('DPoP check: a nonce row runs for at most 240 s (its one nonce would go stale)');
+  const call = proto.request(probe, target.setup);
+  const res = await fetch(target.url + call.path, { method: call.method, headers: call.headers, body: call.body, signal: AbortSignal.timeout(ANSWER_MS) });
+  const body = await res.text();
+  const code = res.status === 200 ? undefined : JSON.parse(body)?.[envelope.codeField];
+  const nonce = res.headers.get('dpop-nonce');
+  if (res.status !== envelope.refusalStatus || code !== 'use_dpop_nonce' || !nonce) {
+    throw new Error(`DPoP check: a proof without a nonce was answered ${res.status} ${code ?? ''} ${nonce ? 'with' : 'without'} DPoP-Nonce, not ${envelope.refusalStatus} use_dpop_nonce with one`);
+  }
+  return nonce;
 }
 
 /** Rows in the store's DPoP replay cache. @param {StoreLocation} store */

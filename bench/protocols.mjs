@@ -12,7 +12,8 @@
  * generator could (bench/dpop.mjs says why), else there and then.
  *
  * @typedef {{ refresh?: string, access?: string, dpop?: import('./dpop.mjs').PrivateJwk }} TokenState
- * @typedef {{ appId?: string, appName?: string, appKey?: string, basic?: string, issuer?: string }} Setup
+ * @typedef {{ appId?: string, appName?: string, appKey?: string, basic?: string, issuer?: string, dpopNonce?: string }} Setup
+ *   `dpopNonce`: a server nonce (RFC 9449 §8) every proof carries, for an app that demands them
  * @typedef {{ method: string, path: string, headers: Record<string, string>, body?: string }} Call
  * @typedef {{
  *   request(state: TokenState, setup: Setup): Call,
@@ -95,7 +96,7 @@ function withDpop(base, envelope) {
     dpop: envelope,
     request: (s, setup) => {
       const call = base.request(s, setup);
-      return { ...call, headers: { ...call.headers, dpop: dpopProof(keyOf(s), call.method, `${setup.issuer}${call.path}`) } };
+      return { ...call, headers: { ...call.headers, dpop: dpopProof(keyOf(s), call.method, `${setup.issuer}${call.path}`, setup.dpopNonce) } };
     },
     next: (status, json, s) => {
       const pair = base.next(status, json, s);
@@ -108,7 +109,7 @@ function withDpop(base, envelope) {
       for (const s of states) {
         if (!s.dpop) continue;
         const call = base.request(s, setup);
-        presign(s.dpop, call.method, `${setup.issuer}${call.path}`, perState);
+        presign(s.dpop, call.method, `${setup.issuer}${call.path}`, perState, setup.dpopNonce);
       }
     },
   };

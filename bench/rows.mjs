@@ -28,6 +28,11 @@ export const ROWS = [
     id: 'native-dpop-sqlite', label: 'Rotor native /v1/refresh + DPoP proof, SQLite', target: 'rotor', protocol: 'native-dpop', store: 'sqlite',
     policy: { dpop: 'required' }, dpop: true, comparesTo: 'native-sqlite',
   },
+  // The same with server nonces (RFC 9449 §8; policy dpopNonce): each proof carries one, each answer a new one.
+  {
+    id: 'native-dpop-nonce-sqlite', label: 'Rotor native /v1/refresh + DPoP proof with nonce, SQLite', target: 'rotor', protocol: 'native-dpop', store: 'sqlite',
+    policy: { dpop: 'required', dpopNonce: true }, dpop: true, comparesTo: 'native-sqlite',
+  },
   { id: 'oauth2-sqlite', label: 'Rotor /oauth2/token, SQLite', target: 'rotor', protocol: 'oauth2', store: 'sqlite' },
   {
     id: 'oauth2-dpop-sqlite', label: 'Rotor /oauth2/token + DPoP proof, SQLite', target: 'rotor', protocol: 'oauth2-dpop', store: 'sqlite',

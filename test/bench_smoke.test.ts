@@ -54,8 +54,9 @@ describe('bench harness (quick mode)', () => {
 
   // The DPoP row (issue 15): a fresh proof per call by each session's own key. The harness's own checks
   // throw if the probe is not answered DPoP, if a replayed proof, no proof or another key's proof is not
-  // refused, or if the replay cache holds fewer proofs than refreshes were accepted.
-  it.skipIf(!existsSync(join(ROOT, 'dist/src/cli/main.js'))).each(['native-dpop-sqlite', 'oauth2-dpop-sqlite'])('drives the DPoP row %s: every answer DPoP-typed, a replay refused, one replay-cache entry per refresh', async (id) => {
+  // refused, or if the replay cache holds fewer proofs than refreshes were accepted; the nonce row's, if a
+  // proof without the server's nonce is not refused use_dpop_nonce with one, or an answer carries no next one.
+  it.skipIf(!existsSync(join(ROOT, 'dist/src/cli/main.js'))).each(['native-dpop-sqlite', 'native-dpop-nonce-sqlite', 'oauth2-dpop-sqlite'])('drives the DPoP row %s: every answer DPoP-typed, a replay refused, one replay-cache entry per refresh', async (id) => {
     const row = ROWS.find((r: Row) => r.id === id);
     const result = await runRow(row, QUICK);
     expect(result.skipped).toBeUndefined();
