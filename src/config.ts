@@ -18,6 +18,8 @@ export interface RateLimits {
   adminPerIp: number;
   /** Session issuance per app per minute. */
   issuePerApp: number;
+  /** How many leading bits of an IPv6 address one per-ip bucket covers: 56 (a subscriber's /56) unless set. */
+  ipv6Prefix: number;
 }
 
 export const DEFAULT_RATE_LIMITS: RateLimits = {
@@ -27,7 +29,11 @@ export const DEFAULT_RATE_LIMITS: RateLimits = {
   loginFailuresPerUser: 10,
   adminPerIp: 1200,
   issuePerApp: 60_000,
+  ipv6Prefix: 56,
 };
+
+/** What `ipv6Prefix` may be: from a /16 (a whole provider's worth) to one address. */
+const IPV6_PREFIX_RANGE = [16, 128] as const;
 
 /** SPEC §6. Every value comes from the environment; nothing here reads a file except the master key. */
 export interface Config {
@@ -137,7 +143,21 @@ function rateLimits(text: string | undefined): RateLimits | null {
     }
     limits[name as keyof RateLimits] = count;
   }
+  const problem = rateLimitsProblem(limits);
+  if (problem) throw new ConfigError(`ROTOR_RATE_LIMITS: ${problem}`);
   return limits;
+}
+
+/** Why a set of limits cannot be used (a library host's, or the environment's), or null. */
+export function rateLimitsProblem(limits: RateLimits): string | null {
+  for (const [name, value] of Object.entries(limits)) {
+    if (!(name in DEFAULT_RATE_LIMITS)) return `${name.slice(0, 40)} is not a limit (${Object.keys(DEFAULT_RATE_LIMITS).join(', ')})`;
+    if (!Number.isInteger(value) || value < 1) return `${name} must be a positive integer`;
+  }
+  if (limits.ipv6Prefix < IPV6_PREFIX_RANGE[0] || limits.ipv6Prefix > IPV6_PREFIX_RANGE[1]) {
+    return `ipv6Prefix is a prefix length from ${IPV6_PREFIX_RANGE[0]} to ${IPV6_PREFIX_RANGE[1]} bits (56 by default)`;
+  }
+  return null;
 }
 
 const TRUST_PROXY_HELP = 'set the number of proxies in front of Rotor (e.g. 1) or their addresses (e.g. 10.0.0.0/8,192.168.1.5)';

@@ -8,6 +8,7 @@ import { trackRoutes } from './http/method_not_allowed.js';
 import { nativeApi } from './http/native/routes.js';
 import { oauth2Api } from './http/oauth2/routes.js';
 import { DEFAULT_RATE_LIMITS, RateLimiter, type RateLimits } from './http/rate_limit.js';
+import { rateLimitsProblem } from './config.js';
 import { BODY_LIMIT } from './http/server.js';
 
 export interface RotorPluginOptions {
@@ -70,6 +71,8 @@ function contextOf(options: RotorPluginOptions): ApiContext & { issuerPath: stri
     return canonical;
   });
   const limits = options.rateLimits === false ? null : { ...DEFAULT_RATE_LIMITS, ...options.rateLimits };
+  const problem = limits && rateLimitsProblem(limits);
+  if (problem) throw new TypeError(`rotorPlugin rateLimits: ${problem}`);
   return {
     rotor, metrics, config: { ...config, corsOrigins, rateLimits: limits },
     issuerPath: new URL(rotor.issuer).pathname.replace(/\/+$/, ''),

@@ -170,6 +170,9 @@ describe('Rotor as a library', () => {
     await memory.apps.create({ name: 'timeless' });
     const pair = await memory.issue('timeless', { subject: 's' });
     expect(JSON.parse(Buffer.from(pair.accessToken.split('.')[1]!, 'base64url').toString()).iat).toBe(Date.UTC(2030, 0, 1) / 1000);
+    // Limits are checked as ROTOR_RATE_LIMITS is: a host's typo fails at register, not as an unlimited server.
+    await expect(Fastify().register(rotorPlugin, { rotor: memory, rateLimits: { ipv6Prefix: 8 } }).ready()).rejects.toThrow(/ipv6Prefix is a prefix length from 16 to 128/);
+    await expect(Fastify().register(rotorPlugin, { rotor: memory, rateLimits: { refreshPerIp: 0 } }).ready()).rejects.toThrow(/refreshPerIp must be a positive integer/);
     await memory.close();
     await expect(Fastify().register(rotorPlugin, { rotor: {} as RotorInstance }).ready()).rejects.toThrow(/instance made by createRotor/);
   });

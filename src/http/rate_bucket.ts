@@ -1,16 +1,14 @@
 import ipaddr from 'ipaddr.js';
 
-/** How much of an IPv6 address one per-ip bucket covers (what one subscriber is commonly handed). */
-export const IPV6_BUCKET_BITS = 56;
-
 /**
  * The per-ip rate-limit bucket of a client address. An IPv4 address (an IPv4-mapped IPv6 one included) is
- * its own bucket; an IPv6 address counts in its /56. A subscriber is handed a /56 or a /48 and may use any
- * address in it, so buckets per address would give one client 2^72 of them. And one address has many
+ * its own bucket; an IPv6 address counts in its /`prefixBits` (ROTOR_RATE_LIMITS ipv6Prefix, 56 unless
+ * set). A subscriber is handed a /56 or a /48 and may use any address in it, so buckets per address would
+ * give one client 2^72 of them. And one address has many
  * spellings (letter case, zeros, `::`, `::ffff:` for IPv4), all the same bucket: the key is parsed,
  * never the text as written (a trusted proxy's X-Forwarded-For is written by whatever proxy it is).
  */
-export function rateBucketOf(ip: string): string {
+export function rateBucketOf(ip: string, prefixBits: number): string {
   let address: ipaddr.IPv4 | ipaddr.IPv6;
   try {
     address = ipaddr.process(ip);
@@ -19,8 +17,8 @@ export function rateBucketOf(ip: string): string {
   }
   if (address.kind() === 'ipv4') return address.toString();
   const parts = (address as ipaddr.IPv6).parts.map((part, i) => {
-    const kept = Math.min(16, Math.max(0, IPV6_BUCKET_BITS - 16 * i));
+    const kept = Math.min(16, Math.max(0, prefixBits - 16 * i));
     return kept === 0 ? 0 : part & (0xffff << (16 - kept)) & 0xffff;
   });
-  return `${new ipaddr.IPv6(parts).toString()}/${IPV6_BUCKET_BITS}`;
+  return `${new ipaddr.IPv6(parts).toString()}/${prefixBits}`;
 }

@@ -114,6 +114,38 @@ describe('S2-02 one client, one bucket, however its address is spelled or chosen
   });
 });
 
+describe('S2-02 the IPv6 bucket is as wide as ROTOR_RATE_LIMITS ipv6Prefix says', () => {
+  it('S2-02 ipv6Prefix=48: the whole /48 is one client, the next /48 another', async () => {
+    const server = await startTestServer({ env: { ROTOR_RATE_LIMITS: 'refreshFailuresPerIp=3,ipv6Prefix=48', ROTOR_TRUST_PROXY: '1' } });
+    try {
+      for (const address of ['2001:db8:bb:1::1', '2001:db8:bb:ff00::2', '2001:db8:bb:ffff::3']) expect((await guess(server, address)).status, address).toBe(400);
+      expect((await guess(server, '2001:db8:bb:8000::9')).status, 'another /56 in the same /48').toBe(429);
+      expect((await guess(server, '2001:db8:bc::1')).status, 'the next /48 is another client').toBe(400);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('S2-02 ipv6Prefix=128: each IPv6 address is its own bucket', async () => {
+    const server = await startTestServer({ env: { ROTOR_RATE_LIMITS: 'refreshFailuresPerIp=3,ipv6Prefix=128', ROTOR_TRUST_PROXY: '1' } });
+    try {
+      for (let i = 0; i < 3; i += 1) expect((await guess(server, '2001:db8:cc::1')).status).toBe(400);
+      expect((await guess(server, '2001:0DB8:cc:0::1')).status, 'the same address spelled otherwise').toBe(429);
+      expect((await guess(server, '2001:db8:cc::2')).status, 'the next address').toBe(400);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('S2-02 a prefix length outside 16–128 is refused at start, in one line', () => {
+    for (const value of ['ipv6Prefix=8', 'ipv6Prefix=129', 'ipv6Prefix=0', 'ipv6Prefix=56.5']) {
+      expect(() => loadConfig({ ROTOR_DATABASE_URL: 'sqlite::memory:', ROTOR_RATE_LIMITS: value }), value).toThrow(ConfigError);
+    }
+    expect(() => loadConfig({ ROTOR_DATABASE_URL: 'sqlite::memory:', ROTOR_RATE_LIMITS: 'ipv6Prefix=129' })).toThrow(/16 to 128/);
+    expect(loadConfig({ ROTOR_DATABASE_URL: 'sqlite::memory:' }).rateLimits?.ipv6Prefix).toBe(56);
+  });
+});
+
 describe('S2-02 the header is ignored unless the peer is trusted', () => {
   for (const [name, value] of [
     ['an address list that does not include the peer (127.0.0.1)', '10.0.0.0/8,192.168.1.5,fd00::/8'],
