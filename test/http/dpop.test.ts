@@ -178,21 +178,54 @@ describe('DPoP (RFC 9449)', () => {
     expect((await refresh(onward.body.refreshToken, proof(thief, htuRefresh))).body.detail).toBe('revoked');
   });
 
-  it('a grace retry must fit the session as the winner left it: another key than the one that bound it is refused', async () => {
+  it('a grace retry by the key that bound the session gets the same successor, bound to that key', async () => {
     const app = await createApp(server, { name: 'dpop-race' });
     const pair = await issue(server, app);
-    const [l, k] = [holder(), holder()];
+    const l = holder();
     const first = await refresh(pair.refreshToken, proof(l, htuRefresh));
     expect(first.status).toBe(200);
-    // Inside the grace window the parent is a retry, but the session is bound to l now.
-    const other = await refresh(pair.refreshToken, proof(k, htuRefresh));
-    expect(other.status).toBe(401);
-    expect(other.body.code).toBe('invalid_dpop_proof');
     const same = await refresh(pair.refreshToken, proof(l, htuRefresh));
     expect(same.status).toBe(200);
     expect(same.body.refreshToken).toBe(first.body.refreshToken);
     expect(decodeJwtPart(same.body.accessToken, 1).cnf).toEqual({ jkt: l.jkt });
+    // A retry whose proof fails its own checks is refused as such, and the retry is still open.
+    const forged = await refresh(pair.refreshToken, proof(l, htuRefresh, { signWith: holder() }));
+    expect(forged.status).toBe(401);
+    expect(forged.body.code).toBe('invalid_dpop_proof');
+    expect((await refresh(first.body.refreshToken, proof(l, htuRefresh))).status).toBe(200);
   });
+
+  // Found by an outside review: a thief who redeemed a stolen token first with its own key (binding the
+  // session) used to keep it, because the victim's copy inside the grace window was refused as a proof by
+  // the wrong key, not judged reuse; the browser client then signed the victim out. SECURITY-CASES R-03/R-07(a).
+  for (const [what, victimProof] of [
+    ['its own key', () => proof(holder(), htuRefresh)],
+    ['no proof', () => undefined],
+  ] as const) {
+    it(`the victim's copy inside the grace window, with ${what}, after a thief bound the session: reuse, the session dies (native and OAuth)`, async () => {
+      const app = await createApp(server, { name: `dpop-thief-first-${what.replace(/\W+/g, '-')}` }); // default grace 10 s
+      const thief = holder();
+      const native = await issue(server, app, 'vic');
+      const stolen = await refresh(native.refreshToken, proof(thief, htuRefresh));
+      expect(stolen.status).toBe(200);
+      const victim = await refresh(native.refreshToken, victimProof());
+      expect(victim.status, victim.text).toBe(400);
+      expect(victim.body.detail).toBe('reused');
+      expect((await refresh(stolen.body.refreshToken, proof(thief, htuRefresh))).body.detail).toBe('revoked');
+
+      const htuToken = `${ISSUER}/oauth2/token`;
+      const oauth = await issue(server, app, 'vic2');
+      const taken = await oauthRefresh(app, oauth.refreshToken, proof(thief, htuToken));
+      expect(taken.status).toBe(200);
+      const back = await oauthRefresh(app, oauth.refreshToken, victimProof() === undefined ? undefined : proof(holder(), htuToken));
+      expect(back.status, back.text).toBe(400);
+      expect(back.body.error).toBe('invalid_grant');
+      expect((await oauthRefresh(app, taken.body.refresh_token, proof(thief, htuToken))).body.error).toBe('invalid_grant');
+      const events = (await server.call('GET', '/admin/events?limit=1000', { headers: admin })).body.events as { event: string; appId: string; sessionId: string }[];
+      const sessions = [native, oauth].map((p) => decodeJwtPart(p.accessToken, 1).sid);
+      expect(events.filter((e) => e.appId === app.id && e.event === 'reuse_detected').map((e) => e.sessionId).sort()).toEqual(sessions.sort());
+    });
+  }
 
   it('htu is compared as written: userinfo, backslashes, numeric host shorthands, default ports are not this endpoint', async () => {
     const app = await createApp(server, { name: 'dpop-htu' });

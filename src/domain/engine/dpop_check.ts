@@ -25,6 +25,12 @@ export interface ProofCheck {
   recorded(): void;
   /** The refusal for a proof the replay cache had seen. */
   replayed(): RotorError;
+  /**
+   * Whether this request can be by the client the session is bound to: the session is unbound, or the
+   * request's proof names its key (nothing else is checked; an unreadable proof counts as naming it, and
+   * `fits` refuses it as what it is). A grace retry that cannot is another client holding the token.
+   */
+  namesBinding(session: Session): boolean;
 }
 
 /** A fresh server nonce for the app's next proof (RFC 9449 §8). */
@@ -83,6 +89,12 @@ export function proofFor(core: EngineCore, app: App, input: DpopInput | undefine
       });
       await recording;
       return jkt;
+    },
+    namesBinding(session) {
+      if (session.dpopJkt === null) return true;
+      if (input === undefined || input.proof === null) return false;
+      const named = proofKeyThumbprint(input.proof);
+      return typeof named !== 'string' || named === session.dpopJkt;
     },
     unrecorded: () => (recording === null ? mark : null),
     recorded() {

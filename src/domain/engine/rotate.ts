@@ -133,7 +133,10 @@ async function replayedChain(r: Renewal, found: FoundSession, g: number, now: Mi
   // redeemable for the same successor whatever the grace window: the client's retry is never reuse.
   const unconfirmed = found.rotation === 'unconfirmed';
   const retry = unconfirmed ? bindingHolds(app, found.session, client) : inGrace(app, found.session, chain.issuedAt, client, now);
-  if (isParent && retry && now < chain.expiresAt) {
+  // A retry comes from the client that won, so it fits the binding the win left (SECURITY-CASES R-03): a
+  // bound session's parent without a proof by its key is another client's copy, as another user agent's is.
+  // Refusing it instead would let a thief who redeemed a stolen token first, with its own key, keep the session.
+  if (isParent && retry && now < chain.expiresAt && r.proof.namesBinding(found.session)) {
     const successor = liveToken(core, app, found.session, chain);
     if (successor !== null) {
       // A retry must fit the session as it is now (bound, maybe, by the request that won).
@@ -171,7 +174,7 @@ async function replayedLegacy(r: Renewal, found: FoundLegacyRefresh, now: Millis
   const { core, app, client } = r;
   const { record, session } = found;
   const consumedAt = record.consumedAt as Millis;
-  if (inGrace(app, session, consumedAt, client, now)) {
+  if (inGrace(app, session, consumedAt, client, now) && r.proof.namesBinding(session)) {
     const chain = session.refresh;
     // Its successor is the chain's first generation, still live.
     if (record.successorId === UPGRADED && chain?.generation === 1 && now < chain.expiresAt) {
