@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import ipaddr from 'ipaddr.js';
 import { dirname, join, resolve } from 'node:path';
 import { MasterKey } from './crypto/master_key.js';
 import { canonicalOrigin, originProblem } from './domain/origins.js';
@@ -191,8 +192,27 @@ function trustProxy(text: string | undefined): TrustProxy {
     if (prefix === '0') {
       throw new ConfigError(`ROTOR_TRUST_PROXY: "${entry}" trusts every address, so any client could pick its own ip; ${TRUST_PROXY_HELP}`);
     }
+    const wide = tooWideRange(address, prefix === undefined ? bits : Number(prefix));
+    if (wide) throw new ConfigError(`ROTOR_TRUST_PROXY: "${entry}" trusts ${wide}, so clients there could pick their own ip; ${TRUST_PROXY_HELP}`);
   }
   return entries;
+}
+
+/** The narrowest range a proxy entry may name: no network of proxies is wider than a /8. */
+const MIN_PROXY_PREFIX = 8;
+const IPV4_MAPPED = ipaddr.parse('::ffff:0:0');
+
+/**
+ * What a proxy range covers that no proxies are, or null. An IPv4 peer also matches an IPv6 range holding
+ * its IPv4-mapped form (`::ffff:0:0/96` is every IPv4 address, `::/8` too), and `0.0.0.0/1,128.0.0.0/1`
+ * is trust-everything in two halves: so each entry, in either family, must be a /8 or narrower.
+ */
+function tooWideRange(address: string, prefix: number): string | null {
+  const parsed = ipaddr.parse(address);
+  if (parsed.kind() === 'ipv4') return prefix < MIN_PROXY_PREFIX ? `a /${prefix} of IPv4` : null;
+  if (prefix <= 96 && parsed.match(IPV4_MAPPED, prefix)) return 'every IPv4 address (as IPv4-mapped IPv6)';
+  if (prefix > 96 && parsed.match(IPV4_MAPPED, 96)) return prefix - 96 < MIN_PROXY_PREFIX ? `a /${prefix - 96} of IPv4 (as IPv4-mapped IPv6)` : null;
+  return prefix < MIN_PROXY_PREFIX ? `a /${prefix} of IPv6` : null;
 }
 
 function webhookUrl(text: string | undefined): string | null {

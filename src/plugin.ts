@@ -3,6 +3,7 @@ import { canonicalOrigin } from './domain/origins.js';
 import { internalsOf, type RotorInstance } from './library.js';
 import { type Api, type ApiContext, registerApi } from './http/api.js';
 import { registerCors } from './http/cors.js';
+import { refuseForeignCharsets } from './http/charset.js';
 import { registerFallbacks } from './http/fallbacks.js';
 import { trackRoutes } from './http/method_not_allowed.js';
 import { nativeApi } from './http/native/routes.js';
@@ -111,6 +112,7 @@ export const rotorPlugin: FastifyPluginAsync<RotorPluginOptions> = async (scope,
     limiter.start();
     scope.addHook('onClose', async () => limiter.stop());
   }
+  refuseForeignCharsets(scope);
   const allowedMethods = trackRoutes(scope);
   registerCors(scope, { rotor: ctx.rotor, origins: ctx.config.corsOrigins, issuer: ctx.config.issuer, allowedMethods, prefix });
   for (const api of [nativeApi, oauth2Api] as Api[]) {
@@ -135,6 +137,7 @@ export const rotorWellKnown: FastifyPluginAsync<Pick<RotorPluginOptions, 'rotor'
     if (url !== base && !url.startsWith(`${base}/`)) return null;
     return `${base}${ctx.issuerPath}${url.slice(base.length)}`;
   };
+  refuseForeignCharsets(scope);
   const allowedMethods = trackRoutes(scope);
   registerCors(scope, { rotor: ctx.rotor, origins: ctx.config.corsOrigins, issuer: ctx.config.issuer, allowedMethods });
   registerApi(mapRoutes(scope, insert), oauth2Api, ctx);

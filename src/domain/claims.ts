@@ -15,6 +15,8 @@ export function validateClaims(value: unknown, reserved: ReadonlySet<string>, fi
   }
   const forbidden = forbiddenKey(claims, 0);
   if (forbidden !== null) throw invalidRequest(`${field} may not contain the key "${forbidden}" at any depth`);
+  // JSON has no infinity: `1e400` parses to one, and the token would carry null for it (H-08).
+  if (hasNonFinite(claims, 0)) throw invalidRequest(`${field} may not contain a number JSON cannot hold (such as 1e400)`);
   if (Buffer.byteLength(JSON.stringify(claims)) > MAX_CLAIMS_BYTES) throw invalidRequest(`${field} must be at most 8 KiB of JSON`);
   return claims;
 }
@@ -31,6 +33,12 @@ function forbiddenKey(value: unknown, depth: number): string | null {
     if (inner !== null) return inner;
   }
   return null;
+}
+
+function hasNonFinite(value: unknown, depth: number): boolean {
+  if (typeof value === 'number') return !Number.isFinite(value);
+  if (value === null || typeof value !== 'object' || depth > 64) return false;
+  return Object.values(value).some((inner) => hasNonFinite(inner, depth + 1));
 }
 
 /** Whether `value` can be a subject id: 1–255 characters, no control characters. */
@@ -61,11 +69,17 @@ export interface ClientValues {
 }
 
 /**
+ * An IP address as a session records it. Node's isIP accepts an IPv6 zone (`fe80::1%eth0`), which names
+ * an interface of whoever wrote it, not a client: not an address here.
+ */
+const isAddress = (value: unknown): value is string => typeof value === 'string' && isIP(value) !== 0 && !value.includes('%');
+
+/**
  * The ip and user agent a caller holding the app key names for its client (SPEC §2.4): an ip must be
  * an IP address and a user agent at most 512 characters, or the request is refused.
  */
 export function callerClient(ip: unknown, userAgent: unknown): ClientValues {
-  if (ip !== undefined && ip !== null && (typeof ip !== 'string' || isIP(ip) === 0)) throw invalidRequest('ip must be an IPv4 or IPv6 address');
+  if (ip !== undefined && ip !== null && !isAddress(ip)) throw invalidRequest('ip must be an IPv4 or IPv6 address');
   return { ip: (ip as string | null | undefined) ?? null, userAgent: optionalText(userAgent, 'userAgent', MAX_USER_AGENT) };
 }
 
@@ -74,7 +88,7 @@ export function callerClient(ip: unknown, userAgent: unknown): ClientValues {
  * and a user agent is cut to 512 characters, so no path can store more (S2-06).
  */
 export function recordableClient(client: { ip?: unknown; userAgent?: unknown } | undefined): ClientValues {
-  const ip = typeof client?.ip === 'string' && isIP(client.ip) !== 0 ? client.ip : null;
+  const ip = isAddress(client?.ip) ? client.ip : null;
   const userAgent = typeof client?.userAgent === 'string' ? client.userAgent.slice(0, MAX_USER_AGENT) : null;
   return { ip, userAgent };
 }

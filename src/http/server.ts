@@ -5,7 +5,8 @@ import type { Config } from '../config.js';
 import type { Rotor } from '../domain/rotor.js';
 import { proofVerifier } from '../crypto/proof_verifier.js';
 import { adminApi, guardAdminRoutes } from './admin/routes.js';
-import { problemBody } from './reply.js';
+import { problemBody, sendProblem } from './reply.js';
+import { RotorError } from '../domain/errors.js';
 import { consoleApi } from './console/routes.js';
 import { answeredBusy, type Api, type ApiContext, registerApi } from './api.js';
 import { nativeApi } from './native/routes.js';
@@ -17,6 +18,7 @@ import { trackRoutes } from './method_not_allowed.js';
 import { CORE_ROUTE_CLASSES, RateLimiter } from './rate_limit.js';
 import type { DialectHttp } from './dialect.js';
 import { registerCors } from './cors.js';
+import { refuseForeignCharsets } from './charset.js';
 import { sdkApi } from './sdk.js';
 import { limitRequestsInFlight } from './request_limits.js';
 import { pathOfTarget } from './target.js';
@@ -110,9 +112,17 @@ export function buildServer(input: BuildServerInput): FastifyInstance {
     connectionTimeout: IDLE_SOCKET_TIMEOUT_MS,
     http: { headersTimeout: HEADERS_TIMEOUT_MS, connectionsCheckingInterval: TIMEOUT_CHECK_EVERY_MS },
     clientErrorHandler: (err, socket) => answerClientError(input.logger, err, socket),
+    // What fails before routing (a malformed percent-escape, a path parameter past maxParamLength): fastify's
+    // own answer echoed the whole request target, query string and any token in it included.
+    frameworkErrors: (err, _request, reply) => sendProblem(reply, new RotorError('invalid_request', err.code === 'FST_ERR_MAX_PARAM_LENGTH'
+      ? 'a path segment is longer than 2048 characters'
+      : 'the request path is not a valid URL (a malformed percent-escape)')),
   }) as unknown as FastifyInstance;
   // JSON and forms only: text/plain bodies (a CSRF "simple request") are refused with 415.
   app.removeContentTypeParser('text/plain');
+  // Node drops headers past the 2,000th without a word, and a duplicate Authorization or DPoP header
+  // among them would go unseen; the 16 KiB header limit (431) bounds them instead (SECURITY-CASES H-02).
+  app.server.maxHeadersCount = 0;
 
   const ctx: ApiContext = { rotor: input.rotor, config: input.config, metrics: input.metrics };
   limitRequestsInFlight(app, () => input.metrics.connectionsClosed.inc({ reason: 'pipelining' }));
@@ -143,6 +153,7 @@ export function buildServer(input: BuildServerInput): FastifyInstance {
   }
 
   guardAdminRoutes(app);
+  refuseForeignCharsets(app);
   const allowedMethods = trackRoutes(app);
   registerCors(app, { rotor: input.rotor, origins: input.config.corsOrigins, issuer: input.config.issuer, allowedMethods, dialects: input.dialects });
   for (const api of [...CORE_APIS, ...input.dialects.map((d) => d.api)]) registerApi(app, api, ctx);

@@ -53,6 +53,41 @@ describe('hostile HTTP input (H-01 … H-15)', () => {
     await controlAlive();
   });
 
+  it('H-02 a duplicate header past the 2,000th is still seen (Node dropped them without a word); more than 16 KiB of them is 431', async () => {
+    const filler = Array.from({ length: 2100 }, (_, i) => `X-F${i}: 1\r\n`).join('');
+    const body = JSON.stringify({ refreshToken: control.refreshToken });
+    const twice = await raw(server.url, `POST /v1/refresh HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n${filler}DPoP: a.b.c\r\nDPoP: d.e.f\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    // Both proofs seen: ambiguous, refused as an invalid proof (before: the body had no length, so no token).
+    expect(statusOf(twice), twice.slice(0, 300)).toBe(401);
+    expect(JSON.parse(twice.slice(twice.indexOf('\r\n\r\n') + 4)).code).toBe('invalid_dpop_proof');
+    const many = await raw(server.url, `GET /healthz HTTP/1.1\r\nHost: x\r\n${Array.from({ length: 3000 }, (_, i) => `X-F${i}: 1\r\n`).join('')}\r\n`);
+    expect(statusOf(many)).toBe(431);
+    await controlAlive();
+  });
+
+  it('H-04 a body labelled with a charset it is not read as (utf-16, utf-32) is 415 in each API\'s envelope, consuming nothing', async () => {
+    const pair = await issue(server, app);
+    for (const type of ['application/json; charset=utf-16', 'application/json;charset="UTF-32"', 'application/json; charset=ucs-2']) {
+      const res = await server.call('POST', '/v1/refresh', { body: JSON.stringify({ refreshToken: pair.refreshToken }), headers: { 'content-type': type } });
+      expect(res.status, type).toBe(415);
+      expect(res.body.code, type).toBe('unsupported_media_type');
+    }
+    const oauth = await server.call('POST', '/oauth2/token', {
+      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: pair.refreshToken, client_id: app.id }).toString(),
+      headers: { 'content-type': 'application/x-www-form-urlencoded; charset=utf-16' },
+    });
+    expect(oauth.status).toBe(415);
+    expect(oauth.body.error).toBe('invalid_request');
+    // UTF-8, quoted or not, and ASCII-compatible labels are read as they say.
+    const ok = await server.call('POST', '/v1/refresh', { body: JSON.stringify({ refreshToken: pair.refreshToken }), headers: { 'content-type': 'application/json; charset="UTF-8"' } });
+    expect(ok.status, ok.text).toBe(200);
+    const form = await server.call('POST', '/oauth2/token', {
+      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: ok.body.refreshToken, client_id: app.id }).toString(),
+      headers: { 'content-type': 'application/x-www-form-urlencoded;charset=ISO-8859-1' },
+    });
+    expect(form.status, form.text).toBe(200);
+  });
+
   it('H-04 / H-05 content types: JSON routes refuse forms and text/plain, OAuth refuses JSON', async () => {
     const plain = await server.call('POST', '/v1/refresh', { body: `{"refreshToken":"${control.refreshToken}"}`, headers: { 'content-type': 'text/plain' } });
     expect(plain.status).toBe(415);
@@ -126,6 +161,12 @@ describe('hostile HTTP input (H-01 … H-15)', () => {
       expect(res.status, body.slice(0, 20)).toBeGreaterThanOrEqual(400);
       expect(res.status, body.slice(0, 20)).toBeLessThan(500);
     }
+    // A number JSON cannot hold, in claims a token would carry: refused, not signed as null.
+    const infinite = await server.call('POST', `/v1/apps/${app.name}/sessions`, {
+      body: '{"subject":"inf","claims":{"n":1e400,"deep":{"m":[-1e999]}}}', headers: { 'content-type': 'application/json', authorization: `Bearer ${app.appKey}` },
+    });
+    expect(infinite.status, infinite.text).toBe(400);
+    expect(infinite.body.detail).toMatch(/1e400/);
     // Duplicate keys: one documented rule, the last member wins (JSON.parse).
     const dup = await server.call('POST', '/v1/refresh', { body: `{"refreshToken":"garbage","refreshToken":"rt_${'A'.repeat(43)}"}`, headers: { 'content-type': 'application/json' } });
     expect(dup.body.detail).toBe('unknown');
@@ -196,6 +237,19 @@ describe('hostile HTTP input (H-01 … H-15)', () => {
     expect(res.status).toBeLessThan(500);
     expect(res.headers.get('access-control-allow-origin')).toBeNull();
     expect(res.headers.get('access-control-allow-credentials')).toBeNull();
+  });
+
+  it('H-16 a request target fastify cannot route (bad percent-escape, a 2 KiB path segment) is answered in Rotor\'s envelope, echoing nothing', async () => {
+    for (const target of ['/v1/refresh/%ff?refreshToken=rt_SECRET', '/oauth2/token/%zz?refresh_token=SECRET', `/v1/apps/${'x'.repeat(2100)}/jwks.json?SECRET`]) {
+      const res = await raw(server.url, `GET ${target} HTTP/1.1\r\nHost: x\r\n\r\n`);
+      expect(statusOf(res), target.slice(0, 40)).toBe(400);
+      expect(res).toMatch(/content-type: application\/problem\+json; charset=utf-8/i);
+      expect(res).toMatch(/cache-control: no-store/i);
+      expect(JSON.parse(res.slice(res.indexOf('\r\n\r\n') + 4))).toMatchObject({ code: 'invalid_request', status: 400 });
+      expect(res).not.toMatch(/SECRET|xxxxxxxx/);
+    }
+    expect(server.logs.join('\n')).not.toContain('SECRET');
+    await controlAlive();
   });
 
   it('H-15 every error is JSON with a charset', async () => {

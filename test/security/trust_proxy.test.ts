@@ -104,6 +104,8 @@ describe('S2-02 one client, one bucket, however its address is spelled or chosen
     expect((await guess(server, '2001:db8:aa:100::1')).status, 'the next /56 is another client').toBe(400);
     // The address itself is still recorded whole: the /56 is only the bucket.
     expect(await recordedIp(server, { 'x-forwarded-for': '2001:db8:aa:3::1' })).toBe('2001:db8:aa:3::1');
+    // A zone names an interface of whoever wrote it, not a client: nothing is recorded.
+    expect(await recordedIp(server, { 'x-forwarded-for': '2001:db8::1%eth0' })).toBeNull();
   });
 
   it('S2-02 an IPv4 client written as IPv4-mapped IPv6 is the same bucket as the plain address', async () => {
@@ -197,6 +199,11 @@ describe('S2-02 ROTOR_TRUST_PROXY parsing', () => {
     // "Trust every address" spelled as a CIDR is still trust-everything.
     for (const value of ['0.0.0.0/0', '::/0', '10.0.0.1, ::/0']) expect(refusal(value).message, value).toMatch(/every address/);
     expect(refusal('1000').message).toMatch(/1 to 32/);
+    // Trust-everything in other spellings (found by an outside review): every IPv4 peer matches an IPv6
+    // range holding its IPv4-mapped form, and two halves make a whole.
+    for (const value of ['::ffff:0:0/96', '::/8', '::ffff:0.0.0.0/100', '0.0.0.0/1,128.0.0.0/1', '10.0.0.0/7', '2000::/3', '::/1, 8000::/1']) {
+      expect(refusal(value).message, value).toMatch(/trusts (every IPv4 address|a \/\d+ of IPv[46])/);
+    }
     expect(refusal(' , ,').message).toMatch(/names no proxy/);
   });
 
@@ -211,6 +218,7 @@ describe('S2-02 ROTOR_TRUST_PROXY parsing', () => {
 
   it('S2-02 an address list is accepted, IPv4 and IPv6, trimmed', () => {
     expect(load(' 10.0.0.0/8, 192.168.1.5 ,fd00::/8,::1,2001:db8::/32,').trustProxy).toEqual(['10.0.0.0/8', '192.168.1.5', 'fd00::/8', '::1', '2001:db8::/32']);
+    expect(load('::ffff:10.0.0.0/104,::ffff:192.168.1.5').trustProxy).toEqual(['::ffff:10.0.0.0/104', '::ffff:192.168.1.5']);
   });
 
   it('S2-02 empty, off, false and 0 mean off', () => {
