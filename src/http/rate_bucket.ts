@@ -9,6 +9,20 @@ import ipaddr from 'ipaddr.js';
  * never the text as written (a trusted proxy's X-Forwarded-For is written by whatever proxy it is).
  */
 export function rateBucketOf(ip: string, prefixBits: number): string {
+  // Parsed once per address text and width: parsing showed as ~1% of a refresh's event-loop time.
+  const key = `${prefixBits} ${ip}`;
+  let bucket = buckets.get(key);
+  if (bucket === undefined) {
+    bucket = parsedBucketOf(ip, prefixBits);
+    if (buckets.size >= BUCKETS_CACHED) buckets.clear();
+    buckets.set(key, bucket);
+  }
+  return bucket;
+}
+const buckets = new Map<string, string>();
+const BUCKETS_CACHED = 4096;
+
+function parsedBucketOf(ip: string, prefixBits: number): string {
   let address: ipaddr.IPv4 | ipaddr.IPv6;
   try {
     address = ipaddr.process(ip);
