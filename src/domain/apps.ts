@@ -25,10 +25,17 @@ function assertSessionTraceable(profiles: Profiles, profile: Profile, policy: Ap
   }
 }
 
-/** DPoP binds native apps only (a dialect's token layout has no room for `cnf`): no dialect app can require it. */
+/**
+ * DPoP binds native apps only (a dialect's token layout has no room for `cnf`): no dialect app can
+ * require it, nor demand server nonces, which only a proof could carry back.
+ */
 function assertDpopFits(profiles: Profiles, profile: Profile, policy: App['policy']): void {
-  if (profiles.formatFor(profile).bindsAccessTokens !== true && policy.dpop === 'required') {
+  if (profiles.formatFor(profile).bindsAccessTokens === true) return;
+  if (policy.dpop === 'required') {
     throw invalidRequest(`a ${profile} app cannot require DPoP: its dialect endpoints carry no proof (policy.dpop off or allowed)`);
+  }
+  if (policy.dpopNonce) {
+    throw invalidRequest(`a ${profile} app cannot demand DPoP nonces: its dialect endpoints carry no proof (policy.dpopNonce false)`);
   }
 }
 
