@@ -3,6 +3,7 @@ import type { Store } from './store.js';
 import type { Clock } from './clock.js';
 import { invalidRequest, RotorError } from './errors.js';
 import type { Observer } from './events.js';
+import { knownFields, type FieldRules } from './fields.js';
 import { isUlid, isValidAppName, newId } from './ids.js';
 import type { Keyring } from './keyring.js';
 import type { Profile } from './policy.js';
@@ -24,10 +25,17 @@ function assertSessionTraceable(profiles: Profiles, profile: Profile, policy: Ap
   }
 }
 
-/** DPoP binds native apps only (a dialect's token layout has no room for `cnf`): no dialect app can require it. */
+/**
+ * DPoP binds native apps only (a dialect's token layout has no room for `cnf`): no dialect app can
+ * require it, nor demand server nonces, which only a proof could carry back.
+ */
 function assertDpopFits(profiles: Profiles, profile: Profile, policy: App['policy']): void {
-  if (profiles.formatFor(profile).bindsAccessTokens !== true && policy.dpop === 'required') {
+  if (profiles.formatFor(profile).bindsAccessTokens === true) return;
+  if (policy.dpop === 'required') {
     throw invalidRequest(`a ${profile} app cannot require DPoP: its dialect endpoints carry no proof (policy.dpop off or allowed)`);
+  }
+  if (policy.dpopNonce) {
+    throw invalidRequest(`a ${profile} app cannot demand DPoP nonces: its dialect endpoints carry no proof (policy.dpopNonce false)`);
   }
 }
 
@@ -46,6 +54,31 @@ export interface CreateAppInput {
   description?: unknown;
 }
 
+const KEPT_BY_ROTOR = 'cannot be set: Rotor keeps it';
+
+/** What `create` takes; what an app has that only Rotor sets. */
+const CREATE_FIELDS: FieldRules = {
+  known: ['name', 'profile', 'public', 'policy', 'description'],
+  fixed: {
+    id: "cannot be set: Rotor chooses an app's id",
+    appKey: 'cannot be set: Rotor generates the app key and shows it once',
+    createdAt: KEPT_BY_ROTOR,
+    updatedAt: KEPT_BY_ROTOR,
+  },
+};
+
+/** What `update` takes (docs/api.md, PATCH); the rest of an app never changes once created. */
+const UPDATE_FIELDS: FieldRules = {
+  known: ['name', 'public', 'policy', 'description'],
+  fixed: {
+    id: 'cannot be changed: an app keeps its id',
+    // SPEC §1: the profile fixes the shape of the app's tokens, which its clients and peers rely on.
+    profile: "cannot be changed: it fixes the shape of the app's tokens (create another app)",
+    createdAt: 'cannot be changed: Rotor keeps it',
+    updatedAt: 'cannot be changed: Rotor keeps it',
+  },
+};
+
 /** Apps (tenants), their app keys and their signing keys. */
 export class Apps {
   private readonly cache = new Map<string, { at: number; app: App | null }>();
@@ -59,7 +92,9 @@ export class Apps {
     private readonly profiles: Profiles,
   ) {}
 
-  async create(input: CreateAppInput): Promise<{ app: App; appKey: string; appKeyId: string }> {
+  /** `fields` is a `CreateAppInput`, checked here: the admin API hands over its body as it came. */
+  async create(fields: unknown): Promise<{ app: App; appKey: string; appKeyId: string }> {
+    const input: Partial<CreateAppInput> = knownFields('an app', fields, CREATE_FIELDS);
     const name = input.name;
     if (typeof name !== 'string' || !isValidAppName(name)) {
       throw invalidRequest('name must match [a-z0-9][a-z0-9_-]{0,62} and must not be a ULID');
@@ -136,9 +171,10 @@ export class Apps {
    * (S2-12): when another update committed since the read, the patch is applied again to the newer row
    * and validated again (the policy's fields constrain each other), a few times, then `conflict`. So
    * two concurrent updates of different fields both survive, and no combination the validation
-   * refuses can come out of two updates that were each valid alone.
+   * refuses can come out of two updates that were each valid alone. `fields` is an `AppPatch`, checked here.
    */
-  async update(ref: unknown, patch: AppPatch): Promise<App> {
+  async update(ref: unknown, fields: unknown): Promise<App> {
+    const patch: AppPatch = knownFields("an app's update", fields, UPDATE_FIELDS);
     const { id } = await this.get(ref);
     for (let attempt = 1; ; attempt += 1) {
       // Read from the store, not the cache: the compare-and-set needs the row as it is.

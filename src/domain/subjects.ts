@@ -3,6 +3,7 @@ import type { Store, SubjectColumns } from './store.js';
 import { isSubjectId, validateClaims, validateSubject } from './claims.js';
 import type { Clock } from './clock.js';
 import { invalidRequest, RotorError } from './errors.js';
+import { knownFields, type FieldRules } from './fields.js';
 import type { Observer } from './events.js';
 import type { LoginRule } from './dialect.js';
 import type { FormatRegistry } from './format_registry.js';
@@ -14,6 +15,17 @@ export interface SubjectPatch {
   password?: unknown;
   ed25519PublicKey?: unknown;
 }
+
+/** What `put` takes; what a subject shows that is not set this way. */
+const PUT_FIELDS: FieldRules = {
+  known: ['claims', 'status', 'password', 'ed25519PublicKey'],
+  fixed: {
+    subject: 'cannot be changed: the path names the subject',
+    hasPassword: 'cannot be set: send password (null clears it)',
+    createdAt: 'cannot be changed: Rotor keeps it',
+    updatedAt: 'cannot be changed: Rotor keeps it',
+  },
+};
 
 /** A raw 32-byte Ed25519 public key, hex (FIB's login key, registered per subject). */
 const ED25519_HEX = /^[0-9a-fA-F]{64}$/;
@@ -37,8 +49,10 @@ export class Subjects {
    * and the password hashed before the store is touched; the store then writes only the fields the
    * patch names, in one step (S2-12: a password change that read the subject before a concurrent
    * disable would otherwise write the old status back, and the subject would get sessions again).
+   * `fields` is a `SubjectPatch`, checked here: the admin API hands over its body as it came.
    */
-  async put(app: App, subjectId: unknown, patch: SubjectPatch): Promise<Subject> {
+  async put(app: App, subjectId: unknown, fields: unknown): Promise<Subject> {
+    const patch: SubjectPatch = knownFields('a subject', fields, PUT_FIELDS);
     const subject = validateSubject(subjectId);
     const set: SubjectColumns = {};
     if (patch.claims !== undefined) set.claims = validateClaims(patch.claims, this.formats.formatFor(app.profile).reservedClaims);

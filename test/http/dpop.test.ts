@@ -161,6 +161,24 @@ describe('DPoP (RFC 9449)', () => {
     expect(dialect.status).toBe(200);
   });
 
+  it('a dialect app cannot demand DPoP nonces (policy dpopNonce) any more than it can require DPoP, at creation or update', async () => {
+    // Its endpoints carry no proof, so a nonce could never be sent: the setting would promise what never happens.
+    for (const profile of ['verifik', 'jwtplus', 'flolive', 'fib', 'abitmedia']) {
+      const created = await server.call('POST', '/admin/apps', { json: { name: `nonce-${profile}-new`, profile, policy: { dpopNonce: true } }, headers: admin });
+      expect(created.status, profile).toBe(400);
+      expect(created.body.detail).toMatch(new RegExp(`a ${profile} app cannot demand DPoP nonces`));
+      expect((await server.call('GET', `/admin/apps/nonce-${profile}-new`, { headers: admin })).status).toBe(404);
+    }
+    const abit = await createApp(server, { name: 'nonce-abit', profile: 'abitmedia', policy: { reuseGrace: 0 } });
+    const patched = await server.call('PATCH', `/admin/apps/${abit.id}`, { json: { policy: { dpopNonce: true } }, headers: admin });
+    expect(patched.status).toBe(400);
+    expect(patched.body.detail).toMatch(/a abitmedia app cannot demand DPoP nonces/);
+    expect((await server.call('GET', `/admin/apps/${abit.id}`, { headers: admin })).body.policy).toMatchObject({ dpop: 'allowed', dpopNonce: false });
+    expect((await server.call('PATCH', `/admin/apps/${abit.id}`, { json: { policy: { dpopNonce: false, dpop: 'off' } }, headers: admin })).status).toBe(200);
+    // A native app may, as before.
+    expect((await createApp(server, { name: 'nonce-native', policy: { dpopNonce: true } })).policy.dpopNonce).toBe(true);
+  });
+
   it('reuse is judged before the proof: a consumed ancestor of a bound session revokes it, whatever proof comes with it', async () => {
     // The review's attack: a thief redeems a stolen token first with its own key (binding the session), then
     // the victim's copy comes back. That is reuse, and the session dies: the thief's key does not keep it.

@@ -3,7 +3,8 @@ import { constantTimeEqualText } from '../../crypto/secrets.js';
 import { RotorError } from '../../domain/errors.js';
 import type { Api } from '../api.js';
 import { noStore } from '../reply.js';
-import { authorizationCredential, bodyOf } from '../auth.js';
+import { authorizationCredential } from '../auth.js';
+import { noFields, objectBody } from './body.js';
 import { sendProblem } from '../reply.js';
 import { ActivitySampler } from '../activity.js';
 import { adminSessionView, appView, eventView, eventsQuery, signingKeyView, subjectListingView, subjectView } from './views.js';
@@ -63,25 +64,21 @@ export const adminApi: Api = {
 
     const params = (request: FastifyRequest) => request.params as P;
 
+    // Bodies go to the domain whole: it refuses any field it does not know, so a typo is never dropped here.
     app.post('/admin/apps', async (request, reply) => {
-      const body = bodyOf(request);
-      const { app: created, appKey } = await rotor.apps.create({
-        name: body.name, profile: body.profile, public: body.public, policy: body.policy, description: body.description,
-      });
+      const { app: created, appKey } = await rotor.apps.create(objectBody(request));
       return noStore(reply).code(201).send({ id: created.id, name: created.name, profile: created.profile, appKey, policy: created.policy });
     });
     app.get('/admin/apps', async () => ({ apps: (await rotor.apps.list()).map(appView) }));
     app.get('/admin/apps/:app', async (request) => appView(await rotor.apps.get(params(request).app)));
-    app.patch('/admin/apps/:app', async (request) => {
-      const body = bodyOf(request);
-      return appView(await rotor.apps.update(params(request).app, body));
-    });
+    app.patch('/admin/apps/:app', async (request) => appView(await rotor.apps.update(params(request).app, objectBody(request))));
     app.delete('/admin/apps/:app', async (request, reply) => {
       await rotor.apps.delete(params(request).app);
       return reply.code(204).send();
     });
 
     app.post('/admin/apps/:app/app-keys', async (request, reply) => {
+      noFields(request);
       return reply.code(201).send(await rotor.apps.createAppKey(params(request).app));
     });
     app.delete('/admin/apps/:app/app-keys/:id', async (request, reply) => {
@@ -92,15 +89,19 @@ export const adminApi: Api = {
     app.get('/admin/apps/:app/keys', async (request) => ({
       keys: (await rotor.apps.listKeys(params(request).app)).map(signingKeyView),
     }));
-    app.post('/admin/apps/:app/keys/rotate', async (request) => signingKeyView(await rotor.apps.rotateKey(params(request).app)));
+    app.post('/admin/apps/:app/keys/rotate', async (request) => {
+      noFields(request);
+      return signingKeyView(await rotor.apps.rotateKey(params(request).app));
+    });
     app.post('/admin/apps/:app/keys/:kid/revoke', async (request) => {
+      noFields(request);
       await rotor.apps.revokeKey(params(request).app, params(request).kid);
       return { revoked: true };
     });
 
     app.put('/admin/apps/:app/subjects/:subject', async (request) => {
+      const body = objectBody(request);
       const target = await rotor.apps.get(params(request).app);
-      const body = bodyOf(request);
       return subjectView(await rotor.subjects.put(target, params(request).subject, body));
     });
     app.get('/admin/apps/:app/subjects/:subject', async (request) => {
