@@ -37,11 +37,11 @@ describe('rotor CLI (--json on every command, no server needed)', () => {
     const dialectNonce = await rotor(['--json', 'apps', 'create', 'cli-abit-nonce', '--profile', 'abitmedia', '--dpop-nonce'], env);
     expect(dialectNonce.code).toBe(2);
     expect(dialectNonce.stderr.trim().split('\n')).toHaveLength(1);
-    expect(dialectNonce.stderr).toMatch(/a abitmedia app cannot demand DPoP nonces/);
+    expect(dialectNonce.stderr).toMatch(/abitmedia apps cannot demand DPoP nonces/);
     await run('apps', 'create', 'cli-abit', '--profile', 'abitmedia');
     const updateNonce = await rotor(['--json', 'apps', 'update', 'cli-abit', '--dpop-nonce'], env);
     expect(updateNonce.code).toBe(2);
-    expect(updateNonce.stderr).toMatch(/a abitmedia app cannot demand DPoP nonces/);
+    expect(updateNonce.stderr).toMatch(/abitmedia apps cannot demand DPoP nonces/);
     expect((await run('apps', 'show', 'cli-abit')).policy.dpopNonce).toBe(false);
   });
 

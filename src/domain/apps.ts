@@ -32,17 +32,17 @@ function assertSessionTraceable(profiles: Profiles, profile: Profile, policy: Ap
 function assertDpopFits(profiles: Profiles, profile: Profile, policy: App['policy']): void {
   if (profiles.formatFor(profile).bindsAccessTokens === true) return;
   if (policy.dpop === 'required') {
-    throw invalidRequest(`a ${profile} app cannot require DPoP: its dialect endpoints carry no proof (policy.dpop off or allowed)`);
+    throw invalidRequest(`${profile} apps cannot require DPoP: their dialect endpoints carry no proof (policy.dpop off or allowed)`);
   }
   if (policy.dpopNonce) {
-    throw invalidRequest(`a ${profile} app cannot demand DPoP nonces: its dialect endpoints carry no proof (policy.dpopNonce false)`);
+    throw invalidRequest(`${profile} apps cannot demand DPoP nonces: their dialect endpoints carry no proof (policy.dpopNonce false)`);
   }
 }
 
 /** SPEC §1: a dialect without client authentication cannot hold a confidential app's tokens. */
 function assertCanBeConfidential(profiles: Profiles, profile: Profile, isPublic: boolean): void {
   if (!isPublic && profiles.isKeyless(profile)) {
-    throw invalidRequest(`a ${profile} app cannot be confidential: its renewal call carries no client authentication (leave public on)`);
+    throw invalidRequest(`${profile} apps cannot be confidential: their renewal call carries no client authentication (leave public on)`);
   }
 }
 

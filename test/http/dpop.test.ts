@@ -166,13 +166,13 @@ describe('DPoP (RFC 9449)', () => {
     for (const profile of ['verifik', 'jwtplus', 'flolive', 'fib', 'abitmedia']) {
       const created = await server.call('POST', '/admin/apps', { json: { name: `nonce-${profile}-new`, profile, policy: { dpopNonce: true } }, headers: admin });
       expect(created.status, profile).toBe(400);
-      expect(created.body.detail).toMatch(new RegExp(`a ${profile} app cannot demand DPoP nonces`));
+      expect(created.body.detail).toMatch(new RegExp(`${profile} apps cannot demand DPoP nonces`));
       expect((await server.call('GET', `/admin/apps/nonce-${profile}-new`, { headers: admin })).status).toBe(404);
     }
     const abit = await createApp(server, { name: 'nonce-abit', profile: 'abitmedia', policy: { reuseGrace: 0 } });
     const patched = await server.call('PATCH', `/admin/apps/${abit.id}`, { json: { policy: { dpopNonce: true } }, headers: admin });
     expect(patched.status).toBe(400);
-    expect(patched.body.detail).toMatch(/a abitmedia app cannot demand DPoP nonces/);
+    expect(patched.body.detail).toMatch(/abitmedia apps cannot demand DPoP nonces/);
     expect((await server.call('GET', `/admin/apps/${abit.id}`, { headers: admin })).body.policy).toMatchObject({ dpop: 'allowed', dpopNonce: false });
     expect((await server.call('PATCH', `/admin/apps/${abit.id}`, { json: { policy: { dpopNonce: false, dpop: 'off' } }, headers: admin })).status).toBe(200);
     // A native app may, as before.
