@@ -362,7 +362,7 @@ describe('CORS and origin checks', () => {
       expect(ok.headers.get('access-control-allow-origin')).toBe(APP_ORIGIN);
     });
 
-    it('where the app shows only inside the handler (root logins, multipart), every app of that dialect must allow the origin', async () => {
+    it('where the app shows only inside the handler (root logins), every app of that dialect must allow the origin', async () => {
       const narrowFib = await createApp(server, { name: 'fibnarrow', profile: 'fib', policy: { allowedOrigins: [DEV_ORIGIN] } });
       const login = (prefix: string, origin: string) => server.call('POST', `${prefix}${FIB}/session`, { json: { email: 'a@b.c', signature: '00', authPublicKeyHex: '00' }, headers: { origin } });
       expect((await login('', APP_ORIGIN)).status).toBe(403);

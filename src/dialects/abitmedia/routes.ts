@@ -1,4 +1,3 @@
-import multipart from '@fastify/multipart';
 import type { FastifyRequest } from 'fastify';
 import type { Issued } from '../../domain/engine.js';
 import { abandonedOf, appOfPath, clientContextOf } from '../path_app.js';
@@ -8,42 +7,24 @@ import type { App } from '../../domain/types.js';
 import { type Api, type ApiContext, noStore } from '../../http/api.js';
 import { basicCredentials, bodyOf } from '../../http/auth.js';
 import { registerFormParser } from '../../http/form.js';
+import { registerMultipartParser } from '../../http/multipart.js';
 import { MESSAGES, sendAbitmediaError, tokensBody } from './envelope.js';
 
 /** Served at the root and under `/abitmedia/{app}` (then only that app's tokens). */
 export const PREFIXES = ['', '/abitmedia/:app'] as const;
 
 const PROFILE = 'abitmedia';
-/** A refresh token is a few hundred bytes: multipart parts are kept far below the 64 KiB body limit. */
-const MULTIPART_LIMITS = { fieldNameSize: 100, fieldSize: 16 * 1024, fields: 20, fileSize: 16 * 1024, files: 2, parts: 22, headerPairs: 50 };
-
 /**
- * `refreshToken` from a JSON, url-encoded or multipart body (a multipart file part counts as text).
- * A malformed multipart body is just another bad request: never a 5xx.
+ * A refresh token is a few hundred bytes: multipart parts are kept far below the 64 KiB body limit,
+ * which bounds the whole body as for JSON and forms.
  */
-async function refreshTokenOf(request: FastifyRequest): Promise<string> {
-  if (!request.isMultipart()) {
-    const value = bodyOf(request).refreshToken;
-    if (typeof value === 'string') return value;
-    throw invalidRefreshToken('malformed');
-  }
-  let token: string | null = null;
-  let seen = 0;
-  try {
-    for await (const part of request.parts({ limits: MULTIPART_LIMITS })) {
-      // File parts are read (and bounded) even when unused, or the stream would stall.
-      const text = part.type === 'file' ? (await part.toBuffer()).toString('utf8') : part.value;
-      if (part.fieldname !== 'refreshToken') continue;
-      seen += 1;
-      token = typeof text === 'string' ? text : null;
-    }
-  } catch (err) {
-    const status = (err as { statusCode?: unknown }).statusCode;
-    if (status === 413) throw new RotorError('payload_too_large', 'the multipart body is larger than its limits');
-    throw invalidRefreshToken('malformed');
-  }
-  if (seen !== 1 || token === null) throw invalidRefreshToken('malformed');
-  return token;
+const MULTIPART_LIMITS = { fields: 20, files: 2, valueSize: 16 * 1024 };
+
+/** `refreshToken` from a JSON, url-encoded or multipart body (a multipart file part counts as text). */
+function refreshTokenOf(request: FastifyRequest): string {
+  const value = bodyOf(request).refreshToken;
+  if (typeof value === 'string') return value;
+  throw invalidRefreshToken('malformed');
 }
 
 /**
@@ -98,12 +79,12 @@ export const abitmediaApi: Api = {
   routes(app, ctx) {
     // multipart/form-data and url-encoded forms are parsed only here (and forms by OAuth), not by the other APIs.
     app.register(async (scope) => {
-      await scope.register(multipart, { limits: MULTIPART_LIMITS });
+      registerMultipartParser(scope, MULTIPART_LIMITS);
       registerFormParser(scope);
       for (const prefix of PREFIXES) {
         scope.post(`${prefix}/v1/refreshToken`, async (request, reply) => {
           const pathApp = await appOfPath(ctx, request, PROFILE, 'Abitmedia');
-          const issued = await ctx.rotor.refresh(await refreshTokenOf(request), {
+          const issued = await ctx.rotor.refresh(refreshTokenOf(request), {
             client: pathApp, profile: PROFILE, context: clientContextOf(request), abandoned: abandonedOf(request),
           });
           return noStore(reply).send(tokensBody(issued, MESSAGES.refreshed));

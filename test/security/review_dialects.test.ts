@@ -1,0 +1,129 @@
+import { connect } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp, issue, startTestServer, type TestServer } from '../helpers/server.js';
+
+const TOO_LARGE = '{"success":false,"status":413,"message":"La solicitud es demasiado grande"}';
+const BOUNDARY = 'rotorD01';
+const field = (name: string, value: string) => `--${BOUNDARY}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`;
+
+interface RawAnswer { status: number; text: string; sent: number }
+
+/**
+ * Sends `head`, then `body` chunk by chunk (each as an HTTP/1.1 chunk when `chunked`), and stops sending
+ * as soon as an answer starts to arrive. `sent` counts the body bytes written before that.
+ */
+function send(url: string, head: string, body: Iterable<Buffer>, options: { chunked: boolean; waitMs?: number }): Promise<RawAnswer> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve) => {
+    const socket = connect(Number(port), hostname);
+    let data = '';
+    let sent = 0;
+    let answered = false;
+    const done = () => {
+      const status = Number(data.slice(9, 12)) || 0;
+      resolve({ status, text: data.slice(data.indexOf('\r\n\r\n') + 4), sent });
+    };
+    socket.on('data', (chunk) => { answered = true; data += String(chunk); });
+    socket.on('close', done);
+    socket.on('error', () => socket.destroy());
+    const timer = setTimeout(() => socket.destroy(), options.waitMs ?? 3000);
+    socket.on('close', () => clearTimeout(timer));
+    void (async () => {
+      socket.write(head);
+      for (const chunk of body) {
+        if (answered || socket.destroyed) return;
+        const framed = options.chunked ? Buffer.concat([Buffer.from(`${chunk.length.toString(16)}\r\n`), chunk, Buffer.from('\r\n')]) : chunk;
+        sent += chunk.length;
+        if (!socket.write(framed)) await new Promise((r) => socket.once('drain', r));
+        // Let the server's answer (if any) arrive before the next chunk.
+        await new Promise((r) => setImmediate(r));
+      }
+      if (options.chunked && !socket.destroyed) socket.write('0\r\n\r\n');
+    })();
+  });
+}
+
+function* junk(total: number, size = 16 * 1024): Generator<Buffer> {
+  for (let n = 0; n < total; n += size) yield Buffer.alloc(Math.min(size, total - n), 'j');
+}
+
+/**
+ * The outside review of the dialect endpoints (docs/security.md, rows D-*), attacked over HTTP as the
+ * reviewer did. Every test here failed on the code before its fix.
+ */
+describe('security review of the dialect endpoints', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer({ fixedClock: true, env: { ROTOR_LOG_LEVEL: 'warn' } });
+  });
+  afterAll(async () => { await server.close(); });
+
+  const refreshJson = (refreshToken: string) => server.call('POST', '/v1/refreshToken', { json: { refreshToken } });
+
+  describe('D-01 a multipart body over 64 KiB is 413, however it is sent, and consumes nothing', () => {
+    let abit: Awaited<ReturnType<typeof createApp>>;
+    beforeAll(async () => { abit = await createApp(server, { name: 'd01', profile: 'abitmedia' }); });
+    const head = (framing: string) => // Connection: close: the server closes once it answered.
+      `POST /v1/refreshToken HTTP/1.1\r\nHost: rotor.test\r\nContent-Type: multipart/form-data; boundary=${BOUNDARY}\r\nConnection: close\r\n${framing}\r\n\r\n`;
+
+    it('D-01 a valid part, the closing boundary, then 50 MiB (Content-Length): 413 before the body is read', async () => {
+      const pair = await issue(server, abit);
+      const form = Buffer.from(`${field('refreshToken', pair.refreshToken)}--${BOUNDARY}--\r\n`);
+      const length = form.length + 50 * 1024 * 1024;
+      const res = await send(server.url, head(`Content-Length: ${length}`), [form, ...junk(1024 * 1024)], { chunked: false });
+      expect(res.status).toBe(413);
+      expect(res.text).toBe(TOO_LARGE);
+      expect(res.sent).toBeLessThan(1024 * 1024);
+      expect((await refreshJson(pair.refreshToken)).status).toBe(200);
+    });
+
+    it('D-01 the same body chunked (no Content-Length): 413 once 64 KiB were read, nothing consumed', async () => {
+      const pair = await issue(server, abit);
+      const form = Buffer.from(`${field('refreshToken', pair.refreshToken)}--${BOUNDARY}--\r\n`);
+      const res = await send(server.url, head('Transfer-Encoding: chunked'), [form, ...junk(2 * 1024 * 1024)], { chunked: true });
+      expect(res.status).toBe(413);
+      expect(res.text).toBe(TOO_LARGE);
+      // Answered near the limit, not after the whole body.
+      expect(res.sent).toBeLessThan(512 * 1024);
+      expect((await refreshJson(pair.refreshToken)).status).toBe(200);
+    });
+
+    it('D-01 19 fields of 16 KB (289 KB): 413, nothing consumed', async () => {
+      const pair = await issue(server, abit);
+      const form = new FormData();
+      form.append('refreshToken', pair.refreshToken);
+      for (let i = 0; i < 18; i++) form.append(`pad${i}`, 'p'.repeat(16_000));
+      const res = await fetch(`${server.url}/v1/refreshToken`, { method: 'POST', body: form });
+      expect(res.status).toBe(413);
+      expect(await res.text()).toBe(TOO_LARGE);
+      expect((await refreshJson(pair.refreshToken)).status).toBe(200);
+    });
+
+    it('D-01 within 64 KiB the parts are bounded too: too many fields or files, a field or file over 16 KiB', async () => {
+      const pair = await issue(server, abit);
+      const forms: [string, (f: FormData) => void][] = [
+        ['21 fields', (f) => { for (let i = 0; i < 20; i++) f.append(`k${i}`, 'v'); }],
+        ['3 files', (f) => { for (let i = 0; i < 3; i++) f.append(`f${i}`, new Blob(['x']), 'x.txt'); }],
+        ['a 20 KiB field', (f) => f.append('pad', 'p'.repeat(20 * 1024))],
+        ['a 20 KiB file', (f) => f.append('pad', new Blob(['p'.repeat(20 * 1024)]), 'pad.txt')],
+      ];
+      for (const [name, fill] of forms) {
+        const form = new FormData();
+        form.append('refreshToken', pair.refreshToken);
+        fill(form);
+        const res = await fetch(`${server.url}/v1/refreshToken`, { method: 'POST', body: form });
+        expect(res.status, name).toBe(413);
+        expect(await res.text(), name).toBe(TOO_LARGE);
+      }
+      expect((await refreshJson(pair.refreshToken)).status).toBe(200);
+    });
+
+    it('D-01 a small chunked multipart body still refreshes; a field and a file part both count', async () => {
+      const pair = await issue(server, abit);
+      const form = Buffer.from(`${field('note', 'hello')}${field('refreshToken', pair.refreshToken)}--${BOUNDARY}--\r\n`);
+      const res = await send(server.url, `${head('Transfer-Encoding: chunked')}`, [form.subarray(0, 40), form.subarray(40)], { chunked: true, waitMs: 1500 });
+      expect(res.status).toBe(200);
+      expect(JSON.parse(res.text.slice(res.text.indexOf('{'), res.text.lastIndexOf('}') + 1)).message).toBe('Token de refresco exitoso');
+    });
+  });
+});
