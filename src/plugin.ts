@@ -5,9 +5,10 @@ import { type Api, type ApiContext, registerApi } from './http/api.js';
 import { registerCors } from './http/cors.js';
 import { registerFallbacks } from './http/fallbacks.js';
 import { trackRoutes } from './http/method_not_allowed.js';
+import { refuseHeadOnClassedRoutes } from './http/head_routes.js';
 import { nativeApi } from './http/native/routes.js';
 import { oauth2Api } from './http/oauth2/routes.js';
-import { DEFAULT_RATE_LIMITS, RateLimiter, type RateLimits } from './http/rate_limit.js';
+import { CORE_ROUTE_CLASSES, DEFAULT_RATE_LIMITS, RateLimiter, type RateLimits } from './http/rate_limit.js';
 import { rateLimitsProblem } from './config.js';
 import { BODY_LIMIT } from './http/server.js';
 
@@ -111,6 +112,7 @@ export const rotorPlugin: FastifyPluginAsync<RotorPluginOptions> = async (scope,
     limiter.start();
     scope.addHook('onClose', async () => limiter.stop());
   }
+  refuseHeadOnClassedRoutes(scope, CORE_ROUTE_CLASSES);
   const allowedMethods = trackRoutes(scope);
   registerCors(scope, { rotor: ctx.rotor, origins: ctx.config.corsOrigins, issuer: ctx.config.issuer, allowedMethods, prefix });
   for (const api of [nativeApi, oauth2Api] as Api[]) {

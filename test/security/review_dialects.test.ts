@@ -1,9 +1,15 @@
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp, issue, startTestServer, type TestServer } from '../helpers/server.js';
+import type { FixedClock } from '../../src/domain/clock.js';
+import { dialectHttps } from '../../src/dialects/index.js';
+import type { DialectHttp } from '../../src/http/dialect.js';
+import { Metrics } from '../../src/http/observability.js';
+import { buildServer, createLogger } from '../../src/http/server.js';
+import { admin, createApp, issue, startTestServer, type TestServer } from '../helpers/server.js';
 
 const TOO_LARGE = '{"success":false,"status":413,"message":"La solicitud es demasiado grande"}';
 const BOUNDARY = 'rotorD01';
+const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`, 'utf8').toString('base64')}`;
 const field = (name: string, value: string) => `--${BOUNDARY}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`;
 
 interface RawAnswer { status: number; text: string; sent: number }
@@ -53,12 +59,16 @@ function* junk(total: number, size = 16 * 1024): Generator<Buffer> {
  */
 describe('security review of the dialect endpoints', () => {
   let server: TestServer;
+  let clock: FixedClock;
   beforeAll(async () => {
     server = await startTestServer({ fixedClock: true, env: { ROTOR_LOG_LEVEL: 'warn' } });
+    clock = server.clock as FixedClock;
   });
   afterAll(async () => { await server.close(); });
 
   const refreshJson = (refreshToken: string) => server.call('POST', '/v1/refreshToken', { json: { refreshToken } });
+  const sessionsOf = async (app: { name: string; appKey: string }, subject: string) =>
+    (await server.call('GET', `/v1/apps/${app.name}/sessions?subject=${encodeURIComponent(subject)}`, { headers: { authorization: `Bearer ${app.appKey}` } })).body.sessions as any[];
 
   describe('D-01 a multipart body over 64 KiB is 413, however it is sent, and consumes nothing', () => {
     let abit: Awaited<ReturnType<typeof createApp>>;
@@ -126,4 +136,62 @@ describe('security review of the dialect endpoints', () => {
       expect(JSON.parse(res.text.slice(res.text.indexOf('{'), res.text.lastIndexOf('}') + 1)).message).toBe('Token de refresco exitoso');
     });
   });
+
+  describe('D-02 HEAD on a dialect route that renews or logs in renews nothing: 405 with Allow', () => {
+    it('D-02 HEAD /v2/auth/session: 405, no renewal, lastRenewedAt unchanged', async () => {
+      const vk = await createApp(server, { name: 'd02-verifik', profile: 'verifik' });
+      const pair = await issue(server, vk, 'vic');
+      const before = (await sessionsOf(vk, 'vic'))[0];
+      clock.advance(5);
+      for (const authorization of [pair.accessToken, `Bearer ${pair.accessToken}`]) {
+        const res = await fetch(`${server.url}/v2/auth/session?origin=refresh&expiresIn=2`, { method: 'HEAD', headers: { authorization } });
+        expect(res.status).toBe(405);
+        expect(res.headers.get('allow')).toBe('GET, POST');
+      }
+      const after = (await sessionsOf(vk, 'vic'))[0];
+      expect(after.lastRenewedAt).toBe(before.lastRenewedAt);
+      // GET still renews (and moves lastRenewedAt).
+      const get = await server.call('GET', '/v2/auth/session?origin=refresh', { headers: { authorization: pair.accessToken } });
+      expect(get.status).toBe(200);
+      expect((await sessionsOf(vk, 'vic'))[0].lastRenewedAt).not.toBe(before.lastRenewedAt);
+    });
+
+    it('D-02 every dialect GET that renews or logs in answers HEAD 405; read-only GETs still answer HEAD', async () => {
+      const abit = await createApp(server, { name: 'd02-abit', profile: 'abitmedia' });
+      await server.call('PUT', '/admin/apps/d02-abit/subjects/h@example.com', { json: { password: 'head-pass' }, headers: admin });
+      const jp = await createApp(server, { name: 'd02-jwtplus', profile: 'jwtplus' });
+      const renewing: [string, Record<string, string>][] = [
+        ['/v1/auth', { authorization: basic('h@example.com', 'head-pass') }],
+        ['/abitmedia/d02-abit/v1/auth', { authorization: basic('h@example.com', 'head-pass') }],
+      ];
+      for (const [path, headers] of renewing) {
+        const res = await fetch(`${server.url}${path}`, { method: 'HEAD', headers });
+        expect(res.status, path).toBe(405);
+        expect(res.headers.get('allow'), path).toBe('GET');
+      }
+      expect(await sessionsOf(abit, 'h@example.com')).toHaveLength(0);
+      for (const path of [`/app/${jp.id}`, `/app/${jp.id}/pub-keys`]) {
+        expect((await fetch(`${server.url}${path}`, { method: 'HEAD', headers: { authorization: jp.appKey } })).status, path).toBe(200);
+      }
+    });
+
+    it('D-02 a server whose renewing GET keeps fastify\'s HEAD twin refuses to start', async () => {
+      const renewing: DialectHttp = {
+        api: { name: 'd02-fake', routes: (app) => { app.get('/d02/renew', async () => ({ renewed: true })); }, renderError: (_err, _request, reply) => reply.code(400).send({}) },
+        routeClasses: [{ url: '/d02/renew', class: 'refresh' }],
+      };
+      const build = (dialect: DialectHttp) => buildServer({
+        rotor: server.rotor, config: server.config, metrics: new Metrics({ defaultMetrics: false }), logger: createLogger('silent'), dialects: [...dialectHttps(), dialect],
+      });
+      const refused = build(renewing);
+      await expect(refused.ready()).rejects.toThrow(/HEAD \/d02\/renew .*exposeHeadRoute: false/);
+      // Declared without the twin, it starts, and HEAD is 405.
+      const fixed = build({ ...renewing, api: { ...renewing.api, routes: (app) => { app.get('/d02/renew', { exposeHeadRoute: false }, async () => ({ renewed: true })); } } });
+      const res = await fixed.inject({ method: 'HEAD', url: '/d02/renew' });
+      expect(res.statusCode).toBe(405);
+      expect(res.headers.allow).toBe('GET');
+      await fixed.close();
+    });
+  });
+
 });

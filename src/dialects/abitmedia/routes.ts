@@ -90,7 +90,7 @@ export const abitmediaApi: Api = {
           return noStore(reply).send(tokensBody(issued, MESSAGES.refreshed));
         });
 
-        // No automatic HEAD twin: a HEAD would log in and throw the tokens away.
+        // No automatic HEAD twin: a HEAD would log in and throw the tokens away (D-02; src/http/head_routes.ts).
         scope.get(`${prefix}/v1/auth`, { exposeHeadRoute: false }, async (request, reply) => {
           const pathApp = await appOfPath(ctx, request, PROFILE, 'Abitmedia');
           const issued = await login(ctx, request, pathApp);
