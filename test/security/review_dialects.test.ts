@@ -1,13 +1,21 @@
 import { connect } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { FixedClock } from '../../src/domain/clock.js';
 import { dialectHttps } from '../../src/dialects/index.js';
 import type { DialectHttp } from '../../src/http/dialect.js';
 import { Metrics } from '../../src/http/observability.js';
 import { buildServer, createLogger } from '../../src/http/server.js';
-import { admin, createApp, issue, startTestServer, type TestServer } from '../helpers/server.js';
+import { admin, createApp, decodeJwtPart, issue, startTestServer, type TestServer } from '../helpers/server.js';
+
+// Every argon2 verification the server makes is counted (D-03): the real function, observed.
+const argon2 = vi.hoisted(() => ({ verifications: 0 }));
+vi.mock('@node-rs/argon2', async (importOriginal) => {
+  const real = await importOriginal<typeof import('@node-rs/argon2')>();
+  return { ...real, verify: (...args: Parameters<typeof real.verify>) => { argon2.verifications += 1; return real.verify(...args); } };
+});
 
 const TOO_LARGE = '{"success":false,"status":413,"message":"La solicitud es demasiado grande"}';
+const BAD_LOGIN = '{"success":false,"status":401,"message":"Autenticación fallida, credenciales incorrectas"}';
 const BOUNDARY = 'rotorD01';
 const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`, 'utf8').toString('base64')}`;
 const field = (name: string, value: string) => `--${BOUNDARY}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`;
@@ -194,4 +202,100 @@ describe('security review of the dialect endpoints', () => {
     });
   });
 
+  describe('D-03 a root Abitmedia login costs the same password checks however many apps know the e-mail', () => {
+    // Three Abitmedia apps on this server besides those above (d01, d02-abit): the count is the cap.
+    const apps = ['d03-a', 'd03-b', 'd03-c'];
+    const PASSWORDS: Record<string, string> = { 'd03-a': 'pass-a', 'd03-b': 'pass-b', 'd03-c': 'pass-c' };
+    const kids: Record<string, string> = {};
+    const known: Record<string, string[]> = {
+      'none@example.com': [],
+      'one@example.com': ['d03-a'],
+      'two@example.com': ['d03-a', 'd03-b'],
+      'three@example.com': ['d03-a', 'd03-b', 'd03-c'],
+    };
+    beforeAll(async () => {
+      for (const name of apps) {
+        await createApp(server, { name, profile: 'abitmedia' });
+        kids[name] = (await server.call('GET', `/admin/apps/${name}/keys`, { headers: admin })).body.keys[0].kid;
+      }
+      // Set in order a, b, c: c is each e-mail's most recent registration.
+      for (const [email, where] of Object.entries(known)) {
+        for (const name of where) {
+          clock.advance(1);
+          const put = await server.call('PUT', `/admin/apps/${name}/subjects/${email}`, { json: { password: PASSWORDS[name] }, headers: admin });
+          expect(put.status).toBe(200);
+        }
+      }
+    });
+    const login = async (email: string, password: string, prefix = '') => {
+      const before = argon2.verifications;
+      const res = await server.call('GET', `${prefix}/v1/auth`, { headers: { authorization: basic(email, password) } });
+      return { res, checks: argon2.verifications - before };
+    };
+
+    it('D-03 a wrong password costs the same count for an e-mail known to 0, 1, 2 or 3 apps', async () => {
+      const counts = new Set<number>();
+      for (const email of Object.keys(known)) {
+        const { res, checks } = await login(email, 'wrong');
+        expect(res.text, email).toBe(BAD_LOGIN);
+        counts.add(checks);
+      }
+      expect([...counts]).toEqual([2]);
+    });
+
+    it('D-03 a right password costs that same count, and logs into the newest app whose password matches (of the 2 newest)', async () => {
+      const cases: [string, string, string][] = [
+        ['one@example.com', 'pass-a', 'd03-a'],
+        ['two@example.com', 'pass-b', 'd03-b'],
+        ['two@example.com', 'pass-a', 'd03-a'],
+        ['three@example.com', 'pass-c', 'd03-c'],
+        ['three@example.com', 'pass-b', 'd03-b'],
+      ];
+      for (const [email, password, app] of cases) {
+        const { res, checks } = await login(email, password);
+        expect(res.status, `${email} ${password}`).toBe(200);
+        expect(decodeJwtPart(res.body.accessToken, 0).kid).toBe(kids[app]);
+        expect(checks, `${email} ${password}`).toBe(2);
+      }
+      // The third app knowing the e-mail is past the cap at the root: refused there, as a wrong password…
+      const oldest = await login('three@example.com', 'pass-a');
+      expect(oldest.res.text).toBe(BAD_LOGIN);
+      expect(oldest.checks).toBe(2);
+      // …and logs in under its own prefix, with one check.
+      const pinned = await login('three@example.com', 'pass-a', '/abitmedia/d03-a');
+      expect(pinned.res.status).toBe(200);
+      expect(pinned.checks).toBe(1);
+    });
+
+    it('D-03 a disabled registration is skipped without changing the count', async () => {
+      clock.advance(1);
+      await server.call('PUT', '/admin/apps/d03-b/subjects/two@example.com', { json: { status: 'disabled' }, headers: admin });
+      const right = await login('two@example.com', 'pass-a');
+      expect(right.res.status).toBe(200);
+      expect(decodeJwtPart(right.res.body.accessToken, 0).kid).toBe(kids['d03-a']);
+      expect(right.checks).toBe(2);
+      const disabled = await login('two@example.com', 'pass-b');
+      expect(disabled.res.text).toBe(BAD_LOGIN);
+      expect(disabled.checks).toBe(2);
+    });
+  });
+});
+
+describe('D-03 with one Abitmedia app a root login costs one password check, as before', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer({ env: { ROTOR_LOG_LEVEL: 'warn' } });
+    await createApp(server, { name: 'solo', profile: 'abitmedia' });
+    await server.call('PUT', '/admin/apps/solo/subjects/ana@example.com', { json: { password: 'solo-pass' }, headers: admin });
+  });
+  afterAll(async () => { await server.close(); });
+
+  it('D-03 unknown user, wrong password and right password: one check each', async () => {
+    for (const [email, password, status] of [['nobody@example.com', 'x', 401], ['ana@example.com', 'x', 401], ['ana@example.com', 'solo-pass', 200]] as const) {
+      const before = argon2.verifications;
+      const res = await server.call('GET', '/v1/auth', { headers: { authorization: basic(email, password) } });
+      expect(res.status).toBe(status);
+      expect(argon2.verifications - before).toBe(1);
+    }
+  });
 });

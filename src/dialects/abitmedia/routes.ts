@@ -28,45 +28,30 @@ function refreshTokenOf(request: FastifyRequest): string {
 }
 
 /**
- * Basic login. At the root a login names no app: it goes to the Abitmedia app(s) that know this
- * e-mail (the most recently set first whose password matches); `/abitmedia/{app}` names it.
- * Unknown users cost the same password check as known ones.
+ * How many Abitmedia apps a root login tries at most: the e-mail's most recent registrations. Every root
+ * login costs min(Abitmedia apps, this) password checks, known e-mail or not (D-03), so one app costs one
+ * as before and several cost at most two; `/abitmedia/{app}` reaches a registration past the cap.
+ */
+const ROOT_LOGIN_APPS = 2;
+
+/**
+ * Basic login. At the root a login names no app: it goes to the newest of the e-mail's registrations
+ * (at most ROOT_LOGIN_APPS) whose password matches; `/abitmedia/{app}` names it. Unknown users cost
+ * the same password checks as known ones.
  */
 async function login(ctx: ApiContext, request: FastifyRequest, pathApp: App | undefined): Promise<Issued> {
   const credentials = basicCredentials(request);
   if (!credentials) throw new RotorError('invalid_credentials', 'send Authorization: Basic base64(email:password)');
   const input = { username: credentials.user, password: credentials.password, client: recordableClient(clientContextOf(request)) };
-  const candidates = pathApp ? [pathApp] : await appsKnowing(ctx, credentials.user);
-  let refusal: unknown = new RotorError('invalid_credentials', 'the username or password is wrong');
-  for (const app of candidates) {
-    try {
-      return await ctx.rotor.login(app, input);
-    } catch (err) {
-      if (!(err instanceof RotorError) || (err.code !== 'invalid_credentials' && err.code !== 'subject_disabled')) throw err;
-      refusal = err;
-    }
+  try {
+    if (pathApp) return await ctx.rotor.login(pathApp, input);
+    const apps = (await ctx.rotor.apps.list()).filter((a) => a.profile === PROFILE);
+    return await ctx.rotor.loginAmong(apps, { ...input, maxApps: ROOT_LOGIN_APPS });
+  } catch (err) {
+    // A disabled subject gets the same answer as a wrong password: Abitmedia has no other.
+    if (err instanceof RotorError && err.code === 'subject_disabled') throw new RotorError('invalid_credentials', 'the username or password is wrong');
+    throw err;
   }
-  // A disabled subject gets the same answer as a wrong password: Abitmedia has no other.
-  throw refusal instanceof RotorError && refusal.code === 'subject_disabled'
-    ? new RotorError('invalid_credentials', 'the username or password is wrong')
-    : refusal;
-}
-
-/** The Abitmedia apps that know this e-mail, the most recently set first (or one app, to spend the same time). */
-async function appsKnowing(ctx: ApiContext, email: string): Promise<App[]> {
-  const apps = (await ctx.rotor.apps.list()).filter((a) => a.profile === PROFILE);
-  const knowing: { app: App; updatedAt: number }[] = [];
-  for (const app of apps) {
-    try {
-      knowing.push({ app, updatedAt: (await ctx.rotor.subjects.get(app, email)).updatedAt });
-    } catch (err) {
-      if (!(err instanceof RotorError) || (err.code !== 'subject_not_found' && err.code !== 'invalid_request')) throw err;
-    }
-  }
-  // Nobody knows this e-mail: still run one password check, so the answer takes as long.
-  const [first] = apps;
-  if (knowing.length === 0) return first ? [first] : [];
-  return knowing.sort((a, b) => b.updatedAt - a.updatedAt).map((k) => k.app);
 }
 
 /**
