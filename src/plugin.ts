@@ -6,9 +6,10 @@ import { registerCors } from './http/cors.js';
 import { refuseForeignCharsets } from './http/charset.js';
 import { registerFallbacks } from './http/fallbacks.js';
 import { trackRoutes } from './http/method_not_allowed.js';
+import { refuseHeadOnClassedRoutes } from './http/head_routes.js';
 import { nativeApi } from './http/native/routes.js';
 import { oauth2Api } from './http/oauth2/routes.js';
-import { DEFAULT_RATE_LIMITS, RateLimiter, type RateLimits } from './http/rate_limit.js';
+import { CORE_ROUTE_CLASSES, DEFAULT_RATE_LIMITS, RateLimiter, type RateLimits } from './http/rate_limit.js';
 import { rateLimitsProblem } from './config.js';
 import { BODY_LIMIT } from './http/server.js';
 
@@ -113,6 +114,7 @@ export const rotorPlugin: FastifyPluginAsync<RotorPluginOptions> = async (scope,
     scope.addHook('onClose', async () => limiter.stop());
   }
   refuseForeignCharsets(scope);
+  refuseHeadOnClassedRoutes(scope, CORE_ROUTE_CLASSES);
   const allowedMethods = trackRoutes(scope);
   registerCors(scope, { rotor: ctx.rotor, origins: ctx.config.corsOrigins, issuer: ctx.config.issuer, allowedMethods, prefix });
   for (const api of [nativeApi, oauth2Api] as Api[]) {

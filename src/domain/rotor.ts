@@ -190,6 +190,16 @@ export class Rotor {
     return this.#engine.issue(app, { subject: subject.subject, claims: subject.claims, client });
   }
 
+  /**
+   * A password login that names no app (Abitmedia's root): a session in the newest of the username's
+   * `maxApps` most recent registrations among `apps` whose password matches (Subjects.checkPasswordAmong).
+   */
+  async loginAmong(apps: readonly App[], input: { username: unknown; password: unknown; client?: { ip?: unknown; userAgent?: unknown }; maxApps: number }): Promise<Issued> {
+    const { app, subject } = await this.subjects.checkPasswordAmong(apps, input.username, input.password, input.maxApps);
+    const client: ClientContext = callerClient(input.client?.ip, input.client?.userAgent);
+    return this.#engine.issue(app, { subject: subject.subject, claims: subject.claims, client });
+  }
+
   /** FIB's login: the subject proves itself with an Ed25519 signature (SPEC §4.4); `client` as the request shows it. */
   /** A login by the dialect's own proof rule (FIB's Ed25519 signature over a BLAKE2b digest): a session for the subject. */
   async loginWithProof<P>(app: App, input: { subject: unknown; rule: LoginRule<P>; proof: P; client?: ClientContext }): Promise<Issued> {

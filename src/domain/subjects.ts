@@ -114,6 +114,37 @@ export class Subjects {
     return found;
   }
 
+  /**
+   * A login that names no app (Abitmedia's root): the subject among `apps` whose password this is, from
+   * the username's `maxApps` most recent registrations; the newest whose password matches wins. It costs
+   * min(apps, maxApps) password checks whatever the username: decoys stand in for registrations it lacks,
+   * and a match skips none, so the time does not tell how many apps know the username (D-03).
+   */
+  async checkPasswordAmong(apps: readonly App[], username: unknown, password: unknown, maxApps: number): Promise<{ app: App; subject: Subject }> {
+    const fail = (tried: readonly App[]): never => {
+      for (const app of tried) this.observer.event('login_failed', { appId: app.id });
+      throw new RotorError('invalid_credentials', 'the username or password is wrong');
+    };
+    // Refused unchecked, as by checkPassword: what is refused here shows in the request itself.
+    if (typeof username !== 'string' || typeof password !== 'string' || username.length > 255 || password.length > 1024) {
+      return fail(apps.slice(0, 1));
+    }
+    const found: { app: App; subject: Subject }[] = [];
+    if (isSubjectId(username)) {
+      for (const app of apps) {
+        const subject = await this.store.findSubject(app.id, username);
+        if (subject) found.push({ app, subject });
+      }
+    }
+    const checks = Math.min(apps.length, maxApps);
+    const candidates = found.sort((a, b) => b.subject.updatedAt - a.subject.updatedAt).slice(0, checks);
+    // All at once: the libuv pool runs them side by side, so a login waits for about one check.
+    const matched = await Promise.all(Array.from({ length: checks }, (_, i) => verifyPassword(candidates[i]?.subject.passwordHash ?? null, password)));
+    // A disabled subject answers as a wrong password (S2-15), and the next registration may still match.
+    const match = candidates.find((c, i) => matched[i] === true && c.subject.status === 'active');
+    return match ?? fail(candidates.length > 0 ? candidates.map((c) => c.app) : apps.slice(0, 1));
+  }
+
   /** The subject whose password this is; an unknown user and a wrong password answer alike and in like time. */
   async checkPassword(app: App, username: unknown, password: unknown): Promise<Subject> {
     const fail = (): never => {

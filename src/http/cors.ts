@@ -165,7 +165,7 @@ function decodedPath(target: string): string {
 /**
  * The apps a request concerns, found without consuming or changing anything: the app its tokens belong
  * to, the app its path or OAuth client names. Where the app cannot be known before the handler runs (a
- * dialect login at the root, an Abitmedia multipart body still unread), every app of that dialect counts.
+ * dialect login at the root), every app of that dialect counts.
  */
 async function appsConcerned(rotor: Rotor, request: FastifyRequest, route: string, open: OpenCors | null, dialects: readonly DialectHttp[]): Promise<App[]> {
   const params = (request.params ?? {}) as Record<string, unknown>;
@@ -199,8 +199,8 @@ async function appsConcerned(rotor: Rotor, request: FastifyRequest, route: strin
     const app = await rotor.appOfToken(token);
     if (app) found.push(app);
   }
-  // Dialect requests whose app shows only inside the handler (FIB and Abitmedia logins at the root,
-  // Abitmedia multipart refreshes): every app of that dialect counts.
+  // Dialect requests whose app shows only inside the handler (FIB and Abitmedia logins at the root):
+  // every app of that dialect counts.
   const unknowable = dialects.find((d) => d.appHiddenUntilHandled?.(request, route) === true)?.api.name;
   if (unknowable !== undefined && typeof params.app !== 'string') {
     found.push(...(await rotor.apps.list()).filter((a) => a.profile === unknowable));

@@ -21,8 +21,8 @@ export interface DialectHttp {
   /** Which of its routes are renewals, logins and issuance: rate-limited as such. First match wins. */
   readonly routeClasses: readonly RouteClassRule[];
   /**
-   * CORS (SPEC §4.6): whether on `route` the app shows only inside the handler (a login at the root, a
-   * multipart body not yet read), so every app of this dialect counts when narrowing by allowedOrigins.
+   * CORS (SPEC §4.6): whether on `route` the app shows only inside the handler (a login at the root),
+   * so every app of this dialect counts when narrowing by allowedOrigins.
    */
   appHiddenUntilHandled?(request: FastifyRequest, route: string): boolean;
   /** CORS for routes that answer every origin, as the dialect's own server does (JWTPlus). */

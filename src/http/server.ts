@@ -15,6 +15,7 @@ import type { Metrics } from './observability.js';
 import { opsApi } from './ops/routes.js';
 import { registerFallbacks } from './fallbacks.js';
 import { trackRoutes } from './method_not_allowed.js';
+import { refuseHeadOnClassedRoutes } from './head_routes.js';
 import { CORE_ROUTE_CLASSES, RateLimiter } from './rate_limit.js';
 import type { DialectHttp } from './dialect.js';
 import { registerCors } from './cors.js';
@@ -142,9 +143,9 @@ export function buildServer(input: BuildServerInput): FastifyInstance {
   });
   app.addHook('onClose', async () => void stopHearing());
 
+  const routes = [...CORE_ROUTE_CLASSES, ...input.dialects.flatMap((d) => d.routeClasses)];
   if (input.config.rateLimits) {
     const counter = input.rotor.rateCounter();
-    const routes = [...CORE_ROUTE_CLASSES, ...input.dialects.flatMap((d) => d.routeClasses)];
     const limiter = new RateLimiter(input.config.rateLimits, input.rotor.clock, counter, input.logger, routes);
     const appIdOf = (ref: string) => input.rotor.apps.idOf(ref);
     limiter.register(app, () => input.metrics.events.inc({ event: 'rate_limited' }), appIdOf);
@@ -154,6 +155,7 @@ export function buildServer(input: BuildServerInput): FastifyInstance {
 
   guardAdminRoutes(app);
   refuseForeignCharsets(app);
+  refuseHeadOnClassedRoutes(app, routes);
   const allowedMethods = trackRoutes(app);
   registerCors(app, { rotor: input.rotor, origins: input.config.corsOrigins, issuer: input.config.issuer, allowedMethods, dialects: input.dialects });
   for (const api of [...CORE_APIS, ...input.dialects.map((d) => d.api)]) registerApi(app, api, ctx);

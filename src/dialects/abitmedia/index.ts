@@ -19,7 +19,7 @@ export const abitmedia: Dialect<'abitmedia'> = {
       { url: `${prefix}/v1/refreshToken`, class: 'refresh' as const },
       { url: `${prefix}/v1/auth`, class: 'login' as const },
     ]),
-    // A login at the root names no app, nor does a multipart body before the handler reads it.
-    appHiddenUntilHandled: (request, route) => route === '/v1/auth' || (route === '/v1/refreshToken' && request.isMultipart()),
+    // A login at the root names no app. (A refresh body, multipart too, is parsed before the check: its token names the app.)
+    appHiddenUntilHandled: (_request, route) => route === '/v1/auth',
   },
 };

@@ -1,4 +1,3 @@
-import multipart from '@fastify/multipart';
 import type { FastifyRequest } from 'fastify';
 import type { Issued } from '../../domain/engine.js';
 import { abandonedOf, appOfPath, clientContextOf } from '../path_app.js';
@@ -8,84 +7,51 @@ import type { App } from '../../domain/types.js';
 import { type Api, type ApiContext, noStore } from '../../http/api.js';
 import { basicCredentials, bodyOf } from '../../http/auth.js';
 import { registerFormParser } from '../../http/form.js';
+import { registerMultipartParser } from '../../http/multipart.js';
 import { MESSAGES, sendAbitmediaError, tokensBody } from './envelope.js';
 
 /** Served at the root and under `/abitmedia/{app}` (then only that app's tokens). */
 export const PREFIXES = ['', '/abitmedia/:app'] as const;
 
 const PROFILE = 'abitmedia';
-/** A refresh token is a few hundred bytes: multipart parts are kept far below the 64 KiB body limit. */
-const MULTIPART_LIMITS = { fieldNameSize: 100, fieldSize: 16 * 1024, fields: 20, fileSize: 16 * 1024, files: 2, parts: 22, headerPairs: 50 };
-
 /**
- * `refreshToken` from a JSON, url-encoded or multipart body (a multipart file part counts as text).
- * A malformed multipart body is just another bad request: never a 5xx.
+ * A refresh token is a few hundred bytes: multipart parts are kept far below the 64 KiB body limit,
+ * which bounds the whole body as for JSON and forms.
  */
-async function refreshTokenOf(request: FastifyRequest): Promise<string> {
-  if (!request.isMultipart()) {
-    const value = bodyOf(request).refreshToken;
-    if (typeof value === 'string') return value;
-    throw invalidRefreshToken('malformed');
-  }
-  let token: string | null = null;
-  let seen = 0;
-  try {
-    for await (const part of request.parts({ limits: MULTIPART_LIMITS })) {
-      // File parts are read (and bounded) even when unused, or the stream would stall.
-      const text = part.type === 'file' ? (await part.toBuffer()).toString('utf8') : part.value;
-      if (part.fieldname !== 'refreshToken') continue;
-      seen += 1;
-      token = typeof text === 'string' ? text : null;
-    }
-  } catch (err) {
-    const status = (err as { statusCode?: unknown }).statusCode;
-    if (status === 413) throw new RotorError('payload_too_large', 'the multipart body is larger than its limits');
-    throw invalidRefreshToken('malformed');
-  }
-  if (seen !== 1 || token === null) throw invalidRefreshToken('malformed');
-  return token;
+const MULTIPART_LIMITS = { fields: 20, files: 2, valueSize: 16 * 1024 };
+
+/** `refreshToken` from a JSON, url-encoded or multipart body (a multipart file part counts as text). */
+function refreshTokenOf(request: FastifyRequest): string {
+  const value = bodyOf(request).refreshToken;
+  if (typeof value === 'string') return value;
+  throw invalidRefreshToken('malformed');
 }
 
 /**
- * Basic login. At the root a login names no app: it goes to the Abitmedia app(s) that know this
- * e-mail (the most recently set first whose password matches); `/abitmedia/{app}` names it.
- * Unknown users cost the same password check as known ones.
+ * How many Abitmedia apps a root login tries at most: the e-mail's most recent registrations. Every root
+ * login costs min(Abitmedia apps, this) password checks, known e-mail or not (D-03), so one app costs one
+ * as before and several cost at most two; `/abitmedia/{app}` reaches a registration past the cap.
+ */
+const ROOT_LOGIN_APPS = 2;
+
+/**
+ * Basic login. At the root a login names no app: it goes to the newest of the e-mail's registrations
+ * (at most ROOT_LOGIN_APPS) whose password matches; `/abitmedia/{app}` names it. Unknown users cost
+ * the same password checks as known ones.
  */
 async function login(ctx: ApiContext, request: FastifyRequest, pathApp: App | undefined): Promise<Issued> {
   const credentials = basicCredentials(request);
   if (!credentials) throw new RotorError('invalid_credentials', 'send Authorization: Basic base64(email:password)');
   const input = { username: credentials.user, password: credentials.password, client: recordableClient(clientContextOf(request)) };
-  const candidates = pathApp ? [pathApp] : await appsKnowing(ctx, credentials.user);
-  let refusal: unknown = new RotorError('invalid_credentials', 'the username or password is wrong');
-  for (const app of candidates) {
-    try {
-      return await ctx.rotor.login(app, input);
-    } catch (err) {
-      if (!(err instanceof RotorError) || (err.code !== 'invalid_credentials' && err.code !== 'subject_disabled')) throw err;
-      refusal = err;
-    }
+  try {
+    if (pathApp) return await ctx.rotor.login(pathApp, input);
+    const apps = (await ctx.rotor.apps.list()).filter((a) => a.profile === PROFILE);
+    return await ctx.rotor.loginAmong(apps, { ...input, maxApps: ROOT_LOGIN_APPS });
+  } catch (err) {
+    // A disabled subject gets the same answer as a wrong password: Abitmedia has no other.
+    if (err instanceof RotorError && err.code === 'subject_disabled') throw new RotorError('invalid_credentials', 'the username or password is wrong');
+    throw err;
   }
-  // A disabled subject gets the same answer as a wrong password: Abitmedia has no other.
-  throw refusal instanceof RotorError && refusal.code === 'subject_disabled'
-    ? new RotorError('invalid_credentials', 'the username or password is wrong')
-    : refusal;
-}
-
-/** The Abitmedia apps that know this e-mail, the most recently set first (or one app, to spend the same time). */
-async function appsKnowing(ctx: ApiContext, email: string): Promise<App[]> {
-  const apps = (await ctx.rotor.apps.list()).filter((a) => a.profile === PROFILE);
-  const knowing: { app: App; updatedAt: number }[] = [];
-  for (const app of apps) {
-    try {
-      knowing.push({ app, updatedAt: (await ctx.rotor.subjects.get(app, email)).updatedAt });
-    } catch (err) {
-      if (!(err instanceof RotorError) || (err.code !== 'subject_not_found' && err.code !== 'invalid_request')) throw err;
-    }
-  }
-  // Nobody knows this e-mail: still run one password check, so the answer takes as long.
-  const [first] = apps;
-  if (knowing.length === 0) return first ? [first] : [];
-  return knowing.sort((a, b) => b.updatedAt - a.updatedAt).map((k) => k.app);
 }
 
 /**
@@ -98,18 +64,18 @@ export const abitmediaApi: Api = {
   routes(app, ctx) {
     // multipart/form-data and url-encoded forms are parsed only here (and forms by OAuth), not by the other APIs.
     app.register(async (scope) => {
-      await scope.register(multipart, { limits: MULTIPART_LIMITS });
+      registerMultipartParser(scope, MULTIPART_LIMITS);
       registerFormParser(scope);
       for (const prefix of PREFIXES) {
         scope.post(`${prefix}/v1/refreshToken`, async (request, reply) => {
           const pathApp = await appOfPath(ctx, request, PROFILE, 'Abitmedia');
-          const issued = await ctx.rotor.refresh(await refreshTokenOf(request), {
+          const issued = await ctx.rotor.refresh(refreshTokenOf(request), {
             client: pathApp, profile: PROFILE, context: clientContextOf(request), abandoned: abandonedOf(request),
           });
           return noStore(reply).send(tokensBody(issued, MESSAGES.refreshed));
         });
 
-        // No automatic HEAD twin: a HEAD would log in and throw the tokens away.
+        // No automatic HEAD twin: a HEAD would log in and throw the tokens away (D-02; src/http/head_routes.ts).
         scope.get(`${prefix}/v1/auth`, { exposeHeadRoute: false }, async (request, reply) => {
           const pathApp = await appOfPath(ctx, request, PROFILE, 'Abitmedia');
           const issued = await login(ctx, request, pathApp);

@@ -79,7 +79,8 @@ export const verifikApi: Api = {
       const issued = await ctx.rotor.renewAccess(access, { accessTtl, context: clientContextOf(request) });
       return noStore(reply).send({ accessToken: issued.accessToken, tokenType: 'bearer' });
     };
-    app.get('/v2/auth/session', renew);
+    // No automatic HEAD twin: a HEAD would renew and throw the token away (D-02); it gets 405 with Allow.
+    app.get('/v2/auth/session', { exposeHeadRoute: false }, renew);
     app.post('/v2/auth/session', renew);
 
     app.post('/v2/auth/renew-and-revoke', async (request, reply) => {
