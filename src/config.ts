@@ -198,9 +198,12 @@ function trustProxy(text: string | undefined): TrustProxy {
   return entries;
 }
 
-/** The narrowest range a proxy entry may name: no network of proxies is wider than a /8. */
+/** The widest range a proxy entry may name: no network of proxies is wider than a /8 (10.0.0.0/8, fd00::/8). */
 const MIN_PROXY_PREFIX = 8;
+/** Outside private and link-local space an IPv6 /8 is a registry's block of the public internet: a /16 at most there. */
+const MIN_PUBLIC_IPV6_PREFIX = 16;
 const IPV4_MAPPED = ipaddr.parse('::ffff:0:0');
+const PRIVATE_IPV6 = [ipaddr.parseCIDR('fc00::/7'), ipaddr.parseCIDR('fe80::/10')];
 
 /**
  * What a proxy range covers that no proxies are, or null. An IPv4 peer also matches an IPv6 range holding
@@ -212,7 +215,9 @@ function tooWideRange(address: string, prefix: number): string | null {
   if (parsed.kind() === 'ipv4') return prefix < MIN_PROXY_PREFIX ? `a /${prefix} of IPv4` : null;
   if (prefix <= 96 && parsed.match(IPV4_MAPPED, prefix)) return 'every IPv4 address (as IPv4-mapped IPv6)';
   if (prefix > 96 && parsed.match(IPV4_MAPPED, 96)) return prefix - 96 < MIN_PROXY_PREFIX ? `a /${prefix - 96} of IPv4 (as IPv4-mapped IPv6)` : null;
-  return prefix < MIN_PROXY_PREFIX ? `a /${prefix} of IPv6` : null;
+  if (prefix < MIN_PROXY_PREFIX) return `a /${prefix} of IPv6`;
+  const inPrivate = PRIVATE_IPV6.some(([net, bits]) => prefix >= bits && parsed.match(net, bits));
+  return !inPrivate && prefix < MIN_PUBLIC_IPV6_PREFIX ? `a /${prefix} of public IPv6` : null;
 }
 
 function webhookUrl(text: string | undefined): string | null {

@@ -137,30 +137,24 @@ export class Subjects {
       }
     }
     const checks = Math.min(apps.length, maxApps);
-    const candidates = found.sort((a, b) => b.subject.updatedAt - a.subject.updatedAt).slice(0, checks);
+    // Only registrations that can log in take a place: a disabled one answers as a wrong password (S2-15)
+    // and one without a password as an unknown user, so neither may crowd out an older one that can.
+    const candidates = found
+      .filter((c) => c.subject.status === 'active' && c.subject.passwordHash !== null)
+      .sort((a, b) => b.subject.updatedAt - a.subject.updatedAt)
+      .slice(0, checks);
     // All at once: the libuv pool runs them side by side, so a login waits for about one check.
     const matched = await Promise.all(Array.from({ length: checks }, (_, i) => verifyPassword(candidates[i]?.subject.passwordHash ?? null, password)));
-    // A disabled subject answers as a wrong password (S2-15), and the next registration may still match.
-    const match = candidates.find((c, i) => matched[i] === true && c.subject.status === 'active');
-    return match ?? fail(candidates.length > 0 ? candidates.map((c) => c.app) : apps.slice(0, 1));
+    const match = candidates.find((_, i) => matched[i] === true);
+    return match ?? fail(found.length > 0 ? found.slice(0, checks).map((c) => c.app) : apps.slice(0, 1));
   }
 
   /** The subject whose password this is; an unknown user and a wrong password answer alike and in like time. */
   async checkPassword(app: App, username: unknown, password: unknown): Promise<Subject> {
-    const fail = (): never => {
-      this.observer.event('login_failed', { appId: app.id });
-      throw new RotorError('invalid_credentials', 'the username or password is wrong');
-    };
-    if (typeof username !== 'string' || typeof password !== 'string' || username.length > 255 || password.length > 1024) {
-      return fail();
-    }
-    // A name no subject can have (a NUL, a control character) is simply unknown: the store never sees it,
-    // so every store answers the same wrong-password refusal (PostgreSQL would refuse the NUL itself).
-    const subject = isSubjectId(username) ? await this.store.findSubject(app.id, username) : null;
-    const ok = await verifyPassword(subject?.passwordHash ?? null, password);
-    // A disabled subject gets the wrong-password answer even with the right password: a distinct answer
+    // One app, one check. A name no subject can have (a NUL, a control character) is simply unknown: the
+    // store never sees it, so every store answers alike (PostgreSQL would refuse the NUL itself). A
+    // disabled subject gets the wrong-password answer even with the right password: a distinct answer
     // would confirm the password to whoever guessed it (S2-15).
-    if (!ok || !subject || subject.status !== 'active') return fail();
-    return subject;
+    return (await this.checkPasswordAmong([app], username, password, 1)).subject;
   }
 }

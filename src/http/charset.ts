@@ -10,19 +10,26 @@ import { RotorError } from '../domain/errors.js';
  */
 const READABLE = new Set(['utf-8', 'utf8', 'us-ascii', 'ascii', 'iso-8859-1', 'latin1']);
 
-/** The Content-Type's charset parameter, lower-cased and unquoted, or null when it names none. */
-export function charsetOf(contentType: string): string | null {
-  const match = /;\s*charset\s*=\s*("?)([^";,\s]*)\1/i.exec(contentType);
-  return match ? (match[2] ?? '').toLowerCase() : null;
+/** RFC 9110 §5.6.6 parameters: `; name=token` or `; name="quoted \"string\""`, in order. */
+const PARAMETER = /;\s*([^\s;=]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s;]*))/g;
+
+/** Every charset parameter of a Content-Type, lower-cased and unquoted (a quoted value's `;` is text). */
+export function charsetsOf(contentType: string): string[] {
+  const charsets: string[] = [];
+  for (const [, name, quoted, token] of contentType.matchAll(PARAMETER)) {
+    if (name?.toLowerCase() === 'charset') charsets.push((quoted?.replace(/\\(.)/g, '$1') ?? token ?? '').toLowerCase());
+  }
+  return charsets;
 }
 
 export function refuseForeignCharsets(app: FastifyInstance): void {
   app.addHook('onRequest', async (request) => {
     const type = request.headers['content-type'];
-    if (typeof type !== 'string') return;
-    const charset = charsetOf(type);
-    if (charset !== null && !READABLE.has(charset)) {
-      throw new RotorError('unsupported_media_type', 'request bodies are read as UTF-8: send them with charset=utf-8, or no charset');
+    if (typeof type !== 'string' || !/charset/i.test(type)) return;
+    const charsets = charsetsOf(type);
+    // Two charsets are two answers to one question: whichever a parser took, the other was meant.
+    if (charsets.length > 1 || charsets.some((charset) => !READABLE.has(charset))) {
+      throw new RotorError('unsupported_media_type', 'request bodies are read as UTF-8: send them with one charset=utf-8, or none');
     }
   });
 }

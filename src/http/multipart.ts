@@ -61,10 +61,18 @@ function parseMultipart(headers: IncomingHttpHeaders, body: Buffer, limits: Mult
       const chunks: Buffer[] = [];
       stream.on('data', (chunk: Buffer) => chunks.push(chunk));
       stream.on('limit', () => fail(tooLarge()));
-      reading.push(new Promise((settled) => stream.on('end', () => {
-        if (!stream.truncated) put(name, Buffer.concat(chunks).toString('utf8'));
-        settled();
-      })));
+      reading.push(new Promise((settled) => {
+        stream.on('end', () => {
+          if (!stream.truncated) put(name, Buffer.concat(chunks).toString('utf8'));
+          settled();
+        });
+        // A body that ends inside a file part errors the part's stream too: unheard, that error is an
+        // uncaught exception that ends the process (found by a second review).
+        stream.on('error', () => {
+          fail(malformed());
+          settled();
+        });
+      }));
     });
     for (const limit of ['fieldsLimit', 'filesLimit', 'partsLimit']) parser.on(limit, () => fail(tooLarge()));
     parser.on('error', () => reject(failure ?? malformed()));

@@ -10,6 +10,7 @@ import ipaddr from 'ipaddr.js';
  */
 export function rateBucketOf(ip: string, prefixBits: number): string {
   // Parsed once per address text and width: parsing showed as ~1% of a refresh's event-loop time.
+  if (ip.length > LONGEST_ADDRESS) return UNPARSED;
   const key = `${prefixBits} ${ip}`;
   let bucket = buckets.get(key);
   if (bucket === undefined) {
@@ -21,13 +22,18 @@ export function rateBucketOf(ip: string, prefixBits: number): string {
 }
 const buckets = new Map<string, string>();
 const BUCKETS_CACHED = 4096;
+/** No IPv6 address is longer as text (an IPv4-mapped one written in full: 45 characters). */
+const LONGEST_ADDRESS = 45;
+const UNPARSED = 'not-an-address';
 
 function parsedBucketOf(ip: string, prefixBits: number): string {
   let address: ipaddr.IPv4 | ipaddr.IPv6;
   try {
     address = ipaddr.process(ip);
   } catch {
-    return ip; // not an address (fastify always gives one): its own bucket, as before
+    // Not an address: an X-Forwarded-For entry a hop-count proxy setting passed on as written. All such
+    // text is one bucket, so that no spelling of junk is a fresh one (nor a cache entry of its size).
+    return UNPARSED;
   }
   if (address.kind() === 'ipv4') return address.toString();
   const parts = (address as ipaddr.IPv6).parts.map((part, i) => {

@@ -97,13 +97,16 @@ function answerClientError(logger: Logger, err: Error & { code?: string }, socke
   socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/problem+json; charset=utf-8\r\nCache-Control: no-store\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
 }
 
+/** The longest path parameter routed to a handler, which refuses it in its own envelope if it is too long. */
+const MAX_PARAM_LENGTH = 2048;
+
 export function buildServer(input: BuildServerInput): FastifyInstance {
   const app = Fastify({
     loggerInstance: input.logger,
     bodyLimit: BODY_LIMIT,
     // Long path parameters reach the handlers, which refuse them in their API's envelope (fastify's own
     // 414 at 100 characters answered in its envelope and echoed the path).
-    routerOptions: { maxParamLength: 2048 },
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     trustProxy: input.config.trustProxy,
     logController: new LogController({ disableRequestLogging: true }),
     onProtoPoisoning: 'error',
@@ -116,7 +119,7 @@ export function buildServer(input: BuildServerInput): FastifyInstance {
     // What fails before routing (a malformed percent-escape, a path parameter past maxParamLength): fastify's
     // own answer echoed the whole request target, query string and any token in it included.
     frameworkErrors: (err, _request, reply) => sendProblem(reply, new RotorError('invalid_request', err.code === 'FST_ERR_MAX_PARAM_LENGTH'
-      ? 'a path segment is longer than 2048 characters'
+      ? `a path segment is longer than ${MAX_PARAM_LENGTH} characters`
       : 'the request path is not a valid URL (a malformed percent-escape)')),
   }) as unknown as FastifyInstance;
   // JSON and forms only: text/plain bodies (a CSRF "simple request") are refused with 415.

@@ -213,6 +213,10 @@ describe('abitmedia dialect', () => {
     const cases: [string, { headers?: Record<string, string>; body?: BodyInit }, number][] = [
       ['truncated multipart', { headers: { 'content-type': 'multipart/form-data; boundary=zzz' }, body: '--zzz\r\nContent-Disposition: form-data; name="refreshToken"\r\n\r\nabc' }, 400],
       ['multipart without boundary', { headers: { 'content-type': 'multipart/form-data' }, body: 'garbage' }, 400],
+      // Each of these ended the process once: the body ends inside a file part (found by a second review).
+      ['truncated multipart file', { headers: { 'content-type': 'multipart/form-data; boundary=XX' }, body: '--XX\r\nContent-Disposition: form-data; name="x"; filename="a"\r\n\r\nabc' }, 400],
+      ['multipart file part headers only', { headers: { 'content-type': 'multipart/form-data; boundary=XX' }, body: '--XX\r\nContent-Disposition: form-data; name="refreshToken"; filename="a"\r\n' }, 400],
+      ['multipart file after a field, unclosed', { headers: { 'content-type': 'multipart/form-data; boundary=XX' }, body: '--XX\r\nContent-Disposition: form-data; name="a"\r\n\r\nv\r\n--XX\r\nContent-Disposition: form-data; name="refreshToken"; filename="t"\r\nContent-Type: text/plain\r\n\r\nrt_abc' }, 400],
       ['multipart file over its limit', { body: form((f) => f.append('refreshToken', new Blob([big]), 'x')) }, 413],
       ['too many multipart fields', { body: form((f) => { for (let i = 0; i < 50; i++) f.append(`k${i}`, 'v'); }) }, 413],
       ['refreshToken twice (multipart)', { body: form((f) => { f.append('refreshToken', 'a'); f.append('refreshToken', 'b'); }) }, 400],

@@ -219,6 +219,8 @@ describe('DPoP (RFC 9449)', () => {
   for (const [what, victimProof] of [
     ['its own key', () => proof(holder(), htuRefresh)],
     ['no proof', () => undefined],
+    // A replay dressed as an unreadable proof must not dodge the judgement either (a second review).
+    ['an unreadable proof', () => 'garbage'],
   ] as const) {
     it(`the victim's copy inside the grace window, with ${what}, after a thief bound the session: reuse, the session dies (native and OAuth)`, async () => {
       const app = await createApp(server, { name: `dpop-thief-first-${what.replace(/\W+/g, '-')}` }); // default grace 10 s
@@ -235,7 +237,8 @@ describe('DPoP (RFC 9449)', () => {
       const oauth = await issue(server, app, 'vic2');
       const taken = await oauthRefresh(app, oauth.refreshToken, proof(thief, htuToken));
       expect(taken.status).toBe(200);
-      const back = await oauthRefresh(app, oauth.refreshToken, victimProof() === undefined ? undefined : proof(holder(), htuToken));
+      const sent = victimProof();
+      const back = await oauthRefresh(app, oauth.refreshToken, sent === undefined || sent === 'garbage' ? sent : proof(holder(), htuToken));
       expect(back.status, back.text).toBe(400);
       expect(back.body.error).toBe('invalid_grant');
       expect((await oauthRefresh(app, taken.body.refresh_token, proof(thief, htuToken))).body.error).toBe('invalid_grant');

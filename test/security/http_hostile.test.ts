@@ -67,7 +67,7 @@ describe('hostile HTTP input (H-01 … H-15)', () => {
 
   it('H-04 a body labelled with a charset it is not read as (utf-16, utf-32) is 415 in each API\'s envelope, consuming nothing', async () => {
     const pair = await issue(server, app);
-    for (const type of ['application/json; charset=utf-16', 'application/json;charset="UTF-32"', 'application/json; charset=ucs-2']) {
+    for (const type of ['application/json; charset=utf-16', 'application/json;charset="UTF-32"', 'application/json; charset=ucs-2', 'application/json; charset=utf-8; charset=utf-16']) {
       const res = await server.call('POST', '/v1/refresh', { body: JSON.stringify({ refreshToken: pair.refreshToken }), headers: { 'content-type': type } });
       expect(res.status, type).toBe(415);
       expect(res.body.code, type).toBe('unsupported_media_type');
@@ -78,8 +78,9 @@ describe('hostile HTTP input (H-01 … H-15)', () => {
     });
     expect(oauth.status).toBe(415);
     expect(oauth.body.error).toBe('invalid_request');
-    // UTF-8, quoted or not, and ASCII-compatible labels are read as they say.
-    const ok = await server.call('POST', '/v1/refresh', { body: JSON.stringify({ refreshToken: pair.refreshToken }), headers: { 'content-type': 'application/json; charset="UTF-8"' } });
+    // UTF-8, quoted or not, and ASCII-compatible labels are read as they say; a charset inside another
+    // parameter's quoted value is that value's text.
+    const ok = await server.call('POST', '/v1/refresh', { body: JSON.stringify({ refreshToken: pair.refreshToken }), headers: { 'content-type': 'application/json; x="a;charset=utf-16"; charset="UTF-8"' } });
     expect(ok.status, ok.text).toBe(200);
     const form = await server.call('POST', '/oauth2/token', {
       body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: ok.body.refreshToken, client_id: app.id }).toString(),

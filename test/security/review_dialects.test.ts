@@ -9,6 +9,7 @@ import { admin, createApp, decodeJwtPart, issue, startTestServer, type TestServe
 
 // Every argon2 verification the server makes is counted (D-03): the real function, observed.
 const argon2 = vi.hoisted(() => ({ verifications: 0 }));
+const COUNTED_ELSEWHERE = process.env.ROTOR_TEST_STORE !== undefined;
 vi.mock('@node-rs/argon2', async (importOriginal) => {
   const real = await importOriginal<typeof import('@node-rs/argon2')>();
   return { ...real, verify: (...args: Parameters<typeof real.verify>) => { argon2.verifications += 1; return real.verify(...args); } };
@@ -202,7 +203,9 @@ describe('security review of the dialect endpoints', () => {
     });
   });
 
-  describe('D-03 a root Abitmedia login costs the same password checks however many apps know the e-mail', () => {
+  // The count comes from this file's vi.mock of argon2, which holds only when this file is the test file:
+  // imported into the PostgreSQL and Redis runs (test/helpers/suites.ts) it would count nothing.
+  describe.skipIf(COUNTED_ELSEWHERE)('D-03 a root Abitmedia login costs the same password checks however many apps know the e-mail', () => {
     // Three Abitmedia apps on this server besides those above (d01, d02-abit): the count is the cap.
     const apps = ['d03-a', 'd03-b', 'd03-c'];
     const PASSWORDS: Record<string, string> = { 'd03-a': 'pass-a', 'd03-b': 'pass-b', 'd03-c': 'pass-c' };
@@ -278,10 +281,25 @@ describe('security review of the dialect endpoints', () => {
       expect(disabled.res.text).toBe(BAD_LOGIN);
       expect(disabled.checks).toBe(2);
     });
+
+    // Found by a second review: registrations that cannot log in took the two places, so the one that can was never tried.
+    it('D-03 newer registrations without a password, or disabled, do not crowd out an older one that can log in', async () => {
+      clock.advance(1);
+      expect((await server.call('PUT', '/admin/apps/d03-a/subjects/crowd@example.com', { json: { password: 'pass-a' }, headers: admin })).status).toBe(200);
+      for (const [name, body] of [['d03-b', { claims: { tier: 'gold' } }], ['d03-c', { password: 'pass-c', status: 'disabled' }]] as const) {
+        clock.advance(1);
+        const put = await server.call('PUT', `/admin/apps/${name}/subjects/crowd@example.com`, { json: body, headers: admin });
+        expect(put.status, put.text).toBe(200);
+      }
+      const right = await login('crowd@example.com', 'pass-a');
+      expect(right.res.status, right.res.text).toBe(200);
+      expect(decodeJwtPart(right.res.body.accessToken, 0).kid).toBe(kids['d03-a']);
+      expect(right.checks).toBe(2);
+    });
   });
 });
 
-describe('D-03 with one Abitmedia app a root login costs one password check, as before', () => {
+describe.skipIf(COUNTED_ELSEWHERE)('D-03 with one Abitmedia app a root login costs one password check, as before', () => {
   let server: TestServer;
   beforeAll(async () => {
     server = await startTestServer({ env: { ROTOR_LOG_LEVEL: 'warn' } });

@@ -108,6 +108,13 @@ describe('S2-02 one client, one bucket, however its address is spelled or chosen
     expect(await recordedIp(server, { 'x-forwarded-for': '2001:db8::1%eth0' })).toBeNull();
   });
 
+  it('S2-02 what is not an address is one bucket, however it is spelled (a proxy that passes junk on as written)', async () => {
+    for (let i = 0; i < 3; i += 1) expect((await guess(server, `junk-${i}`)).status).toBe(400);
+    expect((await guess(server, 'other junk')).status).toBe(429);
+    expect((await guess(server, 'x'.repeat(10_000))).status, 'a long one, never cached').toBe(429);
+    expect((await guess(server, '203.0.113.77')).status, 'an address is its own client').toBe(400);
+  });
+
   it('S2-02 an IPv4 client written as IPv4-mapped IPv6 is the same bucket as the plain address', async () => {
     for (let i = 0; i < 3; i += 1) expect((await guess(server, '203.0.113.60')).status).toBe(400);
     expect((await guess(server, '::ffff:203.0.113.60')).status).toBe(429);
@@ -201,8 +208,8 @@ describe('S2-02 ROTOR_TRUST_PROXY parsing', () => {
     expect(refusal('1000').message).toMatch(/1 to 32/);
     // Trust-everything in other spellings (found by an outside review): every IPv4 peer matches an IPv6
     // range holding its IPv4-mapped form, and two halves make a whole.
-    for (const value of ['::ffff:0:0/96', '::/8', '::ffff:0.0.0.0/100', '0.0.0.0/1,128.0.0.0/1', '10.0.0.0/7', '2000::/3', '::/1, 8000::/1']) {
-      expect(refusal(value).message, value).toMatch(/trusts (every IPv4 address|a \/\d+ of IPv[46])/);
+    for (const value of ['::ffff:0:0/96', '::/8', '::ffff:0.0.0.0/100', '0.0.0.0/1,128.0.0.0/1', '10.0.0.0/7', '2000::/3', '::/1, 8000::/1', '2a00::/8', '2001::/12']) {
+      expect(refusal(value).message, value).toMatch(/trusts (every IPv4 address|a \/\d+ of (public )?IPv[46])/);
     }
     expect(refusal(' , ,').message).toMatch(/names no proxy/);
   });
@@ -219,6 +226,8 @@ describe('S2-02 ROTOR_TRUST_PROXY parsing', () => {
   it('S2-02 an address list is accepted, IPv4 and IPv6, trimmed', () => {
     expect(load(' 10.0.0.0/8, 192.168.1.5 ,fd00::/8,::1,2001:db8::/32,').trustProxy).toEqual(['10.0.0.0/8', '192.168.1.5', 'fd00::/8', '::1', '2001:db8::/32']);
     expect(load('::ffff:10.0.0.0/104,::ffff:192.168.1.5').trustProxy).toEqual(['::ffff:10.0.0.0/104', '::ffff:192.168.1.5']);
+    // A CDN's published ranges (Cloudflare's widest IPv6 one is a /29) and private space up to a /8.
+    expect(load('2a06:98c0::/29,2400:cb00::/32,fe80::/10,fd12::/16').trustProxy).toEqual(['2a06:98c0::/29', '2400:cb00::/32', 'fe80::/10', 'fd12::/16']);
   });
 
   it('S2-02 empty, off, false and 0 mean off', () => {

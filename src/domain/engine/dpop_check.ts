@@ -27,8 +27,9 @@ export interface ProofCheck {
   replayed(): RotorError;
   /**
    * Whether this request can be by the client the session is bound to: the session is unbound, or the
-   * request's proof names its key (nothing else is checked; an unreadable proof counts as naming it, and
-   * `fits` refuses it as what it is). A grace retry that cannot is another client holding the token.
+   * request's proof names its key (nothing else is checked: a proof of that key that fails its checks is
+   * refused by `fits` as what it is). A grace retry that cannot is another client holding the token; the
+   * bound client always sends a readable proof, so one that names no key is not it either.
    */
   namesBinding(session: Session): boolean;
 }
@@ -93,8 +94,7 @@ export function proofFor(core: EngineCore, app: App, input: DpopInput | undefine
     namesBinding(session) {
       if (session.dpopJkt === null) return true;
       if (input === undefined || input.proof === null) return false;
-      const named = proofKeyThumbprint(input.proof);
-      return typeof named !== 'string' || named === session.dpopJkt;
+      return proofKeyThumbprint(input.proof) === session.dpopJkt;
     },
     unrecorded: () => (recording === null ? mark : null),
     recorded() {
