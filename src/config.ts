@@ -138,7 +138,8 @@ function rateLimits(text: string | undefined): RateLimits | null {
   const limits: RateLimits = { ...DEFAULT_RATE_LIMITS };
   for (const part of (text ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
     const [name, value] = part.split('=') as [string, string | undefined];
-    const count = Number(value);
+    // Decimal digits only: Number() would also read 0x40, 1e2 and 0b1.
+    const count = /^\d{1,9}$/.test(value ?? '') ? Number(value) : Number.NaN;
     if (!(name in limits) || !Number.isInteger(count) || count < 1) {
       throw new ConfigError(`ROTOR_RATE_LIMITS: "${part.slice(0, 60)}" is not name=count with name one of ${Object.keys(DEFAULT_RATE_LIMITS).join(', ')} (or set it to off)`);
     }

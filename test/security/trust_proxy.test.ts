@@ -147,7 +147,7 @@ describe('S2-02 the IPv6 bucket is as wide as ROTOR_RATE_LIMITS ipv6Prefix says'
   });
 
   it('S2-02 a prefix length outside 16–128 is refused at start, in one line', () => {
-    for (const value of ['ipv6Prefix=8', 'ipv6Prefix=129', 'ipv6Prefix=0', 'ipv6Prefix=56.5']) {
+    for (const value of ['ipv6Prefix=8', 'ipv6Prefix=129', 'ipv6Prefix=0', 'ipv6Prefix=56.5', 'ipv6Prefix=0x40', 'ipv6Prefix=1e2', 'refreshPerIp=6e3', 'refreshPerIp= 60']) {
       expect(() => loadConfig({ ROTOR_DATABASE_URL: 'sqlite::memory:', ROTOR_RATE_LIMITS: value }), value).toThrow(ConfigError);
     }
     expect(() => loadConfig({ ROTOR_DATABASE_URL: 'sqlite::memory:', ROTOR_RATE_LIMITS: 'ipv6Prefix=129' })).toThrow(/16 to 128/);
