@@ -139,7 +139,7 @@ function rateLimits(text: string | undefined): RateLimits | null {
   for (const part of (text ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
     const [name, value] = part.split('=') as [string, string | undefined];
     // Decimal digits only: Number() would also read 0x40, 1e2 and 0b1.
-    const count = /^\d{1,9}$/.test(value ?? '') ? Number(value) : Number.NaN;
+    const count = /^\d{1,15}$/.test(value ?? '') ? Number(value) : Number.NaN;
     if (!(name in limits) || !Number.isInteger(count) || count < 1) {
       throw new ConfigError(`ROTOR_RATE_LIMITS: "${part.slice(0, 60)}" is not name=count with name one of ${Object.keys(DEFAULT_RATE_LIMITS).join(', ')} (or set it to off)`);
     }
