@@ -6,9 +6,9 @@ import { RotorError } from '../domain/errors.js';
  * another charset (`application/json; charset=utf-16`: SECURITY-CASES H-04) would be parsed as something
  * it does not say it is, so it is refused with 415 in its API's envelope before anything is read. The
  * charsets that write ASCII text as ASCII (what tokens, ids and keys are) pass: clients of every platform
- * label their bodies UTF-8, US-ASCII or Latin-1 (Java's old default).
+ * label their bodies UTF-8, US-ASCII, an ISO 8859 part (Java's old default) or a Windows code page.
  */
-const READABLE = new Set(['utf-8', 'utf8', 'us-ascii', 'ascii', 'iso-8859-1', 'latin1']);
+const READABLE = /^(?:utf-?8|us-ascii|ascii|latin-?1|iso[-_]?8859[-_]\d{1,2}|(?:windows|cp)-?125\d)$/;
 
 /** RFC 9110 §5.6.6 parameters: `; name=token` or `; name="quoted \"string\""`, in order. */
 const PARAMETER = /;\s*([^\s;=]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s;]*))/g;
@@ -27,8 +27,8 @@ export function refuseForeignCharsets(app: FastifyInstance): void {
     const type = request.headers['content-type'];
     if (typeof type !== 'string' || !/charset/i.test(type)) return;
     const charsets = charsetsOf(type);
-    // Two charsets are two answers to one question: whichever a parser took, the other was meant.
-    if (charsets.length > 1 || charsets.some((charset) => !READABLE.has(charset))) {
+    // Two different charsets are two answers to one question: whichever a parser took, the other was meant.
+    if (new Set(charsets).size > 1 || charsets.some((charset) => !READABLE.test(charset))) {
       throw new RotorError('unsupported_media_type', 'request bodies are read as UTF-8: send them with one charset=utf-8, or none');
     }
   });

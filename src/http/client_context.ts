@@ -6,7 +6,23 @@ import { callerClient, recordableClient, type ClientValues } from '../domain/cla
  * agent cut to what is stored (S2-06).
  */
 export function clientContextOf(request: FastifyRequest): ClientValues {
-  return recordableClient({ ip: request.ip, userAgent: request.headers['user-agent'] });
+  return recordableClient({ ip: clientAddressOf(request), userAgent: request.headers['user-agent'] });
+}
+
+/**
+ * The client's address as the connection or a trusted proxy names it. Some proxies append `ip:port` or
+ * `[ipv6]:port` to X-Forwarded-For (Azure Application Gateway), and fastify passes the entry on as
+ * written: the port names a connection, not a client, so it is dropped here for buckets and records.
+ */
+export function clientAddressOf(request: FastifyRequest): string {
+  return withoutPort(request.ip);
+}
+
+export function withoutPort(address: string): string {
+  const bracketed = /^\[([^\]]+)\](?::\d{1,5})?$/.exec(address);
+  if (bracketed) return bracketed[1] as string;
+  const v4 = /^(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}$/.exec(address);
+  return v4 ? (v4[1] as string) : address;
 }
 
 /** Whether the request's client is gone (its connection closed): a refresh then consumes nothing. */

@@ -5,6 +5,7 @@ import type { Clock } from '../domain/clock.js';
 import type { RateLimits } from '../config.js';
 import type { RouteClass, RouteClassRule } from './dialect.js';
 import { rateBucketOf } from './rate_bucket.js';
+import { clientAddressOf } from './client_context.js';
 
 export { DEFAULT_RATE_LIMITS, type RateLimits } from '../config.js';
 
@@ -133,7 +134,7 @@ export class RateLimiter {
     // refuses a wrong token: otherwise guesses of the admin token would never be limited.
     app.addHook('onRequest', async (request) => {
       if (classOf(this.routes, request, prefix) !== 'admin') return;
-      const ip = rateBucketOf(request.ip, limits.ipv6Prefix);
+      const ip = rateBucketOf(clientAddressOf(request), limits.ipv6Prefix);
       try {
         this.check(`a:${ip}`, limits.adminPerIp);
         this.hit(`a:${ip}`);
@@ -145,7 +146,7 @@ export class RateLimiter {
     app.addHook('preHandler', async (request) => {
       const kind = classOf(this.routes, request, prefix);
       if (!kind || kind === 'admin') return;
-      const ip = rateBucketOf(request.ip, limits.ipv6Prefix);
+      const ip = rateBucketOf(clientAddressOf(request), limits.ipv6Prefix);
       const params = request.params as Record<string, unknown> | undefined;
       const ref = params?.app ?? params?.app_id;
       // An app that does not exist issues nothing: its handler answers 404/403 without a budget.
@@ -174,7 +175,7 @@ export class RateLimiter {
       const kind = classOf(this.routes, request, prefix);
       const failed = reply.statusCode >= 400 && reply.statusCode < 500 && reply.statusCode !== 429;
       if (!failed) return;
-      const ip = rateBucketOf(request.ip, limits.ipv6Prefix);
+      const ip = rateBucketOf(clientAddressOf(request), limits.ipv6Prefix);
       if (kind === 'refresh') this.hit(`rf:${ip}`);
       if (kind === 'login') {
         const user = loginName(request);

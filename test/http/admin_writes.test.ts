@@ -103,5 +103,9 @@ describe('admin writes refuse what they do not understand, and change nothing', 
     expect((await server.call('POST', '/admin/apps/works/keys/rotate', { headers: admin })).status).toBe(200);
     expect((await call('POST', '/admin/apps/works/keys/rotate', {})).status).toBe(200);
     expect((await call('POST', `/admin/apps/works/keys/${first}/revoke`, {})).status).toBe(200);
+    // A client that sends Content-Type: application/json on every call, with no body (found by an outside test).
+    expect((await raw('POST', '/admin/apps/works/app-keys', '')).status).toBe(201);
+    expect((await raw('POST', '/admin/apps/works/keys/rotate', '')).status).toBe(200);
+    refused(await raw('PATCH', '/admin/apps/works', ''), /must be a JSON object/);
   });
 });

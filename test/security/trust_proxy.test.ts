@@ -108,6 +108,16 @@ describe('S2-02 one client, one bucket, however its address is spelled or chosen
     expect(await recordedIp(server, { 'x-forwarded-for': '2001:db8::1%eth0' })).toBeNull();
   });
 
+  it('S2-02 a proxy that appends ip:port: the port is dropped, each client its own bucket, its address recorded', async () => {
+    for (let i = 0; i < 3; i += 1) expect((await guess(server, `198.51.100.1:${4000 + i}`)).status).toBe(400);
+    expect((await guess(server, '198.51.100.1:5999')).status, 'another port, the same client').toBe(429);
+    expect((await guess(server, '198.51.100.2:4000')).status, 'another client').toBe(400);
+    for (let i = 0; i < 3; i += 1) expect((await guess(server, `[2001:db8:ee::1]:${443 + i}`)).status).toBe(400);
+    expect((await guess(server, '2001:db8:ee::1')).status).toBe(429);
+    expect(await recordedIp(server, { 'x-forwarded-for': '203.0.113.5:4321' })).toBe('203.0.113.5');
+    expect(await recordedIp(server, { 'x-forwarded-for': '[2001:db8::5]:443' })).toBe('2001:db8::5');
+  });
+
   it('S2-02 what is not an address is one bucket, however it is spelled (a proxy that passes junk on as written)', async () => {
     for (let i = 0; i < 3; i += 1) expect((await guess(server, `junk-${i}`)).status).toBe(400);
     expect((await guess(server, 'other junk')).status).toBe(429);

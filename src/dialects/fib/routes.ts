@@ -8,6 +8,7 @@ import { rawOrBearerCredential } from '../../http/auth.js';
 import { loggedOut, sendFibError, sessionBody } from './envelope.js';
 import { fibFormat } from './format.js';
 import { fibLogin } from './login.js';
+import { acceptEmptyJsonBody } from '../../http/empty_json.js';
 
 /** Served at the root and under `/fib/{app}` (then only that app's tokens). */
 export const PREFIXES = ['', '/fib/:app'] as const;
@@ -48,14 +49,8 @@ export const fibApi: Api = {
   renderError: (err, _request, reply) => sendFibError(reply, err),
   routes(app, ctx) {
     const { rotor } = ctx;
-    // FIB clients may send `Content-Type: application/json` with no body on PATCH and logout: in this
-    // scope an empty JSON body is `{}` (anything else goes through Fastify's own, poisoning-safe parser).
-    const json = app.getDefaultJsonParser('error', 'error');
-    app.removeContentTypeParser('application/json');
-    app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
-      if (body === '') done(null, {});
-      else json(request, body as string, done);
-    });
+    // FIB clients may send `Content-Type: application/json` with no body on PATCH and logout: here it is `{}`.
+    acceptEmptyJsonBody(app, {});
     for (const prefix of PREFIXES) {
       app.patch(`${prefix}${BASE}/session`, async (request, reply) => {
         const pathApp = await appOfPath(ctx, request, PROFILE, 'FIB');

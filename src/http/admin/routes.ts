@@ -8,6 +8,7 @@ import { noFields, objectBody } from './body.js';
 import { sendProblem } from '../reply.js';
 import { ActivitySampler } from '../activity.js';
 import { adminSessionView, appView, eventView, eventsQuery, signingKeyView, subjectListingView, subjectView } from './views.js';
+import { acceptEmptyJsonBody } from '../empty_json.js';
 
 type P = { app: string; id: string; kid: string; subject: string };
 
@@ -50,6 +51,8 @@ export const adminApi: Api = {
     if (adminToken === null) return;
 
     app.decorate(ADMIN_SCOPE, true);
+    // `curl -X POST -H 'Content-Type: application/json'` on a call that takes no body is no body.
+    acceptEmptyJsonBody(app, undefined);
     app.addHook('onRequest', async (request: FastifyRequest) => {
       const presented = authorizationCredential(request, 'Bearer');
       if (!presented || !constantTimeEqualText(presented, adminToken)) {
