@@ -3,7 +3,7 @@ import type { Store } from './store.js';
 import type { Clock } from './clock.js';
 import { invalidRequest, RotorError } from './errors.js';
 import type { Observer } from './events.js';
-import { knownFields, type FieldRules } from './fields.js';
+import { knownFields, TIMESTAMPS_KEPT, type FieldRules } from './fields.js';
 import { isUlid, isValidAppName, newId } from './ids.js';
 import type { Keyring } from './keyring.js';
 import type { Profile } from './policy.js';
@@ -54,7 +54,6 @@ export interface CreateAppInput {
   description?: unknown;
 }
 
-const KEPT_BY_ROTOR = 'cannot be set: Rotor keeps it';
 
 /** What `create` takes; what an app has that only Rotor sets. */
 const CREATE_FIELDS: FieldRules = {
@@ -62,8 +61,7 @@ const CREATE_FIELDS: FieldRules = {
   fixed: {
     id: "cannot be set: Rotor chooses an app's id",
     appKey: 'cannot be set: Rotor generates the app key and shows it once',
-    createdAt: KEPT_BY_ROTOR,
-    updatedAt: KEPT_BY_ROTOR,
+    ...TIMESTAMPS_KEPT,
   },
 };
 
@@ -74,8 +72,7 @@ const UPDATE_FIELDS: FieldRules = {
     id: 'cannot be changed: an app keeps its id',
     // SPEC §1: the profile fixes the shape of the app's tokens, which its clients and peers rely on.
     profile: "cannot be changed: it fixes the shape of the app's tokens (create another app)",
-    createdAt: 'cannot be changed: Rotor keeps it',
-    updatedAt: 'cannot be changed: Rotor keeps it',
+    ...TIMESTAMPS_KEPT,
   },
 };
 

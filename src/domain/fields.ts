@@ -30,3 +30,9 @@ export function knownFields(what: string, input: unknown, rules: FieldRules): Re
   }
   return input;
 }
+
+/** The timestamps every record shows and Rotor alone writes, refused as fields of any write. */
+export const TIMESTAMPS_KEPT: Readonly<Record<string, string>> = {
+  createdAt: 'cannot be set: Rotor keeps it',
+  updatedAt: 'cannot be set: Rotor keeps it',
+};

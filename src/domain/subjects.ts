@@ -3,7 +3,7 @@ import type { Store, SubjectColumns } from './store.js';
 import { isSubjectId, validateClaims, validateSubject } from './claims.js';
 import type { Clock } from './clock.js';
 import { invalidRequest, RotorError } from './errors.js';
-import { knownFields, type FieldRules } from './fields.js';
+import { knownFields, TIMESTAMPS_KEPT, type FieldRules } from './fields.js';
 import type { Observer } from './events.js';
 import type { LoginRule } from './dialect.js';
 import type { FormatRegistry } from './format_registry.js';
@@ -22,8 +22,7 @@ const PUT_FIELDS: FieldRules = {
   fixed: {
     subject: 'cannot be changed: the path names the subject',
     hasPassword: 'cannot be set: send password (null clears it)',
-    createdAt: 'cannot be changed: Rotor keeps it',
-    updatedAt: 'cannot be changed: Rotor keeps it',
+    ...TIMESTAMPS_KEPT,
   },
 };
 

@@ -79,7 +79,7 @@ describe('admin writes refuse what they do not understand, and change nothing', 
     const before = (await call('GET', '/admin/apps/fixed')).body;
     refused(await call('PATCH', '/admin/apps/fixed', { id: '01ARZ3NDEKTSV4RRFFQ69G5FAV' }), /"id" cannot be changed/);
     refused(await call('PATCH', '/admin/apps/fixed', { profile: 'jwtplus' }), /"profile" cannot be changed/);
-    refused(await call('PATCH', '/admin/apps/fixed', { description: 'x', createdAt: before.createdAt }), /"createdAt" cannot be changed/);
+    refused(await call('PATCH', '/admin/apps/fixed', { description: 'x', createdAt: before.createdAt }), /"createdAt" cannot be set: Rotor keeps it/);
     // What GET answers, sent back whole, is refused for the fields Rotor keeps: no silent half-update.
     refused(await call('PATCH', '/admin/apps/fixed', { ...before, description: 'round trip' }), /"id" cannot be changed/);
     refused(await call('POST', '/admin/apps', { name: 'chosen-id', id: app.id }), /"id" cannot be set/);
