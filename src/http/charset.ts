@@ -14,7 +14,7 @@ const READABLE = /^(?:utf-?8|us-ascii|ascii|latin-?1|iso[-_]?8859[-_]\d{1,2}|(?:
 const PARAMETER = /;\s*([^\s;=]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s;]*))/g;
 
 /** Every charset parameter of a Content-Type, lower-cased and unquoted (a quoted value's `;` is text). */
-export function charsetsOf(contentType: string): string[] {
+function charsetsOf(contentType: string): string[] {
   const charsets: string[] = [];
   for (const [, name, quoted, token] of contentType.matchAll(PARAMETER)) {
     if (name?.toLowerCase() === 'charset') charsets.push((quoted?.replace(/\\(.)/g, '$1') ?? token ?? '').toLowerCase());
@@ -23,13 +23,15 @@ export function charsetsOf(contentType: string): string[] {
 }
 
 export function refuseForeignCharsets(app: FastifyInstance): void {
-  app.addHook('onRequest', async (request) => {
+  // A callback hook, not an async one: it runs on every request, and most carry no charset at all.
+  app.addHook('onRequest', (request, _reply, done) => {
     const type = request.headers['content-type'];
-    if (typeof type !== 'string' || !/charset/i.test(type)) return;
+    if (typeof type !== 'string' || !/charset/i.test(type)) return done();
     const charsets = charsetsOf(type);
     // Two different charsets are two answers to one question: whichever a parser took, the other was meant.
     if (new Set(charsets).size > 1 || charsets.some((charset) => !READABLE.test(charset))) {
-      throw new RotorError('unsupported_media_type', 'request bodies are read as UTF-8: send them with one charset=utf-8, or none');
+      return done(new RotorError('unsupported_media_type', 'request bodies are read as UTF-8: send them with one charset=utf-8, or none'));
     }
+    done();
   });
 }

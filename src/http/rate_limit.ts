@@ -130,11 +130,13 @@ export class RateLimiter {
    */
   register(app: FastifyInstance, onLimited: () => void, appIdOf: (ref: string) => Promise<string | null>, prefix = ''): void {
     const { limits } = this;
+    // The client's per-ip bucket: its address without a proxy's port, IPv6 by its prefix (rate_bucket.ts).
+    const bucketOf = (request: FastifyRequest) => rateBucketOf(clientAddressOf(request), limits.ipv6Prefix);
     // Admin calls are counted when the request arrives, before the admin scope's own token check
     // refuses a wrong token: otherwise guesses of the admin token would never be limited.
     app.addHook('onRequest', async (request) => {
       if (classOf(this.routes, request, prefix) !== 'admin') return;
-      const ip = rateBucketOf(clientAddressOf(request), limits.ipv6Prefix);
+      const ip = bucketOf(request);
       try {
         this.check(`a:${ip}`, limits.adminPerIp);
         this.hit(`a:${ip}`);
@@ -146,7 +148,7 @@ export class RateLimiter {
     app.addHook('preHandler', async (request) => {
       const kind = classOf(this.routes, request, prefix);
       if (!kind || kind === 'admin') return;
-      const ip = rateBucketOf(clientAddressOf(request), limits.ipv6Prefix);
+      const ip = bucketOf(request);
       const params = request.params as Record<string, unknown> | undefined;
       const ref = params?.app ?? params?.app_id;
       // An app that does not exist issues nothing: its handler answers 404/403 without a budget.
@@ -175,7 +177,7 @@ export class RateLimiter {
       const kind = classOf(this.routes, request, prefix);
       const failed = reply.statusCode >= 400 && reply.statusCode < 500 && reply.statusCode !== 429;
       if (!failed) return;
-      const ip = rateBucketOf(clientAddressOf(request), limits.ipv6Prefix);
+      const ip = bucketOf(request);
       if (kind === 'refresh') this.hit(`rf:${ip}`);
       if (kind === 'login') {
         const user = loginName(request);
