@@ -72,9 +72,15 @@ export class Profiles {
     return applyPolicyPatch(base, patch, this.fields);
   }
 
-  /** A stored policy with the fields a later release added filled in with the profile's defaults. */
+  /**
+   * A stored policy with the fields a later release added filled in with the profile's defaults. A
+   * dialect app written before `dpopNonce: true` was refused for it reads as false, which it always meant
+   * (its endpoints carry no proof), so its next update is not refused for a value it never set.
+   */
   complete(profile: Profile, stored: Partial<Policy>): Policy {
-    return { ...this.defaultsByName.get(profile), ...stored } as Policy;
+    const policy = { ...this.defaultsByName.get(profile), ...stored } as Policy;
+    if (policy.dpopNonce && this.formatFor(profile).bindsAccessTokens !== true) policy.dpopNonce = false;
+    return policy;
   }
 
   /** SPEC §1: whether `profile`'s renewal call carries no client authentication. */

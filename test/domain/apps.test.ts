@@ -116,6 +116,21 @@ describe('apps (fixed clock, SQLite store)', () => {
       expect((await t.apps.get(app.id)).policy.refreshTtl).toBe(30 * 86400);
     });
 
+    it('a dialect app stored with dpopNonce true (before that was refused) reads as false, and its next update is accepted', async () => {
+      const { app } = await t.apps.create({ name: 'abit', profile: 'abitmedia' });
+      // Written behind the domain's back, as a release that did not refuse it would have.
+      expect((await t.store.updateApp({ ...app, policy: { ...app.policy, dpopNonce: true } }, app.updatedAt)).updated).toBe(true);
+      expect((await t.store.findApp({ id: app.id }))?.policy.dpopNonce).toBe(true);
+      expect((await t.apps.get(app.id)).policy.dpopNonce).toBe(false);
+      expect((await t.apps.list()).find((a) => a.id === app.id)?.policy.dpopNonce).toBe(false);
+      const updated = await t.apps.update('abit', { description: 'renamed nothing' });
+      expect(updated.policy.dpopNonce).toBe(false);
+      expect((await t.store.findApp({ id: app.id }))?.policy.dpopNonce).toBe(false);
+      // A native app's value is its own.
+      const native = (await t.apps.create({ name: 'shop', policy: { dpopNonce: true } })).app;
+      expect((await t.apps.get(native.id)).policy.dpopNonce).toBe(true);
+    });
+
     it('renaming to a taken name is a conflict; a deleted app is gone with its keys', async () => {
       await t.apps.create({ name: 'shop' });
       const { app, appKey } = await t.apps.create({ name: 'payments' });

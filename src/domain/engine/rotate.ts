@@ -59,9 +59,7 @@ async function refreshOrThrow(core: EngineCore, token: unknown, options: Refresh
   const issued = located.kind === 'chain'
     ? await renewChain(renewal, located.found, located.generation, 0)
     : await renewLegacy(renewal, located.found, 0);
-  // Only where proofs are judged (an app stored with dpopNonce before dialect apps refused it demands none).
-  const nonces = app.policy.dpopNonce && core.formats.formatFor(app.profile).bindsAccessTokens === true;
-  issued.dpopNonce = nonces && options.dpop ? freshNonce(core, app) : null;
+  issued.dpopNonce = app.policy.dpopNonce && options.dpop ? freshNonce(core, app) : null;
   return issued;
 }
 
