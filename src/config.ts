@@ -85,15 +85,14 @@ export function loadConfig(env: Env = process.env): Config {
   const host = env.ROTOR_HOST?.trim() || '127.0.0.1';
   const port = integer(env.ROTOR_PORT, 8080, 'ROTOR_PORT', 0, 65535);
   const adminToken = env.ROTOR_ADMIN_TOKEN?.length ? env.ROTOR_ADMIN_TOKEN : null;
-  if (adminToken !== null && adminToken.length < 16) {
-    throw new ConfigError('ROTOR_ADMIN_TOKEN must be at least 16 characters (generate one with: openssl rand -base64 32)');
-  }
+  const adminProblem = adminToken === null ? null : secretProblem(adminToken);
+  if (adminProblem) throw new ConfigError(`ROTOR_ADMIN_TOKEN ${adminProblem} (generate one with: openssl rand -base64 32)`);
   const issuer = (env.ROTOR_ISSUER?.trim() || `http://${host.includes(':') ? `[${host}]` : host}:${port}`).replace(/\/+$/, '');
-  try {
-    new URL(issuer);
-  } catch {
-    throw new ConfigError('ROTOR_ISSUER must be an absolute URL such as https://auth.example.com');
-  }
+  const problem = issuerProblem(issuer);
+  if (problem) throw new ConfigError(`ROTOR_ISSUER ${problem}`);
+  const webhookSecret = env.ROTOR_WEBHOOK_SECRET?.length ? env.ROTOR_WEBHOOK_SECRET : null;
+  const hookProblem = webhookSecret === null ? null : secretProblem(webhookSecret);
+  if (hookProblem) throw new ConfigError(`ROTOR_WEBHOOK_SECRET ${hookProblem} (generate one with: openssl rand -base64 32)`);
   const synchronous = (env.ROTOR_SQLITE_SYNCHRONOUS ?? 'NORMAL').toUpperCase();
   if (synchronous !== 'NORMAL' && synchronous !== 'FULL') throw new ConfigError('ROTOR_SQLITE_SYNCHRONOUS must be NORMAL or FULL');
   const databaseUrl = env.ROTOR_DATABASE_URL?.trim() || 'sqlite:./data/rotor.db';
@@ -104,7 +103,7 @@ export function loadConfig(env: Env = process.env): Config {
     port,
     adminToken,
     issuer,
-    logLevel: env.ROTOR_LOG_LEVEL?.trim() || 'info',
+    logLevel: logLevel(env.ROTOR_LOG_LEVEL),
     trustProxy: trustProxy(env.ROTOR_TRUST_PROXY),
     workers: integer(env.ROTOR_WORKERS, 1, 'ROTOR_WORKERS', 1, 64),
     sqliteSynchronous: synchronous,
@@ -113,7 +112,7 @@ export function loadConfig(env: Env = process.env): Config {
     verifikSignatureMessage: verifikSignatureMessage(env.ROTOR_VERIFIK_SIGNATURE_MESSAGE),
     webhookUrl: webhookUrl(env.ROTOR_WEBHOOK_URL),
     rateLimits: rateLimits(env.ROTOR_RATE_LIMITS),
-    webhookSecret: env.ROTOR_WEBHOOK_SECRET?.length ? env.ROTOR_WEBHOOK_SECRET : null,
+    webhookSecret,
     corsOrigins: corsOrigins(env.ROTOR_CORS_ORIGINS),
   };
 }
@@ -136,13 +135,17 @@ function corsOrigins(text: string | undefined): string[] {
 function rateLimits(text: string | undefined): RateLimits | null {
   if (text?.trim().toLowerCase() === 'off') return null;
   const limits: RateLimits = { ...DEFAULT_RATE_LIMITS };
+  const seen = new Set<string>();
   for (const part of (text ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
-    const [name, value] = part.split('=') as [string, string | undefined];
-    // Decimal digits only: Number() would also read 0x40, 1e2 and 0b1.
-    const count = /^\d{1,15}$/.test(value ?? '') ? Number(value) : Number.NaN;
-    if (!(name in limits) || !Number.isInteger(count) || count < 1) {
+    // Exactly one `=`, a limit's own name (not Object.prototype's), decimal digits only (Number() would
+    // also read 0x40, 1e2 and 0b1): a typo is refused, never taken in as something else.
+    const [name, value, extra] = part.split('=') as [string, string | undefined, string | undefined];
+    const count = extra === undefined && /^\d{1,15}$/.test(value ?? '') ? Number(value) : Number.NaN;
+    if (!Object.hasOwn(DEFAULT_RATE_LIMITS, name) || !Number.isInteger(count) || count < 1) {
       throw new ConfigError(`ROTOR_RATE_LIMITS: "${part.slice(0, 60)}" is not name=count with name one of ${Object.keys(DEFAULT_RATE_LIMITS).join(', ')} (or set it to off)`);
     }
+    if (seen.has(name)) throw new ConfigError(`ROTOR_RATE_LIMITS: ${name} is given twice`);
+    seen.add(name);
     limits[name as keyof RateLimits] = count;
   }
   const problem = rateLimitsProblem(limits);
@@ -153,7 +156,7 @@ function rateLimits(text: string | undefined): RateLimits | null {
 /** Why a set of limits cannot be used (a library host's, or the environment's), or null. */
 export function rateLimitsProblem(limits: RateLimits): string | null {
   for (const [name, value] of Object.entries(limits)) {
-    if (!(name in DEFAULT_RATE_LIMITS)) return `${name.slice(0, 40)} is not a limit (${Object.keys(DEFAULT_RATE_LIMITS).join(', ')})`;
+    if (!Object.hasOwn(DEFAULT_RATE_LIMITS, name)) return `${name.slice(0, 40)} is not a limit (${Object.keys(DEFAULT_RATE_LIMITS).join(', ')})`;
     if (!Number.isInteger(value) || value < 1) return `${name} must be a positive integer`;
   }
   if (limits.ipv6Prefix < IPV6_PREFIX_RANGE[0] || limits.ipv6Prefix > IPV6_PREFIX_RANGE[1]) {
@@ -223,13 +226,54 @@ function tooWideRange(address: string, prefix: number): string | null {
 
 function webhookUrl(text: string | undefined): string | null {
   if (!text?.trim()) return null;
-  try {
-    const url = new URL(text.trim());
-    if (url.protocol === 'http:' || url.protocol === 'https:') return url.toString();
-  } catch {
-    // reported below
+  const url = httpUrl(text.trim());
+  if (url === null) throw new ConfigError('ROTOR_WEBHOOK_URL must be an http(s) URL, e.g. https://hooks.example.com/rotor');
+  // fetch() refuses a URL with credentials on every delivery: every event would be lost, silently.
+  if (url.username || url.password) {
+    throw new ConfigError('ROTOR_WEBHOOK_URL must not carry user:password@ (fetch refuses it); authenticate deliveries with ROTOR_WEBHOOK_SECRET');
   }
-  throw new ConfigError('ROTOR_WEBHOOK_URL must be an http(s) URL, e.g. https://hooks.example.com/rotor');
+  return url.toString();
+}
+
+function httpUrl(text: string): URL | null {
+  try {
+    const url = new URL(text);
+    return url.protocol === 'http:' || url.protocol === 'https:' ? url : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Why `issuer` cannot be Rotor's issuer, or null. RFC 8414 §2: an http(s) URL with no query and no
+ * fragment; with credentials it would publish them in discovery and in every token's `iss`.
+ */
+export function issuerProblem(issuer: string): string | null {
+  const url = httpUrl(issuer);
+  if (url === null) return 'must be an absolute http(s) URL such as https://auth.example.com';
+  if (url.username || url.password) return 'must not carry user:password@ (it is published in discovery and in every token)';
+  if (issuer.includes('?') || issuer.includes('#')) return 'must have no query and no fragment (RFC 8414 §2)';
+  return null;
+}
+
+/**
+ * Why a shared secret (the admin token, the webhook key) is unfit, or null: long enough, printable ASCII
+ * with no space (a trailing newline from a file could never be sent back in a header), not a few
+ * characters repeated.
+ */
+function secretProblem(secret: string): string | null {
+  if (secret.length < 16) return 'must be at least 16 characters';
+  if (!/^[\x21-\x7e]+$/.test(secret)) return 'must be printable ASCII with no spaces or line breaks';
+  if (new Set(secret).size < 8) return 'must not be a few characters repeated';
+  return null;
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+function logLevel(text: string | undefined): string {
+  const level = text?.trim().toLowerCase() || 'info';
+  if (!LOG_LEVELS.includes(level)) throw new ConfigError(`ROTOR_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
+  return level;
 }
 
 function verifikSignatureMessage(text: string | undefined): string {
@@ -243,7 +287,8 @@ function verifikSignatureMessage(text: string | undefined): string {
 
 function integer(text: string | undefined, fallback: number, name: string, min: number, max: number): number {
   if (text === undefined || text.trim() === '') return fallback;
-  const value = Number(text);
+  // Decimal digits only: Number() would also read 0x61A9, 1e1 and 8080.0.
+  const value = /^\d{1,15}$/.test(text.trim()) ? Number(text) : Number.NaN;
   if (!Number.isInteger(value) || value < min || value > max) throw new ConfigError(`${name} must be a whole number from ${min} to ${max}`);
   return value;
 }

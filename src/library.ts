@@ -1,5 +1,5 @@
 import pino, { type Logger } from 'pino';
-import { ConfigError, loadConfig, type Config } from './config.js';
+import { ConfigError, issuerProblem, loadConfig, type Config } from './config.js';
 import { callerClient } from './domain/claims.js';
 import { systemClock, type Clock } from './domain/clock.js';
 import type { DpopInput, Introspection } from './domain/engine.js';
@@ -152,8 +152,9 @@ export async function createRotor(options: CreateRotorOptions): Promise<RotorIns
   if (options === null || typeof options !== 'object') throw new ConfigError('createRotor needs { databaseUrl, masterKey, issuer }');
   const masterKey = typeof options.masterKey === 'string' ? options.masterKey : Buffer.from(options.masterKey ?? []).toString('base64');
   if (!masterKey) throw new ConfigError('createRotor: masterKey is required (32 random bytes, base64: openssl rand -base64 32)');
-  if (typeof options.issuer !== 'string' || !/^https?:\/\//.test(options.issuer)) {
-    throw new ConfigError('createRotor: issuer must be the public URL of the prefix rotorPlugin is mounted under, e.g. https://example.com/auth');
+  const problem = typeof options.issuer === 'string' ? issuerProblem(options.issuer) : 'is required';
+  if (problem) {
+    throw new ConfigError(`createRotor: issuer ${problem}; it is the public URL of the prefix rotorPlugin is mounted under, e.g. https://example.com/auth`);
   }
   const config = loadConfig({
     ROTOR_DATABASE_URL: options.databaseUrl,

@@ -76,21 +76,32 @@ export async function serve(): Promise<void> {
     await rotor.close();
     for (let i = 0; i < config.workers; i += 1) cluster.fork();
     let stopping = false;
-    cluster.on('exit', (worker, code, signal) => {
-      // A worker that dies on its own is replaced (after a pause, so a worker that cannot start does
-      // not spin); one that exits while the service stops is not.
-      if (!stopping && signal !== 'SIGTERM' && code !== 0) {
-        process.stderr.write(`rotor: worker ${worker.process.pid} exited (${signal ?? code}); starting another\n`);
-        setTimeout(() => { if (!stopping) cluster.fork(); }, 1000);
-      }
-    });
-    const stop = () => {
+    // Until one worker listens, a worker's death is the service failing to start (a port in use, an
+    // unreachable store): the primary stops with it, so a supervisor sees the failure, not a process
+    // respawning workers forever with nothing listening.
+    let started = false;
+    cluster.on('listening', () => { started = true; });
+    const stop = (code: number) => {
+      if (stopping) return;
       stopping = true;
       for (const worker of Object.values(cluster.workers ?? {})) worker?.kill('SIGTERM');
-      setTimeout(() => process.exit(0), 5000).unref();
+      setTimeout(() => process.exit(code), 5000).unref();
+      cluster.on('exit', () => { if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(code); });
     };
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
+    cluster.on('exit', (worker, code, signal) => {
+      if (stopping || signal === 'SIGTERM' || code === 0) return;
+      if (!started) {
+        process.stderr.write(`rotor: worker ${worker.process.pid} could not start (${signal ?? code}; its error is above); stopping\n`);
+        stop(1);
+        return;
+      }
+      // Once serving, a worker that dies on its own is replaced, after a pause so that one that can no
+      // longer start does not spin.
+      process.stderr.write(`rotor: worker ${worker.process.pid} exited (${signal ?? code}); starting another\n`);
+      setTimeout(() => { if (!stopping) cluster.fork(); }, 1000);
+    });
+    process.once('SIGTERM', () => stop(0));
+    process.once('SIGINT', () => stop(0));
     return;
   }
   const server = await startServer(config);

@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rotor } from './helpers/cli.js';
+import { spawn } from 'node:child_process';
+import { CLI, rotor } from './helpers/cli.js';
 
 describe('rotor CLI (--json on every command, no server needed)', () => {
   let dir: string;
@@ -116,5 +117,31 @@ describe('rotor CLI (--json on every command, no server needed)', () => {
     const config = await rotor(['apps', 'list'], { ROTOR_DATABASE_URL: 'mysql://nope' });
     expect(config.code).not.toBe(0);
     expect(config.stderr).toMatch(/ROTOR_DATABASE_URL must be/);
+  });
+
+  it('F4-09 bad input on the command line exits 2 with one line, commander\'s own refusals included', async () => {
+    for (const args of [['--bogus'], ['bogus-command'], ['sessions', 'list', 'cli-app'], ['apps', 'create', 'x', '--access-ttl', '5x'],
+      ['apps', 'create', 'x', '--binding', 'weird'], ['apps', 'create', 'Bad Name'], ['apps', 'show']]) {
+      const res = await rotor(args, env);
+      expect(res.code, args.join(' ')).toBe(2);
+      expect(res.stdout).toBe('');
+      expect(res.stderr.trim().split('\n'), args.join(' ')).toEqual([expect.stringMatching(/^rotor: /)]);
+    }
+    expect((await rotor(['--help'], env)).code).toBe(0);
+    // A configuration error is not the command line's: 1 (docs/config.md).
+    expect((await rotor(['apps', 'list'], { ...env, ROTOR_LOG_LEVEL: 'loud' })).code).toBe(1);
+  });
+
+  it('F4-08 a closed stdout is one line and exit 1, not a stack trace; the command took effect and the store was closed', async () => {
+    const closed = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, [CLI, '--json', 'sessions', 'issue', 'cli-app', 'epipe'], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+      child.stdout.destroy(); // the reader went away before anything was written
+      let stderr = '';
+      child.stderr.on('data', (chunk) => { stderr += String(chunk); });
+      child.on('close', (code) => resolve({ code, stderr }));
+    });
+    expect(closed.code).toBe(1);
+    expect(closed.stderr).toBe('rotor: stdout was closed (EPIPE) before the output was written; the command itself took effect\n');
+    expect((await run('sessions', 'list', 'cli-app', '--subject', 'epipe')).sessions).toHaveLength(1);
   });
 });

@@ -15,7 +15,18 @@ const program = new Command('rotor')
   .description('Rotor: sessions with rotating refresh tokens, JWKS and revocation')
   .option('--json', 'print one JSON document on stdout')
   .showSuggestionAfterError()
+  // Commander's own refusals (an unknown option, a missing argument) as one line like every other error;
+  // commands made below inherit it.
+  .configureOutput({ outputError: (text, write) => write(`rotor: ${text.trim().replace(/^error: /, '')} (see: rotor --help)\n`) })
   .exitOverride();
+
+// A closed stdout (`rotor … | head -c0`) is no crash: the command's effect stands, the store still closes,
+// and the one line says what was lost.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (process.exitCode === 1) return;
+  process.stderr.write(`rotor: stdout was closed (${err.code ?? 'error'}) before the output was written; the command itself took effect\n`);
+  process.exitCode = 1;
+});
 
 const json = (): boolean => program.opts().json === true;
 
@@ -195,10 +206,8 @@ function fail(err: unknown): never {
 }
 
 program.parseAsync(process.argv).catch((err: unknown) => {
-  if (err instanceof CommanderError) {
-    if (err.exitCode === 0) process.exit(0);
-    process.exit(err.exitCode || 2);
-  }
+  // Help and version exit 0; every usage error is bad input (docs/config.md: exit status 2).
+  if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 2);
   fail(err);
 });
 

@@ -1,5 +1,6 @@
 import { Command, Option } from 'commander';
 import { parseDuration } from '../domain/duration.js';
+import { RotorError } from '../domain/errors.js';
 
 /** The policy flags shared by `apps create` and `apps update`. */
 export function addPolicyFlags(command: Command): Command {
@@ -25,7 +26,7 @@ function durationFlag(flag: string, value: string | undefined, nullable: boolean
   if (nullable && value === 'off') return null;
   const seconds = parseDuration(value);
   if (seconds === undefined) {
-    throw new Error(`${flag} must be a whole number of seconds or a number with s, m, h or d (e.g. 15m)${nullable ? ', or "off"' : ''}`);
+    throw new RotorError('invalid_request', `${flag} must be a whole number of seconds or a number with s, m, h or d (e.g. 15m)${nullable ? ', or "off"' : ''}`);
   }
   return seconds;
 }
