@@ -106,6 +106,15 @@ export class Keyring {
   }
 
   /**
+   * A key of this app that was revoked, to tell a genuine token of a dead key (`revoked`) from a forgery
+   * (`malformed`); never to accept one. Only refusals ask, so the store read is off the hot path.
+   */
+  async revokedKey(appId: string, kid: string): Promise<SigningKey | null> {
+    const record = (await this.records(appId, 'now')).find((k) => k.kid === kid);
+    return record?.state === 'revoked' ? this.use(record) : null;
+  }
+
+  /**
    * Whether `kid` may still verify as of `version` (read with the caller's hot query): what a signature
    * checked against the cached keys must pass before its token is accepted.
    */

@@ -54,7 +54,7 @@ async function asAccessToken(core: EngineCore, token: string, client: App): Prom
  */
 export async function appOfToken(core: EngineCore, token: unknown): Promise<App | null> {
   if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_LENGTH) return null;
-  const result = await locate(core, token, { revocable: true });
+  const result = await locate(core, token, { earlyAllowed: true });
   if (result.ok) return core.apps.byId(result.located.found.session.appId);
   const verified = await verifyJwt(core, token, { allowExpired: true });
   return verified?.app ?? null;

@@ -1,7 +1,7 @@
 import type { App, Millis } from '../types.js';
 import type { Presented } from '../refresh_ids.js';
 import type { EngineCore, FoundLegacyRefresh, FoundSession } from './core.js';
-import { findChain, verifyJwt } from './verify.js';
+import { findChain, signedByRevokedKey, verifyJwt } from './verify.js';
 
 /**
  * A presented refresh token, found: a generation of a session's chain, or a pre-upgrade record. `kid`
@@ -12,20 +12,25 @@ export type Located =
   | { kind: 'legacy'; found: FoundLegacyRefresh; kid: string | null };
 
 /**
- * Finding a presented refresh token: `malformed` (not a string, or a JWT that is not genuine) and
- * `unknown` (names nothing live in the store) are expected outcomes, not exceptions.
+ * Finding a presented refresh token: `malformed` (not a string, or a JWT that is not genuine), `revoked`
+ * (a genuine JWT of a revoked key) and `unknown` (names nothing live in the store) are expected
+ * outcomes, not exceptions.
  */
-export type LocateResult = { ok: true; located: Located } | { ok: false; reason: 'malformed' | 'unknown' };
+export type LocateResult = { ok: true; located: Located } | { ok: false; reason: 'malformed' | 'unknown' | 'revoked' };
 
 export interface LocateOptions {
   /** Only within this app (key lookup is scoped to the tenant). */
   client?: App;
-  /** Revocation: a not-before as far ahead as the app's `refreshNotBefore` is fine (S2-03). */
-  revocable?: boolean;
+  /**
+   * A refresh and a revocation: a not-before as far ahead as the app's `refreshNotBefore` is fine (the
+   * refresh judges it from the chain; S2-03 for revocation).
+   */
+  earlyAllowed?: boolean;
 }
 
 const unknown: LocateResult = { ok: false, reason: 'unknown' };
 const malformed: LocateResult = { ok: false, reason: 'malformed' };
+const revoked: LocateResult = { ok: false, reason: 'revoked' };
 
 /**
  * The session (and generation) or pre-upgrade record a presented refresh token names, after checking
@@ -41,8 +46,8 @@ export async function locate(core: EngineCore, token: unknown, options: LocateOp
     if (!presented) return unknown;
   } else {
     // Expiry is judged from the stored chain (the same instant as the JWT's `exp`), so allow it here.
-    const verified = await verifyJwt(core, token, { client: options.client, allowExpired: true, revocable: options.revocable });
-    if (!verified) return malformed;
+    const verified = await verifyJwt(core, token, { client: options.client, allowExpired: true, earlyAllowed: options.earlyAllowed });
+    if (!verified) return (await signedByRevokedKey(core, token, options.client)) ? revoked : malformed;
     const format = core.formats.formatFor(verified.app.profile);
     const ref = format.refreshFormat === 'jwt' && format.chainId ? format.refreshIdOf(verified.parts) : null;
     if (!ref || !format.chainId) return malformed;

@@ -18,7 +18,7 @@ export async function revokeToken(core: EngineCore, token: unknown, client?: App
 /** The session of an unexpired refresh token of `client` (any app without one), or null. */
 async function refreshSessionOf(core: EngineCore, token: string, client: App | undefined): Promise<Session | null> {
   // Revocable from the moment it was issued: its not-before delay limits renewal, not logout (S2-03).
-  const result = await locate(core, token, { client, revocable: true });
+  const result = await locate(core, token, { client, earlyAllowed: true });
   if (!result.ok) return null;
   const { located } = result;
   const unexpired = located.kind === 'chain'

@@ -42,7 +42,7 @@ export async function refresh(core: EngineCore, token: unknown, options: Refresh
 }
 
 async function refreshOrThrow(core: EngineCore, token: unknown, options: RefreshOptions): Promise<Issued> {
-  const result = await locate(core, token, { client: options.client });
+  const result = await locate(core, token, { client: options.client, earlyAllowed: true });
   if (!result.ok) throw invalidRefreshToken(result.reason);
   const { located } = result;
   const { session } = located.found;

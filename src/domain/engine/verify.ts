@@ -14,11 +14,11 @@ export interface VerifyJwtOptions {
   client?: App;
   allowExpired: boolean;
   /**
-   * Revocation: a not-before as far ahead as the app's own `refreshNotBefore` puts it is fine, so a
-   * refresh token Rotor issued is revocable from its first second (S2-03); one further ahead was
-   * never Rotor's and stays refused.
+   * A not-before as far ahead as the app's own `refreshNotBefore` puts it is fine: a refresh token Rotor
+   * issued is revocable from its first second (S2-03), and a refresh judges it from the stored chain
+   * (`not_yet_valid`). One further ahead was never Rotor's and stays refused.
    */
-  revocable?: boolean;
+  earlyAllowed?: boolean;
 }
 
 export interface VerifiedJwt {
@@ -55,13 +55,26 @@ export async function verifyJwt(core: EngineCore, token: string, options: Verify
   if (exp === null || (!options.allowExpired && now >= exp)) return null;
   if ('nbf' in decoded.payload) {
     const nbf = numericDate(decoded.payload.nbf);
-    const slack = options.revocable ? app.policy.refreshNotBefore : 0;
+    const slack = options.earlyAllowed ? app.policy.refreshNotBefore : 0;
     if (nbf === null || nbf > now + NBF_LEEWAY_SECONDS + slack) return null;
   }
   const expected = core.formats.formatFor(app.profile).expectedIssuer(app, core.issuer);
   const issuers = expected === null ? null : typeof expected === 'string' ? [expected] : expected;
   if (issuers !== null && !issuers.includes(decoded.payload.iss as string)) return null;
   return { app, kid, parts: { header: decoded.header, payload: decoded.payload }, decoded };
+}
+
+/**
+ * Whether a JWT that `verifyJwt` refused is genuine but signed by a key of its app that was revoked
+ * (SPEC §2.6: its tokens are dead, and say so) rather than forged or foreign.
+ */
+export async function signedByRevokedKey(core: EngineCore, token: string, client: App | undefined): Promise<boolean> {
+  const decoded = decodeJwt(token);
+  const kid = decoded && headerKid(decoded.header);
+  if (!decoded || !kid || !isUlid(kid)) return false;
+  const appId = client?.id ?? (await core.store.findSigningKey(kid))?.appId;
+  const key = appId ? await core.keyring.revokedKey(appId, kid) : null;
+  return key !== null && verifySignature(decoded, key);
 }
 
 /** Whether a token is a genuine, unexpired access token whose session is alive: a value either way. */
