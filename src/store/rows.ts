@@ -155,8 +155,22 @@ export const SESSION_COLUMNS_PREFIXED = [
   'refresh_issued_at', 'refresh_not_before', 'refresh_expires_at', 'successor_sealed', 'dpop_jkt',
 ].map((c) => `s.${c} AS s_${c}`).join(', ');
 
-/** How long a sealed successor is kept: the largest grace window any policy may set. */
+/** The largest grace window any policy may set. */
 export const MAX_GRACE_MS = 300_000;
+
+/**
+ * How long after its expiry, by the pruning instance's clock, a row is deleted: an instance whose clock
+ * runs ahead (SECURITY-CASES F-11: ±30 s) must not take a DPoP replay mark or a pre-upgrade record that
+ * the others still judge live.
+ */
+export const PRUNE_SKEW_MS = 60_000;
+
+/**
+ * How long a sealed successor is kept: the largest grace window, plus an hour for an instance whose
+ * clock runs ahead, whose prune would otherwise take a seal another instance's grace retry still needs.
+ * There is at most one seal per session, so keeping it longer costs no growth.
+ */
+export const SEAL_KEPT_MS = MAX_GRACE_MS + 3_600_000;
 
 /** Rate-limit windows are one minute; the two before the current one are kept. */
 export const RATE_WINDOWS_KEPT_MS = 3 * 60_000;

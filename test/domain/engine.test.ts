@@ -55,6 +55,25 @@ describe('rotation engine (injected clock)', () => {
     expect(third.session.id).toBe(first.session.id);
   });
 
+  it('grace window: a twin that arrived inside it is a retry however long the store then takes to answer it (outside review S4-04)', async () => {
+    await make({ reuseGrace: 10 });
+    const first = await issue();
+    const second = await refresh(first.refreshToken);
+    t.clock.advance(1);
+    // The store answers this request's read 14 s later (a slow database, still under its timeout).
+    const find = t.store.findSession.bind(t.store);
+    t.store.findSession = async (id) => {
+      t.clock.advance(14);
+      return find(id);
+    };
+    const retry = await refresh(first.refreshToken);
+    t.store.findSession = find;
+    expect(retry.refreshToken).toBe(second.refreshToken);
+    expect(t.outcomes).toEqual(['rotated', 'retry']);
+    // One arriving after the window is reuse, as before.
+    expect(await refusal(refresh(first.refreshToken))).toBe('invalid_refresh_token:reused');
+  });
+
   it('grace window edge: at exactly reuseGrace seconds the replay is reuse and kills the session', async () => {
     await make({ reuseGrace: 10 });
     const first = await issue();

@@ -10,7 +10,7 @@ import { dialectDomains } from '../../src/dialects/index.js';
 const PROFILES = new Profiles(dialectDomains());
 import type { App, AppKeyRecord, RefreshChain, RefreshRecord, Session, SigningKeyRecord, Subject } from '../../src/domain/types.js';
 import { UPGRADED, type RotateInput, type Store, type SubjectColumns } from '../../src/domain/store.js';
-import { MAX_GRACE_MS } from '../../src/store/rows.js';
+import { MAX_GRACE_MS, PRUNE_SKEW_MS, SEAL_KEPT_MS } from '../../src/store/rows.js';
 
 /**
  * One database for one test. `open()` returns a new store instance (its own connection or pool) on
@@ -621,7 +621,10 @@ export function describeStoreConformance(name: string, harness: ConformanceHarne
       const results = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? store : other).useDpopProof({ key: 'proof-1', expiresAt: NOW + 600_000 })));
       expect(results.filter(Boolean)).toHaveLength(1);
       expect(await store.useDpopProof({ key: 'proof-2', expiresAt: NOW + 1000 })).toBe(true);
-      await store.prune(NOW + 2000, { revokedRetention: 0 });
+      // Kept a minute past its expiry: the prune of an instance whose clock runs ahead takes no mark the others still need.
+      await store.prune(NOW + 1000 + PRUNE_SKEW_MS - 1000, { revokedRetention: 0 });
+      expect(await store.useDpopProof({ key: 'proof-2', expiresAt: NOW + 1000 })).toBe(false);
+      await store.prune(NOW + 1000 + PRUNE_SKEW_MS + 1, { revokedRetention: 0 });
       expect(await store.useDpopProof({ key: 'proof-2', expiresAt: NOW + 600_000 })).toBe(true); // pruned: a fresh key again
       expect(await store.useDpopProof({ key: 'proof-1', expiresAt: NOW + 600_000 })).toBe(false); // not yet expired: still a replay
     });
@@ -818,14 +821,18 @@ export function describeStoreConformance(name: string, harness: ConformanceHarne
       expect(await store.findSession(live.id)).not.toBeNull();
       expect(await store.prune(now, { revokedRetention: retention })).toEqual({ sessions: 0, refreshTokens: 0 });
 
-      // A live token's seal is cleared once the largest grace window has passed since it was minted, and only then.
+      // A live token's seal is cleared once the largest grace window and the clock-skew hour have passed
+      // since it was minted, and only then: one minted ten minutes ago (past any grace window) is kept.
       const { session: sealedOld } = await seedSession(store, app.id, 'p5', { horizonAt: now + 10 * HOUR });
       const { session: sealedNew } = await seedSession(store, app.id, 'p6', { horizonAt: now + 10 * HOUR });
-      await rotate(store, sealedOld, 1, { next: chainRecord(2, { issuedAt: now - MAX_GRACE_MS - 1, successorSealed: Buffer.from('old') }) });
+      const { session: sealedSkew } = await seedSession(store, app.id, 'p7', { horizonAt: now + 10 * HOUR });
+      await rotate(store, sealedOld, 1, { next: chainRecord(2, { issuedAt: now - SEAL_KEPT_MS - 1, successorSealed: Buffer.from('old') }) });
       await rotate(store, sealedNew, 1, { next: chainRecord(2, { issuedAt: now - 1000, successorSealed: Buffer.from('new') }) });
+      await rotate(store, sealedSkew, 1, { next: chainRecord(2, { issuedAt: now - MAX_GRACE_MS - 600_000, successorSealed: Buffer.from('skew') }) });
       await store.prune(now, { revokedRetention: retention });
       expect((await store.findSession(sealedOld.id))!.session.refresh).toMatchObject({ generation: 2, successorSealed: null });
       expect((await store.findSession(sealedNew.id))!.session.refresh?.successorSealed).toEqual(Buffer.from('new'));
+      expect((await store.findSession(sealedSkew.id))!.session.refresh?.successorSealed).toEqual(Buffer.from('skew'));
     });
 
     // ── optional operations ────────────────────────────────────────────────────────────────────────

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { PRUNE_SKEW_MS } from '../../src/store/rows.js';
 import { SQLITE_MIGRATIONS } from '../../src/store/sqlite/schema.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite_store.js';
 import { describeStoreConformance } from './conformance.js';
@@ -62,7 +63,7 @@ describe('sqlite specifics', () => {
         expect(markAsBefore(old, 'older-instance', NOW + 600_000)).toBe(true);
         old.close();
         expect(await store.useDpopProof({ key: 'older-instance', expiresAt: NOW + 500_000 })).toBe(false);
-        await store.prune(NOW + 2000, { revokedRetention: 0 });
+        await store.prune(NOW + 1000 + PRUNE_SKEW_MS + 1, { revokedRetention: 0 }); // a minute past 'stale''s expiry
         const db = new Database(path, { readonly: true });
         try {
           expect(db.prepare('SELECT key FROM dpop_marks ORDER BY expires_at, key').all()).toEqual([{ key: 'fresh' }]);

@@ -18,6 +18,11 @@ interface Renewal {
   client: ClientContext;
   proof: ProofCheck;
   abandoned: (() => boolean) | undefined;
+  /**
+   * When the request reached the engine (its body read): the grace window is judged at that instant,
+   * so a twin request kept waiting by a slow store is still the retry it was when it came, not reuse.
+   */
+  arrivedAt: Millis;
 }
 
 type RotationWrite = (input: Parameters<Store['rotateSession']>[0], locator: string | null) => Promise<RotateSessionResult>;
@@ -42,6 +47,7 @@ export async function refresh(core: EngineCore, token: unknown, options: Refresh
 }
 
 async function refreshOrThrow(core: EngineCore, token: unknown, options: RefreshOptions): Promise<Issued> {
+  const arrivedAt = core.now();
   const result = await locate(core, token, { client: options.client, earlyAllowed: true });
   if (!result.ok) throw invalidRefreshToken(result.reason);
   const { located } = result;
@@ -55,7 +61,7 @@ async function refreshOrThrow(core: EngineCore, token: unknown, options: Refresh
   if (!app.public && !(options.clientAuthenticated === true && options.client?.id === app.id)) {
     throw new RotorError('invalid_app_key', 'this app is confidential: its refresh tokens are redeemed only with its app key', { reason: 'client_authentication_required' });
   }
-  const renewal: Renewal = { core, app, client: recordableClient(options.context), proof: proofFor(core, app, options.dpop), abandoned: options.abandoned };
+  const renewal: Renewal = { core, app, client: recordableClient(options.context), proof: proofFor(core, app, options.dpop), abandoned: options.abandoned, arrivedAt };
   const issued = located.kind === 'chain'
     ? await renewChain(renewal, located.found, located.generation, 0)
     : await renewLegacy(renewal, located.found, 0);
@@ -132,7 +138,7 @@ async function replayedChain(r: Renewal, found: FoundSession, g: number, now: Mi
   // A rotation the store could not confirm durable (a 503 was answered, SPEC §7) leaves its parent
   // redeemable for the same successor whatever the grace window: the client's retry is never reuse.
   const unconfirmed = found.rotation === 'unconfirmed';
-  const retry = unconfirmed ? bindingHolds(app, found.session, client) : inGrace(app, found.session, chain.issuedAt, client, now);
+  const retry = unconfirmed ? bindingHolds(app, found.session, client) : inGrace(app, found.session, chain.issuedAt, client, r.arrivedAt);
   // A retry comes from the client that won, so it fits the binding the win left (SECURITY-CASES R-03): a
   // bound session's parent without a proof by its key is another client's copy, as another user agent's is.
   // Refusing it instead would let a thief who redeemed a stolen token first, with its own key, keep the session.
@@ -174,7 +180,7 @@ async function replayedLegacy(r: Renewal, found: FoundLegacyRefresh, now: Millis
   const { core, app, client } = r;
   const { record, session } = found;
   const consumedAt = record.consumedAt as Millis;
-  if (inGrace(app, session, consumedAt, client, now) && r.proof.namesBinding(session)) {
+  if (inGrace(app, session, consumedAt, client, r.arrivedAt) && r.proof.namesBinding(session)) {
     const chain = session.refresh;
     // Its successor is the chain's first generation, still live.
     if (record.successorId === UPGRADED && chain?.generation === 1 && now < chain.expiresAt) {

@@ -1,6 +1,6 @@
 import type { Millis } from '../../domain/types.js';
 import type { PruneOptions, PruneResult } from '../../domain/store.js';
-import { MAX_GRACE_MS, RATE_WINDOWS_KEPT_MS } from '../rows.js';
+import { PRUNE_SKEW_MS, RATE_WINDOWS_KEPT_MS, SEAL_KEPT_MS } from '../rows.js';
 import type { PostgresConnection } from './connection.js';
 import { toStoreError } from './errors.js';
 import { PRUNE_LOCK } from './schema.js';
@@ -45,27 +45,27 @@ export async function prune(c: PostgresConnection, now: Millis, options: PruneOp
       `WITH d AS (DELETE FROM refresh_tokens WHERE id IN (
          SELECT id FROM refresh_tokens WHERE expires_at <= $1 LIMIT ${PRUNE_BATCH} FOR UPDATE SKIP LOCKED
        ) RETURNING 1) SELECT count(*)::int AS n FROM d`,
-      [now],
+      [now - PRUNE_SKEW_MS],
     );
     await batches(
       `WITH u AS (UPDATE refresh_tokens SET successor_sealed = NULL WHERE id IN (
          SELECT id FROM refresh_tokens WHERE successor_sealed IS NOT NULL AND consumed_at < $1 LIMIT ${PRUNE_BATCH} FOR NO KEY UPDATE SKIP LOCKED
        ) RETURNING 1) SELECT count(*)::int AS n FROM u`,
-      [now - MAX_GRACE_MS],
+      [now - SEAL_KEPT_MS],
     );
     // A live token's seal is only needed while its parent may still retry.
     await batches(
       `WITH u AS (UPDATE sessions SET successor_sealed = NULL WHERE id IN (
          SELECT id FROM sessions WHERE successor_sealed IS NOT NULL AND refresh_issued_at < $1 LIMIT ${PRUNE_BATCH} FOR NO KEY UPDATE SKIP LOCKED
        ) RETURNING 1) SELECT count(*)::int AS n FROM u`,
-      [now - MAX_GRACE_MS],
+      [now - SEAL_KEPT_MS],
     );
     await q.query('DELETE FROM rate_hits WHERE window_start < $1', [now - RATE_WINDOWS_KEPT_MS]);
     await batches(
       `WITH d AS (DELETE FROM dpop_proofs WHERE key IN (
          SELECT key FROM dpop_proofs WHERE expires_at <= $1 LIMIT ${PRUNE_BATCH}
        ) RETURNING 1) SELECT count(*)::int AS n FROM d`,
-      [now],
+      [now - PRUNE_SKEW_MS],
     );
     await q.query('SELECT pg_advisory_unlock($1)', [PRUNE_LOCK]);
     locked = false;

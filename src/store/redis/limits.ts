@@ -1,7 +1,7 @@
 import type { Millis } from '../../domain/types.js';
 import type { ActivitySample, NewSecurityEventRecord, SecurityEventRecord } from '../../domain/store.js';
 import { clampLimit } from '../activity_rows.js';
-import { RATE_WINDOWS_KEPT_MS, rateTotals, storedRateKey } from '../rows.js';
+import { PRUNE_SKEW_MS, RATE_WINDOWS_KEPT_MS, rateTotals, storedRateKey } from '../rows.js';
 import type { Row } from './codec.js';
 import type { RedisConnection } from './connection.js';
 import { BUCKETS } from './keys.js';
@@ -48,7 +48,7 @@ export class RedisLimits {
     await Promise.all(Array.from({ length: BUCKETS }, async (_, n) => {
       const index = `${this.c.keys.bucket(n)}dpx`;
       for (;;) {
-        const spent = (await this.c.read(index, 'ZRANGEBYSCORE', ['-inf', now, 'LIMIT', '0', DROP_BATCH])) as string[];
+        const spent = (await this.c.read(index, 'ZRANGEBYSCORE', ['-inf', now - PRUNE_SKEW_MS, 'LIMIT', '0', DROP_BATCH])) as string[];
         if (spent.length === 0) return;
         await this.c.run(lua.DROP_DPOP_PROOFS, [index, ...spent], []);
         if (spent.length < DROP_BATCH) return;

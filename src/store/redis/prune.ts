@@ -1,5 +1,5 @@
 import type { Millis } from '../../domain/types.js';
-import { MAX_GRACE_MS } from '../rows.js';
+import { SEAL_KEPT_MS } from '../rows.js';
 import { appExists, splitKey } from './codec.js';
 import type { RedisConnection } from './connection.js';
 import { BUCKETS } from './keys.js';
@@ -25,7 +25,7 @@ export class RedisPruner {
 
   async prune(now: Millis, options: { revokedRetention: number }): Promise<{ refreshTokens: number; sessions: number }> {
     const cutoff = now - options.revokedRetention;
-    const sealCutoff = now - MAX_GRACE_MS;
+    const sealCutoff = now - SEAL_KEPT_MS;
     let sessions = 0;
     await Promise.all(Array.from({ length: BUCKETS }, async (_, n) => {
       const bucket = this.c.keys.bucket(n);
