@@ -5,6 +5,7 @@ import { type Api, type ApiContext, registerApi } from './http/api.js';
 import { registerCors } from './http/cors.js';
 import { refuseForeignCharsets } from './http/charset.js';
 import { registerFallbacks } from './http/fallbacks.js';
+import { RouteApis } from './http/route_apis.js';
 import { trackRoutes } from './http/method_not_allowed.js';
 import { refuseHeadOnClassedRoutes } from './http/head_routes.js';
 import { nativeApi } from './http/native/routes.js';
@@ -117,12 +118,13 @@ export const rotorPlugin: FastifyPluginAsync<RotorPluginOptions> = async (scope,
   refuseHeadOnClassedRoutes(scope, CORE_ROUTE_CLASSES);
   const allowedMethods = trackRoutes(scope);
   registerCors(scope, { rotor: ctx.rotor, origins: ctx.config.corsOrigins, issuer: ctx.config.issuer, allowedMethods, prefix });
+  const routeApis = new RouteApis();
   for (const api of [nativeApi, oauth2Api] as Api[]) {
-    registerApi(mapRoutes(scope, (url) => (isWellKnown(url) ? null : url)), api, ctx);
+    registerApi(mapRoutes(scope, (url) => (isWellKnown(url) ? null : url)), api, ctx, routeApis);
   }
   // Under a prefix of its own, unknown paths and methods are answered as Rotor answers them (404, 405
   // with Allow, CORS preflights); at the host's root they stay the host's.
-  registerFallbacks(scope, { allowedMethods, notFound: prefix !== '' && prefix !== '/' });
+  registerFallbacks(scope, { allowedMethods, notFound: prefix !== '' && prefix !== '/', routeApis });
 };
 // Encapsulated on purpose (no fastify-plugin): Rotor's hooks, parsers and error handlers stay inside its prefix.
 

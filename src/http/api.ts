@@ -5,6 +5,7 @@ import type { Config } from '../config.js';
 import type { Metrics } from './observability.js';
 import { invalidRequest } from '../domain/errors.js';
 import { isServerFault, toRotorError } from './errors.js';
+import type { RouteApis } from './route_apis.js';
 
 /** What every API module (native, OAuth, admin, each dialect) is handed. */
 export interface ApiContext {
@@ -43,8 +44,9 @@ function noteBusy(request: FastifyRequest, ctx: ApiContext): void {
   busySinceLog = 0;
 }
 
-export function registerApi(app: FastifyInstance, api: Api, ctx: ApiContext): void {
+export function registerApi(app: FastifyInstance, api: Api, ctx: ApiContext, routeApis?: RouteApis): void {
   app.register(async (scope) => {
+    routeApis?.track(scope, api);
     scope.setErrorHandler((raw, request, reply) => {
       const err = toRotorError(raw);
       if (isServerFault(err)) request.log.error({ err: raw }, 'request failed');

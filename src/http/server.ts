@@ -23,6 +23,7 @@ import { refuseForeignCharsets } from './charset.js';
 import { sdkApi } from './sdk.js';
 import { limitRequestsInFlight } from './request_limits.js';
 import { pathOfTarget } from './target.js';
+import { RouteApis } from './route_apis.js';
 
 /** The core's APIs; the dialects' follow them, from the list `buildServer` is handed (src/dialects/index.ts). */
 export const CORE_APIS: readonly Api[] = [opsApi, sdkApi, nativeApi, oauth2Api, adminApi, consoleApi];
@@ -161,9 +162,10 @@ export function buildServer(input: BuildServerInput): FastifyInstance {
   refuseHeadOnClassedRoutes(app, routes);
   const allowedMethods = trackRoutes(app);
   registerCors(app, { rotor: input.rotor, origins: input.config.corsOrigins, issuer: input.config.issuer, allowedMethods, dialects: input.dialects });
-  for (const api of [...CORE_APIS, ...input.dialects.map((d) => d.api)]) registerApi(app, api, ctx);
+  const routeApis = new RouteApis();
+  for (const api of [...CORE_APIS, ...input.dialects.map((d) => d.api)]) registerApi(app, api, ctx, routeApis);
 
   // Unknown paths, other methods, and errors outside any API scope (e.g. a body that failed to parse before routing).
-  registerFallbacks(app, { allowedMethods, notFound: true });
+  registerFallbacks(app, { allowedMethods, notFound: true, routeApis });
   return app;
 }

@@ -186,7 +186,7 @@ describe('security review of the dialect endpoints', () => {
 
     it('D-02 a server whose renewing GET keeps fastify\'s HEAD twin refuses to start', async () => {
       const renewing: DialectHttp = {
-        api: { name: 'd02-fake', routes: (app) => { app.get('/d02/renew', async () => ({ renewed: true })); }, renderError: (_err, _request, reply) => reply.code(400).send({}) },
+        api: { name: 'd02-fake', routes: (app) => { app.get('/d02/renew', async () => ({ renewed: true })); }, renderError: (err, _request, reply) => reply.code(err.status).send({}) },
         routeClasses: [{ url: '/d02/renew', class: 'refresh' }],
       };
       const build = (dialect: DialectHttp) => buildServer({

@@ -15,6 +15,7 @@ export const MESSAGES = {
   tooManyRequests: 'Demasiadas solicitudes, intente de nuevo más tarde',
   internal: 'Error interno del servidor',
   originNotAllowed: 'Origen no permitido',
+  methodNotAllowed: 'Método no permitido',
 } as const;
 
 export function tokensBody(issued: Issued, message: string): Record<string, unknown> {
@@ -36,7 +37,8 @@ function statusOf(err: RotorError): { status: number; message: string } {
     case 'not_found':
       return { status: 404, message: MESSAGES.unknownApp };
     case 'bad_input':
-      return err.code === 'payload_too_large' ? { status: 413, message: MESSAGES.tooLarge } : { status: 400, message: MESSAGES.badRefreshToken };
+      if (err.code === 'payload_too_large') return { status: 413, message: MESSAGES.tooLarge };
+      return err.code === 'method_not_allowed' ? { status: 405, message: MESSAGES.methodNotAllowed } : { status: 400, message: MESSAGES.badRefreshToken };
     case 'unavailable':
       return { status: 503, message: MESSAGES.unavailable };
     case 'rate_limited':

@@ -36,7 +36,8 @@ function oauthError(err: RotorError): { status: number; error: string } {
     case 'conflict':
       if (err.code === 'invalid_scope') return { status: 400, error: 'invalid_scope' };
       if (err.reason === 'unsupported_grant_type') return { status: 400, error: 'unsupported_grant_type' };
-      return { status: err.status === 413 || err.status === 415 ? err.status : 400, error: 'invalid_request' };
+      // RFC 6749 §5.2 has no code for these; the HTTP status still says what happened.
+      return { status: err.status === 405 || err.status === 413 || err.status === 415 ? err.status : 400, error: 'invalid_request' };
   }
 }
 
