@@ -119,9 +119,13 @@ export function buildServer(input: BuildServerInput): FastifyInstance {
     clientErrorHandler: (err, socket) => answerClientError(input.logger, err, socket),
     // What fails before routing (a malformed percent-escape, a path parameter past maxParamLength): fastify's
     // own answer echoed the whole request target, query string and any token in it included.
-    frameworkErrors: (err, _request, reply) => sendProblem(reply, new RotorError('invalid_request', err.code === 'FST_ERR_MAX_PARAM_LENGTH'
-      ? `a path segment is longer than ${MAX_PARAM_LENGTH} characters`
-      : 'the request path is not a valid URL (a malformed percent-escape)')),
+    // No onResponse hook runs for these, so they are counted here (probing shows in the request metrics).
+    frameworkErrors: (err, request, reply) => {
+      input.metrics.requests.inc({ route: 'unmatched', method: request.method, status: '400' });
+      return sendProblem(reply, new RotorError('invalid_request', err.code === 'FST_ERR_MAX_PARAM_LENGTH'
+        ? `a path segment is longer than ${MAX_PARAM_LENGTH} characters`
+        : 'the request path is not a valid URL (a malformed percent-escape)'));
+    },
   }) as unknown as FastifyInstance;
   // JSON and forms only: text/plain bodies (a CSRF "simple request") are refused with 415.
   app.removeContentTypeParser('text/plain');

@@ -257,6 +257,8 @@ describe('hostile HTTP input (H-01 … H-15)', () => {
       expect(res).not.toMatch(/SECRET|xxxxxxxx/);
     }
     expect(server.logs.join('\n')).not.toContain('SECRET');
+    // Counted like every other answer, so such probing shows in the metrics (outside review round four).
+    expect((await server.call('GET', '/metrics')).text).toMatch(/rotor_http_requests_total\{route="unmatched",method="GET",status="400"\} [3-9]/);
     await controlAlive();
   });
 
