@@ -138,6 +138,39 @@ describe('security events webhook', () => {
     }
   });
 
+  it('F4-02 every event carries an id of its own, the same on every retry of it', async () => {
+    const bodies: string[] = [];
+    let failNext = true;
+    const flaky = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => { body += String(c); });
+      req.on('end', () => {
+        bodies.push(body);
+        // Fails the first attempt of every event: each is delivered twice.
+        res.statusCode = failNext ? 500 : 200;
+        failNext = !failNext;
+        res.end();
+      });
+    });
+    await new Promise<void>((r) => flaky.listen(0, '127.0.0.1', () => r()));
+    try {
+      const sink = new WebhookSink({ url: `http://127.0.0.1:${(flaky.address() as { port: number }).port}/hook`, secret: 'hook-secret', baseDelayMs: 1 }, pino({ level: 'silent' }));
+      const observer = observerFor(new Metrics({ defaultMetrics: false }), pino({ level: 'silent' }), sink);
+      observer.event('reuse_detected', { appId: 'A', sessionId: 'S' });
+      observer.event('reuse_detected', { appId: 'A', sessionId: 'S' });
+      await sink.idle();
+      const sent = bodies.map((b) => JSON.parse(b) as { id: unknown; at: unknown; event: unknown });
+      expect(sent).toHaveLength(4);
+      expect(bodies[1]).toBe(bodies[0]); // the retry is the same signed body: same id, same at
+      expect(bodies[3]).toBe(bodies[2]);
+      expect(sent[0]!.id).toEqual(expect.stringMatching(/^[0-9A-Z]{26}$/));
+      expect(sent[2]!.id).not.toBe(sent[0]!.id); // the same kind of event twice is two events
+      expect(typeof sent[0]!.at).toBe('string');
+    } finally {
+      flaky.close();
+    }
+  });
+
   it('S2-16 a flood of login_failed to a down, then slow, receiver neither drops nor delays reuse_detected', async () => {
     const hook = await flakyReceiver(2);
     try {

@@ -1,5 +1,6 @@
 import { createHmac } from 'node:crypto';
 import type { Logger } from 'pino';
+import { newId } from '../domain/ids.js';
 
 export interface WebhookOptions {
   url: string;
@@ -103,8 +104,12 @@ export class WebhookSink {
     }
   }
 
+  /**
+   * Every attempt sends the same body, so the same `id` (F4-02): with the signed `at`, a receiver can
+   * refuse a stale delivery and drop a retry it already has.
+   */
   private async deliver(event: Event, lane: Lane): Promise<void> {
-    const body = JSON.stringify(event);
+    const body = JSON.stringify({ ...event, id: newId() });
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     if (this.options.secret) headers['x-rotor-signature'] = `sha256=${createHmac('sha256', this.options.secret).update(body).digest('hex')}`;
     let failure: Failure | null = null;
