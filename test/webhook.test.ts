@@ -83,6 +83,94 @@ describe('security events webhook', () => {
     }
   });
 
+  it('F4-01 a redirect is never followed: the target receives nothing, and the failure is retried and logged as "redirect 307"', async () => {
+    // Where a hostile receiver points Rotor: an internal address, here a second real server counting what reaches it.
+    const internal: string[] = [];
+    const target = createServer((req, res) => { internal.push(`${req.method} ${req.url}`); res.end('internal'); });
+    await new Promise<void>((r) => target.listen(0, '127.0.0.1', () => r()));
+    let hits = 0;
+    const redirecting = createServer((_req, res) => {
+      hits += 1;
+      res.writeHead(307, { location: `http://127.0.0.1:${(target.address() as { port: number }).port}/internal-admin` }).end();
+    });
+    await new Promise<void>((r) => redirecting.listen(0, '127.0.0.1', () => r()));
+    try {
+      const { log, lines } = capturingLogger();
+      const hookUrl = `http://127.0.0.1:${(redirecting.address() as { port: number }).port}/hook/path-secret-123`;
+      const sink = new WebhookSink({ url: hookUrl, secret: 'hook-secret', attempts: 3, baseDelayMs: 1 }, log);
+      sink.send({ event: 'reuse_detected', appId: 'A', sessionId: 'S' });
+      await sink.idle();
+      expect(hits).toBe(3); // retried like any failure
+      expect(internal).toEqual([]);
+      expect(lines.filter((l) => l.event === 'webhook_failed')).toEqual([expect.objectContaining({ securityEvent: 'reuse_detected', reason: 'redirect 307' })]);
+      expect(JSON.stringify(lines)).not.toMatch(/path-secret|internal-admin|127\.0\.0\.1/);
+    } finally {
+      redirecting.close();
+      target.close();
+    }
+  });
+
+  it('F4-01 a failed delivery is logged with the class of its failure only: status, timeout or network', async () => {
+    const down = createServer((_req, res) => { res.statusCode = 503; res.end('maintenance page with-body-secret'); });
+    await new Promise<void>((r) => down.listen(0, '127.0.0.1', () => r()));
+    const hanging = createServer(() => { /* never answers */ });
+    await new Promise<void>((r) => hanging.listen(0, '127.0.0.1', () => r()));
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', () => r()));
+    const closedPort = (closed.address() as { port: number }).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    try {
+      const reasonFor = async (hookUrl: string): Promise<unknown> => {
+        const { log, lines } = capturingLogger();
+        const sink = new WebhookSink({ url: hookUrl, secret: null, attempts: 1, timeoutMs: 100 }, log);
+        sink.send({ event: 'key_rotated', kid: 'K' });
+        await sink.idle();
+        expect(JSON.stringify(lines)).not.toMatch(/with-body-secret|127\.0\.0\.1/);
+        return lines.find((l) => l.event === 'webhook_failed')?.reason;
+      };
+      expect(await reasonFor(`http://127.0.0.1:${(down.address() as { port: number }).port}/hook`)).toBe('status 503');
+      expect(await reasonFor(`http://127.0.0.1:${(hanging.address() as { port: number }).port}/hook`)).toBe('timeout');
+      expect(await reasonFor(`http://127.0.0.1:${closedPort}/hook`)).toBe('network');
+    } finally {
+      down.close();
+      hanging.closeAllConnections();
+      hanging.close();
+    }
+  });
+
+  it('F4-02 every event carries an id of its own, the same on every retry of it', async () => {
+    const bodies: string[] = [];
+    let failNext = true;
+    const flaky = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => { body += String(c); });
+      req.on('end', () => {
+        bodies.push(body);
+        // Fails the first attempt of every event: each is delivered twice.
+        res.statusCode = failNext ? 500 : 200;
+        failNext = !failNext;
+        res.end();
+      });
+    });
+    await new Promise<void>((r) => flaky.listen(0, '127.0.0.1', () => r()));
+    try {
+      const sink = new WebhookSink({ url: `http://127.0.0.1:${(flaky.address() as { port: number }).port}/hook`, secret: 'hook-secret', baseDelayMs: 1 }, pino({ level: 'silent' }));
+      const observer = observerFor(new Metrics({ defaultMetrics: false }), pino({ level: 'silent' }), sink);
+      observer.event('reuse_detected', { appId: 'A', sessionId: 'S' });
+      observer.event('reuse_detected', { appId: 'A', sessionId: 'S' });
+      await sink.idle();
+      const sent = bodies.map((b) => JSON.parse(b) as { id: unknown; at: unknown; event: unknown });
+      expect(sent).toHaveLength(4);
+      expect(bodies[1]).toBe(bodies[0]); // the retry is the same signed body: same id, same at
+      expect(bodies[3]).toBe(bodies[2]);
+      expect(sent[0]!.id).toEqual(expect.stringMatching(/^[0-9A-Z]{26}$/));
+      expect(sent[2]!.id).not.toBe(sent[0]!.id); // the same kind of event twice is two events
+      expect(typeof sent[0]!.at).toBe('string');
+    } finally {
+      flaky.close();
+    }
+  });
+
   it('S2-16 a flood of login_failed to a down, then slow, receiver neither drops nor delays reuse_detected', async () => {
     const hook = await flakyReceiver(2);
     try {

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { invalidRequest } from './errors.js';
+import { hasIllFormedText, wellFormed } from './text.js';
 import type { JsonObject } from './types.js';
 
 const MAX_CLAIMS_BYTES = 8 * 1024;
@@ -15,6 +16,7 @@ export function validateClaims(value: unknown, reserved: ReadonlySet<string>, fi
   }
   const forbidden = forbiddenKey(claims, 0);
   if (forbidden !== null) throw invalidRequest(`${field} may not contain the key "${forbidden}" at any depth`);
+  wellFormed(claims, field);
   // JSON has no infinity: `1e400` parses to one, and the token would carry null for it (H-08).
   if (hasNonFinite(claims, 0)) throw invalidRequest(`${field} may not contain a number JSON cannot hold (such as 1e400)`);
   if (Buffer.byteLength(JSON.stringify(claims)) > MAX_CLAIMS_BYTES) throw invalidRequest(`${field} must be at most 8 KiB of JSON`);
@@ -41,14 +43,15 @@ function hasNonFinite(value: unknown, depth: number): boolean {
   return Object.values(value).some((inner) => hasNonFinite(inner, depth + 1));
 }
 
-/** Whether `value` can be a subject id: 1–255 characters, no control characters. */
+/** Whether `value` can be a subject id: 1–255 characters, no control characters, no lone surrogate. */
 export function isSubjectId(value: unknown): value is string {
   // eslint-disable-next-line no-control-regex
-  return typeof value === 'string' && value.length > 0 && value.length <= 255 && !/[\u0000-\u001f\u007f]/.test(value);
+  return typeof value === 'string' && value.length > 0 && value.length <= 255 && !/[\u0000-\u001f\u007f]/.test(value) && !hasIllFormedText(value);
 }
 
-/** A subject id: 1–255 characters, no control characters. */
+/** A subject id: 1–255 characters, no control characters, no lone surrogate. */
 export function validateSubject(value: unknown, field = 'subject'): string {
+  wellFormed(value, field);
   if (!isSubjectId(value)) throw invalidRequest(`${field} must be a string of 1 to 255 printable characters`);
   return value;
 }
@@ -57,7 +60,7 @@ export function validateSubject(value: unknown, field = 'subject'): string {
 export function optionalText(value: unknown, field: string, max = 512): string | null {
   if (value === undefined || value === null) return null;
   if (typeof value !== 'string' || value.length > max) throw invalidRequest(`${field} must be a string of at most ${max} characters`);
-  return value;
+  return wellFormed(value, field);
 }
 
 /** SPEC §2.4: the longest user agent a session records. */

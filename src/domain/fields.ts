@@ -1,4 +1,5 @@
 import { invalidRequest } from './errors.js';
+import { wellFormed } from './text.js';
 
 /** How much of a caller's field name an error shows: enough to spot the typo, too little to carry a pasted secret. */
 const NAME_SHOWN = 40;
@@ -17,7 +18,8 @@ export function isJsonObject(value: unknown): value is Record<string, unknown> {
 /**
  * `input` as an object whose every field `rules` knows; otherwise `invalid_request` naming the first
  * field that is not (never its value). Unknown fields are refused, not ignored, so that a typo never
- * silently leaves the old value in force while the caller believes it changed.
+ * silently leaves the old value in force while the caller believes it changed. A field holding a lone
+ * surrogate at any depth is refused too, naming it: every write's text is stored.
  */
 export function knownFields(what: string, input: unknown, rules: FieldRules): Record<string, unknown> {
   if (!isJsonObject(input)) throw invalidRequest(`${what} must be a JSON object`);
@@ -28,6 +30,7 @@ export function knownFields(what: string, input: unknown, rules: FieldRules): Re
     const takes = rules.known.length > 0 ? `it takes ${rules.known.join(', ')}` : 'it takes none';
     throw invalidRequest(`${what} has no field ${JSON.stringify(field.slice(0, NAME_SHOWN))} (${takes})`);
   }
+  for (const [field, value] of Object.entries(input)) wellFormed(value, field);
   return input;
 }
 

@@ -4,6 +4,7 @@ import type { Rotor } from '../domain/rotor.js';
 import type { Config } from '../config.js';
 import type { Metrics } from './observability.js';
 import { invalidRequest } from '../domain/errors.js';
+import { hasIllFormedText } from '../domain/text.js';
 import { isServerFault, toRotorError } from './errors.js';
 import type { RouteApis } from './route_apis.js';
 
@@ -56,26 +57,14 @@ export function registerApi(app: FastifyInstance, api: Api, ctx: ApiContext, rou
       for (const [name, value] of Object.entries(err.headers)) reply.header(name, value);
       return api.renderError(err, request, reply);
     });
-    // A lone UTF-16 surrogate (`"\ud800"` in JSON) is no text: stores differ on it (PostgreSQL turns it
-    // into U+FFFD, so two subjects become one; Redis's cjson refuses the write), so no API takes it.
+    // A lone UTF-16 surrogate is no text (domain/text.ts). The domain refuses it in everything it stores;
+    // this refuses it anywhere in a body, before any route runs, so also in what the domain never keeps
+    // as text (a refresh token, a login's username and password, a dialect's own fields), in one answer.
     scope.addHook('preValidation', async (request) => {
       if (hasIllFormedText(request.body)) throw invalidRequest('text must be well-formed Unicode (a lone surrogate is not)');
     });
     api.routes(scope, ctx);
   });
-}
-
-/** With the u flag a surrogate pair is one code point, so this matches only a lone surrogate. */
-const LONE_SURROGATE = /\p{Surrogate}/u;
-
-/** Whether any string, key or value, at any depth, holds a lone surrogate. */
-function hasIllFormedText(value: unknown, depth = 0): boolean {
-  if (typeof value === 'string') return LONE_SURROGATE.test(value);
-  if (value === null || typeof value !== 'object' || depth > 64) return false;
-  for (const [key, inner] of Object.entries(value)) {
-    if (LONE_SURROGATE.test(key) || hasIllFormedText(inner, depth + 1)) return true;
-  }
-  return false;
 }
 
 export { noStore } from './reply.js';

@@ -1,5 +1,6 @@
 import { createHmac } from 'node:crypto';
 import type { Logger } from 'pino';
+import { newId } from '../domain/ids.js';
 
 export interface WebhookOptions {
   url: string;
@@ -103,22 +104,44 @@ export class WebhookSink {
     }
   }
 
+  /**
+   * Every attempt sends the same body, so the same `id` (F4-02): with the signed `at`, a receiver can
+   * refuse a stale delivery and drop a retry it already has.
+   */
   private async deliver(event: Event, lane: Lane): Promise<void> {
-    const body = JSON.stringify(event);
+    const body = JSON.stringify({ ...event, id: newId() });
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     if (this.options.secret) headers['x-rotor-signature'] = `sha256=${createHmac('sha256', this.options.secret).update(body).digest('hex')}`;
+    let failure: Failure | null = null;
     for (let attempt = 1; attempt <= this.attempts; attempt += 1) {
       // Checked before every attempt, retries included, so a critical event that arrives mid-backoff goes next.
       while (lane === this.bulk && this.busy(this.critical)) await new Promise<void>((r) => this.criticalIdle.push(r));
-      try {
-        const res = await fetch(this.options.url, { method: 'POST', headers, body, signal: AbortSignal.timeout(this.timeoutMs) });
-        await res.body?.cancel();
-        if (res.ok) return;
-      } catch {
-        // retried below
-      }
+      failure = await this.post(body, headers);
+      if (failure === null) return;
       if (attempt < this.attempts) await new Promise((r) => setTimeout(r, this.baseDelayMs * 2 ** (attempt - 1)));
     }
-    this.log.warn({ event: 'webhook_failed', securityEvent: event.event }, 'webhook delivery failed after retries');
+    this.log.warn({ event: 'webhook_failed', securityEvent: event.event, reason: failure }, 'webhook delivery failed after retries');
+  }
+
+  /**
+   * One POST: null when delivered, else the class of its failure. A redirect is a failure, never followed
+   * (F4-01): following it would re-send the signed body wherever the receiver points, an internal address
+   * or plain http.
+   */
+  private async post(body: string, headers: Record<string, string>): Promise<Failure | null> {
+    try {
+      const res = await fetch(this.options.url, { method: 'POST', headers, body, redirect: 'manual', signal: AbortSignal.timeout(this.timeoutMs) });
+      await res.body?.cancel();
+      if (res.ok) return null;
+      return res.status >= 300 && res.status < 400 ? `redirect ${res.status}` : `status ${res.status}`;
+    } catch (err) {
+      return err instanceof Error && err.name === 'TimeoutError' ? 'timeout' : 'network';
+    }
   }
 }
+
+/**
+ * Why a delivery failed, by class only: never the URL (its path may carry a secret) nor any body or error
+ * message (which may quote the URL).
+ */
+type Failure = `status ${number}` | `redirect ${number}` | 'timeout' | 'network';

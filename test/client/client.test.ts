@@ -31,6 +31,7 @@ describe('@rotor/client in Node', () => {
   it('refuses bad options: no baseUrl, a pair that is not one, dpopJkt() without dpop (test/client/dpop.test.ts has DPoP)', async () => {
     expect(() => createRotorClient({ baseUrl: 'auth.example.com' })).toThrow(TypeError);
     await expect(client().setSession({} as TokenPair)).rejects.toThrow(TypeError);
+    await expect(client().setSession({ accessToken: 'x', expiresIn: Number.NaN })).rejects.toThrow(TypeError);
     expect((await rejection(client().getAccessToken())).kind).toBe('no_session');
     await expect(client().dpopJkt()).rejects.toThrow(/needs a client created with dpop: true/);
   });
@@ -133,6 +134,33 @@ describe('@rotor/client in Node', () => {
     offline.close();
     // The same stored session, now with Rotor reachable: nothing was consumed.
     const online = createRotorClient({ baseUrl: server.url, storage });
+    expect(await introspect(strict, await online.getAccessToken())).toBe(true);
+    online.close();
+  });
+
+  it('F4-03 a 200 that is not a TokenPair (a captive portal, a block page, a wrong baseUrl) is transient: the pair is kept and renews later', async () => {
+    const storage = sharedStorage();
+    const pair = expiring(await issue(server, strict)); // reuseGrace 0: only the untouched token can renew
+    await client({ storage }).setSession(pair);
+    const kept = await client({ storage }).getSession();
+    const answers = [
+      '{"status":"ok"}', '{"accessToken":"x","expiresIn":"soon"}', '{"accessToken":"x","expiresIn":900}',
+      '{"accessToken":"","expiresIn":900,"refreshToken":"r"}', '{"accessToken":"x","expiresIn":-1,"refreshToken":"r"}',
+      '{"accessToken":"x","expiresIn":900,"refreshToken":"r","tokenType":5}', '[]', 'null', '<html>portal</html>',
+    ];
+    for (const answer of answers) {
+      const portal: typeof fetch = async () => new Response(answer, { status: 200, headers: { 'content-type': answer.startsWith('<') ? 'text/html' : 'application/json' } });
+      const captive = client({ storage, fetch: portal, retries: 0 });
+      const events: RotorEvent[] = [];
+      captive.onChange((e) => events.push(e));
+      const error = await rejection(captive.getAccessToken());
+      expect([error.kind, error.status], answer).toEqual(['transient', 200]);
+      expect(await captive.getSession(), answer).toEqual(kept);
+      expect(events.filter((e) => e.type === 'signed_out'), answer).toEqual([]);
+      captive.close();
+    }
+    // The same stored pair against the real Rotor: its refresh token was never dropped nor consumed.
+    const online = client({ storage });
     expect(await introspect(strict, await online.getAccessToken())).toBe(true);
     online.close();
   });

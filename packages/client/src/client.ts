@@ -5,6 +5,7 @@
 import { DpopProver } from './dpop.js';
 import { RotorClientError } from './errors.js';
 import { CrossTabLock, type Hold } from './lock.js';
+import { isTokenPair } from './pair.js';
 import { isWebContext, memoryStorage, type Message, newer, parse, randomId, sleep, type Stored, webLocks, windowStorage } from './state.js';
 import { Transport } from './transport.js';
 import type { RotorClient, RotorClientOptions, RotorEvent, SessionInfo, SignedOutReason, StorageLike, TokenPair } from './types.js';
@@ -77,7 +78,7 @@ export class Client implements RotorClient {
   // ---- public API ----
 
   setSession(pair: TokenPair): Promise<void> {
-    if (!pair || typeof pair.accessToken !== 'string' || typeof pair.expiresIn !== 'number') {
+    if (!isTokenPair(pair)) {
       return Promise.reject(new TypeError('setSession: expected a TokenPair {accessToken, expiresIn, refreshToken, …}'));
     }
     const store = (text: string | null) => {

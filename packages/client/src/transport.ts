@@ -6,6 +6,7 @@
 import { RotorClientError } from './errors.js';
 import { boundJktOf, type DpopProver, htuOf } from './dpop.js';
 import type { Hold } from './lock.js';
+import { isRefreshedPair } from './pair.js';
 import { sleep } from './state.js';
 import type { SignedOutReason, TokenPair } from './types.js';
 
@@ -67,7 +68,7 @@ export class Transport {
         const res = await this.post('/v1/refresh', { refreshToken }, headers);
         const offered = res.headers.get('dpop-nonce') ?? undefined;
         if (offered) nonce = this.nonce = offered;
-        if (res.ok) return { pair: (await res.json()) as TokenPair, nonce: offered };
+        if (res.ok) return { pair: await refreshedPairOf(res), nonce: offered };
         failure = await this.failureOf(res);
         if (failure.details.code === 'use_dpop_nonce' && this.prover && offered && !nonceRetried) {
           nonceRetried = true;
@@ -158,4 +159,16 @@ export class Transport {
     if (!this.prover || !res.headers.get('dpop-nonce')) return false;
     return /use_dpop_nonce/.test(res.headers.get('www-authenticate') ?? '') && this.resourceNonces.has(new URL(request.url).origin);
   }
+}
+
+/**
+ * The pair a 2xx answer to a refresh holds. Anything else is transient, like a network failure, and the
+ * stored pair is kept (F4-03): a captive portal, a proxy's or WAF's block page, or a wrong baseUrl can
+ * answer 200 with HTML or with JSON of its own, and taking that for a pair would drop the refresh token
+ * and sign the user out of a session that still lives at Rotor.
+ */
+async function refreshedPairOf(res: Response): Promise<TokenPair> {
+  const body: unknown = await res.json().catch(() => undefined);
+  if (isRefreshedPair(body)) return body;
+  throw new RotorClientError('transient', `Rotor's ${res.status} answer is not a TokenPair (a proxy or captive portal, or a wrong baseUrl?)`, { status: res.status });
 }
