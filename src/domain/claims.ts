@@ -51,7 +51,7 @@ export function isSubjectId(value: unknown): value is string {
 
 /** A subject id: 1–255 characters, no control characters, no lone surrogate. */
 export function validateSubject(value: unknown, field = 'subject'): string {
-  wellFormed(value, field);
+  if (hasIllFormedText(value)) wellFormed(value, field); // named as such; a NUL is a control character below
   if (!isSubjectId(value)) throw invalidRequest(`${field} must be a string of 1 to 255 printable characters`);
   return value;
 }

@@ -60,3 +60,26 @@ describe('F4-04 lone surrogates are refused by the domain, whoever calls it', ()
     expect((await t.rotor.login(app, { username: 'bob\ufffd', password: 'right-password' })).session.subject).toBe('bob\ufffd');
   });
 });
+
+describe('S4-05 a NUL character is refused by the domain in every text it stores, on every store alike', () => {
+  // PostgreSQL refused U+0000 (400), Redis and SQLite kept it (201, and `aud: "a\u0000"` signed).
+  let t: Awaited<ReturnType<typeof domainRotor>>;
+  let app: App;
+  beforeEach(async () => {
+    t = await domainRotor();
+    app = (await t.rotor.apps.create({ name: 'shop' })).app;
+  });
+  afterEach(() => t.rotor.close());
+  const nul = (field: string) => `invalid_request: ${field} must not contain a NUL character (U+0000)`;
+
+  it('S4-05 the user agent, the audience, claims, a subject write and an app write', async () => {
+    const issue = (input: Record<string, unknown>) => refusal(t.rotor.issueSession(app, { subject: 'alice', ...input }), true);
+    expect(await issue({ client: { userAgent: 'UA\u0000' } })).toBe(nul('userAgent'));
+    expect(await issue({ audience: 'a\u0000' })).toBe(nul('audience'));
+    expect(await issue({ claims: { n: 'x\u0000y' } })).toBe(nul('claims'));
+    expect(await issue({ claims: { 'k\u0000': 1 } })).toBe(nul('claims'));
+    expect(await t.rotor.listSessions(app, 'alice')).toEqual([]);
+    expect(await refusal(t.rotor.subjects.put(app, 'eve', { claims: { a: '\u0000' } }), true)).toBe(nul('claims'));
+    expect(await refusal(t.rotor.apps.update(app.id, { description: 'd\u0000' }), true)).toBe(nul('description'));
+  });
+});

@@ -23,8 +23,8 @@ const refusal = (env: Record<string, string>): string => {
   throw new Error(`accepted: ${JSON.stringify(env)}`);
 };
 
-describe('F4-03 ROTOR_ISSUER is an http(s) URL with no credentials, query or fragment (RFC 8414 §2)', () => {
-  it('F4-03 credentials, a query, a fragment or another scheme are refused; the message never repeats the value', () => {
+describe('F4-05 ROTOR_ISSUER is an http(s) URL with no credentials, query or fragment (RFC 8414 §2)', () => {
+  it('F4-05 credentials, a query, a fragment or another scheme are refused; the message never repeats the value', () => {
     for (const issuer of ['https://ops:S3CRETPASS@auth.example.com', 'https://ops@auth.example.com', 'https://auth.example.com/p?tenant=1',
       'https://auth.example.com/p#frag', 'https://auth.example.com/?', 'javascript:alert(1)', 'file:///srv/rotor', 'ftp://auth.example.com', 'auth.example.com']) {
       const message = refusal({ ROTOR_ISSUER: issuer });
@@ -35,15 +35,15 @@ describe('F4-03 ROTOR_ISSUER is an http(s) URL with no credentials, query or fra
     expect(loadConfig({ ...BASE, ROTOR_ISSUER: 'http://localhost:8080' }).issuer).toBe('http://localhost:8080');
   });
 
-  it('F4-03 createRotor refuses the same issuers', async () => {
+  it('F4-05 createRotor refuses the same issuers', async () => {
     for (const issuer of ['https://ops:pw@example.com/auth', 'https://example.com/auth?x=1', 'https://example.com/auth#x', 'file:///auth']) {
       await expect(createRotor({ databaseUrl: 'sqlite::memory:', masterKey: Buffer.alloc(32, 7), issuer }), issuer).rejects.toThrow(/^createRotor: issuer must/);
     }
   });
 });
 
-describe('F4-02 ROTOR_WEBHOOK_URL and the shared secrets', () => {
-  it('F4-02 a webhook URL with user:password@ is refused (fetch would refuse every delivery, and every event be lost)', () => {
+describe('F4-06 ROTOR_WEBHOOK_URL and the shared secrets', () => {
+  it('F4-06 a webhook URL with user:password@ is refused (fetch would refuse every delivery, and every event be lost)', () => {
     expect(refusal({ ROTOR_WEBHOOK_URL: 'https://hookuser:HOOKPASS@hooks.example.com/rotor' })).toMatch(/^ROTOR_WEBHOOK_URL must not carry user:password@/);
     expect(loadConfig({ ...BASE, ROTOR_WEBHOOK_URL: 'https://hooks.example.com/rotor' }).webhookUrl).toBe('https://hooks.example.com/rotor');
   });
@@ -74,7 +74,7 @@ describe('F4-07 numbers and names are taken only as written', () => {
     expect(loadConfig({ ...BASE, ROTOR_PORT: ' 9090 ', ROTOR_WORKERS: '2' })).toMatchObject({ port: 9090, workers: 2 });
   });
 
-  it('F4-04 ROTOR_LOG_LEVEL is one of pino\'s levels, refused by name at start (every command, every worker)', () => {
+  it('F4-10 ROTOR_LOG_LEVEL is one of pino\'s levels, refused by name at start (every command, every worker)', () => {
     for (const value of ['loud', 'verbose', '30', 'info,debug']) {
       expect(refusal({ ROTOR_LOG_LEVEL: value }), value).toBe('ROTOR_LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent');
     }
@@ -83,8 +83,8 @@ describe('F4-07 numbers and names are taken only as written', () => {
   });
 });
 
-describe('F4-04 ROTOR_WORKERS > 1: a service that cannot start stops', () => {
-  it('F4-04 workers that cannot listen (the port is taken) stop the primary with exit 1, not a respawn loop', async () => {
+describe('F4-10 ROTOR_WORKERS > 1: a service that cannot start stops', () => {
+  it('F4-10 workers that cannot listen (the port is taken) stop the primary with exit 1, not a respawn loop', async () => {
     assertBuilt();
     const taken = createServer();
     await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
