@@ -5,7 +5,7 @@ import { PostgresStore } from '../../src/store/postgres/postgres_store.js';
 import { createApp, issue, type TestResponse, type TestServer, startTestServer } from '../helpers/server.js';
 import { TcpProxy } from '../helpers/tcp_proxy.js';
 import { appKeyRecord, appRecord, chainRecord, sessionRecord, signingKeyRecord } from './conformance.js';
-import { createTestDatabase } from './pg_harness.js';
+import { createTestDatabase, createTestSchema } from './pg_harness.js';
 
 /**
  * SECURITY-CASES F-02 on PostgreSQL: a rotation that committed but whose reply was lost with its
@@ -23,16 +23,20 @@ describe('PostgreSQL: a rotation whose answer is lost with its connection', () =
   let other: TestServer;
   let direct: pg.Client;
 
+  /** `databaseUrl` through the proxy, with short timeouts: a settling read that cannot be had gives up soon. */
+  const throughProxy = (databaseUrl: string): string => {
+    const url = new URL(databaseUrl);
+    url.port = String(proxy.port);
+    for (const name of ['statement_timeout_ms', 'connect_timeout_ms']) url.searchParams.set(name, '500');
+    return url.toString();
+  };
+
   beforeAll(async () => {
     database = await createTestDatabase();
     proxy = new TcpProxy('127.0.0.1', 5432);
     await proxy.start();
-    const url = new URL(database.url);
-    url.port = String(proxy.port);
-    url.searchParams.set('statement_timeout_ms', '500');
-    url.searchParams.set('connect_timeout_ms', '500');
     const masterKey = randomBytes(32).toString('base64');
-    server = await startTestServer({ env: { ROTOR_DATABASE_URL: url.toString(), ROTOR_MASTER_KEY: masterKey } });
+    server = await startTestServer({ env: { ROTOR_DATABASE_URL: throughProxy(database.url), ROTOR_MASTER_KEY: masterKey } });
     other = await startTestServer({ env: { ROTOR_DATABASE_URL: database.url, ROTOR_MASTER_KEY: masterKey } });
     direct = new pg.Client({ connectionString: database.url });
     await direct.connect();
@@ -63,14 +67,6 @@ describe('PostgreSQL: a rotation whose answer is lost with its connection', () =
     expect(reuse.status).toBe(400);
     expect(reuse.body).toMatchObject({ code: 'invalid_refresh_token', detail: 'reused' });
     expect((await row(sessionId)).revoked_at).not.toBeNull();
-  }
-
-  async function awaitReady(): Promise<void> {
-    for (let attempt = 0; attempt < 200; attempt += 1) {
-      if ((await server.call('GET', '/readyz')).status === 200) return;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new Error('the service did not recover');
   }
 
   const expectUnavailable = (res: TestResponse) => {
@@ -127,7 +123,6 @@ describe('PostgreSQL: a rotation whose answer is lost with its connection', () =
     await lost;
     expectUnavailable(res);
     proxy.restore();
-    await awaitReady();
     // Once the database answers again, the instance that answered 503 marks the row (it shows the rotation).
     for (let attempt = 0; (await row(pair.sessionId)).unconfirmed_generation !== 2; attempt += 1) {
       if (attempt > 100) throw new Error('the rotation was never marked unconfirmed');
@@ -143,14 +138,8 @@ describe('PostgreSQL: a rotation whose answer is lost with its connection', () =
   });
 
   it('F-02 a DPoP rotation (rotateOneWithMark) committed, its reply lost: rotated, with its mark', async () => {
-    const url = new URL(database.url);
-    url.port = String(proxy.port);
-    url.searchParams.set('statement_timeout_ms', '500');
-    url.searchParams.set('connect_timeout_ms', '500');
-    const schema = `t_${randomBytes(5).toString('hex')}`;
-    await direct.query(`CREATE SCHEMA ${schema}`);
-    url.searchParams.set('options', `-c search_path=${schema}`);
-    const store = new PostgresStore(url.toString());
+    const schema = await createTestSchema();
+    const store = new PostgresStore(throughProxy(schema.url));
     try {
       await store.migrate();
       const app = appRecord();
@@ -168,7 +157,7 @@ describe('PostgreSQL: a rotation whose answer is lost with its connection', () =
       expect(await store.useDpopProof(mark)).toBe(false); // recorded with the rotation
     } finally {
       await store.close();
-      await direct.query(`DROP SCHEMA ${schema} CASCADE`);
+      await schema.drop();
     }
   });
 });
