@@ -1,5 +1,8 @@
 import { createServer, connect, type Server, type Socket } from 'node:net';
 
+/** PostgreSQL's ReadyForQuery message ('Z', length 5), which ends every reply. */
+const READY_FOR_QUERY = Buffer.from([0x5a, 0, 0, 0, 5]);
+
 /**
  * A TCP proxy the test controls, between Rotor and PostgreSQL.
  * - `up`: bytes flow both ways (after `latencyMs`, if set: a slow network).
@@ -7,6 +10,7 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
  *   (the database host went away; a firewall rejects).
  * - `blackhole`: nothing flows any more, on open connections or new ones, and nothing is closed
  *   (packets dropped: only timeouts tell).
+ * - `loseAnswerTo`: one statement's reply is lost (or its request), then its connection is reset.
  */
 export class TcpProxy {
   private mode: 'up' | 'reset' | 'blackhole' = 'up';
@@ -14,6 +18,11 @@ export class TcpProxy {
   latencyMs = 0;
   private readonly sockets = new Set<Socket>();
   private readonly stalled = new Set<Socket>();
+  /** Upstream (server-side) sockets, each with its client. */
+  private readonly peers = new Map<Socket, Socket>();
+  /** Upstream sockets whose replies are being dropped, with what to do once the reply is complete. */
+  private readonly losing = new Map<Socket, () => void>();
+  private armed: { match: Buffer; request: boolean; then: 'up' | 'reset'; done: () => void } | null = null;
   private server: Server | null = null;
   port = 0;
 
@@ -35,6 +44,24 @@ export class TcpProxy {
   private forward(from: Socket, to: Socket): void {
     from.on('data', (chunk: Buffer) => {
       if (this.stalled.has(from) || this.stalled.has(to)) return; // dropped on the floor
+      if (this.losing.has(from)) {
+        // A server reply ends with ReadyForQuery ('Z', length 5): by then the statement has committed.
+        if (chunk.includes(READY_FOR_QUERY)) this.losing.get(from)!();
+        return;
+      }
+      const armed = this.armed;
+      if (armed && this.peers.has(to) && chunk.includes(armed.match)) { // Rotor's bytes to the server
+        this.armed = null;
+        const lose = () => {
+          this.losing.delete(to);
+          from.destroy();
+          to.destroy();
+          if (armed.then === 'reset') this.cut('reset');
+          armed.done();
+        };
+        if (armed.request) return lose(); // never reaches the server
+        this.losing.set(to, lose);
+      }
       if (this.latencyMs > 0) setTimeout(() => { if (!to.destroyed) to.write(chunk); }, this.latencyMs);
       else to.write(chunk);
     });
@@ -53,8 +80,33 @@ export class TcpProxy {
     }
     const upstream = connect(this.targetPort, this.targetHost);
     this.track(upstream);
+    this.peers.set(upstream, client);
+    upstream.on('close', () => { this.peers.delete(upstream); this.losing.delete(upstream); });
     this.forward(client, upstream);
     this.forward(upstream, client);
+  }
+
+  /**
+   * The next chunk from a client that contains `match` (a prepared statement's name, say
+   * `rotor_rotate_session\0`, which its Parse and every Bind carry) reaches the server, but the server's
+   * reply is dropped up to its ReadyForQuery, and then both sockets are reset: the statement committed and
+   * its client sees a broken connection. `request`: the chunk itself is dropped instead (nothing ran).
+   * `then: 'reset'`: afterwards the database stays unreachable until `restore`. Resolves once it happened.
+   */
+  loseAnswerTo(match: string, options: { request?: boolean; then?: 'up' | 'reset' } = {}): Promise<void> {
+    return new Promise((done) => {
+      this.armed = { match: Buffer.from(match), request: options.request ?? false, then: options.then ?? 'up', done };
+    });
+  }
+
+  /** True while a `loseAnswerTo` has not happened yet. */
+  get armedToLose(): boolean {
+    return this.armed !== null;
+  }
+
+  /** Forgets a `loseAnswerTo` that has not happened. */
+  disarm(): void {
+    this.armed = null;
   }
 
   /** From now on, the database is unreachable in the given way. */

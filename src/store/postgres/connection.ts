@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { connectionIsBroken, toStoreError } from './errors.js';
+import { connectionIsBroken, OutcomeUnknownError, outcomeUnknown, toStoreError } from './errors.js';
 import { MIGRATION_LOCK, POSTGRES_MIGRATIONS } from './schema.js';
 
 export type Row = Record<string, unknown>;
@@ -152,7 +152,20 @@ export class PostgresConnection {
   }
 
   /** One statement on a pooled connection (one round trip); `name` makes it a prepared statement. */
-  async one(text: string, values: unknown[] = [], name?: string): Promise<Row[]> {
+  one(text: string, values: unknown[] = [], name?: string): Promise<Row[]> {
+    return this.statement(text, values, name, toStoreError);
+  }
+
+  /**
+   * `one` for a write whose caller settles an unknown outcome: once the statement was handed to a
+   * connection, a break before its result was read throws `OutcomeUnknownError` (it may have committed).
+   * A connection not obtained fails as in `one`: nothing was sent. The same one round trip.
+   */
+  write(text: string, values: unknown[], name?: string): Promise<Row[]> {
+    return this.statement(text, values, name, (err) => (outcomeUnknown(err) ? new OutcomeUnknownError(err) : toStoreError(err)));
+  }
+
+  private async statement(text: string, values: unknown[], name: string | undefined, failure: (err: unknown) => unknown): Promise<Row[]> {
     const client = await this.checkout();
     try {
       const rows = await this.querier(client).query(text, values, name);
@@ -160,7 +173,7 @@ export class PostgresConnection {
       return rows;
     } catch (err) {
       this.release(client, err);
-      throw toStoreError(err);
+      throw failure(err);
     }
   }
 

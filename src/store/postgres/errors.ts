@@ -86,6 +86,22 @@ export function connectionIsBroken(err: unknown): boolean {
   return ['08', '57'].includes(state.slice(0, 2)) && state !== '57014';
 }
 
+/**
+ * True when a statement handed to a connection may have committed without its caller hearing of it: the
+ * connection broke (socket error, the server or the network cut it, no reply in time) before its result
+ * was read. A server that answered with an error (a timeout it enforced, a read-only server) decided it:
+ * nothing was committed.
+ */
+export function outcomeUnknown(err: unknown): boolean {
+  return classifyPgError(err) === 'unavailable' && connectionIsBroken(err) && sqlState(err) !== '25006';
+}
+
+/**
+ * A write whose outcome is unknown (see `outcomeUnknown`). Still a StoreUnavailableError, so a caller
+ * that cannot settle it answers 503 as for any other failure.
+ */
+export class OutcomeUnknownError extends StoreUnavailableError {}
+
 /** The error a store operation throws for a PostgreSQL or driver error. */
 export function toStoreError(err: unknown): unknown {
   switch (classifyPgError(err)) {

@@ -1,8 +1,9 @@
 import { StoreUnavailableError } from '../../domain/errors.js';
 import type { DpopProofInput, FoundSession, RotateInput, RotateSessionResult } from '../../domain/store.js';
-import { foundSessionFromRow } from '../rows.js';
 import { TurnBatcher } from '../turn_batcher.js';
-import { noop, type PostgresConnection } from './connection.js';
+import { noop, type PostgresConnection, type Row } from './connection.js';
+import { OutcomeUnknownError } from './errors.js';
+import { newRotationId, settle, settledRotation, type UnconfirmedRotations } from './outcome.js';
 import { FIND_SESSION_SQL, ROTATE_SET, rotateOne, rotateValues } from './sessions.js';
 
 /** SQLSTATEs of a lock not obtained: deadlock_detected, lock_not_available. */
@@ -11,29 +12,30 @@ const LOCK_FAILURES = new Set(['40P01', '55P03']);
 /**
  * Group commit (see TurnBatcher) of the two hot calls: the rotations of one event-loop turn go to the
  * server as one statement, `rotateMany`, so they share one round trip and one commit (one WAL flush),
- * DPoP replay marks included; the session lookups of one turn go as one statement too.
+ * DPoP replay marks included; the session lookups of one turn go as one statement too. A rotation's
+ * answer lost with its connection is settled from the row (outcome.ts).
  */
 export class PostgresGroupCommit {
   private rotationCount = 0;
   private nextAnalyzeAt = 1000;
 
   private readonly rotations: TurnBatcher<RotateInput, RotateSessionResult>;
-  private readonly sessionLookups: TurnBatcher<string, FoundSession | null>;
+  private readonly sessionLookups: TurnBatcher<string, Row | undefined>;
 
-  constructor(private readonly c: PostgresConnection) {
+  constructor(private readonly c: PostgresConnection, private readonly unconfirmed: UnconfirmedRotations) {
     this.rotations = new TurnBatcher<RotateInput, RotateSessionResult>(
-      (inputs) => rotateMany(c, inputs),
-      (input) => rotatedAlone(c, input),
+      (inputs) => rotateMany(c, unconfirmed, inputs),
+      (input) => rotatedAlone(c, unconfirmed, input),
       // A lock that could not be had (deadlock, lock_timeout) concerns some inputs only: retried one by one.
       (err) => err instanceof StoreUnavailableError && !LOCK_FAILURES.has(String((err.cause as { code?: unknown } | undefined)?.code)),
     );
-    this.sessionLookups = new TurnBatcher<string, FoundSession | null>(
+    this.sessionLookups = new TurnBatcher<string, Row | undefined>(
       async (ids) => {
         const rows = await c.one(`${FIND_SESSION_SQL} WHERE s.id = ANY ($1::text[])`, [ids], 'rotor_find_sessions');
-        const found = new Map(rows.map((row) => [String(row.id), foundSessionFromRow(row)]));
-        return ids.map((id) => found.get(id) ?? null);
+        const found = new Map(rows.map((row) => [String(row.id), row]));
+        return ids.map((id) => found.get(id));
       },
-      async (id) => foundSessionFromRow((await c.one(`${FIND_SESSION_SQL} WHERE s.id = $1`, [id], 'rotor_find_session'))[0]),
+      async (id) => (await c.one(`${FIND_SESSION_SQL} WHERE s.id = $1`, [id], 'rotor_find_session'))[0],
       (err) => err instanceof StoreUnavailableError,
     );
   }
@@ -43,8 +45,8 @@ export class PostgresGroupCommit {
     return this.rotations.submit(input);
   }
 
-  findSession(id: string): Promise<FoundSession | null> {
-    return this.sessionLookups.submit(id);
+  async findSession(id: string): Promise<FoundSession | null> {
+    return this.unconfirmed.found(await this.sessionLookups.submit(id));
   }
 
   /** Answers (or fails) every call already accepted. */
@@ -68,8 +70,8 @@ export class PostgresGroupCommit {
 }
 
 /** A rotation on its own: with a DPoP replay mark, the mark and the rotation in one statement (one commit). */
-const rotatedAlone = (c: PostgresConnection, input: RotateInput): Promise<RotateSessionResult> =>
-  input.dpopProof ? rotateOneWithMark(c, input, input.dpopProof) : rotateOne(c, input);
+const rotatedAlone = (c: PostgresConnection, unconfirmed: UnconfirmedRotations, input: RotateInput): Promise<RotateSessionResult> =>
+  input.dpopProof ? rotateOneWithMark(c, unconfirmed, input, input.dpopProof) : rotateOne(c, unconfirmed, input);
 
 /**
  * The same compare-and-set as `rotateOne` for many inputs in one statement, which never waits: a session
@@ -86,15 +88,41 @@ const rotatedAlone = (c: PostgresConnection, input: RotateInput): Promise<Rotate
  * rotation wins, as a proof checked on its own would be. Every other input with a mark, or whose session
  * was busy, goes on its own: mark and rotation in one statement (a seen mark makes it `proofReplayed`;
  * a timeout there burns no proof).
+ *
+ * An answer lost with the connection is settled (outcome.ts): the inputs whose row shows their rotation
+ * rotated; the batch is over by then, so every other input is decided on its own, as a busy session's is.
  */
-async function rotateMany(c: PostgresConnection, inputs: RotateInput[]): Promise<(RotateSessionResult | Promise<RotateSessionResult>)[]> {
+async function rotateMany(
+  c: PostgresConnection, unconfirmed: UnconfirmedRotations, inputs: RotateInput[],
+): Promise<(RotateSessionResult | Promise<RotateSessionResult>)[]> {
+  const sent = inputs.map((input) => ({ input, rotationId: newRotationId() }));
+  let rows: Row[];
+  try {
+    rows = await rotateManyStatement(c, sent.map((s) => s.input), sent.map((s) => s.rotationId));
+  } catch (err) {
+    if (!(err instanceof OutcomeUnknownError)) throw err;
+    const rotated = await settle(c, unconfirmed, sent, err);
+    return inputs.map((input, i) => (rotated[i] === true ? { rotated: true } : rotatedAlone(c, unconfirmed, input)));
+  }
+  const outcomes = new Map(rows.map((row) => [Number(row.n), row]));
+  return inputs.map((input, i) => {
+    const row = outcomes.get(i + 1);
+    // Its session (or its mark) was busy, or it is unknown: decided on its own, and its failure is its
+    // own (the batch has committed; see TurnBatcher).
+    if (row?.locked !== true || (input.dpopProof && row.claimed !== true)) return rotatedAlone(c, unconfirmed, input);
+    if (input.dpopProof && row.proven !== true) return { rotated: false, proofReplayed: true }; // a claimed mark another input of the batch recorded
+    return { rotated: row.rotated === true };
+  });
+}
+
+function rotateManyStatement(c: PostgresConnection, inputs: RotateInput[], rotationIds: string[]): Promise<Row[]> {
   const column = <T>(pick: (input: RotateInput) => T): T[] => inputs.map(pick);
-  const rows = await c.one(
+  return c.write(
     `WITH input AS (
        SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bytea[],
-         $8::bigint[], $9::text[], $10::text[], $11::bigint[], $12::text[], $13::text[], $14::bigint[]) WITH ORDINALITY
+         $8::bigint[], $9::text[], $10::text[], $11::bigint[], $12::text[], $13::text[], $14::bigint[], $15::bigint[]) WITH ORDINALITY
          AS i(session_id, expect, generation, issued_at, not_before, expires_at, sealed, now, last_ip, last_user_agent, horizon, bind_jkt,
-           mark_key, mark_expires, n)
+           mark_key, mark_expires, rotation_id, n)
      ), locked AS MATERIALIZED (
        SELECT s.id FROM sessions s WHERE s.id = ANY ($1::text[]) FOR NO KEY UPDATE SKIP LOCKED
      ), claims AS MATERIALIZED (
@@ -112,7 +140,7 @@ async function rotateMany(c: PostgresConnection, inputs: RotateInput[]): Promise
        UPDATE sessions s SET generation = i.generation, refresh_issued_at = i.issued_at, refresh_not_before = i.not_before,
          refresh_expires_at = i.expires_at, successor_sealed = i.sealed, last_renewed_at = i.now,
          last_ip = COALESCE(i.last_ip, s.last_ip), last_user_agent = COALESCE(i.last_user_agent, s.last_user_agent),
-         horizon_at = GREATEST(s.horizon_at, i.horizon), dpop_jkt = COALESCE(s.dpop_jkt, i.bind_jkt)
+         horizon_at = GREATEST(s.horizon_at, i.horizon), dpop_jkt = COALESCE(s.dpop_jkt, i.bind_jkt), rotation_id = i.rotation_id
        FROM input i
        WHERE s.id = i.session_id AND s.id IN (SELECT id FROM locked) AND s.generation = i.expect AND s.revoked_at IS NULL
          AND (i.mark_key IS NULL OR i.n IN (SELECT n FROM proven))
@@ -125,19 +153,10 @@ async function rotateMany(c: PostgresConnection, inputs: RotateInput[]): Promise
       column((x) => x.sessionId), column((x) => x.expectGeneration), column((x) => x.next.generation), column((x) => x.next.issuedAt),
       column((x) => x.next.notBefore), column((x) => x.next.expiresAt), column((x) => x.next.successorSealed), column((x) => x.now),
       column((x) => x.lastIp), column((x) => x.lastUserAgent), column((x) => x.horizonAt), column((x) => x.bindJkt ?? null),
-      column((x) => x.dpopProof?.key ?? null), column((x) => x.dpopProof?.expiresAt ?? null),
+      column((x) => x.dpopProof?.key ?? null), column((x) => x.dpopProof?.expiresAt ?? null), rotationIds,
     ],
     'rotor_rotate_sessions',
   );
-  const outcomes = new Map(rows.map((row) => [Number(row.n), row]));
-  return inputs.map((input, i) => {
-    const row = outcomes.get(i + 1);
-    // Its session (or its mark) was busy, or it is unknown: decided on its own, and its failure is its
-    // own (the batch has committed; see TurnBatcher).
-    if (row?.locked !== true || (input.dpopProof && row.claimed !== true)) return rotatedAlone(c, input);
-    if (input.dpopProof && row.proven !== true) return { rotated: false, proofReplayed: true }; // a claimed mark another input of the batch recorded
-    return { rotated: row.rotated === true };
-  });
 }
 
 /**
@@ -145,19 +164,21 @@ async function rotateMany(c: PostgresConnection, inputs: RotateInput[]): Promise
  * it is between insert and commit), the mark, then the rotation if the mark is new. It may wait, for the
  * mark's lock or the session's row; it holds no session while it waits for the mark.
  */
-async function rotateOneWithMark(c: PostgresConnection, input: RotateInput, mark: DpopProofInput): Promise<RotateSessionResult> {
-  const rows = await c.one(
-    `WITH held AS MATERIALIZED (
-       SELECT pg_advisory_xact_lock(hashtextextended($13::text, 0))
-     ), marked AS (
-       INSERT INTO dpop_proofs (key, expires_at) SELECT $13::text, $14::bigint FROM held ON CONFLICT (key) DO NOTHING RETURNING key
-     ), rotated AS (
-       UPDATE sessions SET ${ROTATE_SET}
-       WHERE id = $10 AND generation = $11::bigint AND revoked_at IS NULL AND EXISTS (SELECT 1 FROM marked) RETURNING id
-     )
-     SELECT EXISTS (SELECT 1 FROM marked) AS marked, EXISTS (SELECT 1 FROM rotated) AS rotated`,
-    [...rotateValues(input), mark.key, mark.expiresAt], 'rotor_rotate_session_marked',
-  );
-  const row = rows[0];
-  return row?.marked === true ? { rotated: row.rotated === true } : { rotated: false, proofReplayed: true };
+function rotateOneWithMark(c: PostgresConnection, unconfirmed: UnconfirmedRotations, input: RotateInput, mark: DpopProofInput): Promise<RotateSessionResult> {
+  return settledRotation(c, unconfirmed, input, mark.key, async (rotationId) => {
+    const rows = await c.write(
+      `WITH held AS MATERIALIZED (
+         SELECT pg_advisory_xact_lock(hashtextextended($14::text, 0))
+       ), marked AS (
+         INSERT INTO dpop_proofs (key, expires_at) SELECT $14::text, $15::bigint FROM held ON CONFLICT (key) DO NOTHING RETURNING key
+       ), rotated AS (
+         UPDATE sessions SET ${ROTATE_SET}
+         WHERE id = $10 AND generation = $11::bigint AND revoked_at IS NULL AND EXISTS (SELECT 1 FROM marked) RETURNING id
+       )
+       SELECT EXISTS (SELECT 1 FROM marked) AS marked, EXISTS (SELECT 1 FROM rotated) AS rotated`,
+      [...rotateValues(input, rotationId), mark.key, mark.expiresAt], 'rotor_rotate_session_marked',
+    );
+    const row = rows[0];
+    return row?.marked === true ? { rotated: row.rotated === true } : { rotated: false, proofReplayed: true };
+  });
 }

@@ -10,6 +10,7 @@ import * as catalog from './catalog.js';
 import { PostgresConnection, type PostgresStoreOptions } from './connection.js';
 import { PostgresGroupCommit } from './group_commit.js';
 import * as guards from './guards.js';
+import { UnconfirmedRotations } from './outcome.js';
 import { prune } from './pruning.js';
 import * as sessions from './sessions.js';
 
@@ -28,11 +29,13 @@ export class PostgresStore implements Store {
   readonly kind = 'postgres' as const;
   private readonly c: PostgresConnection;
   private readonly hot: PostgresGroupCommit;
+  private readonly unconfirmed: UnconfirmedRotations;
   private closing: Promise<void> | null = null;
 
   constructor(connectionString: string, options: PostgresStoreOptions = {}) {
     this.c = new PostgresConnection(connectionString, options);
-    this.hot = new PostgresGroupCommit(this.c);
+    this.unconfirmed = new UnconfirmedRotations(this.c);
+    this.hot = new PostgresGroupCommit(this.c, this.unconfirmed);
   }
 
   /** On a connection of its own, without the pool's timeouts (see PostgresConnection.migrate). */
@@ -44,6 +47,7 @@ export class PostgresStore implements Store {
     this.closing ??= (async () => {
       // Calls already accepted are answered (or fail) before the pool goes.
       await this.hot.drain();
+      await this.unconfirmed.close();
       await this.c.end();
     })();
     return this.closing;
@@ -78,7 +82,7 @@ export class PostgresStore implements Store {
   issueSession(input: IssueSessionInput): Promise<IssueSessionResult> { return sessions.issueSession(this.c, input); }
   /** Lookups of one event-loop turn go to the server as one statement (see group_commit.ts). */
   findSession(id: string): Promise<FoundSession | null> { return this.hot.findSession(id); }
-  findSessionByLocator(locator: string): Promise<FoundSession | null> { return sessions.findSessionByLocator(this.c, locator); }
+  findSessionByLocator(locator: string): Promise<FoundSession | null> { return sessions.findSessionByLocator(this.c, this.unconfirmed, locator); }
   listSessions(appId: string, subject: string): Promise<Session[]> { return sessions.listSessions(this.c, appId, subject); }
   revokeSession(sessionId: string, reason: string, now: Millis): Promise<boolean> { return sessions.revokeSession(this.c, sessionId, reason, now); }
 

@@ -53,10 +53,12 @@ export async function prune(c: PostgresConnection, now: Millis, options: PruneOp
        ) RETURNING 1) SELECT count(*)::int AS n FROM u`,
       [now - SEAL_KEPT_MS],
     );
-    // A live token's seal is only needed while its parent may still retry.
+    // A live token's seal is only needed while its parent may still retry: within the grace window, or
+    // for as long as its rotation is unconfirmed (outcome.ts).
     await batches(
       `WITH u AS (UPDATE sessions SET successor_sealed = NULL WHERE id IN (
-         SELECT id FROM sessions WHERE successor_sealed IS NOT NULL AND refresh_issued_at < $1 LIMIT ${PRUNE_BATCH} FOR NO KEY UPDATE SKIP LOCKED
+         SELECT id FROM sessions WHERE successor_sealed IS NOT NULL AND refresh_issued_at < $1
+           AND unconfirmed_generation IS DISTINCT FROM generation LIMIT ${PRUNE_BATCH} FOR NO KEY UPDATE SKIP LOCKED
        ) RETURNING 1) SELECT count(*)::int AS n FROM u`,
       [now - SEAL_KEPT_MS],
     );

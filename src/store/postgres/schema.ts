@@ -158,4 +158,13 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   `
   SELECT 1;
   `,
+  // 9: a rotation whose answer was lost with its connection (SECURITY-CASES F-02) is settled by reading
+  // the row (src/store/postgres/outcome.ts): each rotation writes an id of its own, which no racing
+  // rotation of the same generation shares; a rotation that could not be settled before its caller was
+  // answered 503 is marked, so its parent stays redeemable (FoundSession.rotation 'unconfirmed') while
+  // that generation is live. Both columns are NULL until written: nothing is rewritten.
+  `
+  ALTER TABLE sessions ADD COLUMN rotation_id BIGINT;
+  ALTER TABLE sessions ADD COLUMN unconfirmed_generation BIGINT;
+  `,
 ];

@@ -6,6 +6,7 @@ import {
 import { chainValues, foundSessionFromRow, refreshFromRow, SESSION_CHAIN_COLUMNS, SESSION_COLUMNS_PREFIXED, sessionFromRow, subjectFromRow } from '../rows.js';
 import { toStoreError } from './errors.js';
 import type { PostgresConnection, Querier } from './connection.js';
+import { newRotationId, settledRotation, type UnconfirmedRotations } from './outcome.js';
 
 /** Sessions, their rotation, and pre-upgrade refresh records. */
 
@@ -19,15 +20,18 @@ export const FIND_SESSION_SQL = `SELECT s.*, subj.status AS subject_status, a.ke
   LEFT JOIN subjects subj ON subj.app_id = s.app_id AND subj.subject = s.subject
   LEFT JOIN apps a ON a.id = s.app_id`;
 
-/** The rotation's compare-and-set columns, in `rotateValues` order. */
+/**
+ * The rotation's compare-and-set columns, in `rotateValues` order. `rotation_id` names this rotation
+ * alone (see outcome.ts): what settles it when its answer is lost.
+ */
 export const ROTATE_SET = `generation = $1::bigint, refresh_issued_at = $2::bigint, refresh_not_before = $3::bigint,
   refresh_expires_at = $4::bigint, successor_sealed = $5::bytea, last_renewed_at = $6::bigint,
   last_ip = COALESCE($7::text, last_ip), last_user_agent = COALESCE($8::text, last_user_agent), horizon_at = GREATEST(horizon_at, $9::bigint),
-  dpop_jkt = COALESCE(dpop_jkt, $12::text)`;
+  dpop_jkt = COALESCE(dpop_jkt, $12::text), rotation_id = $13::bigint`;
 
-export const rotateValues = (input: RotateInput): unknown[] => [
+export const rotateValues = (input: RotateInput, rotationId: string): unknown[] => [
   input.next.generation, input.next.issuedAt, input.next.notBefore, input.next.expiresAt, input.next.successorSealed, input.now,
-  input.lastIp, input.lastUserAgent, input.horizonAt, input.sessionId, input.expectGeneration, input.bindJkt ?? null,
+  input.lastIp, input.lastUserAgent, input.horizonAt, input.sessionId, input.expectGeneration, input.bindJkt ?? null, rotationId,
 ];
 
 /**
@@ -35,14 +39,17 @@ export const rotateValues = (input: RotateInput): unknown[] => [
  * rotations of one generation exactly one finds `generation = expected`; the others wait for its row
  * lock, re-check the newest row version (READ COMMITTED) and update nothing. A revocation is an UPDATE
  * of the same row, so the two serialise on it: a rotation never commits after a revocation it did not
- * see, and a revocation that waited revokes the session with its new generation.
+ * see, and a revocation that waited revokes the session with its new generation. An answer lost with
+ * its connection is settled from the row (outcome.ts).
  */
-export async function rotateOne(c: PostgresConnection, input: RotateInput): Promise<RotateResult> {
-  const rows = await c.one(
-    `UPDATE sessions SET ${ROTATE_SET} WHERE id = $10 AND generation = $11::bigint AND revoked_at IS NULL RETURNING id`,
-    rotateValues(input), 'rotor_rotate_session',
-  );
-  return { rotated: rows.length === 1 };
+export function rotateOne(c: PostgresConnection, unconfirmed: UnconfirmedRotations, input: RotateInput): Promise<RotateResult> {
+  return settledRotation(c, unconfirmed, input, null, async (rotationId) => {
+    const rows = await c.write(
+      `UPDATE sessions SET ${ROTATE_SET} WHERE id = $10 AND generation = $11::bigint AND revoked_at IS NULL RETURNING id`,
+      rotateValues(input, rotationId), 'rotor_rotate_session',
+    );
+    return { rotated: rows.length === 1 };
+  });
 }
 
 export async function issueSession(c: PostgresConnection, input: IssueSessionInput): Promise<IssueSessionResult> {
@@ -78,8 +85,8 @@ export async function issueSession(c: PostgresConnection, input: IssueSessionInp
   });
 }
 
-export async function findSessionByLocator(c: PostgresConnection, locator: string): Promise<FoundSession | null> {
-  return foundSessionFromRow((await c.one(`${FIND_SESSION_SQL} WHERE s.locator = $1`, [locator], 'rotor_find_session_locator'))[0]);
+export async function findSessionByLocator(c: PostgresConnection, unconfirmed: UnconfirmedRotations, locator: string): Promise<FoundSession | null> {
+  return unconfirmed.found((await c.one(`${FIND_SESSION_SQL} WHERE s.locator = $1`, [locator], 'rotor_find_session_locator'))[0]);
 }
 
 export async function listSessions(c: PostgresConnection, appId: string, subject: string): Promise<Session[]> {
@@ -140,14 +147,14 @@ export async function findLegacyRefresh(c: PostgresConnection, id: string): Prom
 export async function upgradeLegacy(c: PostgresConnection, input: UpgradeLegacyInput): Promise<RotateResult> {
   const rows = await c.one(
     `WITH chain AS (
-       UPDATE sessions SET ${ROTATE_SET}, locator = COALESCE(locator, $15::text)
+       UPDATE sessions SET ${ROTATE_SET}, locator = COALESCE(locator, $16::text)
        WHERE id = $10 AND generation = $11::bigint AND revoked_at IS NULL
-         AND EXISTS (SELECT 1 FROM refresh_tokens WHERE id = $13 AND session_id = $10 AND consumed_at IS NULL)
+         AND EXISTS (SELECT 1 FROM refresh_tokens WHERE id = $14 AND session_id = $10 AND consumed_at IS NULL)
        RETURNING id
      )
-     UPDATE refresh_tokens SET consumed_at = $6::bigint, successor_id = $14
-     WHERE id = $13 AND consumed_at IS NULL AND session_id IN (SELECT id FROM chain) RETURNING id`,
-    [...rotateValues(input), input.legacyId, UPGRADED, input.locator],
+     UPDATE refresh_tokens SET consumed_at = $6::bigint, successor_id = $15
+     WHERE id = $14 AND consumed_at IS NULL AND session_id IN (SELECT id FROM chain) RETURNING id`,
+    [...rotateValues(input, newRotationId()), input.legacyId, UPGRADED, input.locator],
     'rotor_upgrade_legacy',
   );
   return { rotated: rows.length === 1 };
