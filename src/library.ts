@@ -1,7 +1,7 @@
 import pino, { type Logger } from 'pino';
 import { ConfigError, issuerProblem, loadConfig, type Config } from './config.js';
 import { callerClient } from './domain/claims.js';
-import { systemClock, type Clock } from './domain/clock.js';
+import type { Clock } from './domain/clock.js';
 import type { DpopInput, Introspection } from './domain/engine.js';
 import { RotorError } from './domain/errors.js';
 import type { Rotor } from './domain/rotor.js';
@@ -24,7 +24,7 @@ export interface CreateRotorOptions {
    * endpoints of the discovery documents, and the `htu` DPoP proofs must name are built from it.
    */
   issuer: string;
-  /** Milliseconds since the epoch; defaults to the system clock. */
+  /** Milliseconds since the epoch; defaults to the store's clock on PostgreSQL and Redis, else the system's. */
   clock?: Clock | (() => number);
   /** Where security events are logged (`warn`, an `event` field, ids only); the host's pino/fastify logger fits. Silent by default. */
   logger?: Logger;
@@ -162,7 +162,7 @@ export async function createRotor(options: CreateRotorOptions): Promise<RotorIns
     ROTOR_ISSUER: options.issuer,
     ROTOR_RATE_LIMITS: 'off',
   });
-  const clock: Clock = typeof options.clock === 'function' ? { now: options.clock } : options.clock ?? systemClock;
+  const clock: Clock | undefined = typeof options.clock === 'function' ? { now: options.clock } : options.clock;
   const metrics = new Metrics({ defaultMetrics: false });
   const logger = options.logger ?? pino({ level: 'silent' });
   const { rotor } = await openRotor({ config, clock, observer: observerFor(metrics, logger), logger });

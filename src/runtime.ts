@@ -5,7 +5,9 @@ import { systemClock, type Clock } from './domain/clock.js';
 import { silentObserver, type Observer } from './domain/events.js';
 import { Rotor } from './domain/rotor.js';
 import { dialectDomains } from './dialects/index.js';
+import type { Store } from './domain/store.js';
 import { openStore } from './store/open.js';
+import { StoreClock } from './store/store_clock.js';
 
 /**
  * Opens the configured store and composes the domain: what `serve` and every CLI command start from.
@@ -20,8 +22,9 @@ export async function openRotor(options: {
   const keyFileIsNew = keyFile !== null && !existsSync(keyFile);
   const masterKey = loadMasterKey(config);
   const store = await openStore(config);
+  const clock = options.clock ?? (await storeClock(store, options.logger));
   const rotor = new Rotor({
-    store, masterKey, clock: options.clock ?? systemClock, issuer: config.issuer, observer: options.observer ?? silentObserver,
+    store, masterKey, clock, issuer: config.issuer, observer: options.observer ?? silentObserver,
     dialects: dialectDomains(),
   });
   try {
@@ -35,4 +38,27 @@ export async function openRotor(options: {
     throw new ConfigError(`ROTOR_MASTER_KEY is not set and ${keyFile} did not exist, but this database's signing keys are sealed under a master key: set ROTOR_MASTER_KEY to it (or restore ${keyFile})`);
   }
   return { rotor, config };
+}
+
+/** How far off the store's clock this host may run before the operator is told. */
+const SKEW_WARNING_MS = 1000;
+
+/**
+ * The clock instances on a shared store keep time by: the store's, where it has one (PostgreSQL, Redis),
+ * else the host's. It stops measuring when the store closes.
+ */
+async function storeClock(store: Store, logger: Logger | undefined): Promise<Clock> {
+  if (!store.clockNow) return systemClock;
+  const clock = new StoreClock(systemClock, () => store.clockNow!());
+  await clock.sync();
+  if (Math.abs(clock.skew) >= SKEW_WARNING_MS) {
+    logger?.warn({ event: 'clock_skew', skewMs: clock.skew }, `this host's clock is ${clock.skew} ms off the database's; Rotor keeps time by the database's (check the host's NTP)`);
+  }
+  clock.start();
+  const close = store.close.bind(store);
+  store.close = async () => {
+    clock.stop();
+    await close();
+  };
+  return clock;
 }

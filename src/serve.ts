@@ -2,7 +2,6 @@ import cluster from 'node:cluster';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { databaseTarget, loadConfig, type Config } from './config.js';
-import { systemClock } from './domain/clock.js';
 import type { Rotor } from './domain/rotor.js';
 import { Metrics, observerFor } from './http/observability.js';
 import { buildServer, createLogger } from './http/server.js';
@@ -25,7 +24,7 @@ export async function startServer(config: Config = loadConfig()): Promise<Runnin
   const logger = createLogger(config.logLevel);
   const metrics = new Metrics();
   const webhook = config.webhookUrl ? new WebhookSink({ url: config.webhookUrl, secret: config.webhookSecret }, logger) : undefined;
-  const { rotor } = await openRotor({ config, clock: systemClock, observer: observerFor(metrics, logger, webhook), logger });
+  const { rotor } = await openRotor({ config, observer: observerFor(metrics, logger, webhook), logger });
   warnAboutWideModes(config, logger);
   const app = buildServer({ rotor, config, metrics, logger, dialects: dialectHttps() });
   const prune = async () => {

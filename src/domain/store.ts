@@ -13,6 +13,8 @@ export interface Store {
   migrate(): Promise<void>;
   ping(): Promise<void>;
   close(): Promise<void>;
+  /** The store's own clock, which every instance on it keeps time by (F-11); none on SQLite (one host). */
+  clockNow?(): Promise<Millis>;
 
   // Apps, with their first app key and signing key, created in one step.
   createApp(input: CreateAppInput): Promise<CreateAppResult>;
@@ -314,10 +316,7 @@ export interface PruneOptions {
   revokedRetention: number;
 }
 
-export interface PruneResult {
-  refreshTokens: number;
-  sessions: number;
-}
+export interface PruneResult { refreshTokens: number; sessions: number }
 
 /** See `listSubjects`. */
 export interface SubjectPage {

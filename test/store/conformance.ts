@@ -31,6 +31,8 @@ export interface ConformanceHarness {
   freshDatabase(): Promise<ConformanceDatabase>;
   /** The store implements the optional `addRateHits` (rate-limit counts pooled across instances). */
   rateHits?: boolean;
+  /** The store has a clock of its own (`clockNow`), one for every instance on it. */
+  clock?: boolean;
 }
 
 const NOW = 1_800_000_000_000;
@@ -836,6 +838,14 @@ export function describeStoreConformance(name: string, harness: ConformanceHarne
     });
 
     // ── optional operations ────────────────────────────────────────────────────────────────────────
+
+    it.runIf(harness.clock === true)('clockNow is the store\'s clock: the same for every instance, within a second of this host\'s (same machine)', async () => {
+      const other = await another();
+      const [mine, theirs] = await Promise.all([store.clockNow!(), other.clockNow!()]);
+      expect(Math.abs(mine - Date.now())).toBeLessThan(1000);
+      expect(Math.abs(mine - theirs)).toBeLessThan(250);
+      expect(Number.isInteger(mine)).toBe(true);
+    });
 
     it.runIf(harness.rateHits === true)('addRateHits pools counts across instances, per window, for any key', async () => {
       const other = await another();

@@ -76,6 +76,7 @@ async function withStore(
 }
 
 describeStoreConformance('postgres', {
+  clock: true,
   async freshDatabase() {
     const { url, drop } = await freshSchema();
     return {

@@ -32,6 +32,7 @@ afterAll(async () => {
 const storeFor = (prefix: string, query = '') => new RedisStore(parseRedisClusterUrl(cluster.url(`prefix=${prefix}${query}`)));
 
 describeStoreConformance('redis cluster', {
+  clock: true,
   rateHits: true,
   async freshDatabase() {
     const prefix = `t${randomBytes(5).toString('hex')}`;

@@ -73,6 +73,11 @@ export class PostgresStore implements Store {
   revokeSigningKey(appId: string, kid: string, now: Millis): Promise<boolean> { return catalog.revokeSigningKey(this.c, appId, kid, now); }
   signingKeysVersion(appId: string): Promise<number> { return catalog.signingKeysVersion(this.c, appId); }
 
+  async clockNow(): Promise<Millis> {
+    const [row] = await this.c.one('SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS now', [], 'rotor_clock_now');
+    return Math.round(Number(row?.now));
+  }
+
   findSubject(appId: string, subject: string): Promise<Subject | null> { return catalog.findSubject(this.c, appId, subject); }
   patchSubject(input: PatchSubjectInput): Promise<PatchSubjectResult> { return catalog.patchSubject(this.c, input); }
   deleteSubject(appId: string, subject: string, now: Millis): Promise<boolean> { return catalog.deleteSubject(this.c, appId, subject, now); }

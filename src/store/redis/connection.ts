@@ -11,7 +11,7 @@ import type { RedisClusterOptions } from '../../config/redis_url.js';
  * everywhere (the shared conformance suite builds databases "as an older Rotor left them" by version).
  * Hash fields absent are null, so most versions need no data change here; only 3 does (see lua.MIGRATE).
  */
-export const REDIS_SCHEMA_VERSION = 8;
+export const REDIS_SCHEMA_VERSION = 9;
 
 /** Session ids → where the session lives (immutable), cached per process: most lookups are one round trip. */
 const LOCATION_CACHE_MAX = 100_000;

@@ -1,5 +1,6 @@
 import type { Store } from '../../domain/store.js';
 import type { Millis } from '../../domain/types.js';
+import * as lua from './lua.js';
 import { proofThenRotation } from '../proof_then_rotation.js';
 import { RedisCatalog } from './catalog.js';
 import { RedisConnection, type RedisStoreOptions } from './connection.js';
@@ -64,6 +65,7 @@ export class RedisStore implements Store {
   rotateSigningKey: Store['rotateSigningKey'] = (input) => this.catalog.rotateSigningKey(input);
   revokeSigningKey: Store['revokeSigningKey'] = (appId, kid, now) => this.catalog.revokeSigningKey(appId, kid, now);
   signingKeysVersion: Store['signingKeysVersion'] = (appId) => this.catalog.signingKeysVersion(appId);
+  clockNow: NonNullable<Store['clockNow']> = async () => Number(await this.c.run(lua.CLOCK_NOW, [this.c.keys.schema], []));
 
   findSubject: Store['findSubject'] = (appId, subject) => this.sessions.findSubject(appId, subject);
   patchSubject: Store['patchSubject'] = (input) => this.sessions.patchSubject(input);

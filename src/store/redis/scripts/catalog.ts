@@ -117,3 +117,8 @@ redis.call('HSET', KEYS[1], 'state', 'revoked', 'revoked_at', ARGV[2])
 if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('HINCRBY', KEYS[2], 'keys_version', 1) end
 return 1
 `);
+
+/** The clock of the directory slot's master: one clock for every instance on the cluster. KEYS: schema. */
+export const CLOCK_NOW = script('clock_now', `
+return nowms()
+`);
