@@ -9,7 +9,7 @@ import { refusal } from './catalog.js';
 const LONE = ['\ud800', '\udfff', 'x\udc00y', '\ud83d'];
 const detail = (field: string) => `invalid_request: ${field} must be well-formed Unicode (a lone surrogate is not)`;
 
-describe('F4-04 lone surrogates are refused by the domain, whoever calls it', () => {
+describe('F4-04, S4-05 lone surrogates and NUL characters are refused by the domain, whoever calls it', () => {
   let t: Awaited<ReturnType<typeof domainRotor>>;
   let app: App;
   beforeEach(async () => {
@@ -59,19 +59,9 @@ describe('F4-04 lone surrogates are refused by the domain, whoever calls it', ()
     expect(await refusal(t.rotor.login(app, { username: 'bob\ud800', password: 'right-password' }))).toBe('invalid_credentials');
     expect((await t.rotor.login(app, { username: 'bob\ufffd', password: 'right-password' })).session.subject).toBe('bob\ufffd');
   });
-});
 
-describe('S4-05 a NUL character is refused by the domain in every text it stores, on every store alike', () => {
-  // PostgreSQL refused U+0000 (400), Redis and SQLite kept it (201, and `aud: "a\u0000"` signed).
-  let t: Awaited<ReturnType<typeof domainRotor>>;
-  let app: App;
-  beforeEach(async () => {
-    t = await domainRotor();
-    app = (await t.rotor.apps.create({ name: 'shop' })).app;
-  });
-  afterEach(() => t.rotor.close());
+  // S4-05: PostgreSQL refused U+0000 (400), Redis and SQLite kept it (201, and `aud: "a\u0000"` signed).
   const nul = (field: string) => `invalid_request: ${field} must not contain a NUL character (U+0000)`;
-
   it('S4-05 the user agent, the audience, claims, a subject write and an app write', async () => {
     const issue = (input: Record<string, unknown>) => refusal(t.rotor.issueSession(app, { subject: 'alice', ...input }), true);
     expect(await issue({ client: { userAgent: 'UA\u0000' } })).toBe(nul('userAgent'));
