@@ -73,7 +73,11 @@ export async function serve(): Promise<void> {
     // Migrate once before forking so workers never race on the schema.
     const { rotor } = await openRotor({ config });
     await rotor.close();
-    for (let i = 0; i < config.workers; i += 1) cluster.fork();
+    // Workers alive, by our own count: cluster.workers drops a worker only at the later of its exit and
+    // disconnect, so it can still list the last one when its exit arrives.
+    const alive = new Set<number>();
+    const fork = () => alive.add(cluster.fork().id);
+    for (let i = 0; i < config.workers; i += 1) fork();
     let stopping = false;
     // Until one worker listens, a worker's death is the service failing to start (a port in use, an
     // unreachable store): the primary stops with it, so a supervisor sees the failure, not a process
@@ -83,12 +87,18 @@ export async function serve(): Promise<void> {
     const stop = (code: number) => {
       if (stopping) return;
       stopping = true;
+      process.exitCode = code; // however the primary ends from here, it ends with this status
+      if (alive.size === 0) process.exit(code);
       for (const worker of Object.values(cluster.workers ?? {})) worker?.kill('SIGTERM');
       setTimeout(() => process.exit(code), 5000).unref();
-      cluster.on('exit', () => { if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(code); });
     };
     cluster.on('exit', (worker, code, signal) => {
-      if (stopping || signal === 'SIGTERM' || code === 0) return;
+      alive.delete(worker.id);
+      if (stopping) {
+        if (alive.size === 0) process.exit(process.exitCode ?? 0);
+        return;
+      }
+      if (signal === 'SIGTERM' || code === 0) return;
       if (!started) {
         process.stderr.write(`rotor: worker ${worker.process.pid} could not start (${signal ?? code}; its error is above); stopping\n`);
         stop(1);
@@ -97,7 +107,7 @@ export async function serve(): Promise<void> {
       // Once serving, a worker that dies on its own is replaced, after a pause so that one that can no
       // longer start does not spin.
       process.stderr.write(`rotor: worker ${worker.process.pid} exited (${signal ?? code}); starting another\n`);
-      setTimeout(() => { if (!stopping) cluster.fork(); }, 1000);
+      setTimeout(() => { if (!stopping) fork(); }, 1000);
     });
     process.once('SIGTERM', () => stop(0));
     process.once('SIGINT', () => stop(0));

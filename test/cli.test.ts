@@ -120,7 +120,7 @@ describe('rotor CLI (--json on every command, no server needed)', () => {
   });
 
   it('F4-09 bad input on the command line exits 2 with one line, commander\'s own refusals included', async () => {
-    for (const args of [['--bogus'], ['bogus-command'], ['sessions', 'list', 'cli-app'], ['apps', 'create', 'x', '--access-ttl', '5x'],
+    for (const args of [['--bogus'], ['--jsn', 'apps', 'list'], ['apps', 'crate', 'x'], ['bogus-command'], ['sessions', 'list', 'cli-app'], ['apps', 'create', 'x', '--access-ttl', '5x'],
       ['apps', 'create', 'x', '--binding', 'weird'], ['apps', 'create', 'Bad Name'], ['apps', 'show']]) {
       const res = await rotor(args, env);
       expect(res.code, args.join(' ')).toBe(2);

@@ -17,7 +17,7 @@ const program = new Command('rotor')
   .showSuggestionAfterError()
   // Commander's own refusals (an unknown option, a missing argument) as one line like every other error;
   // commands made below inherit it.
-  .configureOutput({ outputError: (text, write) => write(`rotor: ${text.trim().replace(/^error: /, '')} (see: rotor --help)\n`) })
+  .configureOutput({ outputError: (text, write) => write(`rotor: ${text.trim().replace(/^error: /, '').replace(/\s*\n\s*/g, ' ')} (see: rotor --help)\n`) })
   .exitOverride();
 
 // A closed stdout (`rotor … | head -c0`) is no crash: the command's effect stands, the store still closes,

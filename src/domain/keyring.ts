@@ -106,11 +106,11 @@ export class Keyring {
   }
 
   /**
-   * A key of this app that was revoked, to tell a genuine token of a dead key (`revoked`) from a forgery
-   * (`malformed`); never to accept one. Only refusals ask, so the store read is off the hot path.
+   * A key of this app that was revoked, among the keys as last read (no store read): to tell a genuine
+   * token of a dead key (`revoked`) from a forgery, never to accept one.
    */
-  async revokedKey(appId: string, kid: string): Promise<SigningKey | null> {
-    const record = (await this.records(appId, 'now')).find((k) => k.kid === kid);
+  revokedKeyAsRead(appId: string, kid: string): SigningKey | null {
+    const record = this.byApp.get(appId)?.records.find((k) => k.kid === kid);
     return record?.state === 'revoked' ? this.use(record) : null;
   }
 

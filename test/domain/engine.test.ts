@@ -55,23 +55,47 @@ describe('rotation engine (injected clock)', () => {
     expect(third.session.id).toBe(first.session.id);
   });
 
-  it('grace window: a twin that arrived inside it is a retry however long the store then takes to answer it (outside review S4-04)', async () => {
+  for (const stall of [14, 31, 40]) {
+    it(`grace window: a twin that arrived inside it is a retry however long the store then takes to answer it, here ${stall} s (outside review S4-04)`, async () => {
+      await make({ reuseGrace: 10 });
+      const first = await issue();
+      const second = await refresh(first.refreshToken);
+      t.clock.advance(1);
+      // The store answers this request's read `stall` seconds later (a slow database; its timeouts may be long).
+      const find = t.store.findSession.bind(t.store);
+      t.store.findSession = async (id) => {
+        t.clock.advance(stall);
+        return find(id);
+      };
+      const retry = await refresh(first.refreshToken);
+      t.store.findSession = find;
+      expect(retry.refreshToken).toBe(second.refreshToken);
+      expect(t.outcomes).toEqual(['rotated', 'retry']);
+      // One arriving after the window is reuse, as before.
+      expect(await refusal(refresh(first.refreshToken))).toBe('invalid_refresh_token:reused');
+    });
+  }
+
+  it('grace window: a twin that arrived before its sibling rotated, then waited past the clock leeway, is still a retry (S4-04, second review)', async () => {
     await make({ reuseGrace: 10 });
     const first = await issue();
-    const second = await refresh(first.refreshToken);
-    t.clock.advance(1);
-    // The store answers this request's read 14 s later (a slow database, still under its timeout).
+    // The twin arrives, reads the session (not yet rotated), then its proof and rotation wait 40 s;
+    // meanwhile the sibling rotates. The twin's compare-and-set loses and it is judged as a retry.
     const find = t.store.findSession.bind(t.store);
+    let sibling: Promise<{ refreshToken: string }> | null = null;
     t.store.findSession = async (id) => {
-      t.clock.advance(14);
-      return find(id);
+      const found = await find(id);
+      if (!sibling) {
+        t.store.findSession = find;
+        t.clock.advance(35);
+        sibling = refresh(first.refreshToken);
+        await sibling;
+        t.clock.advance(5);
+      }
+      return found;
     };
-    const retry = await refresh(first.refreshToken);
-    t.store.findSession = find;
-    expect(retry.refreshToken).toBe(second.refreshToken);
-    expect(t.outcomes).toEqual(['rotated', 'retry']);
-    // One arriving after the window is reuse, as before.
-    expect(await refusal(refresh(first.refreshToken))).toBe('invalid_refresh_token:reused');
+    const twin = await refresh(first.refreshToken);
+    expect(twin.refreshToken).toBe((await sibling!).refreshToken);
   });
 
   it('grace window edge: at exactly reuseGrace seconds the replay is reuse and kills the session', async () => {

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openRotor } from '../../src/runtime.js';
 import { admin, createApp, issue, startTestServer, type TestServer } from '../helpers/server.js';
 
 /**
@@ -42,5 +43,22 @@ describe('/v1/refresh names the reason for a genuine JWT refresh token it refuse
     expect((await refresh(forged)).body.detail).toBe('malformed');
     // The dialect's own endpoint answers as the peer does, whatever the reason.
     expect((await server.call('POST', '/v1/refreshToken', { json: { refreshToken: pair.refreshToken } })).status).toBe(400);
+  });
+
+  it('signed by a key another instance revoked a moment ago (this one still caches it usable): revoked at once, not unknown', async () => {
+    const app = await createApp(server, { name: 'dead-key-elsewhere', profile: 'abitmedia' });
+    const pair = await issue(server, app);
+    expect((await server.call('POST', '/v1/refresh', { json: { refreshToken: pair.refreshToken } })).status).toBe(200); // keys cached here
+    const renewed = await issue(server, app, 'bob');
+    const { rotor: other } = await openRotor({ config: server.config });
+    try {
+      const [{ kid }] = await other.apps.listKeys(app.id);
+      await other.apps.rotateKey(await other.apps.get(app.id));
+      await other.apps.revokeKey(app.id, kid);
+    } finally {
+      await other.close();
+    }
+    const dead = await refresh(renewed.refreshToken);
+    expect(dead.body).toMatchObject({ code: 'invalid_refresh_token', detail: 'revoked' });
   });
 });

@@ -1,7 +1,7 @@
 import type { App, Millis } from '../types.js';
 import type { Presented } from '../refresh_ids.js';
 import type { EngineCore, FoundLegacyRefresh, FoundSession } from './core.js';
-import { findChain, signedByRevokedKey, verifyJwt } from './verify.js';
+import { checkJwt, findChain } from './verify.js';
 
 /**
  * A presented refresh token, found: a generation of a session's chain, or a pre-upgrade record. `kid`
@@ -46,8 +46,8 @@ export async function locate(core: EngineCore, token: unknown, options: LocateOp
     if (!presented) return unknown;
   } else {
     // Expiry is judged from the stored chain (the same instant as the JWT's `exp`), so allow it here.
-    const verified = await verifyJwt(core, token, { client: options.client, allowExpired: true, earlyAllowed: options.earlyAllowed });
-    if (!verified) return (await signedByRevokedKey(core, token, options.client)) ? revoked : malformed;
+    const verified = await checkJwt(core, token, { client: options.client, allowExpired: true, earlyAllowed: options.earlyAllowed });
+    if (typeof verified === 'string') return verified === 'revoked_key' ? revoked : malformed;
     const format = core.formats.formatFor(verified.app.profile);
     const ref = format.refreshFormat === 'jwt' && format.chainId ? format.refreshIdOf(verified.parts) : null;
     if (!ref || !format.chainId) return malformed;
@@ -71,8 +71,10 @@ export async function locate(core: EngineCore, token: unknown, options: LocateOp
 /** A JWT refresh token's key must still be usable as of the version read with its row (S2-13). */
 async function confirmed(core: EngineCore, located: Located): Promise<LocateResult> {
   if (located.kid === null) return { ok: true, located };
-  const ok = await core.keyring.stillVerifies(located.found.session.appId, located.kid, located.found.keysVersion);
-  return ok ? { ok: true, located } : unknown;
+  const { appId } = located.found.session;
+  if (await core.keyring.stillVerifies(appId, located.kid, located.found.keysVersion)) return { ok: true, located };
+  // The keys as of the row's version are read now: a key revoked since this instance cached them says so.
+  return core.keyring.revokedKeyAsRead(appId, located.kid) ? revoked : unknown;
 }
 
 /** Whether a located token is its session's live refresh token now. */

@@ -138,7 +138,7 @@ async function replayedChain(r: Renewal, found: FoundSession, g: number, now: Mi
   // A rotation the store could not confirm durable (a 503 was answered, SPEC §7) leaves its parent
   // redeemable for the same successor whatever the grace window: the client's retry is never reuse.
   const unconfirmed = found.rotation === 'unconfirmed';
-  const retry = unconfirmed ? bindingHolds(app, found.session, client) : inGrace(app, found.session, chain.issuedAt, client, r.arrivedAt);
+  const retry = unconfirmed ? bindingHolds(app, found.session, client) : inGrace(app, found.session, chain.issuedAt, client, { arrivedAt: r.arrivedAt, now });
   // A retry comes from the client that won, so it fits the binding the win left (SECURITY-CASES R-03): a
   // bound session's parent without a proof by its key is another client's copy, as another user agent's is.
   // Refusing it instead would let a thief who redeemed a stolen token first, with its own key, keep the session.
@@ -180,7 +180,7 @@ async function replayedLegacy(r: Renewal, found: FoundLegacyRefresh, now: Millis
   const { core, app, client } = r;
   const { record, session } = found;
   const consumedAt = record.consumedAt as Millis;
-  if (inGrace(app, session, consumedAt, client, r.arrivedAt) && r.proof.namesBinding(session)) {
+  if (inGrace(app, session, consumedAt, client, { arrivedAt: r.arrivedAt, now }) && r.proof.namesBinding(session)) {
     const chain = session.refresh;
     // Its successor is the chain's first generation, still live.
     if (record.successorId === UPGRADED && chain?.generation === 1 && now < chain.expiresAt) {

@@ -45,10 +45,14 @@ export function assertBinding(app: App, session: Session, client: ClientContext)
   }
 }
 
-/** A consumed token came back inside its window, binding permitting. */
-export function inGrace(app: App, session: Session, consumedAt: Millis, client: ClientContext, now: Millis): boolean {
+/**
+ * A consumed token came back inside its window, binding permitting. The window is judged at the instant
+ * the request arrived (a twin held up by a slow store is still the retry it was); the clock check at
+ * `now`: a clock up to the nbf leeway behind the consuming one's (another instance, F-11) still sees a
+ * retry, not reuse, while a consumption further in its future is no retry of anything.
+ */
+export function inGrace(app: App, session: Session, consumedAt: Millis, client: ClientContext, at: { arrivedAt: Millis; now: Millis }): boolean {
   const grace = app.policy.reuseGrace * 1000;
-  // A clock up to the nbf leeway behind the consuming one's (another instance, F-11) still sees a retry, not reuse.
-  const inWindow = grace > 0 && now - consumedAt < grace && now + NBF_LEEWAY_SECONDS * 1000 >= consumedAt;
+  const inWindow = grace > 0 && at.arrivedAt - consumedAt < grace && at.now + NBF_LEEWAY_SECONDS * 1000 >= consumedAt;
   return inWindow && bindingHolds(app, session, client);
 }
