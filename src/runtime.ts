@@ -7,7 +7,7 @@ import { Rotor } from './domain/rotor.js';
 import { dialectDomains } from './dialects/index.js';
 import type { Store } from './domain/store.js';
 import { openStore } from './store/open.js';
-import { StoreClock } from './store/store_clock.js';
+import { StoreClock, type SyncResult } from './store/store_clock.js';
 
 /**
  * Opens the configured store and composes the domain: what `serve` and every CLI command start from.
@@ -40,7 +40,7 @@ export async function openRotor(options: {
   return { rotor, config };
 }
 
-/** How far off the store's clock this host may run before the operator is told. */
+/** How far off the store's clock this host may run, or an offset may move, before the operator is told. */
 const SKEW_WARNING_MS = 1000;
 
 /**
@@ -50,11 +50,19 @@ const SKEW_WARNING_MS = 1000;
 async function storeClock(store: Store, logger: Logger | undefined): Promise<Clock> {
   if (!store.clockNow) return systemClock;
   const clock = new StoreClock(systemClock, () => store.clockNow!());
-  await clock.sync();
-  if (Math.abs(clock.skew) >= SKEW_WARNING_MS) {
-    logger?.warn({ event: 'clock_skew', skewMs: clock.skew }, `this host's clock is ${clock.skew} ms off the database's; Rotor keeps time by the database's (check the host's NTP)`);
-  }
-  clock.start();
+  const report = (result: SyncResult, atStart: boolean) => {
+    if (result.ok) {
+      if (Math.abs(atStart ? result.offset : result.changedBy) >= SKEW_WARNING_MS) {
+        logger?.warn({ event: 'clock_skew', skewMs: clock.skew }, `this host's clock is ${clock.skew} ms off the database's; Rotor keeps time by the database's (check the hosts' NTP)`);
+      }
+    } else if (result.reason === 'implausible') {
+      logger?.error({ event: 'clock_skew', skewMs: -(result.offset ?? 0) }, `this host's clock and the database's differ by more than 5 minutes: one of them is wrong; Rotor keeps ${clock.isSynced ? 'the last offset it trusted' : "this host's clock"} until they agree (fix NTP)`);
+    } else if (atStart || !clock.isSynced) {
+      logger?.warn({ event: 'clock_unsynced', reason: result.reason }, "the database's clock could not be read; Rotor keeps this host's clock for now and tries again");
+    }
+  };
+  report(await clock.sync(), true);
+  clock.start((result) => report(result, false));
   const close = store.close.bind(store);
   store.close = async () => {
     clock.stop();

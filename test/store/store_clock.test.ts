@@ -9,32 +9,38 @@ import { StoreClock } from '../../src/store/store_clock.js';
 import { createTestSchema } from './pg_harness.js';
 
 describe('StoreClock: the host\'s clock corrected to the store\'s', () => {
-  it('takes the offset from the middle of the round trip, keeps the last one while the store cannot be read, ignores noise', async () => {
+  it('takes the offset from the middle of the quicker of two round trips, keeps the last one while the store cannot be read, ignores noise', async () => {
     const base = new FixedClock(1_000_000);
-    let storeTime = 1_030_000; // the store is 30 s ahead of this host
+    const storeAhead = 30_000; // the store is 30 s ahead of this host
     let fail = false;
+    let trips = [50, 10]; // the first sample opens a connection
     const clock = new StoreClock(base, async () => {
       if (fail) throw new Error('down');
-      base.advance(0.01); // a 10 ms round trip
-      return storeTime;
+      const sentAt = base.now();
+      base.advance((trips.shift() ?? 10) / 1000);
+      return sentAt + storeAhead + 5; // the store reads its clock a few ms into the trip
     });
-    expect(await clock.sync()).toBe(true);
-    expect(clock.now()).toBe(1_000_010 + 29_995); // the store's time half a round trip later
-    expect(clock.skew).toBe(-29_995);
+    expect(await clock.sync()).toMatchObject({ ok: true });
+    expect(clock.isSynced).toBe(true);
+    expect(clock.skew).toBe(-30_000); // the 10 ms trip: read 5 ms in, its middle
+    expect(clock.now() - base.now()).toBe(30_000);
     fail = true;
-    expect(await clock.sync()).toBe(false);
-    expect(clock.now() - base.now()).toBe(29_995);
+    expect(await clock.sync()).toEqual({ ok: false, reason: 'unreadable' });
+    expect(clock.now() - base.now()).toBe(30_000);
     fail = false;
-    storeTime = base.now() + 10 + 29_995 + 5; // 10 ms off from before: noise, not a change
-    await clock.sync();
-    expect(clock.now() - base.now()).toBe(29_995);
+    trips = [10, 10];
+    const noise = await clock.sync();
+    expect(noise).toMatchObject({ ok: true, changedBy: 0 });
   });
 
-  it('a measurement whose round trip took over half a second is not used', async () => {
+  it('a sample slower than two seconds is not used; an offset beyond five minutes is refused as a broken clock', async () => {
     const base = new FixedClock(0);
-    const clock = new StoreClock(base, async () => { base.advance(0.6); return 99_999_999; });
-    expect(await clock.sync()).toBe(false);
-    expect(clock.now()).toBe(base.now());
+    const slow = new StoreClock(base, async () => { base.advance(2.5); return base.now(); });
+    expect(await slow.sync()).toEqual({ ok: false, reason: 'slow' });
+    expect(slow.isSynced).toBe(false);
+    const hours = new StoreClock(base, async () => base.now() + 3 * 3_600_000);
+    expect(await hours.sync()).toMatchObject({ ok: false, reason: 'implausible' });
+    expect(hours.now()).toBe(base.now());
   });
 });
 
@@ -61,7 +67,7 @@ describe('S4-02 instances whose clocks differ keep time by PostgreSQL\'s (SECURI
   };
   const synced = (ms: number) => async (store: PostgresStore) => {
     const clock = new StoreClock(shifted(ms), () => store.clockNow());
-    expect(await clock.sync()).toBe(true);
+    expect((await clock.sync()).ok).toBe(true);
     return clock;
   };
   const raw = (ms: number) => async () => shifted(ms);

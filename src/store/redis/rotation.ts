@@ -28,8 +28,10 @@ export class RedisRotation {
     return [
       input.expectGeneration, n.generation, n.issuedAt, n.notBefore, n.expiresAt, n.successorSealed ? n.successorSealed.toString('base64') : '',
       input.now, opt(input.lastIp), opt(input.lastUserAgent), input.horizonAt, opt(input.bindJkt ?? null), rid, this.c.options.waitMs,
-      // When the router gives up on it (our clock; a Redis clock ahead of ours only makes it unconfirmed sooner).
-      Date.now() + this.c.timeoutMs,
+      // When the router gives up on it, compared with the shard's TIME: by the engine's clock, which keeps
+      // Redis's time (a host clock behind it made every rotation unconfirmed at once), or this host's when
+      // that is later (an injected clock in the past).
+      Math.max(input.now, Date.now()) + this.c.timeoutMs,
     ];
   }
 
