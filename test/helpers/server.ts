@@ -40,8 +40,19 @@ export interface TestResponse {
  * A real server on an ephemeral port over a real SQLite file in a temporary directory
  * (or the database `env` names), with the clock the test chooses.
  */
-export async function startTestServer(options: { clock?: Clock; env?: Record<string, string>; fixedClock?: boolean; port?: number } = {}): Promise<TestServer> {
+export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), 'rotor-test-'));
+  try {
+    return await startTestServerIn(dir, options);
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true }); // a server refused at start (bad configuration under test) leaves nothing
+    throw err;
+  }
+}
+
+type TestServerOptions = { clock?: Clock; env?: Record<string, string>; fixedClock?: boolean; port?: number };
+
+async function startTestServerIn(dir: string, options: TestServerOptions): Promise<TestServer> {
   // ROTOR_TEST_STORE=postgres: the same tests on PostgreSQL, in a schema of this server's own.
   const pgSchema = process.env.ROTOR_TEST_STORE === 'postgres' && !options.env?.ROTOR_DATABASE_URL ? await createTestSchema() : null;
   // ROTOR_TEST_STORE=redis: on the Redis Cluster the test file started (ROTOR_TEST_REDIS_SEEDS), under a key prefix of this server's own.
