@@ -87,9 +87,13 @@ async function startTestServerIn(dir: string, options: TestServerOptions): Promi
   return {
     app, rotor, config, url, clock, dir, logs,
     async close() {
-      await app.close();
-      await rotor.close();
-      rmSync(dir, { recursive: true, force: true });
+      try {
+        await app.close();
+        await rotor.close();
+      } finally {
+        // Also when closing failed (a store cut off by the test): the test's files never outlive it.
+        rmSync(dir, { recursive: true, force: true });
+      }
       await pgSchema?.drop();
     },
     async call(method, path, opts = {}) {
