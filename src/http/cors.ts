@@ -5,7 +5,7 @@ import type { Rotor } from '../domain/rotor.js';
 import type { App } from '../domain/types.js';
 import { basicCredentials, bodyOf, rawOrBearerCredential } from './auth.js';
 import type { DialectHttp, OpenCors } from './dialect.js';
-import { pathOfTarget } from './target.js';
+import { decodedPath } from './target.js';
 
 /**
  * Browsers (SPEC §2.11, §4.6). Which routes answer cross-origin calls, and how:
@@ -150,16 +150,6 @@ function vary(reply: FastifyReply): void {
   const current = reply.getHeader('vary');
   if (current === undefined) reply.header('Vary', 'Origin');
   else if (!String(current).split(',').some((v) => v.trim().toLowerCase() === 'origin')) reply.header('Vary', `${String(current)}, Origin`);
-}
-
-/** The path the router matches (percent-decoded); an undecodable one is classed as it stands. */
-function decodedPath(target: string): string {
-  const path = pathOfTarget(target);
-  try {
-    return decodeURIComponent(path);
-  } catch {
-    return path;
-  }
 }
 
 /**

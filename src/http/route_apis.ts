@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Api } from './api.js';
+import { decodedPath } from './target.js';
 
 /**
  * Which API a known path belongs to, so that a 405 for it is written in that API's envelope (SPEC
@@ -17,7 +18,6 @@ export class RouteApis {
   /** The API whose route matches the request's path, as the router decodes it; null when none does. */
   of(request: FastifyRequest): Api | null {
     const path = decodedPath(request.url);
-    if (path === null) return null;
     return this.routes.find((route) => route.pattern.test(path))?.api ?? null;
   }
 }
@@ -29,14 +29,4 @@ function patternOf(url: string): RegExp {
     return segment.split('*').map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('.*');
   }).join('/');
   return new RegExp(`^${source}$`);
-}
-
-function decodedPath(target: string): string | null {
-  let path = target.split(/[?#]/, 1)[0] ?? '';
-  try {
-    if (!path.startsWith('/')) path = new URL(path).pathname; // absolute form
-    return decodeURIComponent(path);
-  } catch {
-    return null;
-  }
 }

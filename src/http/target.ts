@@ -4,6 +4,23 @@
  * no scheme, userinfo or host either.
  */
 export function pathOfTarget(target: string): string {
+  return barePath(target).slice(0, 200);
+}
+
+/**
+ * The path the router matches (percent-decoded, whole); an undecodable one as it stands. For choices that
+ * only shape an answer (preflight headers, which API's envelope a 405 comes in), never for a decision.
+ */
+export function decodedPath(target: string): string {
+  const path = barePath(target);
+  try {
+    return decodeURIComponent(path);
+  } catch {
+    return path;
+  }
+}
+
+function barePath(target: string): string {
   let path = target;
   const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(path);
   if (scheme) {
@@ -11,5 +28,5 @@ export function pathOfTarget(target: string): string {
     const end = rest.search(/[/?#]/);
     path = end >= 0 && rest[end] === '/' ? rest.slice(end) : '/';
   }
-  return (path.split(/[?#]/, 1)[0] || '/').slice(0, 200);
+  return path.split(/[?#]/, 1)[0] || '/';
 }
