@@ -137,6 +137,40 @@ describe('PostgreSQL: a rotation whose answer is lost with its connection', () =
     await expectOneLiveChain(pair.sessionId, pair.refreshToken, retry.body.refreshToken);
   });
 
+  it('F-02 two racing rotations of one session in one batch, the reply lost and the database out: the one that won is remembered and marked', async () => {
+    const schema = await createTestSchema();
+    const store = new PostgresStore(throughProxy(schema.url));
+    const watcher = new PostgresStore(schema.url);
+    try {
+      await store.migrate();
+      const app = appRecord();
+      await store.createApp({ app, appKey: appKeyRecord(app.id), signingKey: signingKeyRecord(app.id) });
+      const session = sessionRecord(app.id, 'alice');
+      await store.issueSession({ session, newSubjectClaims: {} });
+      // Two tabs present the same token in one event-loop turn: one batch, two inputs for one row.
+      const rotation = (generation: number) => store.rotateSession({
+        sessionId: session.id, expectGeneration: 1, next: { ...chainRecord(2), successorSealed: Buffer.from([generation]) },
+        now: Date.now(), lastIp: null, lastUserAgent: null, horizonAt: 0,
+      });
+      const lost = proxy.loseAnswerTo('rotor_rotate_sessions\0', { then: 'reset' });
+      const outcomes = await Promise.allSettled([rotation(1), rotation(2)]);
+      await lost;
+      expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected']);
+      proxy.restore();
+      // Whichever of the two the row shows is the one marked, once the database answers again.
+      for (let attempt = 0; (await watcher.findSession(session.id))?.rotation !== 'unconfirmed'; attempt += 1) {
+        if (attempt > 100) throw new Error('the winning rotation was never marked unconfirmed');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect((await watcher.findSession(session.id))?.session.refresh?.generation).toBe(2);
+    } finally {
+      proxy.restore();
+      await watcher.close();
+      await store.close();
+      await schema.drop();
+    }
+  });
+
   it('F-02 a DPoP rotation (rotateOneWithMark) committed, its reply lost: rotated, with its mark', async () => {
     const schema = await createTestSchema();
     const store = new PostgresStore(throughProxy(schema.url));

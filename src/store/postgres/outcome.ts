@@ -122,10 +122,13 @@ interface Remembered {
  * The rotations this process answered 503 without knowing whether they committed, until each row is
  * marked `unconfirmed` (if it shows the rotation) or found not to show it. Retried with a growing
  * delay (0.1 s to 2 s) while the database is out. Lost if the process ends first: then a retry of the
- * parent after the grace window is reuse, as before this existed.
+ * parent after the grace window is reuse, as before this existed. Kept by session and rotation: two
+ * racing rotations of one session (two tabs in one batch) are both unsettled, and whichever the row
+ * shows is the one to mark.
  */
 export class UnconfirmedRotations {
-  private readonly remembered = new Map<string, Remembered>();
+  private readonly remembered = new Map<string, Remembered[]>();
+  private count = 0;
   private timer: NodeJS.Timeout | null = null;
   private delayMs = FIRST_RETRY_MS;
   private closed = false;
@@ -134,8 +137,11 @@ export class UnconfirmedRotations {
 
   remember(sent: SentRotation[], markKeys: string[]): void {
     for (const { input, rotationId } of sent) {
-      if (this.remembered.size >= MAX_REMEMBERED && !this.remembered.has(input.sessionId)) break;
-      this.remembered.set(input.sessionId, { sessionId: input.sessionId, generation: input.next.generation, rotationId, markKeys });
+      if (this.count >= MAX_REMEMBERED) break;
+      const forSession = this.remembered.get(input.sessionId) ?? [];
+      forSession.push({ sessionId: input.sessionId, generation: input.next.generation, rotationId, markKeys });
+      this.remembered.set(input.sessionId, forSession);
+      this.count++;
     }
     this.schedule();
   }
@@ -152,9 +158,9 @@ export class UnconfirmedRotations {
     if (row.unconfirmed_generation !== null && row.unconfirmed_generation !== undefined && Number(row.unconfirmed_generation) === generation) {
       return { ...found, rotation: 'unconfirmed' };
     }
-    if (this.remembered.size === 0) return found;
-    const mine = this.remembered.get(found.session.id);
-    if (mine === undefined || mine.generation !== generation || String(row.rotation_id) !== mine.rotationId) return found;
+    if (this.count === 0) return found;
+    const mine = this.remembered.get(found.session.id)?.find((r) => r.generation === generation && String(row.rotation_id) === r.rotationId);
+    if (mine === undefined) return found;
     return (await this.mark(mine)) ? { ...found, rotation: 'unconfirmed' } : found;
   }
 
@@ -169,13 +175,22 @@ export class UnconfirmedRotations {
   /** True if the row now carries the mark; either way the rotation is settled and forgotten. */
   private async mark(r: Remembered): Promise<boolean> {
     const rows = await this.c.one(MARK_SQL, [r.sessionId, r.generation, r.rotationId, r.markKeys], 'rotor_mark_unconfirmed');
-    if (this.remembered.get(r.sessionId) === r) this.remembered.delete(r.sessionId);
+    this.forget(r);
     return rows.length === 1;
+  }
+
+  private forget(r: Remembered): void {
+    const forSession = this.remembered.get(r.sessionId);
+    const at = forSession?.indexOf(r) ?? -1;
+    if (forSession === undefined || at < 0) return;
+    forSession.splice(at, 1);
+    this.count--;
+    if (forSession.length === 0) this.remembered.delete(r.sessionId);
   }
 
   /** One round over what is remembered; stops at the first failure (the database is still out). */
   private async markAll(): Promise<boolean> {
-    for (const r of [...this.remembered.values()]) {
+    for (const r of [...this.remembered.values()].flat()) {
       try {
         await this.mark(r);
       } catch {
@@ -186,7 +201,7 @@ export class UnconfirmedRotations {
   }
 
   private schedule(): void {
-    if (this.timer !== null || this.closed || this.remembered.size === 0) return;
+    if (this.timer !== null || this.closed || this.count === 0) return;
     this.timer = setTimeout(() => {
       this.timer = null;
       void this.markAll().then((done) => {
