@@ -11,6 +11,8 @@ const READY_FOR_QUERY = Buffer.from([0x5a, 0, 0, 0, 5]);
  * - `blackhole`: nothing flows any more, on open connections or new ones, and nothing is closed
  *   (packets dropped: only timeouts tell).
  * - `loseAnswerTo`: one statement's reply is lost (or its request), then its connection is reset.
+ * - `holdRequestTo`: one statement is held on its way, its client's connection reset; released later,
+ *   it reaches the server on the connection the server still has open (a delayed packet).
  */
 export class TcpProxy {
   private mode: 'up' | 'reset' | 'blackhole' = 'up';
@@ -23,6 +25,11 @@ export class TcpProxy {
   /** Upstream sockets whose replies are being dropped, with what to do once the reply is complete. */
   private readonly losing = new Map<Socket, () => void>();
   private armed: { match: Buffer; request: boolean; then: 'up' | 'reset'; done: () => void } | null = null;
+  private holding: { match: Buffer; done: (release: () => Promise<void>) => void } | null = null;
+  /** Upstream sockets whose client is gone while a held statement waits to reach them. */
+  private readonly held = new Set<Socket>();
+  /** Held upstream sockets whose statement was sent on: told when the server has answered it. */
+  private readonly answered = new Map<Socket, () => void>();
   private server: Server | null = null;
   port = 0;
 
@@ -44,9 +51,30 @@ export class TcpProxy {
   private forward(from: Socket, to: Socket): void {
     from.on('data', (chunk: Buffer) => {
       if (this.stalled.has(from) || this.stalled.has(to)) return; // dropped on the floor
+      if (this.held.has(from)) {
+        // The server's reply to a held statement: no client to take it; its end tells the statement ran.
+        if (chunk.includes(READY_FOR_QUERY)) this.answered.get(from)?.();
+        return;
+      }
       if (this.losing.has(from)) {
         // A server reply ends with ReadyForQuery ('Z', length 5): by then the statement has committed.
         if (chunk.includes(READY_FOR_QUERY)) this.losing.get(from)!();
+        return;
+      }
+      const holding = this.holding;
+      if (holding && this.peers.has(to) && chunk.includes(holding.match)) {
+        this.holding = null;
+        this.held.add(to);
+        from.destroy();
+        holding.done(() => new Promise((ran) => {
+          this.answered.set(to, () => {
+            this.answered.delete(to);
+            this.held.delete(to);
+            to.destroy();
+            ran();
+          });
+          to.write(chunk);
+        }));
         return;
       }
       const armed = this.armed;
@@ -65,7 +93,7 @@ export class TcpProxy {
       if (this.latencyMs > 0) setTimeout(() => { if (!to.destroyed) to.write(chunk); }, this.latencyMs);
       else to.write(chunk);
     });
-    from.on('close', () => to.destroy());
+    from.on('close', () => { if (!this.held.has(to)) to.destroy(); });
   }
 
   private accept(client: Socket): void {
@@ -99,6 +127,19 @@ export class TcpProxy {
     });
   }
 
+  /**
+   * The next chunk from a client that contains `match` is kept from the server, and that client's
+   * connection is reset at once (it sees a broken connection, its statement's outcome unknown), while
+   * the server's side stays open. Resolves, once that happened, with the function that sends the chunk
+   * on: the statement then runs, late, as a delayed packet would make it; its reply goes nowhere, and
+   * the function's promise resolves when the server has sent it (the statement ran).
+   */
+  holdRequestTo(match: string): Promise<() => Promise<void>> {
+    return new Promise((done) => {
+      this.holding = { match: Buffer.from(match), done };
+    });
+  }
+
   /** True while a `loseAnswerTo` has not happened yet. */
   get armedToLose(): boolean {
     return this.armed !== null;
@@ -127,6 +168,7 @@ export class TcpProxy {
   }
 
   async close(): Promise<void> {
+    this.held.clear();
     for (const socket of this.sockets) socket.destroy();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }

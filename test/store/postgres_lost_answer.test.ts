@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { StoreUnavailableError } from '../../src/domain/errors.js';
 import { PostgresStore } from '../../src/store/postgres/postgres_store.js';
 import { createApp, issue, type TestResponse, type TestServer, startTestServer } from '../helpers/server.js';
 import { TcpProxy } from '../helpers/tcp_proxy.js';
@@ -135,6 +136,75 @@ describe('PostgreSQL: a rotation whose answer is lost with its connection', () =
     expect(again.status).toBe(200);
     expect(again.body.refreshToken).toBe(retry.body.refreshToken);
     await expectOneLiveChain(pair.sessionId, pair.refreshToken, retry.body.refreshToken);
+  });
+
+  it('F-02 a rotation held on its way while its client gave up, then run before its deadline: 503, and the retry gets the successor it committed', async () => {
+    const app = await createApp(server, { name: 'held-in-time', policy: { reuseGrace: 0 } });
+    const pair = await issue(server, app);
+    const held = proxy.holdRequestTo('rotor_rotate_session\0');
+    const res = await refresh(server, pair.refreshToken);
+    const release = await held;
+    // The settling read found nothing yet, with the deadline ahead: the statement may still commit.
+    expectUnavailable(res);
+    expect((await row(pair.sessionId)).generation).toBe(1);
+    await release();
+    expect((await row(pair.sessionId)).generation).toBe(2); // it committed, late
+    // The instance that answered 503 remembered it, and marks the row now that it shows it.
+    for (let attempt = 0; (await row(pair.sessionId)).unconfirmed_generation !== 2; attempt += 1) {
+      if (attempt > 100) throw new Error('the late rotation was never marked unconfirmed');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const retry = await refresh(other, pair.refreshToken);
+    expect(retry.status).toBe(200);
+    await expectOneLiveChain(pair.sessionId, pair.refreshToken, retry.body.refreshToken);
+  });
+
+  it('F-02 a rotation held on its way past its deadline, then run: it rotates nothing, and the retry rotates', async () => {
+    const app = await createApp(server, { name: 'held-too-long', policy: { reuseGrace: 0 } });
+    const pair = await issue(server, app);
+    const held = proxy.holdRequestTo('rotor_rotate_session\0');
+    const res = await refresh(server, pair.refreshToken);
+    const release = await held;
+    expectUnavailable(res);
+    // The deadline: the connect and statement timeouts (500 ms each here) and 3 s more, on the database's clock.
+    await new Promise((r) => setTimeout(r, 4500));
+    await release();
+    expect((await row(pair.sessionId)).generation).toBe(1);
+    const retry = await refresh(other, pair.refreshToken);
+    expect(retry.status).toBe(200);
+    await expectOneLiveChain(pair.sessionId, pair.refreshToken, retry.body.refreshToken);
+  });
+
+  it('a rotation past its deadline on arrival (a clock offset gone wrong) is 503, not a lost race, and the offset is sampled again', async () => {
+    const schema = await createTestSchema();
+    const store = new PostgresStore(schema.url);
+    try {
+      await store.migrate();
+      const app = appRecord();
+      await store.createApp({ app, appKey: appKeyRecord(app.id), signingKey: signingKeyRecord(app.id) });
+      const sessions = ['alice', 'bob', 'carol'].map((subject) => sessionRecord(app.id, subject));
+      for (const session of sessions) await store.issueSession({ session, newSubjectClaims: {} });
+      const rotation = (sessionId: string) => store.rotateSession({
+        sessionId, expectGeneration: 1, next: chainRecord(2), now: Date.now(), lastIp: null, lastUserAgent: null, horizonAt: 0,
+      });
+      // As if this host's clock were a minute ahead of the database's: every deadline already past there.
+      const skew = () => { (store as unknown as { c: { clockOffsetMs: number } }).c.clockOffsetMs = -60_000; };
+      skew();
+      await expect(rotation(sessions[0]!.id)).rejects.toBeInstanceOf(StoreUnavailableError); // alone (rotateOne)
+      skew();
+      const batch = await Promise.allSettled([rotation(sessions[1]!.id), rotation(sessions[2]!.id)]); // one batch (rotateMany)
+      expect(batch.map((o) => o.status === 'rejected' && o.reason instanceof StoreUnavailableError)).toEqual([true, true]);
+      for (const session of sessions) expect((await store.findSession(session.id))?.session.refresh?.generation).toBe(1);
+      // The late answers sampled the clock again: the same rotations now go through.
+      for (let attempt = 0; (store as unknown as { c: { clockOffsetMs: number } }).c.clockOffsetMs < -30_000; attempt += 1) {
+        if (attempt > 100) throw new Error('the clock was never sampled again');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(await Promise.all(sessions.map((session) => rotation(session.id)))).toEqual(sessions.map(() => ({ rotated: true })));
+    } finally {
+      await store.close();
+      await schema.drop();
+    }
   });
 
   it('F-02 two racing rotations of one session in one batch, the reply lost and the database out: the one that won is remembered and marked', async () => {

@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { StoreUnavailableError } from '../../domain/errors.js';
 import { connectionIsBroken, OutcomeUnknownError, outcomeUnknown, toStoreError } from './errors.js';
 import { MIGRATION_LOCK, POSTGRES_MIGRATIONS } from './schema.js';
 
@@ -99,12 +100,20 @@ export class PostgresConnection {
   private readonly prepared: boolean;
   private readonly connectionString: string;
   private readonly connectTimeoutMs: number;
+  /**
+   * How long after it is built a rotation may still take effect (see outcome.ts): a wait for a
+   * connection, the statement's own timeout, the client's two seconds more, and one for margin.
+   */
+  private readonly rotationBudgetMs: number;
+  /** The database's clock minus this host's, from the last sample (`sampleClock`). */
+  private clockOffsetMs = 0;
 
   constructor(connectionString: string, options: PostgresStoreOptions = {}) {
     const statementTimeout = options.statementTimeoutMs ?? 5000;
     this.prepared = options.preparedStatements ?? true;
     this.connectionString = connectionString;
     this.connectTimeoutMs = options.connectTimeoutMs ?? 3000;
+    this.rotationBudgetMs = this.connectTimeoutMs + statementTimeout + 3000;
     this.pool = new pg.Pool({
       connectionString: withReadCommitted(connectionString),
       max: options.poolMax ?? 10,
@@ -228,6 +237,37 @@ export class PostgresConnection {
     } finally {
       await client.end().catch(noop);
     }
+  }
+
+  /**
+   * The database's clock (clock_timestamp), in ms, and the offset rotation deadlines are reckoned with.
+   * Sampled after migrating, at each `Store.clockNow`, and after a rotation came back late.
+   */
+  async sampleClock(): Promise<number> {
+    const sentAt = Date.now();
+    const [row] = await this.one('SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS now', [], 'rotor_clock_now');
+    const now = Math.round(Number(row?.now));
+    const receivedAt = Date.now();
+    if (Number.isFinite(now)) this.clockOffsetMs = now - Math.round((sentAt + receivedAt) / 2);
+    return now;
+  }
+
+  /**
+   * The database time (ms, by its clock_timestamp) after which a rotation built now takes no effect
+   * (outcome.ts). An offset sampled wrong moves it, never the guarantee: the statement and the settling
+   * read both judge it by the database's clock.
+   */
+  rotationDeadline(): number {
+    return Date.now() + this.clockOffsetMs + this.rotationBudgetMs;
+  }
+
+  /**
+   * A rotation that rotated nothing because it reached the database after its deadline: 503, never a
+   * lost race. The clock is sampled again, in case a wrong offset made the deadlines early.
+   */
+  lateRotation(): StoreUnavailableError {
+    this.sampleClock().catch(noop);
+    return new StoreUnavailableError(new Error('the rotation reached the database after its deadline'));
   }
 
   async ping(): Promise<void> {

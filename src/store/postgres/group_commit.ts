@@ -3,7 +3,7 @@ import type { DpopProofInput, FoundSession, RotateInput, RotateSessionResult } f
 import { TurnBatcher } from '../turn_batcher.js';
 import { noop, type PostgresConnection, type Row } from './connection.js';
 import { OutcomeUnknownError } from './errors.js';
-import { newRotationId, settle, settledRotation, type UnconfirmedRotations } from './outcome.js';
+import { newRotationId, settle, settledRotation, timelyAfter, type UnconfirmedRotations } from './outcome.js';
 import { FIND_SESSION_SQL, ROTATE_SET, rotateOne, rotateValues } from './sessions.js';
 
 /** SQLSTATEs of a lock not obtained: deadlock_detected, lock_not_available. */
@@ -95,14 +95,20 @@ const rotatedAlone = (c: PostgresConnection, unconfirmed: UnconfirmedRotations, 
 async function rotateMany(
   c: PostgresConnection, unconfirmed: UnconfirmedRotations, inputs: RotateInput[],
 ): Promise<(RotateSessionResult | Promise<RotateSessionResult>)[]> {
-  const sent = inputs.map((input) => ({ input, rotationId: newRotationId() }));
+  const deadline = c.rotationDeadline();
+  const sent = inputs.map((input) => ({ input, rotationId: newRotationId(), deadline }));
   let rows: Row[];
   try {
-    rows = await rotateManyStatement(c, sent.map((s) => s.input), sent.map((s) => s.rotationId));
+    rows = await rotateManyStatement(c, sent.map((s) => s.input), sent.map((s) => s.rotationId), deadline);
   } catch (err) {
     if (!(err instanceof OutcomeUnknownError)) throw err;
-    const rotated = await settle(c, unconfirmed, sent, err);
-    return inputs.map((input, i) => (rotated[i] === true ? { rotated: true } : rotatedAlone(c, unconfirmed, input)));
+    const settled = await settle(c, unconfirmed, sent, err);
+    return inputs.map((input, i) => {
+      if (settled[i] === 'rotated') return { rotated: true };
+      // It may yet commit (remembered, see outcome.ts): 503, as for a lone rotation.
+      if (settled[i] === 'pending') return Promise.reject(new StoreUnavailableError(err.cause));
+      return rotatedAlone(c, unconfirmed, input);
+    });
   }
   const outcomes = new Map(rows.map((row) => [Number(row.n), row]));
   return inputs.map((input, i) => {
@@ -110,12 +116,13 @@ async function rotateMany(
     // Its session (or its mark) was busy, or it is unknown: decided on its own, and its failure is its
     // own (the batch has committed; see TurnBatcher).
     if (row?.locked !== true || (input.dpopProof && row.claimed !== true)) return rotatedAlone(c, unconfirmed, input);
+    if (row.timely !== true) return Promise.reject(c.lateRotation());
     if (input.dpopProof && row.proven !== true) return { rotated: false, proofReplayed: true }; // a claimed mark another input of the batch recorded
     return { rotated: row.rotated === true };
   });
 }
 
-function rotateManyStatement(c: PostgresConnection, inputs: RotateInput[], rotationIds: string[]): Promise<Row[]> {
+function rotateManyStatement(c: PostgresConnection, inputs: RotateInput[], rotationIds: string[], deadline: number): Promise<Row[]> {
   const column = <T>(pick: (input: RotateInput) => T): T[] => inputs.map(pick);
   return c.write(
     `WITH input AS (
@@ -125,6 +132,7 @@ function rotateManyStatement(c: PostgresConnection, inputs: RotateInput[], rotat
            mark_key, mark_expires, rotation_id, n)
      ), locked AS MATERIALIZED (
        SELECT s.id FROM sessions s WHERE s.id = ANY ($1::text[]) FOR NO KEY UPDATE SKIP LOCKED
+     ), timely AS MATERIALIZED (${timelyAfter('locked', '$16')}
      ), claims AS MATERIALIZED (
        SELECT DISTINCT ON (mark_key) mark_key, mark_expires, n FROM input
        WHERE mark_key IS NOT NULL AND session_id IN (SELECT id FROM locked) ORDER BY mark_key, n
@@ -143,17 +151,17 @@ function rotateManyStatement(c: PostgresConnection, inputs: RotateInput[], rotat
          horizon_at = GREATEST(s.horizon_at, i.horizon), dpop_jkt = COALESCE(s.dpop_jkt, i.bind_jkt), rotation_id = i.rotation_id
        FROM input i
        WHERE s.id = i.session_id AND s.id IN (SELECT id FROM locked) AND s.generation = i.expect AND s.revoked_at IS NULL
-         AND (i.mark_key IS NULL OR i.n IN (SELECT n FROM proven))
+         AND (i.mark_key IS NULL OR i.n IN (SELECT n FROM proven)) AND (SELECT ok FROM timely)
        RETURNING i.n
      )
      SELECT i.n::int AS n, i.n IN (SELECT n FROM rotated) AS rotated, i.session_id IN (SELECT id FROM locked) AS locked,
-       i.mark_key IN (SELECT mark_key FROM free) AS claimed, i.n IN (SELECT n FROM proven) AS proven
+       i.mark_key IN (SELECT mark_key FROM free) AS claimed, i.n IN (SELECT n FROM proven) AS proven, (SELECT ok FROM timely) AS timely
      FROM input i`,
     [
       column((x) => x.sessionId), column((x) => x.expectGeneration), column((x) => x.next.generation), column((x) => x.next.issuedAt),
       column((x) => x.next.notBefore), column((x) => x.next.expiresAt), column((x) => x.next.successorSealed), column((x) => x.now),
       column((x) => x.lastIp), column((x) => x.lastUserAgent), column((x) => x.horizonAt), column((x) => x.bindJkt ?? null),
-      column((x) => x.dpopProof?.key ?? null), column((x) => x.dpopProof?.expiresAt ?? null), rotationIds,
+      column((x) => x.dpopProof?.key ?? null), column((x) => x.dpopProof?.expiresAt ?? null), rotationIds, deadline,
     ],
     'rotor_rotate_sessions',
   );
@@ -162,23 +170,30 @@ function rotateManyStatement(c: PostgresConnection, inputs: RotateInput[], rotat
 /**
  * A rotation and its DPoP replay mark in one statement: the mark's advisory lock (so no other writer of
  * it is between insert and commit), the mark, then the rotation if the mark is new. It may wait, for the
- * mark's lock or the session's row; it holds no session while it waits for the mark.
+ * mark's lock or the session's row; it holds no session while it waits for the mark. The row is locked
+ * before the deadline is read (outcome.ts).
  */
 function rotateOneWithMark(c: PostgresConnection, unconfirmed: UnconfirmedRotations, input: RotateInput, mark: DpopProofInput): Promise<RotateSessionResult> {
-  return settledRotation(c, unconfirmed, input, mark.key, async (rotationId) => {
+  return settledRotation(c, unconfirmed, input, mark.key, async (rotationId, deadline) => {
     const rows = await c.write(
       `WITH held AS MATERIALIZED (
          SELECT pg_advisory_xact_lock(hashtextextended($14::text, 0))
        ), marked AS (
          INSERT INTO dpop_proofs (key, expires_at) SELECT $14::text, $15::bigint FROM held ON CONFLICT (key) DO NOTHING RETURNING key
+       ), locked AS MATERIALIZED (
+         SELECT id FROM sessions WHERE (SELECT count(*) FROM held) >= 0 AND id = $10 FOR NO KEY UPDATE
+       ), timely AS MATERIALIZED (${timelyAfter('locked', '$16')}
        ), rotated AS (
          UPDATE sessions SET ${ROTATE_SET}
-         WHERE id = $10 AND generation = $11::bigint AND revoked_at IS NULL AND EXISTS (SELECT 1 FROM marked) RETURNING id
+         WHERE id = $10 AND generation = $11::bigint AND revoked_at IS NULL AND EXISTS (SELECT 1 FROM marked) AND (SELECT ok FROM timely)
+         RETURNING id
        )
-       SELECT EXISTS (SELECT 1 FROM marked) AS marked, EXISTS (SELECT 1 FROM rotated) AS rotated`,
-      [...rotateValues(input, rotationId), mark.key, mark.expiresAt], 'rotor_rotate_session_marked',
+       SELECT EXISTS (SELECT 1 FROM marked) AS marked, EXISTS (SELECT 1 FROM rotated) AS rotated, (SELECT ok FROM timely) AS timely`,
+      [...rotateValues(input, rotationId), mark.key, mark.expiresAt, deadline], 'rotor_rotate_session_marked',
     );
     const row = rows[0];
-    return row?.marked === true ? { rotated: row.rotated === true } : { rotated: false, proofReplayed: true };
+    if (row?.marked !== true) return { rotated: false, proofReplayed: true };
+    if (row.timely !== true) throw c.lateRotation();
+    return { rotated: row.rotated === true };
   });
 }

@@ -9,25 +9,34 @@ import { OutcomeUnknownError } from './errors.js';
  * Rotations whose answer was lost with their connection (SECURITY-CASES F-02). The statement was sent and
  * the connection broke before its result was read: it may have committed. Answering 503 then is not
  * enough, for the client's retry with the same parent would be reuse wherever there is no grace window,
- * and the user logged out by a database fault. So the outcome is settled first, on another connection:
+ * and the user logged out by a database fault. So the outcome is settled first, on another connection.
+ *
+ * Every rotation carries a deadline on the database's clock (`PostgresConnection.rotationDeadline`): it
+ * locks its row, then reads clock_timestamp(), and rotates nothing once the deadline has passed. So a
+ * statement still on its way (in a socket buffer, behind a stalled network) when its client gave up
+ * cannot commit after the settling read below has judged it: that read locks the rows first and reads
+ * the clock after, and a rotation locking the row later reads a later clock.
  *
  * - The row shows this very rotation (its generation and its `rotation_id`, which no racing rotation of
  *   the same generation writes): it committed; its caller is answered with its successor.
- * - It does not: the statement rotated nothing there, and now never will (the read below waits for the
- *   locks that statement took), so 503 is the truth (a batch's inputs are then decided on their own).
- * - The row cannot be read either: 503, and the rotation is remembered here. Once the database answers
- *   again, its row is marked (`unconfirmed_generation`), only if it shows this rotation: the store then
- *   reports it `unconfirmed` (FoundSession.rotation), so its parent redeems for this same successor,
+ * - It does not, and the deadline has passed: the statement rotated nothing there, and now never will,
+ *   so 503 is the truth (a batch's inputs are then decided on their own).
+ * - It does not yet, or the row cannot be read: 503, and the rotation is remembered here. Once the
+ *   database answers again, its row is marked (`unconfirmed_generation`), only if it shows this
+ *   rotation; it is forgotten once marked, or once the deadline has passed without it. A marked row is
+ *   reported `unconfirmed` (FoundSession.rotation), so its parent redeems for this same successor,
  *   whatever the grace window, until the successor itself is presented (the next rotation moves the
  *   generation past the mark). A lookup in this process marks such a row before it answers.
  *
- * A normal rotation costs nothing more: the id rides in the same statement, and nothing is read back.
+ * A normal rotation costs nothing more than a clock read: the id and the deadline ride in the same
+ * statement, and nothing is read back.
  */
 
-/** A rotation as sent: its input, and the id it writes on the row. */
+/** A rotation as sent: its input, the id it writes on the row, and its deadline (database ms). */
 export interface SentRotation {
   input: RotateInput;
   rotationId: string;
+  deadline: number;
 }
 
 /** Random bytes for rotation ids, drawn 4 KiB at a time (one draw per id cost 2.5 µs of a 250 µs refresh). */
@@ -46,62 +55,95 @@ export function newRotationId(): string {
 }
 
 /**
- * Each session's row, once the statements holding it are over: FOR SHARE waits for a rotation's row lock
- * (held until its commit), and the advisory locks of DPoP marks are taken first, since a rotation with a
- * mark may still be waiting for its mark's lock, before the row. Rows are locked in id order, as a
- * subject-wide revocation locks them, so the two cannot deadlock.
+ * A rotation statement's guard, after its `locked` CTE took the row locks: whether the deadline (`param`,
+ * database ms) is still ahead. Reading the clock after the locks (the count depends on them) is what
+ * makes it safe: see above.
+ */
+export const timelyAfter = (locked: string, param: string): string =>
+  `SELECT clock_timestamp() < to_timestamp(${param}::bigint / 1000.0) AS ok FROM (SELECT count(*) FROM ${locked}) AS after_lock`;
+
+/**
+ * Each session's row, once the statements holding it are over (FOR SHARE waits for a rotation's row
+ * lock, held until its commit; the advisory locks of DPoP marks are taken first, since a rotation with a
+ * mark may still be waiting for its mark's lock, before the row), and then whether the deadline has
+ * passed. Rows are locked in id order, as a subject-wide revocation locks them, so the two cannot
+ * deadlock. One row at least: `final` comes with a null id when no session row is left.
  */
 const SETTLE_SQL = `WITH held AS MATERIALIZED (
     SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest($2::text[]) AS k ORDER BY k
+  ), found AS MATERIALIZED (
+    SELECT id, generation, rotation_id FROM sessions
+    WHERE (SELECT count(*) FROM held) >= 0 AND id = ANY ($1::text[]) ORDER BY id FOR SHARE
+  ), settled AS MATERIALIZED (
+    SELECT clock_timestamp() >= to_timestamp($3::bigint / 1000.0) AS final FROM (SELECT count(*) FROM found) AS after_lock
   )
-  SELECT id, generation, rotation_id FROM sessions
-  WHERE (SELECT count(*) FROM held) >= 0 AND id = ANY ($1::text[]) ORDER BY id FOR SHARE`;
-
-/** Marks a rotation `unconfirmed` if its row shows it, after the statements holding the row (see SETTLE_SQL). */
-const MARK_SQL = `WITH held AS MATERIALIZED (
-    SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest($4::text[]) AS k ORDER BY k
-  )
-  UPDATE sessions SET unconfirmed_generation = generation
-  WHERE (SELECT count(*) FROM held) >= 0 AND id = $1 AND generation = $2::bigint AND rotation_id = $3::bigint RETURNING id`;
+  SELECT f.id, f.generation, f.rotation_id, s.final FROM settled s LEFT JOIN found f ON true`;
 
 /**
- * Settles rotations whose statement failed with `unknown`: for each, true if its row shows it. The
- * statement is over by then. Unreadable: each is remembered (see UnconfirmedRotations) and the caller
- * gets StoreUnavailableError.
+ * Marks a rotation `unconfirmed` if its row shows it, after the statements holding the row (its lock is
+ * taken first, then the clock read, as in SETTLE_SQL); `final`: the deadline has passed.
+ */
+const MARK_SQL = `WITH held AS MATERIALIZED (
+    SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest($4::text[]) AS k ORDER BY k
+  ), locked AS MATERIALIZED (
+    SELECT id FROM sessions WHERE (SELECT count(*) FROM held) >= 0 AND id = $1 FOR NO KEY UPDATE
+  ), settled AS MATERIALIZED (
+    SELECT clock_timestamp() >= to_timestamp($5::bigint / 1000.0) AS final FROM (SELECT count(*) FROM locked) AS after_lock
+  ), marked AS (
+    UPDATE sessions SET unconfirmed_generation = generation
+    WHERE (SELECT final FROM settled) IS NOT NULL AND id = $1 AND generation = $2::bigint AND rotation_id = $3::bigint RETURNING id
+  )
+  SELECT EXISTS (SELECT 1 FROM marked) AS marked, (SELECT final FROM settled) AS final`;
+
+/** What a settling read found of one rotation. */
+export type Settled = 'rotated' | 'not_rotated' | 'pending';
+
+/**
+ * Settles rotations whose statement failed with `unknown`: `rotated` if the row shows it, `not_rotated`
+ * once it cannot any more. `pending` ones (the deadline still ahead) are remembered, and so is every one
+ * when the rows cannot be read (then the caller gets StoreUnavailableError).
  */
 export async function settle(
   c: PostgresConnection, unconfirmed: UnconfirmedRotations, sent: SentRotation[], unknown: OutcomeUnknownError, markKeys: string[] = [],
-): Promise<boolean[]> {
+): Promise<Settled[]> {
   let rows: Row[];
+  const deadline = Math.max(...sent.map((s) => s.deadline));
   try {
-    rows = await c.one(SETTLE_SQL, [sent.map((s) => s.input.sessionId), markKeys], 'rotor_settle_rotations');
+    rows = await c.one(SETTLE_SQL, [sent.map((s) => s.input.sessionId), markKeys, deadline], 'rotor_settle_rotations');
   } catch (err) {
     if (!(err instanceof StoreUnavailableError)) throw err;
     unconfirmed.remember(sent, markKeys);
     throw new StoreUnavailableError(unknown.cause);
   }
-  const byId = new Map(rows.map((row) => [String(row.id), row]));
-  return sent.map(({ input, rotationId }) => {
+  const final = rows[0]?.final === true;
+  const byId = new Map(rows.filter((row) => row.id !== null).map((row) => [String(row.id), row]));
+  const settled = sent.map(({ input, rotationId }): Settled => {
     const row = byId.get(input.sessionId);
-    return row !== undefined && Number(row.generation) === input.next.generation && String(row.rotation_id) === rotationId;
+    if (row !== undefined && Number(row.generation) === input.next.generation && String(row.rotation_id) === rotationId) return 'rotated';
+    return final || row === undefined ? 'not_rotated' : 'pending';
   });
+  unconfirmed.remember(sent.filter((_, i) => settled[i] === 'pending'), markKeys);
+  return settled;
 }
 
 /**
- * One rotation's statement (`write`, given this rotation's id), its lost answer settled: rotated if the
- * row shows it, StoreUnavailableError if not. `markKey`: its DPoP mark, whose lock the statement takes first.
+ * One rotation's statement (`write`, given this rotation's id and deadline), its lost answer settled:
+ * rotated if the row shows it, StoreUnavailableError if not. `markKey`: its DPoP mark, whose lock the
+ * statement takes first.
  */
 export async function settledRotation<T extends RotateResult>(
-  c: PostgresConnection, unconfirmed: UnconfirmedRotations, input: RotateInput, markKey: string | null, write: (rotationId: string) => Promise<T>,
+  c: PostgresConnection, unconfirmed: UnconfirmedRotations, input: RotateInput, markKey: string | null,
+  write: (rotationId: string, deadline: number) => Promise<T>,
 ): Promise<T | RotateResult> {
   const rotationId = newRotationId();
+  const deadline = c.rotationDeadline();
   try {
-    return await write(rotationId);
+    return await write(rotationId, deadline);
   } catch (err) {
     if (!(err instanceof OutcomeUnknownError)) throw err;
-    const [rotated] = await settle(c, unconfirmed, [{ input, rotationId }], err, markKey === null ? [] : [markKey]);
+    const [settled] = await settle(c, unconfirmed, [{ input, rotationId, deadline }], err, markKey === null ? [] : [markKey]);
     // Its DPoP mark, if any, committed with it.
-    if (rotated) return { rotated: true };
+    if (settled === 'rotated') return { rotated: true };
     throw new StoreUnavailableError(err.cause);
   }
 }
@@ -110,11 +152,13 @@ export async function settledRotation<T extends RotateResult>(
 const MAX_REMEMBERED = 10_000;
 const FIRST_RETRY_MS = 100;
 const LAST_RETRY_MS = 2000;
+const PENDING_RETRY_MS = 500;
 
 interface Remembered {
   sessionId: string;
   generation: number;
   rotationId: string;
+  deadline: number;
   markKeys: string[];
 }
 
@@ -136,10 +180,10 @@ export class UnconfirmedRotations {
   constructor(private readonly c: PostgresConnection) {}
 
   remember(sent: SentRotation[], markKeys: string[]): void {
-    for (const { input, rotationId } of sent) {
+    for (const { input, rotationId, deadline } of sent) {
       if (this.count >= MAX_REMEMBERED) break;
       const forSession = this.remembered.get(input.sessionId) ?? [];
-      forSession.push({ sessionId: input.sessionId, generation: input.next.generation, rotationId, markKeys });
+      forSession.push({ sessionId: input.sessionId, generation: input.next.generation, rotationId, deadline, markKeys });
       this.remembered.set(input.sessionId, forSession);
       this.count++;
     }
@@ -172,11 +216,15 @@ export class UnconfirmedRotations {
     await this.markAll();
   }
 
-  /** True if the row now carries the mark; either way the rotation is settled and forgotten. */
+  /**
+   * True if the row now carries the mark. The rotation is forgotten once marked, or once its deadline
+   * has passed without it (it can commit no more).
+   */
   private async mark(r: Remembered): Promise<boolean> {
-    const rows = await this.c.one(MARK_SQL, [r.sessionId, r.generation, r.rotationId, r.markKeys], 'rotor_mark_unconfirmed');
-    this.forget(r);
-    return rows.length === 1;
+    const [row] = await this.c.one(MARK_SQL, [r.sessionId, r.generation, r.rotationId, r.markKeys, r.deadline], 'rotor_mark_unconfirmed');
+    const marked = row?.marked === true;
+    if (marked || row?.final !== false) this.forget(r);
+    return marked;
   }
 
   private forget(r: Remembered): void {
@@ -205,7 +253,8 @@ export class UnconfirmedRotations {
     this.timer = setTimeout(() => {
       this.timer = null;
       void this.markAll().then((done) => {
-        this.delayMs = done ? FIRST_RETRY_MS : Math.min(this.delayMs * 2, LAST_RETRY_MS);
+        // Done, with rotations left: their deadlines are still ahead (each could yet commit), checked again soon.
+        this.delayMs = done ? (this.count > 0 ? PENDING_RETRY_MS : FIRST_RETRY_MS) : Math.min(this.delayMs * 2, LAST_RETRY_MS);
         this.schedule();
       });
     }, this.delayMs);

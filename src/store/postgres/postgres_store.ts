@@ -39,7 +39,11 @@ export class PostgresStore implements Store {
   }
 
   /** On a connection of its own, without the pool's timeouts (see PostgresConnection.migrate). */
-  migrate(): Promise<void> { return this.c.migrate(); }
+  async migrate(): Promise<void> {
+    await this.c.migrate();
+    // Rotation deadlines are reckoned on the database's clock (outcome.ts): sampled before the first.
+    await this.c.sampleClock().catch(() => undefined);
+  }
   ping(): Promise<void> { return this.c.ping(); }
 
   /** Ends the pool once; closing again (SIGINT after SIGTERM, say) waits for the same close. */
@@ -74,8 +78,7 @@ export class PostgresStore implements Store {
   signingKeysVersion(appId: string): Promise<number> { return catalog.signingKeysVersion(this.c, appId); }
 
   async clockNow(): Promise<Millis> {
-    const [row] = await this.c.one('SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS now', [], 'rotor_clock_now');
-    return Math.round(Number(row?.now));
+    return this.c.sampleClock();
   }
 
   findSubject(appId: string, subject: string): Promise<Subject | null> { return catalog.findSubject(this.c, appId, subject); }

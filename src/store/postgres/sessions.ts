@@ -6,7 +6,7 @@ import {
 import { chainValues, foundSessionFromRow, refreshFromRow, SESSION_CHAIN_COLUMNS, SESSION_COLUMNS_PREFIXED, sessionFromRow, subjectFromRow } from '../rows.js';
 import { toStoreError } from './errors.js';
 import type { PostgresConnection, Querier } from './connection.js';
-import { newRotationId, settledRotation, type UnconfirmedRotations } from './outcome.js';
+import { newRotationId, settledRotation, timelyAfter, type UnconfirmedRotations } from './outcome.js';
 
 /** Sessions, their rotation, and pre-upgrade refresh records. */
 
@@ -39,16 +39,25 @@ export const rotateValues = (input: RotateInput, rotationId: string): unknown[] 
  * rotations of one generation exactly one finds `generation = expected`; the others wait for its row
  * lock, re-check the newest row version (READ COMMITTED) and update nothing. A revocation is an UPDATE
  * of the same row, so the two serialise on it: a rotation never commits after a revocation it did not
- * see, and a revocation that waited revokes the session with its new generation. An answer lost with
- * its connection is settled from the row (outcome.ts).
+ * see, and a revocation that waited revokes the session with its new generation. The row is locked
+ * first and the deadline read after (outcome.ts), so that an answer lost with its connection can be
+ * settled from the row.
  */
 export function rotateOne(c: PostgresConnection, unconfirmed: UnconfirmedRotations, input: RotateInput): Promise<RotateResult> {
-  return settledRotation(c, unconfirmed, input, null, async (rotationId) => {
-    const rows = await c.write(
-      `UPDATE sessions SET ${ROTATE_SET} WHERE id = $10 AND generation = $11::bigint AND revoked_at IS NULL RETURNING id`,
-      rotateValues(input, rotationId), 'rotor_rotate_session',
+  return settledRotation(c, unconfirmed, input, null, async (rotationId, deadline) => {
+    const [row] = await c.write(
+      `WITH locked AS MATERIALIZED (
+         SELECT id FROM sessions WHERE id = $10 FOR NO KEY UPDATE
+       ), timely AS MATERIALIZED (${timelyAfter('locked', '$14')}
+       ), rotated AS (
+         UPDATE sessions SET ${ROTATE_SET}
+         WHERE id = $10 AND generation = $11::bigint AND revoked_at IS NULL AND (SELECT ok FROM timely) RETURNING id
+       )
+       SELECT (SELECT ok FROM timely) AS timely, EXISTS (SELECT 1 FROM rotated) AS rotated`,
+      [...rotateValues(input, rotationId), deadline], 'rotor_rotate_session',
     );
-    return { rotated: rows.length === 1 };
+    if (row?.timely !== true) throw c.lateRotation();
+    return { rotated: row.rotated === true };
   });
 }
 
