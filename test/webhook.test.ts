@@ -4,6 +4,8 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Metrics, observerFor } from '../src/http/observability.js';
 import { WebhookSink } from '../src/http/webhook.js';
+import { SecurityEventLog } from '../src/domain/event_log.js';
+import { SqliteStore } from '../src/store/sqlite/sqlite_store.js';
 
 /** A logger whose warn lines the test can read back. */
 function capturingLogger(): { log: pino.Logger; lines: Record<string, unknown>[] } {
@@ -63,6 +65,26 @@ describe('security events webhook', () => {
     const first = received[0]!;
     expect(first.signature).toBe(`sha256=${createHmac('sha256', 'hook-secret').update(first.body).digest('hex')}`);
     expect(JSON.parse(first.body)).toMatchObject({ appId: 'A', sessionId: 'S' });
+  });
+
+  it('stamps `at` by the Rotor\'s clock (the store\'s, in a server), as the event log records it, not by the host\'s', async () => {
+    const store = new SqliteStore(':memory:');
+    await store.migrate();
+    try {
+      const at = Date.UTC(2031, 4, 6, 7, 8, 9);
+      const events = new SecurityEventLog(store, { now: () => at });
+      const sink = new WebhookSink({ url, secret: 'hook-secret', baseDelayMs: 5 }, pino({ level: 'silent' }));
+      const before = received.length;
+      events.observing(observerFor(new Metrics({ defaultMetrics: false }), pino({ level: 'silent' }), sink)).event('key_revoked', { appId: 'A', kid: 'K' });
+      await sink.idle();
+      await events.flushed();
+      const delivered = received.slice(before).map((r) => JSON.parse(r.body) as { event: string; at: string });
+      expect(delivered).toEqual([expect.objectContaining({ event: 'key_revoked', at: '2031-05-06T07:08:09.000Z' })]);
+      const [recorded] = (await store.listEvents({ afterId: null, sinceAt: null, limit: 10 })).filter((e) => e.event === 'key_revoked');
+      expect(recorded?.at).toBe(at);
+    } finally {
+      await store.close();
+    }
   });
 
   it('gives up after its attempts without throwing', async () => {

@@ -1,5 +1,6 @@
 import type { SecurityEventFields, SecurityEventRecord, Store } from './store.js';
 import type { Clock } from './clock.js';
+import type { Millis } from './types.js';
 import type { Observer, SecurityEvent } from './events.js';
 
 /**
@@ -40,14 +41,15 @@ export class SecurityEventLog {
     return {
       refresh: (outcome, reason, appId) => inner.refresh(outcome, reason, appId),
       event: (event, fields) => {
-        inner.event(event, fields);
-        this.record(event, fields);
+        // One time for the record and the webhook, by this Rotor's clock (the host's may be off: store_clock.ts).
+        const at = this.clock.now();
+        inner.event(event, fields, at);
+        this.record(event, fields, at);
       },
     };
   }
 
-  record(event: SecurityEvent | string, fields: SecurityEventFields): void {
-    const now = this.clock.now();
+  record(event: SecurityEvent | string, fields: SecurityEventFields, now: Millis = this.clock.now()): void {
     const stored: SecurityEventFields = { ...fields };
     if (!CRITICAL.has(event)) {
       if (!this.takeBulkToken(now)) {

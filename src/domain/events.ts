@@ -1,3 +1,5 @@
+import type { Millis } from './types.js';
+
 /** Outcomes of a refresh, as counted in metrics and logged: `retry` is a grace-window replay, `reuse` a theft signal. */
 export type RefreshOutcome = 'rotated' | 'retry' | 'reuse' | 'refused';
 
@@ -16,7 +18,8 @@ export type SecurityEvent =
  */
 export interface Observer {
   refresh(outcome: RefreshOutcome, reason: string, appId: string | null): void;
-  event(event: SecurityEvent, fields: Record<string, string | number | null>): void;
+  /** `at`: when it happened by the Rotor's clock (the store's, in a server), when the caller knows it. */
+  event(event: SecurityEvent, fields: Record<string, string | number | null>, at?: Millis): void;
 }
 
 export const silentObserver: Observer = { refresh: () => {}, event: () => {} };

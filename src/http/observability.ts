@@ -53,10 +53,10 @@ export function observerFor(metrics: Metrics, log: Logger, webhook?: WebhookSink
       metrics.refreshes.inc({ outcome, reason });
       if (outcome === 'reuse') metrics.reuse.inc();
     },
-    event(event, fields) {
+    event(event, fields, at) {
       metrics.events.inc({ event });
       log.warn({ event, ...fields }, event.replace(/_/g, ' '));
-      webhook?.send({ event, at: new Date().toISOString(), ...fields });
+      webhook?.send({ event, at: new Date(at ?? Date.now()).toISOString(), ...fields });
     },
   };
 }
