@@ -91,10 +91,10 @@ async function startTestServerIn(dir: string, options: TestServerOptions): Promi
         await app.close();
         await rotor.close();
       } finally {
-        // Also when closing failed (a store cut off by the test): the test's files never outlive it.
+        // Also when closing failed (a store cut off by the test): the test's files and schema never outlive it.
         rmSync(dir, { recursive: true, force: true });
+        await pgSchema?.drop();
       }
-      await pgSchema?.drop();
     },
     async call(method, path, opts = {}) {
       const headers: Record<string, string> = { ...opts.headers };

@@ -83,8 +83,7 @@ describe('rate limits across instances', () => {
       expect((await guess(first)).status).toBe(429);
       expect((await guess(second)).status).toBe(429);
     } finally {
-      await second.app.close();
-      await second.rotor.close();
+      await second.close(); // its own (empty) directory; the database is the first's, dropped with it
       await first.close();
     }
   });
