@@ -75,6 +75,49 @@ describe('PostgreSQL: a rotation whose answer is lost with its connection', () =
     expect(res.headers.get('retry-after')).toMatch(/^\d+$/);
   };
 
+  /**
+   * A store of its own (through the proxy, or not) on a new schema, with an app and a session per
+   * subject; everything is closed and dropped afterwards.
+   */
+  async function onStore(
+    through: 'proxy' | 'direct', subjects: string[],
+    test: (store: PostgresStore, sessions: ReturnType<typeof sessionRecord>[], schemaUrl: string) => Promise<void>,
+  ): Promise<void> {
+    const schema = await createTestSchema();
+    const store = new PostgresStore(through === 'proxy' ? throughProxy(schema.url) : schema.url);
+    try {
+      await store.migrate();
+      const app = appRecord();
+      await store.createApp({ app, appKey: appKeyRecord(app.id), signingKey: signingKeyRecord(app.id) });
+      const sessions = subjects.map((subject) => sessionRecord(app.id, subject));
+      for (const session of sessions) await store.issueSession({ session, newSubjectClaims: {} });
+      await test(store, sessions, schema.url);
+    } finally {
+      proxy.restore();
+      await store.close();
+      await schema.drop();
+    }
+  }
+
+  /** Waits until the instance that answered 503 has marked the row unconfirmed for `generation`. */
+  async function untilMarked(sessionId: string, generation: number, what: string): Promise<void> {
+    for (let attempt = 0; (await row(sessionId)).unconfirmed_generation !== generation; attempt += 1) {
+      if (attempt > 100) throw new Error(`${what} was never marked unconfirmed`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** A refresh whose rotation the proxy holds on its way (its client sees the connection break): 503. */
+  async function refreshHeld(name: string) {
+    const app = await createApp(server, { name, policy: { reuseGrace: 0 } });
+    const pair = await issue(server, app);
+    const held = proxy.holdRequestTo('rotor_rotate_session\0');
+    const res = await refresh(server, pair.refreshToken);
+    const release = await held;
+    expectUnavailable(res);
+    return { pair, release };
+  }
+
   it('F-02 a single rotation (rotateOne) committed, its reply lost: 200 with a successor that works, one live chain', async () => {
     const app = await createApp(server, { name: 'lost-one', policy: { reuseGrace: 0 } });
     const pair = await issue(server, app);
@@ -125,10 +168,7 @@ describe('PostgreSQL: a rotation whose answer is lost with its connection', () =
     expectUnavailable(res);
     proxy.restore();
     // Once the database answers again, the instance that answered 503 marks the row (it shows the rotation).
-    for (let attempt = 0; (await row(pair.sessionId)).unconfirmed_generation !== 2; attempt += 1) {
-      if (attempt > 100) throw new Error('the rotation was never marked unconfirmed');
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await untilMarked(pair.sessionId, 2, 'the rotation');
     const retry = await refresh(other, pair.refreshToken);
     expect(retry.status).toBe(200);
     // The client lost that answer too: the parent still redeems for the same successor, on either instance.
@@ -139,33 +179,20 @@ describe('PostgreSQL: a rotation whose answer is lost with its connection', () =
   });
 
   it('F-02 a rotation held on its way while its client gave up, then run before its deadline: 503, and the retry gets the successor it committed', async () => {
-    const app = await createApp(server, { name: 'held-in-time', policy: { reuseGrace: 0 } });
-    const pair = await issue(server, app);
-    const held = proxy.holdRequestTo('rotor_rotate_session\0');
-    const res = await refresh(server, pair.refreshToken);
-    const release = await held;
     // The settling read found nothing yet, with the deadline ahead: the statement may still commit.
-    expectUnavailable(res);
+    const { pair, release } = await refreshHeld('held-in-time');
     expect((await row(pair.sessionId)).generation).toBe(1);
     await release();
     expect((await row(pair.sessionId)).generation).toBe(2); // it committed, late
     // The instance that answered 503 remembered it, and marks the row now that it shows it.
-    for (let attempt = 0; (await row(pair.sessionId)).unconfirmed_generation !== 2; attempt += 1) {
-      if (attempt > 100) throw new Error('the late rotation was never marked unconfirmed');
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await untilMarked(pair.sessionId, 2, 'the late rotation');
     const retry = await refresh(other, pair.refreshToken);
     expect(retry.status).toBe(200);
     await expectOneLiveChain(pair.sessionId, pair.refreshToken, retry.body.refreshToken);
   });
 
   it('F-02 a rotation held on its way past its deadline, then run: it rotates nothing, and the retry rotates', async () => {
-    const app = await createApp(server, { name: 'held-too-long', policy: { reuseGrace: 0 } });
-    const pair = await issue(server, app);
-    const held = proxy.holdRequestTo('rotor_rotate_session\0');
-    const res = await refresh(server, pair.refreshToken);
-    const release = await held;
-    expectUnavailable(res);
+    const { pair, release } = await refreshHeld('held-too-long');
     // The deadline: the connect and statement timeouts (500 ms each here) and 3 s more, on the database's clock.
     await new Promise((r) => setTimeout(r, 4500));
     await release();
@@ -176,92 +203,64 @@ describe('PostgreSQL: a rotation whose answer is lost with its connection', () =
   });
 
   it('a rotation past its deadline on arrival (a clock offset gone wrong) is 503, not a lost race, and the offset is sampled again', async () => {
-    const schema = await createTestSchema();
-    const store = new PostgresStore(schema.url);
-    try {
-      await store.migrate();
-      const app = appRecord();
-      await store.createApp({ app, appKey: appKeyRecord(app.id), signingKey: signingKeyRecord(app.id) });
-      const sessions = ['alice', 'bob', 'carol'].map((subject) => sessionRecord(app.id, subject));
-      for (const session of sessions) await store.issueSession({ session, newSubjectClaims: {} });
+    await onStore('direct', ['alice', 'bob', 'carol'], async (store, sessions) => {
       const rotation = (sessionId: string) => store.rotateSession({
         sessionId, expectGeneration: 1, next: chainRecord(2), now: Date.now(), lastIp: null, lastUserAgent: null, horizonAt: 0,
       });
+      const offset = store as unknown as { c: { clockOffsetMs: number } };
       // As if this host's clock were a minute ahead of the database's: every deadline already past there.
-      const skew = () => { (store as unknown as { c: { clockOffsetMs: number } }).c.clockOffsetMs = -60_000; };
-      skew();
+      offset.c.clockOffsetMs = -60_000;
       await expect(rotation(sessions[0]!.id)).rejects.toBeInstanceOf(StoreUnavailableError); // alone (rotateOne)
-      skew();
+      offset.c.clockOffsetMs = -60_000;
       const batch = await Promise.allSettled([rotation(sessions[1]!.id), rotation(sessions[2]!.id)]); // one batch (rotateMany)
       expect(batch.map((o) => o.status === 'rejected' && o.reason instanceof StoreUnavailableError)).toEqual([true, true]);
       for (const session of sessions) expect((await store.findSession(session.id))?.session.refresh?.generation).toBe(1);
       // The late answers sampled the clock again: the same rotations now go through.
-      for (let attempt = 0; (store as unknown as { c: { clockOffsetMs: number } }).c.clockOffsetMs < -30_000; attempt += 1) {
+      for (let attempt = 0; offset.c.clockOffsetMs < -30_000; attempt += 1) {
         if (attempt > 100) throw new Error('the clock was never sampled again');
         await new Promise((r) => setTimeout(r, 20));
       }
       expect(await Promise.all(sessions.map((session) => rotation(session.id)))).toEqual(sessions.map(() => ({ rotated: true })));
-    } finally {
-      await store.close();
-      await schema.drop();
-    }
+    });
   });
 
   it('F-02 two racing rotations of one session in one batch, the reply lost and the database out: the one that won is remembered and marked', async () => {
-    const schema = await createTestSchema();
-    const store = new PostgresStore(throughProxy(schema.url));
-    const watcher = new PostgresStore(schema.url);
-    try {
-      await store.migrate();
-      const app = appRecord();
-      await store.createApp({ app, appKey: appKeyRecord(app.id), signingKey: signingKeyRecord(app.id) });
-      const session = sessionRecord(app.id, 'alice');
-      await store.issueSession({ session, newSubjectClaims: {} });
-      // Two tabs present the same token in one event-loop turn: one batch, two inputs for one row.
-      const rotation = (generation: number) => store.rotateSession({
-        sessionId: session.id, expectGeneration: 1, next: { ...chainRecord(2), successorSealed: Buffer.from([generation]) },
-        now: Date.now(), lastIp: null, lastUserAgent: null, horizonAt: 0,
-      });
-      const lost = proxy.loseAnswerTo('rotor_rotate_sessions\0', { then: 'reset' });
-      const outcomes = await Promise.allSettled([rotation(1), rotation(2)]);
-      await lost;
-      expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected']);
-      proxy.restore();
-      // Whichever of the two the row shows is the one marked, once the database answers again.
-      for (let attempt = 0; (await watcher.findSession(session.id))?.rotation !== 'unconfirmed'; attempt += 1) {
-        if (attempt > 100) throw new Error('the winning rotation was never marked unconfirmed');
-        await new Promise((r) => setTimeout(r, 50));
+    await onStore('proxy', ['alice'], async (store, [session], schemaUrl) => {
+      const watcher = new PostgresStore(schemaUrl);
+      try {
+        // Two tabs present the same token in one event-loop turn: one batch, two inputs for one row.
+        const rotation = (tab: number) => store.rotateSession({
+          sessionId: session!.id, expectGeneration: 1, next: { ...chainRecord(2), successorSealed: Buffer.from([tab]) },
+          now: Date.now(), lastIp: null, lastUserAgent: null, horizonAt: 0,
+        });
+        const lost = proxy.loseAnswerTo('rotor_rotate_sessions\0', { then: 'reset' });
+        const outcomes = await Promise.allSettled([rotation(1), rotation(2)]);
+        await lost;
+        expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected']);
+        proxy.restore();
+        // Whichever of the two the row shows is the one marked, once the database answers again.
+        for (let attempt = 0; (await watcher.findSession(session!.id))?.rotation !== 'unconfirmed'; attempt += 1) {
+          if (attempt > 100) throw new Error('the winning rotation was never marked unconfirmed');
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        expect((await watcher.findSession(session!.id))?.session.refresh?.generation).toBe(2);
+      } finally {
+        await watcher.close();
       }
-      expect((await watcher.findSession(session.id))?.session.refresh?.generation).toBe(2);
-    } finally {
-      proxy.restore();
-      await watcher.close();
-      await store.close();
-      await schema.drop();
-    }
+    });
   });
 
   it('F-02 a DPoP rotation (rotateOneWithMark) committed, its reply lost: rotated, with its mark', async () => {
-    const schema = await createTestSchema();
-    const store = new PostgresStore(throughProxy(schema.url));
-    try {
-      await store.migrate();
-      const app = appRecord();
-      await store.createApp({ app, appKey: appKeyRecord(app.id), signingKey: signingKeyRecord(app.id) });
-      const session = sessionRecord(app.id, 'alice');
-      await store.issueSession({ session, newSubjectClaims: {} });
+    await onStore('proxy', ['alice'], async (store, [session]) => {
       const mark = { key: `proof-${randomBytes(4).toString('hex')}`, expiresAt: Date.now() + 60_000 };
       const lost = proxy.loseAnswerTo('rotor_rotate_session_marked\0');
       const result = await store.rotateSession({
-        sessionId: session.id, expectGeneration: 1, next: chainRecord(2), now: Date.now(), lastIp: null, lastUserAgent: null, horizonAt: 0, dpopProof: mark,
+        sessionId: session!.id, expectGeneration: 1, next: chainRecord(2), now: Date.now(), lastIp: null, lastUserAgent: null, horizonAt: 0, dpopProof: mark,
       });
       await lost;
       expect(result).toEqual({ rotated: true });
-      expect((await store.findSession(session.id))?.session.refresh?.generation).toBe(2);
+      expect((await store.findSession(session!.id))?.session.refresh?.generation).toBe(2);
       expect(await store.useDpopProof(mark)).toBe(false); // recorded with the rotation
-    } finally {
-      await store.close();
-      await schema.drop();
-    }
+    });
   });
 });
