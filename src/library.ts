@@ -210,8 +210,8 @@ export async function createRotor(options: CreateRotorOptions): Promise<RotorIns
       revokeAppKey: (ref, id) => rotor.apps.revokeAppKey(ref, id),
     },
     keys: {
-      list: async (ref) => (await rotor.apps.listKeys(ref)).map(signingKeyView),
-      rotate: async (ref) => signingKeyView(await rotor.apps.rotateKey(ref)),
+      list: async (ref) => (await rotor.apps.listKeys(ref)).map((k) => signingKeyView(k, rotor.clock.now())),
+      rotate: async (ref) => signingKeyView(await rotor.apps.rotateKey(ref), rotor.clock.now()),
       revoke: (ref, kid) => rotor.apps.revokeKey(ref, kid),
       jwks: async (ref) => rotor.jwks(ref === undefined ? undefined : await app(ref)),
     },

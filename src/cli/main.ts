@@ -99,11 +99,11 @@ appKeys.command('revoke <app> <keyId>').description('revoke an app key').action(
 // ── signing keys ─────────────────────────────────────────────────────────────────────────────────
 const keys = program.command('keys').description('manage signing keys');
 keys.command('list <app>').action(withRotor(async (rotor, ref: string) => {
-  const all = (await rotor.apps.listKeys(ref)).map(signingKeyView);
+  const all = (await rotor.apps.listKeys(ref)).map((k) => signingKeyView(k, rotor.clock.now()));
   return { json: { keys: all }, text: lines(all.map((k) => `${k.kid}  ${k.alg}  ${k.state}`)) };
 }));
 keys.command('rotate <app>').action(withRotor(async (rotor, ref: string) => {
-  const key = signingKeyView(await rotor.apps.rotateKey(ref));
+  const key = signingKeyView(await rotor.apps.rotateKey(ref), rotor.clock.now());
   return { json: key, text: `active key is now ${key.kid} (${key.alg})` };
 }));
 keys.command('revoke <app> <kid>').action(withRotor(async (rotor, ref: string, kid: string) => {

@@ -81,12 +81,15 @@ describe('admin API', () => {
     const rotated = (await call('POST', '/admin/apps/retire/keys/rotate')).body;
     const kids = async () => (await server.call('GET', '/v1/apps/retire/jwks.json')).body.keys.map((k: any) => k.kid).sort();
     expect(await kids()).toEqual([oldKid, rotated.kid].sort());
-    const listed = (await call('GET', '/admin/apps/retire/keys')).body.keys;
-    expect(listed.find((k: any) => k.kid === oldKid)).toMatchObject({ state: 'retiring' });
+    const listed = async () => (await call('GET', '/admin/apps/retire/keys')).body.keys.find((k: any) => k.kid === oldKid);
+    expect(rotated).toMatchObject({ state: 'active', published: true });
+    expect(await listed()).toMatchObject({ state: 'retiring', published: true });
     clock.advance(599);
     expect(await kids()).toContain(oldKid);
     clock.advance(61 + 2);
     expect(await kids()).toEqual([rotated.kid]);
+    // Still `retiring` (SPEC §1 has no other state), and the listing says it verifies nothing any more.
+    expect(await listed()).toMatchObject({ state: 'retiring', published: false });
   });
 
   it('changing the algorithm rotates to a key of the new algorithm', async () => {

@@ -90,11 +90,11 @@ export const adminApi: Api = {
     });
 
     app.get('/admin/apps/:app/keys', async (request) => ({
-      keys: (await rotor.apps.listKeys(params(request).app)).map(signingKeyView),
+      keys: (await rotor.apps.listKeys(params(request).app)).map((k) => signingKeyView(k, rotor.clock.now())),
     }));
     app.post('/admin/apps/:app/keys/rotate', async (request) => {
       noFields(request);
-      return signingKeyView(await rotor.apps.rotateKey(params(request).app));
+      return signingKeyView(await rotor.apps.rotateKey(params(request).app), rotor.clock.now());
     });
     app.post('/admin/apps/:app/keys/:kid/revoke', async (request) => {
       noFields(request);

@@ -1,6 +1,7 @@
 import { iso } from '../reply.js';
 import { RotorError } from '../../domain/errors.js';
-import type { App, Session, SigningKeyRecord, Subject } from '../../domain/types.js';
+import { isUsableForVerification } from '../../domain/keyring.js';
+import type { App, Millis, Session, SigningKeyRecord, Subject } from '../../domain/types.js';
 import type { SecurityEventRecord, SubjectListing } from '../../domain/store.js';
 
 
@@ -9,9 +10,14 @@ export const appView = (app: App) => ({
   policy: app.policy, createdAt: iso(app.createdAt), updatedAt: iso(app.updatedAt),
 });
 
-export const signingKeyView = (key: SigningKeyRecord) => ({
-  kid: key.kid, alg: key.alg, state: key.state, createdAt: iso(key.createdAt), retiredAt: iso(key.retiredAt),
-  publishUntil: iso(key.publishUntil), revokedAt: iso(key.revokedAt), publicJwk: key.publicJwk,
+/**
+ * A signing key as an operator reads it. `published`: in the app's JWKS and accepted now (active, or
+ * retiring until `publishUntil`); a retiring key past that is still `retiring` (SPEC §1 has no other
+ * state for it) but no longer verifies anything.
+ */
+export const signingKeyView = (key: SigningKeyRecord, now: Millis) => ({
+  kid: key.kid, alg: key.alg, state: key.state, published: isUsableForVerification(key, now), createdAt: iso(key.createdAt),
+  retiredAt: iso(key.retiredAt), publishUntil: iso(key.publishUntil), revokedAt: iso(key.revokedAt), publicJwk: key.publicJwk,
 });
 
 /** Never the password hash: only whether one is set. */

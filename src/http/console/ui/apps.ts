@@ -254,7 +254,7 @@ function sessionsTab(shell: Shell, app: AppSummary): HTMLElement {
   }
 }
 
-interface KeyRow { kid: string; alg: string; state: string; createdAt: string; retiredAt: string | null; publishUntil: string | null; revokedAt: string | null }
+interface KeyRow { kid: string; alg: string; state: string; published: boolean; createdAt: string; retiredAt: string | null; publishUntil: string | null; revokedAt: string | null }
 
 /** Signing keys with their state; rotate, revoke. */
 function keysTab(shell: Shell, app: AppSummary): HTMLElement {
@@ -276,7 +276,7 @@ function keysTab(shell: Shell, app: AppSummary): HTMLElement {
       const order: Record<string, number> = { active: 0, retiring: 1, revoked: 2 };
       keys.sort((a, b) => (order[a.state] ?? 3) - (order[b.state] ?? 3) || (a.kid < b.kid ? 1 : -1));
       replace(body, ...keys.map((k) => h('tr', { 'data-kid': k.kid, 'data-state': k.state },
-        h('td', null, h('code', null, k.kid)), h('td', null, k.alg), h('td', null, badge(k.state)),
+        h('td', null, h('code', null, k.kid)), h('td', null, k.alg), h('td', null, k.state === 'retiring' && !k.published ? badge('retiring, unpublished', 'revoked') : badge(k.state)),
         h('td', null, time(k.createdAt)), h('td', null, time(k.retiredAt)), h('td', null, time(k.publishUntil)), h('td', null, time(k.revokedAt)),
         h('td', { class: 'actions' }, k.state === 'revoked' ? null : confirmButton('Revoke', 'Confirm: tokens it signed die now', async () => {
           try {
