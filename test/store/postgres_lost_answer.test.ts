@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StoreUnavailableError } from '../../src/domain/errors.js';
+import type { UnconfirmedRotations } from '../../src/store/postgres/outcome.js';
 import { PostgresStore } from '../../src/store/postgres/postgres_store.js';
 import { createApp, issue, type TestResponse, type TestServer, startTestServer } from '../helpers/server.js';
 import { TcpProxy } from '../helpers/tcp_proxy.js';
@@ -221,6 +222,31 @@ describe('PostgreSQL: a rotation whose answer is lost with its connection', () =
         await new Promise((r) => setTimeout(r, 20));
       }
       expect(await Promise.all(sessions.map((session) => rotation(session.id)))).toEqual(sessions.map(() => ({ rotated: true })));
+    });
+  });
+
+  it('F-02 a remembered rotation that commits slowly, past its deadline, while the mark waits for it: marked, not forgotten', async () => {
+    await onStore('direct', ['alice'], async (store, [session], schemaUrl) => {
+      const internals = store as unknown as { c: { databaseNow(): number }; unconfirmed: UnconfirmedRotations };
+      const late = new pg.Client({ connectionString: schemaUrl });
+      await late.connect();
+      try {
+        // The rotation locked the row and found itself in time; its COMMIT is slow (a stalled fsync, a synchronous replica).
+        const rotationId = '777';
+        await late.query('BEGIN');
+        await late.query('UPDATE sessions SET generation = 2, rotation_id = $2 WHERE id = $1', [session!.id, rotationId]);
+        // Its answer was lost and the settling read could not decide: remembered, with a deadline 1 s ahead.
+        const input = { sessionId: session!.id, expectGeneration: 1, next: chainRecord(2), now: Date.now(), lastIp: null, lastUserAgent: null, horizonAt: 0 };
+        internals.unconfirmed.remember([{ input, rotationId, deadline: internals.c.databaseNow() + 1000 }], []);
+        await new Promise((r) => setTimeout(r, 1300)); // the mark is waiting for the row lock, past the deadline
+        await late.query('COMMIT');
+        for (let attempt = 0; (await store.findSession(session!.id))?.rotation !== 'unconfirmed'; attempt += 1) {
+          if (attempt > 60) throw new Error('the rotation that committed was forgotten unmarked');
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      } finally {
+        await late.end();
+      }
     });
   });
 

@@ -5,6 +5,9 @@ import { MIGRATION_LOCK, POSTGRES_MIGRATIONS } from './schema.js';
 
 export type Row = Record<string, unknown>;
 
+/** Clock samples slower than this do not move the offset (see `sampleClock`). */
+const MAX_SAMPLE_RTT_MS = 1000;
+
 /**
  * Connection settings, chosen for a token service whose every query is a point read or a one-row
  * conditional write (see docs/production.md "Pool size, statement timeout, prepared statements").
@@ -107,6 +110,7 @@ export class PostgresConnection {
   private readonly rotationBudgetMs: number;
   /** The database's clock minus this host's, from the last sample (`sampleClock`). */
   private clockOffsetMs = 0;
+  private sampling: Promise<number> | null = null;
 
   constructor(connectionString: string, options: PostgresStoreOptions = {}) {
     const statementTimeout = options.statementTimeoutMs ?? 5000;
@@ -241,15 +245,29 @@ export class PostgresConnection {
 
   /**
    * The database's clock (clock_timestamp), in ms, and the offset rotation deadlines are reckoned with.
-   * Sampled after migrating, at each `Store.clockNow`, and after a rotation came back late.
+   * Sampled after migrating, at each `Store.clockNow`, and after a rotation came back late (one sample
+   * at a time). A sample whose round trip took over a second (a wait for a connection, a loaded server)
+   * keeps the offset as it was: its error is up to half that.
    */
-  async sampleClock(): Promise<number> {
-    const sentAt = Date.now();
-    const [row] = await this.one('SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS now', [], 'rotor_clock_now');
-    const now = Math.round(Number(row?.now));
-    const receivedAt = Date.now();
-    if (Number.isFinite(now)) this.clockOffsetMs = now - Math.round((sentAt + receivedAt) / 2);
-    return now;
+  sampleClock(): Promise<number> {
+    this.sampling ??= (async () => {
+      try {
+        const sentAt = Date.now();
+        const [row] = await this.one('SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS now', [], 'rotor_clock_now');
+        const now = Math.round(Number(row?.now));
+        const receivedAt = Date.now();
+        if (Number.isFinite(now) && receivedAt - sentAt <= MAX_SAMPLE_RTT_MS) this.clockOffsetMs = now - Math.round((sentAt + receivedAt) / 2);
+        return now;
+      } finally {
+        this.sampling = null;
+      }
+    })();
+    return this.sampling;
+  }
+
+  /** This host's estimate of the database's clock now. */
+  databaseNow(): number {
+    return Date.now() + this.clockOffsetMs;
   }
 
   /**
@@ -258,7 +276,7 @@ export class PostgresConnection {
    * read both judge it by the database's clock.
    */
   rotationDeadline(): number {
-    return Date.now() + this.clockOffsetMs + this.rotationBudgetMs;
+    return this.databaseNow() + this.rotationBudgetMs;
   }
 
   /**

@@ -171,7 +171,8 @@ function rotateManyStatement(c: PostgresConnection, inputs: RotateInput[], rotat
  * A rotation and its DPoP replay mark in one statement: the mark's advisory lock (so no other writer of
  * it is between insert and commit), the mark, then the rotation if the mark is new. It may wait, for the
  * mark's lock or the session's row; it holds no session while it waits for the mark. The row is locked
- * before the deadline is read (outcome.ts).
+ * (after the mark, and only if the mark is new: a replayed proof waits for no session) before the
+ * deadline is read (outcome.ts).
  */
 function rotateOneWithMark(c: PostgresConnection, unconfirmed: UnconfirmedRotations, input: RotateInput, mark: DpopProofInput): Promise<RotateSessionResult> {
   return settledRotation(c, unconfirmed, input, mark.key, async (rotationId, deadline) => {
@@ -181,7 +182,7 @@ function rotateOneWithMark(c: PostgresConnection, unconfirmed: UnconfirmedRotati
        ), marked AS (
          INSERT INTO dpop_proofs (key, expires_at) SELECT $14::text, $15::bigint FROM held ON CONFLICT (key) DO NOTHING RETURNING key
        ), locked AS MATERIALIZED (
-         SELECT id FROM sessions WHERE (SELECT count(*) FROM held) >= 0 AND id = $10 FOR NO KEY UPDATE
+         SELECT id FROM sessions WHERE EXISTS (SELECT 1 FROM marked) AND id = $10 FOR NO KEY UPDATE
        ), timely AS MATERIALIZED (${timelyAfter('locked', '$16')}
        ), rotated AS (
          UPDATE sessions SET ${ROTATE_SET}
