@@ -100,7 +100,7 @@ appKeys.command('revoke <app> <keyId>').description('revoke an app key').action(
 const keys = program.command('keys').description('manage signing keys');
 keys.command('list <app>').action(withRotor(async (rotor, ref: string) => {
   const all = (await rotor.apps.listKeys(ref)).map((k) => signingKeyView(k, rotor.clock.now()));
-  return { json: { keys: all }, text: lines(all.map((k) => `${k.kid}  ${k.alg}  ${k.state}`)) };
+  return { json: { keys: all }, text: lines(all.map((k) => `${k.kid}  ${k.alg}  ${k.state}${k.state === 'retiring' && !k.published ? ' (no longer published)' : ''}`)) };
 }));
 keys.command('rotate <app>').action(withRotor(async (rotor, ref: string) => {
   const key = signingKeyView(await rotor.apps.rotateKey(ref), rotor.clock.now());
