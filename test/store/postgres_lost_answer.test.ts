@@ -205,17 +205,22 @@ describe('PostgreSQL: a rotation whose answer is lost with its connection', () =
 
   it('a rotation past its deadline on arrival (a clock offset gone wrong) is 503, not a lost race, and the offset is sampled again', async () => {
     await onStore('direct', ['alice', 'bob', 'carol'], async (store, sessions) => {
-      const rotation = (sessionId: string) => store.rotateSession({
-        sessionId, expectGeneration: 1, next: chainRecord(2), now: Date.now(), lastIp: null, lastUserAgent: null, horizonAt: 0,
+      const marks = sessions.map((_, i) => ({ key: `late-proof-${i}-${randomBytes(4).toString('hex')}`, expiresAt: Date.now() + 60_000 }));
+      const rotation = (sessionId: string, dpopProof?: { key: string; expiresAt: number }) => store.rotateSession({
+        sessionId, expectGeneration: 1, next: chainRecord(2), now: Date.now(), lastIp: null, lastUserAgent: null, horizonAt: 0, ...(dpopProof ? { dpopProof } : {}),
       });
       const offset = store as unknown as { c: { clockOffsetMs: number } };
       // As if this host's clock were a minute ahead of the database's: every deadline already past there.
       offset.c.clockOffsetMs = -60_000;
       await expect(rotation(sessions[0]!.id)).rejects.toBeInstanceOf(StoreUnavailableError); // alone (rotateOne)
       offset.c.clockOffsetMs = -60_000;
-      const batch = await Promise.allSettled([rotation(sessions[1]!.id), rotation(sessions[2]!.id)]); // one batch (rotateMany)
+      await expect(rotation(sessions[0]!.id, marks[0])).rejects.toBeInstanceOf(StoreUnavailableError); // alone, with a DPoP mark
+      offset.c.clockOffsetMs = -60_000;
+      const batch = await Promise.allSettled([rotation(sessions[1]!.id, marks[1]), rotation(sessions[2]!.id, marks[2])]); // one batch (rotateMany)
       expect(batch.map((o) => o.status === 'rejected' && o.reason instanceof StoreUnavailableError)).toEqual([true, true]);
       for (const session of sessions) expect((await store.findSession(session.id))?.session.refresh?.generation).toBe(1);
+      // Nor was any proof spent: each mark is still unused.
+      for (const mark of marks) expect(await store.useDpopProof(mark)).toBe(true);
       // The late answers sampled the clock again: the same rotations now go through.
       for (let attempt = 0; offset.c.clockOffsetMs < -30_000; attempt += 1) {
         if (attempt > 100) throw new Error('the clock was never sampled again');

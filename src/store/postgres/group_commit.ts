@@ -115,8 +115,9 @@ async function rotateMany(
     const row = outcomes.get(i + 1);
     // Its session (or its mark) was busy, or it is unknown: decided on its own, and its failure is its
     // own (the batch has committed; see TurnBatcher).
+    // Late: nothing of it was written, its DPoP mark included (a proof is not spent on a 503).
+    if (row?.locked === true && row.timely !== true) return Promise.reject(c.lateRotation());
     if (row?.locked !== true || (input.dpopProof && row.claimed !== true)) return rotatedAlone(c, unconfirmed, input);
-    if (row.timely !== true) return Promise.reject(c.lateRotation());
     if (input.dpopProof && row.proven !== true) return { rotated: false, proofReplayed: true }; // a claimed mark another input of the batch recorded
     return { rotated: row.rotated === true };
   });
@@ -135,7 +136,7 @@ function rotateManyStatement(c: PostgresConnection, inputs: RotateInput[], rotat
      ), timely AS MATERIALIZED (${timelyAfter('locked', '$16')}
      ), claims AS MATERIALIZED (
        SELECT DISTINCT ON (mark_key) mark_key, mark_expires, n FROM input
-       WHERE mark_key IS NOT NULL AND session_id IN (SELECT id FROM locked) ORDER BY mark_key, n
+       WHERE mark_key IS NOT NULL AND session_id IN (SELECT id FROM locked) AND (SELECT ok FROM timely) ORDER BY mark_key, n
      ), free AS MATERIALIZED (
        SELECT mark_key, mark_expires, n FROM claims
        WHERE NOT EXISTS (SELECT 1 FROM dpop_proofs d WHERE d.key = mark_key) AND pg_try_advisory_xact_lock(hashtextextended(mark_key, 0))
@@ -180,7 +181,8 @@ function rotateOneWithMark(c: PostgresConnection, unconfirmed: UnconfirmedRotati
       `WITH held AS MATERIALIZED (
          SELECT pg_advisory_xact_lock(hashtextextended($14::text, 0))
        ), marked AS (
-         INSERT INTO dpop_proofs (key, expires_at) SELECT $14::text, $15::bigint FROM held ON CONFLICT (key) DO NOTHING RETURNING key
+         INSERT INTO dpop_proofs (key, expires_at) SELECT $14::text, $15::bigint FROM held
+         WHERE clock_timestamp() < to_timestamp($16::bigint / 1000.0) ON CONFLICT (key) DO NOTHING RETURNING key
        ), locked AS MATERIALIZED (
          SELECT id FROM sessions WHERE EXISTS (SELECT 1 FROM marked) AND id = $10 FOR NO KEY UPDATE
        ), timely AS MATERIALIZED (${timelyAfter('locked', '$16')}
@@ -193,8 +195,8 @@ function rotateOneWithMark(c: PostgresConnection, unconfirmed: UnconfirmedRotati
       [...rotateValues(input, rotationId), mark.key, mark.expiresAt, deadline], 'rotor_rotate_session_marked',
     );
     const row = rows[0];
-    if (row?.marked !== true) return { rotated: false, proofReplayed: true };
-    if (row.timely !== true) throw c.lateRotation();
+    if (row?.timely !== true) throw c.lateRotation(); // its mark was not written either (a proof is not spent on a 503)
+    if (row.marked !== true) return { rotated: false, proofReplayed: true };
     return { rotated: row.rotated === true };
   });
 }
