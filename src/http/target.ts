@@ -8,16 +8,21 @@ export function pathOfTarget(target: string): string {
 }
 
 /**
- * The path the router matches (percent-decoded, whole); an undecodable one as it stands. For choices that
- * only shape an answer (preflight headers, which API's envelope a 405 comes in), never for a decision.
+ * The path as the router reads it: split at its raw slashes, each segment percent-decoded on its own
+ * (an escaped slash stays inside its segment, `a%2Fb` is one parameter, as find-my-way matches it). A
+ * segment that does not decode, or decodes to something holding a slash, keeps its raw spelling, so the
+ * segments never move. For choices that only shape an answer (preflight headers, which API's envelope a
+ * 405 comes in), never for a decision: those go by the route the router matched.
  */
 export function decodedPath(target: string): string {
-  const path = barePath(target);
-  try {
-    return decodeURIComponent(path);
-  } catch {
-    return path;
-  }
+  return barePath(target).split('/').map((segment) => {
+    try {
+      const decoded = decodeURIComponent(segment);
+      return decoded.includes('/') ? segment : decoded;
+    } catch {
+      return segment;
+    }
+  }).join('/');
 }
 
 function barePath(target: string): string {

@@ -22,6 +22,8 @@ describe('405 for a known path, in the envelope of the API it belongs to', () =>
     ['GET', '/auth/api/v1/authentication-management/session', 'PATCH, POST', (b) => expect(b).toMatchObject({ status: { code: 405, name: 'METHOD_NOT_ALLOWED' }, data: null })],
     ['GET', '/v1/refreshToken', 'POST', (b) => expect(b).toEqual({ success: false, status: 405, message: 'Método no permitido' })],
     ['GET', '/v1/refresh', 'POST', (b) => expect(b).toMatchObject({ code: 'method_not_allowed', status: 405 })],
+    // An escaped slash inside a parameter is one segment to the router (app id "a/b"), so to the envelope too.
+    ['GET', '/app/a%2Fb/sign', 'POST', (b) => expect(b).toEqual({ errors: 'this endpoint answers POST' })],
     // A path longer than a log line's 200 characters is still matched whole.
     ['GET', `/app/${'x'.repeat(1500)}/sign`, 'POST', (b) => expect(b).toEqual({ errors: 'this endpoint answers POST' })],
   ];
