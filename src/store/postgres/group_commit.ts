@@ -113,10 +113,10 @@ async function rotateMany(
   const outcomes = new Map(rows.map((row) => [Number(row.n), row]));
   return inputs.map((input, i) => {
     const row = outcomes.get(i + 1);
-    // Its session (or its mark) was busy, or it is unknown: decided on its own, and its failure is its
-    // own (the batch has committed; see TurnBatcher).
     // Late: nothing of it was written, its DPoP mark included (a proof is not spent on a 503).
     if (row?.locked === true && row.timely !== true) return Promise.reject(c.lateRotation());
+    // Its session (or its mark) was busy, or it is unknown: decided on its own, and its failure is its
+    // own (the batch has committed; see TurnBatcher).
     if (row?.locked !== true || (input.dpopProof && row.claimed !== true)) return rotatedAlone(c, unconfirmed, input);
     if (input.dpopProof && row.proven !== true) return { rotated: false, proofReplayed: true }; // a claimed mark another input of the batch recorded
     return { rotated: row.rotated === true };
