@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
@@ -94,8 +95,28 @@ function answerClientError(logger: Logger, err: Error & { code?: string }, socke
     : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
       ? [408, 'Request Timeout', 'the request took too long to arrive']
       : [400, 'Bad Request', 'the request is not valid HTTP/1.1'];
-  const body = problemBody('invalid_request', status, detail);
+  answerOnSocket(socket, 'invalid_request', status, reason, detail);
+}
+
+/** A problem body written straight to the socket, which then closes: for answers given before fastify sees the request. */
+function answerOnSocket(socket: Duplex, code: string, status: number, reason: string, detail: string): void {
+  const body = problemBody(code, status, detail);
   socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/problem+json; charset=utf-8\r\nCache-Control: no-store\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+}
+
+/**
+ * Two requests Node answers itself, outside fastify: an `Expect` other than 100-continue (a bare 417 with
+ * no body) and a CONNECT (the socket closed without a word). Both get a problem body of the catalogue
+ * instead, and the connection closes (a body may follow such a request). Nothing of the request is echoed.
+ */
+function answerNodesOwnRefusals(app: FastifyInstance): void {
+  app.server.on('checkExpectation', (_request, response: ServerResponse) => {
+    const body = problemBody('invalid_request', 417, 'only Expect: 100-continue is understood');
+    response.shouldKeepAlive = false;
+    response.writeHead(417, { 'Content-Type': 'application/problem+json; charset=utf-8', 'Cache-Control': 'no-store', 'Content-Length': Buffer.byteLength(body) });
+    response.end(body);
+  });
+  app.server.on('connect', (_request, socket: Duplex) => answerOnSocket(socket, 'invalid_request', 400, 'Bad Request', 'CONNECT is not served here: Rotor is no proxy'));
 }
 
 /** The longest path parameter routed to a handler, which refuses it in its own envelope if it is too long. */
@@ -132,6 +153,7 @@ export function buildServer(input: BuildServerInput): FastifyInstance {
   // Node drops headers past the 2,000th without a word, and a duplicate Authorization or DPoP header
   // among them would go unseen; the 16 KiB header limit (431) bounds them instead (SECURITY-CASES H-02).
   app.server.maxHeadersCount = 0;
+  answerNodesOwnRefusals(app);
 
   const ctx: ApiContext = { rotor: input.rotor, config: input.config, metrics: input.metrics };
   limitRequestsInFlight(app, () => input.metrics.connectionsClosed.inc({ reason: 'pipelining' }));

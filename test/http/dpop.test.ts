@@ -270,6 +270,29 @@ describe('DPoP (RFC 9449)', () => {
     expect((await server.call('POST', '/oauth2/introspect', { form: { token: pair.refreshToken, client_id: app.id, client_secret: app.appKey } })).body.active).toBe(true);
   });
 
+  it('a scope on the refresh grant is judged after the proof: a bound token without its key learns nothing from it, and nothing is consumed', async () => {
+    const app = await createApp(server, { name: 'dpop-scope' });
+    const key = holder();
+    const pair = await issue(server, app, 'alice', { dpopJkt: key.jkt, claims: { scope: 'read write' } });
+    const scoped = (dpop: string | undefined, scope: string) => server.call('POST', '/oauth2/token', {
+      form: { grant_type: 'refresh_token', refresh_token: pair.refreshToken, client_id: app.id, scope }, headers: dpop === undefined ? {} : { dpop },
+    });
+    // Before, a broader scope was answered invalid_scope before the proof was asked for: a live-token oracle.
+    for (const attempt of [undefined, proof(holder(), `${ISSUER}/oauth2/token`)]) {
+      const refused = await scoped(attempt, 'admin');
+      expect(refused.status).toBe(400);
+      expect(refused.body.error).toBe('invalid_dpop_proof');
+    }
+    const broader = await scoped(proof(key, `${ISSUER}/oauth2/token`), 'admin');
+    expect(broader.status).toBe(400);
+    expect(broader.body.error).toBe('invalid_scope');
+    // Neither the refusals nor that proof consumed anything: the session renews with its key, scope kept.
+    const renewed = await scoped(proof(key, `${ISSUER}/oauth2/token`), 'read');
+    expect(renewed.status, renewed.text).toBe(200);
+    expect(renewed.body.scope).toBe('read write');
+    expect(renewed.body.token_type).toBe('DPoP');
+  });
+
   it('server nonces: use_dpop_nonce with a DPoP-Nonce, then the proof with that nonce works; a stale or forged nonce is refused', async () => {
     const app = await createApp(server, { name: 'dpop-nonce', policy: { dpopNonce: true, reuseGrace: 0 } });
     const key = holder();

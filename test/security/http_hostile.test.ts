@@ -262,6 +262,31 @@ describe('hostile HTTP input (H-01 … H-15)', () => {
     await controlAlive();
   });
 
+  it('H-17 what Node answers on its own (an unknown Expect, a CONNECT) comes in Rotor\'s envelope too, and closes', async () => {
+    const expectation = await raw(server.url, 'POST /v1/refresh HTTP/1.1\r\nHost: x\r\nExpect: foo\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}');
+    const tunnel = await raw(server.url, 'CONNECT 127.0.0.1:1 HTTP/1.1\r\nHost: 127.0.0.1:1\r\n\r\n');
+    for (const [res, status] of [[expectation, 417], [tunnel, 400]] as const) {
+      expect(statusOf(res), res.slice(0, 60)).toBe(status);
+      expect(res).toMatch(/content-type: application\/problem\+json; charset=utf-8/i);
+      expect(res).toMatch(/connection: close/i);
+      expect(JSON.parse(res.slice(res.indexOf('\r\n\r\n') + 4))).toMatchObject({ code: 'invalid_request', status });
+    }
+    // Expect: 100-continue is still Node's: the body is asked for and the request served.
+    const continued = await raw(server.url, `POST /v1/introspect HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nAuthorization: Bearer ${app.appKey}\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}`);
+    expect(continued).toMatch(/^HTTP\/1\.1 100 Continue/);
+    await controlAlive();
+  });
+
+  it('H-18 an OAuth error_description holds RFC 6749 §5.2 characters only, even when it names what the client sent', async () => {
+    const name = '"\\\r\n<script>é';
+    const body = `grant_type=refresh_token&refresh_token=x&${encodeURIComponent(name)}=1&${encodeURIComponent(name)}=2`;
+    const res = await server.call('POST', '/oauth2/token', { body, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    expect(res.status).toBe(400);
+    expect(res.body.error).toBe('invalid_request');
+    expect(res.body.error_description).toMatch(/^[\x20\x21\x23-\x5B\x5D-\x7E]+$/);
+    expect(res.body.error_description).toContain('repeated');
+  });
+
   it('H-15 every error is JSON with a charset', async () => {
     for (const res of [
       await server.call('POST', '/v1/refresh', { json: {} }),

@@ -18,6 +18,7 @@ interface Renewal {
   client: ClientContext;
   proof: ProofCheck;
   abandoned: (() => boolean) | undefined;
+  precondition: ((session: Session) => void) | undefined;
   /**
    * When the request reached the engine (its body read): the grace window is judged at that instant,
    * so a twin request kept waiting by a slow store is still the retry it was when it came, not reuse.
@@ -61,7 +62,7 @@ async function refreshOrThrow(core: EngineCore, token: unknown, options: Refresh
   if (!app.public && !(options.clientAuthenticated === true && options.client?.id === app.id)) {
     throw new RotorError('invalid_app_key', 'this app is confidential: its refresh tokens are redeemed only with its app key', { reason: 'client_authentication_required' });
   }
-  const renewal: Renewal = { core, app, client: recordableClient(options.context), proof: proofFor(core, app, options.dpop), abandoned: options.abandoned, arrivedAt };
+  const renewal: Renewal = { core, app, client: recordableClient(options.context), proof: proofFor(core, app, options.dpop), abandoned: options.abandoned, precondition: options.precondition, arrivedAt };
   const issued = located.kind === 'chain'
     ? await renewChain(renewal, located.found, located.generation, 0)
     : await renewLegacy(renewal, located.found, 0);
@@ -97,6 +98,7 @@ async function renewChain(r: Renewal, found: FoundSession, g: number, attempt: n
  */
 async function rotate(r: Renewal, found: FoundSession, jkt: string | null, now: Millis, write: RotationWrite): Promise<Issued | null> {
   const { core, app, client } = r;
+  r.precondition?.(found.session);
   const format = core.formats.formatFor(app.profile);
   // A pre-upgrade session of a profile whose ids carry a locator gets one with its first generation.
   const locator = format.chainId?.locatesSession && found.session.locator === null ? core.ids.newLocator() : null;
@@ -206,6 +208,7 @@ async function replayedLegacy(r: Renewal, found: FoundLegacyRefresh, now: Millis
 async function retried(r: Renewal, found: FoundSession, chain: RefreshChain, successor: string, jkt: string | null, now: Millis): Promise<Issued> {
   const { core, app } = r;
   const { session } = found;
+  r.precondition?.(session);
   const format = core.formats.formatFor(app.profile);
   const key = await core.keyring.activeKey(app, found.keysVersion);
   const exp = accessExp(app, session, now);

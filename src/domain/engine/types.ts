@@ -77,6 +77,13 @@ export interface RefreshOptions {
    * not taken for reuse.
    */
   abandoned?: () => boolean;
+  /**
+   * The caller's own condition on the session (OAuth: a requested scope within the granted one, RFC 6749
+   * §6), checked after every check of the refresh itself (token, client, binding, DPoP proof) and before
+   * anything is consumed or a retry answered; it throws a RotorError to refuse. Asked earlier, it would
+   * tell whoever holds a token whether it is live without the key or proof the refresh needs.
+   */
+  precondition?: (session: Session) => void;
 }
 
 export interface DpopInput {

@@ -92,10 +92,15 @@ function safeDecode(text: string): string | undefined {
   }
 }
 
+/**
+ * RFC 6749 §5.2: an error_description holds printable ASCII other than `"` and `\` only. Some details
+ * quote what the client sent (a repeated parameter's name), which may hold anything: `"` becomes `'`,
+ * any other character outside the set `?`.
+ */
+const oauthText = (text: string): string => text.replace(/"/g, "'").replace(/[^\x20\x21\x23-\x5B\x5D-\x7E]/g, '?');
+
 /** RFC 6749 §6: a narrower scope is fine and keeps the original grant; a broader one is refused. */
-function checkScope(requested: unknown, granted: unknown): void {
-  if (requested === undefined || requested === '') return;
-  if (typeof requested !== 'string') throw new RotorError('invalid_request', 'scope must be a string');
+function checkScope(requested: string, granted: unknown): void {
   const grantedSet = new Set(typeof granted === 'string' ? granted.split(' ').filter(Boolean) : []);
   for (const scope of requested.split(' ').filter(Boolean)) {
     if (!grantedSet.has(scope)) throw new RotorError('invalid_scope', 'the requested scope exceeds the granted scope');
@@ -131,7 +136,7 @@ export const oauth2Api: Api = {
     if (err.reason !== undefined || error === 'invalid_client') request.log.info({ event: 'oauth_refused', error, code: err.code, reason: err.reason }, 'oauth request refused');
     const body: Record<string, string> = { error };
     const description = GENERIC_DESCRIPTIONS[error] ?? (err.kind === 'internal' ? undefined : err.detail);
-    if (description !== undefined) body.error_description = description;
+    if (description !== undefined) body.error_description = oauthText(description);
     return send(reply, status, body);
   },
   routes(app, ctx) {
@@ -148,15 +153,13 @@ export const oauth2Api: Api = {
         throw new RotorError('invalid_request', 'only grant_type=refresh_token is supported', { reason: 'unsupported_grant_type' });
       }
       if (typeof body.refresh_token !== 'string' || body.refresh_token.length === 0) throw new RotorError('invalid_request', 'refresh_token is required');
-      // Scope is checked against the session before rotating, so a refused scope consumes nothing.
-      if (body.scope !== undefined && body.scope !== '') {
-        const peek = await rotor.introspect(body.refresh_token, client);
-        // Only a live token can mint: a consumed one goes on to the engine (grace retry or reuse detection),
-        // an unknown or dead one to invalid_grant, whatever scope it asks for.
-        if (peek.active) checkScope(body.scope, peek.claims?.scope);
-      }
+      if (body.scope !== undefined && typeof body.scope !== 'string') throw new RotorError('invalid_request', 'scope must be a string');
+      const scope = body.scope;
       const issued = await rotor.refresh(body.refresh_token, {
         client, clientAuthenticated: authenticated,
+        // Judged by the engine once the token, the client and the proof passed, before anything is consumed:
+        // an unknown, dead or reused token goes its own way whatever scope it asks for (reuse is still caught).
+        precondition: scope ? (session) => checkScope(scope, session.claims.scope) : undefined,
         context: clientContextOf(request),
         dpop: dpopInput(request, ctx.config.issuer, '/oauth2/token'), abandoned: abandonedOf(request),
       });
