@@ -6,6 +6,7 @@ import type { RateLimits } from '../config.js';
 import type { RouteClass, RouteClassRule } from './dialect.js';
 import { rateBucketOf } from './rate_bucket.js';
 import { clientAddressOf } from './client_context.js';
+import { refusedWhatItPresented } from './api.js';
 
 export { DEFAULT_RATE_LIMITS, type RateLimits } from '../config.js';
 
@@ -133,9 +134,11 @@ export class RateLimiter {
     // The client's per-ip bucket: its address without a proxy's port, IPv6 by its prefix (rate_bucket.ts).
     const bucketOf = (request: FastifyRequest) => rateBucketOf(clientAddressOf(request), limits.ipv6Prefix);
     // Admin calls are counted when the request arrives, before the admin scope's own token check
-    // refuses a wrong token: otherwise guesses of the admin token would never be limited.
+    // refuses a wrong token: otherwise guesses of the admin token would never be limited. Only calls that
+    // carry an Authorization header, the admin token's one place: a foreign page can make the operator's
+    // browser send any number of bare no-cors GETs, never that header (it needs a preflight, refused here).
     app.addHook('onRequest', async (request) => {
-      if (classOf(this.routes, request, prefix) !== 'admin') return;
+      if (classOf(this.routes, request, prefix) !== 'admin' || request.headers.authorization === undefined) return;
       const ip = bucketOf(request);
       try {
         this.check(`a:${ip}`, limits.adminPerIp);
@@ -173,10 +176,11 @@ export class RateLimiter {
         throw err;
       }
     });
-    app.addHook('onResponse', async (request, reply) => {
+    // Failures are guesses refused: a token, proof, key or password judged and not honoured. A request
+    // refused for its origin, shape or method guessed nothing (and a foreign page can send those).
+    app.addHook('onResponse', async (request) => {
+      if (!refusedWhatItPresented.has(request)) return;
       const kind = classOf(this.routes, request, prefix);
-      const failed = reply.statusCode >= 400 && reply.statusCode < 500 && reply.statusCode !== 429;
-      if (!failed) return;
       const ip = bucketOf(request);
       if (kind === 'refresh') this.hit(`rf:${ip}`);
       if (kind === 'login') {

@@ -165,6 +165,32 @@ describe('@rotor/client in Node', () => {
     online.close();
   });
 
+  it('a redirect at the baseUrl is not followed: the refresh token and the revoked token never leave for its target (outside review S5-05)', async () => {
+    const received: string[] = [];
+    const thief = createServer((req, res) => { req.on('data', (chunk) => received.push(String(chunk))); req.on('end', () => res.end('{}')); });
+    await new Promise<void>((resolve) => thief.listen(0, '127.0.0.1', resolve));
+    const thiefUrl = `http://127.0.0.1:${(thief.address() as { port: number }).port}`;
+    const redirector = createServer((_req, res) => { res.writeHead(307, { location: `${thiefUrl}/steal` }); res.end(); });
+    await new Promise<void>((resolve) => redirector.listen(0, '127.0.0.1', resolve));
+    try {
+      const pair = expiring(await issue(server, strict));
+      const moved = client({ baseUrl: `http://127.0.0.1:${(redirector.address() as { port: number }).port}`, retries: 0 });
+      await moved.setSession(pair);
+      expect((await rejection(moved.getAccessToken())).kind).toBe('transient');
+      await moved.signOut().catch(() => undefined);
+      moved.close();
+      expect(received.join('')).toBe('');
+      // Nothing was consumed either: the session renews at Rotor itself.
+      const direct = client();
+      await direct.setSession(pair);
+      expect(await introspect(strict, await direct.getAccessToken())).toBe(true);
+      direct.close();
+    } finally {
+      await new Promise((resolve) => thief.close(resolve));
+      await new Promise((resolve) => redirector.close(resolve));
+    }
+  });
+
   it('B-07 an answer that never comes: the call times out and the retry, inside the grace window, gets the same successor', async () => {
     const proxy = await startHoldingProxy(server.url);
     try {

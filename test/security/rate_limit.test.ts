@@ -59,6 +59,33 @@ describe('rate limits: the admin API and the configuration', () => {
     }
   });
 
+  it('what a foreign page can make a browser send is no failed guess: origin refusals and bare admin calls do not lock anyone out (outside review S5-04)', async () => {
+    const server = await startTestServer({ env: { ROTOR_RATE_LIMITS: 'refreshFailuresPerIp=3,adminPerIp=4', ROTOR_CORS_ORIGINS: 'https://app.example' } });
+    try {
+      const app = await createApp(server, { name: 'rl-site' });
+      const pair = await issue(server, app);
+      // A page on another site: no-cors form posts (no preflight) and bare GETs of the admin API.
+      for (let i = 0; i < 10; i += 1) {
+        const refused = await server.call('POST', '/v1/refresh', { json: { refreshToken: pair.refreshToken }, headers: { origin: 'https://evil.example' } });
+        expect(refused.status).toBe(403);
+        expect(refused.body.code).toBe('origin_not_allowed');
+        expect((await server.call('POST', '/oauth2/token', { form: { grant_type: 'refresh_token', refresh_token: pair.refreshToken, client_id: app.id }, headers: { origin: 'https://evil.example' } })).status).toBe(403);
+        expect((await server.call('GET', '/admin/apps')).status).toBe(401);
+      }
+      const renewed = await server.call('POST', '/v1/refresh', { json: { refreshToken: pair.refreshToken }, headers: { origin: 'https://app.example' } });
+      expect(renewed.status, renewed.text).toBe(200);
+      expect((await server.call('GET', '/admin/apps', { headers: admin })).status).toBe(200);
+      // Guesses are still limited: wrong tokens, and admin calls with a wrong token (the app's creation and the
+      // call above were admin calls 1 and 2 of 4).
+      for (let i = 0; i < 3; i += 1) expect((await server.call('POST', '/v1/refresh', { json: { refreshToken: 'rt_nope' } })).status).toBe(400);
+      expect((await server.call('POST', '/v1/refresh', { json: { refreshToken: renewed.body.refreshToken } })).status).toBe(429);
+      for (let i = 0; i < 2; i += 1) expect((await server.call('GET', '/admin/apps', { headers: { authorization: 'Bearer wrong' } })).status).toBe(401);
+      expect((await server.call('GET', '/admin/apps', { headers: admin })).status).toBe(429);
+    } finally {
+      await server.close();
+    }
+  });
+
   it('refuses a malformed ROTOR_RATE_LIMITS', async () => {
     await expect(startTestServer({ env: { ROTOR_RATE_LIMITS: 'bogus=1' } })).rejects.toThrow(/ROTOR_RATE_LIMITS/);
   });

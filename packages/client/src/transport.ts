@@ -128,7 +128,8 @@ export class Transport {
     try {
       return await this.doFetch(`${this.base}${path}`, {
         method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body),
-        credentials: 'omit', signal: controller.signal,
+        // A redirect (an edge rule, a moved domain) would carry the refresh token to wherever it points.
+        credentials: 'omit', redirect: 'error', signal: controller.signal,
       });
     } catch (err) {
       throw new RotorClientError('transient', controller.signal.aborted ? `Rotor did not answer within ${this.timeoutMs} ms` : 'Rotor could not be reached', { cause: err });
