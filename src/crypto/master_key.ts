@@ -1,6 +1,7 @@
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { closeSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { makePrivateDir, openPrivateForReading, PRIVATE_FILE_MODE } from './private_files.js';
 import { secureRandomBytes } from './random.js';
 
 export type SealPurpose = 'signing-key' | 'refresh-successor';
@@ -31,14 +32,18 @@ export class MasterKey {
     return new MasterKey(randomBytes(32));
   }
 
-  /** Reads the key file, creating it (mode 0600, in a new directory 0700: S2-07) when absent. */
+  /** Reads the key file, creating it (mode 0600, in a new directory 0700: S2-07) when absent; another user's is refused (S5-06). */
   static fromFile(path: string): MasterKey {
     if (!existsSync(path)) {
       makePrivateDir(dirname(path));
-      writeFileSync(path, randomBytes(32).toString('base64') + '\n', { mode: 0o600, flag: 'wx' });
+      writeFileSync(path, randomBytes(32).toString('base64') + '\n', { mode: PRIVATE_FILE_MODE, flag: 'wx' });
     }
-    chmodSync(path, 0o600);
-    return MasterKey.fromBase64(readFileSync(path, 'utf8'));
+    const fd = openPrivateForReading(path, 'the master key file');
+    try {
+      return MasterKey.fromBase64(readFileSync(fd, 'utf8'));
+    } finally {
+      closeSync(fd);
+    }
   }
 
   /**
@@ -72,20 +77,5 @@ export class MasterKey {
     decipher.setAAD(Buffer.from(context));
     decipher.setAuthTag(sealed.subarray(12, 28));
     return Buffer.concat([decipher.update(sealed.subarray(28)), decipher.final()]);
-  }
-}
-
-/**
- * Creates `dir` and its missing parents, each exactly 0700 whatever the umask (mkdir masks the mode);
- * an existing directory is left as it is. The same rule as the SQLite store's data directory.
- */
-function makePrivateDir(dir: string): void {
-  const target = resolve(dir);
-  const first = mkdirSync(target, { recursive: true, mode: 0o700 });
-  if (first === undefined) return;
-  const top = resolve(first);
-  for (let d = target; ; d = dirname(d)) {
-    chmodSync(d, 0o700);
-    if (d === top || dirname(d) === d) break;
   }
 }

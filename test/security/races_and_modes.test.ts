@@ -1,4 +1,6 @@
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -194,6 +196,38 @@ describe.skipIf(onPostgres)('S2-07 modes of the SQLite files', () => {
       expect.objectContaining({ path: shared, mode: 0o777, fix: `keep the database in a directory of its own (mkdir -m 700 ${join(shared, 'rotor')}, and move it there)` }),
     ]);
   });
+
+  // Only root can make a file another user's; the CI machines run the suite as root.
+  it.skipIf(process.getuid?.() !== 0)('S5-06 a data directory, database or master key another local user planted is refused, not used (root runs the check)', async () => {
+    const NOBODY = 65534;
+    const shared = tempDir();
+    chmodSync(shared, 0o1777); // a shared working directory, like /tmp
+    const data = join(shared, 'data');
+    mkdirSync(data, { mode: 0o700 });
+    const key = join(data, 'master.key');
+    writeFileSync(key, `${randomBytes(32).toString('base64')}\n`, { mode: 0o600 });
+    const db = join(data, 'rotor.db');
+    writeFileSync(db, '', { mode: 0o600 });
+    for (const p of [data, key, db]) chownSync(p, NOBODY, NOBODY);
+    expect(() => MasterKey.fromFile(key)).toThrow(/belongs to another user \(uid 65534\)/);
+    expect(() => new SqliteStore(db)).toThrow(/belongs to another user \(uid 65534\)/);
+    // `rotor serve` with the default ./data started there: one line on stderr, a non-zero exit, nothing served.
+    const { main, dispose } = await buildRotor();
+    try {
+      const run = spawnSync(process.execPath, [main, 'serve'], { cwd: shared, env: { ...process.env, ROTOR_PORT: '0', ROTOR_DATABASE_URL: '', ROTOR_MASTER_KEY: '' }, encoding: 'utf8', timeout: 60_000 });
+      expect(run.status, run.stderr).toBe(1);
+      expect(run.stderr).toMatch(/^rotor: .*belongs to another user \(uid 65534\).*chown it to uid 0/);
+      // A planted file in a directory of Rotor's own is refused too; the same files made Rotor's own are used.
+      chownSync(data, 0, 0);
+      expect(() => MasterKey.fromFile(key)).toThrow(/master key file .* belongs to another user/);
+      for (const p of [key, db]) chownSync(p, 0, 0);
+      const store = new SqliteStore(db);
+      await store.close();
+      expect(MasterKey.fromFile(key)).toBeInstanceOf(MasterKey);
+    } finally {
+      dispose();
+    }
+  }, 120_000);
 
   it('S2-07 `rotor serve` over an existing world-readable database warns with the chmod that fixes each path, and changes nothing', async () => {
     const { main, dispose } = await buildRotor();

@@ -3,6 +3,7 @@ import { dirname } from 'node:path';
 import { StoreUnavailableError } from '../../domain/errors.js';
 import { Checkpointer, CHECKPOINTER_AFTER_WRITES } from './checkpointer.js';
 import { createPrivateFile, makePrivateDir } from './file_modes.js';
+import { refuseForeignOwner } from '../../crypto/private_files.js';
 import { SQLITE_MIGRATIONS } from './schema.js';
 
 export type Row = Record<string, unknown>;
@@ -40,6 +41,9 @@ export class SqliteConnection {
       // S2-07: a new data directory 0700 and a new database 0600 (its -wal and -shm follow), whatever the umask.
       makePrivateDir(dirname(path));
       createPrivateFile(path);
+      // S5-06: a directory or database another local user planted is refused (SQLite would give its -wal
+      // and -shm that user too, and that user could read and write every session).
+      for (const file of [path, `${path}-wal`, `${path}-shm`]) refuseForeignOwner(file, 'the SQLite database');
     }
     this.synchronous = options.synchronous ?? 'NORMAL';
     this.db = new Database(path);

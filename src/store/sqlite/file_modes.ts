@@ -1,4 +1,4 @@
-import { chmodSync, closeSync, fchmodSync, mkdirSync, openSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 
 /**
@@ -8,40 +8,7 @@ import { dirname, join, resolve } from 'node:path';
  * What exists already is left as it is (an operator may have chosen group access on purpose) and
  * reported by `wideModes`, which the server logs at start.
  */
-export const PRIVATE_DIR_MODE = 0o700;
-export const PRIVATE_FILE_MODE = 0o600;
-
-/** Creates `dir` and its missing parents, each exactly 0700; an existing directory is left alone. */
-export function makePrivateDir(dir: string): void {
-  const target = resolve(dir);
-  const first = mkdirSync(target, { recursive: true, mode: PRIVATE_DIR_MODE });
-  if (first === undefined) return;
-  // mkdir masks the mode with the umask: set it exactly on every directory made here.
-  const top = resolve(first);
-  for (let d = target; ; d = dirname(d)) {
-    chmodSync(d, PRIVATE_DIR_MODE);
-    if (d === top || dirname(d) === d) break;
-  }
-}
-
-/**
- * Creates the database file, empty (SQLite takes an empty file for a new database) and exactly 0600,
- * before SQLite opens it; an existing file is left alone.
- */
-export function createPrivateFile(path: string): void {
-  let fd: number;
-  try {
-    fd = openSync(path, 'wx', PRIVATE_FILE_MODE);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return;
-    throw err;
-  }
-  try {
-    fchmodSync(fd, PRIVATE_FILE_MODE);
-  } finally {
-    closeSync(fd);
-  }
-}
+export { createPrivateFile, makePrivateDir, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../../crypto/private_files.js';
 
 export interface WideMode {
   path: string;
