@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { RotorError } from '../domain/errors.js';
+import type { ErrorKind, RotorError } from '../domain/errors.js';
 import type { Rotor } from '../domain/rotor.js';
 import type { Config } from '../config.js';
 import type { Metrics } from './observability.js';
@@ -31,13 +31,12 @@ export interface Api {
  */
 export const answeredBusy = new WeakSet<FastifyRequest>();
 /**
- * Requests refused for what they presented (a token, its proof, an app key or other credential: kinds
- * `refused` and `client_auth`), as opposed to refused for their shape, their origin or their method. Only
- * these are failed guesses (the rate limiter's failure buckets): a page on any site can make its visitors'
- * browsers send cross-origin requests that are refused for their origin, and they must not lock the
- * visitors out.
+ * The kind of error each refused request of an API was answered with (the rate limiter tells failed
+ * guesses from other refusals by it: a page on any site can make its visitors' browsers send
+ * cross-origin requests that are refused for their origin or their shape, and those must not lock the
+ * visitors out).
  */
-export const refusedWhatItPresented = new WeakSet<FastifyRequest>();
+export const refusalKinds = new WeakMap<FastifyRequest, ErrorKind>();
 const BUSY_LOG_EVERY_MS = 10_000;
 let busySinceLog = 0;
 let busyLoggedAt = 0;
@@ -61,7 +60,7 @@ export function registerApi(app: FastifyInstance, api: Api, ctx: ApiContext, rou
       if (isServerFault(err)) request.log.error({ err: raw }, 'request failed');
       if (err.code === 'store_unavailable') ctx.metrics.storeErrors.inc();
       if (err.code === 'server_busy') noteBusy(request, ctx);
-      if (err.kind === 'refused' || err.kind === 'client_auth') refusedWhatItPresented.add(request);
+      refusalKinds.set(request, err.kind);
       if (err.retryAfter !== undefined) reply.header('Retry-After', String(err.retryAfter));
       for (const [name, value] of Object.entries(err.headers)) reply.header(name, value);
       return api.renderError(err, request, reply);

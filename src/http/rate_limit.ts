@@ -6,7 +6,7 @@ import type { RateLimits } from '../config.js';
 import type { RouteClass, RouteClassRule } from './dialect.js';
 import { rateBucketOf } from './rate_bucket.js';
 import { clientAddressOf } from './client_context.js';
-import { refusedWhatItPresented } from './api.js';
+import { refusalKinds } from './api.js';
 
 export { DEFAULT_RATE_LIMITS, type RateLimits } from '../config.js';
 
@@ -176,11 +176,15 @@ export class RateLimiter {
         throw err;
       }
     });
-    // Failures are guesses refused: a token, proof, key or password judged and not honoured. A request
-    // refused for its origin, shape or method guessed nothing (and a foreign page can send those).
+    // Failures are guesses refused. A refresh failed when what it presented (a token, its proof, an app
+    // key) was judged and not honoured; one refused for its origin, shape or method guessed nothing, and a
+    // foreign page can send those. A login naming a user failed however it was refused (a malformed
+    // signature or an unknown user is a guess too) unless for its origin (its body is never read then).
     app.addHook('onResponse', async (request) => {
-      if (!refusedWhatItPresented.has(request)) return;
+      const refusal = refusalKinds.get(request);
+      if (refusal === undefined || refusal === 'rate_limited' || refusal === 'unavailable' || refusal === 'internal' || refusal === 'forbidden') return;
       const kind = classOf(this.routes, request, prefix);
+      if (kind === 'refresh' && refusal !== 'refused' && refusal !== 'client_auth') return;
       const ip = bucketOf(request);
       if (kind === 'refresh') this.hit(`rf:${ip}`);
       if (kind === 'login') {
